@@ -1,0 +1,85 @@
+# pare - structural pruning of LLMs as small C programs. See README.md.
+CC      ?= cc
+PREFIX  ?= /usr/local
+PARE_DATA ?= ../shared/data
+export PARE_DATA
+
+PKGS     = msgpack openblas jansson libarchive libxxhash
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+           -march=x86-64-v2 -Ilib $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+
+BUILD   ?= build
+LIB_SRC  = $(sort $(wildcard lib/*.c))
+LIB_OBJ  = $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
+CMDS     = $(sort $(notdir $(wildcard cmd/*)))
+PROGS    = $(CMDS:%=$(BUILD)/bin/pare-%)
+FRONT    = $(BUILD)/bin/pare
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNITS    = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOLS_SRC= $(sort $(wildcard tests/tools/*.c))
+TOOLS    = $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+BENCH_SRC= $(sort $(wildcard bench/*.c))
+BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit bats check-asan bench demo install clean
+all: $(filter-out $(BUILD)/bin/pare-pare,$(PROGS)) $(FRONT) $(TOOLS)
+
+$(BUILD)/lib/%.o: lib/%.c lib/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libpare.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/bin/pare-%: cmd/%/main.c $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
+
+$(FRONT): cmd/pare/main.c $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
+
+# Every test: C unit tests of lib/, then bats tests of the programs.
+test: all $(UNITS)
+	@tests/run-unit $(UNITS)
+	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) bats tests/bats
+
+unit: all $(UNITS)
+	@tests/run-unit $(UNITS)
+
+bats: all
+	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) bats tests/bats
+
+# The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+check-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" test
+
+bench: all $(BENCHES)
+	@for b in $(BENCHES); do $$b || exit 1; done
+
+demo: all
+	@PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" ./tools/demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(filter-out $(BUILD)/bin/pare-pare,$(PROGS)) $(FRONT) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
+
+clean:
+	rm -rf build build-asan build-clang

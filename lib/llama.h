@@ -1,0 +1,39 @@
+/* llama.h - the LLaMA forward pass in fp32 over a batch of sequences, every linear
+ * map an OpenBLAS sgemm on the Hugging Face [out, in] weights. The backward pass
+ * goes beside it (llama_backward), kernel by kernel in kernels.c.
+ *
+ * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
+ * H query heads, KV key/value heads, hd head dim, F MLP width (per layer). */
+#ifndef PARE_LLAMA_H
+#define PARE_LLAMA_H
+
+#include "model.h"
+
+/* Activations for one (B, T): sized from the config once, one arena. */
+typedef struct {
+    int B, T;
+    float *arena;
+    float *x;        /* (N, D) residual stream */
+    float *xn;       /* (N, D) normed input of the current sub-block */
+    float *q;        /* (N, maxH*hd) */
+    float *k, *v;    /* (N, maxKV*hd) */
+    float *att;      /* (B, maxH, T, T) softmax probabilities */
+    float *ctx;      /* (N, maxH*hd) attention output before o_proj */
+    float *gate, *up;/* (N, maxF) */
+    float *hid;      /* (N, maxF) silu(gate) * up */
+    float *logits;   /* (N, V) */
+    float *rope_cos, *rope_sin; /* (T, hd/2) */
+} llama_state;
+
+void llama_state_init(llama_state *s, const model *m, int B, int T);
+void llama_state_free(llama_state *s);
+
+/* tokens (B, T) -> s->logits (B*T, V). */
+void llama_forward(const model *m, llama_state *s, const int *tokens);
+
+/* Mean negative log-likelihood helpers: for logits (N, V) and targets (N) (a
+ * target < 0 is ignored), add -log softmax(logits[i])[target[i]] into *sum (double)
+ * and the count into *count. */
+void nll_accumulate(const float *logits, const int *targets, int n, int V, double *sum, int64_t *count);
+
+#endif

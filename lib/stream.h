@@ -1,0 +1,111 @@
+/* stream.h - pare's MessagePack streams (DESIGN.md section 2, man/pare-stream.5).
+ *
+ * A stream is a header map, records (maps with a "t" key), and an end record
+ * {"t":"end","records":N,"xxh64":H} whose H is the XXH64 (seed 0) of every byte
+ * before the end record. Writers pack with msgpack-c; the reader is a pull parser
+ * that builds msgpack_object trees for small values and leaves a record's final bulk
+ * payload unread so the caller can fread it straight into its destination. */
+#ifndef PARE_STREAM_H
+#define PARE_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <msgpack.h>
+#include <xxhash.h>
+
+#define STREAM_VERSION 1
+
+/* ---- writing ---- */
+
+typedef struct {
+    FILE *f;
+    const char *name;       /* for messages */
+    msgpack_packer pk;      /* pack values with msgpack_pack_* on &w->pk */
+    XXH64_state_t *hash;
+    uint64_t offset;        /* bytes written so far */
+    uint64_t records;       /* records written (header and end excluded) */
+    char *tmp_path;         /* -o FILE: written here, renamed on close */
+    char *final_path;
+} stream_writer;
+
+/* Open stdout (path NULL or "-") or, for -o FILE, a temporary file beside FILE
+ * that stream_writer_close renames into place. Refuses a terminal on stdout. */
+void stream_writer_open(stream_writer *w, const char *path);
+/* Header map: the caller packs its own extra keys after the standard ones.
+ * extra_pairs is how many key/value pairs the caller will pack next. */
+void stream_write_header(stream_writer *w, const char *kind, int argc, char **argv, int extra_pairs);
+/* Start a record map of n_pairs entries (the "t" pair counts) and pack "t": type. */
+void stream_begin_record(stream_writer *w, const char *type, int n_pairs);
+/* Pad so that a bin payload whose msgpack bin header of header_len bytes follows
+ * next record starts on a 64-byte boundary: emits a "pad" record if needed.
+ * Call before stream_begin_record for a record whose bulk payload is last and whose
+ * bytes before the payload are known: prefix_len = bytes from record start to payload. */
+void stream_align_next(stream_writer *w, uint64_t prefix_len);
+/* Bulk payload: bin header then the bytes (written straight, no copy). */
+void stream_write_bin(stream_writer *w, const void *data, size_t n);
+/* End record, flush, fsync/rename for -o. Dies on any write error. */
+void stream_writer_close(stream_writer *w);
+
+/* Small packing helpers. */
+void mp_pack_str(msgpack_packer *pk, const char *s);
+void mp_pack_kv_str(msgpack_packer *pk, const char *k, const char *v);
+void mp_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v);
+void mp_pack_kv_double(msgpack_packer *pk, const char *k, double v);
+/* JSON value -> msgpack (for configs kept as json_t). */
+struct json_t;
+void mp_pack_json(msgpack_packer *pk, const struct json_t *j);
+
+/* ---- reading ---- */
+
+typedef struct {
+    FILE *f;
+    char *name;             /* for messages: the path, or "stdin" */
+    bool own_file;
+    XXH64_state_t *hash;
+    XXH64_state_t *hash_at_record; /* state before the current record */
+    uint64_t offset;
+    uint64_t records;
+    char kind[16];
+    int version;
+    msgpack_zone zone;      /* holds the current header/record objects */
+    msgpack_object header;  /* valid until stream_reader_close */
+    msgpack_zone header_zone;
+    /* current record */
+    const char *payload_key; /* key of an unread final bin payload, or NULL */
+    uint64_t payload_len;
+    bool done;
+} stream_reader;
+
+/* Open a path ("-" = stdin) and read the header. kind: required kind, or NULL for
+ * any (e.g. pare show). Dies with "NAME: ..." on wrong kind/version/garbage. */
+void stream_reader_open(stream_reader *r, const char *path, const char *kind);
+/* Same, on an already-open FILE whose first bytes may have been peeked into
+ * prefix (prefix_len bytes, consumed from f already). */
+void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const uint8_t *prefix,
+                             size_t prefix_len, const char *kind);
+/* Next record: fills *rec (a map, owned by the reader until the next call) and
+ * returns true; returns false after the end record has been verified. A record's
+ * last value, when it is a bin, is left unread: r->payload_key names it and
+ * r->payload_len gives its size; read it with stream_read_payload or skip it (the
+ * next stream_next skips it). "pad" records are skipped silently. */
+bool stream_next(stream_reader *r, msgpack_object *rec);
+void stream_read_payload(stream_reader *r, void *dst, uint64_t n);
+void stream_reader_close(stream_reader *r);
+/* Die with "NAME: MSG" (the stream's name prefixed). */
+_Noreturn void stream_die(const stream_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* msgpack_object helpers: NULL / defaults when absent or of another type. */
+const msgpack_object *mp_get(const msgpack_object *map, const char *key);
+bool mp_is_str(const msgpack_object *o, const char *s);
+char *mp_strdup(const msgpack_object *o);            /* NULL unless a str */
+bool mp_int(const msgpack_object *o, int64_t *v);    /* false unless an int */
+bool mp_double(const msgpack_object *o, double *v);  /* ints and floats */
+struct json_t *mp_to_json(const msgpack_object *o);  /* bins become {"bin": N} */
+
+/* True if the bytes look like the start of a pare stream (a map whose first key is
+ * "pare"). */
+bool stream_sniff(const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,46 @@
+/* util.h - messages, checked allocation, small file helpers shared by every program. */
+#ifndef PARE_UTIL_H
+#define PARE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define PARE_VERSION "0.1.0"
+
+/* Name used in messages: "pare-eval: error: ...". Set once by main(). */
+void set_progname(const char *argv0);
+const char *progname(void);
+
+/* die: print "PROG: error: MSG" on stderr and exit(1). usage_die exits 2. */
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void usage_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* info: a plain progress/diagnostic line ("PROG: MSG") unless quiet. */
+void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern bool g_quiet;
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 64-byte aligned allocation (for tensors), freed with free(). */
+void *xmalloc_aligned(size_t n);
+
+/* Read a whole file ("-" is stdin) into memory; dies naming the file on failure.
+ * The buffer has one extra NUL byte past *len. */
+char *read_whole_file(const char *path, size_t *len);
+bool path_is_dir(const char *path);
+bool path_exists(const char *path);
+char *path_join(const char *dir, const char *name);
+
+/* Seconds since an arbitrary start (monotonic clock). */
+double now_seconds(void);
+
+/* Parse helpers for option values; die with usage error naming the option. */
+long parse_long(const char *opt, const char *s, long lo, long hi);
+double parse_double(const char *opt, const char *s, double lo, double hi);
+
+#endif
