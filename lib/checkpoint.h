@@ -1,0 +1,17 @@
+/* checkpoint.h - the checkpoint stream: a model's config, tensors and tokenizer. */
+#ifndef PARE_CHECKPOINT_H
+#define PARE_CHECKPOINT_H
+
+#include <stdio.h>
+
+#include "model.h"
+#include "stream.h"
+
+/* Read a checkpoint stream from f (name for messages; prefix = bytes already read
+ * from f while sniffing the format). Fills m completely (tensors, config,
+ * tokenizer, provenance) and binds it. */
+void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix, size_t prefix_len);
+/* Write m as a checkpoint stream to path (NULL/"-" = stdout). provenance may be NULL. */
+void checkpoint_write(const model *m, const char *path, int argc, char **argv, json_t *provenance);
+
+#endif
