@@ -21,10 +21,11 @@
 
 typedef struct {
     FILE *f;
-    const char *name;       /* for messages */
-    msgpack_packer pk;      /* pack values with msgpack_pack_* on &w->pk */
+    char *name;             /* for messages: the path, or "stdout" */
+    msgpack_packer pk;      /* packs into buf; pack a record's values on &w->pk */
+    msgpack_sbuffer buf;    /* the record being built */
     XXH64_state_t *hash;
-    uint64_t offset;        /* bytes written so far */
+    uint64_t offset;        /* bytes written to f so far */
     uint64_t records;       /* records written (header and end excluded) */
     char *tmp_path;         /* -o FILE: written here, renamed on close */
     char *final_path;
@@ -33,19 +34,22 @@ typedef struct {
 /* Open stdout (path NULL or "-") or, for -o FILE, a temporary file beside FILE
  * that stream_writer_close renames into place. Refuses a terminal on stdout. */
 void stream_writer_open(stream_writer *w, const char *path);
-/* Header map: the caller packs its own extra keys after the standard ones.
- * extra_pairs is how many key/value pairs the caller will pack next. */
+/* Header map: "pare", "version", "producer", "argv", then extra_pairs pairs that
+ * the caller packs on &w->pk, then stream_end_record(w). */
 void stream_write_header(stream_writer *w, const char *kind, int argc, char **argv, int extra_pairs);
-/* Start a record map of n_pairs entries (the "t" pair counts) and pack "t": type. */
+/* Start a record map of n_pairs entries (the "t" pair counts) and pack "t": type.
+ * The caller packs the other pairs, then calls stream_end_record, or, when the last
+ * value is a bulk payload, stream_write_payload (which ends the record). */
 void stream_begin_record(stream_writer *w, const char *type, int n_pairs);
-/* Pad so that a bin payload whose msgpack bin header of header_len bytes follows
- * next record starts on a 64-byte boundary: emits a "pad" record if needed.
- * Call before stream_begin_record for a record whose bulk payload is last and whose
- * bytes before the payload are known: prefix_len = bytes from record start to payload. */
-void stream_align_next(stream_writer *w, uint64_t prefix_len);
-/* Bulk payload: bin header then the bytes (written straight, no copy). */
-void stream_write_bin(stream_writer *w, const void *data, size_t n);
-/* End record, flush, fsync/rename for -o. Dies on any write error. */
+void stream_end_record(stream_writer *w);
+/* Pack key and a bin payload of n bytes as the record's last pair and end the
+ * record. Payloads of STREAM_ALIGN_MIN bytes or more start on a 64-byte boundary
+ * from the stream start: a "pad" record is written first when needed. The bytes
+ * go from data straight to the file (no copy). */
+#define STREAM_ALIGN_MIN 1024
+void stream_write_payload(stream_writer *w, const char *key, const void *data, size_t n);
+/* Write the end record, flush, and for -o fsync and rename into place. Dies on any
+ * write error (a full disk, a closed pipe). */
 void stream_writer_close(stream_writer *w);
 
 /* Small packing helpers. */
@@ -63,6 +67,8 @@ typedef struct {
     FILE *f;
     char *name;             /* for messages: the path, or "stdin" */
     bool own_file;
+    uint8_t *prefix;        /* bytes sniffed from f before the reader took over */
+    size_t prefix_len, prefix_pos;
     XXH64_state_t *hash;
     XXH64_state_t *hash_at_record; /* state before the current record */
     uint64_t offset;

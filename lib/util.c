@@ -101,9 +101,14 @@ char *xstrdup(const char *s)
 char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
+    char probe[1];
+    if (!fmt)
+        return xstrdup("");
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(probe, sizeof probe, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        die("bad format '%s'", fmt);
     char *s = xmalloc((size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(s, (size_t)n + 1, fmt, ap);

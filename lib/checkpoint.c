@@ -1,0 +1,197 @@
+/* checkpoint.c - the checkpoint stream: header with config and provenance, one
+ * "tensor" record per tensor (or per 1 GiB chunk of one), one "tokenizer" record. */
+#include "checkpoint.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define CHUNK_BYTES ((size_t)1 << 30) /* tensors above this are split into records */
+
+static void write_tensor(stream_writer *w, const tensor *t)
+{
+    size_t per_chunk = CHUNK_BYTES / sizeof(float);
+    for (int64_t off = 0; off < t->numel || (off == 0 && t->numel == 0); off += (int64_t)per_chunk) {
+        int64_t n = t->numel - off < (int64_t)per_chunk ? t->numel - off : (int64_t)per_chunk;
+        bool split = t->numel > (int64_t)per_chunk;
+        stream_begin_record(w, "tensor", 5 + split);
+        mp_pack_kv_str(&w->pk, "name", t->name);
+        mp_pack_kv_str(&w->pk, "dtype", "f32");
+        mp_pack_str(&w->pk, "shape");
+        msgpack_pack_array(&w->pk, (size_t)t->ndim);
+        for (int d = 0; d < t->ndim; d++)
+            msgpack_pack_int64(&w->pk, t->shape[d]);
+        if (split)
+            mp_pack_kv_int(&w->pk, "offset", off);
+        stream_write_payload(w, "data", t->data + off, (size_t)n * sizeof(float));
+        if (t->numel == 0)
+            break;
+    }
+}
+
+void checkpoint_write(const model *m, const char *path, int argc, char **argv, json_t *provenance)
+{
+    if (!m->has_weights)
+        die("%s: a bare config has no weights to write", m->source);
+    stream_writer w;
+    stream_writer_open(&w, path);
+
+    char fp[17];
+    model_fingerprint(m, fp);
+    json_t *config = llama_config_to_json(&m->cfg);
+    stream_write_header(&w, "checkpoint", argc, argv, provenance ? 3 : 2);
+    mp_pack_str(&w.pk, "config");
+    mp_pack_json(&w.pk, config);
+    mp_pack_kv_str(&w.pk, "fingerprint", fp);
+    if (provenance) {
+        mp_pack_str(&w.pk, "provenance");
+        mp_pack_json(&w.pk, provenance);
+    }
+    stream_end_record(&w);
+    json_decref(config);
+
+    for (int i = 0; i < m->n_tensors; i++)
+        write_tensor(&w, &m->tensors[i]);
+    if (m->tok.size) {
+        stream_begin_record(&w, "tokenizer", 3);
+        mp_pack_kv_str(&w.pk, "format", m->tok.format);
+        stream_write_payload(&w, "data", m->tok.data, m->tok.size);
+    }
+    stream_writer_close(&w);
+}
+
+/* ------------------------------------------------------------------ reading */
+
+typedef struct {
+    tensor *t;
+    int n, cap;
+    int64_t *filled; /* elements read so far, per tensor */
+} tensor_list;
+
+static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, int ndim, const int64_t *shape)
+{
+    for (int i = tl->n - 1; i >= 0; i--) {
+        tensor *t = &tl->t[i];
+        if (strcmp(t->name, name) != 0)
+            continue;
+        if (t->ndim != ndim || t->shape[0] != shape[0] || (ndim == 2 && t->shape[1] != shape[1]))
+            stream_die(r, "tensor '%s' appears twice with different shapes", name);
+        return t;
+    }
+    if (tl->n == tl->cap) {
+        tl->cap = tl->cap ? 2 * tl->cap : 64;
+        tl->t = xrealloc(tl->t, (size_t)tl->cap * sizeof *tl->t);
+        tl->filled = xrealloc(tl->filled, (size_t)tl->cap * sizeof *tl->filled);
+    }
+    tensor *t = &tl->t[tl->n];
+    memset(t, 0, sizeof *t);
+    t->name = xstrdup(name);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->numel *= shape[d];
+    }
+    t->data = xmalloc_aligned((size_t)t->numel * sizeof(float));
+    tl->filled[tl->n] = 0;
+    tl->n++;
+    return t;
+}
+
+static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tensor_list *tl)
+{
+    char *name = mp_strdup(mp_get(rec, "name"));
+    char *dt = mp_strdup(mp_get(rec, "dtype"));
+    const msgpack_object *shape = mp_get(rec, "shape");
+    if (!name || !dt || !shape || shape->type != MSGPACK_OBJECT_ARRAY || !r->payload_key)
+        stream_die(r, "tensor record %llu lacks a name, dtype, shape or data", (unsigned long long)r->records);
+    int dtype = dtype_from_name(dt);
+    if (dtype < 0)
+        stream_die(r, "tensor '%s' has unknown dtype '%s'", name, dt);
+    int ndim = (int)shape->via.array.size;
+    int64_t dims[2] = {0, 0};
+    if (ndim < 1 || ndim > 2)
+        stream_die(r, "tensor '%s' has %d dimensions (1 or 2 expected)", name, ndim);
+    for (int d = 0; d < ndim; d++)
+        if (!mp_int(&shape->via.array.ptr[d], &dims[d]) || dims[d] <= 0 || dims[d] > ((int64_t)1 << 40))
+            stream_die(r, "tensor '%s' has an invalid shape", name);
+    tensor *t = find_or_add(r, tl, name, ndim, dims);
+    int64_t *filled = &tl->filled[t - tl->t];
+    int64_t offset = 0;
+    const msgpack_object *off = mp_get(rec, "offset");
+    if (off && !mp_int(off, &offset))
+        stream_die(r, "tensor '%s' has an invalid offset", name);
+    size_t esize = dtype_size((enum dtype)dtype);
+    if (r->payload_len % esize)
+        stream_die(r, "tensor '%s': %llu payload bytes is not a whole number of %s values", name,
+                   (unsigned long long)r->payload_len, dt);
+    int64_t n = (int64_t)(r->payload_len / esize);
+    if (offset < 0 || offset != *filled || n > t->numel - offset)
+        stream_die(r, "tensor '%s': chunk at offset %lld of %lld values does not continue the tensor (%lld of %lld read)",
+                   name, (long long)offset, (long long)n, (long long)*filled, (long long)t->numel);
+    /* Half-precision values land in the upper half of their final fp32 slots and are
+     * widened in place: no second copy of the tensor. */
+    float *dst = t->data + offset;
+    stream_read_payload(r, (char *)dst + (size_t)n * (4 - esize), (uint64_t)n * esize);
+    dtype_widen_in_place(dst, (size_t)n, (enum dtype)dtype);
+    t->stored = (enum dtype)dtype;
+    *filled += n;
+    free(name);
+    free(dt);
+}
+
+static int cmp_tensor(const void *a, const void *b)
+{
+    return strcmp(((const tensor *)a)->name, ((const tensor *)b)->name);
+}
+
+void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix, size_t prefix_len)
+{
+    stream_reader r;
+    stream_reader_open_file(&r, f, name, prefix, prefix_len, "checkpoint");
+    const msgpack_object *cfg = mp_get(&r.header, "config");
+    if (!cfg || cfg->type != MSGPACK_OBJECT_MAP)
+        stream_die(&r, "checkpoint header has no config");
+
+    memset(m, 0, sizeof *m);
+    m->source = xstrdup(name);
+    json_t *cj = mp_to_json(cfg);
+    llama_config_from_json(&m->cfg, cj, name);
+    json_decref(cj);
+    const msgpack_object *prov = mp_get(&r.header, "provenance");
+    if (prov)
+        m->provenance = mp_to_json(prov);
+
+    tensor_list tl = {0};
+    msgpack_object rec;
+    while (stream_next(&r, &rec)) {
+        const msgpack_object *t = mp_get(&rec, "t");
+        if (mp_is_str(t, "tensor")) {
+            read_tensor_record(&r, &rec, &tl);
+        } else if (mp_is_str(t, "tokenizer")) {
+            char *format = mp_strdup(mp_get(&rec, "format"));
+            if (!format || !r.payload_key)
+                stream_die(&r, "tokenizer record lacks a format or data");
+            free(m->tok.format);
+            free(m->tok.data);
+            m->tok.format = format;
+            m->tok.size = (size_t)r.payload_len;
+            m->tok.data = xmalloc(m->tok.size);
+            stream_read_payload(&r, m->tok.data, m->tok.size);
+        }
+        /* other record types: ignored (forward compatibility) */
+    }
+    for (int i = 0; i < tl.n; i++)
+        if (tl.filled[i] != tl.t[i].numel)
+            stream_die(&r, "tensor '%s' is incomplete (%lld of %lld values)", tl.t[i].name, (long long)tl.filled[i],
+                       (long long)tl.t[i].numel);
+    stream_reader_close(&r);
+
+    qsort(tl.t, (size_t)tl.n, sizeof *tl.t, cmp_tensor);
+    m->tensors = tl.t;
+    m->n_tensors = tl.n;
+    m->has_weights = true;
+    free(tl.filled);
+    model_bind(m);
+}
