@@ -1,0 +1,197 @@
+/* pare - the front end: "pare VERB ..." runs pare-VERB (git style), and three verbs
+ * of its own: show (any stream as JSON lines), convert (any model to a checkpoint
+ * stream), tokenize (text to token ids). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "model.h"
+#include "show.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: pare VERB [options]\n"
+    "\n"
+    "Structural pruning of large language models (LLM-Pruner) as small programs.\n"
+    "\n"
+    "Verbs of pare itself:\n"
+    "  show [--data] [STREAM]          print any pare stream as JSON lines\n"
+    "  convert -m MODEL [--tokenizer F] [-o FILE]\n"
+    "                                  write a model as a checkpoint stream\n"
+    "  tokenize (-m MODEL | --tokenizer FILE) [--bos] [FILE]\n"
+    "                                  print the token ids of a text (stdin by default)\n"
+    "Programs (pare VERB runs pare-VERB):\n"
+    "  eval                            perplexity and other measurements\n"
+    "\n"
+    "  -h, --help     show this help; 'pare VERB --help' for a verb\n"
+    "      --version  show the version\n";
+
+static int cmd_show(int argc, char **argv)
+{
+    static const char help[] = "usage: pare show [--data] [STREAM]\n"
+                               "Print a pare stream (stdin by default) as JSON lines: header, records, end.\n"
+                               "  --data   decode bulk payloads (tensors as numbers) instead of summarising them\n";
+    bool data = false;
+    static const struct option opts[] = {{"data", no_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd')
+            data = true;
+        else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else
+            usage_die("unknown option");
+    }
+    if (argc - optind > 1)
+        usage_die("show takes one stream");
+    show_stream(optind < argc ? argv[optind] : "-", data, stdout);
+    return 0;
+}
+
+static int cmd_convert(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: pare convert -m MODEL [--tokenizer FILE] [-o FILE]\n"
+        "Write MODEL (HF folder, llama2.c .bin, checkpoint) as a checkpoint stream (stdout or -o FILE).\n"
+        "  -m, --model PATH      the model\n"
+        "      --tokenizer FILE  a tokenizer to include (tokenizer.model or tok*.bin)\n"
+        "  -o, --output FILE     write to FILE (atomically) instead of stdout\n";
+    const char *model_path = NULL, *tok = NULL, *out = NULL;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, 'T'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'T': tok = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(help, stdout); return 0;
+        default: usage_die("unknown option");
+        }
+    }
+    if (optind < argc)
+        usage_die("unexpected argument '%s'", argv[optind]);
+    if (!model_path)
+        usage_die("no model given (-m MODEL)");
+    model m;
+    model_load(&m, model_path, tok);
+    checkpoint_write(&m, out, argc, argv, m.provenance);
+    model_free(&m);
+    return 0;
+}
+
+static int cmd_tokenize(int argc, char **argv)
+{
+    static const char help[] = "usage: pare tokenize (-m MODEL | --tokenizer FILE) [--bos] [FILE]\n"
+                               "Print the token ids of a text (FILE or stdin) on one line, space-separated.\n"
+                               "  -m, --model PATH      use the model's tokenizer\n"
+                               "      --tokenizer FILE  tokenizer.model or llama2.c tok*.bin\n"
+                               "      --bos             put the BOS id first\n";
+    const char *model_path = NULL, *tok_path = NULL;
+    bool bos = false;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, 'T'},
+                                         {"bos", no_argument, 0, 'b'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'T': tok_path = optarg; break;
+        case 'b': bos = true; break;
+        case 'h': fputs(help, stdout); return 0;
+        default: usage_die("unknown option");
+        }
+    }
+    if (argc - optind > 1)
+        usage_die("tokenize takes one text file");
+    if (!model_path && !tok_path)
+        usage_die("give -m MODEL or --tokenizer FILE");
+    tokenizer *t;
+    model m = {0};
+    if (tok_path) {
+        t = tokenizer_load_file(tok_path);
+    } else {
+        model_load(&m, model_path, NULL);
+        if (!m.tok.size)
+            die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
+        t = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
+        model_free(&m);
+    }
+    size_t len;
+    char *text = read_whole_file(optind < argc ? argv[optind] : "-", &len);
+    int *ids;
+    size_t n = tokenizer_encode(t, text, len, bos, &ids);
+    for (size_t i = 0; i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
+    putchar('\n');
+    free(ids);
+    free(text);
+    tokenizer_free(t);
+    return 0;
+}
+
+/* Run pare-VERB from the folder of this executable, else from PATH. */
+static int run_program(const char *verb, int argc, char **argv)
+{
+    char self[PATH_MAX];
+    char *name = xasprintf("pare-%s", verb);
+    argv[0] = name;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            char *path = path_join(self, name);
+            if (access(path, X_OK) == 0)
+                execv(path, argv);
+            free(path);
+        }
+    }
+    execvp(name, argv);
+    if (errno == ENOENT)
+        usage_die("'%s' is not a pare verb or program (see 'pare --help')", verb);
+    die("cannot run '%s': %s", name, strerror(errno));
+    (void)argc;
+}
+
+int main(int argc, char **argv)
+{
+    set_progname("pare");
+    if (argc < 2)
+        usage_die("no verb given");
+    const char *verb = argv[1];
+    if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(verb, "--version")) {
+        printf("pare %s\n", PARE_VERSION);
+        return 0;
+    }
+    int rc;
+    if (!strcmp(verb, "show") || !strcmp(verb, "convert") || !strcmp(verb, "tokenize")) {
+        char *name = xasprintf("pare %s", verb);
+        set_progname(name);
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+        rc = !strcmp(verb, "show") ? cmd_show(argc, argv)
+             : !strcmp(verb, "convert") ? cmd_convert(argc, argv)
+                                        : cmd_tokenize(argc, argv);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            die("write error on stdout");
+        return rc;
+    }
+    return run_program(verb, argc - 1, argv + 1);
+}

@@ -1,0 +1,183 @@
+/* ppl.c - perplexity data sets and evaluation. */
+#include "ppl.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+
+#include "llama.h"
+#include "progress.h"
+#include "textio.h"
+#include "util.h"
+
+int ppl_format_from_name(const char *s)
+{
+    if (!strcmp(s, "auto")) return PPL_AUTO;
+    if (!strcmp(s, "wikitext") || !strcmp(s, "wikitext2")) return PPL_WIKITEXT;
+    if (!strcmp(s, "ptb")) return PPL_PTB;
+    if (!strcmp(s, "text")) return PPL_TEXT;
+    return -1;
+}
+
+const char *ppl_format_name(enum ppl_format f)
+{
+    switch (f) {
+    case PPL_WIKITEXT: return "wikitext";
+    case PPL_PTB: return "ptb";
+    case PPL_TEXT: return "text";
+    default: return "auto";
+    }
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static bool blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)p[i]))
+            return false;
+    return true;
+}
+
+/* Join the rows of a line-based data set with "\n\n". A line ends at '\n'; a final
+ * line without one still counts; a '\r' before the '\n' is dropped (the files have
+ * CRLF line ends, the Hugging Face rows do not). */
+static char *join_rows(const char *src, size_t n, enum ppl_format f, size_t *out_len)
+{
+    char *out = xmalloc(2 * n + 16);
+    size_t o = 0, i = 0;
+    bool first = true;
+    while (i < n) {
+        const char *line = src + i;
+        const char *nl = memchr(line, '\n', n - i);
+        size_t len = nl ? (size_t)(nl - line) : n - i;
+        i += len + (nl ? 1 : 0);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (!first) {
+            out[o++] = '\n';
+            out[o++] = '\n';
+        }
+        first = false;
+        if (f == PPL_WIKITEXT) {
+            /* wikitext rows: the line with its newline, or "" when it is blank */
+            if (!blank(line, len)) {
+                memcpy(out + o, line, len);
+                o += len;
+                out[o++] = '\n';
+            }
+        } else {
+            /* ptb rows: the line stripped */
+            while (len && isspace((unsigned char)line[0])) {
+                line++;
+                len--;
+            }
+            while (len && isspace((unsigned char)line[len - 1]))
+                len--;
+            memcpy(out + o, line, len);
+            o += len;
+        }
+    }
+    out[o] = 0;
+    *out_len = o;
+    return out;
+}
+
+void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format)
+{
+    memset(d, 0, sizeof *d);
+    const char *base = base_name(path);
+    if (format == PPL_AUTO) {
+        if (!strncmp(base, "wiki.", 5))
+            format = PPL_WIKITEXT;
+        else if (!strncmp(base, "ptb.", 4))
+            format = PPL_PTB;
+        else
+            format = PPL_TEXT;
+    }
+    d->format = format;
+    if (format == PPL_WIKITEXT)
+        d->task = xstrdup("wikitext2");
+    else if (format == PPL_PTB)
+        d->task = xstrdup("ptb");
+    else {
+        /* the base name without compression or text extensions */
+        char *t = xstrdup(base);
+        static const char *exts[] = {".gz", ".xz", ".zst", ".bz2", ".txt", ".raw", ".jsonl", ".json"};
+        for (size_t k = 0; k < sizeof exts / sizeof *exts; k++) {
+            size_t tl = strlen(t), el = strlen(exts[k]);
+            if (tl > el && !strcmp(t + tl - el, exts[k]))
+                t[tl - el] = 0;
+        }
+        d->task = t;
+    }
+    d->split = xstrdup(strstr(base, "test") ? "test" : strstr(base, "valid") ? "validation"
+                                                      : strstr(base, "train") ? "train" : "");
+    size_t n;
+    char *raw = read_text_file(path, &n);
+    if (format == PPL_TEXT) {
+        d->text = raw;
+        d->len = n;
+    } else {
+        d->text = join_rows(raw, n, format, &d->len);
+        free(raw);
+    }
+}
+
+void ppl_dataset_free(ppl_dataset *d)
+{
+    free(d->task);
+    free(d->split);
+    free(d->text);
+    memset(d, 0, sizeof *d);
+}
+
+void ppl_evaluate(const model *m, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
+                  const char *what, ppl_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->tokens = (int64_t)n;
+    int64_t windows = (int64_t)n / seq_len;
+    if (max_windows > 0 && windows > max_windows)
+        windows = max_windows;
+    if (windows == 0)
+        die("%s: %zu tokens is less than one window of %d", what, n, seq_len);
+    if (batch > windows)
+        batch = (int)windows;
+
+    llama_state s;
+    llama_state_init(&s, m, batch, seq_len);
+    int *tok = xmalloc((size_t)batch * seq_len * sizeof *tok);
+    int *target = xmalloc((size_t)batch * seq_len * sizeof *target);
+    progress p;
+    progress_start(&p, what, "tok", windows * seq_len);
+    double t0 = now_seconds();
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t w = 0; w < windows; w += batch) {
+        int b = windows - w < batch ? (int)(windows - w) : batch;
+        /* a short last batch reuses the state: pad with copies, score only b rows */
+        for (int i = 0; i < batch; i++) {
+            const int *src = ids + (size_t)(w + (i < b ? i : 0)) * seq_len;
+            memcpy(tok + (size_t)i * seq_len, src, (size_t)seq_len * sizeof *tok);
+            for (int t = 0; t < seq_len; t++)
+                target[i * seq_len + t] = (i < b && t + 1 < seq_len) ? src[t + 1] : -1;
+        }
+        llama_forward(m, &s, tok);
+        nll_accumulate(s.logits, target, batch * seq_len, m->cfg.vocab, &sum, &count);
+        progress_update(&p, (w + b) * seq_len);
+    }
+    progress_end(&p, windows * seq_len);
+    res->seconds = now_seconds() - t0;
+    res->windows = windows;
+    res->predicted = count;
+    res->nll_sum = sum;
+    res->ppl = exp(sum / (double)count);
+    free(tok);
+    free(target);
+    llama_state_free(&s);
+}

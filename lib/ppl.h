@@ -1,0 +1,49 @@
+/* ppl.h - perplexity with the protocol of LLM-Pruner's ppl_dataset.py / ppl.py:
+ * the rows of a data set joined with "\n\n", tokenized once with a single BOS at the
+ * start, cut into non-overlapping windows of seq_len tokens (the remainder dropped),
+ * PPL = exp(mean NLL of every predicted token of every window). */
+#ifndef PARE_PPL_H
+#define PARE_PPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "tokenizer.h"
+
+enum ppl_format {
+    PPL_AUTO,      /* from the file name: wiki.*.raw -> WIKITEXT, ptb.* -> PTB, else TEXT */
+    PPL_WIKITEXT,  /* Hugging Face wikitext rows: each line + "\n" if it has non-space, else "" */
+    PPL_PTB,       /* Hugging Face ptb_text_only rows: each line stripped */
+    PPL_TEXT,      /* the file as it is */
+};
+
+typedef struct {
+    char *task;        /* "wikitext2", "ptb", or the file's base name */
+    char *split;       /* "test", "validation", or "" */
+    enum ppl_format format;
+    char *text;        /* the text to tokenize */
+    size_t len;
+} ppl_dataset;
+
+int ppl_format_from_name(const char *s);   /* "auto", "wikitext", "ptb", "text"; -1 otherwise */
+const char *ppl_format_name(enum ppl_format f);
+/* Read path (plain or compressed) and build the text of the protocol. */
+void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format);
+void ppl_dataset_free(ppl_dataset *d);
+
+typedef struct {
+    double ppl;
+    double nll_sum;
+    int64_t predicted;  /* tokens scored: windows * (seq_len - 1) */
+    int64_t windows;
+    int64_t tokens;     /* tokens of the whole text, BOS included */
+    double seconds;
+} ppl_result;
+
+/* Evaluate ids (n tokens) in windows of seq_len, batch windows at a time.
+ * max_windows > 0 stops early (for quick runs). */
+void ppl_evaluate(const model *m, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
+                  const char *what, ppl_result *res);
+
+#endif
