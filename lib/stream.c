@@ -143,9 +143,11 @@ void stream_write_header(stream_writer *w, const char *kind, int argc, char **ar
     mp_pack_kv_str(pk, "producer", producer);
     free(producer);
     mp_pack_str(pk, "argv");
+    /* argv[0] as the program's name, not the path it was run by, so that the
+     * same command gives the same bytes however it was invoked */
     msgpack_pack_array(pk, argc > 0 ? (size_t)argc : 0);
     for (int i = 0; i < argc; i++)
-        mp_pack_str(pk, argv[i]);
+        mp_pack_str(pk, i == 0 ? progname() : argv[i]);
     /* The caller's pairs follow; stream_end_record flushes the header. The header
      * is not counted as a record. */
     w->records--;
