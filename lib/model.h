@@ -17,7 +17,7 @@
 enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
 
 typedef struct {
-    char model_type[32]; /* "llama" (qwen2: llama with q/k/v biases) */
+    char model_type[32]; /* "llama", "mistral" (same as llama), "qwen2" (always qkv_bias) */
     int dim;             /* D */
     int n_layers;        /* L */
     int vocab;           /* V */
@@ -67,7 +67,15 @@ typedef struct {
 } model;
 
 /* Load any supported model; dies with "FILE: problem" on anything unsupported or
- * inconsistent. tokenizer_path (may be NULL) overrides/supplies the tokenizer. */
+ * inconsistent. tokenizer_path (may be NULL) overrides/supplies the tokenizer.
+ * path is one of:
+ *   a folder      Hugging Face: config.json + model.safetensors, or the shards of
+ *                 model.safetensors.index.json; tokenizer.model (or tokenizer.json)
+ *                 if present. rope_style "half" unless config.json says otherwise.
+ *   FILE.json     a bare config.json: has_weights false, no tensors.
+ *   a pare checkpoint stream (sniffed), or "-" for one on stdin.
+ *   anything else a llama2.c .bin (rope_style "interleaved", q/k as in the file).
+ * The result is bound (model_bind) unless it has no weights. */
 void model_load(model *m, const char *path, const char *tokenizer_path);
 void model_free(model *m);
 
@@ -76,13 +84,24 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *source);
 json_t *llama_config_to_json(const llama_config *c);  /* canonical: per-layer values
                                                          become arrays only when they differ */
 void llama_config_free(llama_config *c);
+void llama_config_copy(llama_config *dst, const llama_config *src);   /* deep copy */
+/* The keys of a config.json that llama_config_from_json does not interpret (new object). */
+json_t *llama_config_extra(const json_t *j);
+/* json_dumps(llama_config_to_json(c), JSON_SORT_KEYS | JSON_COMPACT); free() it. */
+char *llama_config_canonical(const llama_config *c);
+/* m->cfg and m->extra_config from a config object (source names it in errors). */
+void model_set_config(model *m, json_t *j, const char *source);
+/* The full config.json of m: canonical keys plus m->extra_config (new object). */
+json_t *model_config_json(const model *m);
 /* Per-layer sizes. */
 static inline int64_t llama_q_dim(const llama_config *c, int l) { return (int64_t)c->n_heads[l] * c->head_dim; }
 static inline int64_t llama_kv_dim(const llama_config *c, int l) { return (int64_t)c->n_kv_heads[l] * c->head_dim; }
 
 /* Expected tensors: the name and shape of every tensor the config implies, in name
- * order. Returns the count; *names/shapes allocated. Used by loaders to check inputs
- * and by the fixture generator to make models. */
+ * order (strcmp). Returns the count; *specs is allocated (tensor_specs_free). A
+ * layer with H = 0 has no input_layernorm, q/k/v/o or biases; a layer with F = 0
+ * has no post_attention_layernorm, gate/up/down: a norm goes with the sub-block it
+ * feeds. Used by loaders to check inputs and by the fixture generator. */
 typedef struct {
     char *name;
     int ndim;
@@ -91,15 +110,31 @@ typedef struct {
 int llama_tensor_specs(const llama_config *c, tensor_spec **specs);
 void tensor_specs_free(tensor_spec *specs, int n);
 
+/* Append a tensor with uninitialised, 64-byte aligned fp32 data; returns it (valid
+ * until the next append). Loaders call this, then model_bind. */
+tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t shape[2]);
 /* Look up a tensor by name (binary search); NULL if absent. */
 tensor *model_tensor(const model *m, const char *name);
-/* After tensors are in place: check every expected tensor exists with the right
- * shape, and point embed/layers/... at them. Dies naming m->source otherwise. */
+/* After tensors are in place: sort them by name, check every expected tensor
+ * exists with the right shape and no other is present ("*.rotary_emb.inv_freq"
+ * buffers are dropped; a tied model's lm_head.weight is dropped when it equals the
+ * embedding), check every value is finite, set has_weights and point
+ * embed/layers/... at them. Dies naming m->source otherwise. */
 void model_bind(model *m);
 
-/* XXH64 over canonical config JSON then each tensor's name, "f32", shape and fp32
- * bytes in name order, as 16 hex digits. */
+/* XXH64 (seed 0), streamed over: the canonical config (llama_config_canonical; the
+ * extra keys are not part of a model's identity), then for each tensor in name
+ * order: its name and a NUL byte, "f32" and a NUL byte, ndim as int64 LE, each
+ * dimension as int64 LE, and its fp32 values (LE). 16 lower-case hex digits. */
 void model_fingerprint(const model *m, char out[17]);
+
+/* A model of config cfg (deep-copied) with random weights, deterministic in seed:
+ * each tensor is drawn from its own generator seeded from (seed, name), so a tensor
+ * does not depend on the shapes of the others. Matrices ~ N(0, s^2) with
+ * s = 1/sqrt(fan_in) (halved for o_proj and down_proj, which feed the residual),
+ * embedding ~ N(0, 1/D) (tied logits stay near unit scale), norms ~ 1 + N(0, 0.1^2),
+ * biases ~ N(0, 0.1^2). Bound. */
+void model_init_random(model *m, const llama_config *cfg, uint64_t seed);
 
 /* Parameter count of the weights the config implies. */
 int64_t llama_param_count(const llama_config *c);

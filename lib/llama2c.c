@@ -1,0 +1,127 @@
+/* llama2c.c - read a llama2.c .bin checkpoint (layout in llama2c.h) into a model
+ * with Hugging Face tensor names. Each per-layer slice of the stacked arrays is
+ * read straight into its own tensor buffer. */
+#include "llama2c.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pare reads little-endian payloads straight into memory: little-endian hosts only"
+#endif
+
+typedef struct {
+    FILE *f;
+    const char *path;
+} reader;
+
+static void read_into(reader *r, model *m, const char *name, int ndim, int64_t s0, int64_t s1)
+{
+    int64_t shape[2] = {s0, s1};
+    tensor *t = model_new_tensor(m, name, ndim, shape);
+    if (fread(t->data, 4, (size_t)t->numel, r->f) != (size_t)t->numel)
+        die("%s: cannot read %s: %s", r->path, name,
+            ferror(r->f) ? strerror(errno) : "unexpected end of file");
+}
+
+static void read_layers(reader *r, model *m, int L, const char *fmt, int ndim, int64_t s0, int64_t s1)
+{
+    for (int l = 0; l < L; l++) {
+        char *name = xasprintf(fmt, l);
+        read_into(r, m, name, ndim, s0, s1);
+        free(name);
+    }
+}
+
+void llama2c_load(model *m, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot read '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        die("cannot read '%s': %s", path, strerror(errno));
+    int32_t h[7];
+    if (fread(h, 4, 7, f) != 7)
+        die("%s: not a model: too short for a llama2.c header", path);
+    if ((uint32_t)h[0] == 0x616b3432u) /* "ak42": llama2.c's newer export versions */
+        die("%s: llama2.c export version %d is not supported (pare reads the legacy format)",
+            path, h[1]);
+    int dim = h[0], hidden = h[1], L = h[2], H = h[3], KV = h[4], seq = h[6];
+    int V = h[5] == INT32_MIN ? 0 : abs(h[5]);
+    bool tied = h[5] > 0;
+    const int big = 1 << 24;
+    if (dim <= 0 || dim > big || hidden <= 0 || hidden > big || L <= 0 || L > 4096 || H <= 0 ||
+        KV <= 0 || H > dim || V == 0 || V > big || seq <= 0 || seq > big)
+        die("%s: not a model: bad llama2.c header (%d, %d, %d, %d, %d, %d, %d)", path, h[0], h[1],
+            h[2], h[3], h[4], h[5], h[6]);
+    if (dim % H != 0 || (dim / H) % 2 != 0 || KV > H || H % KV != 0)
+        die("%s: inconsistent llama2.c header: dim %d, n_heads %d, n_kv_heads %d", path, dim, H, KV);
+    int hd = dim / H;
+    int64_t kvd = (int64_t)KV * hd;
+
+    uint64_t floats = (uint64_t)V * dim                         /* token_embedding */
+                      + (uint64_t)L * (2 * (uint64_t)dim       /* rms_att, rms_ffn */
+                                       + 2 * (uint64_t)dim * dim /* wq, wo */
+                                       + 2 * (uint64_t)kvd * dim /* wk, wv */
+                                       + 3 * (uint64_t)hidden * dim) /* w1, w2, w3 */
+                      + (uint64_t)dim                           /* rms_final */
+                      + (uint64_t)seq * hd                      /* freq_cis real + imag */
+                      + (tied ? 0 : (uint64_t)V * dim);         /* wcls */
+    uint64_t want = 28 + 4 * floats, have = (uint64_t)st.st_size;
+    if (have != want)
+        die("%s: file size %llu does not match its llama2.c header (dim %d, hidden_dim %d, "
+            "n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d need %llu bytes)%s",
+            path, (unsigned long long)have, dim, hidden, L, H, KV, h[5], seq,
+            (unsigned long long)want, have < want ? ": truncated?" : "");
+
+    m->source = xstrdup(path);
+    llama_config *c = &m->cfg;
+    snprintf(c->model_type, sizeof c->model_type, "llama");
+    c->dim = dim;
+    c->n_layers = L;
+    c->vocab = V;
+    c->head_dim = hd;
+    c->max_seq = seq;
+    c->n_heads = xmalloc((size_t)L * sizeof(int));
+    c->n_kv_heads = xmalloc((size_t)L * sizeof(int));
+    c->ffn_dim = xmalloc((size_t)L * sizeof(int));
+    for (int l = 0; l < L; l++) {
+        c->n_heads[l] = H;
+        c->n_kv_heads[l] = KV;
+        c->ffn_dim[l] = hidden;
+    }
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->rope_style = ROPE_INTERLEAVED;
+    c->tied = tied;
+    c->qkv_bias = false;
+    c->bos_id = 1;
+    c->eos_id = 2;
+    m->extra_config = json_object();
+
+    reader r = {f, path};
+    read_into(&r, m, "model.embed_tokens.weight", 2, V, dim);
+    read_layers(&r, m, L, "model.layers.%d.input_layernorm.weight", 1, dim, 0);
+    read_layers(&r, m, L, "model.layers.%d.self_attn.q_proj.weight", 2, dim, dim);
+    read_layers(&r, m, L, "model.layers.%d.self_attn.k_proj.weight", 2, kvd, dim);
+    read_layers(&r, m, L, "model.layers.%d.self_attn.v_proj.weight", 2, kvd, dim);
+    read_layers(&r, m, L, "model.layers.%d.self_attn.o_proj.weight", 2, dim, dim);
+    read_layers(&r, m, L, "model.layers.%d.post_attention_layernorm.weight", 1, dim, 0);
+    read_layers(&r, m, L, "model.layers.%d.mlp.gate_proj.weight", 2, hidden, dim);
+    read_layers(&r, m, L, "model.layers.%d.mlp.down_proj.weight", 2, dim, hidden);
+    read_layers(&r, m, L, "model.layers.%d.mlp.up_proj.weight", 2, hidden, dim);
+    read_into(&r, m, "model.norm.weight", 1, dim, 0);
+    if (!tied) {
+        if (fseeko(f, (off_t)((uint64_t)seq * hd * 4), SEEK_CUR) != 0)
+            die("%s: cannot seek: %s", path, strerror(errno));
+        read_into(&r, m, "lm_head.weight", 2, V, dim);
+    }
+    fclose(f);
+    model_bind(m);
+}

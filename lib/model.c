@@ -1,0 +1,451 @@
+/* model.c - load a model from any supported source, check its tensors against its
+ * config, and name it (fingerprint).
+ *
+ * Letters: D hidden size, L layers, V vocabulary, hd head dim, H query heads,
+ * KV key/value heads, F MLP width (H, KV and F per layer).
+ *
+ * Rotary layout of the sources. llama2.c checkpoints keep Meta's layout: within a
+ * head, q/k rows (2i, 2i+1) form a rotated pair ("interleaved"). Hugging Face
+ * LLaMA folders rotate row i with row i + hd/2 ("half"), and the conversion
+ * scripts (transformers' convert_llama_weights_to_hf.py, the Hugging Face export
+ * of llama2.c's export.py) permute q_proj/k_proj rows per head so that the half layout computes the
+ * same function: HF row h*hd + j*hd/2 + i = Meta row h*hd + 2i + j (j in {0, 1}).
+ * The stories260K-hf folder in shared/data is such a conversion: its q_proj and
+ * k_proj are exactly the permuted wq/wk of stories260K.bin (every other tensor is
+ * bit-identical), so it loads as rope_style "half" and gives the same logits as the
+ * .bin read as "interleaved". pare keeps each source's layout and records it in
+ * rope_style rather than permuting on load. */
+#include "model.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "checkpoint.h"
+#include "llama2c.h"
+#include "safetensors.h"
+#include "stream.h"
+#include "tokenizer.h"
+#include "util.h"
+
+/* ---- tensor specs ---- */
+
+static void add_spec(tensor_spec *s, int *n, char *name, int ndim, int64_t s0, int64_t s1)
+{
+    s[*n].name = name;
+    s[*n].ndim = ndim;
+    s[*n].shape[0] = s0;
+    s[*n].shape[1] = ndim == 2 ? s1 : 0;
+    (*n)++;
+}
+
+static int cmp_spec(const void *a, const void *b)
+{
+    return strcmp(((const tensor_spec *)a)->name, ((const tensor_spec *)b)->name);
+}
+
+/* Per layer: a layer whose attention is removed (H = 0) has no input_layernorm and
+ * no q/k/v/o (nor biases); a layer whose MLP is removed (F = 0) has no
+ * post_attention_layernorm and no gate/up/down. A norm goes with the sub-block it
+ * feeds. */
+int llama_tensor_specs(const llama_config *c, tensor_spec **specs)
+{
+    int64_t D = c->dim, V = c->vocab;
+    int cap = 3 + 12 * c->n_layers, n = 0;
+    tensor_spec *s = xmalloc((size_t)cap * sizeof *s);
+    add_spec(s, &n, xstrdup("model.embed_tokens.weight"), 2, V, D);
+    add_spec(s, &n, xstrdup("model.norm.weight"), 1, D, 0);
+    if (!c->tied)
+        add_spec(s, &n, xstrdup("lm_head.weight"), 2, V, D);
+    for (int l = 0; l < c->n_layers; l++) {
+        int64_t q = llama_q_dim(c, l), kv = llama_kv_dim(c, l), F = c->ffn_dim[l];
+        if (c->n_heads[l] > 0) {
+            add_spec(s, &n, xasprintf("model.layers.%d.input_layernorm.weight", l), 1, D, 0);
+            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.q_proj.weight", l), 2, q, D);
+            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.k_proj.weight", l), 2, kv, D);
+            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.v_proj.weight", l), 2, kv, D);
+            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.o_proj.weight", l), 2, D, q);
+            if (c->qkv_bias) {
+                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.q_proj.bias", l), 1, q, 0);
+                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.k_proj.bias", l), 1, kv, 0);
+                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.v_proj.bias", l), 1, kv, 0);
+            }
+        }
+        if (F > 0) {
+            add_spec(s, &n, xasprintf("model.layers.%d.post_attention_layernorm.weight", l), 1, D, 0);
+            add_spec(s, &n, xasprintf("model.layers.%d.mlp.gate_proj.weight", l), 2, F, D);
+            add_spec(s, &n, xasprintf("model.layers.%d.mlp.up_proj.weight", l), 2, F, D);
+            add_spec(s, &n, xasprintf("model.layers.%d.mlp.down_proj.weight", l), 2, D, F);
+        }
+    }
+    qsort(s, (size_t)n, sizeof *s, cmp_spec);
+    *specs = s;
+    return n;
+}
+
+void tensor_specs_free(tensor_spec *specs, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(specs[i].name);
+    free(specs);
+}
+
+int64_t llama_param_count(const llama_config *c)
+{
+    tensor_spec *s;
+    int n = llama_tensor_specs(c, &s);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += s[i].shape[0] * (s[i].ndim == 2 ? s[i].shape[1] : 1);
+    tensor_specs_free(s, n);
+    return total;
+}
+
+/* ---- tensors ---- */
+
+tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t shape[2])
+{
+    m->tensors = xrealloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *m->tensors);
+    tensor *t = &m->tensors[m->n_tensors++];
+    memset(t, 0, sizeof *t);
+    t->name = xstrdup(name);
+    t->ndim = ndim;
+    t->shape[0] = shape[0];
+    t->shape[1] = ndim == 2 ? shape[1] : 0;
+    t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
+    t->stored = DTYPE_F32;
+    t->data = xmalloc_aligned((size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static int cmp_tensor(const void *a, const void *b)
+{
+    return strcmp(((const tensor *)a)->name, ((const tensor *)b)->name);
+}
+
+tensor *model_tensor(const model *m, const char *name)
+{
+    tensor key = {.name = (char *)name};
+    if (!m->tensors)
+        return NULL;
+    return bsearch(&key, m->tensors, (size_t)m->n_tensors, sizeof key, cmp_tensor);
+}
+
+static void tensor_free(tensor *t)
+{
+    free(t->name);
+    free(t->data);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static void remove_tensor(model *m, tensor *t)
+{
+    tensor_free(t);
+    int i = (int)(t - m->tensors);
+    memmove(t, t + 1, (size_t)(m->n_tensors - i - 1) * sizeof *t);
+    m->n_tensors--;
+}
+
+static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    if (ndim == 1)
+        snprintf(buf, n, "[%lld]", (long long)shape[0]);
+    else
+        snprintf(buf, n, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
+}
+
+/* First non-finite value of t, or -1. The branch-free scan vectorises. */
+static int64_t first_non_finite(const tensor *t)
+{
+    const uint32_t *u = (const uint32_t *)t->data;
+    const int64_t block = 1 << 16;
+    for (int64_t s = 0; s < t->numel; s += block) {
+        int64_t e = s + block < t->numel ? s + block : t->numel;
+        uint32_t bad = 0;
+        for (int64_t i = s; i < e; i++)
+            bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
+        if (bad)
+            for (int64_t i = s; i < e; i++)
+                if ((u[i] & 0x7f800000u) == 0x7f800000u)
+                    return i;
+    }
+    return -1;
+}
+
+static float *data_of(model *m, const char *name)
+{
+    tensor *t = model_tensor(m, name);
+    return t ? t->data : NULL;
+}
+
+static float *layer_data(model *m, int l, const char *what)
+{
+    char *name = xasprintf("model.layers.%d.%s", l, what);
+    float *p = data_of(m, name);
+    free(name);
+    return p;
+}
+
+void model_bind(model *m)
+{
+    const char *src = m->source ? m->source : "model";
+    const llama_config *c = &m->cfg;
+
+    /* Rotary inverse-frequency buffers some exports carry: computed, not weights. */
+    for (int i = 0; i < m->n_tensors;)
+        if (ends_with(m->tensors[i].name, "rotary_emb.inv_freq"))
+            remove_tensor(m, &m->tensors[i]);
+        else
+            i++;
+    if (m->n_tensors > 0)
+        qsort(m->tensors, (size_t)m->n_tensors, sizeof *m->tensors, cmp_tensor);
+    for (int i = 1; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i - 1].name, m->tensors[i].name))
+            die("%s: tensor %s appears twice", src, m->tensors[i].name);
+
+    /* A tied model may still carry a copy of the embedding as lm_head. */
+    tensor *head = model_tensor(m, "lm_head.weight");
+    if (c->tied && head) {
+        tensor *emb = model_tensor(m, "model.embed_tokens.weight");
+        if (!emb || emb->numel != head->numel ||
+            memcmp(emb->data, head->data, (size_t)head->numel * sizeof(float)))
+            die("%s: tie_word_embeddings is true, but lm_head.weight differs from the embedding",
+                src);
+        remove_tensor(m, head);
+    }
+
+    tensor_spec *specs;
+    int ns = llama_tensor_specs(c, &specs), i = 0, k = 0;
+    while (i < ns || k < m->n_tensors) {
+        int cmp = i == ns ? 1 : k == m->n_tensors ? -1 : strcmp(specs[i].name, m->tensors[k].name);
+        if (cmp < 0) {
+            if (!strcmp(specs[i].name, "lm_head.weight"))
+                die("%s: missing tensor lm_head.weight (tie_word_embeddings is false)", src);
+            die("%s: missing tensor %s", src, specs[i].name);
+        }
+        if (cmp > 0)
+            die("%s: unexpected tensor %s (not implied by the config)", src, m->tensors[k].name);
+        const tensor *t = &m->tensors[k];
+        if (t->ndim != specs[i].ndim || t->shape[0] != specs[i].shape[0] ||
+            (t->ndim == 2 && t->shape[1] != specs[i].shape[1])) {
+            char got[64], want[64];
+            format_shape(got, sizeof got, t->ndim, t->shape);
+            format_shape(want, sizeof want, specs[i].ndim, specs[i].shape);
+            die("%s: tensor %s has shape %s, but the config implies %s", src, t->name, got, want);
+        }
+        i++;
+        k++;
+    }
+    tensor_specs_free(specs, ns);
+
+    for (k = 0; k < m->n_tensors; k++) {
+        int64_t at = first_non_finite(&m->tensors[k]);
+        if (at >= 0)
+            die("%s: tensor %s has a non-finite value (%g) at index %lld", src,
+                m->tensors[k].name, (double)m->tensors[k].data[at], (long long)at);
+    }
+
+    free(m->layers);
+    m->layers = xcalloc((size_t)c->n_layers, sizeof *m->layers);
+    m->embed = data_of(m, "model.embed_tokens.weight");
+    m->final_norm = data_of(m, "model.norm.weight");
+    m->lm_head = c->tied ? m->embed : data_of(m, "lm_head.weight");
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        w->attn_norm = layer_data(m, l, "input_layernorm.weight");
+        w->wq = layer_data(m, l, "self_attn.q_proj.weight");
+        w->wk = layer_data(m, l, "self_attn.k_proj.weight");
+        w->wv = layer_data(m, l, "self_attn.v_proj.weight");
+        w->wo = layer_data(m, l, "self_attn.o_proj.weight");
+        w->bq = layer_data(m, l, "self_attn.q_proj.bias");
+        w->bk = layer_data(m, l, "self_attn.k_proj.bias");
+        w->bv = layer_data(m, l, "self_attn.v_proj.bias");
+        w->ffn_norm = layer_data(m, l, "post_attention_layernorm.weight");
+        w->w_gate = layer_data(m, l, "mlp.gate_proj.weight");
+        w->w_up = layer_data(m, l, "mlp.up_proj.weight");
+        w->w_down = layer_data(m, l, "mlp.down_proj.weight");
+    }
+    m->has_weights = true;
+}
+
+/* ---- config ---- */
+
+void model_set_config(model *m, json_t *j, const char *source)
+{
+    llama_config_from_json(&m->cfg, j, source);
+    json_decref(m->extra_config);
+    m->extra_config = llama_config_extra(j);
+}
+
+json_t *model_config_json(const model *m)
+{
+    json_t *j = llama_config_to_json(&m->cfg);
+    if (m->extra_config)
+        json_object_update_missing(j, m->extra_config);
+    return j;
+}
+
+/* ---- fingerprint ---- */
+
+static void hash_i64(XXH64_state_t *h, int64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+    XXH64_update(h, b, 8);
+}
+
+void model_fingerprint(const model *m, char out[17])
+{
+    XXH64_state_t *h = XXH64_createState();
+    if (!h)
+        die("out of memory");
+    XXH64_reset(h, 0);
+    char *cfg = llama_config_canonical(&m->cfg);
+    XXH64_update(h, cfg, strlen(cfg));
+    free(cfg);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor *t = &m->tensors[i];
+        XXH64_update(h, t->name, strlen(t->name) + 1);
+        XXH64_update(h, "f32", 4);
+        hash_i64(h, t->ndim);
+        for (int d = 0; d < t->ndim; d++)
+            hash_i64(h, t->shape[d]);
+        XXH64_update(h, t->data, (size_t)t->numel * sizeof(float));
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(h));
+    XXH64_freeState(h);
+}
+
+/* ---- loading ---- */
+
+static json_t *load_json(const char *path)
+{
+    json_error_t err;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        if (!path_exists(path))
+            die("cannot read '%s': %s", path, strerror(ENOENT));
+        die("%s:%d: %s", path, err.line, err.text);
+    }
+    return j;
+}
+
+static void load_config_only(model *m, const char *path)
+{
+    json_t *j = load_json(path);
+    model_set_config(m, j, path);
+    json_decref(j);
+    m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    m->has_weights = false;
+}
+
+static void set_tokenizer(model *m, const char *format, uint8_t *data, size_t n)
+{
+    free(m->tok.format);
+    free(m->tok.data);
+    m->tok.format = xstrdup(format);
+    m->tok.data = data;
+    m->tok.size = n;
+}
+
+static void load_hf_folder(model *m, const char *dir)
+{
+    char *cfg = path_join(dir, "config.json");
+    if (!path_exists(cfg))
+        die("%s: not a model folder (no config.json)", dir);
+    load_config_only(m, cfg);
+    free(cfg);
+    hf_read_weights(dir, &m->tensors, &m->n_tensors);
+    model_bind(m);
+
+    char *tp = path_join(dir, "tokenizer.model");
+    char *tj = path_join(dir, "tokenizer.json");
+    size_t n;
+    if (path_exists(tp)) {
+        uint8_t *data = (uint8_t *)read_whole_file(tp, &n);
+        const char *fmt = tokenizer_sniff(data, n);
+        set_tokenizer(m, fmt && !strcmp(fmt, "llama2c") ? "llama2c" : "sentencepiece", data, n);
+    } else if (path_exists(tj)) {
+        set_tokenizer(m, "hf-json", (uint8_t *)read_whole_file(tj, &n), n);
+    }
+    free(tp);
+    free(tj);
+}
+
+static void load_checkpoint(model *m, FILE *f, const char *name, const uint8_t *p, size_t n)
+{
+    checkpoint_read(m, f, name, p, n);
+    if (!m->source)
+        m->source = xstrdup(name);
+    if (!m->extra_config)
+        m->extra_config = json_object();
+}
+
+void model_load(model *m, const char *path, const char *tokenizer_path)
+{
+    memset(m, 0, sizeof *m);
+    uint8_t p[16];
+    size_t n;
+    if (!strcmp(path, "-")) {
+        n = fread(p, 1, sizeof p, stdin);
+        if (!stream_sniff(p, n))
+            die("stdin: not a pare checkpoint stream (only checkpoints are read from stdin)");
+        load_checkpoint(m, stdin, "stdin", p, n);
+    } else if (path_is_dir(path)) {
+        m->source = xstrdup(path);
+        load_hf_folder(m, path);
+    } else if (ends_with(path, ".json")) {
+        m->source = xstrdup(path);
+        load_config_only(m, path);
+    } else {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            die("cannot read '%s': %s", path, strerror(errno));
+        n = fread(p, 1, sizeof p, f);
+        if (stream_sniff(p, n)) {
+            load_checkpoint(m, f, path, p, n);
+            fclose(f);
+        } else {
+            fclose(f);
+            if (n >= 4 && !memcmp(p, "GGUF", 4))
+                die("%s: GGUF models are not supported yet", path);
+            if (n >= 4 && !memcmp(p, "PK\3\4", 4))
+                die("%s: zip archives (PyTorch .bin) are not supported yet", path);
+            if (ends_with(path, ".safetensors"))
+                die("%s: a .safetensors file alone has no config; give its folder", path);
+            llama2c_load(m, path);
+        }
+    }
+
+    if (tokenizer_path) {
+        uint8_t *data = (uint8_t *)read_whole_file(tokenizer_path, &n);
+        const char *fmt = tokenizer_sniff(data, n);
+        if (!fmt)
+            die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tokenizer)",
+                tokenizer_path);
+        set_tokenizer(m, fmt, data, n);
+    }
+}
+
+void model_free(model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        tensor_free(&m->tensors[i]);
+    free(m->tensors);
+    free(m->layers);
+    llama_config_free(&m->cfg);
+    json_decref(m->extra_config);
+    json_decref(m->provenance);
+    free(m->tok.format);
+    free(m->tok.data);
+    free(m->source);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,84 @@
+/* model_random.c - models with random weights, for tests and fixtures.
+ *
+ * Each tensor has its own generator, seeded from XXH64(name, seed), so a tensor's
+ * values depend only on the seed, its name and its size: two configs that differ
+ * in one layer share every other tensor. Scales are chosen so activations stay
+ * near unit size through any depth (see model_init_random in model.h). */
+#include <math.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "model.h"
+#include "util.h"
+
+typedef struct {
+    uint64_t s;
+    bool have_spare;
+    double spare;
+} rng;
+
+static uint64_t splitmix64(rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in (0, 1]. */
+static double uniform(rng *r) { return ((double)(splitmix64(r) >> 11) + 1.0) * 0x1.0p-53; }
+
+/* Standard normal (Box-Muller, both values used). */
+static double gaussian(rng *r)
+{
+    if (r->have_spare) {
+        r->have_spare = false;
+        return r->spare;
+    }
+    double u = uniform(r), v = uniform(r);
+    double rad = sqrt(-2.0 * log(u)), ang = 2.0 * M_PI * v;
+    r->spare = rad * sin(ang);
+    r->have_spare = true;
+    return rad * cos(ang);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static void fill(tensor *t, int dim, uint64_t seed)
+{
+    rng r = {XXH64(t->name, strlen(t->name), seed), false, 0};
+    double mean = 0, std;
+    if (ends_with(t->name, "norm.weight")) {
+        mean = 1;
+        std = 0.1;
+    } else if (ends_with(t->name, ".bias")) {
+        std = 0.1;
+    } else if (!strcmp(t->name, "model.embed_tokens.weight")) {
+        std = 1 / sqrt((double)dim);
+    } else {
+        std = 1 / sqrt((double)t->shape[1]);
+        if (ends_with(t->name, "o_proj.weight") || ends_with(t->name, "down_proj.weight"))
+            std *= 0.5;
+    }
+    for (int64_t i = 0; i < t->numel; i++)
+        t->data[i] = (float)(mean + std * gaussian(&r));
+}
+
+void model_init_random(model *m, const llama_config *cfg, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    llama_config_copy(&m->cfg, cfg);
+    m->source = xstrdup("random model");
+    m->extra_config = json_object();
+    tensor_spec *specs;
+    int n = llama_tensor_specs(cfg, &specs);
+    for (int i = 0; i < n; i++)
+        fill(model_new_tensor(m, specs[i].name, specs[i].ndim, specs[i].shape), cfg->dim, seed);
+    tensor_specs_free(specs, n);
+    model_bind(m);
+}

@@ -1,0 +1,433 @@
+/* safetensors.c - read and write .safetensors files and Hugging Face folders.
+ *
+ * Reading puts every tensor straight into its final fp32 buffer: an F32 payload is
+ * read in place; an F16/BF16 payload of n values is read into the upper 2n bytes of
+ * the 4n-byte buffer and widened in place (dtype_widen_in_place), so a large
+ * tensor is never held twice. */
+#include "safetensors.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pare reads little-endian payloads straight into memory: little-endian hosts only"
+#endif
+
+#define MAX_HEADER (100u << 20) /* the reference implementation's limit */
+
+typedef struct {
+    const char *name;       /* points into the header JSON */
+    enum dtype dtype;
+    int ndim;
+    int64_t shape[2];
+    int64_t numel;
+    uint64_t begin, end;    /* byte offsets from the start of the data */
+} st_entry;
+
+static int cmp_offset(const void *a, const void *b)
+{
+    const st_entry *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static bool st_dtype(const char *s, enum dtype *t)
+{
+    if (!strcmp(s, "F32"))
+        *t = DTYPE_F32;
+    else if (!strcmp(s, "F16"))
+        *t = DTYPE_F16;
+    else if (!strcmp(s, "BF16"))
+        *t = DTYPE_BF16;
+    else
+        return false;
+    return true;
+}
+
+static const char *st_dtype_name(enum dtype t)
+{
+    return t == DTYPE_F32 ? "F32" : t == DTYPE_F16 ? "F16" : "BF16";
+}
+
+/* Parse one header entry; dies naming path and tensor on anything malformed. */
+static void parse_entry(const char *path, const char *name, json_t *v, uint64_t data_size,
+                        st_entry *e)
+{
+    e->name = name;
+    json_t *dt = json_object_get(v, "dtype");
+    json_t *shape = json_object_get(v, "shape");
+    json_t *off = json_object_get(v, "data_offsets");
+    if (!json_is_object(v) || !json_is_string(dt) || !json_is_array(shape) || !json_is_array(off) ||
+        json_array_size(off) != 2)
+        die("%s: bad safetensors header entry for tensor %s", path, name);
+    if (!st_dtype(json_string_value(dt), &e->dtype))
+        die("%s: tensor %s has dtype %s; pare reads F32, F16 and BF16", path, name,
+            json_string_value(dt));
+    size_t nd = json_array_size(shape);
+    if (nd < 1 || nd > 2)
+        die("%s: tensor %s has %zu dimensions; pare reads 1- and 2-dimensional tensors", path,
+            name, nd);
+    e->ndim = (int)nd;
+    e->numel = 1;
+    e->shape[1] = 0;
+    for (size_t i = 0; i < nd; i++) {
+        json_t *d = json_array_get(shape, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > (1LL << 40))
+            die("%s: tensor %s has a bad shape", path, name);
+        e->shape[i] = json_integer_value(d);
+        e->numel *= e->shape[i];
+        if (e->numel > (1LL << 40))
+            die("%s: tensor %s is too large", path, name);
+    }
+    json_t *b = json_array_get(off, 0), *en = json_array_get(off, 1);
+    if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
+        json_integer_value(en) < json_integer_value(b))
+        die("%s: tensor %s has bad data_offsets", path, name);
+    e->begin = (uint64_t)json_integer_value(b);
+    e->end = (uint64_t)json_integer_value(en);
+    if (e->end - e->begin != (uint64_t)e->numel * dtype_size(e->dtype))
+        die("%s: tensor %s: data_offsets span %llu bytes, but its shape and dtype need %llu", path,
+            name, (unsigned long long)(e->end - e->begin),
+            (unsigned long long)((uint64_t)e->numel * dtype_size(e->dtype)));
+    if (e->end > data_size)
+        die("%s: truncated: tensor %s ends at data byte %llu, but the file holds only %llu", path,
+            name, (unsigned long long)e->end, (unsigned long long)data_size);
+}
+
+void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot read '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        die("cannot read '%s': %s", path, strerror(errno));
+    uint64_t size = (uint64_t)st.st_size;
+    uint8_t lb[8];
+    if (size < 8 || fread(lb, 1, 8, f) != 8)
+        die("%s: not a safetensors file (too short)", path);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | lb[i];
+    if (hlen < 2 || hlen > MAX_HEADER || hlen > size - 8)
+        die("%s: not a safetensors file (header length %llu, file size %llu)", path,
+            (unsigned long long)hlen, (unsigned long long)size);
+    char *hdr = xmalloc(hlen);
+    if (fread(hdr, 1, hlen, f) != hlen)
+        die("%s: cannot read the safetensors header", path);
+    json_error_t err;
+    json_t *j = json_loadb(hdr, hlen, JSON_REJECT_DUPLICATES, &err);
+    free(hdr);
+    if (!j || !json_is_object(j))
+        die("%s: bad safetensors header: %s", path, j ? "not a JSON object" : err.text);
+    uint64_t data_start = 8 + hlen, data_size = size - data_start;
+
+    size_t count = json_object_size(j), ne = 0;
+    st_entry *es = xcalloc(count ? count : 1, sizeof *es);
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (!strcmp(key, "__metadata__"))
+            continue;
+        parse_entry(path, key, v, data_size, &es[ne++]);
+    }
+    qsort(es, ne, sizeof *es, cmp_offset); /* read the file front to back */
+
+    if (*n + (int64_t)ne > *cap) {
+        *cap = (int)((*n + (int64_t)ne) * 2);
+        *ts = xrealloc(*ts, (size_t)*cap * sizeof **ts);
+    }
+    for (size_t i = 0; i < ne; i++) {
+        st_entry *e = &es[i];
+        tensor *t = &(*ts)[(*n)++];
+        memset(t, 0, sizeof *t);
+        t->name = xstrdup(e->name);
+        t->ndim = e->ndim;
+        t->shape[0] = e->shape[0];
+        t->shape[1] = e->shape[1];
+        t->numel = e->numel;
+        t->stored = e->dtype;
+        t->data = xmalloc_aligned((size_t)e->numel * 4);
+        size_t bytes = (size_t)(e->end - e->begin);
+        char *dst = (char *)t->data + (size_t)e->numel * 4 - bytes;
+        if (fseeko(f, (off_t)(data_start + e->begin), SEEK_SET) != 0 ||
+            fread(dst, 1, bytes, f) != bytes)
+            die("%s: cannot read tensor %s: %s", path, e->name,
+                ferror(f) ? strerror(errno) : "unexpected end of file");
+        dtype_widen_in_place(t->data, (size_t)e->numel, e->dtype);
+    }
+    free(es);
+    json_decref(j);
+    fclose(f);
+}
+
+/* ---- writing ---- */
+
+/* Write a file under a temporary name beside path, then rename it into place. */
+typedef struct {
+    FILE *f;
+    char *tmp;
+    const char *path;
+} atomic_file;
+
+static void af_open(atomic_file *a, const char *path)
+{
+    a->path = path;
+    a->tmp = xasprintf("%s.tmp-%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f)
+        die("cannot write '%s': %s", a->tmp, strerror(errno));
+}
+
+static void af_write(atomic_file *a, const void *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, a->f) != n)
+        die("cannot write '%s': %s", a->tmp, strerror(errno));
+}
+
+static void af_close(atomic_file *a)
+{
+    if (fflush(a->f) != 0 || ferror(a->f) || fclose(a->f) != 0)
+        die("cannot write '%s': %s", a->tmp, strerror(errno));
+    if (rename(a->tmp, a->path) != 0)
+        die("cannot rename '%s' to '%s': %s", a->tmp, a->path, strerror(errno));
+    free(a->tmp);
+}
+
+void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype)
+{
+    size_t es = dtype_size(dtype);
+    json_t *h = json_object();
+    json_t *meta = json_object();
+    json_object_set_new(meta, "format", json_string("pt"));
+    json_object_set_new(h, "__metadata__", meta);
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const tensor *t = &ts[i];
+        json_t *e = json_object();
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++)
+            json_array_append_new(shape, json_integer(t->shape[d]));
+        json_t *offs = json_array();
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        off += (uint64_t)t->numel * es;
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        json_object_set_new(e, "dtype", json_string(st_dtype_name(dtype)));
+        json_object_set_new(e, "shape", shape);
+        json_object_set_new(e, "data_offsets", offs);
+        if (json_object_set_new(h, t->name, e) != 0)
+            die("%s: cannot write tensor %s", path, t->name);
+    }
+    char *hs = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    if (!hs)
+        die("out of memory");
+    size_t hlen = strlen(hs), padded = (hlen + 7) / 8 * 8; /* pad with spaces, as HF does */
+    uint8_t lb[8];
+    for (int i = 0; i < 8; i++)
+        lb[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+
+    atomic_file a;
+    af_open(&a, path);
+    af_write(&a, lb, 8);
+    af_write(&a, hs, hlen);
+    af_write(&a, "        ", padded - hlen);
+    free(hs);
+    uint16_t buf[8192];
+    for (int i = 0; i < n; i++) {
+        const tensor *t = &ts[i];
+        if (dtype == DTYPE_F32) {
+            af_write(&a, t->data, (size_t)t->numel * 4);
+            continue;
+        }
+        for (int64_t s = 0; s < t->numel; s += 8192) {
+            int64_t m = t->numel - s < 8192 ? t->numel - s : 8192;
+            for (int64_t k = 0; k < m; k++)
+                buf[k] = dtype == DTYPE_BF16 ? f32_to_bf16(t->data[s + k]) : f32_to_f16(t->data[s + k]);
+            af_write(&a, buf, (size_t)m * 2);
+        }
+    }
+    af_close(&a);
+}
+
+/* ---- folders ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void hf_read_weights(const char *dir, tensor **ts, int *n)
+{
+    int cap = 0;
+    *ts = NULL;
+    *n = 0;
+    char *index = path_join(dir, "model.safetensors.index.json");
+    if (!path_exists(index)) {
+        char *single = path_join(dir, "model.safetensors");
+        if (!path_exists(single)) {
+            char *pt = path_join(dir, "pytorch_model.bin");
+            if (path_exists(pt))
+                die("%s: no model.safetensors (PyTorch .bin weights are not supported yet)", dir);
+            die("%s: no model.safetensors or model.safetensors.index.json", dir);
+        }
+        safetensors_read(single, ts, n, &cap);
+        free(single);
+        free(index);
+        return;
+    }
+
+    json_error_t err;
+    json_t *j = json_load_file(index, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        die("%s:%d: %s", index, err.line, err.text);
+    json_t *wm = json_object_get(j, "weight_map");
+    if (!json_is_object(wm) || json_object_size(wm) == 0)
+        die("%s: no weight_map", index);
+
+    /* The distinct shard files, in name order. */
+    size_t nw = json_object_size(wm), ns = 0;
+    char **shards = xmalloc(nw * sizeof *shards);
+    const char *name;
+    json_t *v;
+    json_object_foreach(wm, name, v) {
+        if (!json_is_string(v))
+            die("%s: weight_map entry for %s is not a file name", index, name);
+        const char *s = json_string_value(v);
+        if (!*s || strchr(s, '/') || !strcmp(s, ".") || !strcmp(s, ".."))
+            die("%s: shard name '%s' is not a plain file name", index, s);
+        bool seen = false;
+        for (size_t i = 0; i < ns && !seen; i++)
+            seen = !strcmp(shards[i], s);
+        if (!seen)
+            shards[ns++] = (char *)s;
+    }
+    qsort(shards, ns, sizeof *shards, cmp_str);
+
+    json_t *found = json_object();
+    for (size_t i = 0; i < ns; i++) {
+        char *sp = path_join(dir, shards[i]);
+        int before = *n;
+        safetensors_read(sp, ts, n, &cap);
+        for (int k = before; k < *n; k++) {
+            const char *tn = (*ts)[k].name;
+            json_t *want = json_object_get(wm, tn);
+            if (!want)
+                die("%s: tensor %s is not in the weight_map of %s", sp, tn, index);
+            if (strcmp(json_string_value(want), shards[i]))
+                die("%s: tensor %s is mapped to %s in %s", sp, tn, json_string_value(want), index);
+            if (json_object_get(found, tn))
+                die("%s: tensor %s appears twice", sp, tn);
+            json_object_set_new(found, tn, json_true());
+        }
+        free(sp);
+    }
+    json_object_foreach(wm, name, v)
+        if (!json_object_get(found, name))
+            die("%s: tensor %s of the weight_map is missing from %s", index, name,
+                json_string_value(v));
+    json_decref(found);
+    free(shards);
+    json_decref(j);
+    free(index);
+}
+
+static void write_json(const char *path, json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!s)
+        die("out of memory");
+    atomic_file a;
+    af_open(&a, path);
+    af_write(&a, s, strlen(s));
+    af_write(&a, "\n", 1);
+    af_close(&a);
+    free(s);
+}
+
+void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        die("cannot create '%s': %s", dir, strerror(errno));
+    if (!path_is_dir(dir))
+        die("'%s' is not a folder", dir);
+
+    json_t *cj = model_config_json(m);
+    json_object_set_new(cj, "torch_dtype",
+                        json_string(dtype == DTYPE_F32 ? "float32" :
+                                    dtype == DTYPE_F16 ? "float16" : "bfloat16"));
+    char *p = path_join(dir, "config.json");
+    write_json(p, cj);
+    free(p);
+    json_decref(cj);
+
+    if (m->tok.size) {
+        p = path_join(dir, m->tok.format && !strcmp(m->tok.format, "hf-json") ? "tokenizer.json"
+                                                                              : "tokenizer.model");
+        atomic_file a;
+        af_open(&a, p);
+        af_write(&a, m->tok.data, m->tok.size);
+        af_close(&a);
+        free(p);
+    }
+    if (!m->has_weights || m->n_tensors == 0)
+        return;
+
+    int n = m->n_tensors;
+    if (shards > n)
+        shards = n;
+    if (shards <= 1) {
+        p = path_join(dir, "model.safetensors");
+        safetensors_write(p, m->tensors, n, dtype);
+        free(p);
+        return;
+    }
+
+    /* Cut the name-ordered tensors into runs of about equal bytes; a run that would
+     * come out empty (one huge tensor) is dropped, so the count may be smaller. */
+    uint64_t total = 0, cum = 0;
+    for (int i = 0; i < n; i++)
+        total += (uint64_t)m->tensors[i].numel * dtype_size(dtype);
+    int *shard_of = xmalloc((size_t)n * sizeof(int));
+    int used = 0, last = -1;
+    for (int i = 0; i < n; i++) {
+        int s = total ? (int)(cum * (uint64_t)shards / total) : i * shards / n;
+        if (s >= shards)
+            s = shards - 1;
+        if (s != last) {
+            used++;
+            last = s;
+        }
+        shard_of[i] = used - 1;
+        cum += (uint64_t)m->tensors[i].numel * dtype_size(dtype);
+    }
+
+    json_t *wm = json_object();
+    for (int s = 0, start = 0; s < used; s++) {
+        int end = start;
+        while (end < n && shard_of[end] == s)
+            end++;
+        char *fname = xasprintf("model-%05d-of-%05d.safetensors", s + 1, used);
+        p = path_join(dir, fname);
+        safetensors_write(p, m->tensors + start, end - start, dtype);
+        for (int i = start; i < end; i++)
+            json_object_set_new(wm, m->tensors[i].name, json_string(fname));
+        free(p);
+        free(fname);
+        start = end;
+    }
+    json_t *idx = json_object();
+    json_t *meta = json_object();
+    json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
+    json_object_set_new(idx, "metadata", meta);
+    json_object_set_new(idx, "weight_map", wm);
+    p = path_join(dir, "model.safetensors.index.json");
+    write_json(p, idx);
+    free(p);
+    json_decref(idx);
+    free(shard_of);
+}

@@ -1,0 +1,184 @@
+/* pare-mkmodel - write a Hugging Face model folder with random weights, for tests.
+ *
+ * The weights are deterministic in --seed (model_init_random), rounded to --dtype
+ * before anything else, so the folder loads back to exactly the model whose
+ * fingerprint is printed on stdout. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "safetensors.h"
+#include "tensor.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pare-mkmodel [options] -o DIR\n"
+            "Write a Hugging Face folder (config.json + safetensors) with random weights\n"
+            "and print its fingerprint on stdout.\n"
+            "  --dim D              hidden size (default 32)\n"
+            "  --layers L           layers (default 2)\n"
+            "  --heads H[,H2,...]   query heads, one value or one per layer (default 4)\n"
+            "  --kv-heads K[,...]   key/value heads (default: --heads)\n"
+            "  --ffn F[,...]        MLP width (default 64)\n"
+            "  --vocab V            vocabulary size (default 64)\n"
+            "  --head-dim hd        head size (default D / H)\n"
+            "  --max-seq N          max_position_embeddings (default 256)\n"
+            "  --tied | --untied    share the embedding with the LM head (default untied)\n"
+            "  --qkv-bias           q/k/v projections with biases\n"
+            "  --model-type T       llama (default), mistral or qwen2\n"
+            "  --rope half|interleaved  rotary layout (default half)\n"
+            "  --rope-theta X       rotary base (default 10000)\n"
+            "  --dtype f32|f16|bf16 storage dtype (default f32)\n"
+            "  --seed S             random seed (default 1)\n"
+            "  --shards N           write N shards and an index (default 1)\n"
+            "  --tokenizer FILE     copy a tokenizer into the folder (tokenizer.model)\n"
+            "  -o DIR               output folder (created if missing)\n"
+            "  -h, --help           this help\n");
+}
+
+/* "4" or "4,4,2": fills out[L] (one value repeats for every layer). */
+static void parse_list(const char *opt, const char *s, int L, int *out)
+{
+    char *copy = xstrdup(s), *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == L)
+            usage_die("%s: more than %d values", opt, L);
+        out[n++] = (int)parse_long(opt, tok, 0, 1 << 24);
+    }
+    free(copy);
+    if (n == 1)
+        for (int l = 1; l < L; l++)
+            out[l] = out[0];
+    else if (n != L)
+        usage_die("%s: give one value or %d values", opt, L);
+}
+
+int main(int argc, char **argv)
+{
+    set_progname(argv[0]);
+    enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV, O_FFN, O_VOCAB, O_HD, O_MAXSEQ, O_TIED, O_UNTIED,
+           O_BIAS, O_TYPE, O_ROPE, O_THETA, O_DTYPE, O_SEED, O_SHARDS, O_TOK };
+    static const struct option opts[] = {
+        {"dim", 1, 0, O_DIM},         {"layers", 1, 0, O_LAYERS},   {"heads", 1, 0, O_HEADS},
+        {"kv-heads", 1, 0, O_KV},     {"ffn", 1, 0, O_FFN},         {"vocab", 1, 0, O_VOCAB},
+        {"head-dim", 1, 0, O_HD},     {"max-seq", 1, 0, O_MAXSEQ},  {"tied", 0, 0, O_TIED},
+        {"untied", 0, 0, O_UNTIED},   {"qkv-bias", 0, 0, O_BIAS},   {"model-type", 1, 0, O_TYPE},
+        {"rope", 1, 0, O_ROPE},       {"rope-theta", 1, 0, O_THETA}, {"dtype", 1, 0, O_DTYPE},
+        {"seed", 1, 0, O_SEED},       {"shards", 1, 0, O_SHARDS},   {"tokenizer", 1, 0, O_TOK},
+        {"help", 0, 0, 'h'},          {0, 0, 0, 0},
+    };
+    const char *heads = "4", *kv = NULL, *ffn = "64", *type = "llama", *rope = "half";
+    const char *out = NULL, *tok = NULL;
+    int dim = 32, layers = 2, vocab = 64, head_dim = 0, max_seq = 256, shards = 1;
+    bool tied = false, bias = false;
+    double theta = 10000;
+    long seed = 1;
+    enum dtype dtype = DTYPE_F32;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DIM: dim = (int)parse_long("--dim", optarg, 1, 1 << 20); break;
+        case O_LAYERS: layers = (int)parse_long("--layers", optarg, 1, 4096); break;
+        case O_HEADS: heads = optarg; break;
+        case O_KV: kv = optarg; break;
+        case O_FFN: ffn = optarg; break;
+        case O_VOCAB: vocab = (int)parse_long("--vocab", optarg, 1, 1 << 24); break;
+        case O_HD: head_dim = (int)parse_long("--head-dim", optarg, 2, 1 << 16); break;
+        case O_MAXSEQ: max_seq = (int)parse_long("--max-seq", optarg, 1, 1 << 24); break;
+        case O_TIED: tied = true; break;
+        case O_UNTIED: tied = false; break;
+        case O_BIAS: bias = true; break;
+        case O_TYPE: type = optarg; break;
+        case O_ROPE: rope = optarg; break;
+        case O_THETA: theta = parse_double("--rope-theta", optarg, 1, 1e12); break;
+        case O_DTYPE: {
+            int t = dtype_from_name(optarg);
+            if (t < 0)
+                usage_die("--dtype: expected f32, f16 or bf16, got '%s'", optarg);
+            dtype = (enum dtype)t;
+            break;
+        }
+        case O_SEED: seed = parse_long("--seed", optarg, 0, 0x7fffffffL); break;
+        case O_SHARDS: shards = (int)parse_long("--shards", optarg, 1, 99999); break;
+        case O_TOK: tok = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc)
+        usage_die("unexpected argument '%s'", argv[optind]);
+    if (!out)
+        usage_die("no output folder (-o DIR)");
+    if (strcmp(rope, "half") && strcmp(rope, "interleaved"))
+        usage_die("--rope: expected half or interleaved, got '%s'", rope);
+
+    /* Build the config as JSON so it goes through the same checks as a file. */
+    int *h = xmalloc((size_t)layers * sizeof(int)), *k = xmalloc((size_t)layers * sizeof(int));
+    int *f = xmalloc((size_t)layers * sizeof(int));
+    parse_list("--heads", heads, layers, h);
+    parse_list("--kv-heads", kv ? kv : heads, layers, k);
+    parse_list("--ffn", ffn, layers, f);
+    if (!head_dim) {
+        if (h[0] == 0 || dim % h[0] != 0)
+            usage_die("--head-dim: needed when --dim is not a multiple of the first --heads");
+        head_dim = dim / h[0];
+    }
+    json_t *hj = json_array(), *kj = json_array(), *fj = json_array();
+    for (int l = 0; l < layers; l++) {
+        json_array_append_new(hj, json_integer(h[l]));
+        json_array_append_new(kj, json_integer(k[l]));
+        json_array_append_new(fj, json_integer(f[l]));
+    }
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:f, s:f, s:s, s:b, s:b, s:i, s:i, s:s}",
+                          "model_type", type, "hidden_size", dim, "num_hidden_layers", layers,
+                          "vocab_size", vocab, "head_dim", head_dim, "num_attention_heads", hj,
+                          "num_key_value_heads", kj, "intermediate_size", fj, "rms_norm_eps", 1e-5,
+                          "rope_theta", theta, "rope_style", rope, "tie_word_embeddings", tied,
+                          "attention_bias", bias, "max_position_embeddings", max_seq,
+                          "bos_token_id", 1, "hidden_act", "silu");
+    if (!j)
+        die("cannot build the config");
+    json_object_set_new(j, "eos_token_id", json_integer(2));
+    json_object_set_new(j, "architectures", json_pack("[s]", !strcmp(type, "qwen2") ?
+                                                      "Qwen2ForCausalLM" : !strcmp(type, "mistral") ?
+                                                      "MistralForCausalLM" : "LlamaForCausalLM"));
+    llama_config cfg;
+    llama_config_from_json(&cfg, j, "the options");
+
+    model m;
+    model_init_random(&m, &cfg, (uint64_t)seed);
+    json_decref(m.extra_config);
+    m.extra_config = llama_config_extra(j);
+    for (int i = 0; i < m.n_tensors; i++) { /* what loads back is what we print */
+        tensor *t = &m.tensors[i];
+        for (int64_t e = 0; e < t->numel && dtype != DTYPE_F32; e++)
+            t->data[e] = dtype == DTYPE_BF16 ? bf16_to_f32(f32_to_bf16(t->data[e]))
+                                             : f16_to_f32(f32_to_f16(t->data[e]));
+    }
+    if (tok) {
+        size_t n;
+        uint8_t *data = (uint8_t *)read_whole_file(tok, &n);
+        m.tok.format = xstrdup("sentencepiece");
+        m.tok.data = data;
+        m.tok.size = n;
+    }
+    hf_write_folder(&m, out, dtype, shards);
+
+    char fp[17];
+    model_fingerprint(&m, fp);
+    printf("%s\n", fp);
+    model_free(&m);
+    llama_config_free(&cfg);
+    json_decref(j);
+    free(h);
+    free(k);
+    free(f);
+    if (ferror(stdout) || fclose(stdout) != 0)
+        die("cannot write to stdout");
+    return 0;
+}
