@@ -39,7 +39,7 @@ void checkpoint_write(const model *m, const char *path, int argc, char **argv, j
 
     char fp[17];
     model_fingerprint(m, fp);
-    json_t *config = llama_config_to_json(&m->cfg);
+    json_t *config = model_config_json(m);
     stream_write_header(&w, "checkpoint", argc, argv, provenance ? 3 : 2);
     mp_pack_str(&w.pk, "config");
     mp_pack_json(&w.pk, config);
@@ -157,7 +157,7 @@ void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix,
     memset(m, 0, sizeof *m);
     m->source = xstrdup(name);
     json_t *cj = mp_to_json(cfg);
-    llama_config_from_json(&m->cfg, cj, name);
+    model_set_config(m, cj, name);
     json_decref(cj);
     const msgpack_object *prov = mp_get(&r.header, "provenance");
     if (prov)
