@@ -1,0 +1,73 @@
+/* groups.h - coupled structures: sets of tensor slices that must be removed
+ * together so that the model stays a valid, smaller dense model (DESIGN.md 2, 4).
+ *
+ * Unit u of a group covers, in each member, indices
+ * [start + u*stride, start + u*stride + width) along axis. */
+#ifndef PARE_GROUPS_H
+#define PARE_GROUPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "model.h"
+
+enum group_kind { GROUP_ATTN, GROUP_FFN, GROUP_HIDDEN, GROUP_LAYER, GROUP_KIND_COUNT };
+#define GROUP_KIND_ALL ((1u << GROUP_KIND_COUNT) - 1)
+
+typedef struct {
+    char *tensor;      /* Hugging Face tensor name */
+    int axis;          /* 0 rows, 1 columns (0 for vectors) */
+    int64_t start, stride, width;
+} group_member;
+
+/* Per-member, per-unit statistics of one criterion: values[member * units + u]. */
+typedef struct {
+    char *name;        /* "element1", "l2", ... */
+    float *values;     /* (n_members, units) */
+} group_stat;
+
+typedef struct {
+    int id;
+    enum group_kind kind;
+    int layer;         /* -1 for the hidden group */
+    int64_t units;
+    int64_t unit_params; /* parameters removed with one unit */
+    int n_members;
+    group_member *members;
+    int n_stats;
+    group_stat *stats; /* empty in a groups stream, filled in a scores stream */
+} group;
+
+typedef struct group_set {
+    char fingerprint[17]; /* of the model the groups were found for */
+    json_t *config;       /* its config (canonical keys + extras) */
+    bool weights;         /* false when found from a bare config.json */
+    json_t *calibration;  /* scores streams: the calibration description, or NULL */
+    int n;
+    group *g;
+} group_set;
+
+const char *group_kind_name(enum group_kind k);
+int group_kind_from_name(const char *s);     /* -1 if unknown */
+/* "attn,ffn" -> mask of (1 << kind); dies with a usage error on an unknown kind. */
+unsigned group_kinds_parse(const char *list);
+
+/* Dependency analysis over the model's dataflow description (graph.c): every
+ * group of the kinds in mask, in a stable order (per layer attn, ffn; then hidden;
+ * then layer groups). */
+void groups_discover(const model *m, unsigned kinds, group_set *gs);
+
+/* Streams: kind "groups" (or "scores" when the groups carry stats). */
+void groups_write(const group_set *gs, const char *kind, const char *path, int argc, char **argv);
+/* Read a groups or scores stream ("-" = stdin); *kind_out gets "groups" or "scores". */
+void groups_read(group_set *gs, const char *path, char kind_out[16]);
+/* Dies unless gs was found for model m (fingerprint), naming both. */
+void groups_check_model(const group_set *gs, const model *m, const char *stream_name);
+void group_set_free(group_set *gs);
+
+/* Lookups. */
+const group_stat *group_find_stat(const group *g, const char *name);
+
+#endif
