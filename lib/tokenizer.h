@@ -1,7 +1,13 @@
 /* tokenizer.h - SentencePiece-style BPE tokenizers: the protobuf tokenizer.model
  * (Llama, Llama-2) and llama2.c's tok*.bin. Both encode the way SentencePiece's
  * BPE does: dummy-prefix space, spaces as U+2581, merge the best-scoring adjacent
- * pair first (leftmost on ties), unknown characters as <0xNN> byte tokens. */
+ * pair first (leftmost on ties), unknown characters as <0xNN> byte tokens.
+ *
+ * tokenizer.model gives exactly the ids of SentencePiece (bpe_model.cc) for any
+ * bytes, honouring the NormalizerSpec in the file (precompiled charsmap,
+ * add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces), user-defined,
+ * unused and byte pieces. Only BPE models are read; a unigram model is refused.
+ * tok*.bin gives the ids of llama2.c's run.c encode(). Encoding is O(n log n). */
 #ifndef PARE_TOKENIZER_H
 #define PARE_TOKENIZER_H
 
@@ -12,25 +18,42 @@
 typedef struct tokenizer tokenizer;
 
 /* Load from a file (format detected: protobuf ModelProto or llama2.c tok.bin).
- * Dies naming the file when it is neither. */
+ * Dies naming the file when it is neither, or when it is corrupt. */
 tokenizer *tokenizer_load_file(const char *path);
-/* Load from bytes held in a checkpoint; format "sentencepiece" or "llama2c". */
+/* Load from bytes held in a checkpoint; format "sentencepiece" or "llama2c".
+ * The bytes are copied; source names them in messages. */
 tokenizer *tokenizer_load_blob(const char *format, const uint8_t *data, size_t n, const char *source);
 /* Format name of the bytes in a file ("sentencepiece" or "llama2c"), NULL if neither. */
 const char *tokenizer_sniff(const uint8_t *data, size_t n);
 void tokenizer_free(tokenizer *t);
 
+/* "sentencepiece" or "llama2c", and the bytes the tokenizer was loaded from
+ * (what a checkpoint's tokenizer record holds). */
+const char *tokenizer_format(const tokenizer *t);
+const uint8_t *tokenizer_data(const tokenizer *t, size_t *n);
+
 int tokenizer_vocab_size(const tokenizer *t);
+/* Ids of <s>, </s> and <unk>; -1 where the model has none. */
 int tokenizer_bos(const tokenizer *t);
 int tokenizer_eos(const tokenizer *t);
+int tokenizer_unk(const tokenizer *t);
 
-/* Encode len bytes of text (any bytes; invalid UTF-8 handled as SentencePiece does).
- * Returns the number of ids; *ids is malloc'd (caller frees). bos: put BOS first.
- * dummy_prefix: add the leading space SentencePiece adds (true for normal use). */
+/* Encode len bytes of text (any bytes; invalid UTF-8 handled as SentencePiece does:
+ * each bad byte is one U+FFFD). The leading dummy-prefix space is added when the
+ * model says so (always for tok.bin) and the text is not empty.
+ * Returns the number of ids; *ids is malloc'd (caller frees; never NULL).
+ * bos: put BOS first (when the model has one). */
 size_t tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool bos, int **ids);
 
-/* The bytes of one token as text (byte tokens give their byte, U+2581 gives a
- * space). Valid until the tokenizer is freed; *len set. */
+/* The bytes of one token as text, as SentencePiece decodes it: byte tokens give
+ * their byte, U+2581 gives a space, control tokens (<s>, </s>) give nothing and
+ * <unk> gives " \xE2\x81\x87 " (" ⁇ "). A caller decoding a whole sequence drops
+ * the one leading space of the dummy prefix. Valid until the tokenizer is freed;
+ * *len set. Dies on an id out of range. */
 const char *tokenizer_piece(const tokenizer *t, int id, size_t *len);
+/* The piece as stored in the file ("▁the", "<0x0A>", "<s>"; tok.bin: " the"). */
+const char *tokenizer_piece_raw(const tokenizer *t, int id, size_t *len);
+/* Id of the piece stored exactly as these bytes, -1 if none. */
+int tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len);
 
 #endif
