@@ -1,0 +1,172 @@
+/* pare-prune - cut a model down: read groups (or scores), rank each group's units,
+ * remove the least important ones from every member tensor, and write the smaller
+ * model as a checkpoint stream (or, with --dry-run, print the plan). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "groups.h"
+#include "model.h"
+#include "prune.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: pare-prune -m MODEL (--ratio R | --target-params P) [options] [INPUT]\n"
+    "\n"
+    "Prune MODEL with the groups or scores stream INPUT (default stdin) and write the\n"
+    "pruned model as a checkpoint stream (stdout or -o FILE).\n"
+    "\n"
+    "  -m, --model PATH        the model the stream was made for (HF folder, llama2.c .bin,\n"
+    "                          checkpoint; config.json alone with --dry-run)\n"
+    "      --tokenizer FILE    tokenizer to put in the checkpoint if the model has none\n"
+    "      --ratio R           remove this fraction of each group's channels, R in [0, 1)\n"
+    "      --target-params P   instead remove the fraction P of all parameters (solves for R)\n"
+    "      --mode M            block (attention heads and MLP channels; default), channel\n"
+    "                          (hidden size) or layer (whole blocks)\n"
+    "      --layers A-B        layers to prune, inclusive (default: all but the first L/8\n"
+    "                          and the last L/16)\n"
+    "      --global            rank units across the selected layers instead of per group\n"
+    "      --criterion C       vector, element1, element2, mix (scores streams), l1, l2,\n"
+    "                          random (default: element1 for scores, l2 for groups)\n"
+    "      --aggregate A       combine a unit's members: sum (default), mean, max, prod, first\n"
+    "      --seed N            seed of the random criterion (default 42)\n"
+    "      --allow-empty       let a layer lose its whole attention or MLP\n"
+    "      --dry-run           print the plan on stdout instead of pruning (needs no weights)\n"
+    "  -o, --output FILE       write the checkpoint to FILE (atomically)\n"
+    "  -q, --quiet             no summary or warnings on stderr\n"
+    "  -h, --help              show this help\n"
+    "      --version           show the version\n";
+
+/* "A-B" or "A" */
+static void parse_layers(const char *s, int *first, int *last)
+{
+    char *copy = xstrdup(s), *dash = strchr(copy, '-');
+    if (dash)
+        *dash = 0;
+    *first = (int)parse_long("--layers", copy, 0, 1 << 20);
+    *last = dash ? (int)parse_long("--layers", dash + 1, 0, 1 << 20) : *first;
+    free(copy);
+    if (*first > *last)
+        usage_die("--layers: '%s' is not a range A-B with A <= B", s);
+}
+
+static double parse_fraction(const char *opt, const char *s)
+{
+    double v = parse_double(opt, s, 0, 1);
+    if (v >= 1)
+        usage_die("%s: invalid value '%s' (expected a number in [0, 1))", opt, s);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    set_progname(argv[0]);
+    const char *model_path = NULL, *tok_path = NULL, *out = NULL, *input = "-";
+    prune_options o = {.mode = PRUNE_BLOCK, .ratio = -1, .target_params = -1, .first_layer = -1,
+                       .last_layer = -1, .aggregate = PRUNE_AGG_SUM, .seed = 42};
+    bool dry_run = false, layers_given = false;
+
+    enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_CRIT, OPT_AGG, OPT_SEED,
+           OPT_EMPTY, OPT_DRY, OPT_VERSION };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, OPT_TOK},
+        {"ratio", required_argument, 0, OPT_RATIO},  {"target-params", required_argument, 0, OPT_TARGET},
+        {"mode", required_argument, 0, OPT_MODE},    {"layers", required_argument, 0, OPT_LAYERS},
+        {"global", no_argument, 0, OPT_GLOBAL},      {"criterion", required_argument, 0, OPT_CRIT},
+        {"aggregate", required_argument, 0, OPT_AGG}, {"seed", required_argument, 0, OPT_SEED},
+        {"allow-empty", no_argument, 0, OPT_EMPTY},  {"dry-run", no_argument, 0, OPT_DRY},
+        {"output", required_argument, 0, 'o'},       {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, OPT_VERSION},
+        {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case OPT_TOK: tok_path = optarg; break;
+        case OPT_RATIO: o.ratio = parse_fraction("--ratio", optarg); break;
+        case OPT_TARGET: o.target_params = parse_fraction("--target-params", optarg); break;
+        case OPT_MODE: {
+            int m = prune_mode_from_name(optarg);
+            if (m < 0)
+                usage_die("--mode: unknown mode '%s' (block, channel, layer)", optarg);
+            o.mode = (enum prune_mode)m;
+            break;
+        }
+        case OPT_LAYERS:
+            parse_layers(optarg, &o.first_layer, &o.last_layer);
+            layers_given = true;
+            break;
+        case OPT_GLOBAL: o.global = true; break;
+        case OPT_CRIT:
+            if (!prune_criterion_known(optarg))
+                usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, l1, l2, random)",
+                          optarg);
+            o.criterion = optarg;
+            break;
+        case OPT_AGG: {
+            int a = prune_aggregate_from_name(optarg);
+            if (a < 0)
+                usage_die("--aggregate: unknown aggregate '%s' (sum, mean, max, prod, first)", optarg);
+            o.aggregate = (enum prune_aggregate)a;
+            break;
+        }
+        case OPT_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
+        case OPT_EMPTY: o.allow_empty = true; break;
+        case OPT_DRY: dry_run = true; break;
+        case 'o': out = optarg; break;
+        case 'q': g_quiet = true; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case OPT_VERSION: printf("pare-prune %s\n", PARE_VERSION); return 0;
+        default: usage_die("unknown option");
+        }
+    }
+    if (argc - optind > 1)
+        usage_die("unexpected argument '%s'", argv[optind + 1]);
+    if (optind < argc)
+        input = argv[optind];
+    if (!model_path)
+        usage_die("no model given (-m MODEL)");
+    if ((o.ratio < 0) == (o.target_params < 0))
+        usage_die("give exactly one of --ratio R and --target-params P");
+    if (layers_given && o.mode == PRUNE_CHANNEL)
+        usage_die("--layers: the hidden channels of --mode channel span every layer");
+    if (!strcmp(model_path, "-") && !strcmp(input, "-"))
+        usage_die("the model and the stream cannot both come from stdin");
+    if (!strcmp(input, "-") && isatty(STDIN_FILENO))
+        usage_die("no groups or scores stream on stdin (pare-discover -m MODEL | pare-prune -m MODEL ...)");
+
+    model m;
+    model_load(&m, model_path, tok_path);
+    if (!m.has_weights && !dry_run)
+        die("%s: a bare config has no weights to prune (--dry-run prints the plan)", model_path);
+    group_set gs;
+    char kind[16];
+    groups_read(&gs, input, kind);
+    const char *stream_name = strcmp(input, "-") ? input : "stdin";
+    groups_check_model(&gs, &m, stream_name);
+
+    prune_plan plan;
+    prune_plan_make(&plan, &m, &gs, kind, stream_name, &o);
+    if (dry_run) {
+        prune_plan_print(&plan, &gs, 128, stdout);
+    } else {
+        info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s", prune_mode_name(o.mode),
+             (long long)llama_param_count(&plan.before), (long long)llama_param_count(&plan.after),
+             100.0 * (double)llama_param_count(&plan.after) / (double)llama_param_count(&plan.before), plan.ratio,
+             plan.criterion);
+        json_t *provenance = prune_provenance(&plan, &gs, &m);
+        model pruned;
+        prune_apply(&m, &gs, &plan, true, &pruned);
+        checkpoint_write(&pruned, out, argc, argv, provenance);
+        json_decref(provenance);
+        model_free(&pruned);
+    }
+    prune_plan_free(&plan);
+    group_set_free(&gs);
+    model_free(&m);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        die("cannot write the output: write error");
+    return 0;
+}

@@ -1,0 +1,122 @@
+/* prune.h - pare-prune's steps (DESIGN.md "pruning semantics"): the importance of
+ * every unit of a group, the plan (which units go), the physical slicing of a
+ * model, the provenance record, and parameter and MAC counts.
+ *
+ * Letters: D hidden size, L layers, V vocabulary, hd head dim, H query heads,
+ * KV key/value heads, F MLP width (H, KV and F per layer), T tokens, U units of a
+ * group. */
+#ifndef PARE_PRUNE_H
+#define PARE_PRUNE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "groups.h"
+#include "model.h"
+
+enum prune_mode { PRUNE_BLOCK, PRUNE_CHANNEL, PRUNE_LAYER };
+enum prune_aggregate { PRUNE_AGG_SUM, PRUNE_AGG_MEAN, PRUNE_AGG_MAX, PRUNE_AGG_PROD, PRUNE_AGG_FIRST };
+
+const char *prune_mode_name(enum prune_mode m);
+int prune_mode_from_name(const char *s);              /* -1 if unknown */
+const char *prune_aggregate_name(enum prune_aggregate a);
+int prune_aggregate_from_name(const char *s);         /* -1 if unknown */
+/* vector, element1, element2, mix (scores streams), l1, l2, random. */
+bool prune_criterion_known(const char *s);
+
+typedef struct {
+    enum prune_mode mode;
+    double ratio;             /* in [0, 1); used when target_params < 0 */
+    double target_params;     /* fraction of all parameters to remove, or < 0 */
+    int first_layer, last_layer; /* inclusive; -1: the default range */
+    bool global;              /* rank units across the selected groups of a kind */
+    bool allow_empty;         /* a group may lose every unit (attn, ffn) */
+    const char *criterion;    /* NULL: element1 for scores streams, l2 for groups */
+    enum prune_aggregate aggregate;
+    uint64_t seed;            /* for the random criterion */
+} prune_options;
+
+/* The units removed from one group. */
+typedef struct {
+    int group;                /* index into the group_set */
+    int64_t n_removed;
+    int64_t *removed;         /* (n_removed) ascending unit indices */
+} prune_choice;
+
+typedef struct {
+    enum prune_mode mode;
+    double ratio;             /* the ratio used (solved for with --target-params) */
+    double target_params;     /* as asked, or < 0 */
+    int first_layer, last_layer; /* -1, -1 for channel mode */
+    bool global, allow_empty;
+    char criterion[16];
+    enum prune_aggregate aggregate;
+    uint64_t seed;
+    bool importance_known;    /* false: no weights and no scores, units by index */
+    int n;                    /* groups considered */
+    prune_choice *c;          /* (n) */
+    double **imp;             /* (n, U) importance of each unit, or NULL (manual plans) */
+    llama_config before, after;
+    int *layer_map;           /* (before.n_layers) new index of each layer, -1 if removed */
+} prune_plan;
+
+/* Units removed from a group of U units by the local ratio rule: C = U * width
+ * channels (width of the group's first member), floor(C * (1 - ratio)) of them
+ * remain, floor(removed channels / width) units go. Not clamped. */
+int64_t prune_local_count(int64_t units, int64_t width, double ratio);
+
+/* Importance of each unit of g (imp, U values): the criterion's per-member values
+ * (from the stream's statistics, or computed from m's weights for l1 and l2, or
+ * drawn from seed for random) combined over the members by agg. Dies naming
+ * stream_name when g lacks the statistic and it cannot be computed. */
+void prune_importance(const model *m, const group *g, const char *criterion, enum prune_aggregate agg,
+                      uint64_t seed, const char *stream_name, double *imp);
+
+/* The plan for model m (its weights are only read for l1/l2 importance) and the
+ * groups gs of a stream of kind stream_kind ("groups" or "scores", named
+ * stream_name in messages). Dies on an option the model or the stream cannot
+ * serve (layers out of range, a criterion the stream lacks, a target that cannot
+ * be reached). */
+void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const char *stream_kind,
+                     const char *stream_name, const prune_options *o);
+/* A plan that removes exactly the given units (n choices; the arrays are
+ * copied), e.g. for tests or to replay a provenance record. */
+void prune_plan_manual(prune_plan *p, const model *m, const group_set *gs, enum prune_mode mode, int n,
+                       const prune_choice *c);
+void prune_plan_free(prune_plan *p);
+
+/* The plan as a table (per layer: heads, key/value heads and MLP channels kept,
+ * parameters before and after; totals, MACs for a sequence of T tokens). */
+void prune_plan_print(const prune_plan *p, const group_set *gs, int T, FILE *f);
+
+/* out = src with every removed unit's slices cut out of every member (survivors
+ * keep their order), the layers of layer mode dropped and the rest renumbered,
+ * a sub-block emptied entirely dropped with the norm that feeds it, the config of
+ * the plan, and src's tokenizer and extra config keys. Bound. With consume, each
+ * source tensor is freed as soon as it is copied (src is then fit only for
+ * model_free): the peak memory is one model plus one tensor. */
+void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool consume, model *out);
+
+/* Zero the removed units' slices of every member in place (masking): the model
+ * keeps its shapes. For attn, ffn and layer groups the result computes exactly
+ * what the pruned model computes; for the hidden group it does not (RMSNorm
+ * averages over all D channels). */
+void prune_mask(model *m, const group_set *gs, const prune_plan *p);
+
+/* The checkpoint's provenance: base fingerprint (and the base's own provenance
+ * when it had one), mode, ratio, criterion, aggregate, layers, and per group its
+ * id, kind, layer and removed unit indices. New reference. */
+json_t *prune_provenance(const prune_plan *p, const group_set *gs, const model *base);
+
+/* Counts from a config: parameters of layer l, and multiply-accumulates of the
+ * forward pass over T tokens: every linear map (q, k, v, o, gate, up, down, LM
+ * head) T*in*out, attention 2*H*T*T*hd (scores and weighted sum, full square);
+ * norms, rotary, softmax, SiLU and the embedding lookup are not counted. */
+int64_t prune_layer_params(const llama_config *c, int l);
+int64_t prune_layer_macs(const llama_config *c, int l, int T);
+int64_t prune_macs(const llama_config *c, int T);
+
+#endif
