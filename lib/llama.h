@@ -17,7 +17,8 @@ typedef struct {
     float *xn;       /* (N, D) normed input of the current sub-block */
     float *q;        /* (N, maxH*hd) */
     float *k, *v;    /* (N, maxKV*hd) */
-    float *att;      /* (B, maxH, T, T) softmax probabilities */
+    float *att;      /* (B, maxH, T, T) softmax probabilities of the last layer run
+                        (zero above the diagonal) */
     float *ctx;      /* (N, maxH*hd) attention output before o_proj */
     float *gate, *up;/* (N, maxF) */
     float *hid;      /* (N, maxF) silu(gate) * up */

@@ -1,0 +1,54 @@
+/* kernels.h - the LLaMA building blocks in fp32, each forward beside the place of
+ * its backward (llm.c style). Every linear map is one OpenBLAS sgemm over all rows.
+ *
+ * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
+ * H query heads, KV key/value heads, hd head dim, F MLP width, I/O a linear map's
+ * input/output width (nin/nout in code). Weights are in the Hugging Face [out, in] layout. */
+#ifndef PARE_KERNELS_H
+#define PARE_KERNELS_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+/* out (N, D) = tokens' rows of emb (V, D). Dies on a token outside [0, V). */
+void embedding_forward(float *out, const int *tokens, const float *emb, int N, int D, int V);
+
+/* out (N, D) = x * rsqrt(mean(x^2) + eps) * w, the mean over D taken in double.
+ * rstd (N), if not NULL, receives rsqrt(mean(x^2) + eps) for the backward pass.
+ * out may equal x. */
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps);
+
+/* out (N, O) = in (N, I) @ W (O, I)^T (+ bias (O) if not NULL); I = nin, O = nout.
+ * (Not named I: <complex.h>, which cblas.h pulls in, defines I.) */
+void matmul_forward(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout);
+/* out (N, O) += in (N, I) @ W (O, I)^T: a linear map added onto the residual stream. */
+void matmul_accumulate(float *out, const float *in, const float *w, int N, int nin, int nout);
+
+/* Rotary tables for positions 0..T-1: cos, sin (T, hd/2), angle pos * inv_freq[i],
+ * inv_freq[i] = theta^(-2i/hd), computed in fp32 the way Hugging Face and llama2.c
+ * do (the angle rounded to float, its cosine and sine exact). */
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta);
+/* Rotate x (B, T, nh, hd) in place, token t of each sequence at position t.
+ * ROPE_HALF pairs (i, i + hd/2) (Hugging Face); ROPE_INTERLEAVED pairs (2i, 2i+1)
+ * (Meta, llama2.c). Row stride of x is ld floats (>= nh*hd). */
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                  enum rope_style style);
+
+/* Causal attention with scale 1/sqrt(hd); query head h reads key/value head
+ * h / (H/KV). q (N, H*hd), k and v (N, KV*hd), ctx (N, H*hd). att (B, H, T, T)
+ * receives the softmax probabilities (zero above the diagonal). Scores and P@V are
+ * one sgemm per (sequence, head). */
+void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
+                       int KV, int hd);
+
+/* hid (n) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). hid may equal gate or up. */
+void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n);
+
+/* Row-wise softmax of x (n, V) into p (may equal x), in fp32 with the max
+ * subtracted; the sum in double. */
+void softmax_forward(float *p, const float *x, int n, int V);
+/* -log softmax(logits)[target] for one row, log-sum-exp in double. */
+double crossentropy_row(const float *logits, int V, int target);
+
+#endif

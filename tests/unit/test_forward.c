@@ -1,0 +1,618 @@
+/* test_forward.c - the batched fp32 forward pass against a scalar reference written
+ * here (double precision, one token at a time with a key/value cache, loops only)
+ * on random tiny models built by hand; the kernels against their formulas; and
+ * stories260K (llama2.c .bin, and its Hugging Face conversion) against logits from
+ * llama2.c's run.c.
+ *
+ * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H query heads,
+ * KV key/value heads, hd head dim, F MLP width. */
+#include <stdint.h>
+#include <string.h>
+
+#include "blas.h"
+#include "check.h"
+#include "kernels.h"
+#include "llama.h"
+#include "model.h"
+#include "util.h"
+
+/* ---- random tiny models ---- */
+
+static uint64_t rng_state;
+static float urand(void) /* uniform in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+
+static float *rand_vec(int64_t n, float scale, float offset)
+{
+    float *p = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        p[i] = offset + scale * urand();
+    return p;
+}
+
+typedef struct {
+    int D, L, V, hd;
+    const int *H, *KV, *F; /* [L] */
+    bool tied, bias;
+    enum rope_style style;
+    float theta;
+} tiny_spec;
+
+/* Fill m by hand the way a loader would (no tensors list: only the pointers the
+ * forward pass reads). */
+static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    rng_state = seed;
+    llama_config *c = &m->cfg;
+    strcpy(c->model_type, "llama");
+    c->dim = sp->D;
+    c->n_layers = sp->L;
+    c->vocab = sp->V;
+    c->head_dim = sp->hd;
+    c->max_seq = 64;
+    c->n_heads = xmalloc((size_t)sp->L * sizeof(int));
+    c->n_kv_heads = xmalloc((size_t)sp->L * sizeof(int));
+    c->ffn_dim = xmalloc((size_t)sp->L * sizeof(int));
+    c->norm_eps = 1e-5f;
+    c->rope_theta = sp->theta;
+    c->rope_style = sp->style;
+    c->tied = sp->tied;
+    c->qkv_bias = sp->bias;
+    m->has_weights = true;
+    int D = sp->D, hd = sp->hd;
+    float sD = 1.0f / sqrtf((float)D);
+    m->embed = rand_vec((int64_t)sp->V * D, 1.0f, 0.0f);
+    m->final_norm = rand_vec(D, 0.2f, 1.0f);
+    m->lm_head = sp->tied ? m->embed : rand_vec((int64_t)sp->V * D, 1.0f, 0.0f);
+    m->layers = xcalloc((size_t)sp->L, sizeof(layer_weights));
+    for (int l = 0; l < sp->L; l++) {
+        int H = sp->H[l], KV = sp->KV[l], F = sp->F[l];
+        c->n_heads[l] = H;
+        c->n_kv_heads[l] = KV;
+        c->ffn_dim[l] = F;
+        layer_weights *w = &m->layers[l];
+        if (H) {
+            w->attn_norm = rand_vec(D, 0.2f, 1.0f);
+            w->wq = rand_vec((int64_t)H * hd * D, sD, 0.0f);
+            w->wk = rand_vec((int64_t)KV * hd * D, sD, 0.0f);
+            w->wv = rand_vec((int64_t)KV * hd * D, sD, 0.0f);
+            w->wo = rand_vec((int64_t)D * H * hd, 1.0f / sqrtf((float)(H * hd)), 0.0f);
+            if (sp->bias) {
+                w->bq = rand_vec((int64_t)H * hd, 0.3f, 0.0f);
+                w->bk = rand_vec((int64_t)KV * hd, 0.3f, 0.0f);
+                w->bv = rand_vec((int64_t)KV * hd, 0.3f, 0.0f);
+            }
+        }
+        if (F) {
+            w->ffn_norm = rand_vec(D, 0.2f, 1.0f);
+            w->w_gate = rand_vec((int64_t)F * D, sD, 0.0f);
+            w->w_up = rand_vec((int64_t)F * D, sD, 0.0f);
+            w->w_down = rand_vec((int64_t)D * F, 1.0f / sqrtf((float)F), 0.0f);
+        }
+    }
+}
+
+static void tiny_free(model *m)
+{
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        float *p[] = {w->attn_norm, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk,
+                      w->bv, w->ffn_norm, w->w_gate, w->w_up, w->w_down};
+        for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+            free(p[i]);
+    }
+    if (m->lm_head != m->embed)
+        free(m->lm_head);
+    free(m->embed);
+    free(m->final_norm);
+    free(m->layers);
+    free(m->cfg.n_heads);
+    free(m->cfg.n_kv_heads);
+    free(m->cfg.ffn_dim);
+}
+
+/* ---- the scalar reference: one token at a time, double precision ---- */
+
+static void ref_rmsnorm(double *out, const double *x, const float *w, int D, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < D; i++)
+        ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / D + eps);
+    for (int i = 0; i < D; i++)
+        out[i] = x[i] * r * w[i];
+}
+
+/* out (nout) = W (nout, nin) x (+ b) */
+static void ref_matvec(double *out, const float *w, const float *b, const double *x, int nin, int nout)
+{
+    for (int o = 0; o < nout; o++) {
+        double s = b ? b[o] : 0.0;
+        for (int i = 0; i < nin; i++)
+            s += (double)w[(size_t)o * nin + i] * x[i];
+        out[o] = s;
+    }
+}
+
+/* Rotate one head vector (hd) at position pos, straight from the formula. */
+static void ref_rope(double *v, int hd, int pos, double theta, enum rope_style style)
+{
+    for (int i = 0; i < hd / 2; i++) {
+        double angle = pos * pow(theta, -2.0 * i / hd);
+        int a = style == ROPE_HALF ? i : 2 * i;
+        int b = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(angle) - x1 * sin(angle);
+        v[b] = x1 * cos(angle) + x0 * sin(angle);
+    }
+}
+
+/* logits (B*T, V) for tokens (B, T). */
+static void ref_forward(const model *m, const int *tokens, int B, int T, double *logits)
+{
+    const llama_config *c = &m->cfg;
+    int D = c->dim, hd = c->head_dim, L = c->n_layers, V = c->vocab;
+    int maxq = 1, maxf = 1;
+    for (int l = 0; l < L; l++) {
+        maxq = c->n_heads[l] * hd > maxq ? c->n_heads[l] * hd : maxq;
+        maxf = c->ffn_dim[l] > maxf ? c->ffn_dim[l] : maxf;
+    }
+    double *x = xmalloc(D * sizeof(double)), *xn = xmalloc(D * sizeof(double));
+    double *q = xmalloc(maxq * sizeof(double)), *ctx = xmalloc(maxq * sizeof(double));
+    double *o = xmalloc(D * sizeof(double)), *sc = xmalloc(T * sizeof(double));
+    double *g = xmalloc(maxf * sizeof(double)), *u = xmalloc(maxf * sizeof(double));
+    double *kc = xmalloc((size_t)L * T * maxq * sizeof(double)); /* (L, T, KV*hd) */
+    double *vc = xmalloc((size_t)L * T * maxq * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int tok = tokens[b * T + t];
+            for (int i = 0; i < D; i++)
+                x[i] = m->embed[(size_t)tok * D + i];
+            for (int l = 0; l < L; l++) {
+                const layer_weights *w = &m->layers[l];
+                int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
+                if (H) {
+                    double *kt = kc + ((size_t)l * T + t) * maxq, *vt = vc + ((size_t)l * T + t) * maxq;
+                    ref_rmsnorm(xn, x, w->attn_norm, D, c->norm_eps);
+                    ref_matvec(q, w->wq, c->qkv_bias ? w->bq : NULL, xn, D, H * hd);
+                    ref_matvec(kt, w->wk, c->qkv_bias ? w->bk : NULL, xn, D, KV * hd);
+                    ref_matvec(vt, w->wv, c->qkv_bias ? w->bv : NULL, xn, D, KV * hd);
+                    for (int h = 0; h < H; h++)
+                        ref_rope(q + h * hd, hd, t, c->rope_theta, c->rope_style);
+                    for (int h = 0; h < KV; h++)
+                        ref_rope(kt + h * hd, hd, t, c->rope_theta, c->rope_style);
+                    for (int h = 0; h < H; h++) {
+                        int kvh = h / (H / KV);
+                        double mx = -INFINITY, sum = 0;
+                        for (int j = 0; j <= t; j++) {
+                            const double *kj = kc + ((size_t)l * T + j) * maxq + kvh * hd;
+                            double s = 0;
+                            for (int i = 0; i < hd; i++)
+                                s += q[h * hd + i] * kj[i];
+                            sc[j] = s / sqrt((double)hd);
+                            mx = fmax(mx, sc[j]);
+                        }
+                        for (int j = 0; j <= t; j++)
+                            sum += (sc[j] = exp(sc[j] - mx));
+                        for (int i = 0; i < hd; i++) {
+                            double s = 0;
+                            for (int j = 0; j <= t; j++)
+                                s += sc[j] / sum * vc[((size_t)l * T + j) * maxq + kvh * hd + i];
+                            ctx[h * hd + i] = s;
+                        }
+                    }
+                    ref_matvec(o, w->wo, NULL, ctx, H * hd, D);
+                    for (int i = 0; i < D; i++)
+                        x[i] += o[i];
+                }
+                if (F) {
+                    ref_rmsnorm(xn, x, w->ffn_norm, D, c->norm_eps);
+                    ref_matvec(g, w->w_gate, NULL, xn, D, F);
+                    ref_matvec(u, w->w_up, NULL, xn, D, F);
+                    for (int i = 0; i < F; i++)
+                        g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
+                    ref_matvec(o, w->w_down, NULL, g, F, D);
+                    for (int i = 0; i < D; i++)
+                        x[i] += o[i];
+                }
+            }
+            ref_rmsnorm(xn, x, m->final_norm, D, c->norm_eps);
+            ref_matvec(logits + (size_t)(b * T + t) * V, m->lm_head, NULL, xn, D, V);
+        }
+    free(x), free(xn), free(q), free(ctx), free(o), free(sc), free(g), free(u), free(kc), free(vc);
+}
+
+/* ---- forward vs reference ---- */
+
+static int *rand_tokens(int n, int V)
+{
+    int *t = xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+        t[i] = (int)((rng_state >> 33) % (uint64_t)V);
+    }
+    return t;
+}
+
+/* max over all logits of |got - ref| / max(1, |ref|) */
+static double rel_err(const float *got, const double *ref, int64_t n)
+{
+    double e = 0;
+    for (int64_t i = 0; i < n; i++)
+        e = fmax(e, fabs(got[i] - ref[i]) / fmax(1.0, fabs(ref[i])));
+    return e;
+}
+
+static void check_against_reference(const char *what, const tiny_spec *sp, int B, int T, uint64_t seed)
+{
+    model m;
+    tiny_model(&m, sp, seed);
+    int *tokens = rand_tokens(B * T, sp->V);
+    llama_state s;
+    llama_state_init(&s, &m, B, T);
+    llama_forward(&m, &s, tokens);
+    double *ref = xmalloc((size_t)B * T * sp->V * sizeof(double));
+    ref_forward(&m, tokens, B, T, ref);
+    double e = rel_err(s.logits, ref, (int64_t)B * T * sp->V);
+    double mag = 0;
+    for (int64_t i = 0; i < (int64_t)B * T * sp->V; i++)
+        mag = fmax(mag, fabs(ref[i]));
+    if (!(e <= 1e-5))
+        fprintf(stderr, "    %s: max relative error %.3g (max |logit| %.3g)\n", what, e, mag);
+    CHECK(e <= 1e-5);
+    CHECK(mag > 0.5); /* the logits are not trivially small */
+    free(ref);
+    free(tokens);
+    llama_state_free(&s);
+    tiny_free(&m);
+}
+
+static const int one4[] = {4, 4}, f64[] = {64, 64};
+
+static void test_mha_tied(void)
+{
+    tiny_spec sp = {.D = 32, .L = 2, .V = 50, .hd = 8, .H = one4, .KV = one4, .F = f64,
+                    .tied = true, .style = ROPE_HALF, .theta = 10000.0f};
+    check_against_reference("mha tied half", &sp, 1, 7, 1);
+    sp.style = ROPE_INTERLEAVED;
+    check_against_reference("mha tied interleaved", &sp, 2, 7, 2);
+}
+
+static void test_gqa2_untied(void)
+{
+    static const int H[] = {4, 4, 4}, KV[] = {2, 2, 2}, F[] = {48, 48, 48};
+    tiny_spec sp = {.D = 24, .L = 3, .V = 40, .hd = 6, .H = H, .KV = KV, .F = F,
+                    .tied = false, .style = ROPE_INTERLEAVED, .theta = 10000.0f};
+    check_against_reference("gqa2 untied interleaved", &sp, 2, 6, 3);
+    sp.style = ROPE_HALF;
+    sp.theta = 500000.0f;
+    check_against_reference("gqa2 untied half theta 5e5", &sp, 2, 6, 4);
+}
+
+static void test_gqa4_bias(void)
+{
+    static const int H[] = {8, 8}, KV[] = {2, 2}, F[] = {40, 40};
+    tiny_spec sp = {.D = 32, .L = 2, .V = 37, .hd = 4, .H = H, .KV = KV, .F = F,
+                    .tied = false, .bias = true, .style = ROPE_HALF, .theta = 1000000.0f};
+    check_against_reference("gqa4 bias half", &sp, 3, 5, 5);
+    sp.style = ROPE_INTERLEAVED;
+    sp.tied = true;
+    check_against_reference("gqa4 bias interleaved tied", &sp, 3, 5, 6);
+}
+
+/* Pruned shapes: heads and widths differ per layer, one layer without attention,
+ * one without MLP. */
+static void test_heterogeneous(void)
+{
+    static const int H[] = {4, 0, 2, 6, 3}, KV[] = {2, 0, 1, 3, 3}, F[] = {48, 40, 0, 24, 7};
+    tiny_spec sp = {.D = 16, .L = 5, .V = 33, .hd = 8, .H = H, .KV = KV, .F = F,
+                    .tied = false, .bias = true, .style = ROPE_HALF, .theta = 10000.0f};
+    check_against_reference("heterogeneous half bias", &sp, 2, 9, 7);
+    sp.style = ROPE_INTERLEAVED;
+    sp.bias = false;
+    sp.tied = true;
+    check_against_reference("heterogeneous interleaved", &sp, 2, 9, 8);
+}
+
+/* A batch of B different sequences gives, row for row, what each sequence gives
+ * alone: batching does not mix sequences. */
+static void test_batch_independence(void)
+{
+    static const int H[] = {4, 4}, KV[] = {1, 1}, F[] = {32, 32};
+    tiny_spec sp = {.D = 16, .L = 2, .V = 29, .hd = 4, .H = H, .KV = KV, .F = F,
+                    .tied = true, .style = ROPE_HALF, .theta = 10000.0f};
+    model m;
+    tiny_model(&m, &sp, 9);
+    int B = 4, T = 11, V = sp.V;
+    int *tokens = rand_tokens(B * T, V);
+    tokens[T] = tokens[0]; /* sequences 0 and 1 share a first token, then differ */
+    llama_state s, s1;
+    llama_state_init(&s, &m, B, T);
+    llama_state_init(&s1, &m, 1, T);
+    llama_forward(&m, &s, tokens);
+    double e = 0;
+    for (int b = 0; b < B; b++) {
+        llama_forward(&m, &s1, tokens + b * T);
+        for (int i = 0; i < T * V; i++)
+            e = fmax(e, fabs(s1.logits[i] - s.logits[(size_t)b * T * V + i]));
+    }
+    CHECK(e <= 1e-5);
+    /* the saved softmax: rows sum to one, nothing above the diagonal */
+    double rowerr = 0, upper = 0;
+    for (int bh = 0; bh < B * 4; bh++)
+        for (int i = 0; i < T; i++) {
+            double sum = 0;
+            for (int j = 0; j < T; j++) {
+                float p = s.att[((size_t)bh * T + i) * T + j];
+                sum += p;
+                if (j > i)
+                    upper = fmax(upper, fabs(p));
+            }
+            rowerr = fmax(rowerr, fabs(sum - 1));
+        }
+    CHECK(rowerr < 1e-5);
+    CHECK(upper == 0);
+    free(tokens);
+    llama_state_free(&s);
+    llama_state_free(&s1);
+    tiny_free(&m);
+}
+
+/* Grouped-query attention equals multi-head attention whose key/value weights
+ * repeat each kv head for the query heads that share it (h -> h / (H/KV)). */
+static void test_gqa_equals_repeated_mha(void)
+{
+    static const int H[] = {6}, KV[] = {2}, KVm[] = {6}, F[] = {16};
+    int D = 24, hd = 4, V = 31, B = 2, T = 8;
+    tiny_spec sp = {.D = D, .L = 1, .V = V, .hd = hd, .H = H, .KV = KV, .F = F,
+                    .tied = true, .bias = true, .style = ROPE_INTERLEAVED, .theta = 10000.0f};
+    model g, m;
+    tiny_model(&g, &sp, 10);
+    sp.KV = KVm;
+    tiny_model(&m, &sp, 10);
+    /* copy every weight of g into m, repeating k/v heads */
+    memcpy(m.embed, g.embed, (size_t)V * D * sizeof(float));
+    memcpy(m.final_norm, g.final_norm, (size_t)D * sizeof(float));
+    layer_weights *wg = &g.layers[0], *wm = &m.layers[0];
+    memcpy(wm->attn_norm, wg->attn_norm, (size_t)D * sizeof(float));
+    memcpy(wm->ffn_norm, wg->ffn_norm, (size_t)D * sizeof(float));
+    memcpy(wm->wq, wg->wq, (size_t)6 * hd * D * sizeof(float));
+    memcpy(wm->bq, wg->bq, (size_t)6 * hd * sizeof(float));
+    memcpy(wm->wo, wg->wo, (size_t)D * 6 * hd * sizeof(float));
+    memcpy(wm->w_gate, wg->w_gate, (size_t)16 * D * sizeof(float));
+    memcpy(wm->w_up, wg->w_up, (size_t)16 * D * sizeof(float));
+    memcpy(wm->w_down, wg->w_down, (size_t)D * 16 * sizeof(float));
+    for (int h = 0; h < 6; h++) {
+        int kvh = h / 3;
+        memcpy(wm->wk + (size_t)h * hd * D, wg->wk + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
+        memcpy(wm->wv + (size_t)h * hd * D, wg->wv + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
+        memcpy(wm->bk + h * hd, wg->bk + kvh * hd, (size_t)hd * sizeof(float));
+        memcpy(wm->bv + h * hd, wg->bv + kvh * hd, (size_t)hd * sizeof(float));
+    }
+    int *tokens = rand_tokens(B * T, V);
+    llama_state sg, sm;
+    llama_state_init(&sg, &g, B, T);
+    llama_state_init(&sm, &m, B, T);
+    llama_forward(&g, &sg, tokens);
+    llama_forward(&m, &sm, tokens);
+    double e = 0;
+    for (int i = 0; i < B * T * V; i++)
+        e = fmax(e, fabs(sg.logits[i] - sm.logits[i]));
+    CHECK(e <= 1e-5);
+    free(tokens);
+    llama_state_free(&sg);
+    llama_state_free(&sm);
+    tiny_free(&g);
+    tiny_free(&m);
+}
+
+/* ---- kernels against their formulas ---- */
+
+/* rope_forward rotates each pair by pos * theta^(-2i/hd): check by hand. */
+static void test_rope_formula(void)
+{
+    enum { T = 40, hd = 16, nh = 2 };
+    float theta = 10000.0f;
+    float cos_t[T * hd / 2], sin_t[T * hd / 2];
+    rope_tables(cos_t, sin_t, T, hd, theta);
+    for (int style = 0; style < 2; style++) {
+        float x[T * nh * hd], x0[T * nh * hd];
+        rng_state = 11 + style;
+        for (int i = 0; i < T * nh * hd; i++)
+            x0[i] = x[i] = urand();
+        rope_forward(x, cos_t, sin_t, 1, T, nh, hd, nh * hd, (enum rope_style)style);
+        double e = 0, enorm = 0;
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < nh; h++) {
+                const float *a = x0 + (t * nh + h) * hd;
+                const float *r = x + (t * nh + h) * hd;
+                double n0 = 0, n1 = 0;
+                for (int i = 0; i < hd / 2; i++) {
+                    double ang = t / pow(theta, 2.0 * i / hd);
+                    int p = style == ROPE_HALF ? i : 2 * i, q = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
+                    double want0 = a[p] * cos(ang) - a[q] * sin(ang);
+                    double want1 = a[p] * sin(ang) + a[q] * cos(ang);
+                    e = fmax(e, fmax(fabs(r[p] - want0), fabs(r[q] - want1)));
+                }
+                for (int i = 0; i < hd; i++)
+                    n0 += (double)a[i] * a[i], n1 += (double)r[i] * r[i];
+                enorm = fmax(enorm, fabs(sqrt(n1) - sqrt(n0)));
+            }
+        CHECK(e < 2e-5); /* positions up to 39: the fp32 angle is off by <= 39 * 2^-24 */
+        CHECK(enorm < 1e-5);
+    }
+    /* position 0 is the identity; position 1, pair 0 turns by exactly 1 radian */
+    CHECK(cos_t[0] == 1.0f && sin_t[0] == 0.0f);
+    CHECK_CLOSE(cos_t[hd / 2], cos(1.0), 1e-7);
+    CHECK_CLOSE(sin_t[hd / 2], sin(1.0), 1e-7);
+    /* a strided buffer: the columns past nh*hd are left alone */
+    float y[3 * 20];
+    for (int i = 0; i < 60; i++)
+        y[i] = (float)i;
+    rope_forward(y, cos_t, sin_t, 1, 3, 1, hd, 20, ROPE_INTERLEAVED);
+    for (int t = 0; t < 3; t++)
+        for (int i = hd; i < 20; i++)
+            CHECK(y[t * 20 + i] == (float)(t * 20 + i));
+}
+
+static void test_matmul_bias(void)
+{
+    enum { N = 13, NI = 17, NO = 11 };
+    float in[N * NI], w[NO * NI], b[NO], out[N * NO];
+    rng_state = 12;
+    for (int i = 0; i < N * NI; i++)
+        in[i] = urand();
+    for (int i = 0; i < NO * NI; i++)
+        w[i] = urand();
+    for (int i = 0; i < NO; i++)
+        b[i] = urand();
+    matmul_forward(out, in, w, b, N, NI, NO);
+    double e = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < NO; o++) {
+            double s = b[o];
+            for (int i = 0; i < NI; i++)
+                s += (double)in[n * NI + i] * w[o * NI + i];
+            e = fmax(e, fabs(out[n * NO + o] - s));
+        }
+    CHECK(e < 1e-5);
+    /* accumulate adds on top */
+    float acc[N * NO];
+    for (int i = 0; i < N * NO; i++)
+        acc[i] = 1.0f;
+    matmul_accumulate(acc, in, w, N, NI, NO);
+    e = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < NO; o++)
+            e = fmax(e, fabs(acc[n * NO + o] - (1.0f + out[n * NO + o] - b[o])));
+    CHECK(e < 1e-5);
+}
+
+static void test_small_kernels(void)
+{
+    /* rmsnorm */
+    float x[2 * 5] = {1, 2, 3, 4, 5, -1, 0, 0, 0, 0}, w[5] = {1, 2, 1, 0.5f, 1}, out[10], rstd[2];
+    rmsnorm_forward(out, rstd, x, w, 2, 5, 1e-5f);
+    double r0 = 1 / sqrt(55.0 / 5 + 1e-5);
+    CHECK_CLOSE(rstd[0], r0, 1e-6);
+    CHECK_CLOSE(out[3], 4 * r0 * 0.5, 1e-6);
+    CHECK_CLOSE(out[5], -1 / sqrt(0.2 + 1e-5), 1e-6);
+    /* swiglu */
+    float g[3] = {-2, 0, 3}, u[3] = {1.5f, 7, -2}, hid[3];
+    swiglu_forward(hid, g, u, 3);
+    CHECK_CLOSE(hid[0], -2 / (1 + exp(2.0)) * 1.5, 1e-6);
+    CHECK(hid[1] == 0);
+    CHECK_CLOSE(hid[2], 3 / (1 + exp(-3.0)) * -2, 1e-6);
+    /* softmax and cross-entropy, stable for large logits */
+    float lg[2 * 3] = {1000, 1001, 1002, -5, 0, 5}, p[6];
+    softmax_forward(p, lg, 2, 3);
+    double z = 1 + exp(1.0) + exp(2.0);
+    CHECK_CLOSE(p[0], 1 / z, 1e-6);
+    CHECK_CLOSE(p[2], exp(2.0) / z, 1e-6);
+    CHECK_CLOSE(p[3] + p[4] + p[5], 1, 1e-6);
+    CHECK_CLOSE(crossentropy_row(lg, 3, 0), log(z) - 0, 1e-9);
+    int targets[2] = {2, -1};
+    double sum = 0;
+    int64_t count = 0;
+    nll_accumulate(lg, targets, 2, 3, &sum, &count);
+    CHECK(count == 1);
+    CHECK_CLOSE(sum, log(z) - 2, 1e-9);
+    targets[1] = 1;
+    nll_accumulate(lg, targets, 2, 3, &sum, &count);
+    CHECK(count == 3);
+    CHECK_CLOSE(sum, 2 * (log(z) - 2) + log(exp(-10.0) + exp(-5.0) + 1) + 5, 1e-9);
+}
+
+/* ---- golden: stories260K against llama2.c run.c ---- */
+
+/* Logits at the last position for each sequence of the golden file, within 1e-4
+ * (absolute). model_dir is relative to $PARE_DATA. */
+static void check_golden(const char *model_rel)
+{
+    const char *data = check_data_dir();
+    char *path = xasprintf("%s/%s", data, model_rel);
+    char *gold = xasprintf("%s/../golden/stories260K-logits.txt", data);
+    if (!path_exists(path) || !path_exists(gold)) {
+        fprintf(stderr, "    (skipped: %s or %s missing)\n", path, gold);
+        free(path), free(gold);
+        return;
+    }
+    model m;
+    model_load(&m, path, NULL);
+    FILE *f = fopen(gold, "r");
+    CHECK(f != NULL);
+    char *line = NULL;
+    size_t cap = 0;
+    int cases = 0;
+    double worst = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        if (strncmp(line, "tokens:", 7) != 0)
+            continue;
+        int tokens[1024], T = 0, used;
+        const char *p = line + 7;
+        while (T < 1024 && sscanf(p, "%d%n", &tokens[T], &used) == 1)
+            T++, p += used;
+        if (getline(&line, &cap, f) <= 0)
+            break;
+        int V = m.cfg.vocab;
+        llama_state s;
+        llama_state_init(&s, &m, 1, T);
+        llama_forward(&m, &s, tokens);
+        const float *last = s.logits + (size_t)(T - 1) * V;
+        p = line;
+        double e = 0, want;
+        int n = 0;
+        while (n < V && sscanf(p, "%lf%n", &want, &used) == 1) {
+            e = fmax(e, fabs(last[n] - want));
+            n++, p += used;
+        }
+        CHECK(n == V);
+        CHECK(e <= 1e-4);
+        worst = fmax(worst, e);
+        cases++;
+        llama_state_free(&s);
+    }
+    free(line);
+    if (f)
+        fclose(f);
+    CHECK(cases >= 3);
+    fprintf(stderr, "    %s (rope %s): %d sequences, max |logit error| %.2g\n", model_rel,
+            m.cfg.rope_style == ROPE_HALF ? "half" : "interleaved", cases, worst);
+    model_free(&m);
+    free(path), free(gold);
+}
+
+static void test_golden_stories260k(void)
+{
+    check_golden("models/stories260K/stories260K.bin");
+}
+
+/* The same model converted to Hugging Face layout (q/k rows permuted for the
+ * half-split rotation) gives the same logits. */
+static void test_golden_stories260k_hf(void)
+{
+    check_golden("models/stories260K-hf");
+}
+
+int main(int argc, char **argv)
+{
+    blas_init(argc, argv);
+    set_progname(argv[0]);
+    blas_set_threads(0);
+    TEST(test_rope_formula);
+    TEST(test_matmul_bias);
+    TEST(test_small_kernels);
+    TEST(test_mha_tied);
+    TEST(test_gqa2_untied);
+    TEST(test_gqa4_bias);
+    TEST(test_heterogeneous);
+    TEST(test_batch_independence);
+    TEST(test_gqa_equals_repeated_mha);
+    TEST(test_golden_stories260k);
+    TEST(test_golden_stories260k_hf);
+    return check_report();
+}
