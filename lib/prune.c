@@ -445,7 +445,8 @@ static double removed_fraction(prune_plan *p, const planner *pl, double R)
 }
 
 /* The smallest ratio whose plan removes at least the fraction P of all
- * parameters, written with as few decimals as give the same plan. */
+ * parameters, rounded up to the fewest decimals (6 or more) that give the same
+ * plan. */
 static double solve_ratio(prune_plan *p, const planner *pl, double P)
 {
     double hi = nextafter(1.0, 0.0), lo = 0;
@@ -463,7 +464,7 @@ static double solve_ratio(prune_plan *p, const planner *pl, double P)
             lo = mid;
     }
     double at_hi = removed_fraction(p, pl, hi);
-    for (int d = 1; d <= 15; d++) {
+    for (int d = 6; d <= 15; d++) {
         double s = pow(10, d), r = ceil(hi * s) / s;
         if (r < 1 && removed_fraction(p, pl, r) == at_hi)
             return r;

@@ -1,0 +1,909 @@
+/* test_prune.c - pare-prune's library: structural equivalence of physical pruning
+ * (the pruned model computes what the original computes with the removed units
+ * masked), on random fixtures of every shape and on stories260K; the ratio rule
+ * and the paper's counts; magnitude importance against direct sums; aggregates;
+ * local, global, layer and --target-params plans; provenance replay; checkpoint
+ * round trips of pruned models.
+ *
+ * Letters: B sequences, T tokens, D hidden, L layers, V vocab, H query heads, KV
+ * key/value heads, hd head dim, F MLP width, U units of a group. */
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "checkpoint.h"
+#include "groups.h"
+#include "llama.h"
+#include "model.h"
+#include "prune.h"
+#include "util.h"
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_u64(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int64_t rand_below(int64_t n) { return n > 0 ? (int64_t)(next_u64() % (uint64_t)n) : 0; }
+
+/* ---- fixtures ---- */
+
+typedef struct {
+    const char *name;
+    int D, L, V, hd;
+    int H[4], KV[4], F[4];
+    bool tied, bias;
+    enum rope_style style;
+} fixture;
+
+static const fixture fixtures[] = {
+    {"mha tied", 32, 3, 40, 8, {4, 4, 4}, {4, 4, 4}, {48, 48, 48}, true, false, ROPE_HALF},
+    {"gqa2 untied", 32, 3, 40, 8, {4, 4, 4}, {2, 2, 2}, {40, 40, 40}, false, false, ROPE_INTERLEAVED},
+    {"gqa4 bias", 48, 2, 33, 6, {8, 8}, {2, 2}, {36, 36}, false, true, ROPE_HALF},
+    {"pruned heterogeneous", 24, 4, 30, 4, {4, 2, 0, 6}, {2, 1, 0, 3}, {20, 0, 12, 8}, true, false, ROPE_HALF},
+};
+
+static void fixture_config(llama_config *c, const fixture *f)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->model_type, sizeof c->model_type, "%s", f->bias ? "qwen2" : "llama");
+    c->dim = f->D;
+    c->n_layers = f->L;
+    c->vocab = f->V;
+    c->head_dim = f->hd;
+    c->max_seq = 64;
+    c->n_heads = xmalloc((size_t)f->L * sizeof(int));
+    c->n_kv_heads = xmalloc((size_t)f->L * sizeof(int));
+    c->ffn_dim = xmalloc((size_t)f->L * sizeof(int));
+    for (int l = 0; l < f->L; l++) {
+        c->n_heads[l] = f->H[l];
+        c->n_kv_heads[l] = f->KV[l];
+        c->ffn_dim[l] = f->F[l];
+    }
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000;
+    c->rope_style = f->style;
+    c->tied = f->tied;
+    c->qkv_bias = f->bias;
+    c->bos_id = 1;
+    c->eos_id = 2;
+}
+
+static void fixture_model(model *m, const fixture *f, uint64_t seed)
+{
+    llama_config c;
+    fixture_config(&c, f);
+    model_init_random(m, &c, seed);
+    llama_config_free(&c);
+}
+
+static int *rand_tokens(int n, int V)
+{
+    int *t = xmalloc((size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++)
+        t[i] = (int)rand_below(V);
+    return t;
+}
+
+/* logits (B*T, V) of m, a copy */
+static float *logits_of(const model *m, int B, int T, const int *tokens)
+{
+    llama_state s;
+    llama_state_init(&s, m, B, T);
+    llama_forward(m, &s, tokens);
+    size_t n = (size_t)B * T * m->cfg.vocab;
+    float *out = xmalloc(n * sizeof *out);
+    memcpy(out, s.logits, n * sizeof *out);
+    llama_state_free(&s);
+    return out;
+}
+
+/* max over rows (n_rows of V) of max |a - b| / max(1, max |b|): float32 logits
+ * are compared relative to the scale of their row. */
+static double max_row_diff(const float *a, const double *bd, const float *bf, int n_rows, int V)
+{
+    double e = 0;
+    for (int r = 0; r < n_rows; r++) {
+        double scale = 1, d = 0;
+        for (int i = r * V; i < (r + 1) * V; i++) {
+            double b = bd ? bd[i] : bf[i];
+            scale = fmax(scale, fabs(b));
+            d = fmax(d, fabs(a[i] - b));
+        }
+        e = fmax(e, d / scale);
+    }
+    return e;
+}
+
+/* max |a - b| / max(1, |b|) of two double arrays */
+static double max_rel_diff_d(const double *a, const double *b, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs(a[i] - b[i]) / fmax(1.0, fabs(b[i])));
+    return e;
+}
+
+static int find_group(const group_set *gs, enum group_kind k, int layer)
+{
+    for (int i = 0; i < gs->n; i++)
+        if (gs->g[i].kind == k && (k == GROUP_HIDDEN || gs->g[i].layer == layer))
+            return i;
+    return -1;
+}
+
+/* A random subset of a group's units: n of U (n in [lo, hi]). */
+static prune_choice random_choice(int group, int64_t U, int64_t lo, int64_t hi)
+{
+    prune_choice c = {.group = group};
+    c.n_removed = lo + rand_below(hi - lo + 1);
+    c.removed = xmalloc((size_t)(U > 0 ? U : 1) * sizeof(int64_t));
+    int64_t *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
+    for (int64_t u = 0; u < U; u++)
+        perm[u] = u;
+    for (int64_t u = U - 1; u > 0; u--) {
+        int64_t j = rand_below(u + 1), t = perm[u];
+        perm[u] = perm[j];
+        perm[j] = t;
+    }
+    memcpy(c.removed, perm, (size_t)c.n_removed * sizeof(int64_t));
+    free(perm);
+    return c;
+}
+
+static void free_choices(prune_choice *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(c[i].removed);
+    free(c);
+}
+
+/* ---- a scalar reference for the hidden group ----
+ *
+ * Removing hidden channels is NOT the same as zeroing them: every RMSNorm takes the
+ * mean of x^2 over all D channels, and a zeroed channel still counts in D. So for
+ * the hidden group the pruned model is compared with this plain forward pass over
+ * the ORIGINAL weights in double precision, in which the residual stream only has
+ * the kept channels and each norm averages over the kept channels only. */
+
+static void ref_rmsnorm(double *out, const double *x, const float *w, const bool *keep, int D, float eps)
+{
+    double ss = 0;
+    int n = 0;
+    for (int c = 0; c < D; c++)
+        if (keep[c]) {
+            ss += x[c] * x[c];
+            n++;
+        }
+    double r = 1.0 / sqrt(ss / n + eps);
+    for (int c = 0; c < D; c++)
+        out[c] = keep[c] ? x[c] * r * w[c] : 0;
+}
+
+/* out (nout) = W (nout, D) restricted to kept input channels @ in (+ bias) */
+static void ref_linear_in(double *out, const float *w, const float *bias, const double *in, const bool *keep, int D,
+                          int nout)
+{
+    for (int o = 0; o < nout; o++) {
+        double s = bias ? bias[o] : 0;
+        for (int c = 0; c < D; c++)
+            if (keep[c])
+                s += (double)w[(size_t)o * D + c] * in[c];
+        out[o] = s;
+    }
+}
+
+static void ref_rope(double *x, int nh, int hd, int pos, float theta, enum rope_style st)
+{
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < hd / 2; i++) {
+            double ang = pos * pow(theta, -2.0 * i / hd), co = cos(ang), si = sin(ang);
+            int a = st == ROPE_HALF ? i : 2 * i, b = st == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
+            double x0 = x[h * hd + a], x1 = x[h * hd + b];
+            x[h * hd + a] = x0 * co - x1 * si;
+            x[h * hd + b] = x0 * si + x1 * co;
+        }
+}
+
+/* logits (T, V) of one sequence with the hidden channels limited to keep. */
+static void ref_forward(const model *m, const bool *keep, const int *tok, int T, double *logits)
+{
+    const llama_config *c = &m->cfg;
+    int D = c->dim, hd = c->head_dim, V = c->vocab;
+    int maxq = 1, maxF = 1;
+    for (int l = 0; l < c->n_layers; l++) {
+        maxq = (int)fmax(maxq, llama_q_dim(c, l));
+        maxF = (int)fmax(maxF, c->ffn_dim[l]);
+    }
+    double *x = xcalloc((size_t)T * D, sizeof *x);     /* (T, D) */
+    double *xn = xcalloc((size_t)D, sizeof *xn);        /* (D) */
+    double *q = xcalloc((size_t)T * maxq, sizeof *q);   /* (T, H*hd) */
+    double *k = xcalloc((size_t)T * maxq, sizeof *k);   /* (T, KV*hd) */
+    double *v = xcalloc((size_t)T * maxq, sizeof *v);   /* (T, KV*hd) */
+    double *ctx = xcalloc((size_t)maxq, sizeof *ctx);   /* (H*hd) */
+    double *g = xcalloc((size_t)maxF, sizeof *g), *u = xcalloc((size_t)maxF, sizeof *u); /* (F) */
+    double *p = xcalloc((size_t)T, sizeof *p);
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < D; d++)
+            x[(size_t)t * D + d] = keep[d] ? m->embed[(size_t)tok[t] * D + d] : 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_weights *w = &m->layers[l];
+        int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], qd = H * hd;
+        if (H > 0) {
+            int kvd = KV * hd;
+            for (int t = 0; t < T; t++) {
+                ref_rmsnorm(xn, x + (size_t)t * D, w->attn_norm, keep, D, c->norm_eps);
+                ref_linear_in(q + (size_t)t * qd, w->wq, c->qkv_bias ? w->bq : NULL, xn, keep, D, qd);
+                ref_linear_in(k + (size_t)t * kvd, w->wk, c->qkv_bias ? w->bk : NULL, xn, keep, D, kvd);
+                ref_linear_in(v + (size_t)t * kvd, w->wv, c->qkv_bias ? w->bv : NULL, xn, keep, D, kvd);
+                ref_rope(q + (size_t)t * qd, H, hd, t, c->rope_theta, c->rope_style);
+                ref_rope(k + (size_t)t * kvd, KV, hd, t, c->rope_theta, c->rope_style);
+            }
+            for (int t = 0; t < T; t++) {
+                for (int h = 0; h < H; h++) {
+                    int kh = h / (H / KV);
+                    double mx = -1e300, sum = 0;
+                    for (int j = 0; j <= t; j++) {
+                        double s = 0;
+                        for (int i = 0; i < hd; i++)
+                            s += q[(size_t)t * qd + h * hd + i] * k[(size_t)j * kvd + kh * hd + i];
+                        p[j] = s / sqrt((double)hd);
+                        mx = p[j] > mx ? p[j] : mx;
+                    }
+                    for (int j = 0; j <= t; j++)
+                        sum += p[j] = exp(p[j] - mx);
+                    for (int i = 0; i < hd; i++) {
+                        double s = 0;
+                        for (int j = 0; j <= t; j++)
+                            s += p[j] / sum * v[(size_t)j * kvd + kh * hd + i];
+                        ctx[h * hd + i] = s;
+                    }
+                }
+                for (int d = 0; d < D; d++)
+                    if (keep[d]) {
+                        double s = 0;
+                        for (int i = 0; i < qd; i++)
+                            s += (double)w->wo[(size_t)d * qd + i] * ctx[i];
+                        x[(size_t)t * D + d] += s;
+                    }
+            }
+        }
+        if (F > 0)
+            for (int t = 0; t < T; t++) {
+                ref_rmsnorm(xn, x + (size_t)t * D, w->ffn_norm, keep, D, c->norm_eps);
+                ref_linear_in(g, w->w_gate, NULL, xn, keep, D, F);
+                ref_linear_in(u, w->w_up, NULL, xn, keep, D, F);
+                for (int i = 0; i < F; i++)
+                    g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+                for (int d = 0; d < D; d++)
+                    if (keep[d]) {
+                        double s = 0;
+                        for (int i = 0; i < F; i++)
+                            s += (double)w->w_down[(size_t)d * F + i] * g[i];
+                        x[(size_t)t * D + d] += s;
+                    }
+            }
+    }
+    for (int t = 0; t < T; t++) {
+        ref_rmsnorm(xn, x + (size_t)t * D, m->final_norm, keep, D, c->norm_eps);
+        ref_linear_in(logits + (size_t)t * V, m->lm_head, NULL, xn, keep, D, V);
+    }
+    free(x);
+    free(xn);
+    free(q);
+    free(k);
+    free(v);
+    free(ctx);
+    free(g);
+    free(u);
+    free(p);
+}
+
+/* Reference logits (B*T, V) of B sequences; keep NULL keeps every channel. */
+static double *ref_logits(const model *m, const bool *keep, const int *tokens, int B, int T)
+{
+    int D = m->cfg.dim, V = m->cfg.vocab;
+    bool *all = xmalloc((size_t)D * sizeof *all);
+    for (int d = 0; d < D; d++)
+        all[d] = keep ? keep[d] : true;
+    double *out = xmalloc((size_t)B * T * V * sizeof *out);
+    for (int b = 0; b < B; b++)
+        ref_forward(m, all, tokens + (size_t)b * T, T, out + (size_t)b * T * V);
+    free(all);
+    return out;
+}
+
+/* ---- equivalence ---- */
+
+/* Block and layer mode: prune m physically by a random choice of units, and
+ * compare with a copy (made by reload) whose removed slices are zeroed. */
+typedef void (*reload_fn)(model *m, const void *arg);
+
+static void check_masked_equivalence(const model *orig, reload_fn reload, const void *arg, enum prune_mode mode,
+                                     int trials, const char *what)
+{
+    group_set gs;
+    groups_discover(orig, GROUP_KIND_ALL, &gs);
+    int B = 2, T = 9;
+    for (int trial = 0; trial < trials; trial++) {
+        prune_choice *c = xcalloc((size_t)gs.n, sizeof *c);
+        int n = 0;
+        for (int i = 0; i < gs.n; i++) {
+            const group *g = &gs.g[i];
+            if (mode == PRUNE_BLOCK && (g->kind == GROUP_ATTN || g->kind == GROUP_FFN))
+                /* sometimes every unit: the sub-block goes, with its norm */
+                c[n++] = random_choice(i, g->units, 0, g->units);
+            else if (mode == PRUNE_LAYER && g->kind == GROUP_LAYER && rand_below(2))
+                c[n++] = random_choice(i, 1, 1, 1);
+        }
+        if (mode == PRUNE_LAYER && n == gs.n - find_group(&gs, GROUP_LAYER, 0)) {
+            free(c[--n].removed); /* keep at least one layer */
+        }
+        prune_plan p;
+        prune_plan_manual(&p, orig, &gs, mode, n, c);
+        model src, pruned, masked;
+        reload(&src, arg);
+        prune_apply(&src, &gs, &p, trial % 2 == 0, &pruned);
+        reload(&masked, arg);
+        prune_mask(&masked, &gs, &p);
+        int V = orig->cfg.vocab, *tokens = rand_tokens(B * T, V);
+        /* exact: the reference forward in double of both models */
+        double *ra = ref_logits(&pruned, NULL, tokens, B, T), *rb = ref_logits(&masked, NULL, tokens, B, T);
+        double ex = max_rel_diff_d(ra, rb, (size_t)B * T * V);
+        /* the forward pass: float32, summed in another order once slices are gone */
+        float *a = logits_of(&pruned, B, T, tokens), *b = logits_of(&masked, B, T, tokens);
+        double e = max_row_diff(a, NULL, b, B * T, V);
+        if (ex > 1e-9 || e > 1e-5)
+            fprintf(stderr, "    %s %s trial %d: pruned vs masked logits differ by %g (reference, double), %g (forward)\n",
+                    what, prune_mode_name(mode), trial, ex, e);
+        CHECK(ex <= 1e-9);
+        CHECK(e <= 1e-5);
+        free(ra);
+        free(rb);
+        CHECK(llama_param_count(&pruned.cfg) == llama_param_count(&p.after));
+        free(a);
+        free(b);
+        free(tokens);
+        model_free(&src);
+        model_free(&pruned);
+        model_free(&masked);
+        prune_plan_free(&p);
+        free_choices(c, n);
+    }
+    group_set_free(&gs);
+}
+
+/* Channel mode: the pruned model against the reference with kept channels. */
+static void check_hidden_equivalence(const model *orig, int trials, const char *what)
+{
+    group_set gs;
+    groups_discover(orig, 1u << GROUP_HIDDEN, &gs);
+    int T = 7, D = orig->cfg.dim, V = orig->cfg.vocab;
+    bool *keep = xmalloc((size_t)D * sizeof *keep);
+    for (int trial = 0; trial < trials; trial++) {
+        int *tokens = rand_tokens(T, V);
+        prune_choice c = random_choice(0, D, trial == 0 ? 0 : 1, D - 1);
+        prune_plan p;
+        prune_plan_manual(&p, orig, &gs, PRUNE_CHANNEL, 1, &c);
+        model pruned;
+        prune_apply((model *)orig, &gs, &p, false, &pruned);
+        for (int d = 0; d < D; d++)
+            keep[d] = true;
+        for (int64_t k = 0; k < c.n_removed; k++)
+            keep[c.removed[k]] = false;
+        /* exact in double, then the float32 forward pass */
+        double *ref = ref_logits(orig, keep, tokens, 1, T), *rp = ref_logits(&pruned, NULL, tokens, 1, T);
+        double ex = max_rel_diff_d(rp, ref, (size_t)T * V);
+        float *a = logits_of(&pruned, 1, T, tokens);
+        double e = max_row_diff(a, ref, NULL, T, V);
+        if (ex > 1e-9 || e > 1e-5)
+            fprintf(stderr, "    %s channel trial %d (%lld removed): pruned vs reference differ by %g (double), %g (forward)\n",
+                    what, trial, (long long)c.n_removed, ex, e);
+        CHECK(ex <= 1e-9);
+        CHECK(e <= 1e-5);
+        free(ref);
+        free(rp);
+        CHECK(pruned.cfg.dim == D - c.n_removed);
+        free(a);
+        free(tokens);
+        free(c.removed);
+        model_free(&pruned);
+        prune_plan_free(&p);
+    }
+    free(keep);
+    group_set_free(&gs);
+}
+
+static void reload_fixture(model *m, const void *arg) { fixture_model(m, arg, 5); }
+
+static void test_equivalence_fixtures(void)
+{
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+        model m;
+        fixture_model(&m, &fixtures[i], 5);
+        /* the reference itself, all channels kept, is the forward pass */
+        int T = 6, V = m.cfg.vocab;
+        int *tokens = rand_tokens(T, V);
+        double *ref = ref_logits(&m, NULL, tokens, 1, T);
+        float *a = logits_of(&m, 1, T, tokens);
+        CHECK(max_row_diff(a, ref, NULL, T, V) <= 1e-5);
+        free(a);
+        free(ref);
+        free(tokens);
+
+        check_masked_equivalence(&m, reload_fixture, &fixtures[i], PRUNE_BLOCK, 6, fixtures[i].name);
+        check_masked_equivalence(&m, reload_fixture, &fixtures[i], PRUNE_LAYER, 3, fixtures[i].name);
+        check_hidden_equivalence(&m, 4, fixtures[i].name);
+        model_free(&m);
+    }
+}
+
+static char *stories_path(void) { return path_join(check_data_dir(), "models/stories260K/stories260K.bin"); }
+
+static void reload_stories(model *m, const void *arg)
+{
+    (void)arg;
+    char *p = stories_path();
+    model_load(m, p, NULL);
+    free(p);
+}
+
+static void test_equivalence_stories260k(void)
+{
+    char *p = stories_path();
+    if (access(p, R_OK) != 0) {
+        fprintf(stderr, "    data missing: %s (set PARE_DATA)\n", p);
+        CHECK(!"stories260K present");
+        free(p);
+        return;
+    }
+    model m;
+    model_load(&m, p, NULL);
+    check_masked_equivalence(&m, reload_stories, NULL, PRUNE_BLOCK, 4, "stories260K");
+    check_masked_equivalence(&m, reload_stories, NULL, PRUNE_LAYER, 2, "stories260K");
+    check_hidden_equivalence(&m, 3, "stories260K");
+    model_free(&m);
+    free(p);
+}
+
+/* ---- counts and the ratio rule ---- */
+
+static void test_local_count(void)
+{
+    CHECK(prune_local_count(32, 128, 0.25) == 8);      /* LLaMA-7B heads */
+    CHECK(prune_local_count(11008, 1, 0.25) == 2752);  /* its MLP */
+    CHECK(prune_local_count(4096, 1, 0.2) == 820);     /* hidden: 3276 remain */
+    CHECK(prune_local_count(32, 128, 0.2) == 6);       /* floor(820 / 128) */
+    CHECK(prune_local_count(11008, 1, 0.2) == 2202);
+    CHECK(prune_local_count(8, 512, 0.25) == 2);       /* Llama-3-8B kv units (n_rep 4) */
+    CHECK(prune_local_count(10, 1, 0.3) == 3);
+    CHECK(prune_local_count(10, 1, 0) == 0);
+    CHECK(prune_local_count(4, 8, 0.8) == 3);          /* 6 of 32 channels remain: 26 / 8 */
+    CHECK(prune_local_count(4, 8, 0.99) == 4);         /* none remain: unclamped */
+}
+
+static void test_paper_counts(void)
+{
+    char *p = path_join(check_data_dir(), "configs/llama-7b.json");
+    model m;
+    model_load(&m, p, NULL);
+    CHECK(llama_param_count(&m.cfg) == 6738415616LL);
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    prune_options o = {.mode = PRUNE_BLOCK, .ratio = 0.25, .target_params = -1, .first_layer = 4, .last_layer = 29,
+                       .aggregate = PRUNE_AGG_SUM};
+    prune_plan plan;
+    prune_plan_make(&plan, &m, &gs, "groups", "groups", &o);
+    CHECK(llama_param_count(&plan.after) == 5422977024LL);
+    CHECK(plan.after.n_heads[4] == 24 && plan.after.ffn_dim[29] == 8256 && plan.after.n_heads[30] == 32);
+    prune_plan_free(&plan);
+    o.mode = PRUNE_CHANNEL;
+    o.ratio = 0.2;
+    o.first_layer = o.last_layer = -1;
+    prune_plan_make(&plan, &m, &gs, "groups", "groups", &o);
+    CHECK(llama_param_count(&plan.after) == 5389416396LL);
+    CHECK(plan.after.dim == 3276);
+    prune_plan_free(&plan);
+    /* the default layers for 32: 4-29 */
+    o.mode = PRUNE_BLOCK;
+    o.ratio = 0.25;
+    prune_plan_make(&plan, &m, &gs, "groups", "groups", &o);
+    CHECK(plan.first_layer == 4 && plan.last_layer == 29);
+    CHECK(llama_param_count(&plan.after) == 5422977024LL);
+    prune_plan_free(&plan);
+    /* MACs: per layer and the LM head */
+    int64_t T = 128, D = 4096, F = 11008;
+    CHECK(prune_macs(&m.cfg, 128) == 32 * (T * (4 * D * D + 3 * D * F) + 2 * 32 * T * T * 128) + T * D * 32000);
+    group_set_free(&gs);
+    model_free(&m);
+    free(p);
+}
+
+/* ---- importance ---- */
+
+static void test_magnitude_importance(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[2], 3); /* GQA, 4 query heads per kv head, biases */
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    const llama_config *c = &m.cfg;
+    int D = c->dim, hd = c->head_dim, H = c->n_heads[1], KV = c->n_kv_heads[1], rep = H / KV, F = c->ffn_dim[1];
+    const layer_weights *w = &m.layers[1];
+
+    const group *ga = &gs.g[find_group(&gs, GROUP_ATTN, 1)];
+    double *imp = xmalloc((size_t)ga->units * sizeof *imp);
+    prune_importance(&m, ga, "l1", PRUNE_AGG_SUM, 0, "test", imp);
+    for (int u = 0; u < KV; u++) {
+        double s = 0;
+        for (int r = u * rep * hd; r < (u + 1) * rep * hd; r++) {
+            for (int d = 0; d < D; d++)
+                s += fabs(w->wq[(size_t)r * D + d]) + fabs(w->wo[(size_t)d * H * hd + r]);
+            s += fabs(w->bq[r]);
+        }
+        for (int r = u * hd; r < (u + 1) * hd; r++) {
+            for (int d = 0; d < D; d++)
+                s += fabs(w->wk[(size_t)r * D + d]) + fabs(w->wv[(size_t)r * D + d]);
+            s += fabs(w->bk[r]) + fabs(w->bv[r]);
+        }
+        CHECK_CLOSE(imp[u], s, 1e-9);
+    }
+    free(imp);
+
+    const group *gf = &gs.g[find_group(&gs, GROUP_FFN, 1)];
+    imp = xmalloc((size_t)gf->units * sizeof *imp);
+    double *mx = xmalloc((size_t)gf->units * sizeof *mx), *first = xmalloc((size_t)gf->units * sizeof *first);
+    prune_importance(&m, gf, "l2", PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, gf, "l2", PRUNE_AGG_MAX, 0, "test", mx);
+    prune_importance(&m, gf, "l2", PRUNE_AGG_FIRST, 0, "test", first);
+    for (int u = 0; u < F; u++) {
+        double sg = 0, su = 0, sd = 0;
+        for (int d = 0; d < D; d++) {
+            sg += (double)w->w_gate[(size_t)u * D + d] * w->w_gate[(size_t)u * D + d];
+            su += (double)w->w_up[(size_t)u * D + d] * w->w_up[(size_t)u * D + d];
+            sd += (double)w->w_down[(size_t)d * F + u] * w->w_down[(size_t)d * F + u];
+        }
+        CHECK_CLOSE(imp[u], sg + su + sd, 1e-9);
+        CHECK_CLOSE(mx[u], fmax(sg, fmax(su, sd)), 1e-9);
+        CHECK_CLOSE(first[u], sg, 1e-9);
+    }
+    free(imp);
+    free(mx);
+    free(first);
+
+    /* the hidden group: one value per channel of a norm */
+    const group *gh = &gs.g[find_group(&gs, GROUP_HIDDEN, -1)];
+    imp = xmalloc((size_t)gh->units * sizeof *imp);
+    prune_importance(&m, gh, "l1", PRUNE_AGG_SUM, 0, "test", imp);
+    double s0 = 0;
+    for (int k = 0; k < gh->n_members; k++) {
+        const tensor *t = model_tensor(&m, gh->members[k].tensor);
+        int axis = gh->members[k].axis;
+        int64_t cols = t->ndim == 2 ? t->shape[1] : 1;
+        for (int64_t i = 0; i < (axis == 0 ? cols : t->shape[0]); i++)
+            s0 += fabs(axis == 0 ? t->data[i] : t->data[i * cols]);
+    }
+    CHECK_CLOSE(imp[0], s0, 1e-9);
+    free(imp);
+    group_set_free(&gs);
+    model_free(&m);
+}
+
+static void test_aggregates_and_stats(void)
+{
+    group_member mem[3] = {{"a", 0, 0, 1, 1}, {"b", 0, 0, 1, 1}, {"c", 0, 0, 1, 1}};
+    float vals[6] = {1, 2, 3, 4, 5, 0.5f}; /* (3 members, 2 units) */
+    group_stat st = {"element1", vals};
+    group g = {.id = 3, .kind = GROUP_FFN, .layer = 0, .units = 2, .n_members = 3, .members = mem,
+               .n_stats = 1, .stats = &st};
+    model m = {0};
+    double imp[2];
+    prune_importance(&m, &g, "element1", PRUNE_AGG_SUM, 0, "t", imp);
+    CHECK(imp[0] == 9 && imp[1] == 6.5);
+    prune_importance(&m, &g, "element1", PRUNE_AGG_MEAN, 0, "t", imp);
+    CHECK_CLOSE(imp[0], 3, 1e-12);
+    CHECK_CLOSE(imp[1], 6.5 / 3, 1e-12);
+    prune_importance(&m, &g, "element1", PRUNE_AGG_MAX, 0, "t", imp);
+    CHECK(imp[0] == 5 && imp[1] == 4);
+    prune_importance(&m, &g, "element1", PRUNE_AGG_PROD, 0, "t", imp);
+    CHECK(imp[0] == 15 && imp[1] == 4);
+    prune_importance(&m, &g, "element1", PRUNE_AGG_FIRST, 0, "t", imp);
+    CHECK(imp[0] == 1 && imp[1] == 2);
+    /* random: deterministic in (seed, group id, unit), in [0, 1) */
+    double r1[2], r2[2], r3[2];
+    prune_importance(&m, &g, "random", PRUNE_AGG_SUM, 42, "t", r1);
+    prune_importance(&m, &g, "random", PRUNE_AGG_SUM, 42, "t", r2);
+    prune_importance(&m, &g, "random", PRUNE_AGG_SUM, 43, "t", r3);
+    CHECK(r1[0] == r2[0] && r1[1] == r2[1] && r1[0] != r1[1] && r1[0] != r3[0]);
+    CHECK(r1[0] >= 0 && r1[0] < 1 && r1[1] >= 0 && r1[1] < 1);
+}
+
+/* ---- plans ---- */
+
+static void plan_for(prune_plan *p, const model *m, const group_set *gs, const prune_options *o)
+{
+    prune_plan_make(p, m, gs, "groups", "test", o);
+}
+
+static prune_options opts(enum prune_mode mode, double ratio)
+{
+    return (prune_options){.mode = mode, .ratio = ratio, .target_params = -1, .first_layer = -1, .last_layer = -1,
+                           .aggregate = PRUNE_AGG_SUM, .criterion = "l2", .seed = 42};
+}
+
+static void test_local_plan(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[1], 9); /* GQA 2, 3 layers, F 40 */
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    prune_options o = opts(PRUNE_BLOCK, 0.5);
+    o.first_layer = 0;
+    o.last_layer = 2;
+    prune_plan p;
+    plan_for(&p, &m, &gs, &o);
+    CHECK(p.n == 6);
+    for (int i = 0; i < p.n; i++) {
+        const group *g = &gs.g[p.c[i].group];
+        CHECK(p.c[i].n_removed == g->units / 2);
+        /* the removed are the least important, ascending indices */
+        double worst_removed = -1, best_kept = 1e300;
+        for (int64_t u = 0; u < g->units; u++) {
+            bool rm = false;
+            for (int64_t k = 0; k < p.c[i].n_removed; k++)
+                rm |= p.c[i].removed[k] == u;
+            if (rm)
+                worst_removed = fmax(worst_removed, p.imp[i][u]);
+            else
+                best_kept = fmin(best_kept, p.imp[i][u]);
+        }
+        CHECK(worst_removed <= best_kept);
+        for (int64_t k = 1; k < p.c[i].n_removed; k++)
+            CHECK(p.c[i].removed[k - 1] < p.c[i].removed[k]);
+    }
+    CHECK(p.after.n_heads[1] == 2 && p.after.n_kv_heads[1] == 1 && p.after.ffn_dim[2] == 20);
+
+    /* survivors keep their order: the pruned gate rows are the kept rows in order */
+    model src, out;
+    fixture_model(&src, &fixtures[1], 9);
+    prune_apply(&src, &gs, &p, false, &out);
+    int gi = find_group(&gs, GROUP_FFN, 0), pi = -1;
+    for (int i = 0; i < p.n; i++)
+        pi = p.c[i].group == gi ? i : pi;
+    const tensor *a = model_tensor(&src, "model.layers.0.mlp.gate_proj.weight");
+    const tensor *b = model_tensor(&out, "model.layers.0.mlp.gate_proj.weight");
+    int64_t r = 0, k = 0, D = a->shape[1];
+    bool same = b->shape[0] == a->shape[0] - p.c[pi].n_removed;
+    for (int64_t u = 0; u < a->shape[0] && same; u++) {
+        if (k < p.c[pi].n_removed && p.c[pi].removed[k] == u) {
+            k++;
+            continue;
+        }
+        same = !memcmp(a->data + u * D, b->data + r * D, (size_t)D * sizeof(float));
+        r++;
+    }
+    CHECK(same);
+    model_free(&src);
+    model_free(&out);
+    prune_plan_free(&p);
+
+    /* clamping: a ratio that would empty every group keeps one unit each ... */
+    o.ratio = 0.999;
+    plan_for(&p, &m, &gs, &o);
+    for (int i = 0; i < p.n; i++)
+        CHECK(p.c[i].n_removed == gs.g[p.c[i].group].units - 1);
+    prune_plan_free(&p);
+    /* ... unless asked: then the sub-blocks go, with their norms */
+    o.allow_empty = true;
+    plan_for(&p, &m, &gs, &o);
+    CHECK(p.after.n_heads[0] == 0 && p.after.n_kv_heads[0] == 0 && p.after.ffn_dim[2] == 0);
+    fixture_model(&src, &fixtures[1], 9);
+    prune_apply(&src, &gs, &p, true, &out);
+    CHECK(!model_tensor(&out, "model.layers.0.input_layernorm.weight"));
+    CHECK(!model_tensor(&out, "model.layers.0.post_attention_layernorm.weight"));
+    CHECK(llama_param_count(&out.cfg) == m.cfg.vocab * (int64_t)m.cfg.dim * 2 + m.cfg.dim);
+    model_free(&src);
+    model_free(&out);
+    prune_plan_free(&p);
+
+    /* ratio 0 removes nothing */
+    o = opts(PRUNE_BLOCK, 0);
+    plan_for(&p, &m, &gs, &o);
+    CHECK(llama_param_count(&p.after) == llama_param_count(&m.cfg));
+    prune_plan_free(&p);
+    group_set_free(&gs);
+    model_free(&m);
+}
+
+static void test_global_and_layer_plans(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    prune_options o = opts(PRUNE_BLOCK, 0.5);
+    o.first_layer = 0;
+    o.last_layer = 2;
+    o.global = true;
+    prune_plan p;
+    plan_for(&p, &m, &gs, &o);
+    int64_t heads = 0, ch = 0;
+    for (int l = 0; l < 3; l++) {
+        heads += 4 - p.after.n_heads[l];
+        ch += 48 - p.after.ffn_dim[l];
+        CHECK(p.after.n_heads[l] >= 1 && p.after.ffn_dim[l] >= 1);
+    }
+    CHECK(heads == 6 && ch == 72); /* the totals the local rule removes */
+    /* the removed of a kind are the least important across layers */
+    double worst = -1, best = 1e300;
+    for (int i = 0; i < p.n; i++) {
+        const group *g = &gs.g[p.c[i].group];
+        if (g->kind != GROUP_FFN)
+            continue;
+        for (int64_t u = 0; u < g->units; u++) {
+            bool rm = false;
+            for (int64_t k = 0; k < p.c[i].n_removed; k++)
+                rm |= p.c[i].removed[k] == u;
+            if (rm)
+                worst = fmax(worst, p.imp[i][u]);
+            else
+                best = fmin(best, p.imp[i][u]);
+        }
+    }
+    CHECK(worst <= best);
+    prune_plan_free(&p);
+
+    /* layer mode: floor(3 * 0.7) = 2 layers go, the least important, renumbered */
+    o = opts(PRUNE_LAYER, 0.7);
+    o.first_layer = 0;
+    o.last_layer = 2;
+    plan_for(&p, &m, &gs, &o);
+    CHECK(p.after.n_layers == 1);
+    int kept = -1;
+    for (int l = 0; l < 3; l++)
+        if (p.layer_map[l] >= 0)
+            kept = l;
+    for (int i = 0; i < p.n; i++)
+        if (gs.g[p.c[i].group].layer != kept)
+            CHECK(p.imp[i][0] <= p.imp[kept][0]);
+    model src, out;
+    fixture_model(&src, &fixtures[0], 11);
+    prune_apply(&src, &gs, &p, false, &out);
+    char name[64];
+    snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.weight", kept);
+    const tensor *a = model_tensor(&src, name), *b = model_tensor(&out, "model.layers.0.mlp.up_proj.weight");
+    CHECK(a && b && !memcmp(a->data, b->data, (size_t)a->numel * sizeof(float)));
+    CHECK(!model_tensor(&out, "model.layers.1.mlp.up_proj.weight"));
+    model_free(&src);
+    model_free(&out);
+    prune_plan_free(&p);
+    group_set_free(&gs);
+    model_free(&m);
+}
+
+static void test_target_params(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[1], 4);
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    int64_t total = llama_param_count(&m.cfg);
+    double targets[] = {0.05, 0.1, 0.2};
+    enum prune_mode modes[] = {PRUNE_BLOCK, PRUNE_CHANNEL, PRUNE_LAYER};
+    for (int mi = 0; mi < 3; mi++)
+        for (int ti = 0; ti < 3; ti++) {
+            prune_options o = opts(modes[mi], -1);
+            o.target_params = targets[ti];
+            if (modes[mi] != PRUNE_CHANNEL) {
+                o.first_layer = 0;
+                o.last_layer = 2;
+            }
+            prune_plan p;
+            plan_for(&p, &m, &gs, &o);
+            double got = 1 - (double)llama_param_count(&p.after) / (double)total;
+            CHECK(got >= targets[ti]);
+            /* no ratio on a grid of 1/1000 below the one found reaches the target */
+            for (int k = 0; k < 1000 && k / 1000.0 < p.ratio - 1e-5; k++) {
+                double r = k / 1000.0;
+                prune_plan q;
+                o.target_params = -1;
+                o.ratio = r;
+                plan_for(&q, &m, &gs, &o);
+                double f = 1 - (double)llama_param_count(&q.after) / (double)total;
+                if (f >= targets[ti]) {
+                    fprintf(stderr, "    mode %d target %g: ratio %g found, %g reaches it\n", mi, targets[ti],
+                            p.ratio, r);
+                    CHECK(f < targets[ti]);
+                    k = 1000;
+                }
+                prune_plan_free(&q);
+                o.target_params = targets[ti];
+            }
+            prune_plan_free(&p);
+        }
+    group_set_free(&gs);
+    model_free(&m);
+}
+
+/* ---- provenance and checkpoints ---- */
+
+static void test_provenance_replay_and_checkpoint(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[3], 21); /* heterogeneous, already pruned */
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    prune_options o = opts(PRUNE_BLOCK, 0.5);
+    o.first_layer = 0;
+    o.last_layer = 3;
+    prune_plan p;
+    plan_for(&p, &m, &gs, &o);
+    json_t *prov = prune_provenance(&p, &gs, &m);
+    CHECK(!strcmp(json_string_value(json_object_get(prov, "base_fingerprint")), gs.fingerprint));
+    CHECK(!strcmp(json_string_value(json_object_get(prov, "criterion")), "l2"));
+    CHECK(json_integer_value(json_object_get(prov, "params_after")) == llama_param_count(&p.after));
+
+    /* replay: the provenance's lists give the same model */
+    json_t *groups = json_object_get(prov, "groups");
+    int n = (int)json_array_size(groups);
+    prune_choice *c = xcalloc((size_t)n, sizeof *c);
+    for (int i = 0; i < n; i++) {
+        json_t *g = json_array_get(groups, (size_t)i), *rm = json_object_get(g, "removed");
+        c[i].group = (int)json_integer_value(json_object_get(g, "id")); /* ids are indices here */
+        c[i].n_removed = (int64_t)json_array_size(rm);
+        c[i].removed = xmalloc((size_t)(c[i].n_removed + 1) * sizeof(int64_t));
+        for (int64_t k = 0; k < c[i].n_removed; k++)
+            c[i].removed[k] = json_integer_value(json_array_get(rm, (size_t)k));
+    }
+    prune_plan q;
+    prune_plan_manual(&q, &m, &gs, PRUNE_BLOCK, n, c);
+    model a, b;
+    prune_apply(&m, &gs, &p, false, &a);
+    prune_apply(&m, &gs, &q, false, &b);
+    char fa[17], fb[17];
+    model_fingerprint(&a, fa);
+    model_fingerprint(&b, fb);
+    CHECK(!strcmp(fa, fb));
+
+    /* the checkpoint loads back to the same model, provenance included */
+    char dir[] = "/tmp/pare-test-prune-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = path_join(dir, "p.ckpt");
+    char *argv[] = {"test_prune", NULL};
+    checkpoint_write(&a, path, 1, argv, prov);
+    model r;
+    model_load(&r, path, NULL);
+    model_fingerprint(&r, fb);
+    CHECK(!strcmp(fa, fb));
+    CHECK(r.provenance && json_equal(json_object_get(r.provenance, "groups"), groups));
+    CHECK(r.cfg.n_heads[2] == 0 && r.cfg.ffn_dim[1] == 0);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    model_free(&r);
+    model_free(&a);
+    model_free(&b);
+    prune_plan_free(&q);
+    free_choices(c, n);
+    json_decref(prov);
+    prune_plan_free(&p);
+    group_set_free(&gs);
+    model_free(&m);
+}
+
+int main(void)
+{
+    TEST(test_local_count);
+    TEST(test_paper_counts);
+    TEST(test_aggregates_and_stats);
+    TEST(test_magnitude_importance);
+    TEST(test_local_plan);
+    TEST(test_global_and_layer_plans);
+    TEST(test_target_params);
+    TEST(test_provenance_replay_and_checkpoint);
+    TEST(test_equivalence_fixtures);
+    TEST(test_equivalence_stories260k);
+    return check_report();
+}
