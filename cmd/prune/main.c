@@ -1,6 +1,7 @@
 /* pare-prune - cut a model down: read groups (or scores), rank each group's units,
  * remove the least important ones from every member tensor, and write the smaller
  * model as a checkpoint stream (or, with --dry-run, print the plan). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ static const char usage[] =
     "      --allow-empty       let a layer lose its whole attention or MLP\n"
     "      --dry-run           print the plan on stdout instead of pruning (needs no weights)\n"
     "  -o, --output FILE       write the checkpoint to FILE (atomically)\n"
-    "  -q, --quiet             no summary or warnings on stderr\n"
+    "  -q, --quiet             no summary line on stderr\n"
     "  -h, --help              show this help\n"
     "      --version           show the version\n";
 
@@ -52,10 +53,13 @@ static void parse_layers(const char *s, int *first, int *last)
         usage_die("--layers: '%s' is not a range A-B with A <= B", s);
 }
 
+/* a number in [0, 1) */
 static double parse_fraction(const char *opt, const char *s)
 {
-    double v = parse_double(opt, s, 0, 1);
-    if (v >= 1)
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v < 1))
         usage_die("%s: invalid value '%s' (expected a number in [0, 1))", opt, s);
     return v;
 }

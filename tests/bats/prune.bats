@@ -1,0 +1,206 @@
+#!/usr/bin/env bats
+# pare-prune: the paper's counts from a config alone, pipelines on stories260K in
+# every mode and criterion that needs no scores, the checkpoint it writes, and
+# its errors.
+load helper
+
+CFG7B="$DATA/configs/llama-7b.json"
+
+small() {
+    pare-mkmodel --dim 16 --layers 3 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --head-dim 4 "$@"
+}
+
+@test "prune: --help lists the options of the man page" {
+    run pare-prune --help
+    [ "$status" -eq 0 ]
+    help_lists_man_options "$output" "$ROOT/man/pare-prune.1"
+}
+
+@test "prune: LLaMA-7B block 0.25 on layers 4-29 leaves 5,422,977,024 parameters (dry run, config alone)" {
+    pare-discover -q -m "$CFG7B" -o "$T/g.pare"
+    run pare-prune -m "$CFG7B" --mode block --ratio 0.25 --layers 4-29 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"parameters: 6738415616 -> 5422977024 "* ]]
+    # 8 of 32 heads and 2752 of 11008 MLP channels go in layers 4..29, nothing elsewhere
+    [[ "$(grep -E '^ +4 ' <<<"$output")" == *"24/32"*"8256/11008"* ]]
+    [[ "$(grep -E '^ +29 ' <<<"$output")" == *"24/32"*"8256/11008"* ]]
+    [[ "$(grep -E '^ +3 ' <<<"$output")" == *"32/32"*"11008/11008"* ]]
+    [[ "$(grep -E '^ +30 ' <<<"$output")" == *"32/32"*"11008/11008"* ]]
+    [[ "$output" == *"MACs (128 tokens)"* ]]
+    # the default layers are the same for 32 layers
+    run pare-prune -m "$CFG7B" --ratio 0.25 --dry-run "$T/g.pare"
+    [[ "$output" == *"layers 4-29"* && "$output" == *"-> 5422977024 "* ]]
+}
+
+@test "prune: LLaMA-7B channel 0.2 leaves 5,389,416,396 parameters, hidden size 3276 (dry run)" {
+    run sh -c "pare-discover -q -m '$CFG7B' | pare-prune -m '$CFG7B' --mode channel --ratio 0.2 --dry-run"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"hidden size: 4096 -> 3276"* ]]
+    [[ "$output" == *"parameters: 6738415616 -> 5389416396 "* ]]
+}
+
+@test "prune: --target-params solves for the ratio" {
+    pare-discover -q -m "$CFG7B" -o "$T/g.pare"
+    run pare-prune -m "$CFG7B" --target-params 0.2 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    after=$(sed -n 's/^parameters: 6738415616 -> \([0-9]*\) .*/\1/p' <<<"$output")
+    [ -n "$after" ]
+    # at least 20% removed, and not more than one MLP channel of 26 layers too many
+    [ "$after" -le $((6738415616 * 8 / 10)) ]
+    [ "$after" -gt $((6738415616 * 8 / 10 - 26 * 3 * 4096)) ]
+    [[ "$output" == *"solved for --target-params 0.2"* ]]
+    run pare-prune -m "$CFG7B" --target-params 0.9 --dry-run "$T/g.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"can remove at most"* ]]
+}
+
+@test "prune: stories260K pipelines in every mode with l1, l2 and random, then perplexity" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    for mode in block channel layer; do
+        for crit in l1 l2 random; do
+            run sh -c "pare-prune -q -m '$MODEL' --tokenizer '$TOK' --mode $mode --criterion $crit --ratio 0.5 < '$T/g.pare' |
+                       pare-eval -q -m - --ppl '$WIKI' --limit 4 --json"
+            [ "$status" -eq 0 ] || { echo "$mode $crit: $output"; false; }
+            ppl=$(grep -o '"value": *[0-9.e+]*' <<<"$output" | head -1 | sed 's/.*: *//')
+            [ -n "$ppl" ] || { echo "$mode $crit: no ppl in $output"; false; }
+            awk -v p="$ppl" 'BEGIN { exit !(p > 1 && p < 1e6) }'
+        done
+    done
+}
+
+@test "prune: the checkpoint has per-layer sizes, provenance and the tokenizer" {
+    need_data
+    pare-discover -q -m "$MODEL" | pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 \
+        --criterion l1 -o "$T/p.ckpt"
+    pare show "$T/p.ckpt" > "$T/p.jsonl"
+    $PY - "$T/p.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+h = lines[0]
+c, p = h["config"], h["provenance"]
+assert c["num_attention_heads"] == [8, 4, 4, 4, 8], c
+assert c["num_key_value_heads"] == [4, 2, 2, 2, 4], c
+assert c["intermediate_size"] == [172, 86, 86, 86, 172], c
+assert p["base_fingerprint"] == "9e148dffbcfbf67b" and p["mode"] == "block" and p["criterion"] == "l1"
+assert p["aggregate"] == "sum" and p["layers"] == [1, 3] and p["ratio"] == 0.5
+gs = p["groups"]
+assert [(g["kind"], g["layer"]) for g in gs] == [(k, l) for l in (1, 2, 3) for k in ("attn", "ffn")]
+for g in gs:
+    assert len(g["removed"]) == g["units"] // 2 and g["removed"] == sorted(set(g["removed"]))
+assert any(r["t"] == "tokenizer" for r in lines[1:-1])
+PY
+}
+
+@test "prune: random is deterministic in --seed; output is byte-identical" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    # argv is part of the header: write to one name, then move
+    for run in 1a 1b 2; do
+        pare-prune -q -m "$MODEL" --criterion random --seed ${run%[ab]} --ratio 0.3 -o "$T/out" "$T/g.pare"
+        mv "$T/out" "$T/r$run"
+    done
+    cmp "$T/r1a" "$T/r1b"
+    ! cmp -s "$T/r1a" "$T/r2"
+    pare-prune -q -m "$MODEL" --ratio 0.3 "$T/g.pare" > "$T/a"
+    pare-prune -q -m "$MODEL" --ratio 0.3 "$T/g.pare" > "$T/b"
+    cmp "$T/a" "$T/b"
+    [ "$(ls -A "$T" | sort | tr '\n' ' ')" = "a b g.pare r1a r1b r2 " ]   # -o leaves no temporary file
+}
+
+@test "prune: --allow-empty removes whole sub-blocks, the checkpoint loads and evaluates" {
+    need_data
+    small --seed 3 -o "$T/m" >/dev/null
+    pare-discover -q -m "$T/m" -o "$T/g.pare"
+    run pare-prune -m "$T/m" --ratio 0.99 --layers 0-2 -o "$T/c.ckpt" "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"warning"*"each keeps one"* ]]
+    pare show "$T/c.ckpt" | head -1 | grep -q '"num_attention_heads":2'
+    pare-prune -q -m "$T/m" --ratio 0.99 --layers 1-1 --allow-empty -o "$T/e.ckpt" "$T/g.pare"
+    pare show "$T/e.ckpt" | head -1 > "$T/h.json"
+    grep -q '"num_attention_heads":\[4,0,4\]' "$T/h.json"
+    grep -q '"intermediate_size":\[24,0,24\]' "$T/h.json"
+    ! pare show "$T/e.ckpt" | grep -q 'layers.1.input_layernorm'
+    ! pare show "$T/e.ckpt" | grep -q 'layers.1.post_attention_layernorm'
+    run pare-eval -q -m "$T/e.ckpt" --tokenizer "$TOK" --ppl "$WIKI" --limit 2 --json
+    [ "$status" -eq 0 ]
+}
+
+@test "prune: layer mode drops whole blocks and renumbers the rest" {
+    need_data
+    run sh -c "pare-discover -q -m '$MODEL' | pare-prune -q -m '$MODEL' --mode layer --ratio 0.5 --layers 0-4 | pare show | head -1"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'"num_hidden_layers":3'* ]]
+    [[ "$output" == *'"mode":"layer"'* ]]
+}
+
+@test "prune: a stream from another model is refused" {
+    need_data
+    small --seed 1 -o "$T/a" >/dev/null
+    small --seed 2 -o "$T/b" >/dev/null
+    pare-discover -q -m "$T/a" -o "$T/ga.pare"
+    run pare-prune -m "$T/b" --ratio 0.5 "$T/ga.pare"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "pare-prune: error: "*"made for model"* ]]
+    # a stream from a bare config serves only --dry-run
+    pare-discover -q -m "$CFG7B" -o "$T/g7.pare"
+    run pare-prune -m "$T/a" --ratio 0.5 "$T/g7.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"made for model"* ]]
+    run pare-prune -m "$CFG7B" --ratio 0.5 "$T/g7.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "pare-prune: error: "*"bare config"*"--dry-run"* ]]
+}
+
+@test "prune: a ratio outside [0, 1) is a usage error" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    for r in 1 1.5 -0.1 abc; do
+        run pare-prune -m "$MODEL" --ratio "$r" "$T/g.pare"
+        [ "$status" -eq 2 ]
+        [ "${lines[0]}" = "pare-prune: error: --ratio: invalid value '$r' (expected a number in [0, 1))" ]
+    done
+    run pare-prune -m "$MODEL" "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--ratio"*"--target-params"* ]]
+}
+
+@test "prune: layers out of range are an error" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    run pare-prune -m "$MODEL" --ratio 0.5 --layers 2-5 "$T/g.pare"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "pare-prune: error: --layers 2-5: out of range (the model has layers 0-4)" ]]
+    run pare-prune -m "$MODEL" --ratio 0.5 --layers 3-1 "$T/g.pare"
+    [ "$status" -eq 2 ]
+    run pare-prune -m "$MODEL" --ratio 0.5 --mode channel --layers 1-2 "$T/g.pare"
+    [ "$status" -eq 2 ]
+}
+
+@test "prune: a criterion the stream lacks is an error" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    for c in vector element1 element2 mix; do
+        run pare-prune -m "$MODEL" --ratio 0.5 --criterion $c "$T/g.pare"
+        [ "$status" -eq 1 ]
+        [ "${#lines[@]}" -eq 1 ]
+        [[ "$output" == "pare-prune: error: $T/g.pare: a groups stream has no '$c' scores"* ]]
+    done
+    run pare-prune -m "$MODEL" --ratio 0.5 --criterion taylor "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"unknown criterion 'taylor'"* ]]
+    # a stream without the groups the mode needs
+    pare-discover -q -m "$MODEL" --kinds attn,ffn -o "$T/b.pare"
+    run pare-prune -m "$MODEL" --ratio 0.5 --mode channel "$T/b.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"no hidden group"* ]]
+}
+
+@test "prune: the man page's example runs" {
+    need_data
+    # EXAMPLES: pare-discover -m M | pare-prune -m M --criterion l2 --ratio 0.5 -o small.pare
+    run sh -c "cd '$T' && pare-discover -q -m '$MODEL' | pare-prune -q -m '$MODEL' --tokenizer '$TOK' --criterion l2 --ratio 0.5 -o small.pare && pare-eval -q -m small.pare --ppl '$STORIES' --limit 2 --json"
+    [ "$status" -eq 0 ]
+}
