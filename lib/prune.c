@@ -608,7 +608,7 @@ static const char *human(int64_t n, char *buf, size_t size)
 
 static void kept(char *buf, size_t n, int after, int before) { snprintf(buf, n, "%d/%d", after, before); }
 
-void prune_plan_print(const prune_plan *p, const group_set *gs, int T, FILE *f)
+void prune_plan_print(const prune_plan *p, int T, FILE *f)
 {
     const llama_config *b = &p->before, *a = &p->after;
     char h1[32], h2[32];
@@ -667,7 +667,6 @@ void prune_plan_print(const prune_plan *p, const group_set *gs, int T, FILE *f)
     for (int i = 0; i < p->n; i++)
         units += p->c[i].n_removed;
     fprintf(f, "units removed: %lld from %d group%s\n", (long long)units, p->n, p->n == 1 ? "" : "s");
-    (void)gs;
 }
 
 /* ------------------------------------------------------------------ slicing */

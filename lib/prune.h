@@ -90,7 +90,7 @@ void prune_plan_free(prune_plan *p);
 
 /* The plan as a table (per layer: heads, key/value heads and MLP channels kept,
  * parameters before and after; totals, MACs for a sequence of T tokens). */
-void prune_plan_print(const prune_plan *p, const group_set *gs, int T, FILE *f);
+void prune_plan_print(const prune_plan *p, int T, FILE *f);
 
 /* out = src with every removed unit's slices cut out of every member (survivors
  * keep their order), the layers of layer mode dropped and the rest renumbered,

@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     prune_plan plan;
     prune_plan_make(&plan, &m, &gs, kind, stream_name, &o);
     if (dry_run) {
-        prune_plan_print(&plan, &gs, 128, stdout);
+        prune_plan_print(&plan, 128, stdout);
     } else {
         info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s", prune_mode_name(o.mode),
              (long long)llama_param_count(&plan.before), (long long)llama_param_count(&plan.after),

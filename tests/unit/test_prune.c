@@ -8,6 +8,7 @@
  * Letters: B sequences, T tokens, D hidden, L layers, V vocab, H query heads, KV
  * key/value heads, hd head dim, F MLP width, U units of a group. */
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -827,6 +828,137 @@ static void test_target_params(void)
     model_free(&m);
 }
 
+/* ---- scores streams ---- */
+
+typedef void (*die_fn)(void *arg);
+
+/* Run fn(arg) in a child: true when it exits with status 1 and its stderr holds
+ * needle. */
+static bool dies_with(die_fn fn, void *arg, const char *needle)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        die("pipe");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 2);
+        fn(arg);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[4096];
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < sizeof buf && (k = read(fd[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)k;
+    buf[n] = 0;
+    close(fd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(buf, needle);
+    if (!ok)
+        fprintf(stderr, "    expected exit 1 with '%s'; got status %#x, stderr: %s", needle, st, buf);
+    return ok;
+}
+
+typedef struct {
+    const model *m;
+    const group_set *gs;
+    const char *kind;
+    prune_options o;
+} plan_call;
+
+static void make_plan(void *arg)
+{
+    plan_call *c = arg;
+    prune_plan p;
+    prune_plan_make(&p, c->m, c->gs, c->kind, "scores.pare", &c->o);
+}
+
+static void test_scores_stream(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[1], 13);
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    /* element1 and mix: made-up values with a known order; no vector */
+    for (int i = 0; i < gs.n; i++) {
+        group *g = &gs.g[i];
+        g->n_stats = 2;
+        g->stats = xcalloc(2, sizeof *g->stats);
+        for (int s = 0; s < 2; s++) {
+            g->stats[s].name = xstrdup(s ? "mix" : "element1");
+            g->stats[s].values = xmalloc((size_t)g->n_members * (size_t)g->units * sizeof(float));
+            for (int k = 0; k < g->n_members; k++)
+                for (int64_t u = 0; u < g->units; u++) /* element1 favours high units, mix low ones */
+                    g->stats[s].values[(size_t)k * g->units + u] = (float)(s ? g->units - u : u + 1) * (k + 1);
+        }
+    }
+    char dir[] = "/tmp/pare-test-scores-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = path_join(dir, "s.pare");
+    char *argv[] = {"test_prune", NULL};
+    groups_write(&gs, "scores", path, 1, argv);
+    group_set rd;
+    char kind[16];
+    groups_read(&rd, path, kind);
+    CHECK(!strcmp(kind, "scores"));
+
+    /* default criterion for a scores stream: element1 -> the lowest units go */
+    prune_options o = opts(PRUNE_BLOCK, 0.5);
+    o.criterion = NULL;
+    o.first_layer = 0;
+    o.last_layer = 2;
+    prune_plan p;
+    prune_plan_make(&p, &m, &rd, kind, "scores.pare", &o);
+    CHECK(!strcmp(p.criterion, "element1"));
+    for (int i = 0; i < p.n; i++)
+        for (int64_t k = 0; k < p.c[i].n_removed; k++)
+            CHECK(p.c[i].removed[k] == k);
+    prune_plan_free(&p);
+    /* mix -> the highest units go */
+    o.criterion = "mix";
+    prune_plan_make(&p, &m, &rd, kind, "scores.pare", &o);
+    for (int i = 0; i < p.n; i++) {
+        int64_t U = rd.g[p.c[i].group].units;
+        for (int64_t k = 0; k < p.c[i].n_removed; k++)
+            CHECK(p.c[i].removed[k] == U - p.c[i].n_removed + k);
+    }
+    prune_plan_free(&p);
+    /* l2 is not in the stream: computed from the weights, as for a groups stream */
+    o.criterion = "l2";
+    prune_plan_make(&p, &m, &rd, kind, "scores.pare", &o);
+    prune_plan q;
+    prune_plan_make(&q, &m, &gs, "groups", "groups.pare", &o);
+    for (int i = 0; i < p.n; i++)
+        CHECK(p.c[i].n_removed == q.c[i].n_removed &&
+              !memcmp(p.c[i].removed, q.c[i].removed, (size_t)p.c[i].n_removed * sizeof(int64_t)));
+    prune_plan_free(&p);
+    prune_plan_free(&q);
+    /* vector is missing */
+    plan_call call = {&m, &rd, kind, o};
+    call.o.criterion = "vector";
+    CHECK(dies_with(make_plan, &call, "scores.pare: group 0 has no 'vector' statistic"));
+    /* the other errors of a plan */
+    call.o.criterion = "l2";
+    call.o.last_layer = 3;
+    CHECK(dies_with(make_plan, &call, "--layers 0-3: out of range (the model has layers 0-2)"));
+    call.o.last_layer = 2;
+    call.o.ratio = -1;
+    call.o.target_params = 0.99;
+    CHECK(dies_with(make_plan, &call, "can remove at most"));
+
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    group_set_free(&rd);
+    group_set_free(&gs);
+    model_free(&m);
+}
+
 /* ---- provenance and checkpoints ---- */
 
 static void test_provenance_replay_and_checkpoint(void)
@@ -902,6 +1034,7 @@ int main(void)
     TEST(test_local_plan);
     TEST(test_global_and_layer_plans);
     TEST(test_target_params);
+    TEST(test_scores_stream);
     TEST(test_provenance_replay_and_checkpoint);
     TEST(test_equivalence_fixtures);
     TEST(test_equivalence_stories260k);
