@@ -1,29 +1,54 @@
-/* pare-eval - measure a model: perplexity (the paper's protocol) for now. */
+/* pare-eval - measure a model as the LLM-Pruner paper does: perplexity, the seven
+ * zero-shot tasks, generation samples, size and speed; or merge shard reports. */
 #include <getopt.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "blas.h"
+#include "generate.h"
 #include "model.h"
 #include "ppl.h"
 #include "progress.h"
 #include "report.h"
+#include "stats.h"
+#include "tasks.h"
 #include "tokenizer.h"
 #include "util.h"
+#include "zeroshot.h"
 
 static const char usage[] =
-    "usage: pare-eval -m MODEL [--tokenizer FILE] --ppl FILE [--ppl FILE ...] [options]\n"
+    "usage: pare-eval -m MODEL [--tokenizer FILE] [--ppl FILE ...] [--tasks LIST] [--generate] [--stats] [options]\n"
+    "       pare-eval --merge REPORT... [-o FILE | --json]\n"
     "\n"
     "Evaluate a model and write a report stream (stdout or -o FILE); a table goes to stderr.\n"
     "\n"
     "  -m, --model PATH        model: HF folder, llama2.c .bin, checkpoint stream ('-' = stdin)\n"
     "      --tokenizer FILE    tokenizer (tokenizer.model or llama2.c tok*.bin) if the model has none\n"
+    "perplexity:\n"
     "      --ppl FILE          perplexity on FILE (plain or compressed); may be repeated\n"
     "      --ppl-format F      auto (default: by file name), wikitext, ptb or text\n"
     "      --seq-len N         window length in tokens (default 128)\n"
     "      --batch N           windows per forward pass (default 4)\n"
-    "      --limit N           evaluate at most N windows per data set\n"
+    "zero-shot tasks (lm-evaluation-harness 4d21ab6b, 0-shot):\n"
+    "      --tasks LIST        comma-separated: boolq, piqa, hellaswag, winogrande, arc_easy,\n"
+    "                          arc_challenge, openbookqa, or all\n"
+    "      --task-file T=FILE  read task T from FILE (adds T to the tasks)\n"
+    "      --data-dir DIR      folder of the default task files (default: PARE_DATA, else ../shared/data)\n"
+    "      --items             add one record per item (contexts, token ids, log-likelihoods)\n"
+    "      --limit N           at most N windows per perplexity data set and the first N items per task\n"
+    "generation (top-k 50, top-p 0.95, temperature 1):\n"
+    "      --generate          sample from the paper's five prompts\n"
+    "      --prompt TEXT       sample from TEXT instead; may be repeated\n"
+    "      --max-length N      tokens in all, prompt included (default 128)\n"
+    "      --seed N            random seed (default 42)\n"
+    "statistics:\n"
+    "      --stats             parameters, MACs, weight memory, peak RSS, latency, tokens/s\n"
+    "sharding:\n"
+    "      --shard I/N         evaluate items I, I+N, ... of each task; a partial report\n"
+    "      --merge             merge the REPORT files given as operands (shards or whole reports)\n"
+    "output:\n"
     "  -t, --threads N         threads (default: PARE_THREADS or all cores)\n"
     "  -o, --output FILE       write the report stream to FILE (atomically)\n"
     "      --json              print the report as one JSON object on stdout instead\n"
@@ -32,28 +57,89 @@ static const char usage[] =
     "  -h, --help              show this help\n"
     "      --version           show the version\n";
 
+/* --tasks LIST: set want[id] for each name. */
+static void parse_tasks(const char *list, bool *want)
+{
+    char *copy = xstrdup(list), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "all")) {
+            for (int i = 0; i < TASK_COUNT; i++)
+                want[i] = true;
+            continue;
+        }
+        const task_info *ti = task_info_find(t);
+        if (!ti)
+            usage_die("--tasks: unknown task '%s' (boolq, piqa, hellaswag, winogrande, arc_easy, arc_challenge, "
+                      "openbookqa, all)",
+                      t);
+        want[task_info_id(ti)] = true;
+    }
+    free(copy);
+}
+
+static void print_task_line(const report *rep, const task_info *t, const zeroshot_result *res)
+{
+    int k = t->has_acc_norm ? 2 : 1;
+    const report_metric *a = &rep->metrics[rep->n_metrics - k];
+    char norm[80] = "";
+    if (t->has_acc_norm)
+        snprintf(norm, sizeof norm, ", acc_norm %.4f ± %.4f", rep->metrics[rep->n_metrics - 1].value,
+                 rep->metrics[rep->n_metrics - 1].stderr_);
+    info("%s: acc %.4f ± %.4f%s over %lld items (%lld requests, %lld truncated) in %.2f s, %.1f items/s", t->name,
+         a->value, a->stderr_, norm, (long long)res->items, (long long)res->requests, (long long)res->truncated,
+         res->seconds, res->seconds > 0 ? (double)res->items / res->seconds : 0.0);
+}
+
+static void output(report *rep, const char *out, bool json, int argc, char **argv)
+{
+    if (!g_quiet)
+        report_print_table(rep, stderr);
+    if (json) {
+        json_t *j = report_to_json(rep);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        putchar('\n');
+        json_decref(j);
+    } else if (out || !isatty(STDOUT_FILENO)) {
+        report_write(rep, out, argc, argv);
+    }
+}
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     blas_init(argc, argv);
 
-    const char *model_path = NULL, *tok_path = NULL, *out = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *out = NULL, *data_dir = NULL;
     const char **ppl_files = xcalloc((size_t)argc, sizeof *ppl_files);
-    int n_ppl = 0, seq_len = 128, batch = 4, threads = 0;
+    const char **prompts = xcalloc((size_t)argc, sizeof *prompts);
+    const char *task_file[TASK_COUNT] = {0};
+    bool want[TASK_COUNT] = {0};
+    int n_ppl = 0, n_prompts = 0, seq_len = 128, batch = 4, threads = 0, shard = 0, shards = 0;
     int64_t limit = 0;
     enum ppl_format format = PPL_AUTO;
-    bool json = false;
+    bool json = false, items = false, gen = false, stats = false, merge = false;
+    gen_params gp;
+    gen_params_default(&gp);
 
-    enum { OPT_TOK = 256, OPT_PPL, OPT_FORMAT, OPT_SEQ, OPT_BATCH, OPT_LIMIT, OPT_JSON, OPT_PROGRESS, OPT_VERSION };
+    enum {
+        OPT_TOK = 256, OPT_PPL, OPT_FORMAT, OPT_SEQ, OPT_BATCH, OPT_LIMIT, OPT_JSON, OPT_PROGRESS, OPT_VERSION,
+        OPT_TASKS, OPT_TASK_FILE, OPT_DATA_DIR, OPT_ITEMS, OPT_GENERATE, OPT_PROMPT, OPT_MAX_LENGTH, OPT_SEED,
+        OPT_STATS, OPT_SHARD, OPT_MERGE
+    };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},      {"tokenizer", required_argument, 0, OPT_TOK},
-        {"ppl", required_argument, 0, OPT_PPL},    {"ppl-format", required_argument, 0, OPT_FORMAT},
+        {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, OPT_TOK},
+        {"ppl", required_argument, 0, OPT_PPL},     {"ppl-format", required_argument, 0, OPT_FORMAT},
         {"seq-len", required_argument, 0, OPT_SEQ}, {"batch", required_argument, 0, OPT_BATCH},
-        {"limit", required_argument, 0, OPT_LIMIT}, {"threads", required_argument, 0, 't'},
-        {"output", required_argument, 0, 'o'},     {"json", no_argument, 0, OPT_JSON},
-        {"progress", no_argument, 0, OPT_PROGRESS}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, OPT_VERSION},
-        {0, 0, 0, 0}};
+        {"limit", required_argument, 0, OPT_LIMIT}, {"tasks", required_argument, 0, OPT_TASKS},
+        {"task-file", required_argument, 0, OPT_TASK_FILE}, {"data-dir", required_argument, 0, OPT_DATA_DIR},
+        {"items", no_argument, 0, OPT_ITEMS},       {"generate", no_argument, 0, OPT_GENERATE},
+        {"prompt", required_argument, 0, OPT_PROMPT}, {"max-length", required_argument, 0, OPT_MAX_LENGTH},
+        {"seed", required_argument, 0, OPT_SEED},   {"stats", no_argument, 0, OPT_STATS},
+        {"shard", required_argument, 0, OPT_SHARD}, {"merge", no_argument, 0, OPT_MERGE},
+        {"threads", required_argument, 0, 't'},     {"output", required_argument, 0, 'o'},
+        {"json", no_argument, 0, OPT_JSON},         {"progress", no_argument, 0, OPT_PROGRESS},
+        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, OPT_VERSION},   {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -70,6 +156,38 @@ int main(int argc, char **argv)
         case OPT_SEQ: seq_len = (int)parse_long("--seq-len", optarg, 2, 1 << 20); break;
         case OPT_BATCH: batch = (int)parse_long("--batch", optarg, 1, 4096); break;
         case OPT_LIMIT: limit = parse_long("--limit", optarg, 1, INT64_MAX); break;
+        case OPT_TASKS: parse_tasks(optarg, want); break;
+        case OPT_TASK_FILE: {
+            const char *eq = strchr(optarg, '=');
+            char name[32];
+            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof name || !eq[1])
+                usage_die("--task-file: expected TASK=FILE, got '%s'", optarg);
+            snprintf(name, sizeof name, "%.*s", (int)(eq - optarg), optarg);
+            const task_info *ti = task_info_find(name);
+            if (!ti)
+                usage_die("--task-file: unknown task '%s'", name);
+            task_file[task_info_id(ti)] = eq + 1;
+            want[task_info_id(ti)] = true;
+            break;
+        }
+        case OPT_DATA_DIR: data_dir = optarg; break;
+        case OPT_ITEMS: items = true; break;
+        case OPT_GENERATE: gen = true; break;
+        case OPT_PROMPT: prompts[n_prompts++] = optarg; gen = true; break;
+        case OPT_MAX_LENGTH: gp.max_length = (int)parse_long("--max-length", optarg, 2, 1 << 20); break;
+        case OPT_SEED: gp.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
+        case OPT_STATS: stats = true; break;
+        case OPT_SHARD: {
+            char *slash = strchr(optarg, '/');
+            if (!slash)
+                usage_die("--shard: expected I/N (e.g. 0/4), got '%s'", optarg);
+            *slash = 0;
+            shards = (int)parse_long("--shard", slash + 1, 1, 1 << 20);
+            shard = (int)parse_long("--shard", optarg, 0, shards - 1);
+            *slash = '/';
+            break;
+        }
+        case OPT_MERGE: merge = true; break;
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
         case OPT_JSON: json = true; break;
@@ -80,63 +198,110 @@ int main(int argc, char **argv)
         default: usage_die("unknown option");
         }
     }
-    if (optind < argc)
-        usage_die("unexpected argument '%s'", argv[optind]);
-    if (!model_path)
-        usage_die("no model given (-m MODEL)");
-    if (n_ppl == 0)
-        usage_die("nothing to evaluate (give --ppl FILE)");
-    blas_set_threads(threads);
+    bool any_task = false;
+    for (int i = 0; i < TASK_COUNT; i++)
+        any_task |= want[i];
 
-    model m;
-    model_load(&m, model_path, tok_path);
-    if (!m.has_weights)
-        die("%s: a bare config has no weights to evaluate", model_path);
-    if (!m.tok.size)
-        die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
-    tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
-    if (tokenizer_vocab_size(tok) > m.cfg.vocab)
-        die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
-
-    char fp[17];
-    model_fingerprint(&m, fp);
     report rep;
-    report_init(&rep, fp, model_path);
-    for (int i = 0; i < n_ppl; i++) {
-        ppl_dataset d;
-        ppl_dataset_load(&d, ppl_files[i], format);
-        int *ids;
-        size_t n = tokenizer_encode(tok, d.text, d.len, true, &ids);
-        ppl_result res;
-        ppl_evaluate(&m, ids, n, seq_len, batch, limit, d.task, &res);
-        json_t *protocol = json_pack(
-            "{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I}", "dataset", ppl_files[i], "split", d.split, "format",
-            ppl_format_name(d.format), "window", seq_len, "bos", "once, at the start of the text", "tokenization",
-            d.format == PPL_TEXT ? "the file as one text, tokenized once"
-                                 : "rows joined with \"\\n\\n\", tokenized once",
-            "windows", (json_int_t)res.windows, "tokens", (json_int_t)res.tokens);
-        report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, NAN, protocol);
-        info("%s: ppl %.4f over %lld tokens (%lld windows of %d) in %.2f s, %.0f tok/s", d.task, res.ppl,
-             (long long)res.predicted, (long long)res.windows, seq_len, res.seconds,
-             (double)res.windows * seq_len / res.seconds);
-        free(ids);
-        ppl_dataset_free(&d);
-    }
+    if (merge) {
+        if (model_path || n_ppl || any_task || gen || stats || shards)
+            usage_die("--merge takes report files only, no model or evaluation options");
+        int n = argc - optind;
+        if (n < 1)
+            usage_die("--merge: no report files given");
+        report *in = xcalloc((size_t)n, sizeof *in);
+        for (int i = 0; i < n; i++)
+            report_read(&in[i], argv[optind + i]);
+        report_merge(&rep, in, n);
+        for (int i = 0; i < n; i++)
+            report_free(&in[i]);
+        free(in);
+    } else {
+        if (optind < argc)
+            usage_die("unexpected argument '%s'", argv[optind]);
+        if (!model_path)
+            usage_die("no model given (-m MODEL)");
+        if (!n_ppl && !any_task && !gen && !stats)
+            usage_die("nothing to evaluate (give --ppl FILE, --tasks LIST, --generate or --stats)");
+        blas_set_threads(threads);
+        if (!data_dir)
+            data_dir = getenv("PARE_DATA") && *getenv("PARE_DATA") ? getenv("PARE_DATA") : "../shared/data";
 
-    if (!g_quiet)
-        report_print_table(&rep, stderr);
-    if (json) {
-        json_t *j = report_to_json(&rep);
-        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        putchar('\n');
-        json_decref(j);
-    } else if (out || !isatty(STDOUT_FILENO)) {
-        report_write(&rep, out, argc, argv);
+        model m;
+        model_load(&m, model_path, tok_path);
+        if (!m.has_weights)
+            die("%s: a bare config has no weights to evaluate", model_path);
+        if (!m.tok.size)
+            die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
+        tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
+        if (tokenizer_vocab_size(tok) > m.cfg.vocab)
+            die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
+
+        char fp[17];
+        model_fingerprint(&m, fp);
+        report_init(&rep, fp, model_path);
+        rep.shard = shard;
+        rep.shards = shards;
+        /* perplexity, samples and statistics are not sharded: shard 0 does them */
+        bool whole = shard == 0;
+        for (int i = 0; whole && i < n_ppl; i++) {
+            ppl_dataset d;
+            ppl_dataset_load(&d, ppl_files[i], format);
+            int *ids;
+            size_t n = tokenizer_encode(tok, d.text, d.len, true, &ids);
+            ppl_result res;
+            ppl_evaluate(&m, ids, n, seq_len, batch, limit, d.task, &res);
+            json_t *protocol = json_pack(
+                "{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I}", "dataset", ppl_files[i], "split", d.split, "format",
+                ppl_format_name(d.format), "window", seq_len, "bos", "once, at the start of the text", "tokenization",
+                d.format == PPL_TEXT ? "the file as one text, tokenized once"
+                                     : "rows joined with \"\\n\\n\", tokenized once",
+                "windows", (json_int_t)res.windows, "tokens", (json_int_t)res.tokens);
+            report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, NAN, protocol);
+            info("%s: ppl %.4f over %lld tokens (%lld windows of %d) in %.2f s, %.0f tok/s", d.task, res.ppl,
+                 (long long)res.predicted, (long long)res.windows, seq_len, res.seconds,
+                 (double)res.windows * seq_len / res.seconds);
+            free(ids);
+            ppl_dataset_free(&d);
+        }
+        zeroshot_options zo = {.limit = limit, .shard = shard, .shards = shards, .budget = ZEROSHOT_BUDGET,
+                               .items = items};
+        for (int i = 0; i < TASK_COUNT; i++) {
+            if (!want[i])
+                continue;
+            const task_info *t = task_info_get((enum task_id)i);
+            char *path = task_file[i] ? xstrdup(task_file[i]) : path_join(data_dir, t->default_file);
+            zeroshot_result res;
+            zeroshot_run(&m, tok, t, path, &zo, &rep, &res);
+            print_task_line(&rep, t, &res);
+            free(path);
+        }
+        if (any_task)
+            report_add_average(&rep);
+        for (int i = 0; whole && gen && i < (n_prompts ? n_prompts : GEN_PAPER_PROMPTS); i++) {
+            const char *prompt = n_prompts ? prompts[i] : gen_paper_prompts[i];
+            gen_result g;
+            generate(&m, tok, prompt, &gp, (uint64_t)i, &g);
+            report_add_sample(&rep, json_pack("{s:s,s:s,s:i,s:i,s:{s:i,s:f,s:f,s:i,s:I,s:i,s:b}}", "prompt", prompt,
+                                              "text", g.text, "prompt_tokens", g.prompt_tokens, "tokens", g.new_tokens,
+                                              "protocol", "top_k", gp.top_k, "top_p", gp.top_p, "temperature",
+                                              gp.temperature, "max_length", gp.max_length, "seed",
+                                              (json_int_t)gp.seed, "stream", i, "bos", 1));
+            info("sample %d: %d + %d tokens in %.2f s", i + 1, g.prompt_tokens, g.new_tokens, g.seconds);
+            free(g.text);
+        }
+        if (whole && stats) {
+            model_stats st;
+            stats_measure(&m, 0.5, &st);
+            report_set_stats(&rep, stats_to_json(&st));
+        }
+        tokenizer_free(tok);
+        model_free(&m);
     }
+    output(&rep, out, json, argc, argv);
     report_free(&rep);
-    tokenizer_free(tok);
-    model_free(&m);
     free(ppl_files);
+    free(prompts);
     if (fflush(stdout) != 0 || ferror(stdout))
         die("cannot write the report: write error");
     return 0;

@@ -1,0 +1,222 @@
+/* generate.c - sampled generation with a key/value cache (see generate.h).
+ *
+ * Letters: V vocabulary, P prompt tokens (BOS included). */
+#include "generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llama_cache.h"
+#include "util.h"
+
+const char *const gen_paper_prompts[GEN_PAPER_PROMPTS] = {
+    "I believe the meaning of life is",
+    "Simply put, the theory of relativity states that ",
+    "Building a website can be done in 10 simple steps:\n",
+    "Tweet: \"I hate it when my phone battery dies.\"\n"
+    "Sentiment: Negative\n"
+    "###\n"
+    "Tweet: \"My day has been \xF0\x9F\x91\x8D\"\n"
+    "Sentiment: Positive\n"
+    "###\n"
+    "Tweet: \"This is the link to the article\"\n"
+    "Sentiment: Neutral\n"
+    "###\n"
+    "Tweet: \"This new music video was incredibile\"\n"
+    "Sentiment:",
+    "Translate English to French:\n"
+    "\n"
+    "sea otter => loutre de mer\n"
+    "\n"
+    "peppermint => menthe poivr\xC3\xA9" "e\n"
+    "\n"
+    "plush girafe => girafe peluche\n"
+    "\n"
+    "cheese =>",
+};
+
+void gen_params_default(gen_params *p)
+{
+    p->top_k = 50;
+    p->top_p = 0.95;
+    p->temperature = 1.0;
+    p->max_length = 128;
+    p->seed = 42;
+}
+
+/* ---- random numbers: splitmix64 seeding xoshiro256** ---- */
+
+typedef struct {
+    uint64_t s[4];
+} rng;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (0xD1B54A32D192ED03ull * (stream + 1));
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static double rng_uniform(rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return (double)(result >> 11) * 0x1.0p-53;
+}
+
+/* ---- one sampling step ---- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    const gen_pair *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit > y->logit ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int gen_sample(const float *logits, int V, const gen_params *p, double u, gen_pair *work)
+{
+    float inv_t = p->temperature > 0 && p->temperature != 1.0 ? (float)(1.0 / p->temperature) : 1.0f;
+    for (int i = 0; i < V; i++)
+        work[i] = (gen_pair){logits[i] * inv_t, i};
+    qsort(work, (size_t)V, sizeof *work, cmp_desc);
+    /* top-k: everything below the k-th largest goes (ties with it stay) */
+    int n = V;
+    if (p->top_k > 0 && p->top_k < V) {
+        float kth = work[p->top_k - 1].logit;
+        n = p->top_k;
+        while (n < V && work[n].logit >= kth)
+            n++;
+    }
+    /* softmax over the survivors, in double */
+    double mx = work[0].logit, sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)work[i].logit - mx);
+    /* top-p (transformers 4.28: tokens whose ascending cumulative probability is
+     * at most 1-p go): keep the most likely tokens while the probability of those
+     * before them is below p, at least one */
+    if (p->top_p < 1.0) {
+        double cum = 0;
+        int keep = 0;
+        while (keep < n && (keep == 0 || cum < p->top_p)) {
+            cum += exp((double)work[keep].logit - mx) / sum;
+            keep++;
+        }
+        n = keep;
+        sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += exp((double)work[i].logit - mx);
+    }
+    /* draw */
+    double target = u * sum, cum = 0;
+    for (int i = 0; i < n; i++) {
+        cum += exp((double)work[i].logit - mx);
+        if (cum > target)
+            return work[i].id;
+    }
+    return work[n - 1].id;
+}
+
+/* ---- generation ---- */
+
+/* Replace bytes that are not valid UTF-8 with U+FFFD (a token may end inside a
+ * character). */
+static char *valid_utf8(const char *s, size_t n)
+{
+    char *out = xmalloc(3 * n + 1);
+    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int len = u[i] < 0x80 ? 1 : u[i] >= 0xC2 && u[i] <= 0xDF ? 2 : u[i] >= 0xE0 && u[i] <= 0xEF ? 3
+                                  : u[i] >= 0xF0 && u[i] <= 0xF4 ? 4 : 0;
+        bool ok = len > 0 && i + (size_t)len <= n;
+        for (int k = 1; ok && k < len; k++)
+            ok = (u[i + k] & 0xC0) == 0x80;
+        if (ok && len == 3)
+            ok = !(u[i] == 0xE0 && u[i + 1] < 0xA0) && !(u[i] == 0xED && u[i + 1] >= 0xA0);
+        if (ok && len == 4)
+            ok = !(u[i] == 0xF0 && u[i + 1] < 0x90) && !(u[i] == 0xF4 && u[i + 1] >= 0x90);
+        if (ok && u[i] != 0) {
+            memcpy(out + o, s + i, (size_t)len);
+            o += (size_t)len;
+            i += (size_t)len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
+void generate(const model *m, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
+              gen_result *res)
+{
+    double t0 = now_seconds();
+    memset(res, 0, sizeof *res);
+    int V = m->cfg.vocab, eos = tokenizer_eos(tok);
+    int *ids;
+    int P = (int)tokenizer_encode(tok, prompt, strlen(prompt), true, &ids);
+    int max_seq = m->cfg.max_seq > 0 ? m->cfg.max_seq : p->max_length;
+    int total = p->max_length < max_seq ? p->max_length : max_seq;
+    if (P == 0)
+        die("generate: an empty prompt and no BOS token");
+    if (P >= max_seq)
+        die("generate: the prompt has %d tokens, the model reads at most %d", P, max_seq);
+    if (total <= P)
+        total = P + 1; /* Hugging Face generates at least one token */
+    llama_cache c;
+    llama_cache_init(&c, m, 1, total, P, 1);
+    gen_pair *work = xmalloc((size_t)V * sizeof *work);
+    rng r;
+    rng_seed(&r, p->seed, stream);
+    char *text = NULL;
+    size_t used = 0, cap = 0;
+    int slot = 0, len = P, out = P - 1, n = P;
+    llama_cache_forward(m, &c, ids, 1, &len, &slot, true, &out, 1);
+    for (;;) {
+        int next = gen_sample(c.logits, V, p, rng_uniform(&r), work);
+        n++;
+        res->new_tokens++;
+        if (next == eos)
+            break;
+        size_t pl;
+        const char *piece = tokenizer_piece(tok, next, &pl);
+        if (used + pl + 1 > cap) {
+            cap = 2 * (used + pl + 1) + 64;
+            text = xrealloc(text, cap);
+        }
+        memcpy(text + used, piece, pl);
+        used += pl;
+        if (n >= total)
+            break;
+        len = 1;
+        out = 0;
+        llama_cache_forward(m, &c, &next, 1, &len, &slot, true, &out, 1);
+    }
+    res->text = valid_utf8(text ? text : "", used);
+    res->prompt_tokens = P;
+    res->seconds = now_seconds() - t0;
+    free(text);
+    free(work);
+    free(ids);
+    llama_cache_free(&c);
+}

@@ -1,0 +1,52 @@
+/* generate.h - sampled text generation the way LLM-Pruner's generation test runs
+ * Hugging Face generate(): the prompt with BOS, then tokens drawn with
+ * temperature 1, top-k 50 and top-p 0.95 until max_length tokens in all (prompt
+ * included) or the end-of-sequence token. Decoding is incremental: the prompt is
+ * run once into a key/value cache (llama_cache), then one token per step.
+ * The random numbers are pare's own (deterministic in the seed), not PyTorch's. */
+#ifndef PARE_GENERATE_H
+#define PARE_GENERATE_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "tokenizer.h"
+
+typedef struct {
+    int top_k;          /* 50; 0 = off */
+    double top_p;       /* 0.95; 1 = off */
+    double temperature; /* 1 */
+    int max_length;     /* 128: tokens in all, BOS and prompt included */
+    uint64_t seed;
+} gen_params;
+
+void gen_params_default(gen_params *p);
+
+/* LLM-Pruner's five prompts (LLMPruner/templates/prompts.py). */
+#define GEN_PAPER_PROMPTS 5
+extern const char *const gen_paper_prompts[GEN_PAPER_PROMPTS];
+
+typedef struct {
+    char *text;         /* the generated continuation (valid UTF-8), malloc'd */
+    int prompt_tokens;  /* BOS included */
+    int new_tokens;     /* generated, an end-of-sequence token included */
+    double seconds;
+} gen_result;
+
+/* Generate from prompt; stream is the random stream (e.g. the prompt's index), so
+ * every prompt has its own draw for a given seed. */
+void generate(const model *m, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
+              gen_result *res);
+
+/* One sampling step over logits (V): the Hugging Face warpers in their order
+ * (temperature; top-k, keeping ties with the k-th; top-p, keeping the most likely
+ * tokens while those before them have less than p, at least one), then the token whose
+ * cumulative probability first exceeds u in [0, 1). work: V entries of scratch.
+ * Exposed for tests. */
+typedef struct {
+    float logit;
+    int id;
+} gen_pair;
+int gen_sample(const float *logits, int V, const gen_params *p, double u, gen_pair *work);
+
+#endif

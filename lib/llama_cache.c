@@ -1,0 +1,241 @@
+/* llama_cache.c - the LLaMA forward pass over new tokens that continue cached ones
+ * (see llama_cache.h).
+ *
+ * Letters: S slots, P tokens cached in a slot, R sequences, T new tokens of a
+ * sequence, N rows (the new tokens of all sequences), D hidden, V vocab, H query
+ * heads, KV key/value heads, hd head dim, F MLP width (per layer). */
+#include "llama_cache.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "kernels.h"
+#include "util.h"
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows, int out_rows)
+{
+    const llama_config *cf = &m->cfg;
+    if (S <= 0 || pool <= 0 || rows <= 0 || out_rows <= 0)
+        die("llama_cache_init: bad sizes: %d slots, pool of %d, %d rows, %d outputs", S, pool, rows, out_rows);
+    if (cf->head_dim <= 0 || cf->head_dim % 2)
+        die("%s: head_dim %d must be even and positive", m->source ? m->source : "model", cf->head_dim);
+    memset(c, 0, sizeof *c);
+    c->S = S;
+    c->pool = pool;
+    c->rows = rows;
+    c->out_rows = out_rows;
+    size_t maxH = 0, maxKV = 0, maxF = 0, hd = (size_t)cf->head_dim;
+    for (int l = 0; l < cf->n_layers; l++) {
+        maxH = (size_t)cf->n_heads[l] > maxH ? (size_t)cf->n_heads[l] : maxH;
+        maxKV = (size_t)cf->n_kv_heads[l] > maxKV ? (size_t)cf->n_kv_heads[l] : maxKV;
+        maxF = (size_t)cf->ffn_dim[l] > maxF ? (size_t)cf->ffn_dim[l] : maxF;
+    }
+    c->kvd = (int)(maxKV * hd);
+    size_t N = (size_t)rows, D = (size_t)cf->dim, V = (size_t)cf->vocab, positions = (size_t)pool + N;
+    size_t cache = (size_t)cf->n_layers * pool * (size_t)c->kvd;
+    struct {
+        float **p;
+        size_t n;
+    } bufs[] = {
+        {&c->kc, cache},
+        {&c->vc, cache},
+        {&c->x, N * D},
+        {&c->xn, N * D},
+        {&c->q, N * maxH * hd},
+        {&c->k, N * maxKV * hd},
+        {&c->v, N * maxKV * hd},
+        {&c->ctx, N * maxH * hd},
+        {&c->gate, N * maxF},
+        {&c->up, N * maxF},
+        {&c->sc, N * positions},
+        {&c->hn, (size_t)out_rows * D},
+        {&c->logits, (size_t)out_rows * V},
+        {&c->rope_cos, positions * hd / 2},
+        {&c->rope_sin, positions * hd / 2},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        total += round16(bufs[i].n);
+    c->arena = xmalloc_aligned(total * sizeof(float));
+    float *p = c->arena;
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        *bufs[i].p = p;
+        p += round16(bufs[i].n);
+    }
+    c->off = xcalloc((size_t)S, sizeof *c->off);
+    c->cap = xcalloc((size_t)S, sizeof *c->cap);
+    c->len = xcalloc((size_t)S, sizeof *c->len);
+    c->start = xcalloc((size_t)rows, sizeof *c->start);
+    for (int s = 0; s < S; s++) {
+        c->off[s] = (int)((int64_t)pool * s / S);
+        c->cap[s] = (int)((int64_t)pool * (s + 1) / S) - c->off[s];
+    }
+    rope_tables(c->rope_cos, c->rope_sin, (int)positions, cf->head_dim, cf->rope_theta);
+}
+
+void llama_cache_free(llama_cache *c)
+{
+    free(c->arena);
+    free(c->off);
+    free(c->cap);
+    free(c->len);
+    free(c->start);
+    memset(c, 0, sizeof *c);
+}
+
+void llama_cache_layout(llama_cache *c, int n, const int *cap)
+{
+    if (n > c->S)
+        die("llama_cache_layout: %d slots, the cache has %d", n, c->S);
+    int at = 0;
+    for (int s = 0; s < c->S; s++) {
+        int k = s < n ? cap[s] : 0;
+        if (k < 0 || at + k > c->pool)
+            die("llama_cache_layout: slots of %d tokens overflow the pool of %d", at + k, c->pool);
+        c->off[s] = at;
+        c->cap[s] = k;
+        c->len[s] = 0;
+        at += k;
+    }
+}
+
+/* Causal softmax of the scores of one (sequence, head): row i of sc (T, P+T) sees
+ * the P cached columns and new columns 0..i; the others become zero. */
+static void softmax_prefix_causal(float *sc, int T, int P)
+{
+    int ld = P + T;
+    for (int i = 0; i < T; i++) {
+        float *row = sc + (size_t)i * ld;
+        int n = P + i + 1;
+        float mx = row[0];
+        for (int j = 1; j < n; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < n; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n; j++)
+            row[j] *= inv;
+        for (int j = n; j < ld; j++)
+            row[j] = 0.0f;
+    }
+}
+
+/* x += o_proj(attention) of rmsnorm(x), layer l; sequence r (rows start[r] ..
+ * start[r]+len[r]) attends to slot slot[r]'s cached keys/values and its own. */
+static void attention_block(const model *m, llama_cache *c, int l, int N, int R, const int *start, const int *len,
+                            const int *slot, bool append)
+{
+    const llama_config *cf = &m->cfg;
+    const layer_weights *w = &m->layers[l];
+    int D = cf->dim, hd = cf->head_dim, half = hd / 2;
+    int H = cf->n_heads[l], KV = cf->n_kv_heads[l], group = H / KV;
+    int qd = H * hd, kvd = KV * hd, ldc = c->kvd;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    rmsnorm_forward(c->xn, NULL, c->x, w->attn_norm, N, D, cf->norm_eps);
+    matmul_forward(c->q, c->xn, w->wq, cf->qkv_bias ? w->bq : NULL, N, D, qd);
+    matmul_forward(c->k, c->xn, w->wk, cf->qkv_bias ? w->bk : NULL, N, D, kvd);
+    matmul_forward(c->v, c->xn, w->wv, cf->qkv_bias ? w->bv : NULL, N, D, kvd);
+    size_t layer_off = (size_t)l * c->pool * ldc;
+    for (int r = 0; r < R; r++) {
+        int P = c->len[slot[r]], T = len[r];
+        const float *cs = c->rope_cos + (size_t)P * half, *sn = c->rope_sin + (size_t)P * half;
+        float *qr = c->q + (size_t)start[r] * qd;    /* (T, H*hd) */
+        float *kr = c->k + (size_t)start[r] * kvd;   /* (T, KV*hd) */
+        float *vr = c->v + (size_t)start[r] * kvd;   /* (T, KV*hd) */
+        float *cr = c->ctx + (size_t)start[r] * qd;  /* (T, H*hd) */
+        rope_forward(qr, cs, sn, 1, T, H, hd, qd, cf->rope_style);
+        rope_forward(kr, cs, sn, 1, T, KV, hd, kvd, cf->rope_style);
+        const float *kp = c->kc + layer_off + (size_t)c->off[slot[r]] * ldc; /* (P, ldc) */
+        const float *vp = c->vc + layer_off + (size_t)c->off[slot[r]] * ldc; /* (P, ldc) */
+        int ld = P + T;
+        for (int h = 0; h < H; h++) {
+            int kvh = h / group;
+            /* scores (T, P+T) = scale * q [K_cached; K_new]^T */
+            if (P > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, hd, scale, qr + h * hd, qd,
+                            kp + kvh * hd, ldc, 0.0f, c->sc, ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qr + h * hd, qd, kr + kvh * hd,
+                        kvd, 0.0f, c->sc + P, ld);
+            softmax_prefix_causal(c->sc, T, P);
+            /* ctx (T, hd) = P_cached V_cached + P_new V_new */
+            if (P > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, P, 1.0f, c->sc, ld, vp + kvh * hd,
+                            ldc, 0.0f, cr + h * hd, qd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, c->sc + P, ld, vr + kvh * hd,
+                        kvd, P > 0 ? 1.0f : 0.0f, cr + h * hd, qd);
+        }
+        if (append) {
+            float *kd = c->kc + layer_off + ((size_t)c->off[slot[r]] + P) * ldc;
+            float *vd = c->vc + layer_off + ((size_t)c->off[slot[r]] + P) * ldc;
+            for (int t = 0; t < T; t++) {
+                memcpy(kd + (size_t)t * ldc, kr + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+                memcpy(vd + (size_t)t * ldc, vr + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+            }
+        }
+    }
+    matmul_accumulate(c->x, c->ctx, w->wo, N, qd, D);
+}
+
+/* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), layer l. */
+static void mlp_block(const model *m, llama_cache *c, int l, int N)
+{
+    const llama_config *cf = &m->cfg;
+    const layer_weights *w = &m->layers[l];
+    int D = cf->dim, F = cf->ffn_dim[l];
+    rmsnorm_forward(c->xn, NULL, c->x, w->ffn_norm, N, D, cf->norm_eps);
+    matmul_forward(c->gate, c->xn, w->w_gate, NULL, N, D, F);
+    matmul_forward(c->up, c->xn, w->w_up, NULL, N, D, F);
+    swiglu_forward(c->gate, c->gate, c->up, (int64_t)N * F);
+    matmul_accumulate(c->x, c->gate, w->w_down, N, F, D);
+}
+
+void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int R, const int *len, const int *slot,
+                         bool append, const int *out, int n_out)
+{
+    const llama_config *cf = &m->cfg;
+    int D = cf->dim, N = 0;
+    if (R <= 0 || R > c->rows || n_out > c->out_rows)
+        die("llama_cache_forward: %d sequences and %d outputs exceed the cache's %d rows and %d outputs", R, n_out,
+            c->rows, c->out_rows);
+    int *start = c->start;
+    for (int r = 0; r < R; r++) {
+        if (slot[r] < 0 || slot[r] >= c->S || len[r] < 1)
+            die("llama_cache_forward: sequence %d: bad slot %d or length %d", r, slot[r], len[r]);
+        int P = c->len[slot[r]];
+        if (P + len[r] > c->pool + c->rows || (append && P + len[r] > c->cap[slot[r]]))
+            die("llama_cache_forward: sequence %d of %d tokens does not fit slot %d (%d cached, room for %d)", r,
+                len[r], slot[r], P, append ? c->cap[slot[r]] : c->pool + c->rows);
+        if (append)
+            for (int q = 0; q < r; q++)
+                if (slot[q] == slot[r])
+                    die("llama_cache_forward: two sequences append to slot %d", slot[r]);
+        start[r] = N;
+        N += len[r];
+        if (N > c->rows)
+            die("llama_cache_forward: %d rows or more, the cache takes %d", N, c->rows);
+    }
+    embedding_forward(c->x, tokens, m->embed, N, D, cf->vocab);
+    for (int l = 0; l < cf->n_layers; l++) {
+        if (cf->n_heads[l] > 0)
+            attention_block(m, c, l, N, R, start, len, slot, append);
+        if (cf->ffn_dim[l] > 0)
+            mlp_block(m, c, l, N);
+    }
+    if (append)
+        for (int r = 0; r < R; r++)
+            c->len[slot[r]] += len[r];
+    for (int i = 0; i < n_out; i++) {
+        if (out[i] < 0 || out[i] >= N)
+            die("llama_cache_forward: output row %d out of range (%d rows)", out[i], N);
+        rmsnorm_forward(c->hn + (size_t)i * D, NULL, c->x + (size_t)out[i] * D, m->final_norm, 1, D, cf->norm_eps);
+    }
+    if (n_out > 0)
+        matmul_forward(c->logits, c->hn, m->lm_head ? m->lm_head : m->embed, NULL, n_out, D, cf->vocab);
+}

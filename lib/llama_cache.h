@@ -1,0 +1,68 @@
+/* llama_cache.h - the LLaMA forward pass over new tokens that continue cached ones:
+ * a key/value cache of S slots, each holding the keys (after rotary) and values of
+ * every layer for a prefix. One call runs R sequences of T new tokens, each the
+ * continuation of one slot; a sequence attends to its slot's cached tokens and,
+ * causally, to its own new tokens. The same call
+ *   - fills slots from scratch (append, the slots empty): the contexts of a batch
+ *     of zero-shot items, or a prompt;
+ *   - scores many continuations of one cached context at once (no append): the
+ *     choices of an item share the computation of their context;
+ *   - decodes one token at a time (R = 1, T = 1, append): generation.
+ * Linear maps are one sgemm over all R*T rows; attention is two sgemms per
+ * (sequence, head): against the cached keys and against the new ones. Logits are
+ * computed only for the rows asked for. The existing llama_forward is unchanged;
+ * this gives the same numbers up to float rounding.
+ *
+ * Letters: S slots, P tokens cached in a slot, R sequences, T new tokens of a
+ * sequence, N rows (the new tokens of all sequences), D hidden, V vocab, H query heads, KV key/value heads,
+ * hd head dim, F MLP width (per layer). */
+#ifndef PARE_LLAMA_CACHE_H
+#define PARE_LLAMA_CACHE_H
+
+#include <stdbool.h>
+
+#include "model.h"
+
+typedef struct {
+    int S;           /* slots */
+    int pool;        /* cached tokens of all slots together */
+    int rows;        /* most new rows (N) per call */
+    int out_rows;    /* most logit rows per call */
+    int kvd;         /* max KV*hd over layers: row stride of the cache */
+    int *off, *cap;  /* (S) where each slot's tokens start in the pool, and how many fit */
+    int *len;        /* (S) tokens cached per slot */
+    int *start;      /* (rows) first row of each sequence of a call */
+    float *kc, *vc;  /* (L, pool, kvd) keys after rotary, values */
+    float *arena;    /* the buffers below */
+    float *x;        /* (N, D) residual stream */
+    float *xn;       /* (N, D) normed input of a sub-block */
+    float *q;        /* (N, maxH*hd) */
+    float *k, *v;    /* (N, kvd) new keys and values */
+    float *ctx;      /* (N, maxH*hd) */
+    float *gate, *up;/* (N, maxF) */
+    float *sc;       /* (T, P + T) attention scores of one (sequence, head) */
+    float *hn;       /* (out_rows, D) normed rows that get logits */
+    float *logits;   /* (out_rows, V) */
+    float *rope_cos, *rope_sin; /* (pool + rows, hd/2): positions 0 .. pool+rows-1 */
+} llama_cache;
+
+/* Up to S slots sharing a pool of cached tokens; calls of at most rows new rows and
+ * out_rows logit rows. The slots start with the pool split evenly between them. */
+void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows, int out_rows);
+void llama_cache_free(llama_cache *c);
+/* Lay out n <= S slots: slot s gets cap[s] tokens of the pool (their sum <= pool),
+ * and every slot is emptied. */
+void llama_cache_layout(llama_cache *c, int n, const int *cap);
+
+/* Run R sequences of new tokens, packed one after another (no padding): sequence r
+ * has len[r] >= 1 tokens, rows start[r] = len[0] + ... + len[r-1], N = the sum of
+ * len <= rows; tokens (N). Sequence r continues slot slot[r]: its token t sits at
+ * position P + t, P the slot's cached tokens, and attends to them and, causally, to
+ * its own new tokens. With append, its keys and values are stored after the cached
+ * ones and the slot grows by len[r] (the slots of an append call must differ, and
+ * must have room). Logits of the rows out[0..n_out) (n_out <= out_rows) go to
+ * c->logits (n_out, V) in that order. */
+void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int R, const int *len, const int *slot,
+                         bool append, const int *out, int n_out);
+
+#endif

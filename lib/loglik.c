@@ -1,0 +1,194 @@
+/* loglik.c - batched log-likelihoods of continuations (see loglik.h).
+ *
+ * Letters: G context groups of a batch, P tokens of a (truncated) context, N rows
+ * of a forward pass (sequences packed without padding), V vocabulary. */
+#include "loglik.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Groups searched back for a shared context: an item's choices are adjacent. */
+#define LOOKBACK 32
+
+typedef struct {
+    const int *tok;    /* the context tokens the model reads: ctx + d */
+    int P;             /* how many */
+    int first, count;  /* its requests: order[first .. first+count) */
+} group;
+
+void loglik_init(loglik_engine *e, const model *m, int max_len, int budget)
+{
+    memset(e, 0, sizeof *e);
+    e->m = m;
+    e->max_len = max_len;
+    e->budget = budget;
+}
+
+void loglik_free(loglik_engine *e)
+{
+    if (e->ready)
+        llama_cache_free(&e->cache);
+    memset(e, 0, sizeof *e);
+}
+
+/* log sum exp of a row of logits, in double: log softmax(row)[j] = row[j] - this. */
+static double log_sum_exp(const float *row, int V)
+{
+    double mx = row[0];
+    for (int j = 1; j < V; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    double s = 0;
+    for (int j = 0; j < V; j++)
+        s += exp((double)row[j] - mx);
+    return mx + log(s);
+}
+
+/* The cache must take rows new rows, and a pool and slots of as many tokens. */
+static void ensure_cache(loglik_engine *e, int rows)
+{
+    if (e->ready && e->cache.rows >= rows)
+        return;
+    if (e->ready)
+        llama_cache_free(&e->cache);
+    llama_cache_init(&e->cache, e->m, rows, rows, rows, rows);
+    e->ready = true;
+}
+
+void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
+{
+    const int V = e->m->cfg.vocab;
+    int max_len = e->max_len;
+    /* 1. truncation and grouping: requests with the same context pointer and the same
+     *    truncation share one group; an item's requests are adjacent, so the search
+     *    looks back over the last few groups only */
+    group *g = xmalloc((size_t)(n ? n : 1) * sizeof *g);
+    int *gof = xmalloc((size_t)(n ? n : 1) * sizeof *gof);
+    int ng = 0, rows = e->budget;
+    for (int i = 0; i < n; i++) {
+        loglik_request *r = &req[i];
+        if (r->n_ctx < 1)
+            die("%s: item %d: empty context", e->what ? e->what : "loglik", r->item);
+        if (r->n_cont < 1 || r->n_cont > max_len)
+            die("%s: item %d: a continuation of %d tokens (the model reads at most %d)", e->what ? e->what : "loglik",
+                r->item, r->n_cont, max_len);
+        int d = r->n_ctx + r->n_cont - (max_len + 1);
+        d = d > 0 ? d : 0;
+        const int *tok = r->ctx + d;
+        int P = r->n_ctx - d, found = -1;
+        for (int k = ng - 1; k >= 0 && k >= ng - LOOKBACK; k--)
+            if (g[k].tok == tok && g[k].P == P) {
+                found = k;
+                break;
+            }
+        if (found < 0) {
+            found = ng++;
+            g[found] = (group){tok, P, 0, 0};
+        }
+        gof[i] = found;
+        g[found].count++;
+        rows = P > rows ? P : rows;
+        rows = r->n_cont - 1 > rows ? r->n_cont - 1 : rows;
+    }
+    /* requests listed group by group */
+    int *order = xmalloc((size_t)(n ? n : 1) * sizeof *order);
+    for (int k = 0, at = 0; k < ng; k++) {
+        g[k].first = at;
+        at += g[k].count;
+        g[k].count = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        group *gg = &g[gof[i]];
+        order[gg->first + gg->count++] = i;
+    }
+    ensure_cache(e, rows);
+    llama_cache *c = &e->cache;
+    rows = c->rows;
+    int *tokens = xmalloc((size_t)rows * sizeof *tokens);
+    int *slot = xmalloc((size_t)rows * sizeof *slot);
+    int *len = xmalloc((size_t)rows * sizeof *len);
+    int *out = xmalloc((size_t)rows * sizeof *out);
+    int *which = xmalloc((size_t)(n ? n : 1) * sizeof *which); /* continuations of a batch: request */
+    int *wslot = xmalloc((size_t)(n ? n : 1) * sizeof *wslot); /* and the slot of its context */
+    int done = 0;
+    /* 2. batches of consecutive groups whose contexts fill at most rows token rows
+     *    (packed, no padding) */
+    for (int g0 = 0; g0 < ng;) {
+        int g1 = g0, N = 0;
+        while (g1 < ng && (g1 == g0 || N + g[g1].P <= rows))
+            N += g[g1++].P;
+        int G = g1 - g0;
+        /* 2a. the contexts into the cache; logits at each context's last token */
+        N = 0;
+        for (int s = 0; s < G; s++) {
+            const group *gg = &g[g0 + s];
+            len[s] = gg->P;
+            slot[s] = s;
+            memcpy(tokens + N, gg->tok, (size_t)gg->P * sizeof *tokens);
+            N += gg->P;
+            out[s] = N - 1;
+        }
+        llama_cache_layout(c, G, len);
+        llama_cache_forward(e->m, c, tokens, G, len, slot, true, out, G);
+        for (int s = 0; s < G; s++) {
+            const group *gg = &g[g0 + s];
+            const float *row = c->logits + (size_t)s * V;
+            double lse = log_sum_exp(row, V);
+            for (int k = 0; k < gg->count; k++) {
+                loglik_request *r = &req[order[gg->first + k]];
+                r->ll = (double)row[r->cont[0]] - lse;
+            }
+        }
+        /* 2b. every continuation of the batch but its last token, read after its
+         *     cached context, in chunks of at most rows rows */
+        int nl = 0;
+        for (int s = 0; s < G; s++)
+            for (int k = 0; k < g[g0 + s].count; k++) {
+                int ri = order[g[g0 + s].first + k];
+                if (req[ri].n_cont > 1) {
+                    which[nl] = ri;
+                    wslot[nl++] = s;
+                }
+            }
+        for (int a = 0; a < nl;) {
+            int b = a;
+            N = 0;
+            while (b < nl && (b == a || N + req[which[b]].n_cont - 1 <= rows))
+                N += req[which[b++]].n_cont - 1;
+            int R = b - a;
+            N = 0;
+            for (int q = 0; q < R; q++) {
+                const loglik_request *rq = &req[which[a + q]];
+                slot[q] = wslot[a + q];
+                len[q] = rq->n_cont - 1;
+                memcpy(tokens + N, rq->cont, (size_t)len[q] * sizeof *tokens);
+                for (int t = 0; t < len[q]; t++)
+                    out[N + t] = N + t;
+                N += len[q];
+            }
+            llama_cache_forward(e->m, c, tokens, R, len, slot, false, out, N);
+            const float *row = c->logits;
+            for (int q = 0; q < R; q++) {
+                loglik_request *rq = &req[which[a + q]];
+                for (int t = 0; t < len[q]; t++, row += V)
+                    rq->ll += (double)row[rq->cont[t + 1]] - log_sum_exp(row, V);
+            }
+            a = b;
+        }
+        for (int s = 0; s < G; s++)
+            done += g[g0 + s].count;
+        if (p)
+            progress_update(p, done);
+        g0 = g1;
+    }
+    free(tokens);
+    free(slot);
+    free(len);
+    free(out);
+    free(which);
+    free(wslot);
+    free(order);
+    free(gof);
+    free(g);
+}

@@ -1,0 +1,42 @@
+/* loglik.h - log-likelihoods of continuations, the lm-evaluation-harness way
+ * (BaseLM._loglikelihood_tokens at 4d21ab6b): for context tokens c and continuation
+ * tokens x, the model reads the last max_len+1 tokens of c + x without the final one
+ * (left truncation), and ll = sum over j of log softmax(logits at the position before
+ * x_j)[x_j], natural log.
+ *
+ * Requests that share a context (the same ctx pointer and the same truncation)
+ * compute it once: a batch of contexts is run into a key/value cache
+ * (llama_cache), then every continuation of every context in the batch is scored
+ * from the cache in one more forward pass. Batches hold about `budget` token rows. */
+#ifndef PARE_LOGLIK_H
+#define PARE_LOGLIK_H
+
+#include "llama_cache.h"
+#include "model.h"
+#include "progress.h"
+
+typedef struct {
+    const int *ctx;    /* context tokens; requests with the same pointer (and length) share it */
+    int n_ctx;         /* >= 1 */
+    const int *cont;   /* continuation tokens */
+    int n_cont;        /* 1 .. max_len */
+    double ll;         /* out: summed log-probability of the continuation */
+    int item;          /* the caller's: the item it belongs to (for messages) */
+} loglik_request;
+
+typedef struct {
+    const model *m;
+    int max_len;       /* the model's maximum length */
+    int budget;        /* token rows per forward pass */
+    llama_cache cache; /* sized for the largest batch seen so far */
+    bool ready;
+    const char *what;  /* task name, for messages and progress */
+} loglik_engine;
+
+void loglik_init(loglik_engine *e, const model *m, int max_len, int budget);
+void loglik_free(loglik_engine *e);
+/* Fill req[i].ll for every request. Progress (if p) counts requests. Dies when a
+ * continuation is empty or longer than max_len (the harness asserts the same). */
+void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p);
+
+#endif
