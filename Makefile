@@ -6,9 +6,9 @@ export PARE_DATA
 
 PKGS     = msgpack openblas jansson libarchive libxxhash
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+override CFLAGS += -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
            -march=x86-64-v2 -Ilib $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+override LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 BUILD   ?= build
 LIB_SRC  = $(sort $(wildcard lib/*.c))
