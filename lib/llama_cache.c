@@ -103,6 +103,40 @@ void llama_cache_layout(llama_cache *c, int n, const int *cap)
     }
 }
 
+/* Four floats at a time with GCC/clang vector extensions (SSE on x86-64, NEON on
+ * arm64): attention's softmax is most of the work of models with small heads. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+static v4f load4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* e^x for x <= 0 (Cephes expf: 2^n times a polynomial on [-ln2/2, ln2/2]; about
+ * one ulp). Arguments below -87 give about 1e-38 instead of underflowing. */
+static v4f exp4(v4f x)
+{
+    const v4f lo = {-87.0f, -87.0f, -87.0f, -87.0f}, magic = {12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f};
+    v4i below = x < lo;
+    x = (v4f)((below & (v4i)lo) | (~below & (v4i)x));
+    v4f n = (x * 1.44269504088896341f + magic) - magic; /* round to nearest */
+    v4f r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    v4f p = {1.9875691500e-4f, 1.9875691500e-4f, 1.9875691500e-4f, 1.9875691500e-4f};
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    v4i bits = (__builtin_convertvector(n, v4i) + 127) << 23;
+    return p * (v4f)bits;
+}
+
 /* Causal softmax of the scores of one (sequence, head): row i of sc (T, P+T) sees
  * the P cached columns and new columns 0..i; the others become zero. */
 static void softmax_prefix_causal(float *sc, int T, int P)
@@ -110,19 +144,38 @@ static void softmax_prefix_causal(float *sc, int T, int P)
     int ld = P + T;
     for (int i = 0; i < T; i++) {
         float *row = sc + (size_t)i * ld;
-        int n = P + i + 1;
+        int n = P + i + 1, j = 0;
         float mx = row[0];
-        for (int j = 1; j < n; j++)
+        if (n >= 4) {
+            v4f m4 = load4(row);
+            for (j = 4; j + 4 <= n; j += 4) {
+                v4f v = load4(row + j);
+                v4i gt = v > m4;
+                m4 = (v4f)((gt & (v4i)v) | (~gt & (v4i)m4));
+            }
+            for (int k = 0; k < 4; k++)
+                mx = m4[k] > mx ? m4[k] : mx;
+        }
+        for (; j < n; j++)
             mx = row[j] > mx ? row[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < n; j++) {
+        j = 0;
+        v4f acc = {0, 0, 0, 0};
+        for (; j + 4 <= n; j += 4) {
+            v4f e = exp4(load4(row + j) - mx);
+            store4(row + j, e);
+            acc += e;
+        }
+        double sum = (double)acc[0] + acc[1] + acc[2] + acc[3];
+        for (; j < n; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
         float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n; j++)
+        for (j = 0; j + 4 <= n; j += 4)
+            store4(row + j, load4(row + j) * inv);
+        for (; j < n; j++)
             row[j] *= inv;
-        for (int j = n; j < ld; j++)
+        for (j = n; j < ld; j++)
             row[j] = 0.0f;
     }
 }

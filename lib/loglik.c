@@ -65,18 +65,30 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
      *    looks back over the last few groups only */
     group *g = xmalloc((size_t)(n ? n : 1) * sizeof *g);
     int *gof = xmalloc((size_t)(n ? n : 1) * sizeof *gof);
+    const int **xc = xmalloc((size_t)(n ? n : 1) * sizeof *xc); /* the continuation tokens scored */
+    int *xn = xmalloc((size_t)(n ? n : 1) * sizeof *xn);
     int ng = 0, rows = e->budget;
     for (int i = 0; i < n; i++) {
         loglik_request *r = &req[i];
-        if (r->n_ctx < 1)
-            die("%s: item %d: empty context", e->what ? e->what : "loglik", r->item);
-        if (r->n_cont < 1 || r->n_cont > max_len)
-            die("%s: item %d: a continuation of %d tokens (the model reads at most %d)", e->what ? e->what : "loglik",
-                r->item, r->n_cont, max_len);
+        if (r->n_ctx < 1 || r->n_cont < 1)
+            die("%s: item %d: an empty context or continuation", e->what ? e->what : "loglik", r->item);
+        /* the model reads the last max_len+1 tokens of ctx + cont without the last */
         int d = r->n_ctx + r->n_cont - (max_len + 1);
         d = d > 0 ? d : 0;
         const int *tok = r->ctx + d;
-        int P = r->n_ctx - d, found = -1;
+        int P = r->n_ctx - d;
+        xc[i] = r->cont;
+        xn[i] = r->n_cont;
+        if (r->n_cont > max_len) {
+            /* beyond the harness (it asserts): a continuation longer than the window
+             * is read without its context and scored on its last max_len tokens */
+            tok = r->cont + (r->n_cont - max_len - 1);
+            P = 1;
+            xc[i] = r->cont + (r->n_cont - max_len);
+            xn[i] = max_len;
+        }
+        r->scored = xn[i];
+        int found = -1;
         for (int k = ng - 1; k >= 0 && k >= ng - LOOKBACK; k--)
             if (g[k].tok == tok && g[k].P == P) {
                 found = k;
@@ -89,7 +101,7 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
         gof[i] = found;
         g[found].count++;
         rows = P > rows ? P : rows;
-        rows = r->n_cont - 1 > rows ? r->n_cont - 1 : rows;
+        rows = xn[i] - 1 > rows ? xn[i] - 1 : rows;
     }
     /* requests listed group by group */
     int *order = xmalloc((size_t)(n ? n : 1) * sizeof *order);
@@ -137,7 +149,7 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
             double lse = log_sum_exp(row, V);
             for (int k = 0; k < gg->count; k++) {
                 loglik_request *r = &req[order[gg->first + k]];
-                r->ll = (double)row[r->cont[0]] - lse;
+                r->ll = (double)row[xc[order[gg->first + k]][0]] - lse;
             }
         }
         /* 2b. every continuation of the batch but its last token, read after its
@@ -146,7 +158,7 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
         for (int s = 0; s < G; s++)
             for (int k = 0; k < g[g0 + s].count; k++) {
                 int ri = order[g[g0 + s].first + k];
-                if (req[ri].n_cont > 1) {
+                if (xn[ri] > 1) {
                     which[nl] = ri;
                     wslot[nl++] = s;
                 }
@@ -154,15 +166,14 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
         for (int a = 0; a < nl;) {
             int b = a;
             N = 0;
-            while (b < nl && (b == a || N + req[which[b]].n_cont - 1 <= rows))
-                N += req[which[b++]].n_cont - 1;
+            while (b < nl && (b == a || N + xn[which[b]] - 1 <= rows))
+                N += xn[which[b++]] - 1;
             int R = b - a;
             N = 0;
             for (int q = 0; q < R; q++) {
-                const loglik_request *rq = &req[which[a + q]];
                 slot[q] = wslot[a + q];
-                len[q] = rq->n_cont - 1;
-                memcpy(tokens + N, rq->cont, (size_t)len[q] * sizeof *tokens);
+                len[q] = xn[which[a + q]] - 1;
+                memcpy(tokens + N, xc[which[a + q]], (size_t)len[q] * sizeof *tokens);
                 for (int t = 0; t < len[q]; t++)
                     out[N + t] = N + t;
                 N += len[q];
@@ -171,8 +182,9 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
             const float *row = c->logits;
             for (int q = 0; q < R; q++) {
                 loglik_request *rq = &req[which[a + q]];
+                const int *x = xc[which[a + q]];
                 for (int t = 0; t < len[q]; t++, row += V)
-                    rq->ll += (double)row[rq->cont[t + 1]] - log_sum_exp(row, V);
+                    rq->ll += (double)row[x[t + 1]] - log_sum_exp(row, V);
             }
             a = b;
         }
@@ -190,5 +202,7 @@ void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
     free(wslot);
     free(order);
     free(gof);
+    free(xc);
+    free(xn);
     free(g);
 }

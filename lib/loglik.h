@@ -21,6 +21,7 @@ typedef struct {
     const int *cont;   /* continuation tokens */
     int n_cont;        /* 1 .. max_len */
     double ll;         /* out: summed log-probability of the continuation */
+    int scored;        /* out: continuation tokens scored (n_cont unless clipped) */
     int item;          /* the caller's: the item it belongs to (for messages) */
 } loglik_request;
 
@@ -36,7 +37,9 @@ typedef struct {
 void loglik_init(loglik_engine *e, const model *m, int max_len, int budget);
 void loglik_free(loglik_engine *e);
 /* Fill req[i].ll for every request. Progress (if p) counts requests. Dies when a
- * continuation is empty or longer than max_len (the harness asserts the same). */
+ * context or continuation is empty. A continuation longer than max_len (the harness
+ * asserts it never is; with a small model it can be) is read without its context
+ * and scored on its last max_len tokens: req[i].scored tells. */
 void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p);
 
 #endif

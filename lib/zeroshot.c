@@ -30,7 +30,9 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
         "lm-evaluation-harness 4d21ab6b (LLM-Pruner's), 0-shot", "dataset", t->dataset, "split", t->split, "file",
         d->path, "format", d->format, "items_in_file", d->n_items, "prompt", t->prompt, "continuation",
         t->continuation, "max_length", zeroshot_max_length(m), "truncation",
-        "left: the last max_length+1 tokens of context+continuation, minus the last, are read", "bos", "none",
+        "left: the last max_length+1 tokens of context+continuation, minus the last, are read (a continuation "
+        "longer than max_length, which the harness refuses, is scored on its last max_length tokens)",
+        "bos", "none",
         "tokenization", "context and continuation tokenized separately, each with the SentencePiece dummy prefix",
         "tokenizer", tokenizer_format(tok), "score", "sum of natural-log probabilities of the continuation tokens",
         "decision", decision, "stderr", "sqrt(p(1-p)/(n-1))");
@@ -97,6 +99,12 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     loglik_run(&e, req, n_req, &p);
     progress_end(&p, n_req);
     loglik_free(&e);
+    for (int i = 0; i < n_req; i++)
+        res->clipped += req[i].scored < req[i].n_cont;
+    if (res->clipped)
+        warn("%s: %lld continuations are longer than the model's %d tokens; each was scored on its last %d tokens "
+             "(the harness stops on them)",
+             task->name, (long long)res->clipped, max_len, max_len);
     /* decisions */
     int64_t correct = 0, correct_norm = 0;
     q = 0;

@@ -25,6 +25,7 @@ typedef struct {
 
 typedef struct {
     int64_t items, requests, truncated;
+    int64_t clipped;   /* continuations longer than max_length, scored on their last max_length tokens */
     double seconds;    /* reading, tokenizing and scoring */
 } zeroshot_result;
 

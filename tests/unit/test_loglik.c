@@ -124,7 +124,8 @@ static double harness_ll(const int *ctx, int nc, const int *cont, int nx, int ma
     float *lg = full_logits(all + start, inplen);
     int V = g_model.cfg.vocab;
     double ll = 0;
-    for (int j = 0; j < nx; j++) {
+    /* a continuation longer than the window: its last inplen tokens (pare's rule) */
+    for (int j = nx > inplen ? nx - inplen : 0; j < nx; j++) {
         const float *row = lg + (size_t)(inplen - nx + j) * V;
         double mx = row[0], s = 0;
         for (int v = 1; v < V; v++)
@@ -141,7 +142,7 @@ static double harness_ll(const int *ctx, int nc, const int *cont, int nx, int ma
 static void test_loglik_matches_harness(void)
 {
     const int max_len = 10;
-    int ctx1[6], ctx2[3], ctx3[12], x1[1], x2[4], x3[7], x4[2];
+    int ctx1[6], ctx2[3], ctx3[12], x1[1], x2[4], x3[7], x4[2], x5[14];
     tokens_of(ctx1, 6, 3);
     tokens_of(ctx2, 3, 4);
     tokens_of(ctx3, 12, 5); /* longer than max_len: always truncated */
@@ -149,10 +150,11 @@ static void test_loglik_matches_harness(void)
     tokens_of(x2, 4, 7);
     tokens_of(x3, 7, 8); /* with ctx1: 13 tokens, truncated */
     tokens_of(x4, 2, 9);
+    tokens_of(x5, 14, 10); /* longer than max_len */
+#define REQ(c, nc, x, nx) {.ctx = c, .n_ctx = nc, .cont = x, .n_cont = nx}
     loglik_request req[] = {
-        {ctx1, 6, x1, 1, 0, 0}, {ctx1, 6, x2, 4, 0, 0}, {ctx1, 6, x3, 7, 0, 0}, {ctx1, 6, x4, 2, 0, 0},
-        {ctx2, 3, x2, 4, 0, 1}, {ctx2, 3, x1, 1, 0, 1}, {ctx3, 12, x4, 2, 0, 2}, {ctx3, 12, x3, 7, 0, 2},
-        {ctx2, 3, x3, 7, 0, 3},
+        REQ(ctx1, 6, x1, 1),  REQ(ctx1, 6, x2, 4),  REQ(ctx1, 6, x3, 7),  REQ(ctx1, 6, x4, 2), REQ(ctx2, 3, x2, 4),
+        REQ(ctx2, 3, x1, 1),  REQ(ctx3, 12, x4, 2), REQ(ctx3, 12, x3, 7), REQ(ctx2, 3, x3, 7), REQ(ctx2, 3, x5, 14),
     };
     int n = (int)(sizeof req / sizeof *req);
     for (int budget = 1; budget <= 64; budget *= 4) {
@@ -163,6 +165,7 @@ static void test_loglik_matches_harness(void)
         loglik_run(&e, req, n, NULL);
         for (int i = 0; i < n; i++)
             CHECK_CLOSE(req[i].ll, harness_ll(req[i].ctx, req[i].n_ctx, req[i].cont, req[i].n_cont, max_len), 1e-4);
+        CHECK(req[9].scored == max_len && req[8].scored == 7);
         loglik_free(&e);
     }
 }
