@@ -17,7 +17,12 @@
  *   rope_style            "half" (default, Hugging Face) or "interleaved" (llama2.c, Meta)
  *   max_position_embeddings  default 2048
  *   tie_word_embeddings   default false
- *   attention_bias        true: q/k/v projections have biases (qwen2 always has them)
+ *   attention_bias        true: q/k/v and o projections have biases (as in
+ *                         transformers' Llama); qwen2 always has q/k/v biases only
+ *   o_proj_bias           pare's own: o_proj has a bias (written only when it differs
+ *                         from what attention_bias and model_type imply)
+ *   down_proj_bias        pare's own: down_proj has a bias (FLAP's compensation);
+ *                         written only when true
  *   bos_token_id, eos_token_id  int, null (-1) or, for eos, a list (its first id)
  *   hidden_act            must be "silu" when present
  *   mlp_bias              must be false when present
@@ -31,9 +36,9 @@
 #include "util.h"
 
 static const char *const interpreted_keys[] = {
-    "attention_bias", "bos_token_id", "eos_token_id", "head_dim", "hidden_act",
+    "attention_bias", "bos_token_id", "down_proj_bias", "eos_token_id", "head_dim", "hidden_act",
     "hidden_size", "intermediate_size", "max_position_embeddings", "mlp_bias",
-    "model_type", "num_attention_heads", "num_hidden_layers", "num_key_value_heads",
+    "model_type", "num_attention_heads", "o_proj_bias", "num_hidden_layers", "num_key_value_heads",
     "rms_norm_eps", "rope_scaling", "rope_style", "rope_theta", "tie_word_embeddings",
     "vocab_size",
 };
@@ -236,7 +241,10 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     }
 
     c->tied = get_bool(j, "tie_word_embeddings", src, false);
-    c->qkv_bias = get_bool(j, "attention_bias", src, false) || !strcmp(type, "qwen2");
+    bool attention_bias = get_bool(j, "attention_bias", src, false);
+    c->qkv_bias = attention_bias || !strcmp(type, "qwen2");
+    c->o_bias = get_bool(j, "o_proj_bias", src, attention_bias && strcmp(type, "qwen2") != 0);
+    c->down_bias = get_bool(j, "down_proj_bias", src, false);
     c->bos_id = get_token_id(j, "bos_token_id", src, 1);
     c->eos_id = get_token_id(j, "eos_token_id", src, 2);
 }
@@ -283,6 +291,10 @@ json_t *llama_config_to_json(const llama_config *c)
 {
     json_t *j = json_object();
     json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
+    if (c->o_bias != (c->qkv_bias && strcmp(c->model_type, "qwen2") != 0))
+        json_object_set_new(j, "o_proj_bias", json_boolean(c->o_bias));
+    if (c->down_bias)
+        json_object_set_new(j, "down_proj_bias", json_true());
     json_object_set_new(j, "bos_token_id", token_id(c->bos_id));
     json_object_set_new(j, "eos_token_id", token_id(c->eos_id));
     json_object_set_new(j, "head_dim", json_integer(c->head_dim));

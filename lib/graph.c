@@ -101,7 +101,8 @@ void graph_llama(const llama_config *c, graph *g)
             graph_op_new(g, OP_ATTENTION, l, ctx, qr, kr, v)->head_dim = c->head_dim;
             int ao = graph_value_new(g, D, l, "layers.%d.attn_out", l);
             snprintf(w, sizeof w, "%s.%d.self_attn.o_proj.weight", p, l);
-            linear(g, l, ao, ctx, w, NULL);
+            snprintf(b, sizeof b, "%s.%d.self_attn.o_proj.bias", p, l);
+            linear(g, l, ao, ctx, w, c->o_bias ? b : NULL);
             int x2 = graph_value_new(g, D, -1, "layers.%d.resid_attn", l);
             graph_op_new(g, OP_ADD, -1, x2, x, ao, -1);
             x = x2;
@@ -123,7 +124,8 @@ void graph_llama(const llama_config *c, graph *g)
             graph_op_new(g, OP_MUL, l, hid, act, up, -1);
             int mo = graph_value_new(g, D, l, "layers.%d.mlp_out", l);
             snprintf(w, sizeof w, "%s.%d.mlp.down_proj.weight", p, l);
-            linear(g, l, mo, hid, w, NULL);
+            snprintf(b, sizeof b, "%s.%d.mlp.down_proj.bias", p, l);
+            linear(g, l, mo, hid, w, c->down_bias ? b : NULL);
             int x2 = graph_value_new(g, D, -1, "layers.%d.resid_mlp", l);
             graph_op_new(g, OP_ADD, -1, x2, x, mo, -1);
             x = x2;

@@ -25,7 +25,16 @@ void embedding_forward(float *out, const int *tokens, const float *emb, int N, i
     }
 }
 
-/* embedding_backward goes here. */
+/* demb (V, D) += dout's rows at their tokens' rows. */
+void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        float *g = demb + (size_t)tokens[n] * D;
+        const float *d = dout + (size_t)n * D;
+        for (int i = 0; i < D; i++)
+            g[i] += d[i];
+    }
+}
 
 /* ---- RMSNorm ---- */
 
@@ -45,7 +54,25 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
     }
 }
 
-/* rmsnorm_backward goes here. */
+/* With y = w * x * r, r = rstd: dw += sum_n dy * x * r and
+ * dx += r * (dy * w) - x * r^3 / D * sum_i(dy * w * x), the sums in double. */
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D, *dy = dout + (size_t)n * D;
+        float *dxr = dx + (size_t)n * D;
+        float r = rstd[n];
+        double dot = 0;
+        for (int i = 0; i < D; i++)
+            dot += (double)dy[i] * w[i] * xr[i];
+        float c = (float)(dot * r * r * r / D);
+        for (int i = 0; i < D; i++) {
+            dxr[i] += r * dy[i] * w[i] - c * xr[i];
+            dw[i] += dy[i] * xr[i] * r;
+        }
+    }
+}
 
 /* ---- linear maps ---- */
 
@@ -60,12 +87,32 @@ void matmul_forward(float *out, const float *in, const float *w, const float *bi
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w, nin, beta, out, nout);
 }
 
-void matmul_accumulate(float *out, const float *in, const float *w, int N, int nin, int nout)
+void matmul_accumulate(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w, nin, 1.0f, out, nout);
+    if (bias)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < nout; o++)
+                out[(size_t)n * nout + o] += bias[o];
 }
 
-/* matmul_backward goes here. */
+/* For out = in @ W^T + b: din (N, I) += dout (N, O) @ W (O, I), dw (O, I) +=
+ * dout^T @ in, db (O) += column sums of dout. Any of din, dw, db may be NULL. */
+void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int N,
+                     int nin, int nout)
+{
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, nout, 1.0f, dout, nout, w, nin, 1.0f, din,
+                    nin);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, N, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
+    if (db)
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * nout;
+            for (int o = 0; o < nout; o++)
+                db[o] += d[o];
+        }
+}
 
 /* ---- rotary embedding ---- */
 
@@ -82,8 +129,9 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
     }
 }
 
-void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
-                  enum rope_style style)
+/* One rotation of every pair by +angle (sign 1) or -angle (sign -1). */
+static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                        enum rope_style style, float sign)
 {
     int half = hd / 2;
     /* element pair i of a head: (i, i + hd/2) or (2i, 2i + 1) */
@@ -98,14 +146,26 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T
                 for (int i = 0; i < half; i++) {
                     float *p0 = v + i * step, *p1 = p0 + other;
                     float x0 = *p0, x1 = *p1;
-                    *p0 = x0 * c[i] - x1 * s[i];
-                    *p1 = x1 * c[i] + x0 * s[i];
+                    float si = sign * s[i];
+                    *p0 = x0 * c[i] - x1 * si;
+                    *p1 = x1 * c[i] + x0 * si;
                 }
             }
         }
 }
 
-/* rope_backward goes here (the same rotation by -angle). */
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                  enum rope_style style)
+{
+    rope_rotate(x, cos_t, sin_t, B, T, nh, hd, ld, style, 1.0f);
+}
+
+/* The rotation is orthogonal: its transpose turns by -angle. */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                   enum rope_style style)
+{
+    rope_rotate(dx, cos_t, sin_t, B, T, nh, hd, ld, style, -1.0f);
+}
 
 /* ---- causal self-attention ---- */
 
@@ -147,7 +207,43 @@ void attention_forward(float *ctx, float *att, const float *q, const float *k, c
         }
 }
 
-/* attention_backward goes here. */
+/* Per (sequence, head), with P the saved probabilities and S the scaled scores:
+ *   dP = dctx v^T,  dv += P^T dctx,  dS = P * (dP - rowsum(P * dP)),
+ *   dq += scale * dS k,  dk += scale * dS^T q.
+ * P is zero above the diagonal, so dS is too. dp is (T, T) scratch. */
+void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
+                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd)
+{
+    int group = H / KV;
+    int ldq = H * hd, ldkv = KV * hd;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int kvh = h / group;
+            size_t qo = (size_t)b * T * ldq + (size_t)h * hd, kvo = (size_t)b * T * ldkv + (size_t)kvh * hd;
+            const float *p = att + ((size_t)b * H + h) * T * T; /* (T, T) */
+            const float *dc = dctx + qo;                         /* (T, hd), ld ldq */
+            /* dP = dctx v^T, then dS in place */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dc, ldq, v + kvo, ldkv, 0.0f, dp, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dc, ldq, 1.0f, dv + kvo, ldkv);
+            for (int i = 0; i < T; i++) {
+                const float *pr = p + (size_t)i * T;
+                float *dr = dp + (size_t)i * T;
+                double dot = 0;
+                for (int j = 0; j <= i; j++)
+                    dot += (double)pr[j] * dr[j];
+                float s = (float)dot;
+                for (int j = 0; j <= i; j++)
+                    dr[j] = pr[j] * (dr[j] - s);
+                for (int j = i + 1; j < T; j++)
+                    dr[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k + kvo, ldkv, 1.0f,
+                        dq + qo, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q + qo, ldq, 1.0f,
+                        dk + kvo, ldkv);
+        }
+}
 
 /* ---- SwiGLU ---- */
 
@@ -159,7 +255,17 @@ void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n)
     }
 }
 
-/* swiglu_backward goes here. */
+/* hid = silu(g) * u: dg = dh * u * s * (1 + g * (1 - s)), s = sigmoid(g);
+ * du = dh * silu(g). Element-wise, so dgate may equal gate and dup may equal up. */
+void swiglu_backward(float *dgate, float *dup, const float *dhid, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], u = up[i], dh = dhid[i];
+        float s = 1.0f / (1.0f + expf(-g));
+        dgate[i] = dh * u * s * (1.0f + g * (1.0f - s));
+        dup[i] = dh * g * s;
+    }
+}
 
 /* ---- softmax and cross-entropy ---- */
 
@@ -193,4 +299,20 @@ double crossentropy_row(const float *logits, int V, int target)
     return log(sum) + mx - (double)logits[target];
 }
 
-/* crossentropy_softmax_backward goes here: dlogits = (softmax - onehot) * dloss. */
+/* dlogits = (softmax(logits) - onehot(target)) * dloss per row; rows with a
+ * negative target are zero. */
+void crossentropy_softmax_backward(float *dlogits, const float *logits, const int *targets, int n, int V,
+                                   float dloss)
+{
+    for (int r = 0; r < n; r++) {
+        float *d = dlogits + (size_t)r * V;
+        if (targets[r] < 0) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        softmax_forward(d, logits + (size_t)r * V, 1, V);
+        d[targets[r]] -= 1.0f;
+        for (int j = 0; j < V; j++)
+            d[j] *= dloss;
+    }
+}

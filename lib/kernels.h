@@ -1,5 +1,9 @@
-/* kernels.h - the LLaMA building blocks in fp32, each forward beside the place of
- * its backward (llm.c style). Every linear map is one OpenBLAS sgemm over all rows.
+/* kernels.h - the LLaMA building blocks in fp32, each forward beside its backward
+ * (llm.c style). Every linear map is one OpenBLAS sgemm over all rows.
+ *
+ * A backward takes the gradient of the forward's output (dout) and ADDS the
+ * gradients of its inputs and weights into the buffers it is given (+=, so that
+ * uses that share an input sum up): callers zero them first. The exceptions say so.
  *
  * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
  * H query heads, KV key/value heads, hd head dim, F MLP width, I/O a linear map's
@@ -13,17 +17,28 @@
 
 /* out (N, D) = tokens' rows of emb (V, D). Dies on a token outside [0, V). */
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int D, int V);
+/* demb (V, D) += dout (N, D) rows at rows tokens (N) (checked by the forward). */
+void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int D);
 
 /* out (N, D) = x * rsqrt(mean(x^2) + eps) * w, the mean over D taken in double.
  * rstd (N), if not NULL, receives rsqrt(mean(x^2) + eps) for the backward pass.
  * out may equal x. */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps);
+/* dx (N, D) += d out / d x, dw (D) += d out / d w, given dout (N, D), the forward's
+ * input x (N, D), weight w (D) and rstd (N). dx must not alias dout or x. */
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int N, int D);
 
 /* out (N, O) = in (N, I) @ W (O, I)^T (+ bias (O) if not NULL); I = nin, O = nout.
  * (Not named I: <complex.h>, which cblas.h pulls in, defines I.) */
 void matmul_forward(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout);
-/* out (N, O) += in (N, I) @ W (O, I)^T: a linear map added onto the residual stream. */
-void matmul_accumulate(float *out, const float *in, const float *w, int N, int nin, int nout);
+/* out (N, O) += in (N, I) @ W (O, I)^T (+ bias (O) if not NULL): a linear map added
+ * onto the residual stream. */
+void matmul_accumulate(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout);
+/* Backward of both: din (N, I) += dout (N, O) @ W (O, I); dw (O, I) += dout^T @ in;
+ * db (O) += sum over rows of dout. Any of din, dw, db may be NULL (not wanted). */
+void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int N,
+                     int nin, int nout);
 
 /* Rotary tables for positions 0..T-1: cos, sin (T, hd/2), angle pos * inv_freq[i],
  * inv_freq[i] = theta^(-2i/hd), computed in fp32 the way Hugging Face and llama2.c
@@ -34,6 +49,10 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta);
  * (Meta, llama2.c). Row stride of x is ld floats (>= nh*hd). */
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
                   enum rope_style style);
+/* In place: dx (B, T, nh, hd) of the rotated x becomes the gradient of x before
+ * rotation (the inverse rotation, by -angle). Row stride ld. */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                   enum rope_style style);
 
 /* Causal attention with scale 1/sqrt(hd); query head h reads key/value head
  * h / (H/KV). q (N, H*hd), k and v (N, KV*hd), ctx (N, H*hd). att (B, H, T, T)
@@ -41,14 +60,29 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T
  * one sgemm per (sequence, head). */
 void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
                        int KV, int hd);
+/* dq (N, H*hd), dk and dv (N, KV*hd) += the gradients of q, k, v given dctx
+ * (N, H*hd) and the forward's att, q, k, v; a key/value head sums the gradients
+ * of the query heads that read it. dp (T, T) is scratch. Four sgemms per
+ * (sequence, head). */
+void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
+                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd);
 
 /* hid (n) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). hid may equal gate or up. */
 void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n);
+/* dgate, dup (n) = (not +=) the gradients of gate and up given dhid (n). Element-wise:
+ * dgate may equal gate, dup may equal up. */
+void swiglu_backward(float *dgate, float *dup, const float *dhid, const float *gate, const float *up, int64_t n);
 
 /* Row-wise softmax of x (n, V) into p (may equal x), in fp32 with the max
  * subtracted; the sum in double. */
 void softmax_forward(float *p, const float *x, int n, int V);
 /* -log softmax(logits)[target] for one row, log-sum-exp in double. */
 double crossentropy_row(const float *logits, int V, int target);
+/* dlogits (n, V) = (not +=) (softmax(logits) - onehot(target)) * dloss, the
+ * gradient of dloss * sum of crossentropy_row over the rows; a row whose target is
+ * negative gets zeros. dlogits may equal logits (in place). Targets < V (the
+ * caller checks, nll_accumulate does). */
+void crossentropy_softmax_backward(float *dlogits, const float *logits, const int *targets, int n, int V,
+                                   float dloss);
 
 #endif

@@ -86,7 +86,7 @@ static void attention_block(const model *m, llama_state *s, int l)
     rope_forward(s->q, s->rope_cos, s->rope_sin, B, T, H, hd, qd, c->rope_style);
     rope_forward(s->k, s->rope_cos, s->rope_sin, B, T, KV, hd, kvd, c->rope_style);
     attention_forward(s->ctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
-    matmul_accumulate(s->x, s->ctx, w->wo, N, qd, D);
+    matmul_accumulate(s->x, s->ctx, w->wo, w->bo, N, qd, D);
 }
 
 /* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), for layer l. */
@@ -99,7 +99,7 @@ static void mlp_block(const model *m, llama_state *s, int l)
     matmul_forward(s->gate, s->xn, w->w_gate, NULL, N, D, F);
     matmul_forward(s->up, s->xn, w->w_up, NULL, N, D, F);
     swiglu_forward(s->hid, s->gate, s->up, (int64_t)N * F);
-    matmul_accumulate(s->x, s->hid, w->w_down, N, F, D);
+    matmul_accumulate(s->x, s->hid, w->w_down, w->bdown, N, F, D);
 }
 
 void llama_forward(const model *m, llama_state *s, const int *tokens)

@@ -53,7 +53,7 @@ static int cmp_spec(const void *a, const void *b)
 int llama_tensor_specs(const llama_config *c, tensor_spec **specs)
 {
     int64_t D = c->dim, V = c->vocab;
-    int cap = 3 + 12 * c->n_layers, n = 0;
+    int cap = 3 + 14 * c->n_layers, n = 0;
     tensor_spec *s = xmalloc((size_t)cap * sizeof *s);
     add_spec(s, &n, xstrdup("model.embed_tokens.weight"), 2, V, D);
     add_spec(s, &n, xstrdup("model.norm.weight"), 1, D, 0);
@@ -72,12 +72,16 @@ int llama_tensor_specs(const llama_config *c, tensor_spec **specs)
                 add_spec(s, &n, xasprintf("model.layers.%d.self_attn.k_proj.bias", l), 1, kv, 0);
                 add_spec(s, &n, xasprintf("model.layers.%d.self_attn.v_proj.bias", l), 1, kv, 0);
             }
+            if (c->o_bias)
+                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.o_proj.bias", l), 1, D, 0);
         }
         if (F > 0) {
             add_spec(s, &n, xasprintf("model.layers.%d.post_attention_layernorm.weight", l), 1, D, 0);
             add_spec(s, &n, xasprintf("model.layers.%d.mlp.gate_proj.weight", l), 2, F, D);
             add_spec(s, &n, xasprintf("model.layers.%d.mlp.up_proj.weight", l), 2, F, D);
             add_spec(s, &n, xasprintf("model.layers.%d.mlp.down_proj.weight", l), 2, D, F);
+            if (c->down_bias)
+                add_spec(s, &n, xasprintf("model.layers.%d.mlp.down_proj.bias", l), 1, D, 0);
         }
     }
     qsort(s, (size_t)n, sizeof *s, cmp_spec);
@@ -267,10 +271,12 @@ void model_bind(model *m)
         w->bq = layer_data(m, l, "self_attn.q_proj.bias");
         w->bk = layer_data(m, l, "self_attn.k_proj.bias");
         w->bv = layer_data(m, l, "self_attn.v_proj.bias");
+        w->bo = layer_data(m, l, "self_attn.o_proj.bias");
         w->ffn_norm = layer_data(m, l, "post_attention_layernorm.weight");
         w->w_gate = layer_data(m, l, "mlp.gate_proj.weight");
         w->w_up = layer_data(m, l, "mlp.up_proj.weight");
         w->w_down = layer_data(m, l, "mlp.down_proj.weight");
+        w->bdown = layer_data(m, l, "mlp.down_proj.bias");
     }
     m->has_weights = true;
 }

@@ -31,6 +31,8 @@ typedef struct {
     enum rope_style rope_style;
     bool tied;           /* lm_head shares the embedding */
     bool qkv_bias;       /* q/k/v projections have biases */
+    bool o_bias;         /* o_proj has a bias (Llama attention_bias; FLAP compensation) */
+    bool down_bias;      /* down_proj has a bias (FLAP compensation) */
     int bos_id, eos_id;
 } llama_config;
 
@@ -40,9 +42,11 @@ typedef struct {
     float *wk, *wv;              /* (KV*hd, D) */
     float *wo;                   /* (D, H*hd) */
     float *bq, *bk, *bv;         /* (H*hd), (KV*hd), (KV*hd) or NULL */
+    float *bo;                   /* (D) or NULL */
     float *ffn_norm;             /* (D) */
     float *w_gate, *w_up;        /* (F, D) */
     float *w_down;               /* (D, F) */
+    float *bdown;                /* (D) or NULL */
 } layer_weights;
 
 typedef struct {

@@ -62,6 +62,7 @@ static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
     c->rope_style = sp->style;
     c->tied = sp->tied;
     c->qkv_bias = sp->bias;
+    c->o_bias = c->down_bias = sp->bias; /* "bias": every bias the forward supports */
     m->has_weights = true;
     int D = sp->D, hd = sp->hd;
     float sD = 1.0f / sqrtf((float)D);
@@ -85,6 +86,7 @@ static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
                 w->bq = rand_vec((int64_t)H * hd, 0.3f, 0.0f);
                 w->bk = rand_vec((int64_t)KV * hd, 0.3f, 0.0f);
                 w->bv = rand_vec((int64_t)KV * hd, 0.3f, 0.0f);
+                w->bo = rand_vec(D, 0.3f, 0.0f);
             }
         }
         if (F) {
@@ -92,6 +94,8 @@ static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
             w->w_gate = rand_vec((int64_t)F * D, sD, 0.0f);
             w->w_up = rand_vec((int64_t)F * D, sD, 0.0f);
             w->w_down = rand_vec((int64_t)D * F, 1.0f / sqrtf((float)F), 0.0f);
+            if (sp->bias)
+                w->bdown = rand_vec(D, 0.3f, 0.0f);
         }
     }
 }
@@ -101,7 +105,7 @@ static void tiny_free(model *m)
     for (int l = 0; l < m->cfg.n_layers; l++) {
         layer_weights *w = &m->layers[l];
         float *p[] = {w->attn_norm, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk,
-                      w->bv, w->ffn_norm, w->w_gate, w->w_up, w->w_down};
+                      w->bv, w->bo, w->ffn_norm, w->w_gate, w->w_up, w->w_down, w->bdown};
         for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
             free(p[i]);
     }
@@ -205,7 +209,7 @@ static void ref_forward(const model *m, const int *tokens, int B, int T, double 
                             ctx[h * hd + i] = s;
                         }
                     }
-                    ref_matvec(o, w->wo, NULL, ctx, H * hd, D);
+                    ref_matvec(o, w->wo, c->o_bias ? w->bo : NULL, ctx, H * hd, D);
                     for (int i = 0; i < D; i++)
                         x[i] += o[i];
                 }
@@ -215,7 +219,7 @@ static void ref_forward(const model *m, const int *tokens, int B, int T, double 
                     ref_matvec(u, w->w_up, NULL, xn, D, F);
                     for (int i = 0; i < F; i++)
                         g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-                    ref_matvec(o, w->w_down, NULL, g, F, D);
+                    ref_matvec(o, w->w_down, c->down_bias ? w->bdown : NULL, g, F, D);
                     for (int i = 0; i < D; i++)
                         x[i] += o[i];
                 }
@@ -386,6 +390,8 @@ static void test_gqa_equals_repeated_mha(void)
     memcpy(wm->w_gate, wg->w_gate, (size_t)16 * D * sizeof(float));
     memcpy(wm->w_up, wg->w_up, (size_t)16 * D * sizeof(float));
     memcpy(wm->w_down, wg->w_down, (size_t)D * 16 * sizeof(float));
+    memcpy(wm->bo, wg->bo, (size_t)D * sizeof(float));
+    memcpy(wm->bdown, wg->bdown, (size_t)D * sizeof(float));
     for (int h = 0; h < 6; h++) {
         int kvh = h / 3;
         memcpy(wm->wk + (size_t)h * hd * D, wg->wk + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
@@ -484,11 +490,20 @@ static void test_matmul_bias(void)
     float acc[N * NO];
     for (int i = 0; i < N * NO; i++)
         acc[i] = 1.0f;
-    matmul_accumulate(acc, in, w, N, NI, NO);
+    matmul_accumulate(acc, in, w, NULL, N, NI, NO);
     e = 0;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < NO; o++)
             e = fmax(e, fabs(acc[n * NO + o] - (1.0f + out[n * NO + o] - b[o])));
+    CHECK(e < 1e-5);
+    /* and with a bias: 1 + in W^T + b */
+    for (int i = 0; i < N * NO; i++)
+        acc[i] = 1.0f;
+    matmul_accumulate(acc, in, w, b, N, NI, NO);
+    e = 0;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < NO; o++)
+            e = fmax(e, fabs(acc[n * NO + o] - (1.0f + out[n * NO + o])));
     CHECK(e < 1e-5);
 }
 
