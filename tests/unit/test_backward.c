@@ -1,0 +1,960 @@
+/* test_backward.c - every kernel's backward against central finite differences of
+ * a double-precision reference of its forward written here; the whole model's
+ * gradient (llama_loss_backward) against finite differences of a double-precision
+ * scalar reference forward, on tiny random models of every shape the forward
+ * supports; the sink's order and coverage; the act sink; and, on stories260K, the
+ * loss against the forward pass's mean NLL and a sample of gradients against
+ * finite differences.
+ *
+ * A gradient passes when, for every checked element, |analytic - fd| <= 1e-3 *
+ * max(|fd|, floor), the floor (noise floor) being 1e-3 of the largest |fd| of the
+ * tensor: elements above the floor are held to 1e-3 relative error, those below it
+ * to 1e-6 of the tensor's scale.
+ *
+ * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H query heads,
+ * KV key/value heads, hd head dim, F MLP width, I/O a linear map's in/out width. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backward.h"
+#include "blas.h"
+#include "check.h"
+#include "kernels.h"
+#include "llama.h"
+#include "model.h"
+#include "util.h"
+
+static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
+
+/* ---- random numbers ---- */
+
+static uint64_t rng_state = 1;
+static double urand(void) /* uniform in [-1, 1), exactly a float */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+static int irand(int n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (int)((rng_state >> 33) % (uint64_t)n);
+}
+
+/* n random values in [offset - scale, offset + scale), each exactly a float: the
+ * double array (the reference's) and its float copy (the kernels'). */
+static double *rand_pair(int64_t n, double scale, double offset, float **f)
+{
+    double *d = xmalloc((size_t)n * sizeof(double));
+    *f = xmalloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        (*f)[i] = (float)(offset + scale * urand());
+        d[i] = (*f)[i];
+    }
+    return d;
+}
+
+/* ---- finite differences ---- */
+
+typedef double (*scalar_fn)(void);
+
+/* Relative error of one element, as the header defines it. */
+static double fd_rel(double analytic, double fd, double floor)
+{
+    return fabs(analytic - fd) / fmax(fabs(fd), floor);
+}
+
+/* Central differences of f with respect to x[idx[j]] (j < n_idx), against the
+ * analytic gradient ga[idx[j]]; x is restored. Returns the worst relative error
+ * and prints it (and the worst element) when it fails. */
+static double fd_check_at(const char *what, scalar_fn f, double *x, const int64_t *idx, int n_idx, const float *ga)
+{
+    double *fd = xmalloc((size_t)n_idx * sizeof(double)), scale = 0;
+    for (int j = 0; j < n_idx; j++) {
+        double x0 = x[idx[j]], h = FD_STEP * fmax(1.0, fabs(x0));
+        x[idx[j]] = x0 + h;
+        double fp = f();
+        x[idx[j]] = x0 - h;
+        double fm = f();
+        x[idx[j]] = x0;
+        fd[j] = (fp - fm) / (2 * h);
+        scale = fmax(scale, fabs(fd[j]));
+    }
+    double floor = fmax(FD_FLOOR * scale, 1e-300), worst = 0;
+    int64_t worst_i = -1;
+    for (int j = 0; j < n_idx; j++) {
+        double e = fd_rel(ga[idx[j]], fd[j], floor);
+        if (e > worst)
+            worst = e, worst_i = j;
+    }
+    if (!(worst < FD_TOL) && worst_i >= 0)
+        fprintf(stderr, "    %s: element %lld: analytic %.9g, finite difference %.9g (rel %.3g, scale %.3g)\n",
+                what, (long long)idx[worst_i], ga[idx[worst_i]], fd[worst_i], worst, scale);
+    CHECK(worst < FD_TOL);
+    CHECK(scale > 0); /* something was actually checked */
+    free(fd);
+    return worst;
+}
+
+/* Every element of x (n). */
+static double fd_check(const char *what, scalar_fn f, double *x, int64_t n, const float *ga)
+{
+    int64_t *idx = xmalloc((size_t)n * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++)
+        idx[i] = i;
+    double e = fd_check_at(what, f, x, idx, (int)n, ga);
+    free(idx);
+    return e;
+}
+
+static double worst_kernel; /* the worst relative error over the kernel tests */
+static void note_kernel(double e) { worst_kernel = fmax(worst_kernel, e); }
+
+/* ---- kernels: each backward against its double forward ---- */
+
+/* The kernel tests' state: inputs in double (perturbed by fd_check) and the
+ * weight of the output (dout), so that the scalar is sum(dout * forward(...)). */
+static struct {
+    int N, D, V, nin, nout, B, T, H, KV, hd, nh, ld;
+    enum rope_style style;
+    const int *tokens, *targets;
+    double *a, *b, *c, *dout;
+    const float *cos_t, *sin_t;
+    double dloss;
+} K;
+
+static double ref_embedding(void)
+{
+    double s = 0;
+    for (int n = 0; n < K.N; n++)
+        for (int i = 0; i < K.D; i++)
+            s += K.dout[n * K.D + i] * K.a[K.tokens[n] * K.D + i];
+    return s;
+}
+
+static void test_embedding_backward(void)
+{
+    enum { N = 7, D = 5, V = 6 };
+    int tokens[N] = {3, 1, 3, 0, 5, 3, 1}; /* repeats add up; row 2 and 4 unused */
+    float *emb_f, *dout_f;
+    K.N = N, K.D = D, K.tokens = tokens;
+    K.a = rand_pair(V * D, 1, 0, &emb_f);
+    K.dout = rand_pair(N * D, 1, 0, &dout_f);
+    float *demb = xcalloc(V * D, sizeof(float));
+    embedding_backward(demb, dout_f, tokens, N, D);
+    note_kernel(fd_check("embedding d emb", ref_embedding, K.a, V * D, demb));
+    for (int i = 0; i < D; i++)
+        CHECK(demb[2 * D + i] == 0 && demb[4 * D + i] == 0);
+    free(K.a), free(K.dout), free(emb_f), free(dout_f), free(demb);
+}
+
+/* y = x * rsqrt(mean(x^2) + eps) * w; a = x (N, D), b = w (D) */
+static double ref_rmsnorm(void)
+{
+    double s = 0, eps = 1e-5;
+    for (int n = 0; n < K.N; n++) {
+        const double *x = K.a + n * K.D;
+        double ss = 0;
+        for (int i = 0; i < K.D; i++)
+            ss += x[i] * x[i];
+        double r = 1 / sqrt(ss / K.D + eps);
+        for (int i = 0; i < K.D; i++)
+            s += K.dout[n * K.D + i] * x[i] * r * K.b[i];
+    }
+    return s;
+}
+
+static void test_rmsnorm_backward(void)
+{
+    enum { N = 4, D = 9 };
+    float *x, *w, *dout, y[N * D], rstd[N];
+    K.N = N, K.D = D;
+    K.a = rand_pair(N * D, 1, 0, &x);
+    K.b = rand_pair(D, 0.3, 1, &w);
+    K.dout = rand_pair(N * D, 1, 0, &dout);
+    rmsnorm_forward(y, rstd, x, w, N, D, 1e-5f);
+    float dx[N * D], dw[D];
+    for (int i = 0; i < N * D; i++)
+        dx[i] = 0.25f; /* += : the starting value must come back on top */
+    memset(dw, 0, sizeof dw);
+    rmsnorm_backward(dx, dw, dout, x, w, rstd, N, D);
+    for (int i = 0; i < N * D; i++)
+        dx[i] -= 0.25f;
+    note_kernel(fd_check("rmsnorm d x", ref_rmsnorm, K.a, N * D, dx));
+    note_kernel(fd_check("rmsnorm d w", ref_rmsnorm, K.b, D, dw));
+    free(K.a), free(K.b), free(K.dout), free(x), free(w), free(dout);
+}
+
+/* out = in @ W^T + b; a = in (N, I), b = W (O, I), c = bias (O) */
+static double ref_matmul(void)
+{
+    double s = 0;
+    for (int n = 0; n < K.N; n++)
+        for (int o = 0; o < K.nout; o++) {
+            double y = K.c[o];
+            for (int i = 0; i < K.nin; i++)
+                y += K.a[n * K.nin + i] * K.b[o * K.nin + i];
+            s += K.dout[n * K.nout + o] * y;
+        }
+    return s;
+}
+
+static void test_matmul_backward(void)
+{
+    enum { N = 6, NI = 7, NO = 5 };
+    float *in, *w, *b, *dout;
+    K.N = N, K.nin = NI, K.nout = NO;
+    K.a = rand_pair(N * NI, 1, 0, &in);
+    K.b = rand_pair(NO * NI, 1, 0, &w);
+    K.c = rand_pair(NO, 1, 0, &b);
+    K.dout = rand_pair(N * NO, 1, 0, &dout);
+    float *din = xcalloc(N * NI, sizeof(float)), *dw = xcalloc(NO * NI, sizeof(float));
+    float *db = xcalloc(NO, sizeof(float));
+    matmul_backward(din, dw, db, dout, in, w, N, NI, NO);
+    note_kernel(fd_check("matmul d in", ref_matmul, K.a, N * NI, din));
+    note_kernel(fd_check("matmul d w", ref_matmul, K.b, NO * NI, dw));
+    note_kernel(fd_check("matmul d bias", ref_matmul, K.c, NO, db));
+    /* accumulating a second time doubles; NULL outputs are skipped */
+    matmul_backward(din, NULL, db, dout, in, w, N, NI, NO);
+    float *dw2 = xcalloc(NO * NI, sizeof(float));
+    matmul_backward(NULL, dw2, NULL, dout, in, w, N, NI, NO);
+    double e = 0;
+    for (int i = 0; i < NO * NI; i++)
+        e = fmax(e, fabs(dw2[i] - dw[i]));
+    CHECK(e == 0);
+    float *din1 = xcalloc(N * NI, sizeof(float));
+    matmul_backward(din1, NULL, NULL, dout, in, w, N, NI, NO);
+    e = 0;
+    for (int i = 0; i < N * NI; i++)
+        e = fmax(e, fabs(din[i] - 2 * din1[i]));
+    CHECK(e < 1e-5);
+    free(K.a), free(K.b), free(K.c), free(K.dout), free(in), free(w), free(b), free(dout);
+    free(din), free(dw), free(db), free(dw2), free(din1);
+}
+
+/* x (B, T, nh, hd) with row stride ld rotated with the tables (as doubles) */
+static double ref_rope(void)
+{
+    double s = 0;
+    int half = K.hd / 2;
+    for (int bt = 0; bt < K.B * K.T; bt++) {
+        int t = bt % K.T;
+        for (int h = 0; h < K.nh; h++)
+            for (int i = 0; i < half; i++) {
+                int p = K.style == ROPE_HALF ? i : 2 * i, q = K.style == ROPE_HALF ? i + half : 2 * i + 1;
+                size_t o = (size_t)bt * K.ld + h * K.hd;
+                double c = K.cos_t[t * half + i], sn = K.sin_t[t * half + i];
+                double x0 = K.a[o + p], x1 = K.a[o + q];
+                s += K.dout[o + p] * (x0 * c - x1 * sn) + K.dout[o + q] * (x1 * c + x0 * sn);
+            }
+    }
+    return s;
+}
+
+static void test_rope_backward(void)
+{
+    enum { B = 2, T = 6, nh = 3, hd = 8, ld = 27 };
+    float cos_t[T * hd / 2], sin_t[T * hd / 2];
+    rope_tables(cos_t, sin_t, T, hd, 10000.0f);
+    for (int style = 0; style < 2; style++) {
+        float *x, *dout;
+        K.B = B, K.T = T, K.nh = nh, K.hd = hd, K.ld = ld, K.style = (enum rope_style)style;
+        K.cos_t = cos_t, K.sin_t = sin_t;
+        K.a = rand_pair(B * T * ld, 1, 0, &x);
+        K.dout = rand_pair(B * T * ld, 1, 0, &dout);
+        for (int bt = 0; bt < B * T; bt++) /* the padding columns are not rotated */
+            for (int i = nh * hd; i < ld; i++)
+                K.dout[bt * ld + i] = 0;
+        float *dx = xmalloc(B * T * ld * sizeof(float));
+        for (int i = 0; i < B * T * ld; i++)
+            dx[i] = (float)K.dout[i];
+        rope_backward(dx, cos_t, sin_t, B, T, nh, hd, ld, K.style);
+        note_kernel(fd_check(style == ROPE_HALF ? "rope half d x" : "rope interleaved d x", ref_rope, K.a,
+                             B * T * ld, dx));
+        /* backward undoes forward (the rotation is orthogonal) */
+        float y[B * T * ld];
+        memcpy(y, x, sizeof y);
+        rope_forward(y, cos_t, sin_t, B, T, nh, hd, ld, K.style);
+        rope_backward(y, cos_t, sin_t, B, T, nh, hd, ld, K.style);
+        double e = 0;
+        for (int i = 0; i < B * T * ld; i++)
+            e = fmax(e, fabs(y[i] - x[i]));
+        CHECK(e < 1e-6);
+        free(K.a), free(K.dout), free(x), free(dout), free(dx);
+    }
+}
+
+/* causal attention; a = q (N, H*hd), b = k, c = v (N, KV*hd) */
+static double ref_attention(void)
+{
+    int ldq = K.H * K.hd, ldkv = K.KV * K.hd, T = K.T, hd = K.hd;
+    double s = 0, sc[64];
+    for (int b = 0; b < K.B; b++)
+        for (int h = 0; h < K.H; h++) {
+            int kvh = h / (K.H / K.KV);
+            for (int i = 0; i < T; i++) {
+                const double *q = K.a + (size_t)(b * T + i) * ldq + h * hd;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    const double *k = K.b + (size_t)(b * T + j) * ldkv + kvh * hd;
+                    double d = 0;
+                    for (int e = 0; e < hd; e++)
+                        d += q[e] * k[e];
+                    sc[j] = d / sqrt((double)hd);
+                    mx = fmax(mx, sc[j]);
+                }
+                for (int j = 0; j <= i; j++)
+                    sum += (sc[j] = exp(sc[j] - mx));
+                for (int e = 0; e < hd; e++) {
+                    double y = 0;
+                    for (int j = 0; j <= i; j++)
+                        y += sc[j] / sum * K.c[(size_t)(b * T + j) * ldkv + kvh * hd + e];
+                    s += K.dout[(size_t)(b * T + i) * ldq + h * hd + e] * y;
+                }
+            }
+        }
+    return s;
+}
+
+static void check_attention(int B, int T, int H, int KV, int hd)
+{
+    int N = B * T, qd = H * hd, kvd = KV * hd;
+    float *q, *k, *v, *dctx;
+    K.B = B, K.T = T, K.H = H, K.KV = KV, K.hd = hd;
+    K.a = rand_pair(N * qd, 1.5, 0, &q); /* scores of order one: a peaked softmax */
+    K.b = rand_pair(N * kvd, 1.5, 0, &k);
+    K.c = rand_pair(N * kvd, 1, 0, &v);
+    K.dout = rand_pair(N * qd, 1, 0, &dctx);
+    float *ctx = xmalloc(N * qd * sizeof(float)), *att = xmalloc((size_t)B * H * T * T * sizeof(float));
+    float *dq = xcalloc(N * qd, sizeof(float)), *dk = xcalloc(N * kvd, sizeof(float));
+    float *dv = xcalloc(N * kvd, sizeof(float)), *dp = xmalloc(T * T * sizeof(float));
+    attention_forward(ctx, att, q, k, v, B, T, H, KV, hd);
+    attention_backward(dq, dk, dv, dp, dctx, att, q, k, v, B, T, H, KV, hd);
+    char what[64];
+    snprintf(what, sizeof what, "attention H %d KV %d d q", H, KV);
+    note_kernel(fd_check(what, ref_attention, K.a, N * qd, dq));
+    snprintf(what, sizeof what, "attention H %d KV %d d k", H, KV);
+    note_kernel(fd_check(what, ref_attention, K.b, N * kvd, dk));
+    snprintf(what, sizeof what, "attention H %d KV %d d v", H, KV);
+    note_kernel(fd_check(what, ref_attention, K.c, N * kvd, dv));
+    free(K.a), free(K.b), free(K.c), free(K.dout), free(q), free(k), free(v), free(dctx);
+    free(ctx), free(att), free(dq), free(dk), free(dv), free(dp);
+}
+
+static void test_attention_backward(void)
+{
+    check_attention(2, 5, 2, 2, 4); /* multi-head */
+    check_attention(2, 6, 6, 2, 4); /* grouped-query, 3 query heads per kv head */
+    check_attention(1, 7, 4, 1, 6); /* multi-query */
+}
+
+/* hid = silu(gate) * up; a = gate, b = up (n) */
+static double ref_swiglu(void)
+{
+    double s = 0;
+    for (int i = 0; i < K.N; i++)
+        s += K.dout[i] * K.a[i] / (1 + exp(-K.a[i])) * K.b[i];
+    return s;
+}
+
+static void test_swiglu_backward(void)
+{
+    enum { n = 40 };
+    float *g, *u, *dh;
+    K.N = n;
+    K.a = rand_pair(n, 4, 0, &g);
+    K.b = rand_pair(n, 2, 0, &u);
+    K.dout = rand_pair(n, 1, 0, &dh);
+    float dg[n], du[n];
+    swiglu_backward(dg, du, dh, g, u, n);
+    note_kernel(fd_check("swiglu d gate", ref_swiglu, K.a, n, dg));
+    note_kernel(fd_check("swiglu d up", ref_swiglu, K.b, n, du));
+    /* in place gives the same */
+    swiglu_backward(g, u, dh, g, u, n);
+    CHECK(!memcmp(g, dg, sizeof dg) && !memcmp(u, du, sizeof du));
+    free(K.a), free(K.b), free(K.dout), free(g), free(u), free(dh);
+}
+
+/* dloss * sum over scored rows of -log softmax(logits)[target]; a = logits (n, V) */
+static double ref_crossentropy(void)
+{
+    double s = 0;
+    for (int r = 0; r < K.N; r++) {
+        if (K.targets[r] < 0)
+            continue;
+        const double *x = K.a + r * K.V;
+        double mx = x[0], sum = 0;
+        for (int j = 1; j < K.V; j++)
+            mx = fmax(mx, x[j]);
+        for (int j = 0; j < K.V; j++)
+            sum += exp(x[j] - mx);
+        s += log(sum) + mx - x[K.targets[r]];
+    }
+    return K.dloss * s;
+}
+
+static void test_crossentropy_backward(void)
+{
+    enum { n = 5, V = 11 };
+    int targets[n] = {3, -1, 0, 10, 3};
+    float *logits;
+    K.N = n, K.V = V, K.targets = targets, K.dloss = 1.0 / 4;
+    K.a = rand_pair(n * V, 3, 0, &logits);
+    float d[n * V];
+    crossentropy_softmax_backward(d, logits, targets, n, V, 0.25f);
+    note_kernel(fd_check("crossentropy d logits", ref_crossentropy, K.a, n * V, d));
+    for (int j = 0; j < V; j++)
+        CHECK(d[V + j] == 0); /* the unscored row */
+    /* in place */
+    crossentropy_softmax_backward(logits, logits, targets, n, V, 0.25f);
+    CHECK(!memcmp(logits, d, sizeof d));
+    free(K.a), free(logits);
+}
+
+/* ---- the whole model: a double-precision scalar reference ---- */
+
+/* The model's weights as doubles, one array per tensor (perturbed by the finite
+ * differences). */
+static struct {
+    const model *m;
+    double **w; /* [n_tensors] */
+    const int *tokens, *targets;
+    int B, T;
+} R;
+
+static double *ref_weight(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static double *ref_weight(const char *fmt, ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const tensor *t = model_tensor(R.m, name);
+    return t ? R.w[t - R.m->tensors] : NULL;
+}
+
+static void ref_norm(double *out, const double *x, const double *w, int D, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < D; i++)
+        ss += x[i] * x[i];
+    double r = 1 / sqrt(ss / D + eps);
+    for (int i = 0; i < D; i++)
+        out[i] = x[i] * r * w[i];
+}
+
+/* out (nout) = W (nout, nin) x (+ b) */
+static void ref_matvec(double *out, const double *w, const double *b, const double *x, int nin, int nout)
+{
+    for (int o = 0; o < nout; o++) {
+        double s = b ? b[o] : 0;
+        for (int i = 0; i < nin; i++)
+            s += w[(size_t)o * nin + i] * x[i];
+        out[o] = s;
+    }
+}
+
+static void ref_rot(double *v, int hd, int pos, double theta, enum rope_style style)
+{
+    for (int i = 0; i < hd / 2; i++) {
+        double angle = pos * pow(theta, -2.0 * i / hd);
+        int a = style == ROPE_HALF ? i : 2 * i, b = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(angle) - x1 * sin(angle);
+        v[b] = x1 * cos(angle) + x0 * sin(angle);
+    }
+}
+
+/* Mean cross-entropy of R.tokens against R.targets: one token at a time with a
+ * key/value cache, loops only, every weight from R.w. */
+static double ref_loss(void)
+{
+    const llama_config *c = &R.m->cfg;
+    int D = c->dim, hd = c->head_dim, L = c->n_layers, V = c->vocab, T = R.T;
+    int maxq = 1, maxf = 1;
+    for (int l = 0; l < L; l++) {
+        maxq = c->n_heads[l] * hd > maxq ? c->n_heads[l] * hd : maxq;
+        maxf = c->ffn_dim[l] > maxf ? c->ffn_dim[l] : maxf;
+    }
+    struct lw {
+        double *an, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *fn, *wg, *wu, *wd, *bd;
+    } *lw = xmalloc((size_t)L * sizeof *lw);
+    const char *p = "model.layers";
+    for (int l = 0; l < L; l++)
+        lw[l] = (struct lw){
+            ref_weight("%s.%d.input_layernorm.weight", p, l), ref_weight("%s.%d.self_attn.q_proj.weight", p, l),
+            ref_weight("%s.%d.self_attn.k_proj.weight", p, l), ref_weight("%s.%d.self_attn.v_proj.weight", p, l),
+            ref_weight("%s.%d.self_attn.o_proj.weight", p, l), ref_weight("%s.%d.self_attn.q_proj.bias", p, l),
+            ref_weight("%s.%d.self_attn.k_proj.bias", p, l), ref_weight("%s.%d.self_attn.v_proj.bias", p, l),
+            ref_weight("%s.%d.self_attn.o_proj.bias", p, l),
+            ref_weight("%s.%d.post_attention_layernorm.weight", p, l), ref_weight("%s.%d.mlp.gate_proj.weight", p, l),
+            ref_weight("%s.%d.mlp.up_proj.weight", p, l), ref_weight("%s.%d.mlp.down_proj.weight", p, l),
+            ref_weight("%s.%d.mlp.down_proj.bias", p, l)};
+    double *embed = ref_weight("model.embed_tokens.weight"), *fnorm = ref_weight("model.norm.weight");
+    double *head = c->tied ? embed : ref_weight("lm_head.weight");
+    double *x = xmalloc(D * sizeof(double)), *xn = xmalloc(D * sizeof(double));
+    double *q = xmalloc(maxq * sizeof(double)), *ctx = xmalloc(maxq * sizeof(double));
+    double *o = xmalloc(D * sizeof(double)), *sc = xmalloc(T * sizeof(double));
+    double *g = xmalloc(maxf * sizeof(double)), *u = xmalloc(maxf * sizeof(double));
+    double *kc = xmalloc((size_t)L * T * maxq * sizeof(double)); /* (L, T, KV*hd) */
+    double *vc = xmalloc((size_t)L * T * maxq * sizeof(double));
+    double *logits = xmalloc(V * sizeof(double)), sum = 0;
+    int count = 0;
+    for (int b = 0; b < R.B; b++)
+        for (int t = 0; t < T; t++) {
+            int tok = R.tokens[b * T + t];
+            for (int i = 0; i < D; i++)
+                x[i] = embed[(size_t)tok * D + i];
+            for (int l = 0; l < L; l++) {
+                const struct lw *w = &lw[l];
+                int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
+                if (H) {
+                    double *kt = kc + ((size_t)l * T + t) * maxq, *vt = vc + ((size_t)l * T + t) * maxq;
+                    ref_norm(xn, x, w->an, D, c->norm_eps);
+                    ref_matvec(q, w->wq, w->bq, xn, D, H * hd);
+                    ref_matvec(kt, w->wk, w->bk, xn, D, KV * hd);
+                    ref_matvec(vt, w->wv, w->bv, xn, D, KV * hd);
+                    for (int h = 0; h < H; h++)
+                        ref_rot(q + h * hd, hd, t, c->rope_theta, c->rope_style);
+                    for (int h = 0; h < KV; h++)
+                        ref_rot(kt + h * hd, hd, t, c->rope_theta, c->rope_style);
+                    for (int h = 0; h < H; h++) {
+                        int kvh = h / (H / KV);
+                        double mx = -INFINITY, z = 0;
+                        for (int j = 0; j <= t; j++) {
+                            const double *kj = kc + ((size_t)l * T + j) * maxq + kvh * hd;
+                            double s = 0;
+                            for (int i = 0; i < hd; i++)
+                                s += q[h * hd + i] * kj[i];
+                            sc[j] = s / sqrt((double)hd);
+                            mx = fmax(mx, sc[j]);
+                        }
+                        for (int j = 0; j <= t; j++)
+                            z += (sc[j] = exp(sc[j] - mx));
+                        for (int i = 0; i < hd; i++) {
+                            double s = 0;
+                            for (int j = 0; j <= t; j++)
+                                s += sc[j] / z * vc[((size_t)l * T + j) * maxq + kvh * hd + i];
+                            ctx[h * hd + i] = s;
+                        }
+                    }
+                    ref_matvec(o, w->wo, w->bo, ctx, H * hd, D);
+                    for (int i = 0; i < D; i++)
+                        x[i] += o[i];
+                }
+                if (F) {
+                    ref_norm(xn, x, w->fn, D, c->norm_eps);
+                    ref_matvec(g, w->wg, NULL, xn, D, F);
+                    ref_matvec(u, w->wu, NULL, xn, D, F);
+                    for (int i = 0; i < F; i++)
+                        g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+                    ref_matvec(o, w->wd, w->bd, g, F, D);
+                    for (int i = 0; i < D; i++)
+                        x[i] += o[i];
+                }
+            }
+            int target = R.targets[b * T + t];
+            if (target < 0)
+                continue;
+            ref_norm(xn, x, fnorm, D, c->norm_eps);
+            ref_matvec(logits, head, NULL, xn, D, V);
+            double mx = logits[0], z = 0;
+            for (int j = 1; j < V; j++)
+                mx = fmax(mx, logits[j]);
+            for (int j = 0; j < V; j++)
+                z += exp(logits[j] - mx);
+            sum += log(z) + mx - logits[target];
+            count++;
+        }
+    free(x), free(xn), free(q), free(ctx), free(o), free(sc), free(g), free(u), free(kc), free(vc);
+    free(logits), free(lw);
+    return sum / count;
+}
+
+/* ---- what the sinks saw ---- */
+
+typedef struct {
+    const model *m;
+    float **grad;      /* [n_tensors] a copy of each delivered gradient */
+    int *delivered;    /* [n_tensors] times delivered */
+    int layers[256], n_calls;
+    bool bad_record;   /* a record whose name, weight or gradient did not fit */
+    int *act_calls;    /* [n_tensors] act sink calls per tensor */
+    bool bad_act;
+    const float *want_logits; /* if not NULL: (N, V) the LM head's input must give these */
+    double head_err;
+} seen;
+
+static void seen_init(seen *s, const model *m)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->grad = xcalloc((size_t)m->n_tensors, sizeof(float *));
+    s->delivered = xcalloc((size_t)m->n_tensors, sizeof(int));
+    s->act_calls = xcalloc((size_t)m->n_tensors, sizeof(int));
+}
+
+static void seen_free(seen *s)
+{
+    for (int i = 0; i < s->m->n_tensors; i++)
+        free(s->grad[i]);
+    free(s->grad), free(s->delivered), free(s->act_calls);
+}
+
+static void record_grads(void *ctx, int layer, const weight_grad *g, int n)
+{
+    seen *s = ctx;
+    if (s->n_calls < 256)
+        s->layers[s->n_calls] = layer;
+    s->n_calls++;
+    for (int i = 0; i < n; i++) {
+        const tensor *w = g[i].w;
+        if (!w || w < s->m->tensors || w >= s->m->tensors + s->m->n_tensors || strcmp(g[i].name, w->name) ||
+            !g[i].grad) {
+            s->bad_record = true;
+            continue;
+        }
+        /* a layer's tensors name the layer; the others none */
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "model.layers.%d.", layer);
+        if (layer >= 0 ? strncmp(w->name, prefix, strlen(prefix)) != 0 : strncmp(w->name, "model.layers.", 13) == 0)
+            s->bad_record = true;
+        int k = (int)(w - s->m->tensors);
+        s->delivered[k]++;
+        free(s->grad[k]);
+        s->grad[k] = xmalloc((size_t)w->numel * sizeof(float));
+        memcpy(s->grad[k], g[i].grad, (size_t)w->numel * sizeof(float));
+    }
+}
+
+static void record_act(void *ctx, const char *name, const float *x, int N, int I)
+{
+    seen *s = ctx;
+    const tensor *w = model_tensor(s->m, name);
+    if (!w || w->ndim != 2 || w->shape[1] != I || N <= 0) {
+        s->bad_act = true;
+        return;
+    }
+    s->act_calls[w - s->m->tensors]++;
+    bool is_head = !strcmp(name, s->m->cfg.tied ? "model.embed_tokens.weight" : "lm_head.weight");
+    if (is_head && s->want_logits) { /* x W^T must be the forward pass's logits */
+        int V = (int)w->shape[0];
+        for (int n = 0; n < N; n++)
+            for (int v = 0; v < V; v++) {
+                double y = 0;
+                for (int i = 0; i < I; i++)
+                    y += (double)x[(size_t)n * I + i] * w->data[(size_t)v * I + i];
+                double want = s->want_logits[(size_t)n * V + v];
+                s->head_err = fmax(s->head_err, fabs(y - want) / fmax(1, fabs(want)));
+            }
+    }
+}
+
+/* The sinks' contract: layers L-1 .. 0 then -1, every tensor delivered exactly
+ * once, the act sink once per linear map (q/k/v, o, gate/up, down, LM head). */
+static void check_seen(const seen *s)
+{
+    const model *m = s->m;
+    int L = m->cfg.n_layers;
+    CHECK(s->n_calls == L + 1);
+    bool order = s->n_calls == L + 1;
+    for (int i = 0; order && i < s->n_calls; i++)
+        order = s->layers[i] == (i < L ? L - 1 - i : -1);
+    CHECK(order);
+    CHECK(!s->bad_record);
+    CHECK(!s->bad_act);
+    int wrong = 0, acts_wrong = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const char *name = m->tensors[i].name;
+        wrong += s->delivered[i] != 1;
+        bool linear = m->tensors[i].ndim == 2 &&
+                      (strcmp(name, "model.embed_tokens.weight") != 0 || m->cfg.tied);
+        acts_wrong += s->act_calls[i] != (linear ? 1 : 0);
+    }
+    if (wrong || acts_wrong)
+        fprintf(stderr, "    %d tensors not delivered exactly once, %d with the wrong act sink calls\n", wrong,
+                acts_wrong);
+    CHECK(wrong == 0);
+    CHECK(acts_wrong == 0);
+}
+
+/* ---- the whole model against finite differences ---- */
+
+/* Tokens (B, T) at random, targets the next token (last of each sequence -1),
+ * and one more target dropped to show unscored rows are left out. */
+static void make_batch(int *tokens, int *targets, int B, int T, int V)
+{
+    for (int i = 0; i < B * T; i++)
+        tokens[i] = irand(V);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            targets[b * T + t] = t + 1 < T ? tokens[b * T + t + 1] : -1;
+    if (T > 2)
+        targets[1] = -1;
+}
+
+/* Up to n_rand random elements of tensor k plus its n_top largest analytic
+ * gradients (distinct); returns the count. */
+static int pick_elements(const seen *s, int k, int n_rand, int n_top, int64_t *idx)
+{
+    const tensor *w = &s->m->tensors[k];
+    int n = 0;
+    if (w->numel <= n_rand + n_top) {
+        for (int64_t i = 0; i < w->numel; i++)
+            idx[n++] = i;
+        return n;
+    }
+    for (int j = 0; j < n_top; j++) {
+        int64_t best = -1;
+        for (int64_t i = 0; i < w->numel; i++) {
+            bool taken = false;
+            for (int q = 0; q < n; q++)
+                taken |= idx[q] == i;
+            if (!taken && (best < 0 || fabsf(s->grad[k][i]) > fabsf(s->grad[k][best])))
+                best = i;
+        }
+        idx[n++] = best;
+    }
+    while (n < n_top + n_rand)
+        idx[n++] = (int64_t)irand((int)w->numel);
+    return n;
+}
+
+/* Gradient of every tensor of m at (tokens, targets) against finite differences of
+ * ref_loss on n_rand random elements and the n_top largest of each tensor. Also
+ * checks the sinks and the loss. Returns the worst relative error. */
+static double check_model_gradient(const char *what, const model *m, int B, int T, int n_rand, int n_top)
+{
+    int N = B * T, V = m->cfg.vocab;
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    make_batch(tokens, targets, B, T, V);
+    /* the forward pass's logits, for the act sink's LM-head check and the loss */
+    llama_state st;
+    llama_state_init(&st, m, B, T);
+    llama_forward(m, &st, tokens);
+    double nll = 0;
+    int64_t count = 0;
+    nll_accumulate(st.logits, targets, N, V, &nll, &count);
+
+    seen s;
+    seen_init(&s, m);
+    s.want_logits = st.logits;
+    llama_train *t = llama_train_new(m, B, T);
+    double loss = llama_loss_backward(m, t, tokens, targets, record_grads, record_act, &s);
+    check_seen(&s);
+    CHECK(s.head_err < 1e-5);
+    CHECK_CLOSE(loss, nll / count, 1e-6);
+
+    R.m = m, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T;
+    R.w = xmalloc((size_t)m->n_tensors * sizeof(double *));
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor *w = &m->tensors[i];
+        R.w[i] = xmalloc((size_t)w->numel * sizeof(double));
+        for (int64_t j = 0; j < w->numel; j++)
+            R.w[i][j] = w->data[j];
+    }
+    CHECK_CLOSE(ref_loss(), loss, 1e-5);
+    double worst = 0;
+    int checked = 0;
+    int64_t *idx = xmalloc((size_t)(n_rand + n_top) * sizeof(int64_t));
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (!s.grad[i])
+            continue;
+        int n = pick_elements(&s, i, n_rand, n_top, idx);
+        char label[200];
+        snprintf(label, sizeof label, "%s: %s", what, m->tensors[i].name);
+        worst = fmax(worst, fd_check_at(label, ref_loss, R.w[i], idx, n, s.grad[i]));
+        checked += n;
+    }
+    fprintf(stderr, "    %-34s loss %.4f, %4d elements of %3d tensors, worst relative error %.2g\n", what, loss,
+            checked, m->n_tensors, worst);
+    free(idx);
+    for (int i = 0; i < m->n_tensors; i++)
+        free(R.w[i]);
+    free(R.w);
+    llama_train_free(t);
+    seen_free(&s);
+    llama_state_free(&st);
+    free(tokens), free(targets);
+    return worst;
+}
+
+typedef struct {
+    int D, L, V, hd;
+    const int *H, *KV, *F;
+    bool tied, qkv_bias, o_bias, down_bias;
+    enum rope_style style;
+} shape;
+
+static void random_model(model *m, const shape *sp, uint64_t seed)
+{
+    llama_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.model_type, "llama");
+    c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
+    c.n_heads = (int *)sp->H, c.n_kv_heads = (int *)sp->KV, c.ffn_dim = (int *)sp->F;
+    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = sp->style;
+    c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
+    c.bos_id = 1, c.eos_id = 2;
+    model_init_random(m, &c, seed);
+    /* Its scales give attention scores of order one: a softmax far from uniform
+     * and far from one-hot. (Scores of order ten would amplify the fp32
+     * rounding of the forward pass, |score| * 2^-24, past the tolerance.) */
+}
+
+static double worst_model;
+
+static void check_shape(const char *what, const shape *sp, int B, int T, uint64_t seed)
+{
+    model m;
+    random_model(&m, sp, seed);
+    worst_model = fmax(worst_model, check_model_gradient(what, &m, B, T, 10, 4));
+    model_free(&m);
+}
+
+static const int h4[] = {4, 4, 4}, f24[] = {24, 24, 24}, kv2[] = {2, 2, 2}, kv1[] = {1, 1, 1};
+
+static void test_model_mha(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = h4, .F = f24, .tied = true, .style = ROPE_HALF};
+    check_shape("mha tied half", &sp, 2, 5, 1);
+    sp.tied = false, sp.style = ROPE_INTERLEAVED;
+    check_shape("mha untied interleaved", &sp, 2, 5, 2);
+}
+
+static void test_model_gqa(void)
+{
+    shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    check_shape("gqa 2:1 untied half", &sp, 2, 6, 3);
+    sp.KV = kv1, sp.tied = true, sp.style = ROPE_INTERLEAVED;
+    check_shape("mqa tied interleaved", &sp, 1, 7, 4);
+}
+
+static void test_model_bias(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 21, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true, .style = ROPE_HALF};
+    check_shape("gqa q/k/v bias untied", &sp, 2, 5, 5);
+    sp.o_bias = sp.down_bias = true, sp.tied = true;
+    check_shape("gqa all biases tied", &sp, 2, 5, 6);
+}
+
+/* Pruned: heads and widths per layer, a layer without attention, one without MLP,
+ * one with neither. */
+static void test_model_heterogeneous(void)
+{
+    static const int H[] = {4, 0, 2, 6, 0, 3}, KV[] = {2, 0, 1, 3, 0, 3}, F[] = {20, 12, 0, 7, 0, 16};
+    shape sp = {.D = 12, .L = 6, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .o_bias = true,
+                .down_bias = true, .style = ROPE_INTERLEAVED};
+    check_shape("heterogeneous untied all biases", &sp, 2, 5, 7);
+    sp.tied = true, sp.qkv_bias = sp.o_bias = sp.down_bias = false, sp.style = ROPE_HALF;
+    check_shape("heterogeneous tied", &sp, 2, 4, 8);
+}
+
+/* The same llama_train serves batch after batch: a second call gives the same. */
+static void test_reuse(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    model m;
+    random_model(&m, &sp, 9);
+    int B = 2, T = 6, N = B * T;
+    int tokens[12], targets[12], t2[12], g2[12];
+    make_batch(tokens, targets, B, T, sp.V);
+    make_batch(t2, g2, B, T, sp.V);
+    llama_train *t = llama_train_new(&m, B, T);
+    seen a, b;
+    seen_init(&a, &m), seen_init(&b, &m);
+    double l1 = llama_loss_backward(&m, t, tokens, targets, record_grads, NULL, &a);
+    llama_loss_backward(&m, t, t2, g2, NULL, NULL, NULL); /* another batch in between, no sinks */
+    double l2 = llama_loss_backward(&m, t, tokens, targets, record_grads, NULL, &b);
+    CHECK(l1 == l2);
+    bool same = true;
+    for (int i = 0; i < m.n_tensors; i++)
+        same &= a.grad[i] && b.grad[i] && !memcmp(a.grad[i], b.grad[i], (size_t)m.tensors[i].numel * sizeof(float));
+    CHECK(same);
+    /* nothing scored: loss 0 and zero gradients */
+    for (int i = 0; i < N; i++)
+        g2[i] = -1;
+    seen z;
+    seen_init(&z, &m);
+    CHECK(llama_loss_backward(&m, t, tokens, g2, record_grads, NULL, &z) == 0);
+    bool zero = true;
+    for (int i = 0; i < m.n_tensors; i++)
+        for (int64_t j = 0; z.grad[i] && j < m.tensors[i].numel; j++)
+            zero &= z.grad[i][j] == 0;
+    CHECK(zero);
+    CHECK(llama_train_bytes(t) > (size_t)N * sp.D * 3 * sizeof(float));
+    seen_free(&a), seen_free(&b), seen_free(&z);
+    llama_train_free(t);
+    model_free(&m);
+}
+
+/* ---- stories260K ---- */
+
+/* The loss equals the forward pass's mean NLL; a sample of the gradient matches
+ * finite differences of the reference with the real weights. */
+static void test_stories260k(void)
+{
+    char *path = xasprintf("%s/models/stories260K/stories260K.bin", check_data_dir());
+    if (!path_exists(path)) {
+        fprintf(stderr, "    (skipped: %s missing)\n", path);
+        free(path);
+        return;
+    }
+    model m;
+    model_load(&m, path, NULL);
+    /* loss against llama_forward + nll_accumulate, batch 3 x 32 */
+    int B = 3, T = 32, N = B * T, V = m.cfg.vocab;
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    make_batch(tokens, targets, B, T, V);
+    llama_state st;
+    llama_state_init(&st, &m, B, T);
+    llama_forward(&m, &st, tokens);
+    double nll = 0;
+    int64_t count = 0;
+    nll_accumulate(st.logits, targets, N, V, &nll, &count);
+    llama_train *t = llama_train_new(&m, B, T);
+    seen s;
+    seen_init(&s, &m);
+    double loss = llama_loss_backward(&m, t, tokens, targets, record_grads, record_act, &s);
+    check_seen(&s);
+    CHECK_CLOSE(loss, nll / count, 1e-6);
+    fprintf(stderr, "    stories260K: loss %.6f, forward mean NLL %.6f over %lld targets\n", loss, nll / count,
+            (long long)count);
+    seen_free(&s);
+    llama_train_free(t);
+    llama_state_free(&st);
+    free(tokens), free(targets);
+    /* gradients against finite differences on one short sequence */
+    worst_model = fmax(worst_model, check_model_gradient("stories260K 1 x 8", &m, 1, 8, 2, 2));
+    model_free(&m);
+    free(path);
+}
+
+static void test_summary(void)
+{
+    fprintf(stderr, "    worst relative error: kernels %.2g, models %.2g (tolerance %g, floor %g of the largest)\n",
+            worst_kernel, worst_model, FD_TOL, FD_FLOOR);
+}
+
+int main(int argc, char **argv)
+{
+    blas_init(argc, argv);
+    set_progname(argv[0]);
+    blas_set_threads(1);
+    TEST(test_embedding_backward);
+    TEST(test_rmsnorm_backward);
+    TEST(test_matmul_backward);
+    TEST(test_rope_backward);
+    TEST(test_attention_backward);
+    TEST(test_swiglu_backward);
+    TEST(test_crossentropy_backward);
+    TEST(test_model_mha);
+    TEST(test_model_gqa);
+    TEST(test_model_bias);
+    TEST(test_model_heterogeneous);
+    TEST(test_reuse);
+    TEST(test_stories260k);
+    TEST(test_summary);
+    return check_report();
+}
