@@ -20,24 +20,45 @@ typedef struct {
 } weight_grad;
 
 /* Called for each layer from the last to the first (layer >= 0) with the gradients
- * of all that layer's weights, then once with layer -1 for the tensors outside the
- * layers (embedding, final norm, LM head; a tied embedding gets the sum of both of
- * its uses). */
+ * of all that layer's weights (n = 0 for a layer with neither attention nor MLP),
+ * then once with layer -1 for the tensors outside the layers (embedding, final
+ * norm, LM head; a tied embedding gets the sum of both of its uses). Every tensor
+ * of the model is delivered exactly once per pass. Within a layer the order is
+ * input_layernorm, q/k/v/o_proj weights, q/k/v/o_proj biases, then
+ * post_attention_layernorm, gate/up/down_proj weight, down_proj bias (those present);
+ * outside: embedding, final norm, LM head (untied). The gradient buffers are reused
+ * for the next call. */
 typedef void (*grad_sink_fn)(void *ctx, int layer, const weight_grad *grads, int n);
 
 /* Called during the forward pass with the input x (N, I) of a linear map, for
- * activation statistics: tensor is the map's weight name. May be NULL. */
-typedef void (*act_sink_fn)(void *ctx, const char *tensor, const float *x, int N, int I);
+ * activation statistics: tensor is the map's weight name, I = nin its input width.
+ * May be NULL. Called once per linear map and pass, in the forward's order: q_proj,
+ * k_proj, v_proj (the same x for the three), o_proj (the attention context),
+ * gate_proj, up_proj (the same x), down_proj (silu(gate) * up) for each layer, then
+ * the LM head ("lm_head.weight", or "model.embed_tokens.weight" when tied). The
+ * layers' forward recomputed inside the backward pass does not call it.
+ * (The width is not named I: <complex.h>, which cblas.h pulls in, defines I.) */
+typedef void (*act_sink_fn)(void *ctx, const char *tensor, const float *x, int N, int nin);
 
 typedef struct llama_train llama_train; /* saved activations and one layer's gradients */
 
+/* Buffers for batches of B sequences of T tokens of m (which must have its
+ * tensor list, as loaded or built by model_init_random): every layer's input
+ * residual (L+1) * N * D, the logits N * V, one layer's internals and activation
+ * gradients, and one weight-gradient buffer of max(largest layer, embedding
+ * [+ untied LM head]) floats. The peak memory of a pass is the weights plus
+ * llama_train_bytes plus what the sinks hold. Each layer's internals are
+ * recomputed from its saved input during the backward pass. */
 llama_train *llama_train_new(const model *m, int B, int T);
 void llama_train_free(llama_train *t);
 
 /* Forward and backward over tokens (B, T) with targets (B, T) (-1: not scored).
  * Loss = mean cross-entropy over the scored targets (the Hugging Face causal-LM
  * loss when targets are the tokens shifted by one). Calls act (if not NULL) during
- * the forward pass and sink during the backward pass; returns the loss. */
+ * the forward pass and sink (if not NULL) during the backward pass; returns the
+ * loss, which equals llama_forward's mean NLL (nll_accumulate) on the same batch.
+ * With no target scored the loss is 0 and every gradient zero. m is the model t
+ * was made for (same shape). Dies on a token or target outside the vocabulary. */
 double llama_loss_backward(const model *m, llama_train *t, const int *tokens, const int *targets,
                            grad_sink_fn sink, act_sink_fn act, void *ctx);
 

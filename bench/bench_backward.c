@@ -1,0 +1,162 @@
+/* bench_backward.c - peak memory and speed of the layer-at-a-time backward pass.
+ *
+ * A random-weight model of more than 1 GB of fp32 weights (D 2048, 8 layers of 16
+ * heads of 128, F 5632, vocabulary 32000, untied: 2.17 GB) runs one forward +
+ * backward (llama_loss_backward) over the paper's calibration batch, 10 x 64
+ * tokens, with a gradient sink that only reads the gradients (a sum of squares).
+ * Prints the weight bytes, llama_train_bytes, the resident size before the pass
+ * and its peak (getrusage ru_maxrss) and peak / weights, which the design keeps
+ * below 1.5; then the time per forward + backward, tokens/s, and GFLOP/s beside
+ * the sgemm GFLOP/s measured in the same run on the same weights.
+ *
+ * FLOPs counted are those executed: 2 per weight per token for every linear map
+ * in the forward pass, twice that in the backward (input and weight gradients;
+ * the LM head too), the layers' forward once more (recomputed, without
+ * down_proj), and the attention products (q k^T, P v forward and recomputed; four
+ * of that size backward) over the T(T+1)/2 visible pairs... counted as full T x T,
+ * since each (sequence, head) is one dense sgemm. Norms, RoPE, softmax and SiLU
+ * are not counted, though their time is.
+ *
+ * PARE_BENCH_LAYERS overrides the layer count (weights shrink by 205 MB a layer).
+ *
+ * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H heads, hd head dim,
+ * F MLP width, L layers. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <cblas.h>
+
+#include "backward.h"
+#include "blas.h"
+#include "model.h"
+#include "util.h"
+
+static double peak_rss_bytes(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss * 1024.0; /* kilobytes on Linux */
+}
+
+/* Current resident size from /proc/self/statm (0 if unreadable). */
+static double rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (double)resident * 4096.0;
+}
+
+/* The gradient sink: reads every gradient, nothing more. */
+typedef struct {
+    double sumsq;
+    int64_t values;
+    int calls;
+} reader;
+
+static void read_grads(void *ctx, int layer, const weight_grad *g, int n)
+{
+    (void)layer;
+    reader *r = ctx;
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < g[i].w->numel; j++)
+            s += (double)g[i].grad[j] * g[i].grad[j];
+        r->sumsq += s;
+        r->values += g[i].w->numel;
+    }
+    r->calls++;
+}
+
+/* FLOPs executed by one forward + backward, as counted above. */
+static double train_flops(const llama_config *c, int B, int T)
+{
+    double N = (double)B * T, D = c->dim, fwd = 0, recompute = 0, attn = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        double qd = (double)llama_q_dim(c, l), kvd = (double)llama_kv_dim(c, l), F = c->ffn_dim[l];
+        double qkvo = 2 * N * (D * qd + 2 * D * kvd + qd * D), mlp = 2 * N * 3 * D * F;
+        fwd += qkvo + mlp;
+        recompute += qkvo - 2 * N * qd * D + 2 * N * 2 * D * F;
+        attn += 2.0 * 2 * c->head_dim * c->n_heads[l] * (double)T * T * B; /* one pass of q k^T and P v */
+    }
+    double head = 2 * N * D * c->vocab;
+    return (fwd + head) * 3 + recompute + attn * (1 + 1 + 2);
+}
+
+int main(int argc, char **argv)
+{
+    blas_init(argc, argv);
+    set_progname(argv[0]);
+    blas_set_threads(0);
+    int L = 8, B = 10, T = 64, N = B * T;
+    if (getenv("PARE_BENCH_LAYERS"))
+        L = (int)parse_long("PARE_BENCH_LAYERS", getenv("PARE_BENCH_LAYERS"), 1, 64);
+    int *heads = xmalloc(L * sizeof(int)), *ffn = xmalloc(L * sizeof(int));
+    for (int l = 0; l < L; l++)
+        heads[l] = 16, ffn[l] = 5632;
+    llama_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.model_type, "llama");
+    c.dim = 2048, c.n_layers = L, c.vocab = 32000, c.head_dim = 128, c.max_seq = 2048;
+    c.n_heads = c.n_kv_heads = heads, c.ffn_dim = ffn;
+    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = ROPE_HALF, c.tied = false;
+    c.bos_id = 1, c.eos_id = 2;
+    double weights = (double)llama_param_count(&c) * sizeof(float);
+    printf("bench_backward: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
+    printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 32000, untied, random weights\n", L);
+    double t0 = now_seconds();
+    model m;
+    model_init_random(&m, &c, 1);
+    double rss_model = rss_bytes();
+    printf("weights                  %8.1f MB (%lld parameters; built in %.1f s)\n", weights / 1e6,
+           (long long)llama_param_count(&c), now_seconds() - t0);
+
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    for (int i = 0; i < N; i++)
+        tokens[i] = (int)((unsigned)(i * 2654435761u) % 32000u);
+    for (int i = 0; i < N; i++)
+        targets[i] = i % T + 1 < T ? tokens[i + 1] : -1;
+    llama_train *t = llama_train_new(&m, B, T);
+    reader r = {0, 0, 0};
+    t0 = now_seconds();
+    double loss = llama_loss_backward(&m, t, tokens, targets, read_grads, NULL, &r);
+    double dt = now_seconds() - t0;
+    double peak = peak_rss_bytes();
+    printf("llama_train_bytes        %8.1f MB (= %.3f x weights)\n", (double)llama_train_bytes(t) / 1e6,
+           (double)llama_train_bytes(t) / weights);
+    printf("RSS before the pass      %8.1f MB\n", rss_model / 1e6);
+    printf("peak RSS                 %8.1f MB = %.3f x weights (target < 1.5)\n", peak / 1e6, peak / weights);
+    printf("gradients read           %lld values in %d sink calls, loss %.4f, |grad| %.4g\n", (long long)r.values,
+           r.calls, loss, sqrt(r.sumsq));
+
+    /* sgemm speed on these weights: N rows against gate_proj of layer 0, as the
+     * forward pass calls it (RowMajor NoTrans x Trans) */
+    const tensor *w = model_tensor(&m, "model.layers.0.mlp.gate_proj.weight");
+    int F = (int)w->shape[0], D = (int)w->shape[1];
+    float *a = xmalloc_aligned((size_t)N * D * sizeof(float)), *cc = xmalloc_aligned((size_t)N * F * sizeof(float));
+    for (size_t i = 0; i < (size_t)N * D; i++)
+        a[i] = (float)((i * 2654435761u) % 1000u) / 1000.0f - 0.5f;
+    double best = 1e30, start = now_seconds();
+    do {
+        double s0 = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, F, D, 1.0f, a, D, w->data, D, 0.0f, cc, F);
+        double s = now_seconds() - s0;
+        best = s < best ? s : best;
+    } while (now_seconds() - start < 2.0);
+    double sg = 2.0 * N * F * D / best / 1e9, gf = train_flops(&c, B, T) / dt / 1e9;
+    printf("forward + backward       B x T = %d x %d %7.2f s %8.1f tokens/s %6.1f GFLOP/s = %5.1f%% of sgemm "
+           "(%.1f GFLOP/s, %d x %d x %d)\n",
+           B, T, dt, N / dt, gf, 100 * gf / sg, sg, N, F, D);
+    free(a), free(cc);
+    llama_train_free(t);
+    free(tokens), free(targets), free(heads), free(ffn);
+    model_free(&m);
+    return peak / weights < 1.5 ? 0 : 1;
+}
