@@ -181,8 +181,10 @@ void generate(const model *m, const tokenizer *tok, const char *prompt, const ge
         die("generate: an empty prompt and no BOS token");
     if (P >= max_seq)
         die("generate: the prompt has %d tokens, the model reads at most %d", P, max_seq);
-    if (total <= P)
-        total = P + 1; /* Hugging Face generates at least one token */
+    if (total <= P) {
+        warn("the prompt has %d tokens, max-length is %d: one token is generated (as Hugging Face does)", P, total);
+        total = P + 1;
+    }
     llama_cache c;
     llama_cache_init(&c, m, 1, total, P, 1);
     gen_pair *work = xmalloc((size_t)V * sizeof *work);

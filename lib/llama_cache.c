@@ -233,7 +233,7 @@ static void attention_block(const model *m, llama_cache *c, int l, int N, int R,
             }
         }
     }
-    matmul_accumulate(c->x, c->ctx, w->wo, N, qd, D);
+    matmul_accumulate(c->x, c->ctx, w->wo, w->bo, N, qd, D);
 }
 
 /* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), layer l. */
@@ -246,7 +246,7 @@ static void mlp_block(const model *m, llama_cache *c, int l, int N)
     matmul_forward(c->gate, c->xn, w->w_gate, NULL, N, D, F);
     matmul_forward(c->up, c->xn, w->w_up, NULL, N, D, F);
     swiglu_forward(c->gate, c->gate, c->up, (int64_t)N * F);
-    matmul_accumulate(c->x, c->gate, w->w_down, N, F, D);
+    matmul_accumulate(c->x, c->gate, w->w_down, w->bdown, N, F, D);
 }
 
 void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int R, const int *len, const int *slot,

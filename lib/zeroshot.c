@@ -63,6 +63,9 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     loglik_request *req = xcalloc((size_t)(n_req ? n_req : 1), sizeof *req);
     int **ctx_ids = xcalloc((size_t)(n_req ? n_req : 1), sizeof *ctx_ids); /* owned where not shared */
     int **cont_ids = xcalloc((size_t)(n_req ? n_req : 1), sizeof *cont_ids);
+    loglik_request *run = xcalloc((size_t)(n_req ? n_req : 1), sizeof *run); /* the distinct ones */
+    int *run_of = xmalloc((size_t)(n_req ? n_req : 1) * sizeof *run_of);
+    int n_run = 0;
     int max_len = zeroshot_max_length(m);
     int k = 0, q = 0;
     for (int i = shard; i < n_all; i += shards) {
@@ -84,6 +87,14 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
             r->n_cont = (int)tokenizer_encode(tok, it->cont[c], strlen(it->cont[c]), false, &cont_ids[q]);
             r->cont = cont_ids[q];
             r->item = i;
+            /* a choice repeated within an item is scored once, so that the tie between
+             * the copies is exact whatever the batch */
+            run_of[q] = n_run;
+            for (int e = 0; e < c; e++)
+                if (it->ctx[e] == it->ctx[c] && !strcmp(it->cont[e], it->cont[c]))
+                    run_of[q] = run_of[q - c + e];
+            if (run_of[q] == n_run)
+                run[n_run++] = *r;
             if (r->n_ctx + r->n_cont > max_len + 1)
                 res->truncated++;
             if (r->n_ctx < 1)
@@ -95,12 +106,15 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     loglik_init(&e, m, max_len, o->budget);
     e.what = task->name;
     progress p;
-    progress_start(&p, task->name, "req", n_req);
-    loglik_run(&e, req, n_req, &p);
-    progress_end(&p, n_req);
+    progress_start(&p, task->name, "req", n_run);
+    loglik_run(&e, run, n_run, &p);
+    progress_end(&p, n_run);
     loglik_free(&e);
-    for (int i = 0; i < n_req; i++)
+    for (int i = 0; i < n_req; i++) {
+        req[i].ll = run[run_of[i]].ll;
+        req[i].scored = run[run_of[i]].scored;
         res->clipped += req[i].scored < req[i].n_cont;
+    }
     if (res->clipped)
         warn("%s: %lld continuations are longer than the model's %d tokens; each was scored on its last %d tokens "
              "(the harness stops on them)",
@@ -142,7 +156,9 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     if (task->has_acc_norm)
         report_add_accuracy(rep, task->name, "acc_norm", correct_norm, n_items, !strcmp(task->paper_metric, "acc_norm"),
                             protocol(m, tok, &d, o, "acc_norm"));
-    if (!o->limit && d.n_items != task->expected_items)
+    size_t pl = strlen(path), dl = strlen(task->default_file);
+    bool shipped = pl >= dl && !strcmp(path + pl - dl, task->default_file);
+    if (!o->limit && shipped && d.n_items != task->expected_items)
         warn("%s: %d items, but the %s split of %s has %d", d.path, d.n_items, task->split, task->dataset,
              task->expected_items);
     for (int i = 0; i < n_req; i++) {
@@ -152,6 +168,8 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     free(ctx_ids);
     free(cont_ids);
     free(req);
+    free(run);
+    free(run_of);
     free(item_of);
     res->items = n_items;
     res->requests = n_req;

@@ -96,7 +96,7 @@ static void output(report *rep, const char *out, bool json, int argc, char **arg
         report_print_table(rep, stderr);
     if (json) {
         json_t *j = report_to_json(rep);
-        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
         putchar('\n');
         json_decref(j);
     } else if (out || !isatty(STDOUT_FILENO)) {

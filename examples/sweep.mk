@@ -1,0 +1,66 @@
+# sweep.mk - a sweep of pruning ratios x criteria through prune -> lora -> eval,
+# one folder per point, run in parallel with make -j:
+#
+#   make -j8 -f examples/sweep.mk RATIOS="0.2 0.5" CRITERIA="l1 l2 random"
+#
+# Each point r<R>-<C>/ holds pruned.pare (pare-prune), tuned.pare (recovery
+# training), the shard reports of pare-eval --shard and report.pare, their merge;
+# summary.tsv lists every point's average of the paper's metrics. Every stage is a
+# file, so an interrupted sweep resumes where it stopped, and one groups stream
+# serves every point.
+#
+# The slots for stages still to come:
+#  - criteria from gradients (vector, element1, element2, mix) need a scores
+#    stream: when pare-score lands, make SCORES the input of pare-prune:
+#        $(OUT)/scores.pare: $(OUT)/groups.pare ; pare-score -m $(MODEL) ... $< -o $@
+#  - recovery training: pare-lora does not exist yet, so TUNE copies the pruned
+#    model; when it lands:  TUNE = pare-lora -m $< --data ALPACA --merge -o $@
+PARE_DATA ?= ../shared/data
+MODEL     ?= $(PARE_DATA)/models/stories260K/stories260K.bin
+TOKENIZER ?= $(PARE_DATA)/models/stories260K/tok512.bin
+OUT       ?= sweep
+RATIOS    ?= 0.1 0.25 0.5
+CRITERIA  ?= l1 l2 random
+TASKS     ?= all
+LIMIT     ?=
+SHARDS    ?= 1
+TUNE      ?= cp $< $@
+# one thread per job: make -j runs the jobs side by side
+export PARE_THREADS ?= 1
+
+EVAL_OPTS = --data-dir $(PARE_DATA) --tasks $(TASKS) $(if $(LIMIT),--limit $(LIMIT))
+SHARD_IDS = $(shell seq 0 $$(($(SHARDS) - 1)))
+POINTS    = $(foreach r,$(RATIOS),$(foreach c,$(CRITERIA),r$(r)-$(c)))
+
+.PHONY: all
+.SECONDARY:
+all: $(OUT)/summary.tsv
+
+$(OUT)/groups.pare:
+	@mkdir -p $(OUT)
+	pare-discover -m $(MODEL) -o $@
+
+# point(ratio, criterion)
+define point
+$(OUT)/r$(1)-$(2)/pruned.pare: $(OUT)/groups.pare
+	@mkdir -p $$(@D)
+	pare-prune -q -m $(MODEL) --tokenizer $(TOKENIZER) --ratio $(1) --criterion $(2) -o $$@ $$<
+$(OUT)/r$(1)-$(2)/tuned.pare: $(OUT)/r$(1)-$(2)/pruned.pare
+	$$(TUNE)
+$(OUT)/r$(1)-$(2)/shard-%.pare: $(OUT)/r$(1)-$(2)/tuned.pare
+	pare-eval -q -m $$< $(EVAL_OPTS) --shard $$*/$(SHARDS) -o $$@
+$(OUT)/r$(1)-$(2)/report.pare: $(foreach i,$(SHARD_IDS),$(OUT)/r$(1)-$(2)/shard-$(i).pare)
+	pare-eval -q --merge $$^ -o $$@
+endef
+$(foreach r,$(RATIOS),$(foreach c,$(CRITERIA),$(eval $(call point,$(r),$(c)))))
+
+# ratio, criterion, and the average of the paper's metrics of each point
+$(OUT)/summary.tsv: $(foreach p,$(POINTS),$(OUT)/$(p)/report.pare)
+	@printf 'ratio\tcriterion\taverage\n' > $@.tmp
+	@for p in $(POINTS); do \
+	    r=$${p%%-*}; c=$${p#*-}; \
+	    v=$$(pare show $(OUT)/$$p/report.pare | grep '"task":"average"' | sed 's/.*"value":\([^,}]*\).*/\1/'); \
+	    printf '%s\t%s\t%s\n' "$${r#r}" "$$c" "$$v" >> $@.tmp; \
+	done
+	@mv $@.tmp $@
+	@cat $@
