@@ -45,7 +45,7 @@ const group_stat *group_find_stat(const group *g, const char *name)
 
 /* ------------------------------------------------------------------ writing */
 
-static void write_group(stream_writer *w, const group *g)
+void group_write_record(stream_writer *w, const group *g)
 {
     msgpack_packer *pk = &w->pk;
     stream_begin_record(w, "group", 7 + (g->n_stats > 0));
@@ -83,7 +83,7 @@ void groups_write(const group_set *gs, const char *kind, const char *path, int a
     stream_writer w;
     stream_writer_open(&w, path);
     int extra = 1 + (gs->calibration != NULL);
-    bool scores = gs->n && gs->g[0].n_stats;
+    bool scores = !strcmp(kind, "scores");
     extra += scores;
     stream_write_header(&w, kind, argc, argv, extra);
     mp_pack_str(&w.pk, "model");
@@ -99,13 +99,22 @@ void groups_write(const group_set *gs, const char *kind, const char *path, int a
     }
     if (scores) {
         mp_pack_str(&w.pk, "stats");
-        msgpack_pack_array(&w.pk, (size_t)gs->g[0].n_stats);
-        for (int s = 0; s < gs->g[0].n_stats; s++)
+        int ns = gs->n ? gs->g[0].n_stats : 0;
+        msgpack_pack_array(&w.pk, (size_t)ns);
+        for (int s = 0; s < ns; s++)
             mp_pack_str(&w.pk, gs->g[0].stats[s].name);
     }
     stream_end_record(&w);
     for (int i = 0; i < gs->n; i++)
-        write_group(&w, &gs->g[i]);
+        group_write_record(&w, &gs->g[i]);
+    for (int i = 0; i < gs->n_act; i++) {
+        const act_stat *a = &gs->act[i];
+        stream_begin_record(&w, "activations", 5);
+        mp_pack_kv_str(&w.pk, "tensor", a->tensor);
+        mp_pack_kv_int(&w.pk, "tokens", a->tokens);
+        mp_pack_kv_int(&w.pk, "channels", a->channels);
+        stream_write_payload(&w, "data", a->mean, 3 * (size_t)a->channels * sizeof(float));
+    }
     stream_writer_close(&w);
 }
 
@@ -119,7 +128,7 @@ static int64_t need_int(stream_reader *r, const msgpack_object *o, const char *k
     return v;
 }
 
-static void read_group(stream_reader *r, const msgpack_object *rec, group *g)
+void group_read_record(stream_reader *r, const msgpack_object *rec, group *g)
 {
     memset(g, 0, sizeof *g);
     g->id = (int)need_int(r, rec, "id", 0, INT32_MAX);
@@ -167,6 +176,42 @@ static void read_group(stream_reader *r, const msgpack_object *rec, group *g)
     }
 }
 
+void act_stat_alloc(act_stat *a, int64_t I)
+{
+    a->channels = I;
+    a->mean = xcalloc(3 * (size_t)(I > 0 ? I : 1), sizeof(float));
+    a->var = a->mean + I;
+    a->sqnorm = a->mean + 2 * I;
+}
+
+const act_stat *group_set_find_act(const group_set *gs, const char *tensor)
+{
+    for (int i = 0; i < gs->n_act; i++)
+        if (!strcmp(gs->act[i].tensor, tensor))
+            return &gs->act[i];
+    return NULL;
+}
+
+/* {"t": "activations", "tensor", "tokens", "channels", "data": bin float32 (3, I)} */
+static void read_activations(stream_reader *r, const msgpack_object *rec, group_set *gs)
+{
+    act_stat a = {0};
+    a.tensor = mp_strdup(mp_get(rec, "tensor"));
+    int64_t I;
+    if (!a.tensor || !mp_int(mp_get(rec, "tokens"), &a.tokens) || a.tokens < 0 ||
+        !mp_int(mp_get(rec, "channels"), &I) || I < 1 || I > INT32_MAX || !r->payload_key ||
+        strcmp(r->payload_key, "data") || r->payload_len != 3 * (uint64_t)I * sizeof(float))
+        stream_die(r, "activations record %llu: missing or invalid tensor, tokens, channels or data",
+                   (unsigned long long)r->records);
+    act_stat_alloc(&a, I);
+    stream_read_payload(r, a.mean, 3 * (uint64_t)I * sizeof(float));
+    for (int64_t i = 0; i < 3 * I; i++)
+        if (!isfinite(a.mean[i]))
+            stream_die(r, "activations of %s: a NaN or infinite value", a.tensor);
+    gs->act = xrealloc(gs->act, (size_t)(gs->n_act + 1) * sizeof *gs->act);
+    gs->act[gs->n_act++] = a;
+}
+
 void groups_read(group_set *gs, const char *path, char kind_out[16])
 {
     memset(gs, 0, sizeof *gs);
@@ -192,13 +237,17 @@ void groups_read(group_set *gs, const char *path, char kind_out[16])
     msgpack_object rec;
     int cap = 0;
     while (stream_next(&r, &rec)) {
+        if (mp_is_str(mp_get(&rec, "t"), "activations")) {
+            read_activations(&r, &rec, gs);
+            continue;
+        }
         if (!mp_is_str(mp_get(&rec, "t"), "group"))
             continue;
         if (gs->n == cap) {
             cap = cap ? 2 * cap : 64;
             gs->g = xrealloc(gs->g, (size_t)cap * sizeof *gs->g);
         }
-        read_group(&r, &rec, &gs->g[gs->n++]);
+        group_read_record(&r, &rec, &gs->g[gs->n++]);
     }
     stream_reader_close(&r);
 }
@@ -211,20 +260,29 @@ void groups_check_model(const group_set *gs, const model *m, const char *stream_
         die("%s: the stream was made for model %s, but '%s' is %s", stream_name, gs->fingerprint, m->source, fp);
 }
 
+void group_free(group *g)
+{
+    for (int m = 0; m < g->n_members; m++)
+        free(g->members[m].tensor);
+    free(g->members);
+    for (int s = 0; s < g->n_stats; s++) {
+        free(g->stats[s].name);
+        free(g->stats[s].values);
+    }
+    free(g->stats);
+    memset(g, 0, sizeof *g);
+}
+
 void group_set_free(group_set *gs)
 {
-    for (int i = 0; i < gs->n; i++) {
-        group *g = &gs->g[i];
-        for (int m = 0; m < g->n_members; m++)
-            free(g->members[m].tensor);
-        free(g->members);
-        for (int s = 0; s < g->n_stats; s++) {
-            free(g->stats[s].name);
-            free(g->stats[s].values);
-        }
-        free(g->stats);
-    }
+    for (int i = 0; i < gs->n; i++)
+        group_free(&gs->g[i]);
     free(gs->g);
+    for (int i = 0; i < gs->n_act; i++) {
+        free(gs->act[i].tensor);
+        free(gs->act[i].mean);
+    }
+    free(gs->act);
     json_decref(gs->config);
     json_decref(gs->calibration);
     memset(gs, 0, sizeof *gs);

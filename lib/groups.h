@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "model.h"
+#include "stream.h"
 
 enum group_kind { GROUP_ATTN, GROUP_FFN, GROUP_HIDDEN, GROUP_LAYER, GROUP_KIND_COUNT };
 #define GROUP_KIND_ALL ((1u << GROUP_KIND_COUNT) - 1)
@@ -40,6 +41,18 @@ typedef struct {
     group_stat *stats; /* empty in a groups stream, filled in a scores stream */
 } group;
 
+/* Activation statistics of the input of one linear map (scores streams), per
+ * input channel over every calibration token: written by pare-score, read by
+ * pare-prune's flap and wanda criteria. */
+typedef struct {
+    char *tensor;      /* the map's weight (a tied LM head: the embedding's name) */
+    int64_t tokens;    /* tokens seen */
+    int64_t channels;  /* I, the map's input width */
+    float *mean;       /* (3, I) one allocation: mean, then var, then sqnorm */
+    float *var;        /* (I) population variance */
+    float *sqnorm;     /* (I) sum of squares over the tokens */
+} act_stat;
+
 typedef struct group_set {
     char fingerprint[17]; /* of the model the groups were found for */
     json_t *config;       /* its config (canonical keys + extras) */
@@ -47,6 +60,8 @@ typedef struct group_set {
     json_t *calibration;  /* scores streams: the calibration description, or NULL */
     int n;
     group *g;
+    int n_act;            /* scores streams: activation statistics, or 0 */
+    act_stat *act;
 } group_set;
 
 const char *group_kind_name(enum group_kind k);
@@ -67,7 +82,16 @@ void groups_read(group_set *gs, const char *path, char kind_out[16]);
 void groups_check_model(const group_set *gs, const model *m, const char *stream_name);
 void group_set_free(group_set *gs);
 
+/* One group record: pack it on w, or parse rec (dies naming the stream on a bad
+ * record). For stages that stream groups alongside other records (pare-score). */
+void group_write_record(stream_writer *w, const group *g);
+void group_read_record(stream_reader *r, const msgpack_object *rec, group *g);
+void group_free(group *g);
+
 /* Lookups. */
 const group_stat *group_find_stat(const group *g, const char *name);
+const act_stat *group_set_find_act(const group_set *gs, const char *tensor); /* NULL if absent */
+/* Allocate a's three arrays for I channels (a->channels set). */
+void act_stat_alloc(act_stat *a, int64_t I);
 
 #endif

@@ -1,0 +1,203 @@
+/* pare-score - importance statistics for every group of a model: read a groups
+ * stream, run the model forward and backward on calibration samples, and write
+ * the groups again with their scores (or a shard's partial sums; or merge them). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "calib.h"
+#include "groups.h"
+#include "model.h"
+#include "progress.h"
+#include "score.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: pare-score -m MODEL --calib FILE [options] [INPUT]\n"
+    "       pare-score --merge PARTIAL... [-o FILE]\n"
+    "\n"
+    "Score the groups of the groups stream INPUT (default stdin) on calibration text and\n"
+    "write them with their statistics as a scores stream (stdout or -o FILE).\n"
+    "\n"
+    "  -m, --model PATH        the model the groups were found for (HF folder, llama2.c .bin,\n"
+    "                          checkpoint; '-' = stdin when INPUT is a file)\n"
+    "      --tokenizer FILE    tokenizer (tokenizer.model or llama2.c tok*.bin) if the model has none\n"
+    "      --calib FILE        calibration text: plain, JSON lines or a JSON array of records\n"
+    "                          with \"text\" (or Alpaca instruction/input/output); .gz, .xz, .zst,\n"
+    "                          .bz2 and tar archives too\n"
+    "      --calib-format F    auto (default), text, jsonl or json\n"
+    "      --samples N         calibration windows (default 10)\n"
+    "      --seq-len N         tokens per window (default 64)\n"
+    "      --seed N            seed of the window draw (default 42)\n"
+    "      --stats LIST        statistics to compute: vector, element1, element2, mix, l1, l2,\n"
+    "                          activations, or all (default all)\n"
+    "      --fisher-memory B   bytes for the element-wise Fisher of a chunk of layers (mix and\n"
+    "                          shards; suffix K, M or G; default a quarter of the weights, at\n"
+    "                          least 64M)\n"
+    "sharding:\n"
+    "      --shard I/N         score samples I, I+N, ... and write a partial stream\n"
+    "      --merge             merge the PARTIAL files of every shard into the scores stream\n"
+    "output:\n"
+    "  -t, --threads N         threads (default: PARE_THREADS or all cores)\n"
+    "  -o, --output FILE       write the stream to FILE (atomically)\n"
+    "      --progress          show progress even when stderr is not a terminal\n"
+    "  -q, --quiet             no progress and no summary\n"
+    "  -h, --help              show this help\n"
+    "      --version           show the version\n";
+
+/* "123", "64M", "1.5G" -> bytes */
+static size_t parse_bytes(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (errno || end == s || *end || !(v > 0) || v * mult > 1e18)
+        usage_die("%s: invalid size '%s' (bytes, or a number with K, M, G or T)", opt, s);
+    return (size_t)(v * mult);
+}
+
+int main(int argc, char **argv)
+{
+    set_progname(argv[0]);
+    blas_init(argc, argv);
+    const char *model_path = NULL, *tok_path = NULL, *calib_path = NULL, *out = NULL, *input = "-";
+    enum calib_format format = CALIB_AUTO;
+    int samples = 10, seq_len = 64, threads = 0;
+    uint64_t seed = 42;
+    score_options o = {.stats = SCORE_ALL};
+    bool merge = false, calib_opts = false;
+
+    enum { OPT_TOK = 256, OPT_CALIB, OPT_FORMAT, OPT_SAMPLES, OPT_SEQ, OPT_SEED, OPT_STATS, OPT_FISHER, OPT_SHARD,
+           OPT_MERGE, OPT_PROGRESS, OPT_VERSION };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},         {"tokenizer", required_argument, 0, OPT_TOK},
+        {"calib", required_argument, 0, OPT_CALIB},   {"calib-format", required_argument, 0, OPT_FORMAT},
+        {"samples", required_argument, 0, OPT_SAMPLES}, {"seq-len", required_argument, 0, OPT_SEQ},
+        {"seed", required_argument, 0, OPT_SEED},     {"stats", required_argument, 0, OPT_STATS},
+        {"fisher-memory", required_argument, 0, OPT_FISHER}, {"shard", required_argument, 0, OPT_SHARD},
+        {"merge", no_argument, 0, OPT_MERGE},         {"threads", required_argument, 0, 't'},
+        {"output", required_argument, 0, 'o'},        {"progress", no_argument, 0, OPT_PROGRESS},
+        {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, OPT_VERSION},     {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case OPT_TOK: tok_path = optarg; break;
+        case OPT_CALIB: calib_path = optarg; break;
+        case OPT_FORMAT: {
+            int f = calib_format_from_name(optarg);
+            if (f < 0)
+                usage_die("--calib-format: unknown format '%s' (auto, text, jsonl, json)", optarg);
+            format = (enum calib_format)f;
+            calib_opts = true;
+            break;
+        }
+        case OPT_SAMPLES: samples = (int)parse_long("--samples", optarg, 1, 1 << 20); calib_opts = true; break;
+        case OPT_SEQ: seq_len = (int)parse_long("--seq-len", optarg, 2, 1 << 20); calib_opts = true; break;
+        case OPT_SEED: seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); calib_opts = true; break;
+        case OPT_STATS: o.stats = score_stats_parse(optarg); calib_opts = true; break;
+        case OPT_FISHER: o.fisher_memory = parse_bytes("--fisher-memory", optarg); break;
+        case OPT_SHARD: {
+            char *slash = strchr(optarg, '/');
+            if (!slash)
+                usage_die("--shard: expected I/N (e.g. 0/4), got '%s'", optarg);
+            *slash = 0;
+            o.shards = (int)parse_long("--shard", slash + 1, 1, 1 << 20);
+            o.shard = (int)parse_long("--shard", optarg, 0, o.shards - 1);
+            *slash = '/';
+            break;
+        }
+        case OPT_MERGE: merge = true; break;
+        case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
+        case 'o': out = optarg; break;
+        case OPT_PROGRESS: g_progress_mode = 1; break;
+        case 'q': g_quiet = true; g_progress_mode = 0; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case OPT_VERSION: printf("pare-score %s\n", PARE_VERSION); return 0;
+        default: usage_die("unknown option");
+        }
+    }
+
+    group_set gs;
+    if (merge) {
+        if (model_path || tok_path || calib_path || calib_opts || o.shards)
+            usage_die("--merge takes partial files only, no model, calibration or shard options");
+        if (optind >= argc)
+            usage_die("--merge: no partial files given");
+        score_merge(argv + optind, argc - optind, &gs);
+        groups_write(&gs, "scores", out, argc, argv);
+        info("merged %d partials: %d groups scored", argc - optind, gs.n);
+        group_set_free(&gs);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            die("cannot write the output: write error");
+        return 0;
+    }
+
+    if (argc - optind > 1)
+        usage_die("unexpected argument '%s'", argv[optind + 1]);
+    if (optind < argc)
+        input = argv[optind];
+    if (!model_path)
+        usage_die("no model given (-m MODEL)");
+    if (!calib_path)
+        usage_die("no calibration text given (--calib FILE)");
+    if (!strcmp(model_path, "-") && !strcmp(input, "-"))
+        usage_die("the model and the groups cannot both come from stdin");
+    if (!strcmp(input, "-") && isatty(STDIN_FILENO))
+        usage_die("no groups stream on stdin (pare-discover -m MODEL | pare-score -m MODEL --calib FILE)");
+    if (o.shards > samples)
+        usage_die("--shard %d/%d: more shards than the %d samples", o.shard, o.shards, samples);
+    blas_set_threads(threads);
+
+    model m;
+    model_load(&m, model_path, tok_path);
+    if (!m.has_weights)
+        die("%s: a bare config has no weights to score", model_path);
+    char kind[16];
+    groups_read(&gs, input, kind);
+    const char *stream_name = strcmp(input, "-") ? input : "stdin";
+    if (!gs.weights)
+        die("%s: the groups were found from a bare config (planning only); run pare-discover on the model itself",
+            stream_name);
+    groups_check_model(&gs, &m, stream_name);
+    if (!m.tok.size)
+        die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
+    tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
+    if (tokenizer_vocab_size(tok) > m.cfg.vocab)
+        die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
+
+    calib cal;
+    calib_load(&cal, calib_path, format, tok, samples, seq_len, seed);
+    score_summary sum;
+    if (o.shards) {
+        score_write_partial(&m, &cal, &gs, &o, out, argc, argv, &sum);
+    } else {
+        score_run(&m, &cal, &gs, &o, &sum);
+        groups_write(&gs, "scores", out, argc, argv);
+    }
+    info("%d groups scored on %d samples of %d tokens (%lld in the text)%s: %lld passes in %d chunk%s, %.2f s, "
+         "%.0f tok/s, loss %.4f",
+         gs.n, o.shards ? (samples - o.shard + o.shards - 1) / o.shards : samples, seq_len,
+         (long long)cal.n_tokens, o.shards ? " (a shard)" : "", (long long)sum.passes, sum.chunks,
+         sum.chunks == 1 ? "" : "s", sum.seconds, sum.seconds > 0 ? (double)sum.tokens / sum.seconds : 0.0, sum.loss);
+    calib_free(&cal);
+    tokenizer_free(tok);
+    group_set_free(&gs);
+    model_free(&m);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        die("cannot write the output: write error");
+    return 0;
+}
