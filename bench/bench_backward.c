@@ -12,12 +12,14 @@
  * FLOPs counted are those executed: 2 per weight per token for every linear map
  * in the forward pass, twice that in the backward (input and weight gradients;
  * the LM head too), the layers' forward once more (recomputed, without
- * down_proj), and the attention products (q k^T, P v forward and recomputed; four
- * of that size backward) over the T(T+1)/2 visible pairs... counted as full T x T,
- * since each (sequence, head) is one dense sgemm. Norms, RoPE, softmax and SiLU
- * are not counted, though their time is.
+ * down_proj), and the attention products (q k^T and P v, forward and recomputed;
+ * four of that size backward), counted as full T x T since each (sequence, head)
+ * is one dense sgemm. Norms, RoPE, softmax and SiLU are not counted, though their
+ * time is.
  *
  * PARE_BENCH_LAYERS overrides the layer count (weights shrink by 205 MB a layer).
+ * Exits 1 when the peak reaches 1.5 x weights, so `make bench` stops on a memory
+ * regression. About a minute on two cores, a third of it building the model.
  *
  * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H heads, hd head dim,
  * F MLP width, L layers. */

@@ -43,7 +43,8 @@ static const char *const layer_tensor_suffix[W_LAYER_COUNT] = {
 enum { W_EMBED, W_HEAD, W_OUTER_COUNT };
 
 struct llama_train {
-    int B, T;
+    int B, T;        /* the batch of the next pass */
+    int maxB, maxT;  /* the batch the buffers are sized for */
     size_t arena_floats;
     float *arena;
     /* saved by the forward pass */
@@ -126,8 +127,8 @@ llama_train *llama_train_new(const model *m, int B, int T)
     if (c->head_dim <= 0 || c->head_dim % 2)
         die("%s: head_dim %d must be even and positive", m->source ? m->source : "model", c->head_dim);
     llama_train *t = xcalloc(1, sizeof *t);
-    t->B = B;
-    t->T = T;
+    t->B = t->maxB = B;
+    t->T = t->maxT = T;
     size_t N = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab, hd = (size_t)c->head_dim;
     size_t L = (size_t)c->n_layers, maxH = 0, maxKV = 0, maxF = 0, maxgrad = 0;
     for (int l = 0; l < c->n_layers; l++) {
@@ -191,6 +192,16 @@ llama_train *llama_train_new(const model *m, int B, int T)
     }
     rope_tables(t->rope_cos, t->rope_sin, T, c->head_dim, c->rope_theta);
     return t;
+}
+
+/* Smaller batches use a prefix of every buffer; the rotary tables' first T rows
+ * are those of T positions. */
+void llama_train_set_batch(llama_train *t, int B, int T)
+{
+    if (B <= 0 || T <= 0 || B > t->maxB || T > t->maxT)
+        die("llama_train_set_batch: %d x %d does not fit buffers made for %d x %d", B, T, t->maxB, t->maxT);
+    t->B = B;
+    t->T = T;
 }
 
 void llama_train_free(llama_train *t)

@@ -51,6 +51,10 @@ typedef struct llama_train llama_train; /* saved activations and one layer's gra
  * recomputed from its saved input during the backward pass. */
 llama_train *llama_train_new(const model *m, int B, int T);
 void llama_train_free(llama_train *t);
+/* Run the next passes on B sequences of T tokens, each at most what t was made
+ * for: one llama_train serves the batch pass and the per-sample passes of the
+ * Fisher term with one set of buffers. Dies if larger. */
+void llama_train_set_batch(llama_train *t, int B, int T);
 
 /* Forward and backward over tokens (B, T) with targets (B, T) (-1: not scored).
  * Loss = mean cross-entropy over the scored targets (the Hugging Face causal-LM

@@ -117,7 +117,8 @@ void llama_forward(const model *m, llama_state *s, const int *tokens)
     matmul_forward(s->logits, s->xn, m->lm_head ? m->lm_head : m->embed, NULL, N, D, c->vocab);
 }
 
-/* llama_backward goes here. */
+/* The backward pass is llama_loss_backward (backward.c): it runs the same blocks
+ * layer by layer, keeping each layer's input, and recomputes them going down. */
 
 void nll_accumulate(const float *logits, const int *targets, int n, int V, double *sum, int64_t *count)
 {

@@ -1,6 +1,7 @@
 /* llama.h - the LLaMA forward pass in fp32 over a batch of sequences, every linear
  * map an OpenBLAS sgemm on the Hugging Face [out, in] weights. The backward pass
- * goes beside it (llama_backward), kernel by kernel in kernels.c.
+ * is in backward.h (llama_loss_backward), each kernel's backward beside its
+ * forward in kernels.c.
  *
  * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
  * H query heads, KV key/value heads, hd head dim, F MLP width (per layer). */

@@ -851,7 +851,8 @@ static void test_model_heterogeneous(void)
     check_shape("heterogeneous tied", &sp, 2, 4, 8);
 }
 
-/* The same llama_train serves batch after batch: a second call gives the same. */
+/* The same llama_train serves batch after batch: a second call gives the same;
+ * a smaller batch (llama_train_set_batch) gives what a train of its size gives. */
 static void test_reuse(void)
 {
     shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
@@ -884,6 +885,24 @@ static void test_reuse(void)
             zero &= z.grad[i][j] == 0;
     CHECK(zero);
     CHECK(llama_train_bytes(t) > (size_t)N * sp.D * 3 * sizeof(float));
+    /* a smaller batch in the same buffers gives what buffers of its own size give */
+    int tb[4] = {tokens[6], tokens[7], tokens[8], tokens[9]}, gb[4] = {tokens[7], -1, tokens[9], tokens[10]};
+    llama_train_set_batch(t, 1, 4);
+    llama_train *t1 = llama_train_new(&m, 1, 4);
+    seen c1, c2;
+    seen_init(&c1, &m), seen_init(&c2, &m);
+    double s1 = llama_loss_backward(&m, t, tb, gb, record_grads, NULL, &c1);
+    double s2 = llama_loss_backward(&m, t1, tb, gb, record_grads, NULL, &c2);
+    CHECK(s1 == s2);
+    same = true;
+    for (int i = 0; i < m.n_tensors; i++)
+        same &= c1.grad[i] && c2.grad[i] &&
+                !memcmp(c1.grad[i], c2.grad[i], (size_t)m.tensors[i].numel * sizeof(float));
+    CHECK(same);
+    llama_train_set_batch(t, B, T); /* and back */
+    CHECK(llama_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL) == l1);
+    llama_train_free(t1);
+    seen_free(&c1), seen_free(&c2);
     seen_free(&a), seen_free(&b), seen_free(&z);
     llama_train_free(t);
     model_free(&m);
