@@ -357,13 +357,13 @@ static act_acc *find_act(scorer *s, const char *tensor, int64_t I)
     return a;
 }
 
-static void act_sink(void *ctx, const char *tensor, const float *x, int N, int I)
+static void act_sink(void *ctx, const char *tensor, const float *x, int N, int nin)
 {
     scorer *s = ctx;
-    act_acc *a = find_act(s, tensor, I);
+    act_acc *a = find_act(s, tensor, nin);
     for (int n = 0; n < N; n++) {
-        const float *xr = x + (size_t)n * I; /* (I) */
-        for (int i = 0; i < I; i++) {
+        const float *xr = x + (size_t)n * nin; /* (I) */
+        for (int i = 0; i < nin; i++) {
             double v = xr[i];
             a->sum[i] += v;
             a->sumsq[i] += v * v;

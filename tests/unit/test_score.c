@@ -1,0 +1,1160 @@
+/* test_score.c - pare-score's library against an independent double-precision
+ * reference: a LLaMA forward and backward pass written here from the model's
+ * definition (no lib/ numerics), its gradient checked by central finite
+ * differences, and the statistics of DESIGN.md "scores" folded per unit from the
+ * config's meaning of a unit (not from the groups' slices). On stories260K and on
+ * random models of other shapes: every statistic to 1e-4 relative, activations,
+ * grouped-query attention's query rows, Fisher chunks, the separable element2,
+ * shards and their merge, the calibration text and windows, and pare-prune
+ * choosing the same units from the reference's statistics as from pare's.
+ *
+ * Letters: S samples, B sequences, T tokens, N = B*T rows, D hidden, L layers, V
+ * vocab, H query heads, KV key/value heads, hd head dim, F MLP width, U units. */
+#include <string.h>
+#include <unistd.h>
+
+#include "calib.h"
+#include "check.h"
+#include "groups.h"
+#include "model.h"
+#include "prune.h"
+#include "score.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint64_t next_u64(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* ================================================================== reference */
+
+static int tidx(const model *m, const char *name)
+{
+    const tensor *t = model_tensor(m, name);
+    if (!t) {
+        fprintf(stderr, "reference: no tensor %s\n", name);
+        exit(1);
+    }
+    return (int)(t - m->tensors);
+}
+
+static int lidx(const model *m, int l, const char *suffix)
+{
+    char name[160];
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);
+    return model_tensor(m, name) ? tidx(m, name) : -1;
+}
+
+static const float *W(const model *m, int ti) { return ti >= 0 ? m->tensors[ti].data : NULL; }
+
+/* Activation sums of one linear map's input. */
+typedef struct {
+    double *sum, *sq; /* (I) */
+    int64_t I, tokens;
+} ref_act;
+
+/* y (N, O) = x (N, I) W^T + b */
+static void lin_fwd(double *y, const double *x, const float *w, const float *b, int N, int I, int O)
+{
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            double s = b ? b[o] : 0;
+            for (int i = 0; i < I; i++)
+                s += x[(size_t)n * I + i] * w[(size_t)o * I + i];
+            y[(size_t)n * O + o] = s;
+        }
+}
+
+/* dx += dy W, dW += dy^T x, db += sum dy */
+static void lin_bwd(double *dx, double *dw, double *db, const double *dy, const double *x, const float *w, int N, int I,
+                    int O)
+{
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            double g = dy[(size_t)n * O + o];
+            if (db)
+                db[o] += g;
+            for (int i = 0; i < I; i++) {
+                if (dx)
+                    dx[(size_t)n * I + i] += g * w[(size_t)o * I + i];
+                dw[(size_t)o * I + i] += g * x[(size_t)n * I + i];
+            }
+        }
+}
+
+static void rms_fwd(double *y, double *r, const double *x, const float *w, int N, int D, double eps)
+{
+    for (int n = 0; n < N; n++) {
+        double ss = 0;
+        for (int i = 0; i < D; i++)
+            ss += x[(size_t)n * D + i] * x[(size_t)n * D + i];
+        r[n] = 1.0 / sqrt(ss / D + eps);
+        for (int i = 0; i < D; i++)
+            y[(size_t)n * D + i] = x[(size_t)n * D + i] * r[n] * w[i];
+    }
+}
+
+/* y = x r w, r = (mean x^2 + eps)^-1/2: dx += r w dy - x r^3 / D sum_j w_j dy_j x_j.
+ * adw (if not NULL) += the magnitudes |dy x r| that dw sums (a norm weight's
+ * gradient cancels over the tokens: this is the scale its float32 error has). */
+static void rms_bwd(double *dx, double *dw, double *adw, const double *dy, const double *x, const float *w,
+                    const double *r, int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        const double *xr = x + (size_t)n * D, *g = dy + (size_t)n * D;
+        double dot = 0;
+        for (int i = 0; i < D; i++) {
+            dot += w[i] * g[i] * xr[i];
+            dw[i] += g[i] * xr[i] * r[n];
+            if (adw)
+                adw[i] += fabs(g[i] * xr[i] * r[n]);
+        }
+        for (int i = 0; i < D; i++)
+            dx[(size_t)n * D + i] += r[n] * w[i] * g[i] - xr[i] * r[n] * r[n] * r[n] / D * dot;
+    }
+}
+
+/* Rotate x (B, T, nh, hd) by +angle (dir 1) or -angle (dir -1, the backward).
+ * Pairs (2i, 2i+1) interleaved or (i, i + hd/2) half; angle = pos * theta^(-2i/hd),
+ * both in float as Hugging Face and llama2.c compute them, cos and sin in double. */
+static void rope(double *x, int B, int T, int nh, int hd, const llama_config *c, int dir)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < nh; h++)
+                for (int i = 0; i < hd / 2; i++) {
+                    float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
+                    float ang = (float)t * inv;
+                    double cs = cos((double)ang), sn = dir * sin((double)ang);
+                    double *v = x + (((size_t)b * T + t) * nh + h) * hd;
+                    int i0 = c->rope_style == ROPE_INTERLEAVED ? 2 * i : i;
+                    int i1 = c->rope_style == ROPE_INTERLEAVED ? 2 * i + 1 : i + hd / 2;
+                    double a = v[i0], e = v[i1];
+                    v[i0] = a * cs - e * sn;
+                    v[i1] = a * sn + e * cs;
+                }
+}
+
+/* causal attention; query head h reads key/value head h / (H/KV) */
+static void attn_fwd(double *ctx, double *att, const double *q, const double *k, const double *v, int B, int T, int H,
+                     int KV, int hd)
+{
+    int rep = H / KV;
+    double scale = 1.0 / sqrt((double)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int g = h / rep;
+            for (int t = 0; t < T; t++) {
+                double *p = att + (((size_t)b * H + h) * T + t) * T, mx = -INFINITY, z = 0;
+                const double *qt = q + ((size_t)b * T + t) * H * hd + h * hd;
+                for (int s = 0; s <= t; s++) {
+                    const double *ks = k + ((size_t)b * T + s) * KV * hd + g * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += qt[i] * ks[i];
+                    p[s] = d * scale;
+                    mx = fmax(mx, p[s]);
+                }
+                for (int s = 0; s <= t; s++)
+                    z += (p[s] = exp(p[s] - mx));
+                for (int s = 0; s < T; s++)
+                    p[s] = s <= t ? p[s] / z : 0;
+                double *ct = ctx + ((size_t)b * T + t) * H * hd + h * hd;
+                for (int i = 0; i < hd; i++) {
+                    double a = 0;
+                    for (int s = 0; s <= t; s++)
+                        a += p[s] * v[((size_t)b * T + s) * KV * hd + g * hd + i];
+                    ct[i] = a;
+                }
+            }
+        }
+}
+
+static void attn_bwd(double *dq, double *dk, double *dv, const double *dctx, const double *att, const double *q,
+                     const double *k, const double *v, int B, int T, int H, int KV, int hd)
+{
+    int rep = H / KV;
+    double scale = 1.0 / sqrt((double)hd);
+    double *dp = xmalloc((size_t)T * sizeof *dp);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int g = h / rep;
+            for (int t = 0; t < T; t++) {
+                const double *p = att + (((size_t)b * H + h) * T + t) * T;
+                const double *dc = dctx + ((size_t)b * T + t) * H * hd + h * hd;
+                double dot = 0;
+                for (int s = 0; s <= t; s++) {
+                    const double *vs = v + ((size_t)b * T + s) * KV * hd + g * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++) {
+                        d += dc[i] * vs[i];
+                        dv[((size_t)b * T + s) * KV * hd + g * hd + i] += p[s] * dc[i];
+                    }
+                    dp[s] = d;
+                    dot += p[s] * d;
+                }
+                for (int s = 0; s <= t; s++) {
+                    double ds = p[s] * (dp[s] - dot) * scale;
+                    for (int i = 0; i < hd; i++) {
+                        dq[((size_t)b * T + t) * H * hd + h * hd + i] += ds * k[((size_t)b * T + s) * KV * hd + g * hd + i];
+                        dk[((size_t)b * T + s) * KV * hd + g * hd + i] += ds * q[((size_t)b * T + t) * H * hd + h * hd + i];
+                    }
+                }
+            }
+        }
+    free(dp);
+}
+
+static double *dz(size_t n) { return xcalloc(n ? n : 1, sizeof(double)); }
+
+static void act_add(ref_act *acts, int ti, const double *x, int N, int I)
+{
+    if (!acts || ti < 0)
+        return;
+    ref_act *a = &acts[ti];
+    if (!a->sum) {
+        a->sum = dz((size_t)I);
+        a->sq = dz((size_t)I);
+        a->I = I;
+    }
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < I; i++) {
+            double v = x[(size_t)n * I + i];
+            a->sum[i] += v;
+            a->sq[i] += v * v;
+        }
+    a->tokens += N;
+}
+
+/* Mean cross-entropy of tokens (B, T) against targets (-1 unscored); grads[ti]
+ * (numel doubles each, zeroed here) get its gradient, absg (if not NULL) for the
+ * norm weights the magnitudes their gradients sum, acts (if not NULL) the input
+ * sums of every linear map. */
+static double ref_loss_grad(const model *m, const int *tokens, const int *targets, int B, int T, double **grads,
+                            double **absg, ref_act *acts)
+{
+    const llama_config *c = &m->cfg;
+    int L = c->n_layers, D = c->dim, V = c->vocab, hd = c->head_dim, N = B * T;
+    double eps = c->norm_eps;
+    for (int i = 0; i < m->n_tensors; i++) {
+        memset(grads[i], 0, (size_t)m->tensors[i].numel * sizeof(double));
+        if (absg)
+            memset(absg[i], 0, (size_t)m->tensors[i].numel * sizeof(double));
+    }
+    int emb = tidx(m, "model.embed_tokens.weight"), head = c->tied ? emb : tidx(m, "lm_head.weight");
+    int fnorm = tidx(m, "model.norm.weight");
+    typedef struct {
+        double *x, *xna, *ra, *q, *k, *v, *att, *ctx, *xmid, *xnm, *rm, *gate, *up, *hid;
+    } saved;
+    saved *S = xcalloc((size_t)L, sizeof *S);
+    double *x = dz((size_t)N * D);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < D; i++)
+            x[(size_t)n * D + i] = W(m, emb)[(size_t)tokens[n] * D + i];
+    for (int l = 0; l < L; l++) {
+        saved *s = &S[l];
+        int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], qd = H * hd, kvd = KV * hd;
+        s->x = x;
+        double *out = dz((size_t)N * D);
+        memcpy(out, x, (size_t)N * D * sizeof *out);
+        if (H > 0) {
+            int wq = lidx(m, l, "self_attn.q_proj.weight"), wk = lidx(m, l, "self_attn.k_proj.weight");
+            int wv = lidx(m, l, "self_attn.v_proj.weight"), wo = lidx(m, l, "self_attn.o_proj.weight");
+            s->xna = dz((size_t)N * D);
+            s->ra = dz((size_t)N);
+            rms_fwd(s->xna, s->ra, x, W(m, lidx(m, l, "input_layernorm.weight")), N, D, eps);
+            s->q = dz((size_t)N * qd);
+            s->k = dz((size_t)N * kvd);
+            s->v = dz((size_t)N * kvd);
+            act_add(acts, wq, s->xna, N, D);
+            act_add(acts, wk, s->xna, N, D);
+            act_add(acts, wv, s->xna, N, D);
+            lin_fwd(s->q, s->xna, W(m, wq), W(m, lidx(m, l, "self_attn.q_proj.bias")), N, D, qd);
+            lin_fwd(s->k, s->xna, W(m, wk), W(m, lidx(m, l, "self_attn.k_proj.bias")), N, D, kvd);
+            lin_fwd(s->v, s->xna, W(m, wv), W(m, lidx(m, l, "self_attn.v_proj.bias")), N, D, kvd);
+            rope(s->q, B, T, H, hd, c, 1);
+            rope(s->k, B, T, KV, hd, c, 1);
+            s->att = dz((size_t)B * H * T * T);
+            s->ctx = dz((size_t)N * qd);
+            attn_fwd(s->ctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
+            act_add(acts, wo, s->ctx, N, qd);
+            double *o = dz((size_t)N * D);
+            lin_fwd(o, s->ctx, W(m, wo), W(m, lidx(m, l, "self_attn.o_proj.bias")), N, qd, D);
+            for (size_t i = 0; i < (size_t)N * D; i++)
+                out[i] += o[i];
+            free(o);
+        }
+        s->xmid = dz((size_t)N * D);
+        memcpy(s->xmid, out, (size_t)N * D * sizeof(double));
+        if (F > 0) {
+            int wg = lidx(m, l, "mlp.gate_proj.weight"), wu = lidx(m, l, "mlp.up_proj.weight");
+            int wd = lidx(m, l, "mlp.down_proj.weight");
+            s->xnm = dz((size_t)N * D);
+            s->rm = dz((size_t)N);
+            rms_fwd(s->xnm, s->rm, s->xmid, W(m, lidx(m, l, "post_attention_layernorm.weight")), N, D, eps);
+            s->gate = dz((size_t)N * F);
+            s->up = dz((size_t)N * F);
+            s->hid = dz((size_t)N * F);
+            act_add(acts, wg, s->xnm, N, D);
+            act_add(acts, wu, s->xnm, N, D);
+            lin_fwd(s->gate, s->xnm, W(m, wg), NULL, N, D, F);
+            lin_fwd(s->up, s->xnm, W(m, wu), NULL, N, D, F);
+            for (size_t i = 0; i < (size_t)N * F; i++)
+                s->hid[i] = s->gate[i] / (1 + exp(-s->gate[i])) * s->up[i];
+            act_add(acts, wd, s->hid, N, F);
+            double *o = dz((size_t)N * D);
+            lin_fwd(o, s->hid, W(m, wd), W(m, lidx(m, l, "mlp.down_proj.bias")), N, F, D);
+            for (size_t i = 0; i < (size_t)N * D; i++)
+                out[i] += o[i];
+            free(o);
+        }
+        x = out;
+    }
+    double *xnf = dz((size_t)N * D), *rf = dz((size_t)N), *logits = dz((size_t)N * V);
+    rms_fwd(xnf, rf, x, W(m, fnorm), N, D, eps);
+    act_add(acts, head, xnf, N, D);
+    lin_fwd(logits, xnf, W(m, head), NULL, N, D, V);
+
+    int count = 0;
+    for (int n = 0; n < N; n++)
+        count += targets[n] >= 0;
+    double loss = 0;
+    double *dlog = dz((size_t)N * V);
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0)
+            continue;
+        const double *lg = logits + (size_t)n * V;
+        double mx = -INFINITY, z = 0;
+        for (int i = 0; i < V; i++)
+            mx = fmax(mx, lg[i]);
+        for (int i = 0; i < V; i++)
+            z += exp(lg[i] - mx);
+        loss += mx + log(z) - lg[targets[n]];
+        for (int i = 0; i < V; i++)
+            dlog[(size_t)n * V + i] = (exp(lg[i] - mx) / z - (i == targets[n])) / count;
+    }
+    loss /= count;
+
+    double *dxnf = dz((size_t)N * D), *dx = dz((size_t)N * D);
+    lin_bwd(dxnf, grads[head], NULL, dlog, xnf, W(m, head), N, D, V);
+    rms_bwd(dx, grads[fnorm], absg ? absg[fnorm] : NULL, dxnf, x, W(m, fnorm), rf, N, D);
+    for (int l = L - 1; l >= 0; l--) {
+        saved *s = &S[l];
+        int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], qd = H * hd, kvd = KV * hd;
+        if (F > 0) {
+            int wg = lidx(m, l, "mlp.gate_proj.weight"), wu = lidx(m, l, "mlp.up_proj.weight");
+            int wd = lidx(m, l, "mlp.down_proj.weight"), bd = lidx(m, l, "mlp.down_proj.bias");
+            double *dhid = dz((size_t)N * F), *dg = dz((size_t)N * F), *du = dz((size_t)N * F);
+            double *dxn = dz((size_t)N * D);
+            lin_bwd(dhid, grads[wd], bd >= 0 ? grads[bd] : NULL, dx, s->hid, W(m, wd), N, F, D);
+            for (size_t i = 0; i < (size_t)N * F; i++) {
+                double g = s->gate[i], sg = 1 / (1 + exp(-g));
+                du[i] = dhid[i] * g * sg;
+                dg[i] = dhid[i] * s->up[i] * sg * (1 + g * (1 - sg));
+            }
+            lin_bwd(dxn, grads[wg], NULL, dg, s->xnm, W(m, wg), N, D, F);
+            lin_bwd(dxn, grads[wu], NULL, du, s->xnm, W(m, wu), N, D, F);
+            int nw = lidx(m, l, "post_attention_layernorm.weight");
+            rms_bwd(dx, grads[nw], absg ? absg[nw] : NULL, dxn, s->xmid, W(m, nw), s->rm, N, D);
+            free(dhid);
+            free(dg);
+            free(du);
+            free(dxn);
+        }
+        if (H > 0) {
+            int wq = lidx(m, l, "self_attn.q_proj.weight"), wk = lidx(m, l, "self_attn.k_proj.weight");
+            int wv = lidx(m, l, "self_attn.v_proj.weight"), wo = lidx(m, l, "self_attn.o_proj.weight");
+            int bq = lidx(m, l, "self_attn.q_proj.bias"), bk = lidx(m, l, "self_attn.k_proj.bias");
+            int bv = lidx(m, l, "self_attn.v_proj.bias"), bo = lidx(m, l, "self_attn.o_proj.bias");
+            double *dctx = dz((size_t)N * qd), *dq = dz((size_t)N * qd), *dk = dz((size_t)N * kvd);
+            double *dv = dz((size_t)N * kvd), *dxn = dz((size_t)N * D);
+            lin_bwd(dctx, grads[wo], bo >= 0 ? grads[bo] : NULL, dx, s->ctx, W(m, wo), N, qd, D);
+            attn_bwd(dq, dk, dv, dctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
+            rope(dq, B, T, H, hd, c, -1);
+            rope(dk, B, T, KV, hd, c, -1);
+            lin_bwd(dxn, grads[wq], bq >= 0 ? grads[bq] : NULL, dq, s->xna, W(m, wq), N, D, qd);
+            lin_bwd(dxn, grads[wk], bk >= 0 ? grads[bk] : NULL, dk, s->xna, W(m, wk), N, D, kvd);
+            lin_bwd(dxn, grads[wv], bv >= 0 ? grads[bv] : NULL, dv, s->xna, W(m, wv), N, D, kvd);
+            int nw = lidx(m, l, "input_layernorm.weight");
+            rms_bwd(dx, grads[nw], absg ? absg[nw] : NULL, dxn, s->x, W(m, nw), s->ra, N, D);
+            free(dctx);
+            free(dq);
+            free(dk);
+            free(dv);
+            free(dxn);
+        }
+    }
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < D; i++)
+            grads[emb][(size_t)tokens[n] * D + i] += dx[(size_t)n * D + i];
+
+    for (int l = 0; l < L; l++) {
+        saved *s = &S[l];
+        double *ps[] = {l ? s->x : NULL, s->xna, s->ra, s->q, s->k, s->v, s->att, s->ctx, s->xmid, s->xnm, s->rm,
+                        s->gate, s->up, s->hid};
+        for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
+            free(ps[i]);
+    }
+    free(S[0].x);
+    free(S);
+    free(x);
+    free(xnf);
+    free(rf);
+    free(logits);
+    free(dlog);
+    free(dxnf);
+    free(dx);
+    return loss;
+}
+
+static double **grads_new(const model *m)
+{
+    double **g = xcalloc((size_t)m->n_tensors, sizeof *g);
+    for (int i = 0; i < m->n_tensors; i++)
+        g[i] = dz((size_t)m->tensors[i].numel);
+    return g;
+}
+
+static void grads_free(const model *m, double **g)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        free(g[i]);
+    free(g);
+}
+
+/* The reference's G (batch), F (per-sample passes) and activations of a calibration. */
+typedef struct {
+    double **G, **F;
+    double **absG; /* the magnitudes a norm weight's G sums (0 for other tensors) */
+    ref_act *act;  /* per tensor index */
+    double loss;
+} reference;
+
+static void reference_compute(reference *r, const model *m, const calib *c)
+{
+    int S = c->samples, T = c->seq_len;
+    int *tok, *tgt;
+    calib_batch(c, 0, 1, &tok, &tgt);
+    r->G = grads_new(m);
+    r->F = grads_new(m);
+    r->absG = grads_new(m);
+    r->act = xcalloc((size_t)m->n_tensors, sizeof *r->act);
+    r->loss = ref_loss_grad(m, tok, tgt, S, T, r->G, r->absG, r->act);
+    double **gs = grads_new(m);
+    for (int s = 0; s < S; s++) {
+        ref_loss_grad(m, tok + (size_t)s * T, tgt + (size_t)s * T, 1, T, gs, NULL, NULL);
+        for (int i = 0; i < m->n_tensors; i++)
+            for (int64_t e = 0; e < m->tensors[i].numel; e++)
+                r->F[i][e] += gs[i][e] * gs[i][e] / S;
+    }
+    grads_free(m, gs);
+    free(tok);
+    free(tgt);
+}
+
+static void reference_free(reference *r, const model *m)
+{
+    grads_free(m, r->G);
+    grads_free(m, r->F);
+    grads_free(m, r->absG);
+    for (int i = 0; i < m->n_tensors; i++) {
+        free(r->act[i].sum);
+        free(r->act[i].sq);
+    }
+    free(r->act);
+}
+
+/* Is channel ch (along the member's axis) part of unit u of group g? From the
+ * config's meaning of a unit, not from the member's slice. */
+static bool ref_in_unit(const model *m, const group *g, const group_member *mb, int64_t u, int64_t ch)
+{
+    const llama_config *c = &m->cfg;
+    switch (g->kind) {
+    case GROUP_ATTN: {
+        int hd = c->head_dim, rep = c->n_heads[g->layer] / c->n_kv_heads[g->layer];
+        bool query_side = strstr(mb->tensor, "q_proj") || strstr(mb->tensor, "o_proj");
+        int64_t head = ch / hd;
+        return query_side ? head / rep == u : head == u; /* q head h reads kv head h / rep */
+    }
+    case GROUP_FFN:
+    case GROUP_HIDDEN: return ch == u;
+    case GROUP_LAYER: return true;
+    default: return false;
+    }
+}
+
+/* The reference value of statistic k for member mb, unit u; k = REF_MAGNITUDE:
+ * sum |W| |dce| over the tokens, the magnitude a norm weight's W.G is summed from
+ * (0 for the other tensors), the scale of its float32 rounding. */
+#define REF_MAGNITUDE SCORE_MEMBER_STATS
+static double ref_stat(const model *m, const reference *r, const group *g, const group_member *mb, int64_t u, int k)
+{
+    int ti = tidx(m, mb->tensor);
+    const tensor *t = &m->tensors[ti];
+    int64_t R = t->shape[0], C = t->ndim == 2 ? t->shape[1] : 1, n = mb->axis ? C : R;
+    double total = 0;
+    for (int64_t ch = 0; ch < n; ch++) {
+        if (!ref_in_unit(m, g, mb, u, ch))
+            continue;
+        double s = 0;
+        int64_t other = mb->axis ? R : C;
+        for (int64_t j = 0; j < other; j++) {
+            int64_t e = mb->axis ? j * C + ch : ch * C + j;
+            double w = t->data[e], a = w * r->G[ti][e], b = w * r->F[ti][e] * w;
+            switch (k) {
+            case REF_MAGNITUDE: s += fabs(w) * r->absG[ti][e]; break;
+            case SCORE_VECTOR: s += a; break;
+            case SCORE_ELEMENT1: s += fabs(a); break;
+            case SCORE_ELEMENT2: s += fabs(b); break;
+            case SCORE_MIX: s += fabs(a - 0.5 * b); break;
+            case SCORE_L1: s += fabs(w); break;
+            case SCORE_L2: s += w * w; break;
+            default: break;
+            }
+        }
+        total += k == SCORE_VECTOR ? fabs(s) : s;
+    }
+    return total;
+}
+
+/* gs with every statistic replaced by the reference's (a deep copy of groups). */
+static void reference_scores(const model *m, const reference *r, const group_set *src, group_set *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->fingerprint, sizeof out->fingerprint, "%s", src->fingerprint);
+    out->config = json_deep_copy(src->config);
+    out->weights = src->weights;
+    out->n = src->n;
+    out->g = xcalloc((size_t)src->n, sizeof *out->g);
+    for (int i = 0; i < src->n; i++) {
+        const group *a = &src->g[i];
+        group *b = &out->g[i];
+        *b = *a;
+        b->members = xcalloc((size_t)a->n_members, sizeof *b->members);
+        for (int k = 0; k < a->n_members; k++) {
+            b->members[k] = a->members[k];
+            b->members[k].tensor = xstrdup(a->members[k].tensor);
+        }
+        b->n_stats = SCORE_MEMBER_STATS + 1;
+        b->stats = xcalloc(SCORE_MEMBER_STATS + 1, sizeof *b->stats);
+        for (int k = 0; k <= REF_MAGNITUDE; k++) {
+            b->stats[k].name = xstrdup(k == REF_MAGNITUDE ? "magnitude" : score_stat_name(k));
+            b->stats[k].values = xmalloc((size_t)(a->n_members * a->units) * sizeof(float));
+            for (int mi = 0; mi < a->n_members; mi++)
+                for (int64_t u = 0; u < a->units; u++)
+                    b->stats[k].values[mi * a->units + u] = (float)ref_stat(m, r, a, &a->members[mi], u, k);
+        }
+    }
+    /* activations of every linear map with sums */
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ref_act *ra = &r->act[ti];
+        if (!ra->sum)
+            continue;
+        out->act = xrealloc(out->act, (size_t)(out->n_act + 1) * sizeof *out->act);
+        act_stat *a = &out->act[out->n_act++];
+        memset(a, 0, sizeof *a);
+        a->tensor = xstrdup(m->tensors[ti].name);
+        a->tokens = ra->tokens;
+        act_stat_alloc(a, ra->I);
+        for (int64_t i = 0; i < ra->I; i++) {
+            double mean = ra->sum[i] / ra->tokens;
+            a->mean[i] = (float)mean;
+            a->var[i] = (float)(ra->sq[i] / ra->tokens - mean * mean);
+            a->sqnorm[i] = (float)ra->sq[i];
+        }
+    }
+}
+
+/* ================================================================== helpers */
+
+/* Worst relative difference |a - b| / |b| over every statistic value of two
+ * scored sets, per statistic into worst_of (when not NULL). A sum that cancels
+ * is compared relative to the magnitudes it is summed from, the scale of its
+ * float32 rounding: vector (|sum W.G| over a channel) relative to element1's
+ * sum |W.G|, and a norm weight's gradient statistics (its gradient sums over
+ * every token and cancels by up to 10^3 on stories260K) relative to the
+ * reference's "magnitude", taken from scale (a reference set; NULL: b). Values
+ * below 1e-6 of the member's largest are compared relative to that. */
+static double stats_diff_by(const group_set *a, const group_set *b, const group_set *scale_set, const char *only,
+                            bool verbose, double worst_of[SCORE_MEMBER_STATS])
+{
+    if (!scale_set)
+        scale_set = b;
+    double worst = 0;
+    if (worst_of)
+        for (int k = 0; k < SCORE_MEMBER_STATS; k++)
+            worst_of[k] = 0;
+    for (int i = 0; i < a->n; i++) {
+        const group *ga = &a->g[i], *gb = &b->g[i];
+        for (int s = 0; s < gb->n_stats; s++) {
+            if (only && strcmp(gb->stats[s].name, only))
+                continue;
+            int k = score_stat_from_name(gb->stats[s].name);
+            if (k < 0)
+                continue;
+            const group_stat *sa = group_find_stat(ga, gb->stats[s].name);
+            if (!sa) {
+                fprintf(stderr, "group %d lacks %s\n", ga->id, gb->stats[s].name);
+                return INFINITY;
+            }
+            const group *gc = &scale_set->g[i];
+            const group_stat *e1 = k == SCORE_VECTOR ? group_find_stat(gc, "element1") : NULL;
+            const group_stat *mag = k != SCORE_ELEMENT2 && k <= SCORE_MIX ? group_find_stat(gc, "magnitude") : NULL;
+            for (int mi = 0; mi < gb->n_members; mi++) {
+                double scale = 0;
+                for (int64_t u = 0; u < gb->units; u++)
+                    scale = fmax(scale, fabs(gb->stats[s].values[mi * gb->units + u]));
+                for (int64_t u = 0; u < gb->units; u++) {
+                    double x = sa->values[mi * gb->units + u], y = gb->stats[s].values[mi * gb->units + u];
+                    double ref = fmax(fabs(y), e1 ? e1->values[mi * gb->units + u] : 0);
+                    ref = fmax(ref, mag ? mag->values[mi * gb->units + u] : 0);
+                    double d = fabs(x - y) / fmax(ref, 1e-6 * scale + 1e-30);
+                    if (worst_of && k >= 0 && k < SCORE_MEMBER_STATS)
+                        worst_of[k] = fmax(worst_of[k], d);
+                    if (d > worst && verbose && d > 1e-4)
+                        fprintf(stderr, "  group %d (%s %d) %s %s unit %lld: %.9g vs %.9g\n", ga->id,
+                                group_kind_name(ga->kind), ga->layer, gb->stats[s].name, gb->members[mi].tensor,
+                                (long long)u, x, y);
+                    worst = fmax(worst, d);
+                }
+            }
+        }
+    }
+    return worst;
+}
+
+static double stats_diff(const group_set *a, const group_set *b, const char *only, bool verbose)
+{
+    return stats_diff_by(a, b, NULL, only, verbose, NULL);
+}
+
+static void print_worst(const char *what, const double w[SCORE_MEMBER_STATS])
+{
+    fprintf(stderr, "  %s:", what);
+    for (int k = 0; k < SCORE_MEMBER_STATS; k++)
+        fprintf(stderr, " %s %.1e", score_stat_name(k), w[k]);
+    fputc('\n', stderr);
+}
+
+static double acts_diff(const group_set *a, const group_set *b)
+{
+    double worst = 0;
+    if (a->n_act != b->n_act)
+        return INFINITY;
+    for (int i = 0; i < b->n_act; i++) {
+        const act_stat *y = &b->act[i], *x = group_set_find_act(a, y->tensor);
+        if (!x || x->channels != y->channels || x->tokens != y->tokens)
+            return INFINITY;
+        double scale = 0;
+        for (int64_t c = 0; c < 3 * y->channels; c++)
+            scale = fmax(scale, fabs(y->mean[c]));
+        for (int64_t c = 0; c < 3 * y->channels; c++)
+            worst = fmax(worst, fabs(x->mean[c] - y->mean[c]) / fmax(fabs(y->mean[c]), 1e-3 * scale));
+    }
+    return worst;
+}
+
+static void load_stories(model *m, tokenizer **tok)
+{
+    char *dir = path_join(check_data_dir(), "models/stories260K");
+    char *bin = path_join(dir, "stories260K.bin"), *tk = path_join(dir, "tok512.bin");
+    model_load(m, bin, tk);
+    *tok = tokenizer_load_file(tk);
+    free(dir);
+    free(bin);
+    free(tk);
+}
+
+static char *stories_text(void) { return path_join(check_data_dir(), "text/tinystories/tinystories_train_sample.txt"); }
+
+/* ================================================================== tests */
+
+/* The reference's gradient against central differences of its own loss. */
+static void test_reference_gradient(void)
+{
+    llama_config c = {0};
+    snprintf(c.model_type, sizeof c.model_type, "llama");
+    c.dim = 16;
+    c.n_layers = 2;
+    c.vocab = 24;
+    c.head_dim = 4;
+    c.max_seq = 32;
+    int H[2] = {4, 4}, KV[2] = {2, 2}, F[2] = {20, 12};
+    c.n_heads = H;
+    c.n_kv_heads = KV;
+    c.ffn_dim = F;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 10000;
+    c.rope_style = ROPE_HALF;
+    c.tied = false;
+    c.qkv_bias = true;
+    c.o_bias = true;
+    c.down_bias = true;
+    c.bos_id = 1;
+    c.eos_id = 2;
+    model m;
+    model_init_random(&m, &c, 7);
+    int B = 2, T = 5, tok[10], tgt[10];
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int)(next_u64() % 24);
+        tgt[i] = i % T == T - 1 ? -1 : (int)(next_u64() % 24);
+    }
+    double **g = grads_new(&m), **dummy = grads_new(&m);
+    ref_loss_grad(&m, tok, tgt, B, T, g, NULL, NULL);
+    double worst = 0;
+    int checked = 0;
+    for (int ti = 0; ti < m.n_tensors; ti++) {
+        tensor *t = &m.tensors[ti];
+        for (int trial = 0; trial < 3; trial++) {
+            int64_t e = (int64_t)(next_u64() % (uint64_t)t->numel);
+            float keep = t->data[e];
+            double h = 1e-3;
+            t->data[e] = (float)(keep + h);
+            double hp = (double)t->data[e] - keep;
+            double lp = ref_loss_grad(&m, tok, tgt, B, T, dummy, NULL, NULL);
+            t->data[e] = (float)(keep - h);
+            double hm = keep - (double)t->data[e];
+            double lm = ref_loss_grad(&m, tok, tgt, B, T, dummy, NULL, NULL);
+            t->data[e] = keep;
+            double fd = (lp - lm) / (hp + hm);
+            if (fabs(fd) > 1e-5 || fabs(g[ti][e]) > 1e-5) {
+                worst = fmax(worst, fabs(fd - g[ti][e]) / fmax(fabs(fd), 1e-4));
+                checked++;
+            }
+        }
+    }
+    CHECK(checked > 20);
+    CHECK(worst < 1e-3);
+    if (worst >= 1e-3)
+        fprintf(stderr, "  reference gradient vs finite differences: %g\n", worst);
+    grads_free(&m, g);
+    grads_free(&m, dummy);
+    model_free(&m);
+}
+
+static void test_calib_text(void)
+{
+    char dir[] = "/tmp/pare-test-score-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    struct {
+        const char *name, *body, *want;
+        enum calib_format fmt;
+    } cases[] = {
+        {"a.txt", "[citation needed] plain\n", "[citation needed] plain\n", CALIB_TEXT},
+        {"b.jsonl", "{\"text\": \"one\"}\n\n{\"text\": \"two\", \"x\": 1}\n", "one\n\ntwo", CALIB_JSONL},
+        {"c.json", "[{\"text\": \"a\"}, {\"instruction\": \"Do\", \"input\": \"\", \"output\": \"Done\"}]",
+         "a\n\nDo\nDone", CALIB_JSON},
+        {"d.jsonl", "{\"instruction\": \"I\", \"input\": \"X\", \"output\": \"O\"}", "I\nX\nO", CALIB_JSONL},
+        {"e.txt", "{not json} text", "{not json} text", CALIB_TEXT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *p = path_join(dir, cases[i].name);
+        FILE *f = fopen(p, "w");
+        fputs(cases[i].body, f);
+        fclose(f);
+        enum calib_format fmt = CALIB_AUTO;
+        size_t len;
+        char *text = calib_read_text(p, &fmt, &len);
+        CHECK(fmt == cases[i].fmt);
+        CHECK(!strcmp(text, cases[i].want));
+        CHECK(len == strlen(cases[i].want));
+        free(text);
+        unlink(p);
+        free(p);
+    }
+    rmdir(dir);
+}
+
+static void test_calib_windows(void)
+{
+    int64_t st[10], st2[10];
+    calib_windows(1000, 10, 64, 42, "t", st);
+    calib_windows(1000, 10, 64, 42, "t", st2);
+    CHECK(!memcmp(st, st2, sizeof st));
+    for (int i = 0; i < 10; i++) {
+        CHECK(st[i] >= 0 && st[i] <= 1000 - 64);
+        for (int j = 0; j < i; j++)
+            CHECK(st[i] != st[j]);
+    }
+    calib_windows(1000, 10, 64, 43, "t", st2);
+    CHECK(memcmp(st, st2, sizeof st) != 0);
+    /* just enough text: every start drawn once */
+    int64_t all[5];
+    calib_windows(8, 5, 4, 1, "t", all);
+    int seen = 0;
+    for (int i = 0; i < 5; i++)
+        seen |= 1 << all[i];
+    CHECK(seen == 31);
+    /* the windows are the token stream's slices, targets shifted by one */
+    int ids[200];
+    for (int i = 0; i < 200; i++)
+        ids[i] = i;
+    calib c;
+    calib_from_ids(&c, "ids", ids, 200, 4, 16, 5);
+    int *tok, *tgt;
+    int n = calib_batch(&c, 1, 2, &tok, &tgt);
+    CHECK(n == 2);
+    CHECK(tok[0] == c.starts[1] && tok[16] == c.starts[3] && tok[15] == c.starts[1] + 15);
+    CHECK(tgt[0] == c.starts[1] + 1 && tgt[15] == -1 && tgt[14] == c.starts[1] + 15);
+    CHECK(strlen(c.xxh64) == 16);
+    free(tok);
+    free(tgt);
+    calib_free(&c);
+}
+
+/* Score m on c with all statistics; compare with the reference. */
+static void check_against_reference(const model *m, const calib *c, const char *what, double tol)
+{
+    group_set gs, ref;
+    groups_discover(m, GROUP_KIND_ALL, &gs);
+    score_options o = {.stats = SCORE_ALL};
+    score_summary sum;
+    score_run(m, c, &gs, &o, &sum);
+    reference r;
+    reference_compute(&r, m, c);
+    reference_scores(m, &r, &gs, &ref);
+    CHECK_CLOSE(sum.loss, r.loss, 1e-5);
+    double w[SCORE_MEMBER_STATS];
+    double d = stats_diff_by(&gs, &ref, NULL, NULL, true, w), da = acts_diff(&gs, &ref);
+    print_worst(what, w);
+    fprintf(stderr, "  %s: statistics within %.2g, activations within %.2g of the reference\n", what, d, da);
+    CHECK(d < tol);
+    CHECK(da < tol);
+    CHECK(gs.n_act == ref.n_act && gs.n_act > 0);
+    reference_free(&r, m);
+    group_set_free(&ref);
+    group_set_free(&gs);
+}
+
+static void test_stories_reference(void)
+{
+    model m;
+    tokenizer *tok;
+    load_stories(&m, &tok);
+    char *text = stories_text();
+    calib c;
+    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    CHECK(c.n_tokens > 10000);
+    check_against_reference(&m, &c, "stories260K", 1e-4);
+    calib_free(&c);
+    free(text);
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
+typedef struct {
+    const char *name;
+    int D, L, V, hd;
+    int H[4], KV[4], F[4];
+    bool tied, qkv_bias, o_bias, down_bias;
+    enum rope_style style;
+} fixture;
+
+static const fixture fixtures[] = {
+    {"mha untied half", 24, 2, 40, 6, {4, 4}, {4, 4}, {32, 32}, false, false, false, false, ROPE_HALF},
+    {"gqa biases", 32, 2, 36, 8, {4, 4}, {2, 2}, {24, 40}, true, true, true, true, ROPE_INTERLEAVED},
+    {"pruned heterogeneous", 16, 3, 30, 4, {4, 0, 2}, {2, 0, 1}, {12, 8, 0}, true, false, false, false, ROPE_HALF},
+};
+
+static void fixture_model(model *m, const fixture *f, uint64_t seed)
+{
+    llama_config c = {0};
+    snprintf(c.model_type, sizeof c.model_type, "llama");
+    c.dim = f->D;
+    c.n_layers = f->L;
+    c.vocab = f->V;
+    c.head_dim = f->hd;
+    c.max_seq = 64;
+    c.n_heads = (int *)f->H;
+    c.n_kv_heads = (int *)f->KV;
+    c.ffn_dim = (int *)f->F;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 10000;
+    c.rope_style = f->style;
+    c.tied = f->tied;
+    c.qkv_bias = f->qkv_bias;
+    c.o_bias = f->o_bias;
+    c.down_bias = f->down_bias;
+    c.bos_id = 1;
+    c.eos_id = 2;
+    model_init_random(m, &c, seed);
+}
+
+static void random_calib(calib *c, int V, int samples, int T)
+{
+    int n = 400, *ids = xmalloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++)
+        ids[i] = (int)(next_u64() % (uint64_t)V);
+    calib_from_ids(c, "random", ids, n, samples, T, 3);
+    free(ids);
+}
+
+static void test_fixtures_reference(void)
+{
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+        model m;
+        fixture_model(&m, &fixtures[i], 11 + i);
+        calib c;
+        random_calib(&c, fixtures[i].V, 4, 12);
+        check_against_reference(&m, &c, fixtures[i].name, 1e-4);
+        calib_free(&c);
+        model_free(&m);
+    }
+}
+
+/* GQA: an attn unit's q_proj score is the sum over the query rows of its own
+ * query heads (h / (H/KV) == u), which are contiguous. */
+static void test_gqa_query_rows(void)
+{
+    model m;
+    fixture f = {"gqa4", 16, 1, 20, 2, {8}, {2}, {8}, true, false, false, false, ROPE_HALF};
+    fixture_model(&m, &f, 5);
+    calib c;
+    random_calib(&c, f.V, 3, 8);
+    group_set gs;
+    groups_discover(&m, 1u << GROUP_ATTN, &gs);
+    score_options o = {.stats = (1u << SCORE_ELEMENT1) | (1u << SCORE_L1)};
+    score_summary sum;
+    score_run(&m, &c, &gs, &o, &sum);
+    reference r;
+    reference_compute(&r, &m, &c);
+    const group *g = &gs.g[0];
+    CHECK(g->kind == GROUP_ATTN && g->units == 2 && !strcmp(g->members[0].tensor, "model.layers.0.self_attn.q_proj.weight"));
+    int ti = tidx(&m, "model.layers.0.self_attn.q_proj.weight");
+    const tensor *t = &m.tensors[ti];
+    const group_stat *e1 = group_find_stat(g, "element1"), *l1 = group_find_stat(g, "l1");
+    for (int u = 0; u < 2; u++) {
+        /* heads 4u .. 4u+3: rows 8u .. 8u+7 (hd 2) */
+        double want_e = 0, want_l = 0, strided_l = 0;
+        for (int64_t row = 0; row < t->shape[0]; row++)
+            for (int64_t j = 0; j < t->shape[1]; j++) {
+                double w = t->data[row * t->shape[1] + j];
+                int64_t head = row / 2;
+                if (head / 4 == u) {
+                    want_e += fabs(w * r.G[ti][row * t->shape[1] + j]);
+                    want_l += fabs(w);
+                }
+                if (head % 2 == u) /* LLM-Pruner llama3.py's fold: heads u, u + KV, ... */
+                    strided_l += fabs(w);
+            }
+        CHECK_CLOSE(e1->values[u] / want_e, 1.0, 1e-4);
+        CHECK_CLOSE(l1->values[u] / want_l, 1.0, 1e-5);
+        CHECK(fabs(l1->values[u] / strided_l - 1) > 1e-3);
+    }
+    reference_free(&r, &m);
+    group_set_free(&gs);
+    calib_free(&c);
+    model_free(&m);
+}
+
+static void score_with(const model *m, const calib *c, unsigned stats, size_t fisher_memory, group_set *gs,
+                       score_summary *sum)
+{
+    groups_discover(m, GROUP_KIND_ALL, gs);
+    score_options o = {.stats = stats, .fisher_memory = fisher_memory};
+    score_run(m, c, gs, &o, sum);
+}
+
+/* Fisher held in chunks of layers gives what one chunk gives; element2 alone
+ * (separable, no element-wise F) gives what the element-wise F gives. */
+static void test_chunks_and_separable(void)
+{
+    model m;
+    tokenizer *tok;
+    load_stories(&m, &tok);
+    char *text = stories_text();
+    calib c;
+    calib_load(&c, text, CALIB_AUTO, tok, 6, 32, 9);
+    group_set one, many, e2;
+    score_summary s1, s2, s3;
+    score_with(&m, &c, SCORE_ALL, 0, &one, &s1);
+    score_with(&m, &c, SCORE_ALL, 100000, &many, &s2);
+    CHECK(s1.chunks == 1);
+    CHECK(s2.chunks >= 4);
+    CHECK(s2.passes == (int64_t)s2.chunks * (6 + 1));
+    score_options o = {.stats = SCORE_ALL, .fisher_memory = 100000};
+    CHECK(score_chunks(&m, &many, &o) == s2.chunks);
+    CHECK(stats_diff(&many, &one, NULL, true) == 0);
+    CHECK(acts_diff(&many, &one) == 0);
+    score_with(&m, &c, 1u << SCORE_ELEMENT2, 0, &e2, &s3);
+    CHECK(s3.passes == 6); /* per-sample passes only */
+    CHECK(e2.g[0].n_stats == 1 && e2.n_act == 0);
+    double d = stats_diff(&e2, &one, "element2", true);
+    CHECK(d < 1e-5);
+    /* no gradient statistic at all: no pass */
+    group_set mag;
+    score_summary s4;
+    score_with(&m, &c, (1u << SCORE_L1) | (1u << SCORE_L2), 0, &mag, &s4);
+    CHECK(s4.passes == 0);
+    CHECK(stats_diff(&mag, &one, "l2", false) == 0);
+    group_set_free(&one);
+    group_set_free(&many);
+    group_set_free(&e2);
+    group_set_free(&mag);
+    calib_free(&c);
+    free(text);
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
+/* Three shards merged give the unsharded statistics to float rounding, in any
+ * order; merged twice, byte-identical streams. */
+static void test_shards_merge(void)
+{
+    model m;
+    tokenizer *tok;
+    load_stories(&m, &tok);
+    char *text = stories_text();
+    calib c;
+    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    group_set whole;
+    score_summary sum;
+    score_with(&m, &c, SCORE_ALL, 0, &whole, &sum);
+
+    char dir[] = "/tmp/pare-test-shards-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *paths[3];
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%d.pare", k);
+        paths[k] = path_join(dir, name);
+        group_set gs;
+        groups_discover(&m, GROUP_KIND_ALL, &gs);
+        score_options o = {.stats = SCORE_ALL, .shard = k, .shards = 3, .fisher_memory = k == 1 ? 150000 : 0};
+        char *argv[] = {"test"};
+        score_write_partial(&m, &c, &gs, &o, paths[k], 1, argv, &sum);
+        group_set_free(&gs);
+    }
+    char *order[3] = {paths[2], paths[0], paths[1]};
+    group_set merged, ref;
+    score_merge(order, 3, &merged);
+    reference r;
+    reference_compute(&r, &m, &c);
+    reference_scores(&m, &r, &whole, &ref);
+    double w[SCORE_MEMBER_STATS];
+    double d = stats_diff_by(&merged, &whole, &ref, NULL, true, w), da = acts_diff(&merged, &whole);
+    print_worst("3 shards merged vs one run", w);
+    fprintf(stderr, "  3 shards merged: statistics within %.2g, activations within %.2g of one run\n", d, da);
+    CHECK(d < 1e-5);
+    CHECK(da < 1e-6);
+    CHECK(stats_diff_by(&merged, &ref, NULL, NULL, false, NULL) < 1e-4);
+    reference_free(&r, &m);
+    group_set_free(&ref);
+    CHECK(json_equal(merged.calibration, whole.calibration));
+    CHECK(!strcmp(merged.fingerprint, whole.fingerprint));
+    CHECK(merged.n == whole.n && merged.g[0].n_stats == whole.g[0].n_stats);
+    for (int s = 0; s < whole.g[0].n_stats; s++)
+        CHECK(!strcmp(merged.g[0].stats[s].name, whole.g[0].stats[s].name));
+    /* the merge is byte-identical whatever the order */
+    char *out1 = path_join(dir, "m1.pare"), *out2 = path_join(dir, "m2.pare");
+    char *argv[] = {"test"};
+    groups_write(&merged, "scores", out1, 1, argv);
+    group_set again;
+    score_merge(paths, 3, &again);
+    groups_write(&again, "scores", out2, 1, argv);
+    size_t n1, n2;
+    char *b1 = read_whole_file(out1, &n1), *b2 = read_whole_file(out2, &n2);
+    CHECK(n1 == n2 && !memcmp(b1, b2, n1));
+    free(b1);
+    free(b2);
+    /* the scores stream reads back with its activations */
+    group_set back;
+    char kind[16];
+    groups_read(&back, out1, kind);
+    CHECK(!strcmp(kind, "scores"));
+    CHECK(back.n_act == merged.n_act && stats_diff(&back, &merged, NULL, false) == 0 && acts_diff(&back, &merged) == 0);
+    group_set_free(&back);
+    unlink(out1);
+    unlink(out2);
+    free(out1);
+    free(out2);
+    for (int k = 0; k < 3; k++) {
+        unlink(paths[k]);
+        free(paths[k]);
+    }
+    rmdir(dir);
+    group_set_free(&again);
+    group_set_free(&merged);
+    group_set_free(&whole);
+    calib_free(&c);
+    free(text);
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
+/* pare-prune keeps the same units from the reference's statistics as from pare's,
+ * for every criterion. */
+static void test_prune_same_units(void)
+{
+    model m;
+    tokenizer *tok;
+    load_stories(&m, &tok);
+    char *text = stories_text();
+    calib c;
+    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    group_set gs, ref;
+    score_summary sum;
+    score_with(&m, &c, SCORE_ALL, 0, &gs, &sum);
+    reference r;
+    reference_compute(&r, &m, &c);
+    reference_scores(&m, &r, &gs, &ref);
+    const char *crit[] = {"vector", "element1", "element2", "mix", "l1", "l2", "random", "flap", "wanda"};
+    double ratios[] = {0.25, 0.5};
+    enum prune_mode modes[] = {PRUNE_BLOCK, PRUNE_CHANNEL, PRUNE_LAYER};
+    int differ = 0, plans = 0;
+    for (size_t k = 0; k < sizeof crit / sizeof *crit; k++)
+        for (int ri = 0; ri < 2; ri++)
+            for (int mi = 0; mi < 3; mi++) {
+                bool act = !strcmp(crit[k], "flap") || !strcmp(crit[k], "wanda");
+                if (act && modes[mi] == PRUNE_LAYER)
+                    continue;
+                prune_options o = {.mode = modes[mi], .ratio = ratios[ri], .target_params = -1, .first_layer = -1,
+                                   .last_layer = -1, .criterion = crit[k], .aggregate = PRUNE_AGG_SUM, .seed = 42};
+                if (modes[mi] == PRUNE_BLOCK) {
+                    o.first_layer = 1;
+                    o.last_layer = 3;
+                }
+                prune_plan a, b;
+                prune_plan_make(&a, &m, &gs, "scores", "pare", &o);
+                prune_plan_make(&b, &m, &ref, "scores", "reference", &o);
+                bool same = a.n == b.n;
+                for (int i = 0; same && i < a.n; i++)
+                    same = a.c[i].n_removed == b.c[i].n_removed &&
+                           !memcmp(a.c[i].removed, b.c[i].removed, (size_t)a.c[i].n_removed * sizeof(int64_t));
+                if (!same) {
+                    differ++;
+                    fprintf(stderr, "  %s %s %.2f: different units\n", crit[k], prune_mode_name(modes[mi]), ratios[ri]);
+                }
+                plans++;
+                prune_plan_free(&a);
+                prune_plan_free(&b);
+            }
+    CHECK(differ == 0);
+    CHECK(plans == 9 * 6 - 4);
+    reference_free(&r, &m);
+    group_set_free(&ref);
+    group_set_free(&gs);
+    calib_free(&c);
+    free(text);
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
+int main(void)
+{
+    TEST(test_reference_gradient);
+    TEST(test_calib_text);
+    TEST(test_calib_windows);
+    TEST(test_stories_reference);
+    TEST(test_fixtures_reference);
+    TEST(test_gqa_query_rows);
+    TEST(test_chunks_and_separable);
+    TEST(test_shards_merge);
+    TEST(test_prune_same_units);
+    return check_report();
+}
