@@ -23,7 +23,7 @@
 
 static const char *const mode_names[] = {"block", "channel", "layer"};
 static const char *const agg_names[] = {"sum", "mean", "max", "prod", "first"};
-static const char *const criteria[] = {"vector", "element1", "element2", "mix", "l1", "l2", "random"};
+static const char *const criteria[] = {"vector", "element1", "element2", "mix", "flap", "wanda", "l1", "l2", "random"};
 
 const char *prune_mode_name(enum prune_mode m) { return mode_names[m]; }
 
@@ -54,6 +54,7 @@ bool prune_criterion_known(const char *s)
 }
 
 static bool is_magnitude(const char *c) { return !strcmp(c, "l1") || !strcmp(c, "l2"); }
+static bool is_activation(const char *c) { return !strcmp(c, "flap") || !strcmp(c, "wanda"); }
 
 /* ------------------------------------------------------------------ counts */
 
@@ -61,9 +62,9 @@ int64_t prune_layer_params(const llama_config *c, int l)
 {
     int64_t D = c->dim, q = llama_q_dim(c, l), kv = llama_kv_dim(c, l), F = c->ffn_dim[l], n = 0;
     if (c->n_heads[l] > 0)
-        n += D + 2 * q * D + 2 * kv * D + (c->qkv_bias ? q + 2 * kv : 0);
+        n += D + 2 * q * D + 2 * kv * D + (c->qkv_bias ? q + 2 * kv : 0) + (c->o_bias ? D : 0);
     if (F > 0)
-        n += D + 3 * D * F;
+        n += D + 3 * D * F + (c->down_bias ? D : 0);
     return n;
 }
 
@@ -150,8 +151,40 @@ static void member_magnitude(const model *m, const group *g, const group_member 
     free(ch);
 }
 
-void prune_importance(const model *m, const group *g, const char *criterion, enum prune_aggregate agg,
-                      uint64_t seed, const char *stream_name, double *imp)
+/* flap or wanda of one member (vals: U values); false when the member is not
+ * the input side of a linear map with activation statistics. */
+static bool member_activation(const model *m, const group_set *gs, const group *g, const group_member *mb,
+                              bool flap, double *vals)
+{
+    const act_stat *a = gs && mb->axis == 1 ? group_set_find_act(gs, mb->tensor) : NULL;
+    if (!a)
+        return false;
+    const tensor *t = model_tensor(m, mb->tensor);
+    if (!t)
+        die("%s: group %d names tensor %s, which the model lacks", m->source, g->id, mb->tensor);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    if (a->channels != cols)
+        die("%s: the activations of %s have %lld channels, the tensor %lld columns", m->source, mb->tensor,
+            (long long)a->channels, (long long)cols);
+    double *ch = xcalloc((size_t)cols, sizeof *ch); /* (cols) sum_r W^2 or |W| */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            double w = t->data[r * cols + c];
+            ch[c] += flap ? w * w : fabs(w);
+        }
+    for (int64_t u = 0; u < g->units; u++) {
+        double s = 0;
+        int64_t a0 = mb->start + u * mb->stride;
+        for (int64_t c = a0; c < a0 + mb->width && c < cols; c++)
+            s += ch[c] * (flap ? (double)a->var[c] : sqrt((double)a->sqnorm[c]));
+        vals[u] = s;
+    }
+    free(ch);
+    return true;
+}
+
+void prune_importance(const model *m, const group_set *gs, const group *g, const char *criterion,
+                      enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp)
 {
     int64_t U = g->units;
     int M = g->n_members;
@@ -162,7 +195,19 @@ void prune_importance(const model *m, const group *g, const char *criterion, enu
     }
     double *vals = xmalloc((size_t)(M > 0 ? M : 1) * (size_t)(U > 0 ? U : 1) * sizeof *vals); /* (M, U) */
     const group_stat *st = group_find_stat(g, criterion);
-    if (st) {
+    if (is_activation(criterion)) {
+        if (!m->has_weights)
+            die("%s: a bare config has no weights to compute '%s' from", m->source, criterion);
+        int k = 0;
+        for (int i = 0; i < M; i++)
+            if (member_activation(m, gs, g, &g->members[i], !strcmp(criterion, "flap"), vals + (size_t)k * U))
+                k++;
+        if (k == 0)
+            die("%s: group %d (%s, layer %d) has no member whose input has activation statistics ('%s' needs a "
+                "scores stream of pare-score with activations; it ranks attn, ffn and hidden units)",
+                stream_name, g->id, group_kind_name(g->kind), g->layer, criterion);
+        M = k; /* the members with activations, combined below */
+    } else if (st) {
         for (int64_t i = 0; i < (int64_t)M * U; i++)
             vals[i] = st->values[i];
     } else if (is_magnitude(criterion)) {
@@ -274,6 +319,13 @@ static void plan_resolve(prune_plan *p, const group_set *gs)
         case GROUP_LAYER: drop[g->layer] = drop[g->layer] || r > 0; break;
         default: break;
         }
+    }
+    for (int i = 0; p->compensate && i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        if (p->c[i].n_removed > 0 && g->kind == GROUP_ATTN)
+            a->o_bias = true;
+        if (p->c[i].n_removed > 0 && g->kind == GROUP_FFN)
+            a->down_bias = true;
     }
     int k = 0;
     for (int l = 0; l < L; l++) {
@@ -528,6 +580,10 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     if (!have_stats && strcmp(stream_kind, "scores") && !is_magnitude(crit) && strcmp(crit, "random"))
         die("%s: a groups stream has no '%s' scores (pare-score computes them; l1, l2 and random need none)",
             stream_name, crit);
+    if (is_activation(crit) && gs->n_act == 0)
+        die("%s: the stream has no activation statistics for '%s' (pare-score --stats ...,activations)",
+            stream_name, crit);
+    p->compensate = !strcmp(crit, "flap") && o->mode == PRUNE_BLOCK && !o->no_compensation;
     p->imp = xcalloc((size_t)p->n, sizeof *p->imp);
     planner pl = {.gs = gs, .n = p->n};
     pl.order = xcalloc((size_t)p->n, sizeof *pl.order);
@@ -535,7 +591,7 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
         const group *g = &gs->g[p->c[i].group];
         p->imp[i] = xcalloc((size_t)g->units, sizeof(double));
         if (p->importance_known)
-            prune_importance(m, g, crit, o->aggregate, o->seed, stream_name, p->imp[i]);
+            prune_importance(m, gs, g, crit, o->aggregate, o->seed, stream_name, p->imp[i]);
         pl.order[i] = xmalloc((size_t)g->units * sizeof(ranked));
         for (int64_t u = 0; u < g->units; u++)
             pl.order[i][u] = (ranked){p->imp[i][u], i, u};
@@ -738,10 +794,43 @@ static int64_t kept_indices(const bool *rm, int64_t n, int64_t *idx)
     return k;
 }
 
+/* FLAP's bias compensation: per source layer l, comp[2l] (o_proj) and
+ * comp[2l + 1] (down_proj) are (D) sums over the removed input channels c of
+ * W[:, c] * mean(x_c), or NULL where nothing was removed. */
+static double **flap_compensation(const model *m, const group_set *gs, const prune_plan *p)
+{
+    int L = p->before.n_layers;
+    double **comp = xcalloc(2 * (size_t)L, sizeof *comp);
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        if (p->c[i].n_removed == 0 || (g->kind != GROUP_ATTN && g->kind != GROUP_FFN))
+            continue;
+        for (int k = 0; k < g->n_members; k++) {
+            const group_member *mb = &g->members[k];
+            const act_stat *a = mb->axis == 1 ? group_set_find_act(gs, mb->tensor) : NULL;
+            const tensor *t = a ? model_tensor(m, mb->tensor) : NULL;
+            if (!t)
+                continue;
+            int64_t rows = t->shape[0], cols = t->shape[1];
+            double **cv = &comp[2 * g->layer + (g->kind == GROUP_FFN)];
+            if (!*cv)
+                *cv = xcalloc((size_t)rows, sizeof **cv);
+            for (int64_t r = 0; r < p->c[i].n_removed; r++) {
+                int64_t a0 = mb->start + p->c[i].removed[r] * mb->stride;
+                for (int64_t c = a0; c < a0 + mb->width && c < cols; c++)
+                    for (int64_t row = 0; row < rows; row++)
+                        (*cv)[row] += (double)t->data[row * cols + c] * a->mean[c];
+            }
+        }
+    }
+    return comp;
+}
+
 void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool consume, model *out)
 {
     if (!src->has_weights)
         die("%s: a bare config has no weights to prune", src->source);
+    double **comp = p->compensate ? flap_compensation(src, gs, p) : NULL;
     marks *mk = mark_removed(src, gs, p);
     memset(out, 0, sizeof *out);
     out->source = xstrdup(src->source ? src->source : "pruned model");
@@ -792,6 +881,13 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
                     for (int64_t c = 0; c < nc; c++)
                         drow[c] = srow[ci[c]];
             }
+            const double *cv = NULL;
+            if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "self_attn.o_proj.bias"))
+                cv = comp[2 * l];
+            if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "mlp.down_proj.bias"))
+                cv = comp[2 * l + 1];
+            for (int64_t r = 0; cv && r < nr; r++)
+                dst[r] = (float)(dst[r] + cv[r]);
         }
         free(ri);
         free(ci);
@@ -802,6 +898,33 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
         }
     }
     marks_free(mk, src->n_tensors);
+    /* compensation biases the source lacks: zeros plus the removed channels' part */
+    for (int l = 0; comp && l < p->before.n_layers; l++) {
+        int nl = p->layer_map[l];
+        for (int which = 0; which < 2; which++) {
+            const char *rest = which ? "mlp.down_proj.bias" : "self_attn.o_proj.bias";
+            bool kept = nl >= 0 && (which ? p->after.ffn_dim[nl] > 0 : p->after.n_heads[nl] > 0);
+            bool wanted = which ? p->after.down_bias : p->after.o_bias;
+            if (!kept && comp[2 * l + which])
+                warn("layer %d: the bias compensation of its removed %s goes with it", l, which ? "MLP" : "attention");
+            char *src_name = xasprintf("model.layers.%d.%s", l, rest);
+            bool have = model_tensor(src, src_name) != NULL;
+            free(src_name);
+            if (!kept || !wanted || have)
+                continue;
+            char *name = xasprintf("model.layers.%d.%s", nl, rest);
+            int64_t shape[2] = {p->after.dim, 0};
+            float *dst = model_new_tensor(out, name, 1, shape)->data; /* (D) */
+            for (int64_t r = 0; r < p->after.dim; r++)
+                dst[r] = comp[2 * l + which] ? (float)comp[2 * l + which][r] : 0.0f;
+            free(name);
+        }
+    }
+    if (comp) {
+        for (int i = 0; i < 2 * p->before.n_layers; i++)
+            free(comp[i]);
+        free(comp);
+    }
     model_bind(out);
 }
 
@@ -839,6 +962,8 @@ json_t *prune_provenance(const prune_plan *p, const group_set *gs, const model *
     if (!strcmp(p->criterion, "random"))
         json_object_set_new(j, "seed", json_integer((json_int_t)p->seed));
     json_object_set_new(j, "global", json_boolean(p->global));
+    if (p->compensate)
+        json_object_set_new(j, "bias_compensation", json_true());
     json_object_set_new(j, "allow_empty", json_boolean(p->allow_empty));
     if (p->first_layer >= 0)
         json_object_set_new(j, "layers", json_pack("[i,i]", p->first_layer, p->last_layer));

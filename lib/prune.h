@@ -24,7 +24,7 @@ const char *prune_mode_name(enum prune_mode m);
 int prune_mode_from_name(const char *s);              /* -1 if unknown */
 const char *prune_aggregate_name(enum prune_aggregate a);
 int prune_aggregate_from_name(const char *s);         /* -1 if unknown */
-/* vector, element1, element2, mix (scores streams), l1, l2, random. */
+/* vector, element1, element2, mix, flap, wanda (scores streams), l1, l2, random. */
 bool prune_criterion_known(const char *s);
 
 typedef struct {
@@ -37,6 +37,7 @@ typedef struct {
     const char *criterion;    /* NULL: element1 for scores streams, l2 for groups */
     enum prune_aggregate aggregate;
     uint64_t seed;            /* for the random criterion */
+    bool no_compensation;     /* flap: no bias compensation */
 } prune_options;
 
 /* The units removed from one group. */
@@ -56,6 +57,8 @@ typedef struct {
     enum prune_aggregate aggregate;
     uint64_t seed;
     bool importance_known;    /* false: no weights and no scores, units by index */
+    bool compensate;          /* flap in block mode: the removed input channels' mean
+                                 contribution goes into o_proj / down_proj biases */
     int n;                    /* groups considered */
     prune_choice *c;          /* (n) */
     double **imp;             /* (n, U) importance of each unit, or NULL (manual plans) */
@@ -70,10 +73,16 @@ int64_t prune_local_count(int64_t units, int64_t width, double ratio);
 
 /* Importance of each unit of g (imp, U values): the criterion's per-member values
  * (from the stream's statistics, or computed from m's weights for l1 and l2, or
- * drawn from seed for random) combined over the members by agg. Dies naming
- * stream_name when g lacks the statistic and it cannot be computed. */
-void prune_importance(const model *m, const group *g, const char *criterion, enum prune_aggregate agg,
-                      uint64_t seed, const char *stream_name, double *imp);
+ * drawn from seed for random, or from m's weights and gs's activation statistics
+ * for flap and wanda) combined over the members by agg. flap and wanda use the
+ * members that are input channels (axis 1) of a linear map with activation
+ * statistics, per channel c of such a W: flap Var(x_c) * sum_r W[r,c]^2 (FLAP's
+ * fluctuation metric), wanda ||x_c|| * sum_r |W[r,c]| (structured Wanda); for
+ * attn and ffn groups that is o_proj or down_proj alone. Dies naming
+ * stream_name when g lacks the statistic and it cannot be computed. gs may be
+ * NULL for the other criteria. */
+void prune_importance(const model *m, const group_set *gs, const group *g, const char *criterion,
+                      enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp);
 
 /* The plan for model m (its weights are only read for l1/l2 importance) and the
  * groups gs of a stream of kind stream_kind ("groups" or "scores", named
@@ -95,7 +104,10 @@ void prune_plan_print(const prune_plan *p, int T, FILE *f);
 /* out = src with every removed unit's slices cut out of every member (survivors
  * keep their order), the layers of layer mode dropped and the rest renumbered,
  * a sub-block emptied entirely dropped with the norm that feeds it, the config of
- * the plan, and src's tokenizer and extra config keys. Bound. With consume, each
+ * the plan, and src's tokenizer and extra config keys. With p->compensate (FLAP),
+ * every removed input channel c of o_proj and down_proj adds W[:,c] * mean(x_c)
+ * (gs's activations) to that map's output bias, created (zeros, in every layer
+ * that keeps the sub-block) when src has none. Bound. With consume, each
  * source tensor is freed as soon as it is copied (src is then fit only for
  * model_free): the peak memory is one model plus one tensor. */
 void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool consume, model *out);

@@ -29,8 +29,9 @@ static const char usage[] =
     "      --layers A-B        layers to prune, inclusive (default: all but the first L/8\n"
     "                          and the last L/16)\n"
     "      --global            rank units across the selected layers instead of per group\n"
-    "      --criterion C       vector, element1, element2, mix (scores streams), l1, l2,\n"
-    "                          random (default: element1 for scores, l2 for groups)\n"
+    "      --criterion C       vector, element1, element2, mix, flap, wanda (scores streams),\n"
+    "                          l1, l2, random (default: element1 for scores, l2 for groups)\n"
+    "      --no-compensation   flap: no bias compensation of the removed channels\n"
     "      --aggregate A       combine a unit's members: sum (default), mean, max, prod, first\n"
     "      --seed N            seed of the random criterion (default 42)\n"
     "      --allow-empty       let a layer lose its whole attention or MLP\n"
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
     bool dry_run = false, layers_given = false;
 
     enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_CRIT, OPT_AGG, OPT_SEED,
-           OPT_EMPTY, OPT_DRY, OPT_VERSION };
+           OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, OPT_TOK},
         {"ratio", required_argument, 0, OPT_RATIO},  {"target-params", required_argument, 0, OPT_TARGET},
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
         {"global", no_argument, 0, OPT_GLOBAL},      {"criterion", required_argument, 0, OPT_CRIT},
         {"aggregate", required_argument, 0, OPT_AGG}, {"seed", required_argument, 0, OPT_SEED},
         {"allow-empty", no_argument, 0, OPT_EMPTY},  {"dry-run", no_argument, 0, OPT_DRY},
+        {"no-compensation", no_argument, 0, OPT_NOCOMP},
         {"output", required_argument, 0, 'o'},       {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0}};
@@ -105,7 +107,8 @@ int main(int argc, char **argv)
         case OPT_GLOBAL: o.global = true; break;
         case OPT_CRIT:
             if (!prune_criterion_known(optarg))
-                usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, l1, l2, random)",
+                usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, flap, wanda, l1, "
+                          "l2, random)",
                           optarg);
             o.criterion = optarg;
             break;
@@ -119,6 +122,7 @@ int main(int argc, char **argv)
         case OPT_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
         case OPT_EMPTY: o.allow_empty = true; break;
         case OPT_DRY: dry_run = true; break;
+        case OPT_NOCOMP: o.no_compensation = true; break;
         case 'o': out = optarg; break;
         case 'q': g_quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -156,10 +160,10 @@ int main(int argc, char **argv)
     if (dry_run) {
         prune_plan_print(&plan, 128, stdout);
     } else {
-        info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s", prune_mode_name(o.mode),
+        info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s%s", prune_mode_name(o.mode),
              (long long)llama_param_count(&plan.before), (long long)llama_param_count(&plan.after),
              100.0 * (double)llama_param_count(&plan.after) / (double)llama_param_count(&plan.before), plan.ratio,
-             plan.criterion);
+             plan.criterion, plan.compensate ? " with bias compensation" : "");
         json_t *provenance = prune_provenance(&plan, &gs, &m);
         model pruned;
         prune_apply(&m, &gs, &plan, true, &pruned);

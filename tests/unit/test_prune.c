@@ -536,7 +536,7 @@ static void test_magnitude_importance(void)
 
     const group *ga = &gs.g[find_group(&gs, GROUP_ATTN, 1)];
     double *imp = xmalloc((size_t)ga->units * sizeof *imp);
-    prune_importance(&m, ga, "l1", PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, NULL, ga, "l1", PRUNE_AGG_SUM, 0, "test", imp);
     for (int u = 0; u < KV; u++) {
         double s = 0;
         for (int r = u * rep * hd; r < (u + 1) * rep * hd; r++) {
@@ -556,9 +556,9 @@ static void test_magnitude_importance(void)
     const group *gf = &gs.g[find_group(&gs, GROUP_FFN, 1)];
     imp = xmalloc((size_t)gf->units * sizeof *imp);
     double *mx = xmalloc((size_t)gf->units * sizeof *mx), *first = xmalloc((size_t)gf->units * sizeof *first);
-    prune_importance(&m, gf, "l2", PRUNE_AGG_SUM, 0, "test", imp);
-    prune_importance(&m, gf, "l2", PRUNE_AGG_MAX, 0, "test", mx);
-    prune_importance(&m, gf, "l2", PRUNE_AGG_FIRST, 0, "test", first);
+    prune_importance(&m, NULL, gf, "l2", PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, NULL, gf, "l2", PRUNE_AGG_MAX, 0, "test", mx);
+    prune_importance(&m, NULL, gf, "l2", PRUNE_AGG_FIRST, 0, "test", first);
     for (int u = 0; u < F; u++) {
         double sg = 0, su = 0, sd = 0;
         for (int d = 0; d < D; d++) {
@@ -577,7 +577,7 @@ static void test_magnitude_importance(void)
     /* the hidden group: one value per channel of a norm */
     const group *gh = &gs.g[find_group(&gs, GROUP_HIDDEN, -1)];
     imp = xmalloc((size_t)gh->units * sizeof *imp);
-    prune_importance(&m, gh, "l1", PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, NULL, gh, "l1", PRUNE_AGG_SUM, 0, "test", imp);
     double s0 = 0;
     for (int k = 0; k < gh->n_members; k++) {
         const tensor *t = model_tensor(&m, gh->members[k].tensor);
@@ -601,22 +601,22 @@ static void test_aggregates_and_stats(void)
                .n_stats = 1, .stats = &st};
     model m = {0};
     double imp[2];
-    prune_importance(&m, &g, "element1", PRUNE_AGG_SUM, 0, "t", imp);
+    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_SUM, 0, "t", imp);
     CHECK(imp[0] == 9 && imp[1] == 6.5);
-    prune_importance(&m, &g, "element1", PRUNE_AGG_MEAN, 0, "t", imp);
+    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_MEAN, 0, "t", imp);
     CHECK_CLOSE(imp[0], 3, 1e-12);
     CHECK_CLOSE(imp[1], 6.5 / 3, 1e-12);
-    prune_importance(&m, &g, "element1", PRUNE_AGG_MAX, 0, "t", imp);
+    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_MAX, 0, "t", imp);
     CHECK(imp[0] == 5 && imp[1] == 4);
-    prune_importance(&m, &g, "element1", PRUNE_AGG_PROD, 0, "t", imp);
+    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_PROD, 0, "t", imp);
     CHECK(imp[0] == 15 && imp[1] == 4);
-    prune_importance(&m, &g, "element1", PRUNE_AGG_FIRST, 0, "t", imp);
+    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_FIRST, 0, "t", imp);
     CHECK(imp[0] == 1 && imp[1] == 2);
     /* random: deterministic in (seed, group id, unit), in [0, 1) */
     double r1[2], r2[2], r3[2];
-    prune_importance(&m, &g, "random", PRUNE_AGG_SUM, 42, "t", r1);
-    prune_importance(&m, &g, "random", PRUNE_AGG_SUM, 42, "t", r2);
-    prune_importance(&m, &g, "random", PRUNE_AGG_SUM, 43, "t", r3);
+    prune_importance(&m, NULL, &g, "random", PRUNE_AGG_SUM, 42, "t", r1);
+    prune_importance(&m, NULL, &g, "random", PRUNE_AGG_SUM, 42, "t", r2);
+    prune_importance(&m, NULL, &g, "random", PRUNE_AGG_SUM, 43, "t", r3);
     CHECK(r1[0] == r2[0] && r1[1] == r2[1] && r1[0] != r1[1] && r1[0] != r3[0]);
     CHECK(r1[0] >= 0 && r1[0] < 1 && r1[1] >= 0 && r1[1] < 1);
 }

@@ -1145,6 +1145,120 @@ static void test_prune_same_units(void)
     model_free(&m);
 }
 
+/* flap and wanda from their definitions; FLAP's bias compensation: each removed
+ * input channel c of o_proj / down_proj adds W[:, c] * mean(x_c) to the bias. */
+static void test_flap_wanda(void)
+{
+    model m;
+    tokenizer *tok;
+    load_stories(&m, &tok);
+    char *text = stories_text();
+    calib c;
+    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    group_set gs;
+    score_summary sum;
+    score_with(&m, &c, SCORE_ALL, 0, &gs, &sum);
+    const llama_config *cf = &m.cfg;
+    int hd = cf->head_dim, D = cf->dim;
+    for (int i = 0; i < gs.n; i++) {
+        const group *g = &gs.g[i];
+        if (g->kind != GROUP_ATTN && g->kind != GROUP_FFN)
+            continue;
+        char name[128];
+        snprintf(name, sizeof name, "model.layers.%d.%s", g->layer,
+                 g->kind == GROUP_ATTN ? "self_attn.o_proj.weight" : "mlp.down_proj.weight");
+        const tensor *t = model_tensor(&m, name);
+        const act_stat *a = group_set_find_act(&gs, name);
+        CHECK(a && a->tokens == 640 && a->channels == t->shape[1]);
+        double *fl = xmalloc((size_t)g->units * sizeof *fl), *wa = xmalloc((size_t)g->units * sizeof *wa);
+        prune_importance(&m, &gs, g, "flap", PRUNE_AGG_SUM, 0, "t", fl);
+        prune_importance(&m, &gs, g, "wanda", PRUNE_AGG_SUM, 0, "t", wa);
+        int rep = cf->n_heads[g->layer] / cf->n_kv_heads[g->layer];
+        for (int64_t u = 0; u < g->units; u++) {
+            double want_f = 0, want_w = 0;
+            for (int64_t col = 0; col < t->shape[1]; col++) {
+                bool mine = g->kind == GROUP_FFN ? col == u : col / hd / rep == u;
+                for (int64_t r = 0; mine && r < t->shape[0]; r++) {
+                    double w = t->data[r * t->shape[1] + col];
+                    want_f += a->var[col] * w * w;
+                    want_w += sqrt(a->sqnorm[col]) * fabs(w);
+                }
+            }
+            CHECK_CLOSE(fl[u] / want_f, 1, 1e-9);
+            CHECK_CLOSE(wa[u] / want_w, 1, 1e-9);
+        }
+        free(fl);
+        free(wa);
+    }
+
+    prune_options o = {.mode = PRUNE_BLOCK, .ratio = 0.5, .target_params = -1, .first_layer = 1, .last_layer = 3,
+                       .criterion = "flap", .aggregate = PRUNE_AGG_SUM, .seed = 42};
+    prune_plan p;
+    prune_plan_make(&p, &m, &gs, "scores", "t", &o);
+    CHECK(p.compensate && p.after.o_bias && p.after.down_bias);
+    model out;
+    prune_apply(&m, &gs, &p, false, &out);
+    CHECK(out.cfg.o_bias && out.cfg.down_bias);
+    CHECK(llama_param_count(&out.cfg) == llama_param_count(&p.after));
+    int64_t counted = 0;
+    for (int l = 0; l < out.cfg.n_layers; l++)
+        counted += prune_layer_params(&out.cfg, l);
+    CHECK(counted == llama_param_count(&out.cfg) - (int64_t)cf->vocab * D - D);
+    for (int l = 0; l < cf->n_layers; l++)
+        for (int which = 0; which < 2; which++) {
+            char bname[128], wname[128];
+            snprintf(bname, sizeof bname, "model.layers.%d.%s", l, which ? "mlp.down_proj.bias" : "self_attn.o_proj.bias");
+            snprintf(wname, sizeof wname, "model.layers.%d.%s", l,
+                     which ? "mlp.down_proj.weight" : "self_attn.o_proj.weight");
+            const tensor *b = model_tensor(&out, bname), *w = model_tensor(&m, wname);
+            const act_stat *a = group_set_find_act(&gs, wname);
+            CHECK(b && b->numel == D);
+            const prune_choice *ch = NULL;
+            for (int i = 0; i < p.n; i++) {
+                const group *g = &gs.g[p.c[i].group];
+                if (g->layer == l && g->kind == (which ? GROUP_FFN : GROUP_ATTN))
+                    ch = &p.c[i];
+            }
+            CHECK((l >= 1 && l <= 3) == (ch != NULL && ch->n_removed > 0));
+            int rep = cf->n_heads[l] / cf->n_kv_heads[l];
+            double worst = 0;
+            for (int r = 0; b && r < D; r++) {
+                double want = 0;
+                for (int64_t k = 0; ch && k < ch->n_removed; k++)
+                    for (int64_t col = 0; col < w->shape[1]; col++)
+                        if (which ? col == ch->removed[k] : col / hd / rep == ch->removed[k])
+                            want += (double)w->data[r * w->shape[1] + col] * a->mean[col];
+                worst = fmax(worst, fabs(b->data[r] - want) / fmax(fabs(want), 1e-6));
+                if (!ch)
+                    CHECK(b->data[r] == 0);
+            }
+            CHECK(worst < 1e-5);
+        }
+    /* without compensation: no biases */
+    prune_plan q;
+    o.no_compensation = true;
+    prune_plan_make(&q, &m, &gs, "scores", "t", &o);
+    CHECK(!q.compensate && !q.after.o_bias && !q.after.down_bias);
+    for (int i = 0; i < p.n; i++)
+        CHECK(p.c[i].n_removed == q.c[i].n_removed &&
+              !memcmp(p.c[i].removed, q.c[i].removed, (size_t)p.c[i].n_removed * sizeof(int64_t)));
+    /* wanda does not compensate */
+    o.no_compensation = false;
+    o.criterion = "wanda";
+    prune_plan wp;
+    prune_plan_make(&wp, &m, &gs, "scores", "t", &o);
+    CHECK(!wp.compensate);
+    prune_plan_free(&wp);
+    prune_plan_free(&q);
+    prune_plan_free(&p);
+    model_free(&out);
+    group_set_free(&gs);
+    calib_free(&c);
+    free(text);
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
 int main(void)
 {
     TEST(test_reference_gradient);
@@ -1156,5 +1270,6 @@ int main(void)
     TEST(test_chunks_and_separable);
     TEST(test_shards_merge);
     TEST(test_prune_same_units);
+    TEST(test_flap_wanda);
     return check_report();
 }
