@@ -6,6 +6,11 @@ load helper
 
 CFG7B="$DATA/configs/llama-7b.json"
 
+# The groups of LLaMA-7B from its config alone, found once for the whole file.
+setup_file() {
+    pare-discover -q -m "$CFG7B" -o "$BATS_FILE_TMPDIR/g7.pare"
+}
+
 small() {
     pare-mkmodel --dim 16 --layers 3 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --head-dim 4 "$@"
 }
@@ -17,8 +22,7 @@ small() {
 }
 
 @test "prune: LLaMA-7B block 0.25 on layers 4-29 leaves 5,422,977,024 parameters (dry run, config alone)" {
-    pare-discover -q -m "$CFG7B" -o "$T/g.pare"
-    run pare-prune -m "$CFG7B" --mode block --ratio 0.25 --layers 4-29 --dry-run "$T/g.pare"
+    run pare-prune -m "$CFG7B" --mode block --ratio 0.25 --layers 4-29 --dry-run "$BATS_FILE_TMPDIR/g7.pare"
     [ "$status" -eq 0 ]
     [[ "$output" == *"parameters: 6738415616 -> 5422977024 "* ]]
     # 8 of 32 heads and 2752 of 11008 MLP channels go in layers 4..29, nothing elsewhere
@@ -28,20 +32,19 @@ small() {
     [[ "$(grep -E '^ +30 ' <<<"$output")" == *"32/32"*"11008/11008"* ]]
     [[ "$output" == *"MACs (128 tokens)"* ]]
     # the default layers are the same for 32 layers
-    run pare-prune -m "$CFG7B" --ratio 0.25 --dry-run "$T/g.pare"
+    run pare-prune -m "$CFG7B" --ratio 0.25 --dry-run "$BATS_FILE_TMPDIR/g7.pare"
     [[ "$output" == *"layers 4-29"* && "$output" == *"-> 5422977024 "* ]]
 }
 
 @test "prune: LLaMA-7B channel 0.2 leaves 5,389,416,396 parameters, hidden size 3276 (dry run)" {
-    run sh -c "pare-discover -q -m '$CFG7B' | pare-prune -m '$CFG7B' --mode channel --ratio 0.2 --dry-run"
+    run sh -c "pare-prune -m '$CFG7B' --mode channel --ratio 0.2 --dry-run < '$BATS_FILE_TMPDIR/g7.pare'"
     [ "$status" -eq 0 ]
     [[ "$output" == *"hidden size: 4096 -> 3276"* ]]
     [[ "$output" == *"parameters: 6738415616 -> 5389416396 "* ]]
 }
 
 @test "prune: --target-params solves for the ratio" {
-    pare-discover -q -m "$CFG7B" -o "$T/g.pare"
-    run pare-prune -m "$CFG7B" --target-params 0.2 --dry-run "$T/g.pare"
+    run pare-prune -m "$CFG7B" --target-params 0.2 --dry-run "$BATS_FILE_TMPDIR/g7.pare"
     [ "$status" -eq 0 ]
     after=$(sed -n 's/^parameters: 6738415616 -> \([0-9]*\) .*/\1/p' <<<"$output")
     [ -n "$after" ]
@@ -49,7 +52,7 @@ small() {
     [ "$after" -le $((6738415616 * 8 / 10)) ]
     [ "$after" -gt $((6738415616 * 8 / 10 - 26 * 3 * 4096)) ]
     [[ "$output" == *"solved for --target-params 0.2"* ]]
-    run pare-prune -m "$CFG7B" --target-params 0.9 --dry-run "$T/g.pare"
+    run pare-prune -m "$CFG7B" --target-params 0.9 --dry-run "$BATS_FILE_TMPDIR/g7.pare"
     [ "$status" -eq 1 ]
     [[ "$output" == *"can remove at most"* ]]
 }
@@ -144,11 +147,10 @@ PY
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == "pare-prune: error: "*"made for model"* ]]
     # a stream from a bare config serves only --dry-run
-    pare-discover -q -m "$CFG7B" -o "$T/g7.pare"
-    run pare-prune -m "$T/a" --ratio 0.5 "$T/g7.pare"
+    run pare-prune -m "$T/a" --ratio 0.5 "$BATS_FILE_TMPDIR/g7.pare"
     [ "$status" -eq 1 ]
     [[ "$output" == *"made for model"* ]]
-    run pare-prune -m "$CFG7B" --ratio 0.5 "$T/g7.pare"
+    run pare-prune -m "$CFG7B" --ratio 0.5 "$BATS_FILE_TMPDIR/g7.pare"
     [ "$status" -eq 1 ]
     [[ "$output" == "pare-prune: error: "*"bare config"*"--dry-run"* ]]
 }
