@@ -2,10 +2,18 @@
 #include "zeroshot.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "loglik.h"
 #include "progress.h"
 #include "util.h"
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int zeroshot_max_length(const model *m) { return m->cfg.max_seq > 0 ? m->cfg.max_seq : 2048; }
 
@@ -45,7 +53,7 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
 void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, const char *path,
                   const zeroshot_options *o, report *rep, zeroshot_result *res)
 {
-    double t0 = now_seconds();
+    double t0 = now_seconds(), c0 = cpu_seconds();
     memset(res, 0, sizeof *res);
     task_data d;
     task_load(&d, task, path);
@@ -174,5 +182,6 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     res->items = n_items;
     res->requests = n_req;
     res->seconds = now_seconds() - t0;
+    res->cpu_seconds = cpu_seconds() - c0;
     task_data_free(&d);
 }

@@ -26,7 +26,8 @@ typedef struct {
 typedef struct {
     int64_t items, requests, truncated;
     int64_t clipped;   /* continuations longer than max_length, scored on their last max_length tokens */
-    double seconds;    /* reading, tokenizing and scoring */
+    double seconds;    /* reading, tokenizing and scoring: wall clock */
+    double cpu_seconds;/* the same, CPU time of the process (all threads) */
 } zeroshot_result;
 
 /* The model's maximum length (max_position_embeddings; 2048 when unknown). */

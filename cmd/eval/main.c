@@ -85,9 +85,11 @@ static void print_task_line(const report *rep, const task_info *t, const zerosho
     if (t->has_acc_norm)
         snprintf(norm, sizeof norm, ", acc_norm %.4f ± %.4f", rep->metrics[rep->n_metrics - 1].value,
                  rep->metrics[rep->n_metrics - 1].stderr_);
-    info("%s: acc %.4f ± %.4f%s over %lld items (%lld requests, %lld truncated) in %.2f s, %.1f items/s", t->name,
-         a->value, a->stderr_, norm, (long long)res->items, (long long)res->requests, (long long)res->truncated,
-         res->seconds, res->seconds > 0 ? (double)res->items / res->seconds : 0.0);
+    info("%s: acc %.4f ± %.4f%s over %lld items (%lld requests, %lld truncated) in %.2f s (%.2f s CPU), "
+         "%.1f items/s",
+         t->name, a->value, a->stderr_, norm, (long long)res->items, (long long)res->requests,
+         (long long)res->truncated, res->seconds, res->cpu_seconds,
+         res->seconds > 0 ? (double)res->items / res->seconds : 0.0);
 }
 
 static void output(report *rep, const char *out, bool json, int argc, char **argv)
