@@ -3,24 +3,23 @@
 #
 #   make -j8 -f examples/sweep.mk RATIOS="0.2 0.5" CRITERIA="l1 l2 random"
 #
-# Each point r<R>-<C>/ holds pruned.pare (pare-prune), tuned.pare (recovery
-# training), the shard reports of pare-eval --shard and report.pare, their merge;
-# summary.tsv lists every point's average of the paper's metrics. Every stage is a
-# file, so an interrupted sweep resumes where it stopped, and one groups stream
-# serves every point.
+# groups.pare (pare-discover) and scores.pare (pare-score, on CALIB) are made
+# once and serve every point. Each point r<R>-<C>/ holds pruned.pare
+# (pare-prune), tuned.pare (recovery training), the shard reports of
+# pare-eval --shard and report.pare, their merge; summary.tsv lists every point's
+# average of the paper's metrics. Every stage is a file, so an interrupted sweep
+# resumes where it stopped.
 #
-# The slots for stages still to come:
-#  - criteria from gradients (vector, element1, element2, mix) need a scores
-#    stream: when pare-score lands, make SCORES the input of pare-prune:
-#        $(OUT)/scores.pare: $(OUT)/groups.pare ; pare-score -m $(MODEL) ... $< -o $@
-#  - recovery training: pare-lora does not exist yet, so TUNE copies the pruned
-#    model; when it lands:  TUNE = pare-lora -m $< --data ALPACA --merge -o $@
+# The slot for the stage still to come: pare-lora does not exist yet, so TUNE
+# copies the pruned model; when it lands:
+#     TUNE = pare-lora -m $< --data ALPACA --merge -o $@
 PARE_DATA ?= ../shared/data
 MODEL     ?= $(PARE_DATA)/models/stories260K/stories260K.bin
 TOKENIZER ?= $(PARE_DATA)/models/stories260K/tok512.bin
 OUT       ?= sweep
 RATIOS    ?= 0.1 0.25 0.5
-CRITERIA  ?= l1 l2 random
+CRITERIA  ?= element1 element2 l2 random
+CALIB     ?= $(PARE_DATA)/text/tinystories/tinystories_train_sample.txt
 TASKS     ?= all
 LIMIT     ?=
 SHARDS    ?= 1
@@ -40,9 +39,12 @@ $(OUT)/groups.pare:
 	@mkdir -p $(OUT)
 	pare-discover -m $(MODEL) -o $@
 
+$(OUT)/scores.pare: $(OUT)/groups.pare
+	pare-score -q -m $(MODEL) --tokenizer $(TOKENIZER) --calib $(CALIB) -o $@ $<
+
 # point(ratio, criterion)
 define point
-$(OUT)/r$(1)-$(2)/pruned.pare: $(OUT)/groups.pare
+$(OUT)/r$(1)-$(2)/pruned.pare: $(OUT)/scores.pare
 	@mkdir -p $$(@D)
 	pare-prune -q -m $(MODEL) --tokenizer $(TOKENIZER) --ratio $(1) --criterion $(2) -o $$@ $$<
 $(OUT)/r$(1)-$(2)/tuned.pare: $(OUT)/r$(1)-$(2)/pruned.pare

@@ -440,12 +440,12 @@ EOF
     cmp "$T/whole.json" "$T/merged.json"
 }
 
-@test "examples: the sweep Makefile runs with make -j and gives one report per point" {
+@test "examples: the sweep Makefile runs discover, score, prune, eval with make -j, one report per point" {
     need_data
     make -s -j2 -C "$ROOT/examples" -f sweep.mk OUT="$T/sweep" MODEL="$MODEL" TOKENIZER="$TOK" PARE_DATA="$DATA" \
-        RATIOS="0.1 0.2" CRITERIA="l1 l2" TASKS=piqa LIMIT=4 SHARDS=2
+        RATIOS="0.1 0.2" CRITERIA="element1 l2" TASKS=piqa LIMIT=4 SHARDS=2
     ls "$T/sweep"
-    for r in 0.1 0.2; do for c in l1 l2; do
+    for r in 0.1 0.2; do for c in element1 l2; do
         pare show "$T/sweep/r$r-$c/report.pare" | grep -q '"task":"piqa"'
     done; done
     [ -f "$T/sweep/summary.tsv" ]
