@@ -1,6 +1,7 @@
 /* zeroshot.c - one zero-shot task end to end (see zeroshot.h). */
 #include "zeroshot.h"
 
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -144,7 +145,7 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
             for (int c = 0; c < it->n; c++) {
                 json_array_append_new(ctxs, json_string(it->ctx[c]));
                 json_array_append_new(conts, json_string(it->cont[c]));
-                json_array_append_new(lls, json_real(ll[c]));
+                json_array_append_new(lls, isfinite(ll[c]) ? json_real(ll[c]) : json_null());
                 json_array_append_new(cids, ids_json(req[q + c].ctx, req[q + c].n_ctx));
                 json_array_append_new(xids, ids_json(req[q + c].cont, req[q + c].n_cont));
                 json_array_append_new(chars, json_integer(it->chars[c]));
