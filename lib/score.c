@@ -56,14 +56,6 @@ unsigned score_stats_parse(const char *list)
     return mask;
 }
 
-size_t score_default_fisher_memory(const model *m)
-{
-    size_t bytes = 0;
-    for (int i = 0; i < m->n_tensors; i++)
-        bytes += (size_t)m->tensors[i].numel * sizeof(float);
-    size_t q = bytes / 4, floor_ = (size_t)64 << 20;
-    return q > floor_ ? q : floor_;
-}
 
 /* ------------------------------------------------------------------ state */
 
@@ -83,9 +75,15 @@ typedef struct {
     const float *w;     /* the weights (NULL in a merge) */
     int n_refs;
     member_ref *refs;
-    float *fisher;      /* (rows * cols) sum_s G_s^2 for this chunk, or NULL */
     bool done;          /* merge: its sums arrived */
 } tref;
+
+/* Rows [r0, r1) of a tref whose element-wise F a chunk holds. */
+typedef struct {
+    int t;              /* tref index */
+    int64_t r0, r1;
+    float *f;           /* (r1 - r0, cols) sum_s G_s^2 of these rows, in the chunk's arena */
+} piece;
 
 typedef struct {
     char *tensor;
@@ -107,9 +105,14 @@ typedef struct {
     int64_t maxdim;
     int n_a;
     act_acc *a;
+    /* the chunks of element-wise F: pieces in sink order, chunk c is pieces
+     * [chunk_end[c-1], chunk_end[c]) */
+    int n_pieces, n_chunks;
+    piece *pieces;
+    int *chunk_end;
     /* the pass in progress */
     enum pass_kind pass;
-    int pos_lo, pos_hi;      /* the chunk */
+    int chunk;
     int n_samples;           /* S of the whole run: F divides by it */
     /* partial output */
     stream_writer *pw;
@@ -226,17 +229,22 @@ static void scorer_free(scorer *s)
     }
     free(s->a);
     free(s->tmp);
+    free(s->pieces);
+    free(s->chunk_end);
 }
 
 /* ------------------------------------------------------------------ reduction */
 
-/* Per element i of t: a = sg * w * g (W.G; with w NULL, g already holds W.G) and
- * b = sf * w^2 * f (W.F.W; with f_is_grad, f is one sample's gradient and is
- * squared first). Each statistic of mask is reduced over the other axis of every
- * axis t's members use, summed over each unit's channels, and added into the
- * unit's accumulator. */
-static void reduce_tensor(scorer *s, const tref *t, const float *w, const float *g, double sg, const float *f,
-                          double sf, bool f_is_grad, unsigned mask)
+/* Over rows [r0, r1) of t, per element (r, c): a = sg * w * g (W.G; with w NULL,
+ * g already holds W.G) and b = sf * w^2 * f (W.F.W; with f_is_grad, f is one
+ * sample's gradient and is squared first); w and g are whole tensors (R, C), f
+ * holds the rows from r0 on ((r1 - r0, C)). Each statistic of mask is reduced
+ * over the other axis of every axis t's members use, summed over each unit's
+ * channels, and added into the unit's accumulator. Rows of one tensor may come in
+ * several calls (every statistic but vector adds up over rows; vector must see
+ * whole columns). */
+static void reduce_tensor(scorer *s, const tref *t, int64_t r0, int64_t r1, const float *w, const float *g,
+                          double sg, const float *f, double sf, bool f_is_grad, unsigned mask)
 {
     int64_t R = t->rows, C = t->cols;
     bool ax[2] = {false, false};
@@ -252,11 +260,14 @@ static void reduce_tensor(scorer *s, const tref *t, const float *w, const float 
     for (int a = 0; a < 2; a++)
         for (int k = 0; k < NS; k++)
             ch[a][k] = s->scratch + ((size_t)a * NS + (size_t)k) * (size_t)s->maxdim;
-    if (ax[1])
-        for (int j = 0; j < na; j++)
+    for (int j = 0; j < na; j++) {
+        if (ax[1])
             memset(ch[1][act[j]], 0, (size_t)C * sizeof(double));
-    for (int64_t r = 0; r < R; r++) {
-        const float *wr = w ? w + r * C : NULL, *gr = g ? g + r * C : NULL, *fr = f ? f + r * C : NULL;
+        if (ax[0] && (r0 > 0 || r1 < R))
+            memset(ch[0][act[j]], 0, (size_t)R * sizeof(double));
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *wr = w ? w + r * C : NULL, *gr = g ? g + r * C : NULL, *fr = f ? f + (r - r0) * C : NULL;
         double rs[NS] = {0};
         for (int64_t c = 0; c < C; c++) {
             double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
@@ -334,7 +345,7 @@ static void reduce_magnitudes(scorer *s)
     if (!mask)
         return;
     for (int i = 0; i < s->n_t; i++)
-        reduce_tensor(s, &s->t[i], s->t[i].w, NULL, 0, NULL, 0, false, mask);
+        reduce_tensor(s, &s->t[i], 0, s->t[i].rows, s->t[i].w, NULL, 0, NULL, 0, false, mask);
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -446,60 +457,98 @@ static void grad_sink(void *ctx, int layer, const weight_grad *grads, int n)
 {
     scorer *s = ctx;
     int pos = pos_of_layer(s, layer);
-    if (pos < s->pos_lo || pos >= s->pos_hi)
-        return;
     double inv_s = 1.0 / s->n_samples;
-    for (int i = 0; i < s->n_t; i++) {
+    unsigned first = s->stats & ((1u << SCORE_VECTOR) | (1u << SCORE_ELEMENT1));
+    /* whole tensors: separable element2; first-order statistics once, in the first batch pass */
+    for (int i = 0; i < s->n_t && (s->pass == PASS_E2 || (s->pass == PASS_BATCH && !s->pw && s->chunk == 0));
+         i++) {
         tref *t = &s->t[i];
         if (t->pos != pos)
             continue;
         const float *g = grad_named(grads, n, t->name);
-        size_t numel = (size_t)(t->rows * t->cols);
-        switch (s->pass) {
-        case PASS_FISHER:
+        if (s->pass == PASS_E2)
+            reduce_tensor(s, t, 0, t->rows, t->w, NULL, 0, g, inv_s, true, 1u << SCORE_ELEMENT2);
+        else
+            reduce_tensor(s, t, 0, t->rows, t->w, g, 1.0, NULL, 0, false, first);
+    }
+    if (s->pass == PASS_E2 || !s->n_pieces)
+        return;
+    /* the pieces of this chunk: F, or the Fisher statistics, or a shard's sums */
+    for (int k = s->chunk ? s->chunk_end[s->chunk - 1] : 0; k < s->chunk_end[s->chunk]; k++) {
+        piece *p = &s->pieces[k];
+        tref *t = &s->t[p->t];
+        if (t->pos != pos)
+            continue;
+        const float *g = grad_named(grads, n, t->name);
+        int64_t C = t->cols;
+        if (s->pass == PASS_FISHER) {
+            const float *gp = g + p->r0 * C; /* (r1 - r0, C) */
+            size_t numel = (size_t)((p->r1 - p->r0) * C);
             for (size_t e = 0; e < numel; e++)
-                t->fisher[e] += g[e] * g[e];
-            break;
-        case PASS_E2:
-            reduce_tensor(s, t, t->w, NULL, 0, g, inv_s, true, 1u << SCORE_ELEMENT2);
-            break;
-        case PASS_BATCH:
-            if (s->pw) {
-                if (s->stats & GRAD_STATS)
-                    write_sum(s, t, "wg", g, s->targets);
-                if (t->fisher)
-                    write_sum(s, t, "wfw", t->fisher, 1.0);
-            } else {
-                unsigned mask = s->stats & ((1u << SCORE_VECTOR) | (1u << SCORE_ELEMENT1));
-                if (t->fisher)
-                    mask |= s->stats & SCORE_FISHER;
-                reduce_tensor(s, t, t->w, g, 1.0, t->fisher, inv_s, false, mask);
-            }
-            break;
+                p->f[e] += gp[e] * gp[e];
+        } else if (s->pw) { /* whole tensors */
+            if (s->stats & GRAD_STATS)
+                write_sum(s, t, "wg", g, s->targets);
+            if (s->stats & SCORE_FISHER)
+                write_sum(s, t, "wfw", p->f, 1.0);
+        } else {
+            reduce_tensor(s, t, p->r0, p->r1, t->w, g, 1.0, p->f, inv_s, false, s->stats & SCORE_FISHER);
         }
     }
 }
 
 /* ------------------------------------------------------------------ passes */
 
-/* Chunks of positions whose trefs' F fits in budget bytes (at least one position
- * each): ends[c] is the end of chunk c; returns the count. */
-static int plan_chunks(const scorer *s, size_t budget, int *ends)
+/* Cut the trefs, in sink order (position, then name), into chunks whose F fits in
+ * budget bytes: by rows with split, else whole tensors (each chunk holds at least
+ * one row, or one tensor). Fills s->pieces and s->chunk_end. */
+static void plan_chunks(scorer *s, size_t budget, bool split)
 {
-    int n = 0;
+    free(s->pieces);
+    free(s->chunk_end);
+    s->pieces = NULL;
+    s->chunk_end = NULL;
+    s->n_pieces = s->n_chunks = 0;
+    int cap = 0;
     size_t used = 0;
-    for (int pos = 0; pos <= s->L; pos++) {
-        size_t b = 0;
-        for (int i = 0; i < s->n_t; i++)
-            if (s->t[i].pos == pos)
-                b += (size_t)(s->t[i].rows * s->t[i].cols) * sizeof(float);
-        if (pos > 0 && used + b > budget) {
-            ends[n++] = pos;
-            used = 0;
+    for (int pos = 0; pos <= s->L; pos++)
+        for (int i = 0; i < s->n_t; i++) {
+            const tref *t = &s->t[i];
+            if (t->pos != pos)
+                continue;
+            size_t row = (size_t)t->cols * sizeof(float);
+            for (int64_t r0 = 0; r0 < t->rows;) {
+                size_t room = budget > used ? budget - used : 0;
+                int64_t k = split ? (int64_t)(room / row) : t->rows;
+                if (k > t->rows - r0)
+                    k = t->rows - r0;
+                if ((k < 1 || (!split && used + (size_t)k * row > budget)) && used > 0) {
+                    s->chunk_end = xrealloc(s->chunk_end, (size_t)(s->n_chunks + 1) * sizeof *s->chunk_end);
+                    s->chunk_end[s->n_chunks++] = s->n_pieces;
+                    used = 0;
+                    continue;
+                }
+                if (k < 1)
+                    k = 1;
+                if (s->n_pieces == cap) {
+                    cap = cap ? 2 * cap : 64;
+                    s->pieces = xrealloc(s->pieces, (size_t)cap * sizeof *s->pieces);
+                }
+                s->pieces[s->n_pieces++] = (piece){i, r0, r0 + k, NULL};
+                used += (size_t)k * row;
+                r0 += k;
+            }
         }
-        used += b;
-    }
-    ends[n++] = s->L + 1;
+    s->chunk_end = xrealloc(s->chunk_end, (size_t)(s->n_chunks + 1) * sizeof *s->chunk_end);
+    s->chunk_end[s->n_chunks++] = s->n_pieces;
+}
+
+/* Floats of chunk c's pieces. */
+static size_t chunk_floats(const scorer *s, int c)
+{
+    size_t n = 0;
+    for (int k = c ? s->chunk_end[c - 1] : 0; k < s->chunk_end[c]; k++)
+        n += (size_t)((s->pieces[k].r1 - s->pieces[k].r0) * s->t[s->pieces[k].t].cols);
     return n;
 }
 
@@ -512,7 +561,6 @@ typedef struct {
     bool e2_separable;        /* per-sample element2 reductions */
     bool batch;               /* a batch pass is needed */
     int chunks;
-    int *ends;
     progress pr;
     char what[96];
     int64_t done;
@@ -530,24 +578,41 @@ static void run_pass(scorer *s, runner *r, llama_train *tr, const int *tokens, c
     progress_update(&r->pr, r->done);
 }
 
-static void per_sample_passes(scorer *s, runner *r, int chunk)
+static void per_sample_passes(scorer *s, runner *r)
 {
     int T = r->c->seq_len;
     llama_train *tr = llama_train_new(s->m, 1, T);
     for (int b = 0; b < r->n; b++) {
-        snprintf(r->what, sizeof r->what, "chunk %d/%d, sample %d/%d", chunk + 1, r->chunks, b + 1, r->n);
+        snprintf(r->what, sizeof r->what, "chunk %d/%d, sample %d/%d", s->chunk + 1, r->chunks, b + 1, r->n);
         run_pass(s, r, tr, r->tokens + (size_t)b * T, r->targets + (size_t)b * T, 1, false);
     }
     llama_train_free(tr);
 }
 
-static void batch_pass(scorer *s, runner *r, int chunk)
+static void batch_pass(scorer *s, runner *r)
 {
     llama_train *tr = llama_train_new(s->m, r->n, r->c->seq_len);
-    snprintf(r->what, sizeof r->what, "chunk %d/%d, batch of %d", chunk + 1, r->chunks, r->n);
+    snprintf(r->what, sizeof r->what, "chunk %d/%d, batch of %d", s->chunk + 1, r->chunks, r->n);
     s->pass = PASS_BATCH;
-    run_pass(s, r, tr, r->tokens, r->targets, r->n, chunk == 0 && (s->stats & (1u << SCORE_ACTIVATIONS)));
+    run_pass(s, r, tr, r->tokens, r->targets, r->n, s->chunk == 0 && (s->stats & (1u << SCORE_ACTIVATIONS)));
     llama_train_free(tr);
+}
+
+static bool needs_fisher_chunks(unsigned stats, bool partial)
+{
+    return (stats & SCORE_FISHER) && (partial || (stats & (1u << SCORE_MIX)));
+}
+
+size_t score_default_fisher_memory(const model *m, int samples, int seq_len)
+{
+    size_t weights = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        weights += (size_t)m->tensors[i].numel * sizeof(float);
+    llama_train *t = llama_train_new(m, samples, seq_len); /* its size; its pages are never touched */
+    size_t train = llama_train_bytes(t);
+    llama_train_free(t);
+    size_t want = weights * 2 / 5, floor_ = (size_t)16 << 20;
+    return want > train + floor_ ? want - train : floor_;
 }
 
 /* Decide the passes for o over the samples first, first + step, ... */
@@ -565,18 +630,16 @@ static void runner_init(runner *r, scorer *s, const calib *c, const score_option
     if (r->n < 1)
         die("--shard %d/%d: the shard has no samples (%d in all)", o->shard, o->shards, c->samples);
     unsigned st = s->stats;
-    bool fisher = st & SCORE_FISHER;
-    r->fisher_chunks = fisher && (partial || (st & (1u << SCORE_MIX)));
-    r->e2_separable = fisher && !r->fisher_chunks;
+    r->fisher_chunks = needs_fisher_chunks(st, partial);
+    r->e2_separable = (st & SCORE_FISHER) && !r->fisher_chunks;
     r->batch = (st & ((1u << SCORE_VECTOR) | (1u << SCORE_ELEMENT1) | (1u << SCORE_ACTIVATIONS))) ||
                r->fisher_chunks || (partial && (st & GRAD_STATS));
-    r->ends = xmalloc((size_t)(s->L + 2) * sizeof *r->ends);
-    if (r->fisher_chunks) {
-        r->chunks = plan_chunks(s, o->fisher_memory ? o->fisher_memory : score_default_fisher_memory(s->m), r->ends);
-    } else {
-        r->chunks = 1;
-        r->ends[0] = s->L + 1;
-    }
+    if (r->fisher_chunks)
+        plan_chunks(s, o->fisher_memory ? o->fisher_memory : score_default_fisher_memory(s->m, r->n, c->seq_len),
+                    !partial);
+    else if (partial && r->batch)
+        plan_chunks(s, SIZE_MAX, false); /* one chunk of whole tensors: the sums to write */
+    r->chunks = s->n_pieces ? s->n_chunks : 1;
     sum->chunks = r->chunks;
     int64_t per = (int64_t)r->n * c->seq_len, total = 0;
     if (r->fisher_chunks)
@@ -585,6 +648,7 @@ static void runner_init(runner *r, scorer *s, const calib *c, const score_option
         total = (r->e2_separable ? per : 0) + (r->batch ? per : 0);
     s->n_samples = c->samples;
     s->targets = (double)r->n * (c->seq_len - 1);
+    snprintf(r->what, sizeof r->what, "scoring");
     progress_start(&r->pr, r->what, "tok", total);
 }
 
@@ -592,7 +656,6 @@ static void runner_free(runner *r)
 {
     free(r->tokens);
     free(r->targets);
-    free(r->ends);
 }
 
 /* Every pass of r: per chunk the per-sample passes (F or separable element2),
@@ -600,57 +663,48 @@ static void runner_free(runner *r)
 static void run_all(scorer *s, runner *r)
 {
     double t0 = now_seconds();
-    float *fisher = NULL;
+    float *arena = NULL;
     if (r->fisher_chunks) {
         size_t most = 0;
-        for (int ch = 0, lo = 0; ch < r->chunks; lo = r->ends[ch++]) {
-            size_t n = 0;
-            for (int i = 0; i < s->n_t; i++)
-                if (s->t[i].pos >= lo && s->t[i].pos < r->ends[ch])
-                    n += (size_t)(s->t[i].rows * s->t[i].cols);
-            most = n > most ? n : most;
-        }
-        fisher = xmalloc_aligned((most > 0 ? most : 1) * sizeof(float));
+        for (int c = 0; c < s->n_chunks; c++)
+            most = chunk_floats(s, c) > most ? chunk_floats(s, c) : most;
+        arena = xmalloc_aligned((most > 0 ? most : 1) * sizeof(float));
     }
-    for (int ch = 0, lo = 0; ch < r->chunks; lo = r->ends[ch++]) {
-        s->pos_lo = lo;
-        s->pos_hi = r->ends[ch];
+    for (int c = 0; c < r->chunks; c++) {
+        s->chunk = c;
         if (r->fisher_chunks) {
             size_t off = 0;
-            for (int i = 0; i < s->n_t; i++) {
-                tref *t = &s->t[i];
-                t->fisher = NULL;
-                if (t->pos >= lo && t->pos < r->ends[ch]) {
-                    t->fisher = fisher + off;
-                    off += (size_t)(t->rows * t->cols);
-                }
+            for (int k = c ? s->chunk_end[c - 1] : 0; k < s->chunk_end[c]; k++) {
+                piece *p = &s->pieces[k];
+                p->f = arena + off;
+                off += (size_t)((p->r1 - p->r0) * s->t[p->t].cols);
             }
-            memset(fisher, 0, off * sizeof(float));
+            memset(arena, 0, off * sizeof(float));
             s->pass = PASS_FISHER;
-            per_sample_passes(s, r, ch);
+            per_sample_passes(s, r);
         } else if (r->e2_separable) {
             s->pass = PASS_E2;
-            per_sample_passes(s, r, ch);
+            per_sample_passes(s, r);
         }
         if (r->batch)
-            batch_pass(s, r, ch);
+            batch_pass(s, r);
     }
-    for (int i = 0; i < s->n_t; i++)
-        s->t[i].fisher = NULL;
-    free(fisher);
+    free(arena);
     r->sum->seconds = now_seconds() - t0;
     progress_end(&r->pr, r->done);
 }
 
-int score_chunks(const model *m, const group_set *gs, const score_options *o)
+int score_chunks(const model *m, const group_set *gs, const score_options *o, int samples, int seq_len)
 {
+    bool partial = o->shards > 0;
+    if (!needs_fisher_chunks(o->stats, partial))
+        return 1;
     scorer s;
     scorer_init(&s, m, (group_set *)gs, o->stats, m->cfg.n_layers);
-    int *ends = xmalloc((size_t)(s.L + 2) * sizeof *ends);
-    int n = 1;
-    if ((o->stats & SCORE_FISHER) && (o->shards > 0 || (o->stats & (1u << SCORE_MIX))))
-        n = plan_chunks(&s, o->fisher_memory ? o->fisher_memory : score_default_fisher_memory(m), ends);
-    free(ends);
+    int n_samples = partial ? (samples - o->shard + o->shards - 1) / o->shards : samples;
+    plan_chunks(&s, o->fisher_memory ? o->fisher_memory : score_default_fisher_memory(m, n_samples, seq_len),
+                !partial);
+    int n = s.n_chunks;
     scorer_free(&s);
     return n;
 }
@@ -964,8 +1018,8 @@ void score_merge(char *const *paths, int n, group_set *gs)
                 stream_die(&in[0].r, "unknown quantity '%s'", q);
             }
             if (pending == t && (!fisher || !strcmp(q, "wfw"))) {
-                reduce_tensor(&s, t, NULL, gsum, 1.0 / (double)targets, fisher ? fsum : NULL, 1.0 / (double)samples,
-                              false, grad_mask);
+                reduce_tensor(&s, t, 0, t->rows, NULL, gsum, 1.0 / (double)targets, fisher ? fsum : NULL,
+                              1.0 / (double)samples, false, grad_mask);
                 t->done = true;
                 pending = NULL;
             }

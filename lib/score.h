@@ -16,9 +16,11 @@
  * Memory. vector, element1, l1, l2 and the activations need one batch pass.
  * element2 alone is separable (sum_s of per-sample reductions of W^2 G_s^2):
  * one pass per sample, then the batch pass. mix needs F element-wise beside G:
- * the layers are split into chunks whose F fits in fisher_memory bytes, and for
+ * the tensors, in the backward pass's order, are cut into chunks whose F fits
+ * in fisher_memory bytes (by rows: element2 and mix add up over rows), and for
  * each chunk the per-sample passes (accumulating F for that chunk only) run
- * again, then the batch pass that reduces the chunk: chunks x (S + 1) passes.
+ * again, then the batch pass that reduces the chunk: chunks x (S + 1) passes;
+ * vector and element1 come from the first batch pass.
  *
  * Shards (--shard i/n) score samples i, i+n, ... and write a "partial" stream of
  * raw sums per tensor, element-wise: W.sum(dce) (the gradient of the sum, not the
@@ -65,8 +67,11 @@ typedef struct {
     double seconds;
 } score_summary;
 
-/* A quarter of the weights' bytes, and at least 64 MiB. */
-size_t score_default_fisher_memory(const model *m);
+/* The default budget for the element-wise F of a chunk: 2/5 of the weights' bytes
+ * less the backward pass's buffers for a batch of samples x seq_len
+ * (llama_train_bytes), at least 16 MiB; so the peak, weights + those buffers + F,
+ * stays below 1.4 x the weights whenever the buffers leave room. */
+size_t score_default_fisher_memory(const model *m, int samples, int seq_len);
 
 /* The statistics of o->stats for every group of gs (their stats replaced, in
  * enum order), gs->act (activations) and gs->calibration. m must be the model
@@ -82,7 +87,10 @@ void score_write_partial(const model *m, const calib *c, group_set *gs, const sc
  * same groups, statistics, activations and calibration score_run gives. */
 void score_merge(char *const *paths, int n, group_set *gs);
 
-/* The chunks of layers o's element-wise F is held in (1 when none is needed). */
-int score_chunks(const model *m, const group_set *gs, const score_options *o);
+/* The chunks o's element-wise F is held in for a calibration of samples x
+ * seq_len (1 when none is needed). Unsharded, a chunk is a run of rows of the
+ * tensors in the backward pass's order (a tensor may be split by rows); a shard's
+ * chunks hold whole tensors (each sum record is one tensor). */
+int score_chunks(const model *m, const group_set *gs, const score_options *o, int samples, int seq_len);
 
 #endif

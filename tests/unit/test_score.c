@@ -978,7 +978,7 @@ static void test_chunks_and_separable(void)
     CHECK(s2.chunks >= 4);
     CHECK(s2.passes == (int64_t)s2.chunks * (6 + 1));
     score_options o = {.stats = SCORE_ALL, .fisher_memory = 100000};
-    CHECK(score_chunks(&m, &many, &o) == s2.chunks);
+    CHECK(score_chunks(&m, &many, &o, 6, 32) == s2.chunks);
     CHECK(stats_diff(&many, &one, NULL, true) == 0);
     CHECK(acts_diff(&many, &one) == 0);
     score_with(&m, &c, 1u << SCORE_ELEMENT2, 0, &e2, &s3);

@@ -1,0 +1,120 @@
+/* bench_score.c - peak memory and time of pare-score's statistics on a model of
+ * more than 1 GB of fp32 weights.
+ *
+ * A random-weight model (D 2048, 5 layers of 16 heads of 128, F 5632, vocabulary
+ * 8000, untied: 1.16 GB) is scored with every statistic (vector, element1,
+ * element2, mix, l1, l2, activations) on random calibration tokens, the way
+ * pare-score does it: mix needs the Fisher diagonal element-wise, held for a chunk
+ * of rows at a time within the default budget (score_default_fisher_memory), with
+ * the per-sample passes run again for each chunk. Prints the weight bytes, the
+ * backward pass's buffers, the budget, chunks, passes and time, the resident size
+ * before scoring and the peak (getrusage ru_maxrss) against the weights. Exits 1
+ * when the peak reaches 1.5 x the weights.
+ *
+ * PARE_BENCH_SAMPLES and PARE_BENCH_SEQ set the calibration (default 4 windows of
+ * 32 tokens, to keep `make bench` to a minute or two on two cores; the paper's 10
+ * of 64 cost about five times as long and change the peak by the larger batch's
+ * activations only); PARE_BENCH_LAYERS the layer count (205 MB a layer).
+ *
+ * Letters: S samples, T tokens, D hidden, V vocab, F MLP width, L layers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "backward.h"
+#include "blas.h"
+#include "calib.h"
+#include "groups.h"
+#include "model.h"
+#include "score.h"
+#include "util.h"
+
+static double peak_rss_bytes(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss * 1024.0; /* kilobytes on Linux */
+}
+
+static double rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (double)resident * 4096.0;
+}
+
+static int env_int(const char *name, int dflt, int lo, int hi)
+{
+    const char *v = getenv(name);
+    return v && *v ? (int)parse_long(name, v, lo, hi) : dflt;
+}
+
+int main(int argc, char **argv)
+{
+    blas_init(argc, argv);
+    set_progname(argv[0]);
+    blas_set_threads(0);
+    int L = env_int("PARE_BENCH_LAYERS", 5, 1, 64), S = env_int("PARE_BENCH_SAMPLES", 4, 1, 1000);
+    int T = env_int("PARE_BENCH_SEQ", 32, 2, 4096);
+    int *heads = xmalloc(L * sizeof(int)), *ffn = xmalloc(L * sizeof(int));
+    for (int l = 0; l < L; l++)
+        heads[l] = 16, ffn[l] = 5632;
+    llama_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.model_type, "llama");
+    c.dim = 2048, c.n_layers = L, c.vocab = 8000, c.head_dim = 128, c.max_seq = 4096;
+    c.n_heads = c.n_kv_heads = heads, c.ffn_dim = ffn;
+    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = ROPE_HALF, c.tied = false;
+    c.bos_id = 1, c.eos_id = 2;
+    double weights = (double)llama_param_count(&c) * sizeof(float);
+    printf("bench_score: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
+    printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 8000, untied, random weights\n", L);
+    double t0 = now_seconds();
+    model m;
+    model_init_random(&m, &c, 1);
+    printf("weights                  %8.1f MB (%lld parameters; built in %.1f s)\n", weights / 1e6,
+           (long long)llama_param_count(&c), now_seconds() - t0);
+
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    int n = S * T + 1000, *ids = xmalloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++)
+        ids[i] = (int)((unsigned)(i * 2654435761u) % 8000u);
+    calib cal;
+    calib_from_ids(&cal, "bench", ids, n, S, T, 42);
+    free(ids);
+
+    llama_train *tr = llama_train_new(&m, S, T);
+    double train = (double)llama_train_bytes(tr);
+    llama_train_free(tr);
+    size_t budget = score_default_fisher_memory(&m, S, T);
+    score_options o = {.stats = SCORE_ALL};
+    printf("calibration              %d samples of %d tokens\n", S, T);
+    printf("backward buffers         %8.1f MB (= %.3f x weights, llama_train_bytes for the batch)\n", train / 1e6,
+           train / weights);
+    printf("Fisher budget            %8.1f MB (= %.3f x weights), %d chunks\n", (double)budget / 1e6,
+           (double)budget / weights, score_chunks(&m, &gs, &o, S, T));
+    double rss_before = rss_bytes();
+    score_summary sum;
+    score_run(&m, &cal, &gs, &o, &sum);
+    double peak = peak_rss_bytes();
+    printf("scoring                  %lld passes in %d chunks, %.1f s, %.0f tokens/s, loss %.4f\n",
+           (long long)sum.passes, sum.chunks, sum.seconds, (double)sum.tokens / sum.seconds, sum.loss);
+    printf("RSS before scoring       %8.1f MB\n", rss_before / 1e6);
+    printf("peak RSS                 %8.1f MB = %.3f x weights (target < 1.5)\n", peak / 1e6, peak / weights);
+    group_set_free(&gs);
+    calib_free(&cal);
+    free(heads), free(ffn);
+    model_free(&m);
+    if (peak >= 1.5 * weights) {
+        fprintf(stderr, "bench_score: peak RSS %.3f x the weights, over 1.5\n", peak / weights);
+        return 1;
+    }
+    return 0;
+}
