@@ -731,8 +731,7 @@ void score_run(const model *m, const calib *c, group_set *gs, const score_option
     reduce_magnitudes(&s);
     run_all(&s, &r);
     finalize_stats(&s, o->stats & ((1u << NS) - 1), false);
-    if (o->stats & (1u << SCORE_ACTIVATIONS))
-        finalize_acts(&s);
+    finalize_acts(&s); /* none unless asked for: a scores stream's old ones go */
     json_decref(gs->calibration);
     gs->calibration = calib_to_json(c);
     runner_free(&r);
