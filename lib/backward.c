@@ -24,6 +24,7 @@
 
 #include "kernels.h"
 #include "llama.h"
+#include "lora.h"
 #include "util.h"
 
 /* The weights of one layer, in the order they are delivered to the sink. */
@@ -273,12 +274,19 @@ static void layer_forward(const model *m, llama_train *t, int l, const float *x,
         matmul_forward(t->q, t->xn_a, w->wq, c->qkv_bias ? w->bq : NULL, N, D, qd);
         matmul_forward(t->k, t->xn_a, w->wk, c->qkv_bias ? w->bk : NULL, N, D, kvd);
         matmul_forward(t->v, t->xn_a, w->wv, c->qkv_bias ? w->bv : NULL, N, D, kvd);
+        if (m->lora) {
+            lora_forward(m->lora, l, LORA_Q, t->q, t->xn_a, N, true);
+            lora_forward(m->lora, l, LORA_K, t->k, t->xn_a, N, true);
+            lora_forward(m->lora, l, LORA_V, t->v, t->xn_a, N, true);
+        }
         rope_forward(t->q, t->rope_cos, t->rope_sin, B, T, H, hd, qd, c->rope_style);
         rope_forward(t->k, t->rope_cos, t->rope_sin, B, T, KV, hd, kvd, c->rope_style);
         attention_forward(t->ctx, t->att, t->q, t->k, t->v, B, T, H, KV, hd);
         if (act)
             act(actx, layer_tensor(m, l, W_O)->name, t->ctx, N, qd);
         matmul_accumulate(out, t->ctx, w->wo, w->bo, N, qd, D);
+        if (m->lora)
+            lora_forward(m->lora, l, LORA_O, out, t->ctx, N, true);
     }
     if (F > 0) {
         rmsnorm_forward(t->xn_m, t->rstd_m, out, w->ffn_norm, N, D, c->norm_eps);
@@ -288,11 +296,17 @@ static void layer_forward(const model *m, llama_train *t, int l, const float *x,
         }
         matmul_forward(t->gate, t->xn_m, w->w_gate, NULL, N, D, F);
         matmul_forward(t->up, t->xn_m, w->w_up, NULL, N, D, F);
+        if (m->lora) {
+            lora_forward(m->lora, l, LORA_GATE, t->gate, t->xn_m, N, true);
+            lora_forward(m->lora, l, LORA_UP, t->up, t->xn_m, N, true);
+        }
         swiglu_forward(t->hid, t->gate, t->up, (int64_t)N * F);
         if (full) {
             if (act)
                 act(actx, layer_tensor(m, l, W_DOWN)->name, t->hid, N, F);
             matmul_accumulate(out, t->hid, w->w_down, w->bdown, N, F, D);
+            if (m->lora)
+                lora_forward(m->lora, l, LORA_DOWN, out, t->hid, N, true);
         }
     }
 }
@@ -312,16 +326,24 @@ static void layer_backward(const model *m, llama_train *t, int l, const float *x
         /* out = xmid + down(silu(gate) * up), gate/up of rmsnorm(xmid) */
         memset(t->dhid, 0, (size_t)N * F * sizeof(float));
         matmul_backward(t->dhid, g[W_DOWN], g[W_BDOWN], t->dx, t->hid, w->w_down, N, F, D);
+        if (m->lora)
+            lora_backward(m->lora, l, LORA_DOWN, t->dhid, t->dx, t->hid, N);
         swiglu_backward(t->gate, t->up, t->dhid, t->gate, t->up, (int64_t)N * F); /* now dgate, dup */
         memset(t->dxn, 0, (size_t)N * D * sizeof(float));
         matmul_backward(t->dxn, g[W_GATE], NULL, t->gate, t->xn_m, w->w_gate, N, D, F);
         matmul_backward(t->dxn, g[W_UP], NULL, t->up, t->xn_m, w->w_up, N, D, F);
+        if (m->lora) {
+            lora_backward(m->lora, l, LORA_GATE, t->dxn, t->gate, t->xn_m, N);
+            lora_backward(m->lora, l, LORA_UP, t->dxn, t->up, t->xn_m, N);
+        }
         rmsnorm_backward(t->dx, g[W_FFN_NORM], t->dxn, t->xmid, w->ffn_norm, t->rstd_m, N, D);
     }
     if (H > 0) {
         /* xmid = x + o(attention(rope(q), rope(k), v)), q/k/v of rmsnorm(x) */
         memset(t->dctx, 0, (size_t)N * qd * sizeof(float));
         matmul_backward(t->dctx, g[W_O], g[W_BO], t->dx, t->ctx, w->wo, N, qd, D);
+        if (m->lora)
+            lora_backward(m->lora, l, LORA_O, t->dctx, t->dx, t->ctx, N);
         memset(t->dq, 0, (size_t)N * qd * sizeof(float));
         memset(t->dk, 0, (size_t)N * kvd * sizeof(float));
         memset(t->dv, 0, (size_t)N * kvd * sizeof(float));
@@ -332,6 +354,11 @@ static void layer_backward(const model *m, llama_train *t, int l, const float *x
         matmul_backward(t->dxn, g[W_Q], g[W_BQ], t->dq, t->xn_a, w->wq, N, D, qd);
         matmul_backward(t->dxn, g[W_K], g[W_BK], t->dk, t->xn_a, w->wk, N, D, kvd);
         matmul_backward(t->dxn, g[W_V], g[W_BV], t->dv, t->xn_a, w->wv, N, D, kvd);
+        if (m->lora) {
+            lora_backward(m->lora, l, LORA_Q, t->dxn, t->dq, t->xn_a, N);
+            lora_backward(m->lora, l, LORA_K, t->dxn, t->dk, t->xn_a, N);
+            lora_backward(m->lora, l, LORA_V, t->dxn, t->dv, t->xn_a, N);
+        }
         rmsnorm_backward(t->dx, g[W_ATTN_NORM], t->dxn, x, w->attn_norm, t->rstd_a, N, D);
     }
 }
@@ -372,12 +399,17 @@ double llama_loss_backward(const model *m, llama_train *t, const int *tokens, co
     memset(t->dnormf, 0, (size_t)D * sizeof(float));
     rmsnorm_backward(t->dx, t->dnormf, t->dxn, xL, m->final_norm, t->rstdf, N, D);
 
-    /* layers, last to first */
+    /* layers, last to first; without a sink no weight gradient is wanted (a frozen
+     * base under LoRA): the maps' dW and db products are skipped, only the norms'
+     * (D values each) are still computed, rmsnorm_backward needing somewhere to put them */
     weight_grad wg[W_LAYER_COUNT];
     for (int l = L - 1; l >= 0; l--) {
         size_t n[W_LAYER_COUNT];
         float *g[W_LAYER_COUNT];
         layer_sizes(c, l, n);
+        for (int i = 0; !sink && i < W_LAYER_COUNT; i++)
+            if (i != W_ATTN_NORM && i != W_FFN_NORM)
+                n[i] = 0;
         size_t used = point_grads(t->grad, n, W_LAYER_COUNT, g);
         memset(t->grad, 0, used * sizeof(float));
         layer_backward(m, t, l, t->xs + l * ND, g);
@@ -390,6 +422,8 @@ double llama_loss_backward(const model *m, llama_train *t, const int *tokens, co
     }
 
     /* embedding (both uses when tied), final norm, LM head */
+    if (!sink)
+        return loss;
     size_t no[W_OUTER_COUNT];
     float *go[W_OUTER_COUNT];
     outer_sizes(c, no);

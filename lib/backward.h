@@ -61,6 +61,10 @@ void llama_train_set_batch(llama_train *t, int B, int T);
  * loss when targets are the tokens shifted by one). Calls act (if not NULL) during
  * the forward pass and sink (if not NULL) during the backward pass; returns the
  * loss, which equals llama_forward's mean NLL (nll_accumulate) on the same batch.
+ * Without a sink the weights' gradients are not computed at all (a frozen base:
+ * only the activations' gradients flow). With adapters attached (m->lora) each
+ * adapted map adds its LoRA term with the adapters' dropout (lora.h; the pass is
+ * lora->pass), and the adapters' gradients are added into lora->grads when set.
  * With no target scored the loss is 0 and every gradient zero. m is the model t
  * was made for (same shape). Dies on a token or target outside the vocabulary. */
 double llama_loss_backward(const model *m, llama_train *t, const int *tokens, const int *targets,

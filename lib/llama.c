@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "lora.h"
 #include "util.h"
 
 /* Floats rounded up to a multiple of 16 (64 bytes), so every buffer is aligned. */
@@ -26,8 +27,8 @@ void llama_state_init(llama_state *s, const model *m, int B, int T)
     if (c->head_dim <= 0 || c->head_dim % 2)
         die("%s: head_dim %d must be even and positive", m->source ? m->source : "model", c->head_dim);
     memset(s, 0, sizeof *s);
-    s->B = B;
-    s->T = T;
+    s->B = s->maxB = B;
+    s->T = s->maxT = T;
     size_t N = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab, hd = (size_t)c->head_dim;
     size_t maxH = 0, maxKV = 0, maxF = 0;
     for (int l = 0; l < c->n_layers; l++) {
@@ -65,6 +66,16 @@ void llama_state_init(llama_state *s, const model *m, int B, int T)
     rope_tables(s->rope_cos, s->rope_sin, T, c->head_dim, c->rope_theta);
 }
 
+/* Smaller batches use a prefix of every buffer; the rotary tables' first T rows
+ * are those of T positions. */
+void llama_state_set_batch(llama_state *s, int B, int T)
+{
+    if (B <= 0 || T <= 0 || B > s->maxB || T > s->maxT)
+        die("llama_state_set_batch: %d x %d does not fit buffers made for %d x %d", B, T, s->maxB, s->maxT);
+    s->B = B;
+    s->T = T;
+}
+
 void llama_state_free(llama_state *s)
 {
     free(s->arena);
@@ -83,10 +94,17 @@ static void attention_block(const model *m, llama_state *s, int l)
     matmul_forward(s->q, s->xn, w->wq, c->qkv_bias ? w->bq : NULL, N, D, qd);
     matmul_forward(s->k, s->xn, w->wk, c->qkv_bias ? w->bk : NULL, N, D, kvd);
     matmul_forward(s->v, s->xn, w->wv, c->qkv_bias ? w->bv : NULL, N, D, kvd);
+    if (m->lora) {
+        lora_forward(m->lora, l, LORA_Q, s->q, s->xn, N, false);
+        lora_forward(m->lora, l, LORA_K, s->k, s->xn, N, false);
+        lora_forward(m->lora, l, LORA_V, s->v, s->xn, N, false);
+    }
     rope_forward(s->q, s->rope_cos, s->rope_sin, B, T, H, hd, qd, c->rope_style);
     rope_forward(s->k, s->rope_cos, s->rope_sin, B, T, KV, hd, kvd, c->rope_style);
     attention_forward(s->ctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
     matmul_accumulate(s->x, s->ctx, w->wo, w->bo, N, qd, D);
+    if (m->lora)
+        lora_forward(m->lora, l, LORA_O, s->x, s->ctx, N, false);
 }
 
 /* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), for layer l. */
@@ -98,8 +116,14 @@ static void mlp_block(const model *m, llama_state *s, int l)
     rmsnorm_forward(s->xn, NULL, s->x, w->ffn_norm, N, D, c->norm_eps);
     matmul_forward(s->gate, s->xn, w->w_gate, NULL, N, D, F);
     matmul_forward(s->up, s->xn, w->w_up, NULL, N, D, F);
+    if (m->lora) {
+        lora_forward(m->lora, l, LORA_GATE, s->gate, s->xn, N, false);
+        lora_forward(m->lora, l, LORA_UP, s->up, s->xn, N, false);
+    }
     swiglu_forward(s->hid, s->gate, s->up, (int64_t)N * F);
     matmul_accumulate(s->x, s->hid, w->w_down, w->bdown, N, F, D);
+    if (m->lora)
+        lora_forward(m->lora, l, LORA_DOWN, s->x, s->hid, N, false);
 }
 
 void llama_forward(const model *m, llama_state *s, const int *tokens)

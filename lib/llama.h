@@ -12,7 +12,8 @@
 
 /* Activations for one (B, T): sized from the config once, one arena. */
 typedef struct {
-    int B, T;
+    int B, T;        /* the batch of the next pass */
+    int maxB, maxT;  /* the batch the buffers are sized for */
     float *arena;
     float *x;        /* (N, D) residual stream */
     float *xn;       /* (N, D) normed input of the current sub-block */
@@ -29,8 +30,12 @@ typedef struct {
 
 void llama_state_init(llama_state *s, const model *m, int B, int T);
 void llama_state_free(llama_state *s);
+/* Run the next passes on B sequences of T tokens, each at most what s was made
+ * for (prefixes of the same buffers). Dies if larger. */
+void llama_state_set_batch(llama_state *s, int B, int T);
 
-/* tokens (B, T) -> s->logits (B*T, V). */
+/* tokens (B, T) -> s->logits (B*T, V). With adapters attached (m->lora), each
+ * adapted map adds its LoRA term (lora.h), without dropout. */
 void llama_forward(const model *m, llama_state *s, const int *tokens);
 
 /* Mean negative log-likelihood helpers: for logits (N, V) and targets (N) (a

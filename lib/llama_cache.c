@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "kernels.h"
+#include "lora.h"
 #include "util.h"
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -195,6 +196,11 @@ static void attention_block(const model *m, llama_cache *c, int l, int N, int R,
     matmul_forward(c->q, c->xn, w->wq, cf->qkv_bias ? w->bq : NULL, N, D, qd);
     matmul_forward(c->k, c->xn, w->wk, cf->qkv_bias ? w->bk : NULL, N, D, kvd);
     matmul_forward(c->v, c->xn, w->wv, cf->qkv_bias ? w->bv : NULL, N, D, kvd);
+    if (m->lora) {
+        lora_forward(m->lora, l, LORA_Q, c->q, c->xn, N, false);
+        lora_forward(m->lora, l, LORA_K, c->k, c->xn, N, false);
+        lora_forward(m->lora, l, LORA_V, c->v, c->xn, N, false);
+    }
     size_t layer_off = (size_t)l * c->pool * ldc;
     for (int r = 0; r < R; r++) {
         int P = c->len[slot[r]], T = len[r];
@@ -234,6 +240,8 @@ static void attention_block(const model *m, llama_cache *c, int l, int N, int R,
         }
     }
     matmul_accumulate(c->x, c->ctx, w->wo, w->bo, N, qd, D);
+    if (m->lora)
+        lora_forward(m->lora, l, LORA_O, c->x, c->ctx, N, false);
 }
 
 /* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), layer l. */
@@ -245,8 +253,14 @@ static void mlp_block(const model *m, llama_cache *c, int l, int N)
     rmsnorm_forward(c->xn, NULL, c->x, w->ffn_norm, N, D, cf->norm_eps);
     matmul_forward(c->gate, c->xn, w->w_gate, NULL, N, D, F);
     matmul_forward(c->up, c->xn, w->w_up, NULL, N, D, F);
+    if (m->lora) {
+        lora_forward(m->lora, l, LORA_GATE, c->gate, c->xn, N, false);
+        lora_forward(m->lora, l, LORA_UP, c->up, c->xn, N, false);
+    }
     swiglu_forward(c->gate, c->gate, c->up, (int64_t)N * F);
     matmul_accumulate(c->x, c->gate, w->w_down, w->bdown, N, F, D);
+    if (m->lora)
+        lora_forward(m->lora, l, LORA_DOWN, c->x, c->gate, N, false);
 }
 
 void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int R, const int *len, const int *slot,

@@ -25,6 +25,7 @@
 
 #include "checkpoint.h"
 #include "llama2c.h"
+#include "lora.h"
 #include "safetensors.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -453,5 +454,9 @@ void model_free(model *m)
     free(m->tok.format);
     free(m->tok.data);
     free(m->source);
+    if (m->lora) {
+        lora_free(m->lora);
+        free(m->lora);
+    }
     memset(m, 0, sizeof *m);
 }

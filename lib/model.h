@@ -68,6 +68,8 @@ typedef struct {
     layer_weights *layers;       /* [L] */
     tokenizer_blob tok;          /* size 0 when the model has none */
     json_t *provenance;          /* from a checkpoint header, or NULL */
+    struct lora_set *lora;       /* LoRA adapters every forward pass adds (lora.h), or NULL;
+                                    owned: model_free frees them */
 } model;
 
 /* Load any supported model; dies with "FILE: problem" on anything unsupported or
