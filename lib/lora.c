@@ -1,0 +1,445 @@
+/* lora.c - LoRA adapters: the set, its initialisation, the forward and backward
+ * pieces the model's passes call, dropout, merging, and the adapter stream.
+ *
+ * Letters: r rank, N rows, I/O a map's input/output width (nin/nout in code). */
+#include "lora.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <xxhash.h>
+
+#include "stream.h"
+#include "util.h"
+
+static const char *const target_names[LORA_TARGET_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                            "gate_proj", "up_proj", "down_proj"};
+static const char *const target_short[LORA_TARGET_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+static const char *const target_suffix[LORA_TARGET_COUNT] = {
+    "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+
+const char *lora_target_name(int target) { return target_names[target]; }
+const char *lora_target_suffix(int target) { return target_suffix[target]; }
+
+unsigned lora_targets_parse(const char *list)
+{
+    unsigned mask = 0;
+    char *copy = xstrdup(list), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int found = -1;
+        if (!strcmp(t, "all")) {
+            mask |= LORA_ALL_TARGETS;
+            continue;
+        }
+        for (int i = 0; i < LORA_TARGET_COUNT && found < 0; i++)
+            if (!strcmp(t, target_names[i]) || !strcmp(t, target_short[i]))
+                found = i;
+        if (found < 0) {
+            free(copy);
+            return 0;
+        }
+        mask |= 1u << found;
+    }
+    free(copy);
+    return mask;
+}
+
+char *lora_targets_string(unsigned targets)
+{
+    char buf[128] = "";
+    for (int i = 0; i < LORA_TARGET_COUNT; i++)
+        if (targets & (1u << i)) {
+            if (*buf)
+                strcat(buf, ",");
+            strcat(buf, target_names[i]);
+        }
+    return xstrdup(buf);
+}
+
+/* ------------------------------------------------------------------ the set */
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Input and output width of target t's map in layer l (0 when it is absent). */
+static void map_shape(const llama_config *c, int l, int t, int *nin, int *nout)
+{
+    int D = c->dim, qd = (int)llama_q_dim(c, l), kvd = (int)llama_kv_dim(c, l), F = c->ffn_dim[l];
+    bool attn = c->n_heads[l] > 0, mlp = F > 0;
+    *nin = *nout = 0;
+    switch (t) {
+    case LORA_Q: if (attn) *nin = D, *nout = qd; break;
+    case LORA_K:
+    case LORA_V: if (attn) *nin = D, *nout = kvd; break;
+    case LORA_O: if (attn) *nin = qd, *nout = D; break;
+    case LORA_GATE:
+    case LORA_UP: if (mlp) *nin = D, *nout = F; break;
+    case LORA_DOWN: if (mlp) *nin = F, *nout = D; break;
+    default: break;
+    }
+}
+
+void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double alpha)
+{
+    const llama_config *c = &m->cfg;
+    const char *src = m->source ? m->source : "model";
+    if (rank < 1)
+        die("lora: rank %d must be at least 1", rank);
+    if (!m->has_weights)
+        die("%s: a bare config has no weights to adapt", src);
+    memset(s, 0, sizeof *s);
+    s->rank = rank;
+    s->alpha = alpha;
+    s->scale = (float)(alpha / rank);
+    s->targets = targets & LORA_ALL_TARGETS;
+    s->n_layers = c->n_layers;
+    s->index = xmalloc((size_t)c->n_layers * LORA_TARGET_COUNT * sizeof *s->index);
+    s->ad = xcalloc((size_t)c->n_layers * LORA_TARGET_COUNT + 1, sizeof *s->ad);
+    size_t off = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < LORA_TARGET_COUNT; t++) {
+            int nin, nout;
+            map_shape(c, l, t, &nin, &nout);
+            s->index[l * LORA_TARGET_COUNT + t] = -1;
+            if (!(s->targets & (1u << t)) || nin == 0 || nout == 0)
+                continue;
+            lora_adapter *a = &s->ad[s->n];
+            s->index[l * LORA_TARGET_COUNT + t] = s->n++;
+            a->layer = l, a->target = t, a->nin = nin, a->nout = nout;
+            a->name = xasprintf("model.layers.%d.%s", l, target_suffix[t]);
+            if (!model_tensor(m, a->name))
+                die("%s: no tensor '%s' to adapt", src, a->name);
+            a->a = off;
+            off += round16((size_t)rank * nin);
+            a->b = off;
+            off += round16((size_t)nout * rank);
+        }
+    if (s->n == 0)
+        die("%s: no linear map to adapt (targets %s)", src, s->targets ? "absent from every layer" : "empty");
+    s->n_params = off;
+    s->params = xmalloc_aligned(off * sizeof(float));
+    memset(s->params, 0, off * sizeof(float));
+    model_fingerprint(m, s->fingerprint);
+}
+
+void lora_alloc_grads(lora_set *s)
+{
+    if (!s->grads)
+        s->grads = xmalloc_aligned(s->n_params * sizeof(float));
+    memset(s->grads, 0, s->n_params * sizeof(float));
+}
+
+void lora_free(lora_set *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n; i++)
+        free(s->ad[i].name);
+    free(s->ad);
+    free(s->index);
+    free(s->params);
+    free(s->grads);
+    free(s->xd);
+    free(s->u);
+    free(s->du);
+    memset(s, 0, sizeof *s);
+}
+
+static uint64_t splitmix64_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void lora_init_weights(lora_set *s, uint64_t seed)
+{
+    for (int k = 0; k < s->n; k++) {
+        const lora_adapter *a = &s->ad[k];
+        char name[160];
+        snprintf(name, sizeof name, "%s.lora_A", a->name);
+        uint64_t state = XXH64(name, strlen(name), seed);
+        float *A = s->params + a->a;
+        double bound = 1.0 / sqrt((double)a->nin);
+        for (size_t i = 0; i < (size_t)s->rank * a->nin; i++) {
+            double u = (double)(splitmix64_next(&state) >> 11) / 9007199254740992.0; /* [0, 1) */
+            A[i] = (float)((2 * u - 1) * bound);
+        }
+        memset(s->params + a->b, 0, (size_t)a->nout * s->rank * sizeof(float));
+    }
+}
+
+/* ------------------------------------------------------------------ dropout */
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The key of adapter (l, t)'s mask in the current pass. */
+static uint64_t drop_key(const lora_set *s, int l, int t)
+{
+    uint64_t k = mix64(s->seed + 0x9e3779b97f4a7c15ull);
+    k = mix64(k ^ (s->pass + 0x632be59bd9b4e019ull));
+    return mix64(k ^ ((uint64_t)l << 8 | (uint64_t)t));
+}
+
+/* An element is dropped when the top 24 bits of its hash fall below p * 2^24. */
+static uint32_t drop_threshold(float p) { return (uint32_t)llround((double)p * 16777216.0); }
+
+static inline bool drop_keep(uint64_t key, uint64_t idx, uint32_t thresh)
+{
+    return (uint32_t)(mix64(key + idx * 0x9e3779b97f4a7c15ull) >> 40) >= thresh;
+}
+
+float lora_dropout_factor(const lora_set *s, int layer, int target, int64_t row, int64_t col)
+{
+    if (s->dropout <= 0)
+        return 1.0f;
+    const lora_adapter *a = lora_find(s, layer, target);
+    uint64_t idx = (uint64_t)row * (uint64_t)(a ? a->nin : 0) + (uint64_t)col;
+    return drop_keep(drop_key(s, layer, target), idx, drop_threshold(s->dropout)) ? 1.0f / (1.0f - s->dropout)
+                                                                                   : 0.0f;
+}
+
+/* x (N, I) *= the mask of adapter a (in place allowed: out may equal in). */
+static void dropout_apply(const lora_set *s, const lora_adapter *a, float *out, const float *in, int N)
+{
+    uint64_t key = drop_key(s, a->layer, a->target);
+    uint32_t thresh = drop_threshold(s->dropout);
+    float keep = 1.0f / (1.0f - s->dropout);
+    size_t n = (size_t)N * a->nin;
+    for (size_t i = 0; i < n; i++)
+        out[i] = drop_keep(key, i, thresh) ? in[i] * keep : 0.0f;
+}
+
+/* ------------------------------------------------------------------ forward, backward */
+
+static void reserve(lora_set *s, int N)
+{
+    if ((size_t)N <= s->scratch_rows)
+        return;
+    int maxin = 0;
+    for (int k = 0; k < s->n; k++)
+        maxin = s->ad[k].nin > maxin ? s->ad[k].nin : maxin;
+    free(s->xd), free(s->u), free(s->du);
+    s->scratch_rows = (size_t)N;
+    s->xd = xmalloc_aligned((size_t)N * maxin * sizeof(float));
+    s->u = xmalloc_aligned((size_t)N * s->rank * sizeof(float));
+    s->du = xmalloc_aligned((size_t)N * s->rank * sizeof(float));
+}
+
+void lora_forward(lora_set *s, int layer, int target, float *out, const float *in, int N, bool drop)
+{
+    const lora_adapter *a = lora_find(s, layer, target);
+    if (!a)
+        return;
+    reserve(s, N);
+    int r = s->rank, nin = a->nin, nout = a->nout;
+    const float *x = in; /* (N, I) */
+    if (drop && s->dropout > 0) {
+        dropout_apply(s, a, s->xd, in, N);
+        x = s->xd;
+    }
+    /* u (N, r) = x A^T; out (N, O) += scale * u B^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, nin, 1.0f, x, nin, s->params + a->a, nin, 0.0f, s->u, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, r, s->scale, s->u, r, s->params + a->b, r, 1.0f, out,
+                nout);
+}
+
+/* With x = drop(in), u = x A^T, out += s u B^T:
+ *   dB += s dout^T u,  du = s dout B,  dA += du^T x,  dx = du A,  din += drop(dx). */
+void lora_backward(lora_set *s, int layer, int target, float *din, const float *dout, const float *in, int N)
+{
+    const lora_adapter *a = lora_find(s, layer, target);
+    if (!a)
+        return;
+    reserve(s, N);
+    int r = s->rank, nin = a->nin, nout = a->nout;
+    const float *A = s->params + a->a, *B = s->params + a->b;
+    bool drop = s->dropout > 0;
+    const float *x = in;
+    if (drop) {
+        dropout_apply(s, a, s->xd, in, N);
+        x = s->xd;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, nin, 1.0f, x, nin, A, nin, 0.0f, s->u, r);
+    if (s->grads)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, r, N, s->scale, dout, nout, s->u, r, 1.0f,
+                    s->grads + a->b, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, nout, s->scale, dout, nout, B, r, 0.0f, s->du, r);
+    if (s->grads)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, nin, N, 1.0f, s->du, r, x, nin, 1.0f, s->grads + a->a, nin);
+    if (!din)
+        return;
+    if (!drop) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, r, 1.0f, s->du, r, A, nin, 1.0f, din, nin);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, r, 1.0f, s->du, r, A, nin, 0.0f, s->xd, nin);
+    dropout_apply(s, a, s->xd, s->xd, N);
+    size_t n = (size_t)N * nin;
+    for (size_t i = 0; i < n; i++)
+        din[i] += s->xd[i];
+}
+
+/* ------------------------------------------------------------------ merge */
+
+void lora_merge(const lora_set *s, model *m)
+{
+    if (m->lora == s)
+        die("lora_merge: the adapters are attached to the model they would be merged into");
+    for (int k = 0; k < s->n; k++) {
+        const lora_adapter *a = &s->ad[k];
+        tensor *w = model_tensor(m, a->name);
+        if (!w || w->ndim != 2 || w->shape[0] != a->nout || w->shape[1] != a->nin)
+            die("%s: no tensor '%s' of shape [%d, %d] to merge into", m->source ? m->source : "model", a->name,
+                a->nout, a->nin);
+        /* W (O, I) += scale * B (O, r) A (r, I) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->nout, a->nin, s->rank, s->scale,
+                    s->params + a->b, s->rank, s->params + a->a, a->nin, 1.0f, w->data, a->nin);
+    }
+}
+
+/* ------------------------------------------------------------------ the adapter stream */
+
+static void write_tensor(stream_writer *w, const char *name, int64_t d0, int64_t d1, const float *data)
+{
+    stream_begin_record(w, "tensor", 5);
+    mp_pack_kv_str(&w->pk, "name", name);
+    mp_pack_kv_str(&w->pk, "dtype", "f32");
+    mp_pack_str(&w->pk, "shape");
+    msgpack_pack_array(&w->pk, 2);
+    msgpack_pack_int64(&w->pk, d0);
+    msgpack_pack_int64(&w->pk, d1);
+    stream_write_payload(w, "data", data, (size_t)(d0 * d1) * sizeof(float));
+}
+
+void lora_write(const lora_set *s, const model *m, const char *path, int argc, char **argv, json_t *training,
+                json_t *curve)
+{
+    stream_writer w;
+    stream_writer_open(&w, path);
+    stream_write_header(&w, "adapter", argc, argv, 5 + (training != NULL) + (curve != NULL));
+    json_t *config = model_config_json(m);
+    json_t *mj = json_pack("{s:s,s:o}", "fingerprint", s->fingerprint, "config", config);
+    mp_pack_str(&w.pk, "model");
+    mp_pack_json(&w.pk, mj);
+    json_decref(mj);
+    mp_pack_kv_int(&w.pk, "rank", s->rank);
+    mp_pack_kv_double(&w.pk, "alpha", s->alpha);
+    mp_pack_kv_double(&w.pk, "dropout", s->dropout);
+    mp_pack_str(&w.pk, "targets");
+    int nt = 0;
+    for (int t = 0; t < LORA_TARGET_COUNT; t++)
+        nt += (s->targets >> t) & 1;
+    msgpack_pack_array(&w.pk, (size_t)nt);
+    for (int t = 0; t < LORA_TARGET_COUNT; t++)
+        if (s->targets & (1u << t))
+            mp_pack_str(&w.pk, target_names[t]);
+    if (training) {
+        mp_pack_str(&w.pk, "training");
+        mp_pack_json(&w.pk, training);
+    }
+    if (curve) {
+        mp_pack_str(&w.pk, "loss_curve");
+        mp_pack_json(&w.pk, curve);
+    }
+    stream_end_record(&w);
+    for (int k = 0; k < s->n; k++) {
+        const lora_adapter *a = &s->ad[k];
+        char name[200];
+        snprintf(name, sizeof name, "%s.lora_A", a->name);
+        write_tensor(&w, name, s->rank, a->nin, s->params + a->a);
+        snprintf(name, sizeof name, "%s.lora_B", a->name);
+        write_tensor(&w, name, a->nout, s->rank, s->params + a->b);
+    }
+    stream_writer_close(&w);
+}
+
+void lora_read(lora_set *s, const char *path, const model *m)
+{
+    stream_reader r;
+    stream_reader_open(&r, path, "adapter");
+    const msgpack_object *mo = mp_get(&r.header, "model");
+    char *fp = mo ? mp_strdup(mp_get(mo, "fingerprint")) : NULL;
+    int64_t rank;
+    double alpha;
+    const msgpack_object *tg = mp_get(&r.header, "targets");
+    if (!fp || !mp_int(mp_get(&r.header, "rank"), &rank) || !mp_double(mp_get(&r.header, "alpha"), &alpha) || !tg ||
+        tg->type != MSGPACK_OBJECT_ARRAY)
+        stream_die(&r, "adapter header lacks the model fingerprint, rank, alpha or targets");
+    if (rank < 1 || rank > (1 << 20) || !isfinite(alpha))
+        stream_die(&r, "adapter header has an invalid rank or alpha");
+    unsigned targets = 0;
+    for (uint32_t i = 0; i < tg->via.array.size; i++) {
+        char *name = mp_strdup(&tg->via.array.ptr[i]);
+        unsigned bit = name ? lora_targets_parse(name) : 0;
+        if (!bit)
+            stream_die(&r, "adapter header names an unknown target '%s'", name ? name : "?");
+        targets |= bit;
+        free(name);
+    }
+    lora_init(s, m, targets, (int)rank, alpha); /* dropout 0: the header's is a record of training */
+    if (strcmp(fp, s->fingerprint))
+        stream_die(&r, "the adapter was made for model %s, not %s (%s)", fp, s->fingerprint,
+                   m->source ? m->source : "model");
+    free(fp);
+    bool *seen = xcalloc((size_t)s->n * 2, sizeof *seen);
+    msgpack_object rec;
+    while (stream_next(&r, &rec)) {
+        if (!mp_is_str(mp_get(&rec, "t"), "tensor"))
+            continue;
+        char *name = mp_strdup(mp_get(&rec, "name"));
+        char *dt = mp_strdup(mp_get(&rec, "dtype"));
+        const msgpack_object *shape = mp_get(&rec, "shape");
+        int64_t d0 = 0, d1 = 0;
+        if (!name || !dt || !shape || shape->type != MSGPACK_OBJECT_ARRAY || shape->via.array.size != 2 ||
+            !mp_int(&shape->via.array.ptr[0], &d0) || !mp_int(&shape->via.array.ptr[1], &d1) || !r.payload_key)
+            stream_die(&r, "tensor record %llu lacks a name, dtype, 2-D shape or data", (unsigned long long)r.records);
+        size_t len = strlen(name);
+        int which = len > 7 && !strcmp(name + len - 7, ".lora_A") ? 0 : len > 7 && !strcmp(name + len - 7, ".lora_B") ? 1 : -1;
+        int k = -1;
+        for (int i = 0; which >= 0 && i < s->n && k < 0; i++)
+            if (strlen(s->ad[i].name) == len - 7 && !strncmp(name, s->ad[i].name, len - 7))
+                k = i;
+        if (k < 0)
+            stream_die(&r, "tensor '%s' is not an adapter of this model's %s", name,
+                       "targets (NAME.lora_A or NAME.lora_B of an adapted weight)");
+        const lora_adapter *a = &s->ad[k];
+        int64_t want0 = which == 0 ? s->rank : a->nout, want1 = which == 0 ? a->nin : s->rank;
+        if (strcmp(dt, "f32") || d0 != want0 || d1 != want1 || r.payload_len != (uint64_t)(d0 * d1) * sizeof(float))
+            stream_die(&r, "tensor '%s': expected f32 [%lld, %lld], got %s [%lld, %lld]", name, (long long)want0,
+                       (long long)want1, dt, (long long)d0, (long long)d1);
+        if (seen[2 * k + which])
+            stream_die(&r, "tensor '%s' appears twice", name);
+        seen[2 * k + which] = true;
+        float *dst = s->params + (which == 0 ? a->a : a->b);
+        stream_read_payload(&r, dst, r.payload_len);
+        for (int64_t i = 0; i < d0 * d1; i++)
+            if (!isfinite(dst[i]))
+                stream_die(&r, "tensor '%s' holds a non-finite value", name);
+        free(name);
+        free(dt);
+    }
+    for (int k = 0; k < s->n; k++)
+        if (!seen[2 * k] || !seen[2 * k + 1])
+            stream_die(&r, "no %s.lora_%c (every adapted weight needs A and B)", s->ad[k].name, seen[2 * k] ? 'B' : 'A');
+    free(seen);
+    stream_reader_close(&r);
+}
+
+void lora_attach(model *m, const char *path)
+{
+    lora_set *s = xcalloc(1, sizeof *s);
+    lora_read(s, path, m);
+    if (m->lora) {
+        lora_free(m->lora);
+        free(m->lora);
+    }
+    m->lora = s;
+}

@@ -1,0 +1,120 @@
+/* lora.h - LoRA adapters (Hu et al. 2021, as PEFT and alpaca-lora apply them) on
+ * the linear maps of a LLaMA model:
+ *
+ *     y = W x (+ b) + (alpha / r) * B A dropout(x)
+ *
+ * A (r, I) and B (O, r) per adapted map, the base W frozen. A set is attached to
+ * a model (m->lora); the forward passes (llama.c, llama_cache.c) and the training
+ * pass (backward.c) add each adapter's term right after the map it adapts, and
+ * the backward pass adds the adapters' gradients into the set's grads. Dropout
+ * acts on the adapter's input during training passes only.
+ *
+ * Letters: r rank, N rows, I/O a map's input/output width (nin/nout in code),
+ * L layers, D hidden, F MLP width. */
+#ifndef PARE_LORA_H
+#define PARE_LORA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "model.h"
+
+/* The seven linear maps of a layer, in the forward's order. */
+enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_TARGET_COUNT };
+#define LORA_ALL_TARGETS ((1u << LORA_TARGET_COUNT) - 1)
+
+/* "q_proj", ..., "down_proj". */
+const char *lora_target_name(int target);
+/* "self_attn.q_proj.weight", ...: the weight's name after "model.layers.N.". */
+const char *lora_target_suffix(int target);
+/* A comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
+ * down_proj (or q, k, v, o, gate, up, down; or all) -> bit mask. 0 on an unknown
+ * or empty name. */
+unsigned lora_targets_parse(const char *list);
+/* The mask as "q_proj,k_proj,...", in the forward's order (malloc'd). */
+char *lora_targets_string(unsigned targets);
+
+/* One adapted map. */
+typedef struct {
+    int layer, target;
+    int nin, nout;      /* I, O */
+    char *name;         /* the adapted weight: "model.layers.3.self_attn.q_proj.weight" */
+    size_t a, b;        /* offsets into params of A (r, I) and B (O, r) */
+} lora_adapter;
+
+typedef struct lora_set {
+    int rank;           /* r */
+    double alpha;
+    float scale;        /* alpha / r */
+    unsigned targets;   /* bit mask of enum lora_target */
+    int n_layers;
+    int n;              /* adapters: every (layer, target) whose map exists */
+    lora_adapter *ad;   /* [n], layers ascending, targets in enum order */
+    int *index;         /* [L * LORA_TARGET_COUNT] adapter of (layer, target), or -1 */
+    size_t n_params;
+    float *params;      /* (n_params) every A and B, 64-byte aligned slices */
+    float *grads;       /* (n_params) NULL, or (lora_alloc_grads) where lora_backward adds */
+    char fingerprint[17]; /* the base model's */
+    /* dropout of the adapters' input in training passes (backward.c's forward):
+     * element (row n, column i) of adapter (l, t)'s input in pass `pass` is kept
+     * (and scaled by 1/(1-p)) when a hash of (seed, pass, l, t, n, i) clears p.
+     * A pure function of those: a layer recomputed in the backward pass gets the
+     * same mask, and a resumed run the same masks as one never stopped. */
+    float dropout;      /* p */
+    uint64_t seed;
+    uint64_t pass;      /* set by the trainer before each training pass */
+    /* scratch, grown when a call needs more rows (never in steady state) */
+    size_t scratch_rows;
+    float *xd;          /* (rows, max I) the dropped-out input, then its gradient */
+    float *u, *du;      /* (rows, r) A x and its gradient */
+} lora_set;
+
+/* The adapters of targets (mask) on every layer of m where the map exists (a
+ * pruned-away attention or MLP has none), rank r, params zero; fingerprint is m's.
+ * Dies on a rank below 1 or no adapter at all. */
+void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double alpha);
+/* A Kaiming-uniform with a = sqrt(5) (torch's default for nn.Linear and PEFT's
+ * LoRA A), i.e. uniform in [-1/sqrt(I), 1/sqrt(I)), from a generator seeded by
+ * XXH64(adapter name, seed); B zero. */
+void lora_init_weights(lora_set *s, uint64_t seed);
+/* Allocate grads (zero). */
+void lora_alloc_grads(lora_set *s);
+void lora_free(lora_set *s);
+
+static inline const lora_adapter *lora_find(const lora_set *s, int layer, int target)
+{
+    int k = s->index[layer * LORA_TARGET_COUNT + target];
+    return k < 0 ? NULL : &s->ad[k];
+}
+
+/* out (N, O) += scale * B A drop(in), in (N, I), for adapter (layer, target);
+ * nothing if that map has none. drop: apply the dropout (training passes). */
+void lora_forward(lora_set *s, int layer, int target, float *out, const float *in, int N, bool drop);
+/* The backward of lora_forward(..., drop = true) given dout (N, O) and the same
+ * input in (N, I): din (N, I) += the input's gradient, and, when grads is set,
+ * the gradients of A and B are added into grads. */
+void lora_backward(lora_set *s, int layer, int target, float *din, const float *dout, const float *in, int N);
+/* The dropout factor of element (row, col) of adapter (layer, target)'s input in
+ * the current pass: 0 or 1/(1-p) (1 when p is 0). For tests. */
+float lora_dropout_factor(const lora_set *s, int layer, int target, int64_t row, int64_t col);
+
+/* W += scale * B A for every adapter, in m's own tensors (m->lora must not be s:
+ * a merged model carries no adapter). */
+void lora_merge(const lora_set *s, model *m);
+
+/* Write the adapter stream (pare-stream(5) "adapter"): header with the base
+ * model's fingerprint and config, rank, alpha, dropout, targets, and the caller's
+ * training summary and loss curve (either may be NULL); one tensor record per A
+ * and B. path NULL or "-" = stdout; -o is atomic. */
+void lora_write(const lora_set *s, const model *m, const char *path, int argc, char **argv, json_t *training,
+                json_t *curve);
+/* Read an adapter stream made for m (its fingerprint must be m's). */
+void lora_read(lora_set *s, const char *path, const model *m);
+/* Read the adapter at path and attach it to m (m->lora; model_free frees it), so
+ * that every forward pass of m is base + adapter, unmerged. */
+void lora_attach(model *m, const char *path);
+
+#endif

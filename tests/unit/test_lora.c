@@ -1,0 +1,623 @@
+/* test_lora.c - LoRA adapters: the adapters' gradients from the training pass
+ * (llama_loss_backward with a frozen base) against central finite differences of
+ * a double-precision scalar reference written here (dropout included), on tiny
+ * random models of every shape (MHA, GQA, biases, pruned layers); the same
+ * loss from the eval forward passes (llama_forward, llama_cache_forward); the
+ * merged model against base + adapter; the adapter stream round trip;
+ * initialisation, dropout, targets.
+ *
+ * A gradient passes when, for every checked element, |analytic - fd| <= 1e-3 *
+ * max(|fd|, floor), the floor being 1e-3 of the largest |fd| of the tensor.
+ *
+ * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H query heads,
+ * KV key/value heads, hd head dim, F MLP width, r rank, I/O a map's in/out width. */
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backward.h"
+#include "blas.h"
+#include "check.h"
+#include "llama.h"
+#include "llama_cache.h"
+#include "lora.h"
+#include "model.h"
+#include "util.h"
+
+static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
+
+static uint64_t rng_state = 1;
+static double urand(void) /* uniform in [-1, 1), exactly a float */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+static int irand(int n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (int)((rng_state >> 33) % (uint64_t)n);
+}
+
+/* ---- the double-precision reference: base weights and adapters as doubles ---- */
+
+static struct {
+    const model *m;
+    const lora_set *s;
+    double **w;   /* [n_tensors] the base weights */
+    double *p;    /* (n_params) the adapters (perturbed by the finite differences) */
+    const int *tokens, *targets;
+    int B, T;
+    bool drop;    /* the training pass's dropout */
+} R;
+
+static double *ref_weight(int l, const char *suffix)
+{
+    char name[160];
+    if (l >= 0)
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);
+    else
+        snprintf(name, sizeof name, "%s", suffix);
+    const tensor *t = model_tensor(R.m, name);
+    return t ? R.w[t - R.m->tensors] : NULL;
+}
+
+static void ref_norm(double *out, const double *x, const double *w, int D, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < D; i++)
+        ss += x[i] * x[i];
+    double r = 1 / sqrt(ss / D + eps);
+    for (int i = 0; i < D; i++)
+        out[i] = x[i] * r * w[i];
+}
+
+/* out (O) = W x (+ b) + scale * B A drop(x), for row n of adapter (l, target). */
+static void ref_linear(double *out, const double *w, const double *b, const double *x, int nin, int nout, int l,
+                       int target, int n)
+{
+    for (int o = 0; o < nout; o++) {
+        double s = b ? b[o] : 0;
+        for (int i = 0; i < nin; i++)
+            s += w[(size_t)o * nin + i] * x[i];
+        out[o] = s;
+    }
+    const lora_adapter *a = lora_find(R.s, l, target);
+    if (!a)
+        return;
+    int r = R.s->rank;
+    double u[64];
+    for (int k = 0; k < r; k++) {
+        double s = 0;
+        for (int i = 0; i < nin; i++) {
+            double f = R.drop ? lora_dropout_factor(R.s, l, target, n, i) : 1.0;
+            s += R.p[a->a + (size_t)k * nin + i] * x[i] * f;
+        }
+        u[k] = s;
+    }
+    for (int o = 0; o < nout; o++) {
+        double s = 0;
+        for (int k = 0; k < r; k++)
+            s += R.p[a->b + (size_t)o * r + k] * u[k];
+        out[o] += R.s->scale * s;
+    }
+}
+
+static void ref_rot(double *v, int hd, int pos, double theta, enum rope_style style)
+{
+    for (int i = 0; i < hd / 2; i++) {
+        double angle = pos * pow(theta, -2.0 * i / hd);
+        int a = style == ROPE_HALF ? i : 2 * i, b = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(angle) - x1 * sin(angle);
+        v[b] = x1 * cos(angle) + x0 * sin(angle);
+    }
+}
+
+/* Mean cross-entropy of R.tokens against R.targets, one token at a time with a
+ * key/value cache, loops only. */
+static double ref_loss(void)
+{
+    const llama_config *c = &R.m->cfg;
+    int D = c->dim, hd = c->head_dim, L = c->n_layers, V = c->vocab, T = R.T;
+    int maxq = 1, maxf = 1;
+    for (int l = 0; l < L; l++) {
+        maxq = c->n_heads[l] * hd > maxq ? c->n_heads[l] * hd : maxq;
+        maxf = c->ffn_dim[l] > maxf ? c->ffn_dim[l] : maxf;
+    }
+    double *embed = ref_weight(-1, "model.embed_tokens.weight"), *fnorm = ref_weight(-1, "model.norm.weight");
+    double *head = c->tied ? embed : ref_weight(-1, "lm_head.weight");
+    double *x = xmalloc(D * sizeof(double)), *xn = xmalloc(D * sizeof(double));
+    double *q = xmalloc(maxq * sizeof(double)), *ctx = xmalloc(maxq * sizeof(double));
+    double *o = xmalloc(D * sizeof(double)), *sc = xmalloc(T * sizeof(double));
+    double *g = xmalloc(maxf * sizeof(double)), *u = xmalloc(maxf * sizeof(double));
+    double *kc = xmalloc((size_t)L * T * maxq * sizeof(double));
+    double *vc = xmalloc((size_t)L * T * maxq * sizeof(double));
+    double *logits = xmalloc(V * sizeof(double)), sum = 0;
+    int count = 0;
+    for (int b = 0; b < R.B; b++)
+        for (int t = 0; t < T; t++) {
+            int n = b * T + t, tok = R.tokens[n];
+            for (int i = 0; i < D; i++)
+                x[i] = embed[(size_t)tok * D + i];
+            for (int l = 0; l < L; l++) {
+                int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
+                if (H) {
+                    double *kt = kc + ((size_t)l * T + t) * maxq, *vt = vc + ((size_t)l * T + t) * maxq;
+                    ref_norm(xn, x, ref_weight(l, "input_layernorm.weight"), D, c->norm_eps);
+                    ref_linear(q, ref_weight(l, "self_attn.q_proj.weight"), ref_weight(l, "self_attn.q_proj.bias"), xn,
+                               D, H * hd, l, LORA_Q, n);
+                    ref_linear(kt, ref_weight(l, "self_attn.k_proj.weight"), ref_weight(l, "self_attn.k_proj.bias"),
+                               xn, D, KV * hd, l, LORA_K, n);
+                    ref_linear(vt, ref_weight(l, "self_attn.v_proj.weight"), ref_weight(l, "self_attn.v_proj.bias"),
+                               xn, D, KV * hd, l, LORA_V, n);
+                    for (int h = 0; h < H; h++)
+                        ref_rot(q + h * hd, hd, t, c->rope_theta, c->rope_style);
+                    for (int h = 0; h < KV; h++)
+                        ref_rot(kt + h * hd, hd, t, c->rope_theta, c->rope_style);
+                    for (int h = 0; h < H; h++) {
+                        int kvh = h / (H / KV);
+                        double mx = -INFINITY, z = 0;
+                        for (int j = 0; j <= t; j++) {
+                            const double *kj = kc + ((size_t)l * T + j) * maxq + kvh * hd;
+                            double s = 0;
+                            for (int i = 0; i < hd; i++)
+                                s += q[h * hd + i] * kj[i];
+                            sc[j] = s / sqrt((double)hd);
+                            mx = fmax(mx, sc[j]);
+                        }
+                        for (int j = 0; j <= t; j++)
+                            z += (sc[j] = exp(sc[j] - mx));
+                        for (int i = 0; i < hd; i++) {
+                            double s = 0;
+                            for (int j = 0; j <= t; j++)
+                                s += sc[j] / z * vc[((size_t)l * T + j) * maxq + kvh * hd + i];
+                            ctx[h * hd + i] = s;
+                        }
+                    }
+                    ref_linear(o, ref_weight(l, "self_attn.o_proj.weight"), ref_weight(l, "self_attn.o_proj.bias"),
+                               ctx, H * hd, D, l, LORA_O, n);
+                    for (int i = 0; i < D; i++)
+                        x[i] += o[i];
+                }
+                if (F) {
+                    ref_norm(xn, x, ref_weight(l, "post_attention_layernorm.weight"), D, c->norm_eps);
+                    ref_linear(g, ref_weight(l, "mlp.gate_proj.weight"), NULL, xn, D, F, l, LORA_GATE, n);
+                    ref_linear(u, ref_weight(l, "mlp.up_proj.weight"), NULL, xn, D, F, l, LORA_UP, n);
+                    for (int i = 0; i < F; i++)
+                        g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+                    ref_linear(o, ref_weight(l, "mlp.down_proj.weight"), ref_weight(l, "mlp.down_proj.bias"), g, F, D,
+                               l, LORA_DOWN, n);
+                    for (int i = 0; i < D; i++)
+                        x[i] += o[i];
+                }
+            }
+            int target = R.targets[n];
+            if (target < 0)
+                continue;
+            ref_norm(xn, x, fnorm, D, c->norm_eps);
+            for (int v = 0; v < V; v++) {
+                double s = 0;
+                for (int i = 0; i < D; i++)
+                    s += head[(size_t)v * D + i] * xn[i];
+                logits[v] = s;
+            }
+            double mx = logits[0], z = 0;
+            for (int j = 1; j < V; j++)
+                mx = fmax(mx, logits[j]);
+            for (int j = 0; j < V; j++)
+                z += exp(logits[j] - mx);
+            sum += log(z) + mx - logits[target];
+            count++;
+        }
+    free(x), free(xn), free(q), free(ctx), free(o), free(sc), free(g), free(u), free(kc), free(vc), free(logits);
+    return sum / count;
+}
+
+/* ---- models and adapters ---- */
+
+typedef struct {
+    int D, L, V, hd;
+    const int *H, *KV, *F;
+    bool tied, qkv_bias, o_bias, down_bias;
+    enum rope_style style;
+} shape;
+
+static void random_model(model *m, const shape *sp, uint64_t seed)
+{
+    llama_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.model_type, "llama");
+    c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
+    c.n_heads = (int *)sp->H, c.n_kv_heads = (int *)sp->KV, c.ffn_dim = (int *)sp->F;
+    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = sp->style;
+    c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
+    c.bos_id = 1, c.eos_id = 2;
+    model_init_random(m, &c, seed);
+}
+
+/* Adapters on targets with A as initialised and B random (of the size A B's term
+ * needs to matter), so that both gradients are non-trivial. */
+static lora_set *random_adapters(const model *m, unsigned targets, int rank, double alpha, float dropout,
+                                 uint64_t seed)
+{
+    lora_set *s = xcalloc(1, sizeof *s);
+    lora_init(s, m, targets, rank, alpha);
+    lora_init_weights(s, seed);
+    for (int k = 0; k < s->n; k++)
+        for (size_t i = 0; i < (size_t)s->ad[k].nout * rank; i++)
+            s->params[s->ad[k].b + i] = (float)(0.3 * urand() / sqrt((double)rank));
+    s->dropout = dropout;
+    s->seed = seed;
+    s->pass = 12345;
+    return s;
+}
+
+static void make_batch(int *tokens, int *targets, int B, int T, int V)
+{
+    for (int i = 0; i < B * T; i++)
+        tokens[i] = irand(V);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            targets[b * T + t] = t + 1 < T ? tokens[b * T + t + 1] : -1;
+    if (T > 2)
+        targets[1] = -1;
+}
+
+/* Central differences of ref_loss at R.p[idx[j]] against ga. */
+static double fd_check_at(const char *what, const int64_t *idx, int n_idx, const float *ga)
+{
+    double *fd = xmalloc((size_t)n_idx * sizeof(double)), scale = 0;
+    for (int j = 0; j < n_idx; j++) {
+        double x0 = R.p[idx[j]], h = FD_STEP * fmax(1.0, fabs(x0));
+        R.p[idx[j]] = x0 + h;
+        double fp = ref_loss();
+        R.p[idx[j]] = x0 - h;
+        double fm = ref_loss();
+        R.p[idx[j]] = x0;
+        fd[j] = (fp - fm) / (2 * h);
+        scale = fmax(scale, fabs(fd[j]));
+    }
+    double floor = fmax(FD_FLOOR * scale, 1e-300), worst = 0;
+    int worst_j = -1;
+    for (int j = 0; j < n_idx; j++) {
+        double e = fabs(ga[idx[j]] - fd[j]) / fmax(fabs(fd[j]), floor);
+        if (e > worst)
+            worst = e, worst_j = j;
+    }
+    if (!(worst < FD_TOL) && worst_j >= 0)
+        fprintf(stderr, "    %s: element %lld: analytic %.9g, finite difference %.9g (rel %.3g)\n", what,
+                (long long)idx[worst_j], ga[idx[worst_j]], fd[worst_j], worst);
+    CHECK(worst < FD_TOL);
+    CHECK(scale > 0);
+    free(fd);
+    return worst;
+}
+
+static double worst_all;
+
+/* The adapters' gradients of m + s at a random batch against finite differences:
+ * every A and B, n_rand random elements of each plus its largest gradient. */
+static void check_gradient(const char *what, const model *m, lora_set *s, int B, int T)
+{
+    int N = B * T, V = m->cfg.vocab;
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    make_batch(tokens, targets, B, T, V);
+    model *mm = (model *)m;
+    mm->lora = s;
+    lora_alloc_grads(s);
+    llama_train *t = llama_train_new(m, B, T);
+    double loss = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
+
+    R.m = m, R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
+    R.w = xmalloc((size_t)m->n_tensors * sizeof(double *));
+    for (int i = 0; i < m->n_tensors; i++) {
+        R.w[i] = xmalloc((size_t)m->tensors[i].numel * sizeof(double));
+        for (int64_t j = 0; j < m->tensors[i].numel; j++)
+            R.w[i][j] = m->tensors[i].data[j];
+    }
+    R.p = xmalloc(s->n_params * sizeof(double));
+    for (size_t i = 0; i < s->n_params; i++)
+        R.p[i] = s->params[i];
+    CHECK_CLOSE(ref_loss(), loss, 1e-5);
+
+    double worst = 0;
+    int checked = 0;
+    enum { n_rand = 6 };
+    int64_t idx[n_rand + 1];
+    for (int k = 0; k < s->n; k++) {
+        const lora_adapter *a = &s->ad[k];
+        for (int which = 0; which < 2; which++) {
+            size_t off = which ? a->b : a->a, n = (size_t)a->nin * s->rank;
+            if (which)
+                n = (size_t)a->nout * s->rank;
+            size_t top = 0;
+            for (size_t i = 1; i < n; i++)
+                if (fabsf(s->grads[off + i]) > fabsf(s->grads[off + top]))
+                    top = i;
+            idx[0] = (int64_t)(off + top);
+            for (int j = 1; j <= n_rand; j++)
+                idx[j] = (int64_t)(off + (size_t)irand((int)n));
+            char label[200];
+            snprintf(label, sizeof label, "%s: %s.lora_%c", what, a->name, which ? 'B' : 'A');
+            worst = fmax(worst, fd_check_at(label, idx, n_rand + 1, s->grads));
+            checked += n_rand + 1;
+        }
+    }
+    fprintf(stderr, "    %-34s loss %.4f, %4d elements of %2d adapters, worst relative error %.2g\n", what, loss,
+            checked, s->n, worst);
+    worst_all = fmax(worst_all, worst);
+
+    /* without dropout the training pass's loss is the eval forward's */
+    float p = s->dropout;
+    s->dropout = 0;
+    double loss0 = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
+    llama_state st;
+    llama_state_init(&st, m, B, T);
+    llama_forward(m, &st, tokens);
+    double nll = 0;
+    int64_t count = 0;
+    nll_accumulate(st.logits, targets, N, V, &nll, &count);
+    CHECK_CLOSE(loss0, nll / count, 1e-6);
+    R.drop = false;
+    CHECK_CLOSE(ref_loss(), loss0, 1e-5);
+    s->dropout = p;
+
+    llama_state_free(&st);
+    for (int i = 0; i < m->n_tensors; i++)
+        free(R.w[i]);
+    free(R.w), free(R.p);
+    llama_train_free(t);
+    mm->lora = NULL;
+    free(tokens), free(targets);
+}
+
+static void check_shape(const char *what, const shape *sp, unsigned targets, float dropout, int B, int T,
+                        uint64_t seed)
+{
+    model m;
+    random_model(&m, sp, seed);
+    lora_set *s = random_adapters(&m, targets, 4, 8.0, dropout, seed);
+    check_gradient(what, &m, s, B, T);
+    lora_free(s);
+    free(s);
+    model_free(&m);
+}
+
+static const int h4[] = {4, 4, 4}, f24[] = {24, 24, 24}, kv2[] = {2, 2, 2}, kv1[] = {1, 1, 1};
+
+static void test_gradient_mha(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = h4, .F = f24, .tied = true, .style = ROPE_HALF};
+    check_shape("mha tied, all targets, dropout", &sp, LORA_ALL_TARGETS, 0.2f, 2, 5, 1);
+    sp.tied = false, sp.style = ROPE_INTERLEAVED;
+    check_shape("mha untied, all targets, no dropout", &sp, LORA_ALL_TARGETS, 0.0f, 2, 5, 2);
+}
+
+static void test_gradient_gqa(void)
+{
+    shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    check_shape("gqa 2:1, all targets, dropout", &sp, LORA_ALL_TARGETS, 0.1f, 2, 6, 3);
+    sp.KV = kv1, sp.tied = true;
+    check_shape("mqa, q and v only, dropout", &sp, (1u << LORA_Q) | (1u << LORA_V), 0.3f, 1, 7, 4);
+}
+
+static void test_gradient_bias(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 21, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
+                .o_bias = true, .down_bias = true, .style = ROPE_HALF};
+    check_shape("gqa all biases, dropout", &sp, LORA_ALL_TARGETS, 0.05f, 2, 5, 5);
+}
+
+static void test_gradient_pruned(void)
+{
+    static const int H[] = {4, 0, 2, 6, 0}, KV[] = {2, 0, 1, 3, 0}, F[] = {20, 12, 0, 7, 0};
+    shape sp = {.D = 12, .L = 5, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .down_bias = true,
+                .style = ROPE_INTERLEAVED};
+    check_shape("pruned layers, dropout", &sp, LORA_ALL_TARGETS, 0.1f, 2, 4, 6);
+    fprintf(stderr, "    worst relative error of the adapters' gradients: %.2g\n", worst_all);
+}
+
+/* A frozen base: no sink, no base gradient; the adapters' gradients are those a
+ * pass with a sink gives. */
+static void count_sink(void *ctx, int layer, const weight_grad *g, int n)
+{
+    (void)layer, (void)g;
+    *(int *)ctx += n;
+}
+
+static void test_frozen_base(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    model m;
+    random_model(&m, &sp, 11);
+    lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 2, 4.0, 0.1f, 11);
+    m.lora = s;
+    int B = 2, T = 6, tokens[12], targets[12];
+    make_batch(tokens, targets, B, T, sp.V);
+    llama_train *t = llama_train_new(&m, B, T);
+    lora_alloc_grads(s);
+    int delivered = 0;
+    double l1 = llama_loss_backward(&m, t, tokens, targets, count_sink, NULL, &delivered);
+    float *g1 = xmalloc(s->n_params * sizeof(float));
+    memcpy(g1, s->grads, s->n_params * sizeof(float));
+    lora_alloc_grads(s);
+    double l2 = llama_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL);
+    CHECK(delivered == m.n_tensors);
+    CHECK(l1 == l2);
+    CHECK(!memcmp(g1, s->grads, s->n_params * sizeof(float)));
+    /* gradients add up over passes (accumulation) */
+    llama_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL);
+    double e = 0;
+    for (size_t i = 0; i < s->n_params; i++)
+        e = fmax(e, fabs(s->grads[i] - 2 * g1[i]));
+    CHECK(e < 1e-6);
+    free(g1);
+    llama_train_free(t);
+    model_free(&m); /* frees the attached set */
+}
+
+/* The merged model's logits are base + adapter's, in both eval forward passes. */
+static void test_merge(void)
+{
+    shape sp = {.D = 16, .L = 3, .V = 31, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
+                .down_bias = true, .style = ROPE_HALF};
+    model m, mg;
+    random_model(&m, &sp, 21);
+    random_model(&mg, &sp, 21);
+    lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 8, 16.0, 0.05f, 21);
+    lora_merge(s, &mg);
+    m.lora = s;
+    int B = 2, T = 7, N = B * T, tokens[14], targets[14];
+    make_batch(tokens, targets, B, T, sp.V);
+    llama_state a, b;
+    llama_state_init(&a, &m, B, T);
+    llama_state_init(&b, &mg, B, T);
+    llama_forward(&m, &a, tokens);
+    llama_forward(&mg, &b, tokens);
+    double e = 0, diff = 0;
+    for (int i = 0; i < N * sp.V; i++)
+        e = fmax(e, fabs(a.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
+    /* and the adapter matters */
+    model base;
+    random_model(&base, &sp, 21);
+    llama_state c;
+    llama_state_init(&c, &base, B, T);
+    llama_forward(&base, &c, tokens);
+    for (int i = 0; i < N * sp.V; i++)
+        diff = fmax(diff, fabs(a.logits[i] - c.logits[i]));
+    fprintf(stderr, "    merged vs base + adapter: max relative logit difference %.2g (adapter moves them %.2g)\n", e,
+            diff);
+    CHECK(e < 1e-5);
+    CHECK(diff > 1e-2);
+    /* the cached forward (zero-shot tasks, generation) adds the adapters too */
+    llama_cache kc;
+    llama_cache_init(&kc, &m, 1, T, T, T);
+    int len = T, slot = 0, out[7];
+    for (int i = 0; i < T; i++)
+        out[i] = i;
+    llama_cache_forward(&m, &kc, tokens, 1, &len, &slot, true, out, T);
+    double ec = 0;
+    for (int i = 0; i < T * sp.V; i++)
+        ec = fmax(ec, fabs(kc.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
+    CHECK(ec < 1e-5);
+    llama_cache_free(&kc);
+    /* a smaller batch in the same buffers */
+    llama_state_set_batch(&a, 1, 4);
+    llama_forward(&m, &a, tokens);
+    double es = 0;
+    for (int t = 0; t < 4; t++)
+        for (int v = 0; v < sp.V; v++)
+            es = fmax(es, fabs(a.logits[t * sp.V + v] - b.logits[t * sp.V + v]) / fmax(1, fabs(b.logits[t * sp.V + v])));
+    CHECK(es < 1e-5);
+    llama_state_free(&a), llama_state_free(&b), llama_state_free(&c);
+    model_free(&m), model_free(&mg), model_free(&base);
+}
+
+/* Write, read back: the same adapters; a model with other weights is refused
+ * (checked in lora.bats, as it dies). */
+static void test_stream_round_trip(void)
+{
+    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    model m;
+    random_model(&m, &sp, 31);
+    lora_set *s = random_adapters(&m, (1u << LORA_Q) | (1u << LORA_DOWN) | (1u << LORA_O), 3, 5.0, 0.05f, 31);
+    char path[] = "/tmp/test_lora_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *argv[] = {"test_lora"};
+    json_t *training = json_pack("{s:i}", "steps", 3);
+    lora_write(s, &m, path, 1, argv, training, NULL);
+    json_decref(training);
+    lora_set back;
+    lora_read(&back, path, &m);
+    CHECK(back.rank == 3 && back.alpha == 5.0 && back.targets == s->targets && back.n == s->n);
+    CHECK(back.n_params == s->n_params && !memcmp(back.params, s->params, s->n_params * sizeof(float)));
+    CHECK(!strcmp(back.fingerprint, s->fingerprint));
+    lora_free(&back);
+    /* attach: the model owns it and frees it */
+    lora_attach(&m, path);
+    CHECK(m.lora && m.lora->n == s->n);
+    unlink(path);
+    lora_free(s);
+    free(s);
+    model_free(&m);
+}
+
+static void test_init_dropout_targets(void)
+{
+    shape sp = {.D = 32, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    model m;
+    random_model(&m, &sp, 41);
+    lora_set s;
+    lora_init(&s, &m, LORA_ALL_TARGETS, 8, 16.0);
+    lora_init_weights(&s, 42);
+    CHECK(s.n == 2 * 7 && s.scale == 2.0f);
+    double mean = 0, sq = 0;
+    int64_t cnt = 0;
+    bool bounded = true, b_zero = true;
+    for (int k = 0; k < s.n; k++) {
+        const lora_adapter *a = &s.ad[k];
+        double bound = 1 / sqrt((double)a->nin);
+        for (size_t i = 0; i < (size_t)s.rank * a->nin; i++) {
+            double v = s.params[a->a + i];
+            bounded &= fabs(v) <= bound;
+            mean += v / bound, sq += v * v / (bound * bound), cnt++;
+        }
+        for (size_t i = 0; i < (size_t)a->nout * s.rank; i++)
+            b_zero &= s.params[a->b + i] == 0;
+    }
+    CHECK(bounded && b_zero);
+    CHECK(fabs(mean / cnt) < 0.05);           /* uniform on [-b, b]: mean 0 */
+    CHECK(fabs(sq / cnt - 1.0 / 3) < 0.03);   /* variance b^2 / 3 */
+    /* the same seed, the same A; adapters do not depend on the targets chosen */
+    lora_set q;
+    lora_init(&q, &m, 1u << LORA_Q, 8, 16.0);
+    lora_init_weights(&q, 42);
+    CHECK(q.n == 2 && !memcmp(q.params + q.ad[1].a, s.params + s.ad[7].a, (size_t)8 * 32 * sizeof(float)));
+    lora_free(&q);
+    /* dropout: the rate, determinism, a new mask per pass and per adapter */
+    s.dropout = 0.25f, s.seed = 7, s.pass = 3;
+    int dropped = 0, same_pass = 0, other_pass = 0, other_target = 0, n = 4000;
+    for (int i = 0; i < n; i++) {
+        float f = lora_dropout_factor(&s, 1, LORA_UP, i / 32, i % 32);
+        CHECK(f == 0.0f || f == 1.0f / 0.75f);
+        dropped += f == 0;
+        same_pass += f == lora_dropout_factor(&s, 1, LORA_UP, i / 32, i % 32);
+        other_target += f == lora_dropout_factor(&s, 1, LORA_GATE, i / 32, i % 32);
+    }
+    s.pass = 4;
+    for (int i = 0; i < n; i++) {
+        s.pass = 3;
+        float f = lora_dropout_factor(&s, 1, LORA_UP, i / 32, i % 32);
+        s.pass = 4;
+        other_pass += f == lora_dropout_factor(&s, 1, LORA_UP, i / 32, i % 32);
+    }
+    CHECK(fabs(dropped / (double)n - 0.25) < 0.03);
+    CHECK(same_pass == n && other_pass < n * 0.8 && other_target < n * 0.8);
+    lora_free(&s);
+    /* targets */
+    CHECK(lora_targets_parse("q_proj,v_proj") == ((1u << LORA_Q) | (1u << LORA_V)));
+    CHECK(lora_targets_parse("all") == LORA_ALL_TARGETS);
+    CHECK(lora_targets_parse("q,k,v,o,gate,up,down") == LORA_ALL_TARGETS);
+    CHECK(lora_targets_parse("q_proj,lm_head") == 0 && lora_targets_parse("") == 0);
+    char *str = lora_targets_string((1u << LORA_DOWN) | (1u << LORA_K));
+    CHECK(!strcmp(str, "k_proj,down_proj"));
+    free(str);
+    model_free(&m);
+}
+
+int main(int argc, char **argv)
+{
+    blas_init(argc, argv);
+    blas_set_threads(1);
+    TEST(test_gradient_mha);
+    TEST(test_gradient_gqa);
+    TEST(test_gradient_bias);
+    TEST(test_gradient_pruned);
+    TEST(test_frozen_base);
+    TEST(test_merge);
+    TEST(test_stream_round_trip);
+    TEST(test_init_dropout_targets);
+    return check_report();
+}
