@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "generate.h"
+#include "lora.h"
 #include "model.h"
 #include "ppl.h"
 #include "progress.h"
@@ -25,6 +26,7 @@ static const char usage[] =
     "Evaluate a model and write a report stream (stdout or -o FILE); a table goes to stderr.\n"
     "\n"
     "  -m, --model PATH        model: HF folder, llama2.c .bin, checkpoint stream ('-' = stdin)\n"
+    "  -a, --adapter FILE      evaluate the model with this LoRA adapter stream (pare-lora), unmerged\n"
     "      --tokenizer FILE    tokenizer (tokenizer.model or llama2.c tok*.bin) if the model has none\n"
     "perplexity:\n"
     "      --ppl FILE          perplexity on FILE (plain or compressed); may be repeated\n"
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
     set_progname(argv[0]);
     blas_init(argc, argv);
 
-    const char *model_path = NULL, *tok_path = NULL, *out = NULL, *data_dir = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *out = NULL, *data_dir = NULL, *adapter_path = NULL;
     const char **ppl_files = xcalloc((size_t)argc, sizeof *ppl_files);
     const char **prompts = xcalloc((size_t)argc, sizeof *prompts);
     const char *task_file[TASK_COUNT] = {0};
@@ -130,6 +132,7 @@ int main(int argc, char **argv)
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, OPT_TOK},
+        {"adapter", required_argument, 0, 'a'},
         {"ppl", required_argument, 0, OPT_PPL},     {"ppl-format", required_argument, 0, OPT_FORMAT},
         {"seq-len", required_argument, 0, OPT_SEQ}, {"batch", required_argument, 0, OPT_BATCH},
         {"limit", required_argument, 0, OPT_LIMIT}, {"tasks", required_argument, 0, OPT_TASKS},
@@ -143,9 +146,10 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION},   {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:a:t:o:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
+        case 'a': adapter_path = optarg; break;
         case OPT_TOK: tok_path = optarg; break;
         case OPT_PPL: ppl_files[n_ppl++] = optarg; break;
         case OPT_FORMAT: {
@@ -206,7 +210,7 @@ int main(int argc, char **argv)
 
     report rep;
     if (merge) {
-        if (model_path || n_ppl || any_task || gen || stats || shards)
+        if (model_path || adapter_path || n_ppl || any_task || gen || stats || shards)
             usage_die("--merge takes report files only, no model or evaluation options");
         int n = argc - optind;
         if (n < 1)
@@ -231,6 +235,8 @@ int main(int argc, char **argv)
 
         model m;
         model_load(&m, model_path, tok_path);
+        if (adapter_path)
+            lora_attach(&m, adapter_path);
         if (!m.has_weights)
             die("%s: a bare config has no weights to evaluate", model_path);
         if (!m.tok.size)
