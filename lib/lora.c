@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <xxhash.h>
 
+#include "checkpoint.h"
 #include "stream.h"
 #include "util.h"
 
@@ -110,6 +111,7 @@ void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double a
             a->name = xasprintf("model.layers.%d.%s", l, target_suffix[t]);
             if (!model_tensor(m, a->name))
                 die("%s: no tensor '%s' to adapt", src, a->name);
+            s->n_weights += (size_t)rank * (size_t)(nin + nout);
             a->a = off;
             off += round16((size_t)rank * nin);
             a->b = off;
@@ -359,6 +361,33 @@ void lora_write(const lora_set *s, const model *m, const char *path, int argc, c
         write_tensor(&w, name, a->nout, s->rank, s->params + a->b);
     }
     stream_writer_close(&w);
+}
+
+void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char **argv, json_t *training)
+{
+    bool owned = m->lora == s;
+    if (owned)
+        m->lora = NULL;
+    lora_merge(s, m);
+    json_t *targets = json_array();
+    for (int t = 0; t < LORA_TARGET_COUNT; t++)
+        if (s->targets & (1u << t))
+            json_array_append_new(targets, json_string(target_names[t]));
+    json_t *lj = json_pack("{s:s,s:i,s:f,s:f,s:o}", "base_fingerprint", s->fingerprint, "rank", s->rank, "alpha",
+                           s->alpha, "dropout", (double)s->dropout, "targets", targets);
+    if (training)
+        json_object_set(lj, "training", training);
+    json_t *prov = json_object();
+    json_object_set_new(prov, "base_fingerprint", json_string(s->fingerprint));
+    if (m->provenance)
+        json_object_set(prov, "base_provenance", m->provenance);
+    json_object_set_new(prov, "lora", lj);
+    checkpoint_write(m, path, argc, argv, prov);
+    json_decref(prov);
+    if (owned) {
+        lora_free(s);
+        free(s);
+    }
 }
 
 void lora_read(lora_set *s, const char *path, const model *m)

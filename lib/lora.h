@@ -54,7 +54,8 @@ typedef struct lora_set {
     int n;              /* adapters: every (layer, target) whose map exists */
     lora_adapter *ad;   /* [n], layers ascending, targets in enum order */
     int *index;         /* [L * LORA_TARGET_COUNT] adapter of (layer, target), or -1 */
-    size_t n_params;
+    size_t n_weights;   /* the adapters' parameters: r (I + O) summed */
+    size_t n_params;    /* floats of params (slices padded to 64 bytes) */
     float *params;      /* (n_params) every A and B, 64-byte aligned slices */
     float *grads;       /* (n_params) NULL, or (lora_alloc_grads) where lora_backward adds */
     char fingerprint[17]; /* the base model's */
@@ -111,6 +112,10 @@ void lora_merge(const lora_set *s, model *m);
  * and B. path NULL or "-" = stdout; -o is atomic. */
 void lora_write(const lora_set *s, const model *m, const char *path, int argc, char **argv, json_t *training,
                 json_t *curve);
+/* Merge s into m (lora_merge; m->lora, if it is s, is detached first and then
+ * freed) and write m as a checkpoint stream whose provenance names the base
+ * (fingerprint, provenance) and the adapter (rank, alpha, targets, training). */
+void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char **argv, json_t *training);
 /* Read an adapter stream made for m (its fingerprint must be m's). */
 void lora_read(lora_set *s, const char *path, const model *m);
 /* Read the adapter at path and attach it to m (m->lora; model_free frees it), so

@@ -1,0 +1,198 @@
+/* pare-lora - recover a pruned model with LoRA, the LLM-Pruner way: train
+ * low-rank adapters on instruction data (or raw text), keep the best on a
+ * held-out set, and write them as an adapter stream (or the merged checkpoint). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "instruct.h"
+#include "lora.h"
+#include "model.h"
+#include "progress.h"
+#include "tokenizer.h"
+#include "train.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: pare-lora -m MODEL --data FILE [--text] [options] [-o FILE]\n"
+    "\n"
+    "Train LoRA adapters on MODEL (frozen) and write them as an adapter stream (stdout or\n"
+    "-o FILE), or with --merge the merged checkpoint.\n"
+    "\n"
+    "  -m, --model PATH        the model (a pruned checkpoint, HF folder, llama2.c .bin; '-' = stdin)\n"
+    "      --tokenizer FILE    tokenizer (tokenizer.model or llama2.c tok*.bin) if the model has none\n"
+    "data:\n"
+    "      --data FILE         Alpaca records (a JSON array or JSON lines of instruction/input/output);\n"
+    "                          .gz, .xz, .zst, .bz2 and tar archives too\n"
+    "      --text              FILE is raw text: train on consecutive windows of --cutoff tokens\n"
+    "      --cutoff N          most tokens of a sample (default 256)\n"
+    "      --train-on-inputs   score the prompt tokens too (default: masked from the loss)\n"
+    "      --val-size N        held-out validation samples (default 2000, at most a tenth of the data)\n"
+    "adapters:\n"
+    "      --targets LIST      linear maps to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,\n"
+    "                          down_proj (or q, k, v, o, gate, up, down), or all (default all)\n"
+    "      --rank N            rank r (default 8)\n"
+    "      --alpha X           scaling alpha; the term is alpha/r * B A x (default 16)\n"
+    "      --dropout P         dropout on the adapters' input (default 0.05)\n"
+    "training:\n"
+    "      --lr X              peak learning rate (default 1e-4)\n"
+    "      --warmup N          warm-up steps, then linear decay to 0 (default 100)\n"
+    "      --batch N           samples per optimiser step (default 64)\n"
+    "      --micro-batch N     samples per forward/backward pass; gradients accumulate (default 4)\n"
+    "      --epochs N          passes over the training samples (default 2)\n"
+    "      --max-grad-norm X   clip the gradient's norm (default 1.0; 0 = off)\n"
+    "      --seed N            seed of the split, the initialisation, the shuffles, dropout (default 42)\n"
+    "      --eval-every N      validation loss every N steps, and at the end (default 100)\n"
+    "      --log-every N       a loss-curve point and a progress line every N steps (default 10)\n"
+    "stop and resume:\n"
+    "      --state DIR         save the training state in DIR and resume from it when present\n"
+    "      --save-every N      save the state every N steps (default 200), at the end and on SIGINT/SIGTERM\n"
+    "output:\n"
+    "      --merge             write the merged checkpoint instead of the adapter stream\n"
+    "  -t, --threads N         threads (default: PARE_THREADS or all cores)\n"
+    "  -o, --output FILE       write the stream to FILE (atomically)\n"
+    "      --progress          a progress line after every step\n"
+    "  -q, --quiet             no progress and no summary\n"
+    "  -h, --help              show this help\n"
+    "      --version           show the version\n";
+
+int main(int argc, char **argv)
+{
+    set_progname(argv[0]);
+    blas_init(argc, argv);
+    const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *out = NULL;
+    bool text = false, train_on_inputs = false, merge = false;
+    int cutoff = 256, val_size = 2000, rank = 8, threads = 0;
+    double alpha = 16, dropout = 0.05;
+    unsigned targets = LORA_ALL_TARGETS;
+    train_options o;
+    train_options_default(&o);
+
+    enum { OPT_TOK = 256, OPT_DATA, OPT_TEXT, OPT_CUTOFF, OPT_TOI, OPT_VAL, OPT_TARGETS, OPT_RANK, OPT_ALPHA,
+           OPT_DROPOUT, OPT_LR, OPT_WARMUP, OPT_BATCH, OPT_MICRO, OPT_EPOCHS, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_LOG,
+           OPT_STATE, OPT_SAVE, OPT_MERGE, OPT_PROGRESS, OPT_VERSION };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},          {"tokenizer", required_argument, 0, OPT_TOK},
+        {"data", required_argument, 0, OPT_DATA},      {"text", no_argument, 0, OPT_TEXT},
+        {"cutoff", required_argument, 0, OPT_CUTOFF},  {"train-on-inputs", no_argument, 0, OPT_TOI},
+        {"val-size", required_argument, 0, OPT_VAL},   {"targets", required_argument, 0, OPT_TARGETS},
+        {"rank", required_argument, 0, OPT_RANK},      {"alpha", required_argument, 0, OPT_ALPHA},
+        {"dropout", required_argument, 0, OPT_DROPOUT}, {"lr", required_argument, 0, OPT_LR},
+        {"warmup", required_argument, 0, OPT_WARMUP},  {"batch", required_argument, 0, OPT_BATCH},
+        {"micro-batch", required_argument, 0, OPT_MICRO}, {"epochs", required_argument, 0, OPT_EPOCHS},
+        {"max-grad-norm", required_argument, 0, OPT_CLIP}, {"seed", required_argument, 0, OPT_SEED},
+        {"eval-every", required_argument, 0, OPT_EVAL}, {"log-every", required_argument, 0, OPT_LOG},
+        {"state", required_argument, 0, OPT_STATE},    {"save-every", required_argument, 0, OPT_SAVE},
+        {"merge", no_argument, 0, OPT_MERGE},          {"threads", required_argument, 0, 't'},
+        {"output", required_argument, 0, 'o'},         {"progress", no_argument, 0, OPT_PROGRESS},
+        {"quiet", no_argument, 0, 'q'},                {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, OPT_VERSION},      {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case OPT_TOK: tok_path = optarg; break;
+        case OPT_DATA: data_path = optarg; break;
+        case OPT_TEXT: text = true; break;
+        case OPT_CUTOFF: cutoff = (int)parse_long("--cutoff", optarg, 2, 1 << 20); break;
+        case OPT_TOI: train_on_inputs = true; break;
+        case OPT_VAL: val_size = (int)parse_long("--val-size", optarg, 0, 1 << 30); break;
+        case OPT_TARGETS:
+            if (!(targets = lora_targets_parse(optarg)))
+                usage_die("--targets: expected a list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
+                          "down_proj (or all), got '%s'", optarg);
+            break;
+        case OPT_RANK: rank = (int)parse_long("--rank", optarg, 1, 1 << 16); break;
+        case OPT_ALPHA: alpha = parse_double("--alpha", optarg, 0, 1e9); break;
+        case OPT_DROPOUT: dropout = parse_double("--dropout", optarg, 0, 0.99); break;
+        case OPT_LR: o.lr = parse_double("--lr", optarg, 0, 1e9); break;
+        case OPT_WARMUP: o.warmup = (int)parse_long("--warmup", optarg, 0, 1 << 30); break;
+        case OPT_BATCH: o.batch = (int)parse_long("--batch", optarg, 1, 1 << 24); break;
+        case OPT_MICRO: o.micro_batch = (int)parse_long("--micro-batch", optarg, 1, 4096); break;
+        case OPT_EPOCHS: o.epochs = (int)parse_long("--epochs", optarg, 1, 1 << 20); break;
+        case OPT_CLIP: o.max_grad_norm = parse_double("--max-grad-norm", optarg, 0, 1e30); break;
+        case OPT_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
+        case OPT_EVAL: o.eval_every = (int)parse_long("--eval-every", optarg, 1, 1 << 30); break;
+        case OPT_LOG: o.log_every = (int)parse_long("--log-every", optarg, 1, 1 << 30); break;
+        case OPT_STATE: o.state_dir = optarg; break;
+        case OPT_SAVE: o.save_every = (int)parse_long("--save-every", optarg, 1, 1 << 30); break;
+        case OPT_MERGE: merge = true; break;
+        case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
+        case 'o': out = optarg; break;
+        case OPT_PROGRESS: g_progress_mode = 1; break;
+        case 'q': g_quiet = true; g_progress_mode = 0; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case OPT_VERSION: printf("pare-lora %s\n", PARE_VERSION); return 0;
+        default: usage_die("unknown option");
+        }
+    }
+    if (optind < argc)
+        usage_die("unexpected argument '%s'", argv[optind]);
+    if (!model_path)
+        usage_die("no model given (-m MODEL)");
+    if (!data_path)
+        usage_die("no training data given (--data FILE)");
+    if (!strcmp(model_path, "-") && !strcmp(data_path, "-"))
+        usage_die("the model and the data cannot both come from stdin");
+    if (o.batch % o.micro_batch)
+        usage_die("--batch %d is not a multiple of --micro-batch %d", o.batch, o.micro_batch);
+    if (text && train_on_inputs)
+        usage_die("--train-on-inputs is for Alpaca records (raw text has no prompt)");
+    if ((!out || !strcmp(out, "-")) && isatty(STDOUT_FILENO))
+        usage_die("refusing to write a binary stream to a terminal (redirect stdout or use -o FILE)");
+    blas_set_threads(threads);
+
+    model m;
+    model_load(&m, model_path, tok_path);
+    if (!m.has_weights)
+        die("%s: a bare config has no weights to train", model_path);
+    if (!m.tok.size)
+        die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
+    tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
+    if (tokenizer_vocab_size(tok) > m.cfg.vocab)
+        die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
+
+    instruct_data d;
+    if (text)
+        instruct_load_text(&d, data_path, tok, cutoff);
+    else
+        instruct_load_alpaca(&d, data_path, tok, cutoff, train_on_inputs);
+    int n_val = instruct_val_count(d.n, val_size), *train, *val;
+    instruct_split(d.n, n_val, o.seed, &train, &val);
+    if (text)
+        info("%s: %lld tokens, %d windows of %d: %d to train, %d to validate", data_path, (long long)d.text_tokens,
+             d.n, cutoff, d.n - n_val, n_val);
+    else
+        info("%s: %d records (%d cut at %d tokens, %d skipped): %d to train, %d to validate", data_path, d.records,
+             d.truncated, cutoff, d.skipped, d.n - n_val, n_val);
+
+    lora_set *s = xcalloc(1, sizeof *s);
+    lora_init(s, &m, targets, rank, alpha);
+    lora_init_weights(s, o.seed);
+    s->dropout = (float)dropout;
+    s->seed = o.seed;
+    m.lora = s;
+    int n_adapters = s->n;
+    size_t n_weights = s->n_weights;
+    train_result res;
+    lora_train(&m, &d, train, d.n - n_val, val, n_val, &o, &res);
+    if (merge)
+        lora_write_merged(s, &m, out, argc, argv, res.training);
+    else
+        lora_write(s, &m, out, argc, argv, res.training, res.curve);
+    info("%lld steps (%lld run now) on %lld tokens in %.1f s, %.0f tok/s; val loss %.4f before, %.4f best (step "
+         "%lld); %d adapters, %zu parameters",
+         (long long)res.steps, (long long)res.steps_run, (long long)res.tokens_run, res.seconds,
+         res.seconds > 0 ? (double)res.tokens_run / res.seconds : 0.0, res.first_val, res.best_val,
+         (long long)res.best_step, n_adapters, n_weights);
+    train_result_free(&res);
+    free(train), free(val);
+    instruct_free(&d);
+    tokenizer_free(tok);
+    model_free(&m);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        die("cannot write the output: write error");
+    return 0;
+}
