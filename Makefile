@@ -56,13 +56,13 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpare.a
 # Every test: C unit tests of lib/, then bats tests of the programs.
 test: all $(UNITS)
 	@tests/run-unit $(UNITS)
-	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) bats tests/bats
+	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) tests/run-bats tests/bats
 
 unit: all $(UNITS)
 	@tests/run-unit $(UNITS)
 
 bats: all
-	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) bats tests/bats
+	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) tests/run-bats tests/bats
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 check-asan:
