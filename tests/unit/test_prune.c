@@ -592,6 +592,39 @@ static void test_paper_counts(void)
     CHECK(plan.first_layer == 4 && plan.last_layer == 29);
     CHECK(llama_param_count(&plan.after) == 5422977024LL);
     prune_plan_free(&plan);
+    /* GQA: Llama-3-8B (8 kv heads of 4 query heads): 2 kv units and 3584 of 14336
+     * MLP channels go per layer at 0.25 on layers 4-29 (more_results in LLM-Pruner) */
+    {
+        fixture f3 = {"llama-3-8b", 4096, 1, 128256, 128, {32}, {8}, {14336}, false, false, ROPE_HALF};
+        llama_config c3;
+        fixture_config(&c3, &f3); /* one layer, widened to 32 below */
+        c3.n_layers = 32;
+        c3.n_heads = xrealloc(c3.n_heads, 32 * sizeof(int));
+        c3.n_kv_heads = xrealloc(c3.n_kv_heads, 32 * sizeof(int));
+        c3.ffn_dim = xrealloc(c3.ffn_dim, 32 * sizeof(int));
+        for (int l = 0; l < 32; l++) {
+            c3.n_heads[l] = 32;
+            c3.n_kv_heads[l] = 8;
+            c3.ffn_dim[l] = 14336;
+        }
+        model m3 = {0};
+        llama_config_copy(&m3.cfg, &c3);
+        m3.source = xstrdup("llama-3-8b");
+        group_set g3;
+        hand_groups(&m3, &g3);
+        CHECK(llama_param_count(&c3) == 8030261248LL);
+        o.mode = PRUNE_BLOCK;
+        o.ratio = 0.25;
+        o.first_layer = 4;
+        o.last_layer = 29;
+        prune_plan_make(&plan, &m3, &g3, "groups", "groups", &o);
+        CHECK(plan.after.n_kv_heads[4] == 6 && plan.after.n_heads[4] == 24 && plan.after.ffn_dim[4] == 10752);
+        CHECK(llama_param_count(&plan.after) == 6612586496LL);
+        prune_plan_free(&plan);
+        group_set_free(&g3);
+        model_free(&m3);
+        llama_config_free(&c3);
+    }
     /* MACs: per layer and the LM head */
     int64_t T = 128, D = 4096, F = 11008;
     CHECK(prune_macs(&m.cfg, 128) == 32 * (T * (4 * D * D + 3 * D * F) + 2 * 32 * T * T * 128) + T * D * 32000);
