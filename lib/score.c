@@ -7,10 +7,11 @@
  *
  * The backward pass calls the sink once per layer, from the last to the first,
  * then once with layer -1 (embedding, final norm, LM head). A "position" orders
- * those calls: layer l is at L-1-l, the outer tensors at L. A chunk is a range
- * of positions. Every tensor named by a group member is a "tref"; within a
- * position the trefs go in name order, which is also the order of a partial
- * stream's sum records. */
+ * those calls: layer l is at L-1-l, the outer tensors at L. Every tensor named by
+ * a group member is a "tref"; within a position the trefs go in name order, which
+ * is also the order of a partial stream's sum records. When F is held
+ * element-wise, the trefs in that order are cut into "pieces" (runs of rows;
+ * whole tensors for a shard) and the pieces into chunks that fit the budget. */
 #include "score.h"
 
 #include <math.h>
@@ -55,7 +56,6 @@ unsigned score_stats_parse(const char *list)
         usage_die("--stats: no statistic given");
     return mask;
 }
-
 
 /* ------------------------------------------------------------------ state */
 
