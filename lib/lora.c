@@ -191,7 +191,7 @@ static uint64_t drop_key(const lora_set *s, int l, int t)
 }
 
 /* An element is dropped when the top 24 bits of its hash fall below p * 2^24. */
-static uint32_t drop_threshold(float p) { return (uint32_t)llround((double)p * 16777216.0); }
+static uint32_t drop_threshold(double p) { return (uint32_t)llround(p * 16777216.0); }
 
 static inline bool drop_keep(uint64_t key, uint64_t idx, uint32_t thresh)
 {
@@ -204,7 +204,7 @@ float lora_dropout_factor(const lora_set *s, int layer, int target, int64_t row,
         return 1.0f;
     const lora_adapter *a = lora_find(s, layer, target);
     uint64_t idx = (uint64_t)row * (uint64_t)(a ? a->nin : 0) + (uint64_t)col;
-    return drop_keep(drop_key(s, layer, target), idx, drop_threshold(s->dropout)) ? 1.0f / (1.0f - s->dropout)
+    return drop_keep(drop_key(s, layer, target), idx, drop_threshold(s->dropout)) ? (float)(1.0 / (1.0 - s->dropout))
                                                                                    : 0.0f;
 }
 
@@ -213,7 +213,7 @@ static void dropout_apply(const lora_set *s, const lora_adapter *a, float *out, 
 {
     uint64_t key = drop_key(s, a->layer, a->target);
     uint32_t thresh = drop_threshold(s->dropout);
-    float keep = 1.0f / (1.0f - s->dropout);
+    float keep = (float)(1.0 / (1.0 - s->dropout));
     size_t n = (size_t)N * a->nin;
     for (size_t i = 0; i < n; i++)
         out[i] = drop_keep(key, i, thresh) ? in[i] * keep : 0.0f;
@@ -374,7 +374,7 @@ void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char *
         if (s->targets & (1u << t))
             json_array_append_new(targets, json_string(target_names[t]));
     json_t *lj = json_pack("{s:s,s:i,s:f,s:f,s:o}", "base_fingerprint", s->fingerprint, "rank", s->rank, "alpha",
-                           s->alpha, "dropout", (double)s->dropout, "targets", targets);
+                           s->alpha, "dropout", s->dropout, "targets", targets);
     if (training)
         json_object_set(lj, "training", training);
     json_t *prov = json_object();

@@ -64,7 +64,7 @@ typedef struct lora_set {
      * (and scaled by 1/(1-p)) when a hash of (seed, pass, l, t, n, i) clears p.
      * A pure function of those: a layer recomputed in the backward pass gets the
      * same mask, and a resumed run the same masks as one never stopped. */
-    float dropout;      /* p */
+    double dropout;     /* p */
     uint64_t seed;
     uint64_t pass;      /* set by the trainer before each training pass */
     /* scratch, grown when a call needs more rows (never in steady state) */

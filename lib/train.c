@@ -88,7 +88,7 @@ static json_t *identity(const model *m, const instruct_data *d, int n_train, int
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:f,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:I}", "model",
         s->fingerprint, "data", d->xxh64, "mode", d->text ? "text" : "alpaca", "cutoff", d->cutoff, "train",
-        n_train, "val", n_val, "rank", s->rank, "alpha", s->alpha, "dropout", (double)s->dropout, "targets", targets,
+        n_train, "val", n_val, "rank", s->rank, "alpha", s->alpha, "dropout", s->dropout, "targets", targets,
         "lr", o->lr, "warmup", o->warmup, "batch", o->batch, "micro_batch", o->micro_batch, "epochs", o->epochs,
         "eval_every", o->eval_every, "log_every", o->log_every, "max_grad_norm", o->max_grad_norm, "beta1", o->beta1,
         "beta2", o->beta2, "eps", o->eps, "weight_decay", o->weight_decay, "seed", (json_int_t)o->seed);

@@ -171,7 +171,7 @@ int main(int argc, char **argv)
     lora_set *s = xcalloc(1, sizeof *s);
     lora_init(s, &m, targets, rank, alpha);
     lora_init_weights(s, o.seed);
-    s->dropout = (float)dropout;
+    s->dropout = dropout;
     s->seed = o.seed;
     m.lora = s;
     int n_adapters = s->n;

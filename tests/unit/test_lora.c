@@ -348,7 +348,7 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     worst_all = fmax(worst_all, worst);
 
     /* without dropout the training pass's loss is the eval forward's */
-    float p = s->dropout;
+    double p = s->dropout;
     s->dropout = 0;
     double loss0 = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
     llama_state st;
@@ -581,7 +581,7 @@ static void test_init_dropout_targets(void)
     int dropped = 0, same_pass = 0, other_pass = 0, other_target = 0, n = 4000;
     for (int i = 0; i < n; i++) {
         float f = lora_dropout_factor(&s, 1, LORA_UP, i / 32, i % 32);
-        CHECK(f == 0.0f || f == 1.0f / 0.75f);
+        CHECK(f == 0.0f || f == (float)(1.0 / 0.75));
         dropped += f == 0;
         same_pass += f == lora_dropout_factor(&s, 1, LORA_UP, i / 32, i % 32);
         other_target += f == lora_dropout_factor(&s, 1, LORA_GATE, i / 32, i % 32);

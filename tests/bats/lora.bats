@@ -1,0 +1,273 @@
+#!/usr/bin/env bats
+# pare-lora: the adapter stream, determinism, kill -9 and resume byte for byte,
+# SIGTERM, refused states, NaN, merged = base + adapter through pare-eval -a,
+# Alpaca file forms, the validation split, errors.
+load helper
+
+small() {
+    pare-mkmodel --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --head-dim 4 "$@"
+}
+
+# a short run on the small model and 12 kB of TinyStories (162 + 17 windows of 32);
+# run in the background as "pare-lora ${args[@]}" so that $! is pare-lora itself
+lora_args() {
+    args=(-q -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2
+          --warmup 3 --lr 1e-3 --eval-every 5 -t 1 "$@")
+}
+lora() {
+    lora_args "$@"
+    pare-lora "${args[@]}"
+}
+
+setup_small() {
+    small --seed 3 -o "$T/m" >/dev/null
+    head -c 12000 "$STORIES" > "$T/t.txt"
+}
+
+@test "lora: --help lists the options of the man page" {
+    run pare-lora --help
+    [ "$status" -eq 0 ]
+    help_lists_man_options "$output" "$ROOT/man/pare-lora.1"
+}
+
+@test "lora: the adapter stream: header, summary, loss curve, one A and B per adapted map" {
+    need_data
+    setup_small
+    lora --epochs 1 --log-every 4 -o "$T/a.pare"
+    pare show "$T/a.pare" > "$T/a.jsonl"
+    fp=$(pare-mkmodel --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --head-dim 4 --seed 3 -o "$T/m2")
+    $PY - "$T/a.jsonl" "$fp" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+h = lines[0]
+assert h["pare"] == "adapter" and h["model"]["fingerprint"] == sys.argv[2], h["model"]
+assert h["rank"] == 8 and h["alpha"] == 16.0 and h["dropout"] == 0.05, h
+assert h["targets"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+t = h["training"]
+d = t["data"]
+assert d["mode"] == "text" and d["samples"] == 179 and d["train"] == 162 and d["val"] == 17, d
+assert t["steps"] == 21 and t["steps_per_epoch"] == 21 and t["batch"] == 8 and t["micro_batch"] == 2, t
+assert t["optimizer"] == {"name": "adamw", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+assert t["selected"] == "best" and 1 <= t["best_step"] <= 21 and t["tokens"] == 162 * 32, t
+assert t["best_val_loss"] < t["first_val_loss"], t
+curve = h["loss_curve"]
+assert curve[0] == {"step": 0, "epoch": 0.0, "val_loss": t["first_val_loss"]}, curve[0]
+assert [p["step"] for p in curve] == [0, 4, 5, 8, 10, 12, 15, 16, 20, 21], curve
+assert all("val_loss" in p for p in curve if p["step"] in (5, 10, 15, 20, 21))
+assert curve[-1]["lr"] > 0 and curve[-1]["loss"] < curve[1]["loss"], curve
+recs = [r for r in lines[1:] if r["t"] == "tensor"]
+assert len(recs) == 2 * 7 * 2, len(recs)
+cfg = h["model"]["config"]
+D, F = cfg["hidden_size"], cfg["intermediate_size"]
+shape = {"q_proj": (16, 16), "k_proj": (8, 16), "v_proj": (8, 16), "o_proj": (16, 16),
+         "gate_proj": (F, D), "up_proj": (F, D), "down_proj": (D, F)}
+for r in recs:
+    name = r["name"]
+    base, which = name.rsplit(".", 1)
+    out, inp = shape[base.split(".")[-2]]
+    assert r["dtype"] == "f32" and r["shape"] == ([8, inp] if which == "lora_A" else [out, 8]), r
+PY
+}
+
+@test "lora: the same command gives the same bytes; kill -9 at random moments and resume gives them too" {
+    need_data
+    setup_small
+    start=$(date +%s%N)
+    lora --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    mv "$T/out.pare" "$T/ref.pare"
+    rm -rf "$T/st"
+    lora --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
+    cmp "$T/ref.pare" "$T/out.pare"
+    rm -rf "$T/st" "$T/out.pare"
+    kills=0
+    lora_args --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
+    for i in $(seq 1 25); do
+        pare-lora "${args[@]}" 2>/dev/null &
+        pid=$!
+        sleep "$(awk -v r=$RANDOM -v ms=$ms 'BEGIN { printf "%.3f", (0.1 + 0.8 * r / 32768) * ms / 1000 }')"
+        kill -9 $pid 2>/dev/null || true
+        status=0
+        wait $pid || status=$?
+        [ $status -eq 137 ] && kills=$((kills + 1))
+        [ -f "$T/out.pare" ] && break
+        [ $kills -ge 4 ] && break
+    done
+    echo "uninterrupted ${ms} ms, $kills kills"
+    [ $kills -ge 1 ]
+    [ -f "$T/out.pare" ] || lora --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
+    cmp "$T/ref.pare" "$T/out.pare"
+    ! ls -A "$T/st" | grep -q tmp   # no temporary file left behind
+}
+
+@test "lora: SIGTERM saves the state and exits 1; the same command continues to the same adapter" {
+    need_data
+    setup_small
+    lora --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare"
+    mv "$T/out.pare" "$T/ref.pare"
+    rm -rf "$T/st"
+    lora_args --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare"
+    for i in 1 2 3; do
+        pare-lora "${args[@]}" 2> "$T/err" &
+        pid=$!
+        sleep 0.$((RANDOM % 4 + 3))
+        kill -TERM $pid 2>/dev/null || true
+        status=0
+        wait $pid || status=$?
+        [ -f "$T/out.pare" ] && break
+        [ "$status" -eq 1 ]
+        grep -q "terminated (SIGTERM) .*: the state is saved in '$T/st'; run the same command again" "$T/err"
+        [ -f "$T/st/state.pare" ]
+    done
+    [ -f "$T/out.pare" ] || lora --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare"
+    cmp "$T/ref.pare" "$T/out.pare"
+    # a finished state writes the output again at once
+    rm "$T/out.pare"
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 \
+        --warmup 3 --lr 1e-3 --eval-every 5 -t 1 --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"resuming from '$T/st': step 63 of 63 (finished)"* ]]
+    # the same adapter (the argv differs: no -q)
+    cmp <(pare show "$T/ref.pare" | jq -c 'del(.argv)') <(pare show "$T/out.pare" | jq -c 'del(.argv)')
+}
+
+@test "lora: a state made with other options, data or model is refused" {
+    need_data
+    setup_small
+    lora --epochs 1 --state "$T/st" -o "$T/a.pare"
+    run lora --epochs 1 --state "$T/st" --lr 2e-3 -o "$T/b.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"$T/st: the state there was made with other options or inputs: --lr was 0.001, this run has 0.002"* ]]
+    run lora --epochs 2 --state "$T/st" -o "$T/b.pare"
+    [[ "$output" == *"--epochs was 1, this run has 2"* ]]
+    head -c 11000 "$STORIES" > "$T/t.txt"
+    run lora --epochs 1 --state "$T/st" -o "$T/b.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the data (token digest) was"* || "$output" == *"training samples was"* ]]
+    head -c 12000 "$STORIES" > "$T/t.txt"
+    small --seed 4 -o "$T/m" >/dev/null
+    run lora --epochs 1 --state "$T/st" -o "$T/b.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the model (fingerprint) was"* ]]
+    [ ! -e "$T/b.pare" ]
+    # options that do not change the result may differ
+    small --seed 3 -o "$T/m" >/dev/null
+    lora --epochs 1 --state "$T/st" --save-every 7 -t 2 -o "$T/b.pare"
+    cmp <(pare show "$T/a.pare" | tail -n +2) <(pare show "$T/b.pare" | tail -n +2)
+}
+
+@test "lora: a loss that is not finite stops the run and keeps the state of the step's start" {
+    need_data
+    setup_small
+    run lora --epochs 1 --warmup 0 --lr 1e9 --max-grad-norm 0 --state "$T/st" -o "$T/a.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"pare-lora: error: step "*" of 21, micro-batch "*": the loss is nan; stopped (the state of the start of this step is in '$T/st')"* ]]
+    [ ! -e "$T/a.pare" ]
+    pare show "$T/st/state.pare" | head -1 | jq -e '.micro == 0 and .step >= 1 and .done == false'
+}
+
+@test "lora: --merge equals base + adapter (pare-eval -a), and recovery lowers a pruned model's perplexity" {
+    need_data
+    pare-discover -q -m "$MODEL" | pare-score -q -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --samples 4 |
+        pare-prune -q -m "$MODEL" --tokenizer "$TOK" --criterion element1 --ratio 0.5 --layers 1-3 -o "$T/p.pare"
+    head -n 399 "$STORIES" > "$T/train.txt"
+    tail -n +1992 "$STORIES" | head -c 8000 > "$T/held.txt"
+    opts=(-m "$T/p.pare" --data "$T/train.txt" --text --cutoff 64 --batch 8 --micro-batch 4 --epochs 1 --warmup 2
+          --lr 2e-3 --eval-every 10 --val-size 40 -t 1)
+    pare-lora -q "${opts[@]}" -o "$T/a.pare"
+    pare-lora -q "${opts[@]}" --merge -o "$T/merged.pare"
+    pare show "$T/merged.pare" | head -1 | jq -e '.provenance.lora.rank == 8 and .provenance.base_fingerprint != null'
+    ppl() { pare-eval -q "$@" --ppl "$T/held.txt" --seq-len 64 --json | jq '.metrics[0].value'; }
+    before=$(ppl -m "$T/p.pare")
+    with=$(ppl -m "$T/p.pare" -a "$T/a.pare")
+    merged=$(ppl -m "$T/merged.pare")
+    echo "held-out ppl: pruned $before, + adapter $with, merged $merged"
+    close "$with" "$merged" 1e-5
+    awk -v a="$with" -v b="$before" 'BEGIN { exit !(a < 0.9 * b) }'
+    # the adapter belongs to its base model
+    run pare-eval -m "$MODEL" --tokenizer "$TOK" -a "$T/a.pare" --ppl "$T/held.txt"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the adapter was made for model"* ]]
+}
+
+@test "lora: Alpaca as a JSON array, JSON lines and gzip give the same adapter; prompts are masked" {
+    need_data
+    small --seed 5 -o "$T/m" >/dev/null
+    $PY - "$DATA/calib/alpaca/alpaca_small_2000.json" "$T" <<'PY'
+import json, sys
+recs = json.load(open(sys.argv[1]))[:60]
+d = sys.argv[2]
+json.dump(recs, open(d + "/a.json", "w"), indent=1)
+with open(d + "/a.jsonl", "w") as f:
+    for r in recs:
+        f.write(json.dumps(r) + "\n")
+PY
+    gzip -c "$T/a.jsonl" > "$T/a.jsonl.gz"
+    for f in a.json a.jsonl a.jsonl.gz; do
+        pare-lora -q -m "$T/m" --tokenizer "$TOK" --data "$T/$f" --batch 8 --epochs 1 --warmup 1 -t 1 \
+            -o "$T/$f.pare"
+        pare show "$T/$f.pare" > "$T/$f.jsonl"
+    done
+    for f in a.jsonl a.jsonl.gz; do
+        cmp <(tail -n +2 "$T/a.json.jsonl") <(tail -n +2 "$T/$f.jsonl")
+        [ "$(head -1 "$T/a.json.jsonl" | jq -c '.training.data | del(.source)')" = "$(head -1 "$T/$f.jsonl" | jq -c '.training.data | del(.source)')" ]
+    done
+    head -1 "$T/a.json.jsonl" | jq -e '.training.data | .mode == "alpaca" and .records == 60 and .samples + .skipped == 60 and .val == ((.samples / 10) | floor)'
+    # training on the inputs scores more tokens
+    pare-lora -q -m "$T/m" --tokenizer "$TOK" --data "$T/a.json" --batch 8 --epochs 1 --warmup 1 -t 1 \
+        --train-on-inputs -o "$T/i.pare"
+    a=$(pare show "$T/a.json.pare" | head -1 | jq .training.data.scored)
+    b=$(pare show "$T/i.pare" | head -1 | jq .training.data.scored)
+    [ "$b" -gt "$a" ]
+}
+
+@test "lora: validation is a tenth of a small data set at most; none gives the last adapter" {
+    need_data
+    setup_small
+    run lora --epochs 1 --val-size 5 -o "$T/a.pare"
+    [ "$status" -eq 0 ]
+    pare show "$T/a.pare" | head -1 | jq -e '.training.data.val == 5 and .training.data.train == 174'
+    lora --epochs 1 --val-size 0 --targets q,v --rank 2 --alpha 4 -o "$T/b.pare"
+    pare show "$T/b.pare" | head -1 | jq -e '.training.selected == "last" and (.training | has("best_step") | not)'
+    pare show "$T/b.pare" | head -1 | jq -e '.targets == ["q_proj", "v_proj"] and .rank == 2 and .alpha == 4'
+    [ "$(pare show "$T/b.pare" | grep -c '"t":"tensor"')" -eq 8 ]
+}
+
+@test "lora: errors" {
+    need_data
+    setup_small
+    run pare-lora -m "$T/m" --tokenizer "$TOK"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--data"* ]]
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --targets q,lm_head -o "$T/x"
+    [ "$status" -eq 2 ]
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --batch 10 --micro-batch 4 -o "$T/x"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"not a multiple of --micro-batch"* ]]
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --dropout 1 -o "$T/x"
+    [ "$status" -eq 2 ]
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/nope.txt" --text -o "$T/x"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"cannot read '$T/nope.txt'"* ]]
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" -o "$T/x"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"not Alpaca JSON"*"use --text"* ]]
+    printf '[{"instruction": "a", "output": "b"}, {"instruction": "c"}]' > "$T/bad.json"
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/bad.json" -o "$T/x"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"$T/bad.json: record 2: no \"instruction\" and \"output\" strings"* ]]
+    printf 'Once upon a time.' > "$T/short.txt"
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/short.txt" --text -o "$T/x"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"fewer than one window of 256"* ]]
+    run pare-lora -m "$T/m" --data "$T/t.txt" --text -o "$T/x"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"no tokenizer"* ]]
+    [ ! -e "$T/x" ]
+    # a truncated adapter is refused
+    lora --epochs 1 -o "$T/a.pare"
+    head -c 3000 "$T/a.pare" > "$T/cut.pare"
+    run pare-eval -m "$T/m" --tokenizer "$TOK" -a "$T/cut.pare" --ppl "$T/t.txt"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"truncated"* ]]
+}
