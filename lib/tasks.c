@@ -330,9 +330,11 @@ static void lines_open(lines *L, const char *path)
         int line = 1;
         for (long i = 0; i < at; i++)
             line += L->buf[i] == '\n';
-        if (L->buf[at] == 0)
+        unsigned char byte = (unsigned char)L->buf[at];
+        free(L->buf);
+        if (byte == 0)
             fail(path, line, "NUL byte: not a UTF-8 text file (UTF-16?)");
-        fail(path, line, "invalid UTF-8 (byte 0x%02x): the file must be UTF-8", (unsigned char)L->buf[at]);
+        fail(path, line, "invalid UTF-8 (byte 0x%02x): the file must be UTF-8", byte);
     }
     if (L->len >= 3 && !memcmp(L->buf, "\xEF\xBB\xBF", 3))
         L->pos = 3;
@@ -469,10 +471,23 @@ static const char *num_to_letter(const char *k)
     return k;
 }
 
-static void check_gold(const lines *L, task_item *it, const char *key, const char *value)
+/* The position of an answer key among letters (ARC's "1".."5" mean "A".."E";
+ * OpenBookQA's key is stripped first); dies unless it names one of n choices. */
+static int answer_index(const lines *L, const char *key, const char *letters, bool strip, int n)
 {
-    if (it->gold < 0 || it->gold >= it->n)
-        fail(L->path, L->line, "label out of range: %s \"%s\" with %d choices", key, value, it->n);
+    const char *k = num_to_letter(key);
+    char one = 0;
+    if (strip) {
+        char *st = task_py_strip(key);
+        one = strlen(st) == 1 ? st[0] : 0;
+        free(st);
+    } else if (strlen(k) == 1)
+        one = k[0];
+    const char *at = one ? strchr(letters, one) : NULL;
+    int gold = at ? (int)(at - letters) : -1;
+    if (gold < 0 || gold >= n)
+        fail(L->path, L->line, "label out of range: answer key \"%s\" with %d choices", key, n);
+    return gold;
 }
 
 static void boolq_item(task_data *d, int *cap, const lines *L, json_t *o)
@@ -482,12 +497,13 @@ static void boolq_item(task_data *d, int *cap, const lines *L, json_t *o)
     int label;
     if (json_object_get(o, "passage") && json_object_get(o, "title") && json_object_get(o, "answer")) {
         /* the original Google BoolQ: SuperGLUE's passage is "title -- passage" */
-        joined = xasprintf("%s -- %s", get_str(L, o, "title"), get_str(L, o, "passage"));
-        passage = joined;
+        const char *title = get_str(L, o, "title"), *text = get_str(L, o, "passage");
         json_t *a = json_object_get(o, "answer");
         if (!json_is_boolean(a))
             fail(L->path, L->line, "field \"answer\" is not true or false");
         label = json_is_true(a);
+        joined = xasprintf("%s -- %s", title, text);
+        passage = joined;
     } else {
         passage = get_str(L, o, "passage");
         json_t *v = json_object_get(o, "label");
@@ -527,11 +543,12 @@ static char *piqa_labels_path(const char *path)
 static void piqa_item(task_data *d, int *cap, const lines *L, json_t *o, bool has_label)
 {
     const char *goal = get_str(L, o, "goal"), *s1 = get_str(L, o, "sol1"), *s2 = get_str(L, o, "sol2");
+    int gold = has_label ? get_label(L, o, "label", 0, 1) : -1;
     task_item *it = new_item(d, cap, L->line);
     char *ctx = xasprintf("Question: %s\nAnswer:", goal);
     add_choice(it, ctx, s1);
     add_choice(it, ctx, s2);
-    it->gold = has_label ? get_label(L, o, "label", 0, 1) : -1;
+    it->gold = gold;
 }
 
 static void piqa_read_labels(task_data *d, const char *path)
@@ -559,6 +576,7 @@ static void hellaswag_hf_item(task_data *d, int *cap, const lines *L, json_t *o)
     const char *act = get_str(L, o, "activity_label");
     const char *a = get_str_or(o, "ctx_a", ""), *b = get_str_or(o, "ctx_b", "");
     json_t *endings = get_array(L, o, "endings", 2, TASK_MAX_CHOICES);
+    int gold = get_label(L, o, "label", 0, (int)json_array_size(endings) - 1);
     char *cb = task_py_capitalize(b);
     char *q = xasprintf("%s: %s %s", act, a, cb);
     task_item *it = new_item(d, cap, L->line);
@@ -568,7 +586,7 @@ static void hellaswag_hf_item(task_data *d, int *cap, const lines *L, json_t *o)
         add_choice(it, ctx, e);
         free(e);
     }
-    it->gold = get_label(L, o, "label", 0, (int)json_array_size(endings) - 1);
+    it->gold = gold;
     free(cb);
     free(q);
 }
@@ -581,25 +599,23 @@ static void hellaswag_lines(task_data *d, int *cap, lines *L)
         if (blank_line(s) && L->pos >= L->len)
             break;
         int start = L->line;
-        task_item *it = new_item(d, cap, start);
-        char *ctx = task_hellaswag_preprocess(s);
-        char *g = lines_next(L);
-        if (!g)
-            fail(L->path, start, "truncated: an item has 6 lines (context, label, 4 endings)");
+        char *g = lines_next(L), *e[4];
+        for (int i = 0; i < 4; i++)
+            if (!g || !(e[i] = lines_next(L)))
+                fail(L->path, start, "truncated: an item has 6 lines (context, label, 4 endings)");
         char *end;
         long gold = strtol(g, &end, 10);
         if (!*g || *end)
-            fail(L->path, L->line, "the label line is \"%s\", not a number", g);
+            fail(L->path, start + 1, "the label line is \"%s\", not a number", g);
+        if (gold < 0 || gold > 3)
+            fail(L->path, start + 1, "label out of range: %ld, expected 0 to 3", gold);
+        task_item *it = new_item(d, cap, start);
+        char *ctx = task_hellaswag_preprocess(s);
         for (int i = 0; i < 4; i++) {
-            char *e = lines_next(L);
-            if (!e)
-                fail(L->path, start, "truncated: an item has 6 lines (context, label, 4 endings)");
-            char *p = task_hellaswag_preprocess(e);
+            char *p = task_hellaswag_preprocess(e[i]);
             add_choice(it, ctx, p);
             free(p);
         }
-        if (gold < 0 || gold > 3)
-            fail(L->path, start + 1, "label out of range: %ld, expected 0 to 3", gold);
         it->gold = (int)gold;
     }
 }
@@ -626,11 +642,13 @@ static void winogrande_hf_item(task_data *d, int *cap, const lines *L, json_t *o
 static void winogrande_foundry_item(task_data *d, int *cap, const lines *L, json_t *o)
 {
     json_t *ctxs = get_array(L, o, "context_options", 2, TASK_MAX_CHOICES);
-    char *target = task_py_strip(get_str(L, o, "continuation"));
+    const char *cont = get_str(L, o, "continuation");
+    int gold = get_label(L, o, "gold", 0, (int)json_array_size(ctxs) - 1);
+    char *target = task_py_strip(cont);
     task_item *it = new_item(d, cap, L->line);
     for (size_t i = 0; i < json_array_size(ctxs); i++)
         add_choice(it, xstrdup(json_string_value(json_array_get(ctxs, i))), target);
-    it->gold = get_label(L, o, "gold", 0, (int)json_array_size(ctxs) - 1);
+    it->gold = gold;
     free(target);
 }
 
@@ -659,27 +677,24 @@ static void qa_item(task_data *d, int *cap, const lines *L, json_t *o, bool obqa
         texts = get_array(L, ch, "text", 2, TASK_MAX_CHOICES);
     }
     const char *key = get_str(L, o, "answerKey");
+    const char *t[TASK_MAX_CHOICES];
+    int n = (int)(texts ? json_array_size(texts) : json_array_size(raw_choices));
+    for (int i = 0; i < n; i++) {
+        if (texts)
+            t[i] = json_string_value(json_array_get(texts, (size_t)i));
+        else {
+            json_t *c = json_array_get(raw_choices, (size_t)i);
+            if (!json_is_object(c) || !json_is_string(json_object_get(c, "text")))
+                fail(L->path, L->line, "choice %d has no \"text\"", i);
+            t[i] = json_string_value(json_object_get(c, "text"));
+        }
+    }
+    int gold = answer_index(L, key, obqa ? "ABCD" : "ABCDE", obqa, n);
     task_item *it = new_item(d, cap, L->line);
     char *ctx = obqa ? xstrdup(stem) : xasprintf("Question: %s\nAnswer:", stem);
-    size_t n = texts ? json_array_size(texts) : json_array_size(raw_choices);
-    for (size_t i = 0; i < n; i++) {
-        const char *t;
-        if (texts)
-            t = json_string_value(json_array_get(texts, i));
-        else {
-            json_t *c = json_array_get(raw_choices, i);
-            if (!json_is_object(c) || !json_is_string(json_object_get(c, "text")))
-                fail(L->path, L->line, "choice %zu has no \"text\"", i);
-            t = json_string_value(json_object_get(c, "text"));
-        }
-        add_choice(it, ctx, t);
-    }
-    char *k = obqa ? task_py_strip(key) : xstrdup(num_to_letter(key));
-    const char *letters = obqa ? "ABCD" : "ABCDE";
-    const char *at = strlen(k) == 1 ? strchr(letters, k[0]) : NULL;
-    it->gold = at && *k ? (int)(at - letters) : -1;
-    check_gold(L, it, "answerKey", key);
-    free(k);
+    for (int i = 0; i < n; i++)
+        add_choice(it, ctx, t[i]);
+    it->gold = gold;
 }
 
 /* The OpenBookQA TSV: ID, Question Stem, Choices "(A) .. (B) .. (C) .. (D) ..",
@@ -704,27 +719,24 @@ static void obqa_tsv(task_data *d, int *cap, lines *L)
         }
         if (nf < 5)
             fail(L->path, L->line, "missing field: %d of 5 tab-separated columns", nf);
-        task_item *it = new_item(d, cap, L->line);
-        char *ctx = xstrdup(f[1]);
-        char *ch = f[2];
+        char *ch = f[2], *t[4];
         if (strncmp(ch, "(A) ", 4))
             fail(L->path, L->line, "the choices do not start with \"(A) \"");
         const char *marks[] = {" (B) ", " (C) ", " (D) "};
-        char *start = ch + 4;
-        for (int i = 0; i < 4; i++) {
-            char *next = i < 3 ? strstr(start, marks[i]) : NULL;
-            if (i < 3 && !next)
+        t[0] = ch + 4;
+        for (int i = 0; i < 3; i++) {
+            char *next = strstr(t[i], marks[i]);
+            if (!next)
                 fail(L->path, L->line, "missing field: choice %c", 'B' + i);
-            if (next)
-                *next = 0;
-            add_choice(it, ctx, start);
-            if (next)
-                start = next + 5;
+            *next = 0;
+            t[i + 1] = next + 5;
         }
-        char *k = task_py_strip(f[4]);
-        it->gold = strlen(k) == 1 && strchr("ABCD", k[0]) ? k[0] - 'A' : -1;
-        check_gold(L, it, "Answer Key", f[4]);
-        free(k);
+        int gold = answer_index(L, f[4], "ABCD", true, 4);
+        task_item *it = new_item(d, cap, L->line);
+        char *ctx = xstrdup(f[1]);
+        for (int i = 0; i < 4; i++)
+            add_choice(it, ctx, t[i]);
+        it->gold = gold;
     }
 }
 
@@ -795,8 +807,13 @@ void task_load(task_data *d, const task_info *info, const char *path)
         }
         if (piqa_labels) {
             char *lp = piqa_labels_path(path);
-            if (!path_exists(lp))
-                fail(path, 0, "the lines have no \"label\" and the labels file %s does not exist", lp);
+            if (!path_exists(lp)) {
+                char name[4096];
+                snprintf(name, sizeof name, "%s", lp);
+                free(lp);
+                free(L.buf);
+                fail(path, 0, "the lines have no \"label\" and the labels file %s does not exist", name);
+            }
             piqa_read_labels(d, lp);
             free(lp);
         }

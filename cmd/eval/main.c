@@ -199,8 +199,15 @@ int main(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case OPT_PROGRESS: g_progress_mode = 1; break;
         case 'q': g_quiet = true; g_progress_mode = 0; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case OPT_VERSION: printf("pare-eval %s\n", PARE_VERSION); return 0;
+        case 'h':
+        case OPT_VERSION:
+            if (c == 'h')
+                fputs(usage, stdout);
+            else
+                printf("pare-eval %s\n", PARE_VERSION);
+            free(ppl_files);
+            free(prompts);
+            return 0;
         default: usage_die("unknown option");
         }
     }
