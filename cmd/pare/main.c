@@ -26,6 +26,7 @@ static const char usage[] =
     "                                  print the token ids of a text (stdin by default)\n"
     "Programs (pare VERB runs pare-VERB):\n"
     "  eval                            perplexity and other measurements\n"
+    "  lora                            recover a pruned model with LoRA adapters (resumable)\n"
     "\n"
     "  -h, --help     show this help; 'pare VERB --help' for a verb\n"
     "      --version  show the version\n";
