@@ -7,7 +7,9 @@
  * a model (m->lora); the forward passes (llama.c, llama_cache.c) and the training
  * pass (backward.c) add each adapter's term right after the map it adapts, and
  * the backward pass adds the adapters' gradients into the set's grads. Dropout
- * acts on the adapter's input during training passes only.
+ * acts on the adapter's input during training passes only. A set holds scratch
+ * buffers, so the passes of one model with adapters run one at a time (pare runs
+ * no two passes of a model at once).
  *
  * Letters: r rank, N rows, I/O a map's input/output width (nin/nout in code),
  * L layers, D hidden, F MLP width. */
