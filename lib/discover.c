@@ -132,7 +132,7 @@ static void collect_attachments(const graph *g, attachments *as)
 
 typedef struct {
     int *values; /* values this unit has channels in, ascending */
-    int n_values;
+    int n_values, cap_values;
     int group;   /* index into the group list */
     int64_t unit; /* index within its group */
 } component;
@@ -271,18 +271,24 @@ void groups_from_graph(const graph *g, int n_layers, unsigned kinds, group_set *
     /* Components, numbered in order of their first node; the values each touches. */
     int32_t *comp_of_root = xmalloc((size_t)(nd.n ? nd.n : 1) * sizeof *comp_of_root);
     component *comps = NULL;
-    int n_comps = 0;
+    int n_comps = 0, cap_comps = 0;
     for (int v = 0; v < g->n_values; v++) {
         for (int64_t c = 0; c < g->values[v].dim; c++) {
             int32_t node_id = (int32_t)node(&nd, v, c), r = find(&nd, node_id);
             if (r == node_id) { /* roots are first nodes: a new component */
-                comps = xrealloc(comps, (size_t)(n_comps + 1) * sizeof *comps);
+                if (n_comps == cap_comps) {
+                    cap_comps = cap_comps ? 2 * cap_comps : 1024;
+                    comps = xrealloc(comps, (size_t)cap_comps * sizeof *comps);
+                }
                 comps[n_comps] = (component){0};
                 comp_of_root[r] = n_comps++;
             }
             component *cp = &comps[comp_of_root[r]];
             if (cp->n_values == 0 || cp->values[cp->n_values - 1] != v) {
-                cp->values = xrealloc(cp->values, (size_t)(cp->n_values + 1) * sizeof(int));
+                if (cp->n_values == cp->cap_values) {
+                    cp->cap_values = cp->cap_values ? 2 * cp->cap_values : 4;
+                    cp->values = xrealloc(cp->values, (size_t)cp->cap_values * sizeof(int));
+                }
                 cp->values[cp->n_values++] = v;
             }
         }
@@ -292,11 +298,16 @@ void groups_from_graph(const graph *g, int n_layers, unsigned kinds, group_set *
     group *groups = NULL;
     int n_groups = 0;
     int *rep = NULL; /* a representative component per group */
+    int last = -1; /* neighbouring units mostly share a group: try it first */
     for (int i = 0; i < n_comps; i++) {
         int gi;
-        for (gi = 0; gi < n_groups; gi++)
-            if (cmp_int_lists(&comps[rep[gi]], &comps[i]) == 0)
-                break;
+        if (last >= 0 && cmp_int_lists(&comps[rep[last]], &comps[i]) == 0)
+            gi = last;
+        else
+            for (gi = 0; gi < n_groups; gi++)
+                if (cmp_int_lists(&comps[rep[gi]], &comps[i]) == 0)
+                    break;
+        last = gi;
         if (gi == n_groups) {
             groups = xrealloc(groups, (size_t)(n_groups + 1) * sizeof *groups);
             rep = xrealloc(rep, (size_t)(n_groups + 1) * sizeof *rep);
