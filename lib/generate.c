@@ -222,3 +222,14 @@ void generate(const model *m, const tokenizer *tok, const char *prompt, const ge
     free(ids);
     llama_cache_free(&c);
 }
+
+json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, const gen_result *g)
+{
+    char *pr = valid_utf8(prompt, strlen(prompt));
+    json_t *j = json_pack("{s:s,s:s,s:i,s:i,s:{s:i,s:f,s:f,s:i,s:I,s:I,s:b}}", "prompt", pr, "text", g->text,
+                          "prompt_tokens", g->prompt_tokens, "tokens", g->new_tokens, "protocol", "top_k", p->top_k,
+                          "top_p", p->top_p, "temperature", p->temperature, "max_length", p->max_length, "seed",
+                          (json_int_t)p->seed, "stream", (json_int_t)stream, "bos", 1);
+    free(pr);
+    return j;
+}

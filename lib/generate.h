@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "model.h"
 #include "tokenizer.h"
 
@@ -37,6 +39,10 @@ typedef struct {
  * every prompt has its own draw for a given seed. */
 void generate(const model *m, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
               gen_result *res);
+
+/* The report's "sample" record of a generation (without "t"): prompt and text
+ * (invalid UTF-8 replaced), token counts, and the sampling protocol. */
+json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, const gen_result *g);
 
 /* One sampling step over logits (V): the Hugging Face warpers in their order
  * (temperature; top-k, keeping ties with the k-th; top-p, keeping the most likely

@@ -297,11 +297,7 @@ int main(int argc, char **argv)
             const char *prompt = n_prompts ? prompts[i] : gen_paper_prompts[i];
             gen_result g;
             generate(&m, tok, prompt, &gp, (uint64_t)i, &g);
-            report_add_sample(&rep, json_pack("{s:s,s:s,s:i,s:i,s:{s:i,s:f,s:f,s:i,s:I,s:i,s:b}}", "prompt", prompt,
-                                              "text", g.text, "prompt_tokens", g.prompt_tokens, "tokens", g.new_tokens,
-                                              "protocol", "top_k", gp.top_k, "top_p", gp.top_p, "temperature",
-                                              gp.temperature, "max_length", gp.max_length, "seed",
-                                              (json_int_t)gp.seed, "stream", i, "bos", 1));
+            report_add_sample(&rep, gen_record(prompt, &gp, (uint64_t)i, &g));
             info("sample %d: %d + %d tokens in %.2f s", i + 1, g.prompt_tokens, g.new_tokens, g.seconds);
             free(g.text);
         }

@@ -393,6 +393,9 @@ EOF
     # --prompt replaces them; --max-length counts the prompt (with BOS)
     pare-eval -q -m "$MODEL" --tokenizer "$TOK" --prompt "Once upon a time" --prompt "Lily" --max-length 20 --json > "$T/d.json"
     $PY -c 'import json,sys; s=json.load(open(sys.argv[1]))["samples"]; assert [x["prompt"] for x in s]==["Once upon a time","Lily"]; assert all(x["prompt_tokens"]+x["tokens"]<=20 for x in s)' "$T/d.json"
+    # a prompt that is not UTF-8 is recorded with U+FFFD in place of the bad byte
+    pare-eval -q -m "$MODEL" --tokenizer "$TOK" --prompt "$(printf 'Lily \377')" --max-length 12 --json > "$T/e.json"
+    $PY -c 'import json,sys; assert json.load(open(sys.argv[1]))["samples"][0]["prompt"] == "Lily \ufffd"' "$T/e.json"
 }
 
 @test "eval stats: parameters, MACs as test_speedup.py counts them, memory, speed" {
