@@ -1041,7 +1041,9 @@ static void test_shards_merge(void)
     print_worst("3 shards merged vs one run", w);
     fprintf(stderr, "  3 shards merged: statistics within %.2g, activations within %.2g of one run\n", d, da);
     CHECK(d < 1e-5);
-    CHECK(da < 1e-6);
+    /* float rounding of sgemm kernels that block batch and per-sample products
+     * differently: 1.2e-6 with OpenBLAS's Zen kernels, below 1e-6 with SkylakeX */
+    CHECK(da < 1e-5);
     CHECK(stats_diff_by(&merged, &ref, NULL, NULL, false, NULL) < 1e-4);
     reference_free(&r, &m);
     group_set_free(&ref);
