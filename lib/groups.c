@@ -19,20 +19,9 @@ int group_kind_from_name(const char *s)
     return -1;
 }
 
-unsigned group_kinds_parse(const char *list)
+unsigned group_kinds_parse(const char *list, char *bad, size_t bad_size)
 {
-    unsigned mask = 0;
-    char *copy = xstrdup(list), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        int k = group_kind_from_name(t);
-        if (k < 0)
-            usage_die("--kinds: unknown kind '%s' (attn, ffn, hidden, layer)", t);
-        mask |= 1u << k;
-    }
-    free(copy);
-    if (!mask)
-        usage_die("--kinds: no kind given");
-    return mask;
+    return parse_name_list(list, kind_names, GROUP_KIND_COUNT, false, bad, bad_size);
 }
 
 const group_stat *group_find_stat(const group *g, const char *name)

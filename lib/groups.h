@@ -7,6 +7,7 @@
 #define PARE_GROUPS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -66,8 +67,9 @@ typedef struct group_set {
 
 const char *group_kind_name(enum group_kind k);
 int group_kind_from_name(const char *s);     /* -1 if unknown */
-/* "attn,ffn" -> mask of (1 << kind); dies with a usage error on an unknown kind. */
-unsigned group_kinds_parse(const char *list);
+/* "attn,ffn" -> mask of (1 << kind); 0 on an unknown kind (named in bad) or an
+ * empty list (bad = ""). */
+unsigned group_kinds_parse(const char *list, char *bad, size_t bad_size);
 
 /* Dependency analysis over the model's dataflow description (graph.c): every
  * group of the kinds in mask, in a stable order (per layer attn, ffn; then hidden;

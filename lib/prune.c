@@ -21,40 +21,38 @@
 
 /* ------------------------------------------------------------------ names */
 
-static const char *const mode_names[] = {"block", "channel", "layer"};
-static const char *const agg_names[] = {"sum", "mean", "max", "prod", "first"};
-static const char *const criteria[] = {"vector", "element1", "element2", "mix", "flap", "wanda", "l1", "l2", "random"};
+static const char *const mode_names[PRUNE_MODE_COUNT] = {"block", "channel", "layer"};
+static const char *const agg_names[PRUNE_AGG_COUNT] = {"sum", "mean", "max", "prod", "first"};
+static const char *const crit_names[PRUNE_CRIT_COUNT] = {
+    [PRUNE_CRIT_DEFAULT] = "default", [PRUNE_CRIT_VECTOR] = "vector", [PRUNE_CRIT_ELEMENT1] = "element1",
+    [PRUNE_CRIT_ELEMENT2] = "element2", [PRUNE_CRIT_MIX] = "mix",     [PRUNE_CRIT_FLAP] = "flap",
+    [PRUNE_CRIT_WANDA] = "wanda",       [PRUNE_CRIT_L1] = "l1",       [PRUNE_CRIT_L2] = "l2",
+    [PRUNE_CRIT_RANDOM] = "random",     [PRUNE_CRIT_MANUAL] = "manual"};
+static const char *const select_names[PRUNE_SELECT_COUNT] = {"local", "global", "adaptive"};
+
+/* Index of s in names[lo, hi), or -1. */
+static int name_index(const char *const *names, int lo, int hi, const char *s)
+{
+    for (int i = lo; i < hi; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
 
 const char *prune_mode_name(enum prune_mode m) { return mode_names[m]; }
-
-int prune_mode_from_name(const char *s)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, mode_names[i]))
-            return i;
-    return -1;
-}
-
+int prune_mode_from_name(const char *s) { return name_index(mode_names, 0, PRUNE_MODE_COUNT, s); }
 const char *prune_aggregate_name(enum prune_aggregate a) { return agg_names[a]; }
-
-int prune_aggregate_from_name(const char *s)
+int prune_aggregate_from_name(const char *s) { return name_index(agg_names, 0, PRUNE_AGG_COUNT, s); }
+const char *prune_criterion_name(enum prune_criterion c) { return crit_names[c]; }
+int prune_criterion_from_name(const char *s)
 {
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s, agg_names[i]))
-            return i;
-    return -1;
+    return name_index(crit_names, PRUNE_CRIT_VECTOR, PRUNE_CRIT_RANDOM + 1, s);
 }
+const char *prune_select_name(enum prune_select s) { return select_names[s]; }
+int prune_select_from_name(const char *s) { return name_index(select_names, 0, PRUNE_SELECT_COUNT, s); }
 
-bool prune_criterion_known(const char *s)
-{
-    for (size_t i = 0; i < sizeof criteria / sizeof *criteria; i++)
-        if (!strcmp(s, criteria[i]))
-            return true;
-    return false;
-}
-
-static bool is_magnitude(const char *c) { return !strcmp(c, "l1") || !strcmp(c, "l2"); }
-static bool is_activation(const char *c) { return !strcmp(c, "flap") || !strcmp(c, "wanda"); }
+static bool is_magnitude(enum prune_criterion c) { return c == PRUNE_CRIT_L1 || c == PRUNE_CRIT_L2; }
+static bool is_activation(enum prune_criterion c) { return c == PRUNE_CRIT_FLAP || c == PRUNE_CRIT_WANDA; }
 
 /* ------------------------------------------------------------------ counts */
 
@@ -183,41 +181,42 @@ static bool member_activation(const model *m, const group_set *gs, const group *
     return true;
 }
 
-void prune_importance(const model *m, const group_set *gs, const group *g, const char *criterion,
+void prune_importance(const model *m, const group_set *gs, const group *g, enum prune_criterion criterion,
                       enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp)
 {
     int64_t U = g->units;
     int M = g->n_members;
-    if (!strcmp(criterion, "random")) {
+    const char *name = prune_criterion_name(criterion);
+    if (criterion == PRUNE_CRIT_RANDOM) {
         for (int64_t u = 0; u < U; u++)
             imp[u] = random_unit(seed, g->id, u);
         return;
     }
     double *vals = xmalloc((size_t)(M > 0 ? M : 1) * (size_t)(U > 0 ? U : 1) * sizeof *vals); /* (M, U) */
-    const group_stat *st = group_find_stat(g, criterion);
+    const group_stat *st = group_find_stat(g, name);
     if (is_activation(criterion)) {
         if (!m->has_weights)
-            die("%s: a bare config has no weights to compute '%s' from", m->source, criterion);
+            die("%s: a bare config has no weights to compute '%s' from", m->source, name);
         int k = 0;
         for (int i = 0; i < M; i++)
-            if (member_activation(m, gs, g, &g->members[i], !strcmp(criterion, "flap"), vals + (size_t)k * U))
+            if (member_activation(m, gs, g, &g->members[i], criterion == PRUNE_CRIT_FLAP, vals + (size_t)k * U))
                 k++;
         if (k == 0)
             die("%s: group %d (%s, layer %d) has no member whose input has activation statistics ('%s' needs a "
                 "scores stream of pare-score with activations; it ranks attn, ffn and hidden units)",
-                stream_name, g->id, group_kind_name(g->kind), g->layer, criterion);
+                stream_name, g->id, group_kind_name(g->kind), g->layer, name);
         M = k; /* the members with activations, combined below */
     } else if (st) {
         for (int64_t i = 0; i < (int64_t)M * U; i++)
             vals[i] = st->values[i];
     } else if (is_magnitude(criterion)) {
         if (!m->has_weights)
-            die("%s: a bare config has no weights to compute '%s' from", m->source, criterion);
+            die("%s: a bare config has no weights to compute '%s' from", m->source, name);
         for (int k = 0; k < M; k++)
-            member_magnitude(m, g, &g->members[k], !strcmp(criterion, "l2"), vals + (size_t)k * U);
+            member_magnitude(m, g, &g->members[k], criterion == PRUNE_CRIT_L2, vals + (size_t)k * U);
     } else {
         die("%s: group %d has no '%s' statistic (pare-score computes it; l1, l2 and random need no scores)",
-            stream_name, g->id, criterion);
+            stream_name, g->id, name);
     }
     for (int64_t u = 0; u < U; u++) {
         double r = M > 0 ? vals[u] : 0;
@@ -235,7 +234,7 @@ void prune_importance(const model *m, const group_set *gs, const group *g, const
             r /= M;
         if (!isfinite(r))
             die("%s: group %d (%s, layer %d) has a non-finite '%s' importance for unit %lld", stream_name, g->id,
-                group_kind_name(g->kind), g->layer, criterion, (long long)u);
+                group_kind_name(g->kind), g->layer, name, (long long)u);
         imp[u] = r;
     }
     free(vals);
@@ -366,7 +365,7 @@ void prune_plan_manual(prune_plan *p, const model *m, const group_set *gs, enum 
 {
     plan_init(p, m, mode);
     p->ratio = NAN;
-    snprintf(p->criterion, sizeof p->criterion, "manual");
+    p->criterion = PRUNE_CRIT_MANUAL;
     tensor_spec *specs;
     int ns = llama_tensor_specs(&m->cfg, &specs);
     p->n = n;
@@ -456,7 +455,7 @@ static int plan_select(prune_plan *p, const planner *pl, double R)
         if (local[GROUP_LAYER] >= n_sel)
             local[GROUP_LAYER] = n_sel - 1;
     }
-    bool global = p->global || p->mode == PRUNE_LAYER;
+    bool global = p->select != PRUNE_SELECT_LOCAL || p->mode == PRUNE_LAYER;
     if (global) {
         for (int i = 0; i < p->n; i++)
             count[i] = 0;
@@ -504,7 +503,7 @@ static double solve_ratio(prune_plan *p, const planner *pl, double P)
     double hi = nextafter(1.0, 0.0), lo = 0;
     double most = removed_fraction(p, pl, hi);
     if (most < P)
-        die("--target-params %g: mode %s%s can remove at most %.4f%% of the parameters here", P,
+        die("removing %g of the parameters: mode %s%s can remove at most %.4f%% of the parameters here", P,
             prune_mode_name(p->mode), p->mode == PRUNE_BLOCK ? " on these layers" : "", 100 * most);
     if (removed_fraction(p, pl, 0) >= P)
         return 0;
@@ -530,19 +529,22 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     const llama_config *cfg = &m->cfg;
     int L = cfg->n_layers;
     plan_init(p, m, o->mode);
-    p->global = o->global;
+    p->select = o->select;
     p->allow_empty = o->allow_empty;
     p->aggregate = o->aggregate;
     p->seed = o->seed;
     p->target_params = o->target_params;
-    const char *crit = o->criterion ? o->criterion : !strcmp(stream_kind, "scores") ? "element1" : "l2";
-    snprintf(p->criterion, sizeof p->criterion, "%s", crit);
+    enum prune_criterion crit = o->criterion != PRUNE_CRIT_DEFAULT ? o->criterion
+                                : !strcmp(stream_kind, "scores")     ? PRUNE_CRIT_ELEMENT1
+                                                                     : PRUNE_CRIT_L2;
+    const char *crit_name = prune_criterion_name(crit);
+    p->criterion = crit;
 
     if (o->mode != PRUNE_CHANNEL) {
         p->first_layer = o->first_layer >= 0 ? o->first_layer : L / 8;
         p->last_layer = o->last_layer >= 0 ? o->last_layer : L - 1 - L / 16;
         if (p->first_layer > p->last_layer || p->last_layer >= L)
-            die("--layers %d-%d: out of range (the model has layers 0-%d)", p->first_layer, p->last_layer, L - 1);
+            die("layers %d-%d are outside the model's layers 0-%d", p->first_layer, p->last_layer, L - 1);
     }
 
     /* the groups this mode prunes */
@@ -566,24 +568,25 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     if (p->n == 0) {
         const char *want = o->mode == PRUNE_BLOCK ? "attn or ffn" : o->mode == PRUNE_CHANNEL ? "hidden" : "layer";
         if (o->mode == PRUNE_CHANNEL)
-            die("%s: the stream has no %s group (pare-discover --kinds)", stream_name, want);
-        die("%s: the stream has no %s groups in layers %d-%d (pare-discover --kinds)", stream_name, want,
+            die("%s: the stream has no %s group (pare-discover finds every kind)", stream_name, want);
+        die("%s: the stream has no %s groups in layers %d-%d (pare-discover finds every kind)", stream_name, want,
             p->first_layer, p->last_layer);
     }
 
     /* importance, then the ranking */
     bool have_stats = false;
     for (int i = 0; i < p->n && !have_stats; i++)
-        have_stats = group_find_stat(&gs->g[p->c[i].group], crit) != NULL;
+        have_stats = group_find_stat(&gs->g[p->c[i].group], crit_name) != NULL;
     if (!have_stats && !m->has_weights && is_magnitude(crit))
         p->importance_known = false; /* a bare config: counts only */
-    if (!have_stats && strcmp(stream_kind, "scores") && !is_magnitude(crit) && strcmp(crit, "random"))
+    if (!have_stats && strcmp(stream_kind, "scores") && !is_magnitude(crit) && crit != PRUNE_CRIT_RANDOM)
         die("%s: a groups stream has no '%s' scores (pare-score computes them; l1, l2 and random need none)",
-            stream_name, crit);
+            stream_name, crit_name);
     if (is_activation(crit) && gs->n_act == 0)
-        die("%s: the stream has no activation statistics for '%s' (pare-score --stats ...,activations)",
-            stream_name, crit);
-    p->compensate = !strcmp(crit, "flap") && o->mode == PRUNE_BLOCK && !o->no_compensation;
+        die("%s: the stream has no activation statistics for '%s' (pare-score computes them with the other "
+            "statistics)",
+            stream_name, crit_name);
+    p->compensate = crit == PRUNE_CRIT_FLAP && o->mode == PRUNE_BLOCK && !o->no_compensation;
     p->imp = xcalloc((size_t)p->n, sizeof *p->imp);
     planner pl = {.gs = gs, .n = p->n};
     pl.order = xcalloc((size_t)p->n, sizeof *pl.order);
@@ -609,9 +612,9 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     }
     for (int k = 0; k < GROUP_KIND_COUNT; k++)
         qsort(pl.all[k], (size_t)pl.n_all[k], sizeof(ranked), cmp_ranked);
-    if (!p->importance_known && (o->global || o->mode == PRUNE_LAYER))
+    if (!p->importance_known && (o->select != PRUNE_SELECT_LOCAL || o->mode == PRUNE_LAYER))
         warn("%s: no weights and no scores: the plan's counts are exact, but which %s go is arbitrary",
-             m->source, o->mode == PRUNE_LAYER ? "layers" : "units (and so the per-layer counts of --global)");
+             m->source, o->mode == PRUNE_LAYER ? "layers" : "units (and so the per-layer counts of a ranking across layers)");
 
     double R = o->target_params >= 0 ? solve_ratio(p, &pl, o->target_params) : o->ratio;
     int clamped;
@@ -675,14 +678,15 @@ void prune_plan_print(const prune_plan *p, int T, FILE *f)
         fprintf(f, ", ratio %.9g", p->ratio);
     if (p->target_params >= 0)
         fprintf(f, " (solved for --target-params %g)", p->target_params);
-    fprintf(f, ", criterion %s", p->criterion);
-    if (strcmp(p->criterion, "random"))
+    fprintf(f, ", criterion %s", prune_criterion_name(p->criterion));
+    if (p->criterion != PRUNE_CRIT_RANDOM)
         fprintf(f, " (aggregate %s)", prune_aggregate_name(p->aggregate));
     else
         fprintf(f, " (seed %llu)", (unsigned long long)p->seed);
     if (p->first_layer >= 0)
         fprintf(f, ", layers %d-%d", p->first_layer, p->last_layer);
-    fprintf(f, "%s%s\n", p->global ? ", global" : "", p->allow_empty ? ", allow-empty" : "");
+    fprintf(f, "%s%s\n", p->select != PRUNE_SELECT_LOCAL ? p->select == PRUNE_SELECT_GLOBAL ? ", global" : ", adaptive" : "",
+            p->allow_empty ? ", allow-empty" : "");
     if (!p->importance_known)
         fprintf(f, "(no weights and no scores: units chosen by index; the counts are exact)\n");
 
@@ -957,11 +961,13 @@ json_t *prune_provenance(const prune_plan *p, const group_set *gs, const model *
     json_object_set_new(j, "ratio", isnan(p->ratio) ? json_null() : json_real(p->ratio));
     if (p->target_params >= 0)
         json_object_set_new(j, "target_params", json_real(p->target_params));
-    json_object_set_new(j, "criterion", json_string(p->criterion));
+    json_object_set_new(j, "criterion", json_string(prune_criterion_name(p->criterion)));
     json_object_set_new(j, "aggregate", json_string(prune_aggregate_name(p->aggregate)));
-    if (!strcmp(p->criterion, "random"))
+    if (p->criterion == PRUNE_CRIT_RANDOM)
         json_object_set_new(j, "seed", json_integer((json_int_t)p->seed));
-    json_object_set_new(j, "global", json_boolean(p->global));
+    json_object_set_new(j, "global", json_boolean(p->select == PRUNE_SELECT_GLOBAL));
+    if (p->select == PRUNE_SELECT_ADAPTIVE)
+        json_object_set_new(j, "selection", json_string(prune_select_name(p->select)));
     if (p->compensate)
         json_object_set_new(j, "bias_compensation", json_true());
     json_object_set_new(j, "allow_empty", json_boolean(p->allow_empty));

@@ -18,23 +18,44 @@
 #include "model.h"
 
 enum prune_mode { PRUNE_BLOCK, PRUNE_CHANNEL, PRUNE_LAYER };
+#define PRUNE_MODE_COUNT 3
 enum prune_aggregate { PRUNE_AGG_SUM, PRUNE_AGG_MEAN, PRUNE_AGG_MAX, PRUNE_AGG_PROD, PRUNE_AGG_FIRST };
+#define PRUNE_AGG_COUNT 5
+/* The criteria: statistics of a scores stream (vector .. mix), computed from the
+ * weights and a scores stream's activations (flap, wanda), from the weights alone
+ * (l1, l2), or drawn (random). PRUNE_CRIT_DEFAULT: element1 for a scores stream,
+ * l2 for a groups stream. */
+enum prune_criterion {
+    PRUNE_CRIT_DEFAULT,
+    PRUNE_CRIT_VECTOR, PRUNE_CRIT_ELEMENT1, PRUNE_CRIT_ELEMENT2, PRUNE_CRIT_MIX,
+    PRUNE_CRIT_FLAP, PRUNE_CRIT_WANDA, PRUNE_CRIT_L1, PRUNE_CRIT_L2, PRUNE_CRIT_RANDOM,
+    PRUNE_CRIT_MANUAL, /* a plan given unit by unit (prune_plan_manual), not a criterion */
+    PRUNE_CRIT_COUNT
+};
+/* How units are ranked against each other: within each group (local, the
+ * paper's), across the selected groups of a kind (global), or across attention
+ * and MLP together by parameter cost after standardising each group's scores
+ * (adaptive, FLAP's AL-AM). */
+enum prune_select { PRUNE_SELECT_LOCAL, PRUNE_SELECT_GLOBAL, PRUNE_SELECT_ADAPTIVE, PRUNE_SELECT_COUNT };
 
+/* Names and their inverses (-1 if unknown). */
 const char *prune_mode_name(enum prune_mode m);
-int prune_mode_from_name(const char *s);              /* -1 if unknown */
+int prune_mode_from_name(const char *s);
 const char *prune_aggregate_name(enum prune_aggregate a);
-int prune_aggregate_from_name(const char *s);         /* -1 if unknown */
-/* vector, element1, element2, mix, flap, wanda (scores streams), l1, l2, random. */
-bool prune_criterion_known(const char *s);
+int prune_aggregate_from_name(const char *s);
+const char *prune_criterion_name(enum prune_criterion c);
+int prune_criterion_from_name(const char *s);         /* never PRUNE_CRIT_DEFAULT */
+const char *prune_select_name(enum prune_select s);
+int prune_select_from_name(const char *s);
 
 typedef struct {
     enum prune_mode mode;
     double ratio;             /* in [0, 1); used when target_params < 0 */
     double target_params;     /* fraction of all parameters to remove, or < 0 */
     int first_layer, last_layer; /* inclusive; -1: the default range */
-    bool global;              /* rank units across the selected groups of a kind */
+    enum prune_select select;
     bool allow_empty;         /* a group may lose every unit (attn, ffn) */
-    const char *criterion;    /* NULL: element1 for scores streams, l2 for groups */
+    enum prune_criterion criterion;
     enum prune_aggregate aggregate;
     uint64_t seed;            /* for the random criterion */
     bool no_compensation;     /* flap: no bias compensation */
@@ -52,8 +73,9 @@ typedef struct {
     double ratio;             /* the ratio used (solved for with --target-params) */
     double target_params;     /* as asked, or < 0 */
     int first_layer, last_layer; /* -1, -1 for channel mode */
-    bool global, allow_empty;
-    char criterion[16];
+    enum prune_select select;
+    bool allow_empty;
+    enum prune_criterion criterion; /* never PRUNE_CRIT_DEFAULT */
     enum prune_aggregate aggregate;
     uint64_t seed;
     bool importance_known;    /* false: no weights and no scores, units by index */
@@ -81,7 +103,7 @@ int64_t prune_local_count(int64_t units, int64_t width, double ratio);
  * attn and ffn groups that is o_proj or down_proj alone. Dies naming
  * stream_name when g lacks the statistic and it cannot be computed. gs may be
  * NULL for the other criteria. */
-void prune_importance(const model *m, const group_set *gs, const group *g, const char *criterion,
+void prune_importance(const model *m, const group_set *gs, const group *g, enum prune_criterion criterion,
                       enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp);
 
 /* The plan for model m (its weights are only read for l1/l2 importance) and the

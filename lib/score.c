@@ -36,25 +36,9 @@ int score_stat_from_name(const char *s)
     return -1;
 }
 
-unsigned score_stats_parse(const char *list)
+unsigned score_stats_parse(const char *list, char *bad, size_t bad_size)
 {
-    unsigned mask = 0;
-    char *copy = xstrdup(list), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(t, "all")) {
-            mask |= SCORE_ALL;
-            continue;
-        }
-        int s = score_stat_from_name(t);
-        if (s < 0)
-            usage_die("--stats: unknown statistic '%s' (vector, element1, element2, mix, l1, l2, activations, all)",
-                      t);
-        mask |= 1u << s;
-    }
-    free(copy);
-    if (!mask)
-        usage_die("--stats: no statistic given");
-    return mask;
+    return parse_name_list(list, stat_names, SCORE_STAT_COUNT, true, bad, bad_size);
 }
 
 /* ------------------------------------------------------------------ state */
@@ -628,7 +612,7 @@ static void runner_init(runner *r, scorer *s, const calib *c, const score_option
     r->step = o->shards > 0 ? o->shards : 1;
     r->n = calib_batch(c, r->first, r->step, &r->tokens, &r->targets);
     if (r->n < 1)
-        die("--shard %d/%d: the shard has no samples (%d in all)", o->shard, o->shards, c->samples);
+        die("shard %d of %d has no samples (the calibration has %d)", o->shard, o->shards, c->samples);
     unsigned st = s->stats;
     r->fisher_chunks = needs_fisher_chunks(st, partial);
     r->e2_separable = (st & SCORE_FISHER) && !r->fisher_chunks;
@@ -884,7 +868,7 @@ static void sum_payloads_f32(partial_in *in, int n, float *dst, float *buf, size
             stream_die(&in[0].r, "record %llu: a NaN or infinite sum", (unsigned long long)in[0].r.records);
 }
 
-void score_merge(char *const *paths, int n, group_set *gs)
+void score_merge(char *const *paths, int n, const char *label, group_set *gs)
 {
     memset(gs, 0, sizeof *gs);
     partial_in *in = xcalloc((size_t)n, sizeof *in);
@@ -932,10 +916,10 @@ void score_merge(char *const *paths, int n, group_set *gs)
     }
     qsort(in, (size_t)n, sizeof *in, cmp_partial);
     if (n != in[0].count)
-        die("--merge: %d partial%s given for %d shards", n, n == 1 ? "" : "s", in[0].count);
+        die("%s: %d partial%s given for %d shards", label, n, n == 1 ? "" : "s", in[0].count);
     for (int k = 0; k < n; k++)
         if (in[k].index != k)
-            die("--merge: shard %d is missing (another is given twice)", k);
+            die("%s: shard %d is missing (another is given twice)", label, k);
     int64_t samples = 0, seq_len = 0, targets = 0;
     json_t *js = json_object_get(gs->calibration, "samples"), *jt = json_object_get(gs->calibration, "seq_len");
     samples = json_integer_value(js);
@@ -943,8 +927,8 @@ void score_merge(char *const *paths, int n, group_set *gs)
     for (int k = 0; k < n; k++)
         targets += in[k].targets;
     if (samples < 1 || seq_len < 2 || targets != samples * (seq_len - 1))
-        die("--merge: the shards score %lld targets, the calibration has %lld samples of %lld tokens",
-            (long long)targets, (long long)samples, (long long)seq_len);
+        die("%s: the shards score %lld targets, the calibration has %lld samples of %lld tokens",
+            label, (long long)targets, (long long)samples, (long long)seq_len);
 
     int L = (int)json_integer_value(json_object_get(gs->config, "num_hidden_layers"));
     if (L < 1)
@@ -1053,10 +1037,10 @@ void score_merge(char *const *paths, int n, group_set *gs)
     if (!have_scorer)
         scorer_init(&s, NULL, gs, mask, L);
     if (pending)
-        die("--merge: %s has no Fisher sums", pending->name);
+        die("%s: %s has no Fisher sums", label, pending->name);
     for (int i = 0; i < s.n_t && grad_mask; i++)
         if (!s.t[i].done)
-            die("--merge: the partials have no sums for %s", s.t[i].name);
+            die("%s: the partials have no sums for %s", label, s.t[i].name);
     finalize_stats(&s, grad_mask, true);
     if (mask & (1u << SCORE_ACTIVATIONS))
         finalize_acts(&s);

@@ -50,8 +50,9 @@ enum score_stat {
 
 const char *score_stat_name(int s);
 int score_stat_from_name(const char *s); /* -1 if unknown */
-/* "vector,mix" (or "all") -> mask; dies with a usage error on an unknown name. */
-unsigned score_stats_parse(const char *list);
+/* "vector,mix" (or "all") -> mask; 0 on an unknown name (copied into bad) or an
+ * empty list (bad = ""). */
+unsigned score_stats_parse(const char *list, char *bad, size_t bad_size);
 
 typedef struct {
     unsigned stats;         /* mask of 1 << enum score_stat */
@@ -84,8 +85,10 @@ void score_write_partial(const model *m, const calib *c, group_set *gs, const sc
                          int argc, char **argv, score_summary *sum);
 
 /* Merge the partial streams of every shard of one run (any order) into gs: the
- * same groups, statistics, activations and calibration score_run gives. */
-void score_merge(char *const *paths, int n, group_set *gs);
+ * same groups, statistics, activations and calibration score_run gives. Errors
+ * about the set of partials as a whole start with label (the caller's name for
+ * the merge). */
+void score_merge(char *const *paths, int n, const char *label, group_set *gs);
 
 /* The chunks o's element-wise F is held in for a calibration of samples x
  * seq_len (1 when none is needed). Unsharded, a chunk is a run of rows of the

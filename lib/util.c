@@ -175,6 +175,29 @@ double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+unsigned parse_name_list(const char *list, const char *const *names, int n, bool all, char *bad, size_t bad_size)
+{
+    unsigned mask = 0;
+    char *copy = xstrdup(list), *save = NULL;
+    snprintf(bad, bad_size, "%s", "");
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < n && strcmp(t, names[k]))
+            k++;
+        if (k < n) {
+            mask |= 1u << k;
+        } else if (all && !strcmp(t, "all")) {
+            mask |= (1u << n) - 1;
+        } else {
+            snprintf(bad, bad_size, "%s", t);
+            mask = 0;
+            break;
+        }
+    }
+    free(copy);
+    return mask;
+}
+
 long parse_long(const char *opt, const char *s, long lo, long hi)
 {
     char *end;

@@ -36,7 +36,15 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "m:o:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
-        case OPT_KINDS: kinds = group_kinds_parse(optarg); break;
+        case OPT_KINDS: {
+            char bad[64];
+            kinds = group_kinds_parse(optarg, bad, sizeof bad);
+            if (!kinds && *bad)
+                usage_die("--kinds: unknown kind '%s' (attn, ffn, hidden, layer)", bad);
+            if (!kinds)
+                usage_die("--kinds: no kind given");
+            break;
+        }
         case 'o': out = optarg; break;
         case 'q': g_quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;

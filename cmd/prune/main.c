@@ -73,8 +73,8 @@ int main(int argc, char **argv)
                        .last_layer = -1, .aggregate = PRUNE_AGG_SUM, .seed = 42};
     bool dry_run = false, layers_given = false;
 
-    enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_CRIT, OPT_AGG, OPT_SEED,
-           OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP };
+    enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_SELECT, OPT_CRIT, OPT_AGG,
+           OPT_SEED, OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, OPT_TOK},
         {"ratio", required_argument, 0, OPT_RATIO},  {"target-params", required_argument, 0, OPT_TARGET},
@@ -104,14 +104,16 @@ int main(int argc, char **argv)
             parse_layers(optarg, &o.first_layer, &o.last_layer);
             layers_given = true;
             break;
-        case OPT_GLOBAL: o.global = true; break;
-        case OPT_CRIT:
-            if (!prune_criterion_known(optarg))
+        case OPT_GLOBAL: o.select = PRUNE_SELECT_GLOBAL; break;
+        case OPT_CRIT: {
+            int k = prune_criterion_from_name(optarg);
+            if (k < 0)
                 usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, flap, wanda, l1, "
                           "l2, random)",
                           optarg);
-            o.criterion = optarg;
+            o.criterion = (enum prune_criterion)k;
             break;
+        }
         case OPT_AGG: {
             int a = prune_aggregate_from_name(optarg);
             if (a < 0)
@@ -154,6 +156,9 @@ int main(int argc, char **argv)
     groups_read(&gs, input, kind);
     const char *stream_name = strcmp(input, "-") ? input : "stdin";
     groups_check_model(&gs, &m, stream_name);
+    if (layers_given && o.last_layer >= m.cfg.n_layers)
+        die("--layers %d-%d: out of range (the model has layers 0-%d)", o.first_layer, o.last_layer,
+            m.cfg.n_layers - 1);
 
     prune_plan plan;
     prune_plan_make(&plan, &m, &gs, kind, stream_name, &o);
@@ -163,7 +168,7 @@ int main(int argc, char **argv)
         info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s%s", prune_mode_name(o.mode),
              (long long)llama_param_count(&plan.before), (long long)llama_param_count(&plan.after),
              100.0 * (double)llama_param_count(&plan.after) / (double)llama_param_count(&plan.before), plan.ratio,
-             plan.criterion, plan.compensate ? " with bias compensation" : "");
+             prune_criterion_name(plan.criterion), plan.compensate ? " with bias compensation" : "");
         json_t *provenance = prune_provenance(&plan, &gs, &m);
         model pruned;
         prune_apply(&m, &gs, &plan, true, &pruned);

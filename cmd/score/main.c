@@ -108,7 +108,18 @@ int main(int argc, char **argv)
         case OPT_SAMPLES: samples = (int)parse_long("--samples", optarg, 1, 1 << 20); calib_opts = true; break;
         case OPT_SEQ: seq_len = (int)parse_long("--seq-len", optarg, 2, 1 << 20); calib_opts = true; break;
         case OPT_SEED: seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); calib_opts = true; break;
-        case OPT_STATS: o.stats = score_stats_parse(optarg); calib_opts = true; break;
+        case OPT_STATS: {
+            char bad[64];
+            o.stats = score_stats_parse(optarg, bad, sizeof bad);
+            if (!o.stats && *bad)
+                usage_die("--stats: unknown statistic '%s' (vector, element1, element2, mix, l1, l2, activations, "
+                          "all)",
+                          bad);
+            if (!o.stats)
+                usage_die("--stats: no statistic given");
+            calib_opts = true;
+            break;
+        }
         case OPT_FISHER: o.fisher_memory = parse_bytes("--fisher-memory", optarg); break;
         case OPT_SHARD: {
             char *slash = strchr(optarg, '/');
@@ -137,7 +148,7 @@ int main(int argc, char **argv)
             usage_die("--merge takes partial files only, no model, calibration or shard options");
         if (optind >= argc)
             usage_die("--merge: no partial files given");
-        score_merge(argv + optind, argc - optind, &gs);
+        score_merge(argv + optind, argc - optind, "--merge", &gs);
         groups_write(&gs, "scores", out, argc, argv);
         info("merged %d partials: %d groups scored", argc - optind, gs.n);
         group_set_free(&gs);

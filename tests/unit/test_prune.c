@@ -647,7 +647,7 @@ static void test_magnitude_importance(void)
 
     const group *ga = &gs.g[find_group(&gs, GROUP_ATTN, 1)];
     double *imp = xmalloc((size_t)ga->units * sizeof *imp);
-    prune_importance(&m, NULL, ga, "l1", PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, NULL, ga, PRUNE_CRIT_L1, PRUNE_AGG_SUM, 0, "test", imp);
     for (int u = 0; u < KV; u++) {
         double s = 0;
         for (int r = u * rep * hd; r < (u + 1) * rep * hd; r++) {
@@ -667,9 +667,9 @@ static void test_magnitude_importance(void)
     const group *gf = &gs.g[find_group(&gs, GROUP_FFN, 1)];
     imp = xmalloc((size_t)gf->units * sizeof *imp);
     double *mx = xmalloc((size_t)gf->units * sizeof *mx), *first = xmalloc((size_t)gf->units * sizeof *first);
-    prune_importance(&m, NULL, gf, "l2", PRUNE_AGG_SUM, 0, "test", imp);
-    prune_importance(&m, NULL, gf, "l2", PRUNE_AGG_MAX, 0, "test", mx);
-    prune_importance(&m, NULL, gf, "l2", PRUNE_AGG_FIRST, 0, "test", first);
+    prune_importance(&m, NULL, gf, PRUNE_CRIT_L2, PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, NULL, gf, PRUNE_CRIT_L2, PRUNE_AGG_MAX, 0, "test", mx);
+    prune_importance(&m, NULL, gf, PRUNE_CRIT_L2, PRUNE_AGG_FIRST, 0, "test", first);
     for (int u = 0; u < F; u++) {
         double sg = 0, su = 0, sd = 0;
         for (int d = 0; d < D; d++) {
@@ -688,7 +688,7 @@ static void test_magnitude_importance(void)
     /* the hidden group: one value per channel of a norm */
     const group *gh = &gs.g[find_group(&gs, GROUP_HIDDEN, -1)];
     imp = xmalloc((size_t)gh->units * sizeof *imp);
-    prune_importance(&m, NULL, gh, "l1", PRUNE_AGG_SUM, 0, "test", imp);
+    prune_importance(&m, NULL, gh, PRUNE_CRIT_L1, PRUNE_AGG_SUM, 0, "test", imp);
     double s0 = 0;
     for (int k = 0; k < gh->n_members; k++) {
         const tensor *t = model_tensor(&m, gh->members[k].tensor);
@@ -712,22 +712,22 @@ static void test_aggregates_and_stats(void)
                .n_stats = 1, .stats = &st};
     model m = {0};
     double imp[2];
-    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_SUM, 0, "t", imp);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_ELEMENT1, PRUNE_AGG_SUM, 0, "t", imp);
     CHECK(imp[0] == 9 && imp[1] == 6.5);
-    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_MEAN, 0, "t", imp);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_ELEMENT1, PRUNE_AGG_MEAN, 0, "t", imp);
     CHECK_CLOSE(imp[0], 3, 1e-12);
     CHECK_CLOSE(imp[1], 6.5 / 3, 1e-12);
-    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_MAX, 0, "t", imp);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_ELEMENT1, PRUNE_AGG_MAX, 0, "t", imp);
     CHECK(imp[0] == 5 && imp[1] == 4);
-    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_PROD, 0, "t", imp);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_ELEMENT1, PRUNE_AGG_PROD, 0, "t", imp);
     CHECK(imp[0] == 15 && imp[1] == 4);
-    prune_importance(&m, NULL, &g, "element1", PRUNE_AGG_FIRST, 0, "t", imp);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_ELEMENT1, PRUNE_AGG_FIRST, 0, "t", imp);
     CHECK(imp[0] == 1 && imp[1] == 2);
     /* random: deterministic in (seed, group id, unit), in [0, 1) */
     double r1[2], r2[2], r3[2];
-    prune_importance(&m, NULL, &g, "random", PRUNE_AGG_SUM, 42, "t", r1);
-    prune_importance(&m, NULL, &g, "random", PRUNE_AGG_SUM, 42, "t", r2);
-    prune_importance(&m, NULL, &g, "random", PRUNE_AGG_SUM, 43, "t", r3);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_RANDOM, PRUNE_AGG_SUM, 42, "t", r1);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_RANDOM, PRUNE_AGG_SUM, 42, "t", r2);
+    prune_importance(&m, NULL, &g, PRUNE_CRIT_RANDOM, PRUNE_AGG_SUM, 43, "t", r3);
     CHECK(r1[0] == r2[0] && r1[1] == r2[1] && r1[0] != r1[1] && r1[0] != r3[0]);
     CHECK(r1[0] >= 0 && r1[0] < 1 && r1[1] >= 0 && r1[1] < 1);
 }
@@ -742,7 +742,7 @@ static void plan_for(prune_plan *p, const model *m, const group_set *gs, const p
 static prune_options opts(enum prune_mode mode, double ratio)
 {
     return (prune_options){.mode = mode, .ratio = ratio, .target_params = -1, .first_layer = -1, .last_layer = -1,
-                           .aggregate = PRUNE_AGG_SUM, .criterion = "l2", .seed = 42};
+                           .aggregate = PRUNE_AGG_SUM, .criterion = PRUNE_CRIT_L2, .seed = 42};
 }
 
 static void test_local_plan(void)
@@ -838,7 +838,7 @@ static void test_global_and_layer_plans(void)
     prune_options o = opts(PRUNE_BLOCK, 0.5);
     o.first_layer = 0;
     o.last_layer = 2;
-    o.global = true;
+    o.select = PRUNE_SELECT_GLOBAL;
     prune_plan p;
     plan_for(&p, &m, &gs, &o);
     int64_t heads = 0, ch = 0;
@@ -1020,18 +1020,18 @@ static void test_scores_stream(void)
 
     /* default criterion for a scores stream: element1 -> the lowest units go */
     prune_options o = opts(PRUNE_BLOCK, 0.5);
-    o.criterion = NULL;
+    o.criterion = PRUNE_CRIT_DEFAULT;
     o.first_layer = 0;
     o.last_layer = 2;
     prune_plan p;
     prune_plan_make(&p, &m, &rd, kind, "scores.pare", &o);
-    CHECK(!strcmp(p.criterion, "element1"));
+    CHECK(!strcmp(prune_criterion_name(p.criterion), "element1"));
     for (int i = 0; i < p.n; i++)
         for (int64_t k = 0; k < p.c[i].n_removed; k++)
             CHECK(p.c[i].removed[k] == k);
     prune_plan_free(&p);
     /* mix -> the highest units go */
-    o.criterion = "mix";
+    o.criterion = PRUNE_CRIT_MIX;
     prune_plan_make(&p, &m, &rd, kind, "scores.pare", &o);
     for (int i = 0; i < p.n; i++) {
         int64_t U = rd.g[p.c[i].group].units;
@@ -1040,7 +1040,7 @@ static void test_scores_stream(void)
     }
     prune_plan_free(&p);
     /* l2 is not in the stream: computed from the weights, as for a groups stream */
-    o.criterion = "l2";
+    o.criterion = PRUNE_CRIT_L2;
     prune_plan_make(&p, &m, &rd, kind, "scores.pare", &o);
     prune_plan q;
     prune_plan_make(&q, &m, &gs, "groups", "groups.pare", &o);
@@ -1051,12 +1051,12 @@ static void test_scores_stream(void)
     prune_plan_free(&q);
     /* vector is missing */
     plan_call call = {&m, &rd, kind, o};
-    call.o.criterion = "vector";
+    call.o.criterion = PRUNE_CRIT_VECTOR;
     CHECK(dies_with(make_plan, &call, "scores.pare: group 0 has no 'vector' statistic"));
     /* the other errors of a plan */
-    call.o.criterion = "l2";
+    call.o.criterion = PRUNE_CRIT_L2;
     call.o.last_layer = 3;
-    CHECK(dies_with(make_plan, &call, "--layers 0-3: out of range (the model has layers 0-2)"));
+    CHECK(dies_with(make_plan, &call, "layers 0-3 are outside the model's layers 0-2"));
     call.o.last_layer = 2;
     call.o.ratio = -1;
     call.o.target_params = 0.99;

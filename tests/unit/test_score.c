@@ -1032,7 +1032,7 @@ static void test_shards_merge(void)
     }
     char *order[3] = {paths[2], paths[0], paths[1]};
     group_set merged, ref;
-    score_merge(order, 3, &merged);
+    score_merge(order, 3, "merge", &merged);
     reference r;
     reference_compute(&r, &m, &c);
     reference_scores(&m, &r, &whole, &ref);
@@ -1057,7 +1057,7 @@ static void test_shards_merge(void)
     char *argv[] = {"test"};
     groups_write(&merged, "scores", out1, 1, argv);
     group_set again;
-    score_merge(paths, 3, &again);
+    score_merge(paths, 3, "merge", &again);
     groups_write(&again, "scores", out2, 1, argv);
     size_t n1, n2;
     char *b1 = read_whole_file(out1, &n1), *b2 = read_whole_file(out2, &n2);
@@ -1116,7 +1116,7 @@ static void test_prune_same_units(void)
                 if (act && modes[mi] == PRUNE_LAYER)
                     continue;
                 prune_options o = {.mode = modes[mi], .ratio = ratios[ri], .target_params = -1, .first_layer = -1,
-                                   .last_layer = -1, .criterion = crit[k], .aggregate = PRUNE_AGG_SUM, .seed = 42};
+                                   .last_layer = -1, .criterion = prune_criterion_from_name(crit[k]), .aggregate = PRUNE_AGG_SUM, .seed = 42};
                 if (modes[mi] == PRUNE_BLOCK) {
                     o.first_layer = 1;
                     o.last_layer = 3;
@@ -1173,8 +1173,8 @@ static void test_flap_wanda(void)
         const act_stat *a = group_set_find_act(&gs, name);
         CHECK(a && a->tokens == 640 && a->channels == t->shape[1]);
         double *fl = xmalloc((size_t)g->units * sizeof *fl), *wa = xmalloc((size_t)g->units * sizeof *wa);
-        prune_importance(&m, &gs, g, "flap", PRUNE_AGG_SUM, 0, "t", fl);
-        prune_importance(&m, &gs, g, "wanda", PRUNE_AGG_SUM, 0, "t", wa);
+        prune_importance(&m, &gs, g, PRUNE_CRIT_FLAP, PRUNE_AGG_SUM, 0, "t", fl);
+        prune_importance(&m, &gs, g, PRUNE_CRIT_WANDA, PRUNE_AGG_SUM, 0, "t", wa);
         int rep = cf->n_heads[g->layer] / cf->n_kv_heads[g->layer];
         for (int64_t u = 0; u < g->units; u++) {
             double want_f = 0, want_w = 0;
@@ -1194,7 +1194,7 @@ static void test_flap_wanda(void)
     }
 
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = 0.5, .target_params = -1, .first_layer = 1, .last_layer = 3,
-                       .criterion = "flap", .aggregate = PRUNE_AGG_SUM, .seed = 42};
+                       .criterion = PRUNE_CRIT_FLAP, .aggregate = PRUNE_AGG_SUM, .seed = 42};
     prune_plan p;
     prune_plan_make(&p, &m, &gs, "scores", "t", &o);
     CHECK(p.compensate && p.after.o_bias && p.after.down_bias);
@@ -1246,7 +1246,7 @@ static void test_flap_wanda(void)
               !memcmp(p.c[i].removed, q.c[i].removed, (size_t)p.c[i].n_removed * sizeof(int64_t)));
     /* wanda does not compensate */
     o.no_compensation = false;
-    o.criterion = "wanda";
+    o.criterion = PRUNE_CRIT_WANDA;
     prune_plan wp;
     prune_plan_make(&wp, &m, &gs, "scores", "t", &o);
     CHECK(!wp.compensate);
