@@ -26,6 +26,7 @@
 #include "checkpoint.h"
 #include "llama2c.h"
 #include "lora.h"
+#include "pytorch.h"
 #include "safetensors.h"
 #include "stream.h"
 #include "tokenizer.h"
@@ -424,8 +425,8 @@ void model_load(model *m, const char *path, const char *tokenizer_path)
             fclose(f);
             if (n >= 4 && !memcmp(p, "GGUF", 4))
                 die("%s: GGUF models are not supported yet", path);
-            if (n >= 4 && !memcmp(p, "PK\3\4", 4))
-                die("%s: zip archives (PyTorch .bin) are not supported yet", path);
+            if (pytorch_sniff(p, n))
+                die("%s: a PyTorch checkpoint alone has no config; give its folder", path);
             if (ends_with(path, ".safetensors"))
                 die("%s: a .safetensors file alone has no config; give its folder", path);
             llama2c_load(m, path);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pytorch.h"
 #include "util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -261,26 +262,13 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void hf_read_weights(const char *dir, tensor **ts, int *n)
+typedef void (*weights_reader)(const char *path, tensor **ts, int *n, int *cap);
+
+/* Read the shards listed by the weight_map of index (a file in dir) with read,
+ * checking each tensor against the map. */
+static void read_sharded(const char *dir, const char *index, weights_reader read, tensor **ts, int *n)
 {
     int cap = 0;
-    *ts = NULL;
-    *n = 0;
-    char *index = path_join(dir, "model.safetensors.index.json");
-    if (!path_exists(index)) {
-        char *single = path_join(dir, "model.safetensors");
-        if (!path_exists(single)) {
-            char *pt = path_join(dir, "pytorch_model.bin");
-            if (path_exists(pt))
-                die("%s: no model.safetensors (PyTorch .bin weights are not supported yet)", dir);
-            die("%s: no model.safetensors or model.safetensors.index.json", dir);
-        }
-        safetensors_read(single, ts, n, &cap);
-        free(single);
-        free(index);
-        return;
-    }
-
     json_error_t err;
     json_t *j = json_load_file(index, JSON_REJECT_DUPLICATES, &err);
     if (!j)
@@ -312,7 +300,7 @@ void hf_read_weights(const char *dir, tensor **ts, int *n)
     for (size_t i = 0; i < ns; i++) {
         char *sp = path_join(dir, shards[i]);
         int before = *n;
-        safetensors_read(sp, ts, n, &cap);
+        read(sp, ts, n, &cap);
         for (int k = before; k < *n; k++) {
             const char *tn = (*ts)[k].name;
             json_t *want = json_object_get(wm, tn);
@@ -333,7 +321,38 @@ void hf_read_weights(const char *dir, tensor **ts, int *n)
     json_decref(found);
     free(shards);
     json_decref(j);
-    free(index);
+}
+
+/* The weights of a folder, by the first file present: model.safetensors.index.json,
+ * model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin. */
+void hf_read_weights(const char *dir, tensor **ts, int *n)
+{
+    static const struct {
+        const char *file;
+        bool index;
+        weights_reader read;
+    } sources[] = {
+        {"model.safetensors.index.json", true, safetensors_read},
+        {"model.safetensors", false, safetensors_read},
+        {"pytorch_model.bin.index.json", true, pytorch_read},
+        {"pytorch_model.bin", false, pytorch_read},
+    };
+    *ts = NULL;
+    *n = 0;
+    for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
+        char *p = path_join(dir, sources[i].file);
+        if (path_exists(p)) {
+            int cap = 0;
+            if (sources[i].index)
+                read_sharded(dir, p, sources[i].read, ts, n);
+            else
+                sources[i].read(p, ts, n, &cap);
+            free(p);
+            return;
+        }
+        free(p);
+    }
+    die("%s: no model.safetensors, pytorch_model.bin or their .index.json", dir);
 }
 
 static void write_json(const char *path, json_t *j)

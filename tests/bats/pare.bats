@@ -106,3 +106,29 @@ load helper
     run pare tokenize --tokenizer "$MODEL"
     [ "$status" -eq 1 ]
 }
+
+fingerprint() {
+    pare show "$1" | head -1 | jq -r .fingerprint
+}
+
+@test "pare convert: PyTorch checkpoints (zip, sharded, legacy) load without executing their pickle" {
+    need_data
+    pare convert -m "$DATA/models/stories260K-hf" -o "$T/hf.pare"
+    pare convert -m "$DATA/models/stories260K-torch" -o "$T/pt.pare"
+    [ "$(fingerprint "$T/pt.pare")" = "$(fingerprint "$T/hf.pare")" ]
+    pare convert -m "$DATA/models/stories260K-hf-bf16-sharded" -o "$T/hbf.pare"
+    pare convert -m "$DATA/models/stories260K-torch-bf16-sharded" -o "$T/pbf.pare"
+    [ "$(fingerprint "$T/pbf.pare")" = "$(fingerprint "$T/hbf.pare")" ]
+    pare convert -m "$DATA/models/stories260K-torch-legacy" -o "$T/leg.pare"
+    pare show "$T/leg.pare" | grep -q '"model.layers.4.mlp.down_proj.weight"'
+    # the file alone has no config
+    run pare convert -m "$DATA/models/stories260K-torch/pytorch_model.bin"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"PyTorch checkpoint alone has no config; give its folder"* ]]
+    # a shard missing from the folder
+    mkdir "$T/broken"
+    cp "$DATA/models/stories260K-torch-bf16-sharded/"{config.json,pytorch_model.bin.index.json,pytorch_model-00001-of-00002.bin} "$T/broken"
+    run pare convert -m "$T/broken"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"pytorch_model-00002-of-00002.bin"* ]]
+}
