@@ -41,9 +41,15 @@ $(FRONT): cmd/pare/main.c $(BUILD)/libpare.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libpare.a
+# The unit tests' shared double-precision reference model (tests/unit/ref_llama.h).
+UNIT_REF = $(BUILD)/tests/ref_llama.o
+$(UNIT_REF): tests/unit/ref_llama.c tests/unit/ref_llama.h lib/*.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/ref_llama.h $(UNIT_REF) $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_REF) $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libpare.a
 	@mkdir -p $(dir $@)

@@ -1,7 +1,7 @@
 /* test_backward.c - every kernel's backward against central finite differences of
  * a double-precision reference of its forward written here; the whole model's
- * gradient (llama_loss_backward) against finite differences of a double-precision
- * scalar reference forward, on tiny random models of every shape the forward
+ * gradient (llama_loss_backward) against finite differences of the double-precision
+ * reference model (ref_llama.h), on tiny random models of every shape the forward
  * supports; the sink's order and coverage; the act sink; and, on stories260K, the
  * loss against the forward pass's mean NLL and a sample of gradients against
  * finite differences.
@@ -13,7 +13,6 @@
  *
  * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H query heads,
  * KV key/value heads, hd head dim, F MLP width, I/O a linear map's in/out width. */
-#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -23,6 +22,7 @@
 #include "kernels.h"
 #include "llama.h"
 #include "model.h"
+#include "ref_llama.h"
 #include "util.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
@@ -413,164 +413,14 @@ static void test_crossentropy_backward(void)
 
 /* ---- the whole model: a double-precision scalar reference ---- */
 
-/* The model's weights as doubles, one array per tensor (perturbed by the finite
- * differences). */
+/* The reference (ref_llama.h) at one batch; finite differences perturb its weights. */
 static struct {
-    const model *m;
-    double **w; /* [n_tensors] */
+    ref_model r;
     const int *tokens, *targets;
     int B, T;
 } R;
 
-static double *ref_weight(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static double *ref_weight(const char *fmt, ...)
-{
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const tensor *t = model_tensor(R.m, name);
-    return t ? R.w[t - R.m->tensors] : NULL;
-}
-
-static void ref_norm(double *out, const double *x, const double *w, int D, double eps)
-{
-    double ss = 0;
-    for (int i = 0; i < D; i++)
-        ss += x[i] * x[i];
-    double r = 1 / sqrt(ss / D + eps);
-    for (int i = 0; i < D; i++)
-        out[i] = x[i] * r * w[i];
-}
-
-/* out (nout) = W (nout, nin) x (+ b) */
-static void ref_matvec(double *out, const double *w, const double *b, const double *x, int nin, int nout)
-{
-    for (int o = 0; o < nout; o++) {
-        double s = b ? b[o] : 0;
-        for (int i = 0; i < nin; i++)
-            s += w[(size_t)o * nin + i] * x[i];
-        out[o] = s;
-    }
-}
-
-static void ref_rot(double *v, int hd, int pos, double theta, enum rope_style style)
-{
-    for (int i = 0; i < hd / 2; i++) {
-        double angle = pos * pow(theta, -2.0 * i / hd);
-        int a = style == ROPE_HALF ? i : 2 * i, b = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
-        double x0 = v[a], x1 = v[b];
-        v[a] = x0 * cos(angle) - x1 * sin(angle);
-        v[b] = x1 * cos(angle) + x0 * sin(angle);
-    }
-}
-
-/* Mean cross-entropy of R.tokens against R.targets: one token at a time with a
- * key/value cache, loops only, every weight from R.w. */
-static double ref_loss(void)
-{
-    const llama_config *c = &R.m->cfg;
-    int D = c->dim, hd = c->head_dim, L = c->n_layers, V = c->vocab, T = R.T;
-    int maxq = 1, maxf = 1;
-    for (int l = 0; l < L; l++) {
-        maxq = c->n_heads[l] * hd > maxq ? c->n_heads[l] * hd : maxq;
-        maxf = c->ffn_dim[l] > maxf ? c->ffn_dim[l] : maxf;
-    }
-    struct lw {
-        double *an, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *fn, *wg, *wu, *wd, *bd;
-    } *lw = xmalloc((size_t)L * sizeof *lw);
-    const char *p = "model.layers";
-    for (int l = 0; l < L; l++)
-        lw[l] = (struct lw){
-            ref_weight("%s.%d.input_layernorm.weight", p, l), ref_weight("%s.%d.self_attn.q_proj.weight", p, l),
-            ref_weight("%s.%d.self_attn.k_proj.weight", p, l), ref_weight("%s.%d.self_attn.v_proj.weight", p, l),
-            ref_weight("%s.%d.self_attn.o_proj.weight", p, l), ref_weight("%s.%d.self_attn.q_proj.bias", p, l),
-            ref_weight("%s.%d.self_attn.k_proj.bias", p, l), ref_weight("%s.%d.self_attn.v_proj.bias", p, l),
-            ref_weight("%s.%d.self_attn.o_proj.bias", p, l),
-            ref_weight("%s.%d.post_attention_layernorm.weight", p, l), ref_weight("%s.%d.mlp.gate_proj.weight", p, l),
-            ref_weight("%s.%d.mlp.up_proj.weight", p, l), ref_weight("%s.%d.mlp.down_proj.weight", p, l),
-            ref_weight("%s.%d.mlp.down_proj.bias", p, l)};
-    double *embed = ref_weight("model.embed_tokens.weight"), *fnorm = ref_weight("model.norm.weight");
-    double *head = c->tied ? embed : ref_weight("lm_head.weight");
-    double *x = xmalloc(D * sizeof(double)), *xn = xmalloc(D * sizeof(double));
-    double *q = xmalloc(maxq * sizeof(double)), *ctx = xmalloc(maxq * sizeof(double));
-    double *o = xmalloc(D * sizeof(double)), *sc = xmalloc(T * sizeof(double));
-    double *g = xmalloc(maxf * sizeof(double)), *u = xmalloc(maxf * sizeof(double));
-    double *kc = xmalloc((size_t)L * T * maxq * sizeof(double)); /* (L, T, KV*hd) */
-    double *vc = xmalloc((size_t)L * T * maxq * sizeof(double));
-    double *logits = xmalloc(V * sizeof(double)), sum = 0;
-    int count = 0;
-    for (int b = 0; b < R.B; b++)
-        for (int t = 0; t < T; t++) {
-            int tok = R.tokens[b * T + t];
-            for (int i = 0; i < D; i++)
-                x[i] = embed[(size_t)tok * D + i];
-            for (int l = 0; l < L; l++) {
-                const struct lw *w = &lw[l];
-                int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
-                if (H) {
-                    double *kt = kc + ((size_t)l * T + t) * maxq, *vt = vc + ((size_t)l * T + t) * maxq;
-                    ref_norm(xn, x, w->an, D, c->norm_eps);
-                    ref_matvec(q, w->wq, w->bq, xn, D, H * hd);
-                    ref_matvec(kt, w->wk, w->bk, xn, D, KV * hd);
-                    ref_matvec(vt, w->wv, w->bv, xn, D, KV * hd);
-                    for (int h = 0; h < H; h++)
-                        ref_rot(q + h * hd, hd, t, c->rope_theta, c->rope_style);
-                    for (int h = 0; h < KV; h++)
-                        ref_rot(kt + h * hd, hd, t, c->rope_theta, c->rope_style);
-                    for (int h = 0; h < H; h++) {
-                        int kvh = h / (H / KV);
-                        double mx = -INFINITY, z = 0;
-                        for (int j = 0; j <= t; j++) {
-                            const double *kj = kc + ((size_t)l * T + j) * maxq + kvh * hd;
-                            double s = 0;
-                            for (int i = 0; i < hd; i++)
-                                s += q[h * hd + i] * kj[i];
-                            sc[j] = s / sqrt((double)hd);
-                            mx = fmax(mx, sc[j]);
-                        }
-                        for (int j = 0; j <= t; j++)
-                            z += (sc[j] = exp(sc[j] - mx));
-                        for (int i = 0; i < hd; i++) {
-                            double s = 0;
-                            for (int j = 0; j <= t; j++)
-                                s += sc[j] / z * vc[((size_t)l * T + j) * maxq + kvh * hd + i];
-                            ctx[h * hd + i] = s;
-                        }
-                    }
-                    ref_matvec(o, w->wo, w->bo, ctx, H * hd, D);
-                    for (int i = 0; i < D; i++)
-                        x[i] += o[i];
-                }
-                if (F) {
-                    ref_norm(xn, x, w->fn, D, c->norm_eps);
-                    ref_matvec(g, w->wg, NULL, xn, D, F);
-                    ref_matvec(u, w->wu, NULL, xn, D, F);
-                    for (int i = 0; i < F; i++)
-                        g[i] = g[i] / (1 + exp(-g[i])) * u[i];
-                    ref_matvec(o, w->wd, w->bd, g, F, D);
-                    for (int i = 0; i < D; i++)
-                        x[i] += o[i];
-                }
-            }
-            int target = R.targets[b * T + t];
-            if (target < 0)
-                continue;
-            ref_norm(xn, x, fnorm, D, c->norm_eps);
-            ref_matvec(logits, head, NULL, xn, D, V);
-            double mx = logits[0], z = 0;
-            for (int j = 1; j < V; j++)
-                mx = fmax(mx, logits[j]);
-            for (int j = 0; j < V; j++)
-                z += exp(logits[j] - mx);
-            sum += log(z) + mx - logits[target];
-            count++;
-        }
-    free(x), free(xn), free(q), free(ctx), free(o), free(sc), free(g), free(u), free(kc), free(vc);
-    free(logits), free(lw);
-    return sum / count;
-}
+static double ref_loss_at_R(void) { return ref_loss(&R.r, R.tokens, R.targets, R.B, R.T, NULL); }
 
 /* ---- what the sinks saw ---- */
 
@@ -722,7 +572,7 @@ static int pick_elements(const seen *s, int k, int n_rand, int n_top, int64_t *i
 }
 
 /* Gradient of every tensor of m at (tokens, targets) against finite differences of
- * ref_loss on n_rand random elements and the n_top largest of each tensor. Also
+ * the reference's loss on n_rand random elements and the n_top largest of each tensor. Also
  * checks the sinks and the loss. Returns the worst relative error. */
 static double check_model_gradient(const char *what, const model *m, int B, int T, int n_rand, int n_top)
 {
@@ -746,15 +596,9 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
     CHECK(s.head_err < 1e-5);
     CHECK_CLOSE(loss, nll / count, 1e-6);
 
-    R.m = m, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T;
-    R.w = xmalloc((size_t)m->n_tensors * sizeof(double *));
-    for (int i = 0; i < m->n_tensors; i++) {
-        const tensor *w = &m->tensors[i];
-        R.w[i] = xmalloc((size_t)w->numel * sizeof(double));
-        for (int64_t j = 0; j < w->numel; j++)
-            R.w[i][j] = w->data[j];
-    }
-    CHECK_CLOSE(ref_loss(), loss, 1e-5);
+    R.tokens = tokens, R.targets = targets, R.B = B, R.T = T;
+    ref_model_init(&R.r, m);
+    CHECK_CLOSE(ref_loss_at_R(), loss, 1e-5);
     double worst = 0;
     int checked = 0;
     int64_t *idx = xmalloc((size_t)(n_rand + n_top) * sizeof(int64_t));
@@ -764,15 +608,17 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
         int n = pick_elements(&s, i, n_rand, n_top, idx);
         char label[200];
         snprintf(label, sizeof label, "%s: %s", what, m->tensors[i].name);
-        worst = fmax(worst, fd_check_at(label, ref_loss, R.w[i], idx, n, s.grad[i]));
+        int slot = ref_slot_named(&R.r, m->tensors[i].name);
+        CHECK(slot >= 0);
+        if (slot < 0)
+            continue;
+        worst = fmax(worst, fd_check_at(label, ref_loss_at_R, R.r.w[slot], idx, n, s.grad[i]));
         checked += n;
     }
     fprintf(stderr, "    %-34s loss %.4f, %4d elements of %3d tensors, worst relative error %.2g\n", what, loss,
             checked, m->n_tensors, worst);
     free(idx);
-    for (int i = 0; i < m->n_tensors; i++)
-        free(R.w[i]);
-    free(R.w);
+    ref_model_free(&R.r);
     llama_train_free(t);
     seen_free(&s);
     llama_state_free(&st);

@@ -1,6 +1,5 @@
-/* test_forward.c - the batched fp32 forward pass against a scalar reference written
- * here (double precision, one token at a time with a key/value cache, loops only)
- * on random tiny models built by hand; the kernels against their formulas; and
+/* test_forward.c - the batched fp32 forward pass against the double-precision
+ * reference (ref_llama.h) on random tiny models built by hand; the kernels against their formulas; and
  * stories260K (llama2.c .bin, and its Hugging Face conversion) against logits from
  * llama2.c's run.c.
  *
@@ -14,6 +13,7 @@
 #include "kernels.h"
 #include "llama.h"
 #include "model.h"
+#include "ref_llama.h"
 #include "util.h"
 
 /* ---- random tiny models ---- */
@@ -119,117 +119,6 @@ static void tiny_free(model *m)
     free(m->cfg.ffn_dim);
 }
 
-/* ---- the scalar reference: one token at a time, double precision ---- */
-
-static void ref_rmsnorm(double *out, const double *x, const float *w, int D, double eps)
-{
-    double ss = 0;
-    for (int i = 0; i < D; i++)
-        ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / D + eps);
-    for (int i = 0; i < D; i++)
-        out[i] = x[i] * r * w[i];
-}
-
-/* out (nout) = W (nout, nin) x (+ b) */
-static void ref_matvec(double *out, const float *w, const float *b, const double *x, int nin, int nout)
-{
-    for (int o = 0; o < nout; o++) {
-        double s = b ? b[o] : 0.0;
-        for (int i = 0; i < nin; i++)
-            s += (double)w[(size_t)o * nin + i] * x[i];
-        out[o] = s;
-    }
-}
-
-/* Rotate one head vector (hd) at position pos, straight from the formula. */
-static void ref_rope(double *v, int hd, int pos, double theta, enum rope_style style)
-{
-    for (int i = 0; i < hd / 2; i++) {
-        double angle = pos * pow(theta, -2.0 * i / hd);
-        int a = style == ROPE_HALF ? i : 2 * i;
-        int b = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
-        double x0 = v[a], x1 = v[b];
-        v[a] = x0 * cos(angle) - x1 * sin(angle);
-        v[b] = x1 * cos(angle) + x0 * sin(angle);
-    }
-}
-
-/* logits (B*T, V) for tokens (B, T). */
-static void ref_forward(const model *m, const int *tokens, int B, int T, double *logits)
-{
-    const llama_config *c = &m->cfg;
-    int D = c->dim, hd = c->head_dim, L = c->n_layers, V = c->vocab;
-    int maxq = 1, maxf = 1;
-    for (int l = 0; l < L; l++) {
-        maxq = c->n_heads[l] * hd > maxq ? c->n_heads[l] * hd : maxq;
-        maxf = c->ffn_dim[l] > maxf ? c->ffn_dim[l] : maxf;
-    }
-    double *x = xmalloc(D * sizeof(double)), *xn = xmalloc(D * sizeof(double));
-    double *q = xmalloc(maxq * sizeof(double)), *ctx = xmalloc(maxq * sizeof(double));
-    double *o = xmalloc(D * sizeof(double)), *sc = xmalloc(T * sizeof(double));
-    double *g = xmalloc(maxf * sizeof(double)), *u = xmalloc(maxf * sizeof(double));
-    double *kc = xmalloc((size_t)L * T * maxq * sizeof(double)); /* (L, T, KV*hd) */
-    double *vc = xmalloc((size_t)L * T * maxq * sizeof(double));
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            int tok = tokens[b * T + t];
-            for (int i = 0; i < D; i++)
-                x[i] = m->embed[(size_t)tok * D + i];
-            for (int l = 0; l < L; l++) {
-                const layer_weights *w = &m->layers[l];
-                int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
-                if (H) {
-                    double *kt = kc + ((size_t)l * T + t) * maxq, *vt = vc + ((size_t)l * T + t) * maxq;
-                    ref_rmsnorm(xn, x, w->attn_norm, D, c->norm_eps);
-                    ref_matvec(q, w->wq, c->qkv_bias ? w->bq : NULL, xn, D, H * hd);
-                    ref_matvec(kt, w->wk, c->qkv_bias ? w->bk : NULL, xn, D, KV * hd);
-                    ref_matvec(vt, w->wv, c->qkv_bias ? w->bv : NULL, xn, D, KV * hd);
-                    for (int h = 0; h < H; h++)
-                        ref_rope(q + h * hd, hd, t, c->rope_theta, c->rope_style);
-                    for (int h = 0; h < KV; h++)
-                        ref_rope(kt + h * hd, hd, t, c->rope_theta, c->rope_style);
-                    for (int h = 0; h < H; h++) {
-                        int kvh = h / (H / KV);
-                        double mx = -INFINITY, sum = 0;
-                        for (int j = 0; j <= t; j++) {
-                            const double *kj = kc + ((size_t)l * T + j) * maxq + kvh * hd;
-                            double s = 0;
-                            for (int i = 0; i < hd; i++)
-                                s += q[h * hd + i] * kj[i];
-                            sc[j] = s / sqrt((double)hd);
-                            mx = fmax(mx, sc[j]);
-                        }
-                        for (int j = 0; j <= t; j++)
-                            sum += (sc[j] = exp(sc[j] - mx));
-                        for (int i = 0; i < hd; i++) {
-                            double s = 0;
-                            for (int j = 0; j <= t; j++)
-                                s += sc[j] / sum * vc[((size_t)l * T + j) * maxq + kvh * hd + i];
-                            ctx[h * hd + i] = s;
-                        }
-                    }
-                    ref_matvec(o, w->wo, c->o_bias ? w->bo : NULL, ctx, H * hd, D);
-                    for (int i = 0; i < D; i++)
-                        x[i] += o[i];
-                }
-                if (F) {
-                    ref_rmsnorm(xn, x, w->ffn_norm, D, c->norm_eps);
-                    ref_matvec(g, w->w_gate, NULL, xn, D, F);
-                    ref_matvec(u, w->w_up, NULL, xn, D, F);
-                    for (int i = 0; i < F; i++)
-                        g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-                    ref_matvec(o, w->w_down, c->down_bias ? w->bdown : NULL, g, F, D);
-                    for (int i = 0; i < D; i++)
-                        x[i] += o[i];
-                }
-            }
-            ref_rmsnorm(xn, x, m->final_norm, D, c->norm_eps);
-            ref_matvec(logits + (size_t)(b * T + t) * V, m->lm_head, NULL, xn, D, V);
-        }
-    free(x), free(xn), free(q), free(ctx), free(o), free(sc), free(g), free(u), free(kc), free(vc);
-}
-
 /* ---- forward vs reference ---- */
 
 static int *rand_tokens(int n, int V)
@@ -260,7 +149,10 @@ static void check_against_reference(const char *what, const tiny_spec *sp, int B
     llama_state_init(&s, &m, B, T);
     llama_forward(&m, &s, tokens);
     double *ref = xmalloc((size_t)B * T * sp->V * sizeof(double));
-    ref_forward(&m, tokens, B, T, ref);
+    ref_model r;
+    ref_model_init(&r, &m);
+    ref_forward(&r, tokens, B, T, NULL, ref);
+    ref_model_free(&r);
     double e = rel_err(s.logits, ref, (int64_t)B * T * sp->V);
     double mag = 0;
     for (int64_t i = 0; i < (int64_t)B * T * sp->V; i++)

@@ -1,6 +1,6 @@
 /* test_lora.c - LoRA adapters: the adapters' gradients from the training pass
  * (llama_loss_backward with a frozen base) against central finite differences of
- * a double-precision scalar reference written here (dropout included), on tiny
+ * the double-precision reference (ref_llama.h) with the adapters (dropout included), on tiny
  * random models of every shape (MHA, GQA, biases, pruned layers); the same
  * loss from the eval forward passes (llama_forward, llama_cache_forward); the
  * merged model against base + adapter; the adapter stream round trip;
@@ -22,6 +22,7 @@
 #include "llama_cache.h"
 #include "lora.h"
 #include "model.h"
+#include "ref_llama.h"
 #include "util.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
@@ -38,50 +39,28 @@ static int irand(int n)
     return (int)((rng_state >> 33) % (uint64_t)n);
 }
 
-/* ---- the double-precision reference: base weights and adapters as doubles ---- */
+/* ---- the double-precision reference (ref_llama.h) with the adapters as doubles ---- */
 
 static struct {
-    const model *m;
+    ref_model r;  /* the base model */
     const lora_set *s;
-    double **w;   /* [n_tensors] the base weights */
     double *p;    /* (n_params) the adapters (perturbed by the finite differences) */
     const int *tokens, *targets;
     int B, T;
     bool drop;    /* the training pass's dropout */
 } R;
 
-static double *ref_weight(int l, const char *suffix)
+/* The reference's hook: y (O) += scale * B A drop(x), for row n of adapter (l, map). */
+static void ref_adapter(void *ctx, int l, enum ref_linear which, int n, const double *x, int nin, double *y, int nout)
 {
-    char name[160];
-    if (l >= 0)
-        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);
-    else
-        snprintf(name, sizeof name, "%s", suffix);
-    const tensor *t = model_tensor(R.m, name);
-    return t ? R.w[t - R.m->tensors] : NULL;
-}
-
-static void ref_norm(double *out, const double *x, const double *w, int D, double eps)
-{
-    double ss = 0;
-    for (int i = 0; i < D; i++)
-        ss += x[i] * x[i];
-    double r = 1 / sqrt(ss / D + eps);
-    for (int i = 0; i < D; i++)
-        out[i] = x[i] * r * w[i];
-}
-
-/* out (O) = W x (+ b) + scale * B A drop(x), for row n of adapter (l, target). */
-static void ref_linear(double *out, const double *w, const double *b, const double *x, int nin, int nout, int l,
-                       int target, int n)
-{
-    for (int o = 0; o < nout; o++) {
-        double s = b ? b[o] : 0;
-        for (int i = 0; i < nin; i++)
-            s += w[(size_t)o * nin + i] * x[i];
-        out[o] = s;
-    }
-    const lora_adapter *a = lora_find(R.s, l, target);
+    (void)ctx;
+    static const int target[] = {[REF_LINEAR_Q] = LORA_Q,       [REF_LINEAR_K] = LORA_K,
+                                 [REF_LINEAR_V] = LORA_V,       [REF_LINEAR_O] = LORA_O,
+                                 [REF_LINEAR_GATE] = LORA_GATE, [REF_LINEAR_UP] = LORA_UP,
+                                 [REF_LINEAR_DOWN] = LORA_DOWN};
+    if (which == REF_LINEAR_HEAD)
+        return;
+    const lora_adapter *a = lora_find(R.s, l, target[which]);
     if (!a)
         return;
     int r = R.s->rank;
@@ -89,7 +68,7 @@ static void ref_linear(double *out, const double *w, const double *b, const doub
     for (int k = 0; k < r; k++) {
         double s = 0;
         for (int i = 0; i < nin; i++) {
-            double f = R.drop ? lora_dropout_factor(R.s, l, target, n, i) : 1.0;
+            double f = R.drop ? lora_dropout_factor(R.s, l, target[which], n, i) : 1.0;
             s += R.p[a->a + (size_t)k * nin + i] * x[i] * f;
         }
         u[k] = s;
@@ -98,119 +77,15 @@ static void ref_linear(double *out, const double *w, const double *b, const doub
         double s = 0;
         for (int k = 0; k < r; k++)
             s += R.p[a->b + (size_t)o * r + k] * u[k];
-        out[o] += R.s->scale * s;
+        y[o] += R.s->scale * s;
     }
 }
 
-static void ref_rot(double *v, int hd, int pos, double theta, enum rope_style style)
+/* Mean cross-entropy of R.tokens against R.targets with the adapters. */
+static double ref_loss_at_R(void)
 {
-    for (int i = 0; i < hd / 2; i++) {
-        double angle = pos * pow(theta, -2.0 * i / hd);
-        int a = style == ROPE_HALF ? i : 2 * i, b = style == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
-        double x0 = v[a], x1 = v[b];
-        v[a] = x0 * cos(angle) - x1 * sin(angle);
-        v[b] = x1 * cos(angle) + x0 * sin(angle);
-    }
-}
-
-/* Mean cross-entropy of R.tokens against R.targets, one token at a time with a
- * key/value cache, loops only. */
-static double ref_loss(void)
-{
-    const llama_config *c = &R.m->cfg;
-    int D = c->dim, hd = c->head_dim, L = c->n_layers, V = c->vocab, T = R.T;
-    int maxq = 1, maxf = 1;
-    for (int l = 0; l < L; l++) {
-        maxq = c->n_heads[l] * hd > maxq ? c->n_heads[l] * hd : maxq;
-        maxf = c->ffn_dim[l] > maxf ? c->ffn_dim[l] : maxf;
-    }
-    double *embed = ref_weight(-1, "model.embed_tokens.weight"), *fnorm = ref_weight(-1, "model.norm.weight");
-    double *head = c->tied ? embed : ref_weight(-1, "lm_head.weight");
-    double *x = xmalloc(D * sizeof(double)), *xn = xmalloc(D * sizeof(double));
-    double *q = xmalloc(maxq * sizeof(double)), *ctx = xmalloc(maxq * sizeof(double));
-    double *o = xmalloc(D * sizeof(double)), *sc = xmalloc(T * sizeof(double));
-    double *g = xmalloc(maxf * sizeof(double)), *u = xmalloc(maxf * sizeof(double));
-    double *kc = xmalloc((size_t)L * T * maxq * sizeof(double));
-    double *vc = xmalloc((size_t)L * T * maxq * sizeof(double));
-    double *logits = xmalloc(V * sizeof(double)), sum = 0;
-    int count = 0;
-    for (int b = 0; b < R.B; b++)
-        for (int t = 0; t < T; t++) {
-            int n = b * T + t, tok = R.tokens[n];
-            for (int i = 0; i < D; i++)
-                x[i] = embed[(size_t)tok * D + i];
-            for (int l = 0; l < L; l++) {
-                int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
-                if (H) {
-                    double *kt = kc + ((size_t)l * T + t) * maxq, *vt = vc + ((size_t)l * T + t) * maxq;
-                    ref_norm(xn, x, ref_weight(l, "input_layernorm.weight"), D, c->norm_eps);
-                    ref_linear(q, ref_weight(l, "self_attn.q_proj.weight"), ref_weight(l, "self_attn.q_proj.bias"), xn,
-                               D, H * hd, l, LORA_Q, n);
-                    ref_linear(kt, ref_weight(l, "self_attn.k_proj.weight"), ref_weight(l, "self_attn.k_proj.bias"),
-                               xn, D, KV * hd, l, LORA_K, n);
-                    ref_linear(vt, ref_weight(l, "self_attn.v_proj.weight"), ref_weight(l, "self_attn.v_proj.bias"),
-                               xn, D, KV * hd, l, LORA_V, n);
-                    for (int h = 0; h < H; h++)
-                        ref_rot(q + h * hd, hd, t, c->rope_theta, c->rope_style);
-                    for (int h = 0; h < KV; h++)
-                        ref_rot(kt + h * hd, hd, t, c->rope_theta, c->rope_style);
-                    for (int h = 0; h < H; h++) {
-                        int kvh = h / (H / KV);
-                        double mx = -INFINITY, z = 0;
-                        for (int j = 0; j <= t; j++) {
-                            const double *kj = kc + ((size_t)l * T + j) * maxq + kvh * hd;
-                            double s = 0;
-                            for (int i = 0; i < hd; i++)
-                                s += q[h * hd + i] * kj[i];
-                            sc[j] = s / sqrt((double)hd);
-                            mx = fmax(mx, sc[j]);
-                        }
-                        for (int j = 0; j <= t; j++)
-                            z += (sc[j] = exp(sc[j] - mx));
-                        for (int i = 0; i < hd; i++) {
-                            double s = 0;
-                            for (int j = 0; j <= t; j++)
-                                s += sc[j] / z * vc[((size_t)l * T + j) * maxq + kvh * hd + i];
-                            ctx[h * hd + i] = s;
-                        }
-                    }
-                    ref_linear(o, ref_weight(l, "self_attn.o_proj.weight"), ref_weight(l, "self_attn.o_proj.bias"),
-                               ctx, H * hd, D, l, LORA_O, n);
-                    for (int i = 0; i < D; i++)
-                        x[i] += o[i];
-                }
-                if (F) {
-                    ref_norm(xn, x, ref_weight(l, "post_attention_layernorm.weight"), D, c->norm_eps);
-                    ref_linear(g, ref_weight(l, "mlp.gate_proj.weight"), NULL, xn, D, F, l, LORA_GATE, n);
-                    ref_linear(u, ref_weight(l, "mlp.up_proj.weight"), NULL, xn, D, F, l, LORA_UP, n);
-                    for (int i = 0; i < F; i++)
-                        g[i] = g[i] / (1 + exp(-g[i])) * u[i];
-                    ref_linear(o, ref_weight(l, "mlp.down_proj.weight"), ref_weight(l, "mlp.down_proj.bias"), g, F, D,
-                               l, LORA_DOWN, n);
-                    for (int i = 0; i < D; i++)
-                        x[i] += o[i];
-                }
-            }
-            int target = R.targets[n];
-            if (target < 0)
-                continue;
-            ref_norm(xn, x, fnorm, D, c->norm_eps);
-            for (int v = 0; v < V; v++) {
-                double s = 0;
-                for (int i = 0; i < D; i++)
-                    s += head[(size_t)v * D + i] * xn[i];
-                logits[v] = s;
-            }
-            double mx = logits[0], z = 0;
-            for (int j = 1; j < V; j++)
-                mx = fmax(mx, logits[j]);
-            for (int j = 0; j < V; j++)
-                z += exp(logits[j] - mx);
-            sum += log(z) + mx - logits[target];
-            count++;
-        }
-    free(x), free(xn), free(q), free(ctx), free(o), free(sc), free(g), free(u), free(kc), free(vc), free(logits);
-    return sum / count;
+    ref_hooks hooks = {.linear = ref_adapter};
+    return ref_loss(&R.r, R.tokens, R.targets, R.B, R.T, &hooks);
 }
 
 /* ---- models and adapters ---- */
@@ -263,16 +138,16 @@ static void make_batch(int *tokens, int *targets, int B, int T, int V)
         targets[1] = -1;
 }
 
-/* Central differences of ref_loss at R.p[idx[j]] against ga. */
+/* Central differences of the reference's loss at R.p[idx[j]] against ga. */
 static double fd_check_at(const char *what, const int64_t *idx, int n_idx, const float *ga)
 {
     double *fd = xmalloc((size_t)n_idx * sizeof(double)), scale = 0;
     for (int j = 0; j < n_idx; j++) {
         double x0 = R.p[idx[j]], h = FD_STEP * fmax(1.0, fabs(x0));
         R.p[idx[j]] = x0 + h;
-        double fp = ref_loss();
+        double fp = ref_loss_at_R();
         R.p[idx[j]] = x0 - h;
-        double fm = ref_loss();
+        double fm = ref_loss_at_R();
         R.p[idx[j]] = x0;
         fd[j] = (fp - fm) / (2 * h);
         scale = fmax(scale, fabs(fd[j]));
@@ -308,17 +183,12 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     llama_train *t = llama_train_new(m, B, T);
     double loss = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
 
-    R.m = m, R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
-    R.w = xmalloc((size_t)m->n_tensors * sizeof(double *));
-    for (int i = 0; i < m->n_tensors; i++) {
-        R.w[i] = xmalloc((size_t)m->tensors[i].numel * sizeof(double));
-        for (int64_t j = 0; j < m->tensors[i].numel; j++)
-            R.w[i][j] = m->tensors[i].data[j];
-    }
+    R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
+    ref_model_init(&R.r, m);
     R.p = xmalloc(s->n_params * sizeof(double));
     for (size_t i = 0; i < s->n_params; i++)
         R.p[i] = s->params[i];
-    CHECK_CLOSE(ref_loss(), loss, 1e-5);
+    CHECK_CLOSE(ref_loss_at_R(), loss, 1e-5);
 
     double worst = 0;
     int checked = 0;
@@ -359,13 +229,12 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     nll_accumulate(st.logits, targets, N, V, &nll, &count);
     CHECK_CLOSE(loss0, nll / count, 1e-6);
     R.drop = false;
-    CHECK_CLOSE(ref_loss(), loss0, 1e-5);
+    CHECK_CLOSE(ref_loss_at_R(), loss0, 1e-5);
     s->dropout = p;
 
     llama_state_free(&st);
-    for (int i = 0; i < m->n_tensors; i++)
-        free(R.w[i]);
-    free(R.w), free(R.p);
+    ref_model_free(&R.r);
+    free(R.p);
     llama_train_free(t);
     mm->lora = NULL;
     free(tokens), free(targets);

@@ -17,6 +17,7 @@
 #include "llama.h"
 #include "model.h"
 #include "prune.h"
+#include "ref_llama.h"
 #include "util.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -161,158 +162,23 @@ static void free_choices(prune_choice *c, int n)
     free(c);
 }
 
-/* ---- a scalar reference for the hidden group ----
+/* ---- the reference for the hidden group ----
  *
  * Removing hidden channels is NOT the same as zeroing them: every RMSNorm takes the
  * mean of x^2 over all D channels, and a zeroed channel still counts in D. So for
- * the hidden group the pruned model is compared with this plain forward pass over
- * the ORIGINAL weights in double precision, in which the residual stream only has
- * the kept channels and each norm averages over the kept channels only. */
-
-static void ref_rmsnorm(double *out, const double *x, const float *w, const bool *keep, int D, float eps)
-{
-    double ss = 0;
-    int n = 0;
-    for (int c = 0; c < D; c++)
-        if (keep[c]) {
-            ss += x[c] * x[c];
-            n++;
-        }
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int c = 0; c < D; c++)
-        out[c] = keep[c] ? x[c] * r * w[c] : 0;
-}
-
-/* out (nout) = W (nout, D) restricted to kept input channels @ in (+ bias) */
-static void ref_linear_in(double *out, const float *w, const float *bias, const double *in, const bool *keep, int D,
-                          int nout)
-{
-    for (int o = 0; o < nout; o++) {
-        double s = bias ? bias[o] : 0;
-        for (int c = 0; c < D; c++)
-            if (keep[c])
-                s += (double)w[(size_t)o * D + c] * in[c];
-        out[o] = s;
-    }
-}
-
-static void ref_rope(double *x, int nh, int hd, int pos, float theta, enum rope_style st)
-{
-    for (int h = 0; h < nh; h++)
-        for (int i = 0; i < hd / 2; i++) {
-            double ang = pos * pow(theta, -2.0 * i / hd), co = cos(ang), si = sin(ang);
-            int a = st == ROPE_HALF ? i : 2 * i, b = st == ROPE_HALF ? i + hd / 2 : 2 * i + 1;
-            double x0 = x[h * hd + a], x1 = x[h * hd + b];
-            x[h * hd + a] = x0 * co - x1 * si;
-            x[h * hd + b] = x0 * si + x1 * co;
-        }
-}
-
-/* logits (T, V) of one sequence with the hidden channels limited to keep. */
-static void ref_forward(const model *m, const bool *keep, const int *tok, int T, double *logits)
-{
-    const llama_config *c = &m->cfg;
-    int D = c->dim, hd = c->head_dim, V = c->vocab;
-    int maxq = 1, maxF = 1;
-    for (int l = 0; l < c->n_layers; l++) {
-        maxq = (int)fmax(maxq, llama_q_dim(c, l));
-        maxF = (int)fmax(maxF, c->ffn_dim[l]);
-    }
-    double *x = xcalloc((size_t)T * D, sizeof *x);     /* (T, D) */
-    double *xn = xcalloc((size_t)D, sizeof *xn);        /* (D) */
-    double *q = xcalloc((size_t)T * maxq, sizeof *q);   /* (T, H*hd) */
-    double *k = xcalloc((size_t)T * maxq, sizeof *k);   /* (T, KV*hd) */
-    double *v = xcalloc((size_t)T * maxq, sizeof *v);   /* (T, KV*hd) */
-    double *ctx = xcalloc((size_t)maxq, sizeof *ctx);   /* (H*hd) */
-    double *g = xcalloc((size_t)maxF, sizeof *g), *u = xcalloc((size_t)maxF, sizeof *u); /* (F) */
-    double *p = xcalloc((size_t)T, sizeof *p);
-    for (int t = 0; t < T; t++)
-        for (int d = 0; d < D; d++)
-            x[(size_t)t * D + d] = keep[d] ? m->embed[(size_t)tok[t] * D + d] : 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        const layer_weights *w = &m->layers[l];
-        int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], qd = H * hd;
-        if (H > 0) {
-            int kvd = KV * hd;
-            for (int t = 0; t < T; t++) {
-                ref_rmsnorm(xn, x + (size_t)t * D, w->attn_norm, keep, D, c->norm_eps);
-                ref_linear_in(q + (size_t)t * qd, w->wq, c->qkv_bias ? w->bq : NULL, xn, keep, D, qd);
-                ref_linear_in(k + (size_t)t * kvd, w->wk, c->qkv_bias ? w->bk : NULL, xn, keep, D, kvd);
-                ref_linear_in(v + (size_t)t * kvd, w->wv, c->qkv_bias ? w->bv : NULL, xn, keep, D, kvd);
-                ref_rope(q + (size_t)t * qd, H, hd, t, c->rope_theta, c->rope_style);
-                ref_rope(k + (size_t)t * kvd, KV, hd, t, c->rope_theta, c->rope_style);
-            }
-            for (int t = 0; t < T; t++) {
-                for (int h = 0; h < H; h++) {
-                    int kh = h / (H / KV);
-                    double mx = -1e300, sum = 0;
-                    for (int j = 0; j <= t; j++) {
-                        double s = 0;
-                        for (int i = 0; i < hd; i++)
-                            s += q[(size_t)t * qd + h * hd + i] * k[(size_t)j * kvd + kh * hd + i];
-                        p[j] = s / sqrt((double)hd);
-                        mx = p[j] > mx ? p[j] : mx;
-                    }
-                    for (int j = 0; j <= t; j++)
-                        sum += p[j] = exp(p[j] - mx);
-                    for (int i = 0; i < hd; i++) {
-                        double s = 0;
-                        for (int j = 0; j <= t; j++)
-                            s += p[j] / sum * v[(size_t)j * kvd + kh * hd + i];
-                        ctx[h * hd + i] = s;
-                    }
-                }
-                for (int d = 0; d < D; d++)
-                    if (keep[d]) {
-                        double s = 0;
-                        for (int i = 0; i < qd; i++)
-                            s += (double)w->wo[(size_t)d * qd + i] * ctx[i];
-                        x[(size_t)t * D + d] += s;
-                    }
-            }
-        }
-        if (F > 0)
-            for (int t = 0; t < T; t++) {
-                ref_rmsnorm(xn, x + (size_t)t * D, w->ffn_norm, keep, D, c->norm_eps);
-                ref_linear_in(g, w->w_gate, NULL, xn, keep, D, F);
-                ref_linear_in(u, w->w_up, NULL, xn, keep, D, F);
-                for (int i = 0; i < F; i++)
-                    g[i] = g[i] / (1 + exp(-g[i])) * u[i];
-                for (int d = 0; d < D; d++)
-                    if (keep[d]) {
-                        double s = 0;
-                        for (int i = 0; i < F; i++)
-                            s += (double)w->w_down[(size_t)d * F + i] * g[i];
-                        x[(size_t)t * D + d] += s;
-                    }
-            }
-    }
-    for (int t = 0; t < T; t++) {
-        ref_rmsnorm(xn, x + (size_t)t * D, m->final_norm, keep, D, c->norm_eps);
-        ref_linear_in(logits + (size_t)t * V, m->lm_head, NULL, xn, keep, D, V);
-    }
-    free(x);
-    free(xn);
-    free(q);
-    free(k);
-    free(v);
-    free(ctx);
-    free(g);
-    free(u);
-    free(p);
-}
+ * the hidden group the pruned model is compared with the double-precision reference
+ * (ref_llama.h) over the ORIGINAL weights, in which the residual stream only has the
+ * kept channels and each norm averages over the kept channels only. */
 
 /* Reference logits (B*T, V) of B sequences; keep NULL keeps every channel. */
 static double *ref_logits(const model *m, const bool *keep, const int *tokens, int B, int T)
 {
-    int D = m->cfg.dim, V = m->cfg.vocab;
-    bool *all = xmalloc((size_t)D * sizeof *all);
-    for (int d = 0; d < D; d++)
-        all[d] = keep ? keep[d] : true;
-    double *out = xmalloc((size_t)B * T * V * sizeof *out);
-    for (int b = 0; b < B; b++)
-        ref_forward(m, all, tokens + (size_t)b * T, T, out + (size_t)b * T * V);
-    free(all);
+    ref_model r;
+    ref_model_init(&r, m);
+    ref_hooks hooks = {.keep = keep};
+    double *out = xmalloc((size_t)B * T * m->cfg.vocab * sizeof *out);
+    ref_forward(&r, tokens, B, T, &hooks, out);
+    ref_model_free(&r);
     return out;
 }
 

@@ -1,6 +1,6 @@
 /* test_score.c - pare-score's library against an independent double-precision
- * reference: a LLaMA forward and backward pass written here from the model's
- * definition (no lib/ numerics), its gradient checked by central finite
+ * reference: the LLaMA forward and backward pass of ref_llama.h (written from the
+ * model's definition, no lib/ numerics), its gradient checked here by central finite
  * differences, and the statistics of DESIGN.md "scores" folded per unit from the
  * config's meaning of a unit (not from the groups' slices). On stories260K and on
  * random models of other shapes: every statistic to 1e-4 relative, activations,
@@ -18,6 +18,7 @@
 #include "groups.h"
 #include "model.h"
 #include "prune.h"
+#include "ref_llama.h"
 #include "score.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -50,365 +51,66 @@ static int lidx(const model *m, int l, const char *suffix)
     return model_tensor(m, name) ? tidx(m, name) : -1;
 }
 
-static const float *W(const model *m, int ti) { return ti >= 0 ? m->tensors[ti].data : NULL; }
-
 /* Activation sums of one linear map's input. */
 typedef struct {
     double *sum, *sq; /* (I) */
     int64_t I, tokens;
 } ref_act;
 
-/* y (N, O) = x (N, I) W^T + b */
-static void lin_fwd(double *y, const double *x, const float *w, const float *b, int N, int I, int O)
+/* The input sums of every linear map, through the reference's hook. */
+static void act_hook(void *ctx, int l, enum ref_linear which, int n, const double *x, int nin, double *y, int nout)
 {
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < O; o++) {
-            double s = b ? b[o] : 0;
-            for (int i = 0; i < I; i++)
-                s += x[(size_t)n * I + i] * w[(size_t)o * I + i];
-            y[(size_t)n * O + o] = s;
-        }
-}
-
-/* dx += dy W, dW += dy^T x, db += sum dy */
-static void lin_bwd(double *dx, double *dw, double *db, const double *dy, const double *x, const float *w, int N, int I,
-                    int O)
-{
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < O; o++) {
-            double g = dy[(size_t)n * O + o];
-            if (db)
-                db[o] += g;
-            for (int i = 0; i < I; i++) {
-                if (dx)
-                    dx[(size_t)n * I + i] += g * w[(size_t)o * I + i];
-                dw[(size_t)o * I + i] += g * x[(size_t)n * I + i];
-            }
-        }
-}
-
-static void rms_fwd(double *y, double *r, const double *x, const float *w, int N, int D, double eps)
-{
-    for (int n = 0; n < N; n++) {
-        double ss = 0;
-        for (int i = 0; i < D; i++)
-            ss += x[(size_t)n * D + i] * x[(size_t)n * D + i];
-        r[n] = 1.0 / sqrt(ss / D + eps);
-        for (int i = 0; i < D; i++)
-            y[(size_t)n * D + i] = x[(size_t)n * D + i] * r[n] * w[i];
-    }
-}
-
-/* y = x r w, r = (mean x^2 + eps)^-1/2: dx += r w dy - x r^3 / D sum_j w_j dy_j x_j.
- * adw (if not NULL) += the magnitudes |dy x r| that dw sums (a norm weight's
- * gradient cancels over the tokens: this is the scale its float32 error has). */
-static void rms_bwd(double *dx, double *dw, double *adw, const double *dy, const double *x, const float *w,
-                    const double *r, int N, int D)
-{
-    for (int n = 0; n < N; n++) {
-        const double *xr = x + (size_t)n * D, *g = dy + (size_t)n * D;
-        double dot = 0;
-        for (int i = 0; i < D; i++) {
-            dot += w[i] * g[i] * xr[i];
-            dw[i] += g[i] * xr[i] * r[n];
-            if (adw)
-                adw[i] += fabs(g[i] * xr[i] * r[n]);
-        }
-        for (int i = 0; i < D; i++)
-            dx[(size_t)n * D + i] += r[n] * w[i] * g[i] - xr[i] * r[n] * r[n] * r[n] / D * dot;
-    }
-}
-
-/* Rotate x (B, T, nh, hd) by +angle (dir 1) or -angle (dir -1, the backward).
- * Pairs (2i, 2i+1) interleaved or (i, i + hd/2) half; angle = pos * theta^(-2i/hd),
- * both in float as Hugging Face and llama2.c compute them, cos and sin in double. */
-static void rope(double *x, int B, int T, int nh, int hd, const llama_config *c, int dir)
-{
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < nh; h++)
-                for (int i = 0; i < hd / 2; i++) {
-                    float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
-                    float ang = (float)t * inv;
-                    double cs = cos((double)ang), sn = dir * sin((double)ang);
-                    double *v = x + (((size_t)b * T + t) * nh + h) * hd;
-                    int i0 = c->rope_style == ROPE_INTERLEAVED ? 2 * i : i;
-                    int i1 = c->rope_style == ROPE_INTERLEAVED ? 2 * i + 1 : i + hd / 2;
-                    double a = v[i0], e = v[i1];
-                    v[i0] = a * cs - e * sn;
-                    v[i1] = a * sn + e * cs;
-                }
-}
-
-/* causal attention; query head h reads key/value head h / (H/KV) */
-static void attn_fwd(double *ctx, double *att, const double *q, const double *k, const double *v, int B, int T, int H,
-                     int KV, int hd)
-{
-    int rep = H / KV;
-    double scale = 1.0 / sqrt((double)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            int g = h / rep;
-            for (int t = 0; t < T; t++) {
-                double *p = att + (((size_t)b * H + h) * T + t) * T, mx = -INFINITY, z = 0;
-                const double *qt = q + ((size_t)b * T + t) * H * hd + h * hd;
-                for (int s = 0; s <= t; s++) {
-                    const double *ks = k + ((size_t)b * T + s) * KV * hd + g * hd;
-                    double d = 0;
-                    for (int i = 0; i < hd; i++)
-                        d += qt[i] * ks[i];
-                    p[s] = d * scale;
-                    mx = fmax(mx, p[s]);
-                }
-                for (int s = 0; s <= t; s++)
-                    z += (p[s] = exp(p[s] - mx));
-                for (int s = 0; s < T; s++)
-                    p[s] = s <= t ? p[s] / z : 0;
-                double *ct = ctx + ((size_t)b * T + t) * H * hd + h * hd;
-                for (int i = 0; i < hd; i++) {
-                    double a = 0;
-                    for (int s = 0; s <= t; s++)
-                        a += p[s] * v[((size_t)b * T + s) * KV * hd + g * hd + i];
-                    ct[i] = a;
-                }
-            }
-        }
-}
-
-static void attn_bwd(double *dq, double *dk, double *dv, const double *dctx, const double *att, const double *q,
-                     const double *k, const double *v, int B, int T, int H, int KV, int hd)
-{
-    int rep = H / KV;
-    double scale = 1.0 / sqrt((double)hd);
-    double *dp = xmalloc((size_t)T * sizeof *dp);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            int g = h / rep;
-            for (int t = 0; t < T; t++) {
-                const double *p = att + (((size_t)b * H + h) * T + t) * T;
-                const double *dc = dctx + ((size_t)b * T + t) * H * hd + h * hd;
-                double dot = 0;
-                for (int s = 0; s <= t; s++) {
-                    const double *vs = v + ((size_t)b * T + s) * KV * hd + g * hd;
-                    double d = 0;
-                    for (int i = 0; i < hd; i++) {
-                        d += dc[i] * vs[i];
-                        dv[((size_t)b * T + s) * KV * hd + g * hd + i] += p[s] * dc[i];
-                    }
-                    dp[s] = d;
-                    dot += p[s] * d;
-                }
-                for (int s = 0; s <= t; s++) {
-                    double ds = p[s] * (dp[s] - dot) * scale;
-                    for (int i = 0; i < hd; i++) {
-                        dq[((size_t)b * T + t) * H * hd + h * hd + i] += ds * k[((size_t)b * T + s) * KV * hd + g * hd + i];
-                        dk[((size_t)b * T + s) * KV * hd + g * hd + i] += ds * q[((size_t)b * T + t) * H * hd + h * hd + i];
-                    }
-                }
-            }
-        }
-    free(dp);
-}
-
-static double *dz(size_t n) { return xcalloc(n ? n : 1, sizeof(double)); }
-
-static void act_add(ref_act *acts, int ti, const double *x, int N, int I)
-{
-    if (!acts || ti < 0)
-        return;
+    (void)n, (void)y, (void)nout;
+    const model *m = ((void **)ctx)[0];
+    ref_act *acts = ((void **)ctx)[1];
+    static const char *const suffix[] = {
+        [REF_LINEAR_Q] = "self_attn.q_proj.weight", [REF_LINEAR_K] = "self_attn.k_proj.weight",
+        [REF_LINEAR_V] = "self_attn.v_proj.weight", [REF_LINEAR_O] = "self_attn.o_proj.weight",
+        [REF_LINEAR_GATE] = "mlp.gate_proj.weight", [REF_LINEAR_UP] = "mlp.up_proj.weight",
+        [REF_LINEAR_DOWN] = "mlp.down_proj.weight"};
+    int ti = which == REF_LINEAR_HEAD ? tidx(m, m->cfg.tied ? "model.embed_tokens.weight" : "lm_head.weight")
+                                      : lidx(m, l, suffix[which]);
     ref_act *a = &acts[ti];
     if (!a->sum) {
-        a->sum = dz((size_t)I);
-        a->sq = dz((size_t)I);
-        a->I = I;
+        a->sum = xcalloc((size_t)nin, sizeof(double));
+        a->sq = xcalloc((size_t)nin, sizeof(double));
+        a->I = nin;
     }
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < I; i++) {
-            double v = x[(size_t)n * I + i];
-            a->sum[i] += v;
-            a->sq[i] += v * v;
-        }
-    a->tokens += N;
+    for (int i = 0; i < nin; i++) {
+        a->sum[i] += x[i];
+        a->sq[i] += x[i] * x[i];
+    }
+    a->tokens++;
 }
 
-/* Mean cross-entropy of tokens (B, T) against targets (-1 unscored); grads[ti]
- * (numel doubles each, zeroed here) get its gradient, absg (if not NULL) for the
- * norm weights the magnitudes their gradients sum, acts (if not NULL) the input
- * sums of every linear map. */
-static double ref_loss_grad(const model *m, const int *tokens, const int *targets, int B, int T, double **grads,
-                            double **absg, ref_act *acts)
+/* Mean cross-entropy of tokens (B, T) against targets (-1 unscored) by the
+ * reference (ref_llama.h) at m's weights now; grads[ti] (numel doubles each) get
+ * its gradient, absg (if not NULL) for the norm weights the magnitudes their
+ * gradients sum, acts (if not NULL) the input sums of every linear map. */
+static double ref_loss_grad_of(const model *m, const int *tokens, const int *targets, int B, int T, double **grads,
+                               double **absg, ref_act *acts)
 {
-    const llama_config *c = &m->cfg;
-    int L = c->n_layers, D = c->dim, V = c->vocab, hd = c->head_dim, N = B * T;
-    double eps = c->norm_eps;
+    ref_model r;
+    ref_model_init(&r, m);
+    double **g = ref_grads_new(&r), **ag = absg ? ref_grads_new(&r) : NULL;
+    void *ctx[2] = {(void *)m, acts};
+    ref_hooks hooks = {.linear = act_hook, .ctx = ctx};
+    double loss = ref_loss_grad(&r, tokens, targets, B, T, acts ? &hooks : NULL, g, ag);
     for (int i = 0; i < m->n_tensors; i++) {
-        memset(grads[i], 0, (size_t)m->tensors[i].numel * sizeof(double));
+        int slot = ref_slot_named(&r, m->tensors[i].name);
+        if (slot < 0) {
+            fprintf(stderr, "reference: no weight %s\n", m->tensors[i].name);
+            exit(1);
+        }
+        size_t bytes = (size_t)m->tensors[i].numel * sizeof(double);
+        memcpy(grads[i], g[slot], bytes);
         if (absg)
-            memset(absg[i], 0, (size_t)m->tensors[i].numel * sizeof(double));
+            memcpy(absg[i], ag[slot], bytes);
     }
-    int emb = tidx(m, "model.embed_tokens.weight"), head = c->tied ? emb : tidx(m, "lm_head.weight");
-    int fnorm = tidx(m, "model.norm.weight");
-    typedef struct {
-        double *x, *xna, *ra, *q, *k, *v, *att, *ctx, *xmid, *xnm, *rm, *gate, *up, *hid;
-    } saved;
-    saved *S = xcalloc((size_t)L, sizeof *S);
-    double *x = dz((size_t)N * D);
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < D; i++)
-            x[(size_t)n * D + i] = W(m, emb)[(size_t)tokens[n] * D + i];
-    for (int l = 0; l < L; l++) {
-        saved *s = &S[l];
-        int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], qd = H * hd, kvd = KV * hd;
-        s->x = x;
-        double *out = dz((size_t)N * D);
-        memcpy(out, x, (size_t)N * D * sizeof *out);
-        if (H > 0) {
-            int wq = lidx(m, l, "self_attn.q_proj.weight"), wk = lidx(m, l, "self_attn.k_proj.weight");
-            int wv = lidx(m, l, "self_attn.v_proj.weight"), wo = lidx(m, l, "self_attn.o_proj.weight");
-            s->xna = dz((size_t)N * D);
-            s->ra = dz((size_t)N);
-            rms_fwd(s->xna, s->ra, x, W(m, lidx(m, l, "input_layernorm.weight")), N, D, eps);
-            s->q = dz((size_t)N * qd);
-            s->k = dz((size_t)N * kvd);
-            s->v = dz((size_t)N * kvd);
-            act_add(acts, wq, s->xna, N, D);
-            act_add(acts, wk, s->xna, N, D);
-            act_add(acts, wv, s->xna, N, D);
-            lin_fwd(s->q, s->xna, W(m, wq), W(m, lidx(m, l, "self_attn.q_proj.bias")), N, D, qd);
-            lin_fwd(s->k, s->xna, W(m, wk), W(m, lidx(m, l, "self_attn.k_proj.bias")), N, D, kvd);
-            lin_fwd(s->v, s->xna, W(m, wv), W(m, lidx(m, l, "self_attn.v_proj.bias")), N, D, kvd);
-            rope(s->q, B, T, H, hd, c, 1);
-            rope(s->k, B, T, KV, hd, c, 1);
-            s->att = dz((size_t)B * H * T * T);
-            s->ctx = dz((size_t)N * qd);
-            attn_fwd(s->ctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
-            act_add(acts, wo, s->ctx, N, qd);
-            double *o = dz((size_t)N * D);
-            lin_fwd(o, s->ctx, W(m, wo), W(m, lidx(m, l, "self_attn.o_proj.bias")), N, qd, D);
-            for (size_t i = 0; i < (size_t)N * D; i++)
-                out[i] += o[i];
-            free(o);
-        }
-        s->xmid = dz((size_t)N * D);
-        memcpy(s->xmid, out, (size_t)N * D * sizeof(double));
-        if (F > 0) {
-            int wg = lidx(m, l, "mlp.gate_proj.weight"), wu = lidx(m, l, "mlp.up_proj.weight");
-            int wd = lidx(m, l, "mlp.down_proj.weight");
-            s->xnm = dz((size_t)N * D);
-            s->rm = dz((size_t)N);
-            rms_fwd(s->xnm, s->rm, s->xmid, W(m, lidx(m, l, "post_attention_layernorm.weight")), N, D, eps);
-            s->gate = dz((size_t)N * F);
-            s->up = dz((size_t)N * F);
-            s->hid = dz((size_t)N * F);
-            act_add(acts, wg, s->xnm, N, D);
-            act_add(acts, wu, s->xnm, N, D);
-            lin_fwd(s->gate, s->xnm, W(m, wg), NULL, N, D, F);
-            lin_fwd(s->up, s->xnm, W(m, wu), NULL, N, D, F);
-            for (size_t i = 0; i < (size_t)N * F; i++)
-                s->hid[i] = s->gate[i] / (1 + exp(-s->gate[i])) * s->up[i];
-            act_add(acts, wd, s->hid, N, F);
-            double *o = dz((size_t)N * D);
-            lin_fwd(o, s->hid, W(m, wd), W(m, lidx(m, l, "mlp.down_proj.bias")), N, F, D);
-            for (size_t i = 0; i < (size_t)N * D; i++)
-                out[i] += o[i];
-            free(o);
-        }
-        x = out;
-    }
-    double *xnf = dz((size_t)N * D), *rf = dz((size_t)N), *logits = dz((size_t)N * V);
-    rms_fwd(xnf, rf, x, W(m, fnorm), N, D, eps);
-    act_add(acts, head, xnf, N, D);
-    lin_fwd(logits, xnf, W(m, head), NULL, N, D, V);
-
-    int count = 0;
-    for (int n = 0; n < N; n++)
-        count += targets[n] >= 0;
-    double loss = 0;
-    double *dlog = dz((size_t)N * V);
-    for (int n = 0; n < N; n++) {
-        if (targets[n] < 0)
-            continue;
-        const double *lg = logits + (size_t)n * V;
-        double mx = -INFINITY, z = 0;
-        for (int i = 0; i < V; i++)
-            mx = fmax(mx, lg[i]);
-        for (int i = 0; i < V; i++)
-            z += exp(lg[i] - mx);
-        loss += mx + log(z) - lg[targets[n]];
-        for (int i = 0; i < V; i++)
-            dlog[(size_t)n * V + i] = (exp(lg[i] - mx) / z - (i == targets[n])) / count;
-    }
-    loss /= count;
-
-    double *dxnf = dz((size_t)N * D), *dx = dz((size_t)N * D);
-    lin_bwd(dxnf, grads[head], NULL, dlog, xnf, W(m, head), N, D, V);
-    rms_bwd(dx, grads[fnorm], absg ? absg[fnorm] : NULL, dxnf, x, W(m, fnorm), rf, N, D);
-    for (int l = L - 1; l >= 0; l--) {
-        saved *s = &S[l];
-        int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], qd = H * hd, kvd = KV * hd;
-        if (F > 0) {
-            int wg = lidx(m, l, "mlp.gate_proj.weight"), wu = lidx(m, l, "mlp.up_proj.weight");
-            int wd = lidx(m, l, "mlp.down_proj.weight"), bd = lidx(m, l, "mlp.down_proj.bias");
-            double *dhid = dz((size_t)N * F), *dg = dz((size_t)N * F), *du = dz((size_t)N * F);
-            double *dxn = dz((size_t)N * D);
-            lin_bwd(dhid, grads[wd], bd >= 0 ? grads[bd] : NULL, dx, s->hid, W(m, wd), N, F, D);
-            for (size_t i = 0; i < (size_t)N * F; i++) {
-                double g = s->gate[i], sg = 1 / (1 + exp(-g));
-                du[i] = dhid[i] * g * sg;
-                dg[i] = dhid[i] * s->up[i] * sg * (1 + g * (1 - sg));
-            }
-            lin_bwd(dxn, grads[wg], NULL, dg, s->xnm, W(m, wg), N, D, F);
-            lin_bwd(dxn, grads[wu], NULL, du, s->xnm, W(m, wu), N, D, F);
-            int nw = lidx(m, l, "post_attention_layernorm.weight");
-            rms_bwd(dx, grads[nw], absg ? absg[nw] : NULL, dxn, s->xmid, W(m, nw), s->rm, N, D);
-            free(dhid);
-            free(dg);
-            free(du);
-            free(dxn);
-        }
-        if (H > 0) {
-            int wq = lidx(m, l, "self_attn.q_proj.weight"), wk = lidx(m, l, "self_attn.k_proj.weight");
-            int wv = lidx(m, l, "self_attn.v_proj.weight"), wo = lidx(m, l, "self_attn.o_proj.weight");
-            int bq = lidx(m, l, "self_attn.q_proj.bias"), bk = lidx(m, l, "self_attn.k_proj.bias");
-            int bv = lidx(m, l, "self_attn.v_proj.bias"), bo = lidx(m, l, "self_attn.o_proj.bias");
-            double *dctx = dz((size_t)N * qd), *dq = dz((size_t)N * qd), *dk = dz((size_t)N * kvd);
-            double *dv = dz((size_t)N * kvd), *dxn = dz((size_t)N * D);
-            lin_bwd(dctx, grads[wo], bo >= 0 ? grads[bo] : NULL, dx, s->ctx, W(m, wo), N, qd, D);
-            attn_bwd(dq, dk, dv, dctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
-            rope(dq, B, T, H, hd, c, -1);
-            rope(dk, B, T, KV, hd, c, -1);
-            lin_bwd(dxn, grads[wq], bq >= 0 ? grads[bq] : NULL, dq, s->xna, W(m, wq), N, D, qd);
-            lin_bwd(dxn, grads[wk], bk >= 0 ? grads[bk] : NULL, dk, s->xna, W(m, wk), N, D, kvd);
-            lin_bwd(dxn, grads[wv], bv >= 0 ? grads[bv] : NULL, dv, s->xna, W(m, wv), N, D, kvd);
-            int nw = lidx(m, l, "input_layernorm.weight");
-            rms_bwd(dx, grads[nw], absg ? absg[nw] : NULL, dxn, s->x, W(m, nw), s->ra, N, D);
-            free(dctx);
-            free(dq);
-            free(dk);
-            free(dv);
-            free(dxn);
-        }
-    }
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < D; i++)
-            grads[emb][(size_t)tokens[n] * D + i] += dx[(size_t)n * D + i];
-
-    for (int l = 0; l < L; l++) {
-        saved *s = &S[l];
-        double *ps[] = {l ? s->x : NULL, s->xna, s->ra, s->q, s->k, s->v, s->att, s->ctx, s->xmid, s->xnm, s->rm,
-                        s->gate, s->up, s->hid};
-        for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
-            free(ps[i]);
-    }
-    free(S[0].x);
-    free(S);
-    free(x);
-    free(xnf);
-    free(rf);
-    free(logits);
-    free(dlog);
-    free(dxnf);
-    free(dx);
+    ref_grads_free(&r, g);
+    if (ag)
+        ref_grads_free(&r, ag);
+    ref_model_free(&r);
     return loss;
 }
 
@@ -416,7 +118,7 @@ static double **grads_new(const model *m)
 {
     double **g = xcalloc((size_t)m->n_tensors, sizeof *g);
     for (int i = 0; i < m->n_tensors; i++)
-        g[i] = dz((size_t)m->tensors[i].numel);
+        g[i] = xcalloc((size_t)m->tensors[i].numel ? (size_t)m->tensors[i].numel : 1, sizeof(double));
     return g;
 }
 
@@ -444,10 +146,10 @@ static void reference_compute(reference *r, const model *m, const calib *c)
     r->F = grads_new(m);
     r->absG = grads_new(m);
     r->act = xcalloc((size_t)m->n_tensors, sizeof *r->act);
-    r->loss = ref_loss_grad(m, tok, tgt, S, T, r->G, r->absG, r->act);
+    r->loss = ref_loss_grad_of(m, tok, tgt, S, T, r->G, r->absG, r->act);
     double **gs = grads_new(m);
     for (int s = 0; s < S; s++) {
-        ref_loss_grad(m, tok + (size_t)s * T, tgt + (size_t)s * T, 1, T, gs, NULL, NULL);
+        ref_loss_grad_of(m, tok + (size_t)s * T, tgt + (size_t)s * T, 1, T, gs, NULL, NULL);
         for (int i = 0; i < m->n_tensors; i++)
             for (int64_t e = 0; e < m->tensors[i].numel; e++)
                 r->F[i][e] += gs[i][e] * gs[i][e] / S;
@@ -705,7 +407,7 @@ static void test_reference_gradient(void)
         tgt[i] = i % T == T - 1 ? -1 : (int)(next_u64() % 24);
     }
     double **g = grads_new(&m), **dummy = grads_new(&m);
-    ref_loss_grad(&m, tok, tgt, B, T, g, NULL, NULL);
+    ref_loss_grad_of(&m, tok, tgt, B, T, g, NULL, NULL);
     double worst = 0;
     int checked = 0;
     for (int ti = 0; ti < m.n_tensors; ti++) {
@@ -716,10 +418,10 @@ static void test_reference_gradient(void)
             double h = 1e-3;
             t->data[e] = (float)(keep + h);
             double hp = (double)t->data[e] - keep;
-            double lp = ref_loss_grad(&m, tok, tgt, B, T, dummy, NULL, NULL);
+            double lp = ref_loss_grad_of(&m, tok, tgt, B, T, dummy, NULL, NULL);
             t->data[e] = (float)(keep - h);
             double hm = keep - (double)t->data[e];
-            double lm = ref_loss_grad(&m, tok, tgt, B, T, dummy, NULL, NULL);
+            double lm = ref_loss_grad_of(&m, tok, tgt, B, T, dummy, NULL, NULL);
             t->data[e] = keep;
             double fd = (lp - lm) / (hp + hm);
             if (fabs(fd) > 1e-5 || fabs(g[ti][e]) > 1e-5) {
