@@ -117,6 +117,15 @@ static void bench_model(const char *name, const model *m, int B, int T, double m
     llama_state_free(&s);
 }
 
+/* A new tensor of m, uniform in offset + scale * [-1, 1) (rows x cols, cols 0 for a vector). */
+static void rand_tensor(model *m, const char *name, int64_t rows, int64_t cols, float scale, float offset)
+{
+    int64_t shape[2] = {rows, cols};
+    float *p = model_new_tensor(m, name, cols ? 2 : 1, shape)->data;
+    for (int64_t i = 0; i < rows * (cols ? cols : 1); i++)
+        p[i] = offset + scale * urand();
+}
+
 /* One LLaMA-7B decoder layer with random weights, filled by hand. */
 static void llama7b_layer(model *m, int V)
 {
@@ -127,28 +136,28 @@ static void llama7b_layer(model *m, int V)
     c->n_heads = xmalloc(sizeof(int)), c->n_kv_heads = xmalloc(sizeof(int)), c->ffn_dim = xmalloc(sizeof(int));
     c->n_heads[0] = 32, c->n_kv_heads[0] = 32, c->ffn_dim[0] = 11008;
     c->norm_eps = 1e-5f, c->rope_theta = 10000.0f, c->rope_style = ROPE_HALF, c->tied = true;
-    size_t D = 4096, F = 11008;
+    int64_t D = 4096, F = 11008;
     float sD = 1.0f / 64, sF = 1.0f / 105;
-    m->embed = m->lm_head = rand_vec((size_t)V * D, 1, 0);
-    m->final_norm = rand_vec(D, 0.1f, 1);
-    m->layers = xcalloc(1, sizeof(layer_weights));
-    layer_weights *w = m->layers;
-    w->attn_norm = rand_vec(D, 0.1f, 1), w->ffn_norm = rand_vec(D, 0.1f, 1);
-    w->wq = rand_vec(D * D, sD, 0), w->wk = rand_vec(D * D, sD, 0), w->wv = rand_vec(D * D, sD, 0);
-    w->wo = rand_vec(D * D, sD, 0);
-    w->w_gate = rand_vec(F * D, sD, 0), w->w_up = rand_vec(F * D, sD, 0), w->w_down = rand_vec(D * F, sF, 0);
-    m->has_weights = true;
+    rand_tensor(m, "model.embed_tokens.weight", V, D, 1, 0);
+    rand_tensor(m, "model.norm.weight", D, 0, 0.1f, 1);
+    const struct {
+        int id;
+        int64_t rows, cols;
+        float scale, offset;
+    } w[] = {
+        {LW_ATTN_NORM, D, 0, 0.1f, 1}, {LW_FFN_NORM, D, 0, 0.1f, 1}, {LW_Q, D, D, sD, 0},
+        {LW_K, D, D, sD, 0},           {LW_V, D, D, sD, 0},          {LW_O, D, D, sD, 0},
+        {LW_GATE, F, D, sD, 0},        {LW_UP, F, D, sD, 0},         {LW_DOWN, D, F, sF, 0},
+    };
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        char name[160];
+        llama_layer_weight_name(name, sizeof name, 0, w[i].id);
+        rand_tensor(m, name, w[i].rows, w[i].cols, w[i].scale, w[i].offset);
+    }
+    model_bind(m);
 }
 
-static void llama7b_layer_free(model *m)
-{
-    layer_weights *w = m->layers;
-    float *p[] = {w->attn_norm, w->ffn_norm, w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
-    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
-        free(p[i]);
-    free(m->embed), free(m->final_norm), free(m->layers);
-    free(m->cfg.n_heads), free(m->cfg.n_kv_heads), free(m->cfg.ffn_dim);
-}
+static void llama7b_layer_free(model *m) { model_free(m); }
 
 int main(int argc, char **argv)
 {

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "layer.h"
 #include "model.h"
 
 /* One weight and its gradient (same shape), valid only during the callback. */
@@ -30,15 +31,10 @@ typedef struct {
  * for the next call. */
 typedef void (*grad_sink_fn)(void *ctx, int layer, const weight_grad *grads, int n);
 
-/* Called during the forward pass with the input x (N, I) of a linear map, for
- * activation statistics: tensor is the map's weight name, I = nin its input width.
- * May be NULL. Called once per linear map and pass, in the forward's order: q_proj,
- * k_proj, v_proj (the same x for the three), o_proj (the attention context),
- * gate_proj, up_proj (the same x), down_proj (silu(gate) * up) for each layer, then
- * the LM head ("lm_head.weight", or "model.embed_tokens.weight" when tied). The
- * layers' forward recomputed inside the backward pass does not call it.
- * (The width is not named I: <complex.h>, which cblas.h pulls in, defines I.) */
-typedef void (*act_sink_fn)(void *ctx, const char *tensor, const float *x, int N, int nin);
+/* act_sink_fn (layer.h) is called during the forward pass with the input of
+ * every linear map: each layer's, in the forward's order, then the LM head's
+ * ("lm_head.weight", or "model.embed_tokens.weight" when tied). The layers'
+ * forward recomputed inside the backward pass does not call it. */
 
 typedef struct llama_train llama_train; /* saved activations and one layer's gradients */
 
@@ -55,6 +51,9 @@ void llama_train_free(llama_train *t);
  * for: one llama_train serves the batch pass and the per-sample passes of the
  * Fisher term with one set of buffers. Dies if larger. */
 void llama_train_set_batch(llama_train *t, int B, int T);
+/* LoRA adapters (lora.h) the next passes add, beside the model, or NULL (the
+ * default). */
+void llama_train_set_lora(llama_train *t, struct lora_set *lora);
 
 /* Forward and backward over tokens (B, T) with targets (B, T) (-1: not scored).
  * Loss = mean cross-entropy over the scored targets (the Hugging Face causal-LM
@@ -62,7 +61,7 @@ void llama_train_set_batch(llama_train *t, int B, int T);
  * the forward pass and sink (if not NULL) during the backward pass; returns the
  * loss, which equals llama_forward's mean NLL (nll_accumulate) on the same batch.
  * Without a sink the weights' gradients are not computed at all (a frozen base:
- * only the activations' gradients flow). With adapters attached (m->lora) each
+ * only the activations' gradients flow). With adapters (llama_train_set_lora) each
  * adapted map adds its LoRA term with the adapters' dropout (lora.h; the pass is
  * lora->pass), and the adapters' gradients are added into lora->grads when set.
  * With no target scored the loss is 0 and every gradient zero. m is the model t

@@ -167,7 +167,7 @@ static char *valid_utf8(const char *s, size_t n)
     return out;
 }
 
-void generate(const model *m, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
+void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
               gen_result *res)
 {
     double t0 = now_seconds();
@@ -187,6 +187,7 @@ void generate(const model *m, const tokenizer *tok, const char *prompt, const ge
     }
     llama_cache c;
     llama_cache_init(&c, m, 1, total, P, 1);
+    c.lora = lora;
     gen_pair *work = xmalloc((size_t)V * sizeof *work);
     rng r;
     rng_seed(&r, p->seed, stream);

@@ -14,6 +14,8 @@
 #include "model.h"
 #include "tokenizer.h"
 
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
+
 typedef struct {
     int top_k;          /* 50; 0 = off */
     double top_p;       /* 0.95; 1 = off */
@@ -37,7 +39,7 @@ typedef struct {
 
 /* Generate from prompt; stream is the random stream (e.g. the prompt's index), so
  * every prompt has its own draw for a given seed. */
-void generate(const model *m, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
+void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
               gen_result *res);
 
 /* The report's "sample" record of a generation (without "t"): prompt and text

@@ -51,25 +51,35 @@ void graph_free(graph *g)
 
 /* ------------------------------------------------------------------ LLaMA */
 
-static graph_op *linear(graph *g, int block, int out, int in, const char *weight, const char *bias)
+/* Weight id of layer l (model.h's table) by name, or NULL when the config has none. */
+static char *layer_weight(const llama_config *c, int l, int id)
 {
-    graph_op *op = graph_op_new(g, OP_LINEAR, block, out, in, -1, -1);
-    op->weight = xstrdup(weight);
-    op->bias = bias ? xstrdup(bias) : NULL;
+    int64_t shape[2];
+    char name[160];
+    if (!llama_layer_weight_shape(c, l, id, shape))
+        return NULL;
+    llama_layer_weight_name(name, sizeof name, l, id);
+    return xstrdup(name);
+}
+
+static graph_op *linear(graph *g, const llama_config *c, int l, int out, int in, int weight, int bias)
+{
+    graph_op *op = graph_op_new(g, OP_LINEAR, l, out, in, -1, -1);
+    op->weight = layer_weight(c, l, weight);
+    op->bias = bias >= 0 ? layer_weight(c, l, bias) : NULL;
     return op;
 }
 
-static void norm(graph *g, int block, int out, int in, const char *weight)
+static void norm(graph *g, const llama_config *c, int l, int out, int in, int weight)
 {
-    graph_op *op = graph_op_new(g, OP_NORM, block, out, in, -1, -1);
-    op->weight = xstrdup(weight);
+    graph_op *op = graph_op_new(g, OP_NORM, l, out, in, -1, -1);
+    op->weight = layer_weight(c, l, weight);
 }
 
 void graph_llama(const llama_config *c, graph *g)
 {
     memset(g, 0, sizeof *g);
     const int64_t D = c->dim;
-    char w[160], b[160];
 
     int x = graph_value_new(g, D, -1, "embed");
     graph_op *op = graph_op_new(g, OP_EMBED, -1, x, -1, -1, -1);
@@ -77,22 +87,16 @@ void graph_llama(const llama_config *c, graph *g)
     op->rows = c->vocab;
 
     for (int l = 0; l < c->n_layers; l++) {
-        const char *p = "model.layers";
         if (c->n_heads[l] > 0) {
             int64_t qd = llama_q_dim(c, l), kvd = llama_kv_dim(c, l);
             int xn = graph_value_new(g, D, l, "layers.%d.attn_in", l);
-            snprintf(w, sizeof w, "%s.%d.input_layernorm.weight", p, l);
-            norm(g, l, xn, x, w);
+            norm(g, c, l, xn, x, LW_ATTN_NORM);
             int q = graph_value_new(g, qd, l, "layers.%d.q", l);
             int k = graph_value_new(g, kvd, l, "layers.%d.k", l);
             int v = graph_value_new(g, kvd, l, "layers.%d.v", l);
-            static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
-            const int outs[3] = {q, k, v};
-            for (int i = 0; i < 3; i++) {
-                snprintf(w, sizeof w, "%s.%d.self_attn.%s.weight", p, l, proj[i]);
-                snprintf(b, sizeof b, "%s.%d.self_attn.%s.bias", p, l, proj[i]);
-                linear(g, l, outs[i], xn, w, c->qkv_bias ? b : NULL);
-            }
+            linear(g, c, l, q, xn, LW_Q, LW_BQ);
+            linear(g, c, l, k, xn, LW_K, LW_BK);
+            linear(g, c, l, v, xn, LW_V, LW_BV);
             int qr = graph_value_new(g, qd, l, "layers.%d.q_rope", l);
             int kr = graph_value_new(g, kvd, l, "layers.%d.k_rope", l);
             graph_op_new(g, OP_ROPE, l, qr, q, -1, -1);
@@ -100,9 +104,7 @@ void graph_llama(const llama_config *c, graph *g)
             int ctx = graph_value_new(g, qd, l, "layers.%d.attn_ctx", l);
             graph_op_new(g, OP_ATTENTION, l, ctx, qr, kr, v)->head_dim = c->head_dim;
             int ao = graph_value_new(g, D, l, "layers.%d.attn_out", l);
-            snprintf(w, sizeof w, "%s.%d.self_attn.o_proj.weight", p, l);
-            snprintf(b, sizeof b, "%s.%d.self_attn.o_proj.bias", p, l);
-            linear(g, l, ao, ctx, w, c->o_bias ? b : NULL);
+            linear(g, c, l, ao, ctx, LW_O, LW_BO);
             int x2 = graph_value_new(g, D, -1, "layers.%d.resid_attn", l);
             graph_op_new(g, OP_ADD, -1, x2, x, ao, -1);
             x = x2;
@@ -110,28 +112,26 @@ void graph_llama(const llama_config *c, graph *g)
         if (c->ffn_dim[l] > 0) {
             int64_t F = c->ffn_dim[l];
             int xn = graph_value_new(g, D, l, "layers.%d.mlp_in", l);
-            snprintf(w, sizeof w, "%s.%d.post_attention_layernorm.weight", p, l);
-            norm(g, l, xn, x, w);
+            norm(g, c, l, xn, x, LW_FFN_NORM);
             int gate = graph_value_new(g, F, l, "layers.%d.gate", l);
             int up = graph_value_new(g, F, l, "layers.%d.up", l);
-            snprintf(w, sizeof w, "%s.%d.mlp.gate_proj.weight", p, l);
-            linear(g, l, gate, xn, w, NULL);
-            snprintf(w, sizeof w, "%s.%d.mlp.up_proj.weight", p, l);
-            linear(g, l, up, xn, w, NULL);
+            linear(g, c, l, gate, xn, LW_GATE, -1);
+            linear(g, c, l, up, xn, LW_UP, -1);
             int act = graph_value_new(g, F, l, "layers.%d.gate_act", l);
             graph_op_new(g, OP_ACT, l, act, gate, -1, -1);
             int hid = graph_value_new(g, F, l, "layers.%d.mlp_hidden", l);
             graph_op_new(g, OP_MUL, l, hid, act, up, -1);
             int mo = graph_value_new(g, D, l, "layers.%d.mlp_out", l);
-            snprintf(w, sizeof w, "%s.%d.mlp.down_proj.weight", p, l);
-            snprintf(b, sizeof b, "%s.%d.mlp.down_proj.bias", p, l);
-            linear(g, l, mo, hid, w, c->down_bias ? b : NULL);
+            linear(g, c, l, mo, hid, LW_DOWN, LW_BDOWN);
             int x2 = graph_value_new(g, D, -1, "layers.%d.resid_mlp", l);
             graph_op_new(g, OP_ADD, -1, x2, x, mo, -1);
             x = x2;
         }
     }
     int xf = graph_value_new(g, D, -1, "final_norm");
-    norm(g, -1, xf, x, "model.norm.weight");
-    linear(g, -1, -1, xf, c->tied ? "model.embed_tokens.weight" : "lm_head.weight", NULL)->rows = c->vocab;
+    op = graph_op_new(g, OP_NORM, -1, xf, x, -1, -1);
+    op->weight = xstrdup("model.norm.weight");
+    op = graph_op_new(g, OP_LINEAR, -1, -1, xf, -1, -1);
+    op->weight = xstrdup(c->tied ? "model.embed_tokens.weight" : "lm_head.weight");
+    op->rows = c->vocab;
 }

@@ -13,29 +13,6 @@
 
 #include "util.h"
 
-/* ---- embedding ---- */
-
-void embedding_forward(float *out, const int *tokens, const float *emb, int N, int D, int V)
-{
-    for (int n = 0; n < N; n++) {
-        int tok = tokens[n];
-        if (tok < 0 || tok >= V)
-            die("token id %d out of range (vocabulary of %d)", tok, V);
-        memcpy(out + (size_t)n * D, emb + (size_t)tok * D, (size_t)D * sizeof(float));
-    }
-}
-
-/* demb (V, D) += dout's rows at their tokens' rows. */
-void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int D)
-{
-    for (int n = 0; n < N; n++) {
-        float *g = demb + (size_t)tokens[n] * D;
-        const float *d = dout + (size_t)n * D;
-        for (int i = 0; i < D; i++)
-            g[i] += d[i];
-    }
-}
-
 /* ---- RMSNorm ---- */
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps)
@@ -72,46 +49,6 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
             dw[i] += dy[i] * xr[i] * r;
         }
     }
-}
-
-/* ---- linear maps ---- */
-
-void matmul_forward(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout)
-{
-    float beta = 0.0f;
-    if (bias) {
-        for (int n = 0; n < N; n++)
-            memcpy(out + (size_t)n * nout, bias, (size_t)nout * sizeof(float));
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w, nin, beta, out, nout);
-}
-
-void matmul_accumulate(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w, nin, 1.0f, out, nout);
-    if (bias)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < nout; o++)
-                out[(size_t)n * nout + o] += bias[o];
-}
-
-/* For out = in @ W^T + b: din (N, I) += dout (N, O) @ W (O, I), dw (O, I) +=
- * dout^T @ in, db (O) += column sums of dout. Any of din, dw, db may be NULL. */
-void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int N,
-                     int nin, int nout)
-{
-    if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, nout, 1.0f, dout, nout, w, nin, 1.0f, din,
-                    nin);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, N, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
-    if (db)
-        for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * nout;
-            for (int o = 0; o < nout; o++)
-                db[o] += d[o];
-        }
 }
 
 /* ---- rotary embedding ---- */

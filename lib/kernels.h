@@ -1,5 +1,6 @@
 /* kernels.h - the LLaMA building blocks in fp32, each forward beside its backward
- * (llm.c style). Every linear map is one OpenBLAS sgemm over all rows.
+ * (llm.c style). The products with weights (linear maps, the embedding) are in
+ * matmul.h.
  *
  * A backward takes the gradient of the forward's output (dout) and ADDS the
  * gradients of its inputs and weights into the buffers it is given (+=, so that
@@ -15,11 +16,6 @@
 
 #include "model.h"
 
-/* out (N, D) = tokens' rows of emb (V, D). Dies on a token outside [0, V). */
-void embedding_forward(float *out, const int *tokens, const float *emb, int N, int D, int V);
-/* demb (V, D) += dout (N, D) rows at rows tokens (N) (checked by the forward). */
-void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int D);
-
 /* out (N, D) = x * rsqrt(mean(x^2) + eps) * w, the mean over D taken in double.
  * rstd (N), if not NULL, receives rsqrt(mean(x^2) + eps) for the backward pass.
  * out may equal x. */
@@ -28,17 +24,6 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
  * input x (N, D), weight w (D) and rstd (N). dx must not alias dout or x. */
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                       int N, int D);
-
-/* out (N, O) = in (N, I) @ W (O, I)^T (+ bias (O) if not NULL); I = nin, O = nout.
- * (Not named I: <complex.h>, which cblas.h pulls in, defines I.) */
-void matmul_forward(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout);
-/* out (N, O) += in (N, I) @ W (O, I)^T (+ bias (O) if not NULL): a linear map added
- * onto the residual stream. */
-void matmul_accumulate(float *out, const float *in, const float *w, const float *bias, int N, int nin, int nout);
-/* Backward of both: din (N, I) += dout (N, O) @ W (O, I); dw (O, I) += dout^T @ in;
- * db (O) += sum over rows of dout. Any of din, dw, db may be NULL (not wanted). */
-void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int N,
-                     int nin, int nout);
 
 /* Rotary tables for positions 0..T-1: cos, sin (T, hd/2), angle pos * inv_freq[i],
  * inv_freq[i] = theta^(-2i/hd), computed in fp32 the way Hugging Face and llama2.c

@@ -4,8 +4,9 @@
  * H query heads, KV key/value heads, hd head dim, F MLP width (per layer; a layer
  * with H = 0 has no attention, one with F = 0 no MLP).
  *
- * Every linear map is one sgemm over all N rows against the [out, in] weights;
- * attention is two sgemms per (sequence, head). Buffers come from one arena sized
+ * Each layer is layer_forward (layer.c) with causal attention over each
+ * sequence; every linear map is one product over all N rows (matmul.c),
+ * attention two sgemms per (sequence, head). Buffers come from one arena sized
  * from the config in llama_state_init: nothing is allocated while running. */
 #include "llama.h"
 
@@ -13,7 +14,8 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "lora.h"
+#include "layer.h"
+#include "matmul.h"
 #include "util.h"
 
 /* Floats rounded up to a multiple of 16 (64 bytes), so every buffer is aligned. */
@@ -82,67 +84,23 @@ void llama_state_free(llama_state *s)
     memset(s, 0, sizeof *s);
 }
 
-/* x += o_proj(attention(rope(q), rope(k), v)) of rmsnorm(x), for layer l. */
-static void attention_block(const model *m, llama_state *s, int l)
-{
-    const llama_config *c = &m->cfg;
-    const layer_weights *w = &m->layers[l];
-    int B = s->B, T = s->T, N = B * T, D = c->dim, hd = c->head_dim;
-    int H = c->n_heads[l], KV = c->n_kv_heads[l];
-    int qd = H * hd, kvd = KV * hd;
-    rmsnorm_forward(s->xn, NULL, s->x, w->attn_norm, N, D, c->norm_eps);
-    matmul_forward(s->q, s->xn, w->wq, c->qkv_bias ? w->bq : NULL, N, D, qd);
-    matmul_forward(s->k, s->xn, w->wk, c->qkv_bias ? w->bk : NULL, N, D, kvd);
-    matmul_forward(s->v, s->xn, w->wv, c->qkv_bias ? w->bv : NULL, N, D, kvd);
-    if (m->lora) {
-        lora_forward(m->lora, l, LORA_Q, s->q, s->xn, N, false);
-        lora_forward(m->lora, l, LORA_K, s->k, s->xn, N, false);
-        lora_forward(m->lora, l, LORA_V, s->v, s->xn, N, false);
-    }
-    rope_forward(s->q, s->rope_cos, s->rope_sin, B, T, H, hd, qd, c->rope_style);
-    rope_forward(s->k, s->rope_cos, s->rope_sin, B, T, KV, hd, kvd, c->rope_style);
-    attention_forward(s->ctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
-    matmul_accumulate(s->x, s->ctx, w->wo, w->bo, N, qd, D);
-    if (m->lora)
-        lora_forward(m->lora, l, LORA_O, s->x, s->ctx, N, false);
-}
-
-/* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), for layer l. */
-static void mlp_block(const model *m, llama_state *s, int l)
-{
-    const llama_config *c = &m->cfg;
-    const layer_weights *w = &m->layers[l];
-    int N = s->B * s->T, D = c->dim, F = c->ffn_dim[l];
-    rmsnorm_forward(s->xn, NULL, s->x, w->ffn_norm, N, D, c->norm_eps);
-    matmul_forward(s->gate, s->xn, w->w_gate, NULL, N, D, F);
-    matmul_forward(s->up, s->xn, w->w_up, NULL, N, D, F);
-    if (m->lora) {
-        lora_forward(m->lora, l, LORA_GATE, s->gate, s->xn, N, false);
-        lora_forward(m->lora, l, LORA_UP, s->up, s->xn, N, false);
-    }
-    swiglu_forward(s->hid, s->gate, s->up, (int64_t)N * F);
-    matmul_accumulate(s->x, s->hid, w->w_down, w->bdown, N, F, D);
-    if (m->lora)
-        lora_forward(m->lora, l, LORA_DOWN, s->x, s->hid, N, false);
-}
-
 void llama_forward(const model *m, llama_state *s, const int *tokens)
 {
     const llama_config *c = &m->cfg;
     int N = s->B * s->T, D = c->dim;
-    embedding_forward(s->x, tokens, m->embed, N, D, c->vocab);
-    for (int l = 0; l < c->n_layers; l++) {
-        if (c->n_heads[l] > 0)
-            attention_block(m, s, l);
-        if (c->ffn_dim[l] > 0)
-            mlp_block(m, s, l);
-    }
-    rmsnorm_forward(s->xn, NULL, s->x, m->final_norm, N, D, c->norm_eps);
-    matmul_forward(s->logits, s->xn, m->lm_head ? m->lm_head : m->embed, NULL, N, D, c->vocab);
+    layer_causal att = {s->B, s->T, s->att, s->rope_cos, s->rope_sin};
+    layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = &att, .lora = s->lora};
+    layer_acts a = {.xn_a = s->xn, .q = s->q, .k = s->k, .v = s->v, .ctx = s->ctx, .xn_m = s->xn,
+                    .gate = s->gate, .up = s->up, .hid = s->hid};
+    embedding_forward(s->x, tokens, m->embed, N);
+    for (int l = 0; l < c->n_layers; l++)
+        layer_forward(m, l, &h, &a, s->x, s->x, N, true);
+    rmsnorm_forward(s->xn, NULL, s->x, tensor_vector(m->final_norm), N, D, c->norm_eps);
+    matmul_forward(s->logits, s->xn, m->lm_head, NULL, N);
 }
 
-/* The backward pass is llama_loss_backward (backward.c): it runs the same blocks
- * layer by layer, keeping each layer's input, and recomputes them going down. */
+/* The backward pass is llama_loss_backward (backward.c): it runs the same
+ * layer_forward, keeping each layer's input, and recomputes it going down. */
 
 void nll_accumulate(const float *logits, const int *targets, int n, int V, double *sum, int64_t *count)
 {

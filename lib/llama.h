@@ -1,7 +1,6 @@
-/* llama.h - the LLaMA forward pass in fp32 over a batch of sequences, every linear
- * map an OpenBLAS sgemm on the Hugging Face [out, in] weights. The backward pass
- * is in backward.h (llama_loss_backward), each kernel's backward beside its
- * forward in kernels.c.
+/* llama.h - the LLaMA forward pass in fp32 over a batch of sequences: the
+ * embedding, layer_forward (layer.h) for each layer, the final norm and the LM
+ * head. The backward pass is in backward.h (llama_loss_backward).
  *
  * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
  * H query heads, KV key/value heads, hd head dim, F MLP width (per layer). */
@@ -9,6 +8,8 @@
 #define PARE_LLAMA_H
 
 #include "model.h"
+
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
 
 /* Activations for one (B, T): sized from the config once, one arena. */
 typedef struct {
@@ -26,6 +27,8 @@ typedef struct {
     float *hid;      /* (N, maxF) silu(gate) * up */
     float *logits;   /* (N, V) */
     float *rope_cos, *rope_sin; /* (T, hd/2) */
+    struct lora_set *lora;      /* adapters every pass adds (lora.h), or NULL: set by
+                                   the caller, beside the model */
 } llama_state;
 
 void llama_state_init(llama_state *s, const model *m, int B, int T);
@@ -34,8 +37,8 @@ void llama_state_free(llama_state *s);
  * for (prefixes of the same buffers). Dies if larger. */
 void llama_state_set_batch(llama_state *s, int B, int T);
 
-/* tokens (B, T) -> s->logits (B*T, V). With adapters attached (m->lora), each
- * adapted map adds its LoRA term (lora.h), without dropout. */
+/* tokens (B, T) -> s->logits (B*T, V). With adapters (s->lora), each adapted map
+ * adds its LoRA term (lora.h), without dropout. */
 void llama_forward(const model *m, llama_state *s, const int *tokens);
 
 /* Mean negative log-likelihood helpers: for logits (N, V) and targets (N) (a

@@ -28,12 +28,15 @@ static void read_into(reader *r, model *m, const char *name, int ndim, int64_t s
             ferror(r->f) ? strerror(errno) : "unexpected end of file");
 }
 
-static void read_layers(reader *r, model *m, int L, const char *fmt, int ndim, int64_t s0, int64_t s1)
+/* Weight id (model.h's table) of every layer: one stacked array in the file. */
+static void read_layers(reader *r, model *m, int id)
 {
-    for (int l = 0; l < L; l++) {
-        char *name = xasprintf(fmt, l);
-        read_into(r, m, name, ndim, s0, s1);
-        free(name);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        char name[160];
+        int64_t shape[2];
+        int ndim = llama_layer_weight_shape(&m->cfg, l, id, shape);
+        llama_layer_weight_name(name, sizeof name, l, id);
+        read_into(r, m, name, ndim, shape[0], shape[1]);
     }
 }
 
@@ -107,15 +110,11 @@ void llama2c_load(model *m, const char *path)
 
     reader r = {f, path};
     read_into(&r, m, "model.embed_tokens.weight", 2, V, dim);
-    read_layers(&r, m, L, "model.layers.%d.input_layernorm.weight", 1, dim, 0);
-    read_layers(&r, m, L, "model.layers.%d.self_attn.q_proj.weight", 2, dim, dim);
-    read_layers(&r, m, L, "model.layers.%d.self_attn.k_proj.weight", 2, kvd, dim);
-    read_layers(&r, m, L, "model.layers.%d.self_attn.v_proj.weight", 2, kvd, dim);
-    read_layers(&r, m, L, "model.layers.%d.self_attn.o_proj.weight", 2, dim, dim);
-    read_layers(&r, m, L, "model.layers.%d.post_attention_layernorm.weight", 1, dim, 0);
-    read_layers(&r, m, L, "model.layers.%d.mlp.gate_proj.weight", 2, hidden, dim);
-    read_layers(&r, m, L, "model.layers.%d.mlp.down_proj.weight", 2, dim, hidden);
-    read_layers(&r, m, L, "model.layers.%d.mlp.up_proj.weight", 2, hidden, dim);
+    /* the stacked per-layer arrays, in the file's order: rms_att, wq, wk, wv, wo,
+     * rms_ffn, w1, w2, w3 */
+    static const int order[] = {LW_ATTN_NORM, LW_Q, LW_K, LW_V, LW_O, LW_FFN_NORM, LW_GATE, LW_DOWN, LW_UP};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        read_layers(&r, m, order[i]);
     read_into(&r, m, "model.norm.weight", 1, dim, 0);
     if (!tied) {
         if (fseeko(f, (off_t)((uint64_t)seq * hd * 4), SEEK_CUR) != 0)

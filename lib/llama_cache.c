@@ -12,7 +12,8 @@
 #include <cblas.h>
 
 #include "kernels.h"
-#include "lora.h"
+#include "layer.h"
+#include "matmul.h"
 #include "util.h"
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -181,38 +182,39 @@ static void softmax_prefix_causal(float *sc, int T, int P)
     }
 }
 
-/* x += o_proj(attention) of rmsnorm(x), layer l; sequence r (rows start[r] ..
- * start[r]+len[r]) attends to slot slot[r]'s cached keys/values and its own. */
-static void attention_block(const model *m, llama_cache *c, int l, int N, int R, const int *start, const int *len,
-                            const int *slot, bool append)
+/* What the attend hook needs of a call. */
+typedef struct {
+    llama_cache *c;
+    int R;
+    const int *start, *len, *slot;
+    bool append;
+} cache_call;
+
+/* The attend hook: sequence r (rows start[r] .. start[r]+len[r]) is rotated at
+ * positions P.., P its slot's cached tokens, and attends to them and, causally, to
+ * its own; with append its keys and values are stored after the cached ones. */
+static void attend_cached(void *ctx, const model *m, int l, layer_acts *a, int N)
 {
+    const cache_call *cc = ctx;
+    llama_cache *c = cc->c;
     const llama_config *cf = &m->cfg;
-    const layer_weights *w = &m->layers[l];
-    int D = cf->dim, hd = cf->head_dim, half = hd / 2;
+    int hd = cf->head_dim, half = hd / 2;
     int H = cf->n_heads[l], KV = cf->n_kv_heads[l], group = H / KV;
     int qd = H * hd, kvd = KV * hd, ldc = c->kvd;
     float scale = (float)(1.0 / sqrt((double)hd));
-    rmsnorm_forward(c->xn, NULL, c->x, w->attn_norm, N, D, cf->norm_eps);
-    matmul_forward(c->q, c->xn, w->wq, cf->qkv_bias ? w->bq : NULL, N, D, qd);
-    matmul_forward(c->k, c->xn, w->wk, cf->qkv_bias ? w->bk : NULL, N, D, kvd);
-    matmul_forward(c->v, c->xn, w->wv, cf->qkv_bias ? w->bv : NULL, N, D, kvd);
-    if (m->lora) {
-        lora_forward(m->lora, l, LORA_Q, c->q, c->xn, N, false);
-        lora_forward(m->lora, l, LORA_K, c->k, c->xn, N, false);
-        lora_forward(m->lora, l, LORA_V, c->v, c->xn, N, false);
-    }
+    (void)N;
     size_t layer_off = (size_t)l * c->pool * ldc;
-    for (int r = 0; r < R; r++) {
-        int P = c->len[slot[r]], T = len[r];
+    for (int r = 0; r < cc->R; r++) {
+        int s = cc->slot[r], P = c->len[s], T = cc->len[r];
         const float *cs = c->rope_cos + (size_t)P * half, *sn = c->rope_sin + (size_t)P * half;
-        float *qr = c->q + (size_t)start[r] * qd;    /* (T, H*hd) */
-        float *kr = c->k + (size_t)start[r] * kvd;   /* (T, KV*hd) */
-        float *vr = c->v + (size_t)start[r] * kvd;   /* (T, KV*hd) */
-        float *cr = c->ctx + (size_t)start[r] * qd;  /* (T, H*hd) */
+        float *qr = a->q + (size_t)cc->start[r] * qd;    /* (T, H*hd) */
+        float *kr = a->k + (size_t)cc->start[r] * kvd;   /* (T, KV*hd) */
+        float *vr = a->v + (size_t)cc->start[r] * kvd;   /* (T, KV*hd) */
+        float *cr = a->ctx + (size_t)cc->start[r] * qd;  /* (T, H*hd) */
         rope_forward(qr, cs, sn, 1, T, H, hd, qd, cf->rope_style);
         rope_forward(kr, cs, sn, 1, T, KV, hd, kvd, cf->rope_style);
-        const float *kp = c->kc + layer_off + (size_t)c->off[slot[r]] * ldc; /* (P, ldc) */
-        const float *vp = c->vc + layer_off + (size_t)c->off[slot[r]] * ldc; /* (P, ldc) */
+        const float *kp = c->kc + layer_off + (size_t)c->off[s] * ldc; /* (P, ldc) */
+        const float *vp = c->vc + layer_off + (size_t)c->off[s] * ldc; /* (P, ldc) */
         int ld = P + T;
         for (int h = 0; h < H; h++) {
             int kvh = h / group;
@@ -230,37 +232,15 @@ static void attention_block(const model *m, llama_cache *c, int l, int N, int R,
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, c->sc + P, ld, vr + kvh * hd,
                         kvd, P > 0 ? 1.0f : 0.0f, cr + h * hd, qd);
         }
-        if (append) {
-            float *kd = c->kc + layer_off + ((size_t)c->off[slot[r]] + P) * ldc;
-            float *vd = c->vc + layer_off + ((size_t)c->off[slot[r]] + P) * ldc;
+        if (cc->append) {
+            float *kd = c->kc + layer_off + ((size_t)c->off[s] + P) * ldc;
+            float *vd = c->vc + layer_off + ((size_t)c->off[s] + P) * ldc;
             for (int t = 0; t < T; t++) {
                 memcpy(kd + (size_t)t * ldc, kr + (size_t)t * kvd, (size_t)kvd * sizeof(float));
                 memcpy(vd + (size_t)t * ldc, vr + (size_t)t * kvd, (size_t)kvd * sizeof(float));
             }
         }
     }
-    matmul_accumulate(c->x, c->ctx, w->wo, w->bo, N, qd, D);
-    if (m->lora)
-        lora_forward(m->lora, l, LORA_O, c->x, c->ctx, N, false);
-}
-
-/* x += down(silu(gate(h)) * up(h)), h = rmsnorm(x), layer l. */
-static void mlp_block(const model *m, llama_cache *c, int l, int N)
-{
-    const llama_config *cf = &m->cfg;
-    const layer_weights *w = &m->layers[l];
-    int D = cf->dim, F = cf->ffn_dim[l];
-    rmsnorm_forward(c->xn, NULL, c->x, w->ffn_norm, N, D, cf->norm_eps);
-    matmul_forward(c->gate, c->xn, w->w_gate, NULL, N, D, F);
-    matmul_forward(c->up, c->xn, w->w_up, NULL, N, D, F);
-    if (m->lora) {
-        lora_forward(m->lora, l, LORA_GATE, c->gate, c->xn, N, false);
-        lora_forward(m->lora, l, LORA_UP, c->up, c->xn, N, false);
-    }
-    swiglu_forward(c->gate, c->gate, c->up, (int64_t)N * F);
-    matmul_accumulate(c->x, c->gate, w->w_down, w->bdown, N, F, D);
-    if (m->lora)
-        lora_forward(m->lora, l, LORA_DOWN, c->x, c->gate, N, false);
 }
 
 void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int R, const int *len, const int *slot,
@@ -288,21 +268,22 @@ void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int 
         if (N > c->rows)
             die("llama_cache_forward: %d rows or more, the cache takes %d", N, c->rows);
     }
-    embedding_forward(c->x, tokens, m->embed, N, D, cf->vocab);
-    for (int l = 0; l < cf->n_layers; l++) {
-        if (cf->n_heads[l] > 0)
-            attention_block(m, c, l, N, R, start, len, slot, append);
-        if (cf->ffn_dim[l] > 0)
-            mlp_block(m, c, l, N);
-    }
+    cache_call cc = {c, R, start, len, slot, append};
+    layer_hooks h = {.attend = attend_cached, .attend_ctx = &cc, .lora = c->lora};
+    layer_acts a = {.xn_a = c->xn, .q = c->q, .k = c->k, .v = c->v, .ctx = c->ctx, .xn_m = c->xn,
+                    .gate = c->gate, .up = c->up, .hid = c->gate};
+    embedding_forward(c->x, tokens, m->embed, N);
+    for (int l = 0; l < cf->n_layers; l++)
+        layer_forward(m, l, &h, &a, c->x, c->x, N, true);
     if (append)
         for (int r = 0; r < R; r++)
             c->len[slot[r]] += len[r];
     for (int i = 0; i < n_out; i++) {
         if (out[i] < 0 || out[i] >= N)
             die("llama_cache_forward: output row %d out of range (%d rows)", out[i], N);
-        rmsnorm_forward(c->hn + (size_t)i * D, NULL, c->x + (size_t)out[i] * D, m->final_norm, 1, D, cf->norm_eps);
+        rmsnorm_forward(c->hn + (size_t)i * D, NULL, c->x + (size_t)out[i] * D, tensor_vector(m->final_norm), 1, D,
+                        cf->norm_eps);
     }
     if (n_out > 0)
-        matmul_forward(c->logits, c->hn, m->lm_head ? m->lm_head : m->embed, NULL, n_out, D, cf->vocab);
+        matmul_forward(c->logits, c->hn, m->lm_head, NULL, n_out);
 }

@@ -8,8 +8,9 @@
  *   - scores many continuations of one cached context at once (no append): the
  *     choices of an item share the computation of their context;
  *   - decodes one token at a time (R = 1, T = 1, append): generation.
- * Linear maps are one sgemm over all R*T rows; attention is two sgemms per
- * (sequence, head): against the cached keys and against the new ones. Logits are
+ * Each layer is layer_forward (layer.h) with an attend hook that reads and
+ * fills the cache; linear maps are one product over all R*T rows, attention two
+ * sgemms per (sequence, head): against the cached keys and against the new ones. Logits are
  * computed only for the rows asked for. The existing llama_forward is unchanged;
  * this gives the same numbers up to float rounding.
  *
@@ -22,6 +23,8 @@
 #include <stdbool.h>
 
 #include "model.h"
+
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
 
 typedef struct {
     int S;           /* slots */
@@ -44,6 +47,8 @@ typedef struct {
     float *hn;       /* (out_rows, D) normed rows that get logits */
     float *logits;   /* (out_rows, V) */
     float *rope_cos, *rope_sin; /* (pool + rows, hd/2): positions 0 .. pool+rows-1 */
+    struct lora_set *lora;      /* adapters every call adds (lora.h), or NULL: set by the
+                                   caller, beside the model */
 } llama_cache;
 
 /* Up to S slots sharing a pool of cached tokens; calls of at most rows new rows and

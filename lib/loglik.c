@@ -18,10 +18,11 @@ typedef struct {
     int first, count;  /* its requests: order[first .. first+count) */
 } group;
 
-void loglik_init(loglik_engine *e, const model *m, int max_len, int budget)
+void loglik_init(loglik_engine *e, const model *m, struct lora_set *lora, int max_len, int budget)
 {
     memset(e, 0, sizeof *e);
     e->m = m;
+    e->lora = lora;
     e->max_len = max_len;
     e->budget = budget;
 }
@@ -53,6 +54,7 @@ static void ensure_cache(loglik_engine *e, int rows)
     if (e->ready)
         llama_cache_free(&e->cache);
     llama_cache_init(&e->cache, e->m, rows, rows, rows, rows);
+    e->cache.lora = e->lora;
     e->ready = true;
 }
 

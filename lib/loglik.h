@@ -15,6 +15,8 @@
 #include "model.h"
 #include "progress.h"
 
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
+
 typedef struct {
     const int *ctx;    /* context tokens; requests with the same pointer (and length) share it */
     int n_ctx;         /* >= 1 */
@@ -27,6 +29,7 @@ typedef struct {
 
 typedef struct {
     const model *m;
+    struct lora_set *lora; /* adapters beside the model, or NULL */
     int max_len;       /* the model's maximum length */
     int budget;        /* token rows per forward pass */
     llama_cache cache; /* sized for the largest batch seen so far */
@@ -34,7 +37,7 @@ typedef struct {
     const char *what;  /* task name, for messages and progress */
 } loglik_engine;
 
-void loglik_init(loglik_engine *e, const model *m, int max_len, int budget);
+void loglik_init(loglik_engine *e, const model *m, struct lora_set *lora, int max_len, int budget);
 void loglik_free(loglik_engine *e);
 /* Fill req[i].ll for every request. Progress (if p) counts requests. Dies when a
  * context or continuation is empty. A continuation longer than max_len (the harness

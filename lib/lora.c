@@ -11,21 +11,61 @@
 #include <xxhash.h>
 
 #include "checkpoint.h"
+#include "matmul.h"
 #include "stream.h"
 #include "util.h"
 
-static const char *const target_names[LORA_TARGET_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                                            "gate_proj", "up_proj", "down_proj"};
-static const char *const target_short[LORA_TARGET_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
-static const char *const target_suffix[LORA_TARGET_COUNT] = {
-    "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
-    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+/* The targets are the rows of the weight table (model.h) with a LoRA name, in
+ * table order; the enum in lora.h names them in that order. */
+static int target_weight[LORA_TARGET_COUNT]; /* weight id of target t */
+static int weight_target[LW_COUNT];          /* target of weight id, or -1 */
+static char target_short[LORA_TARGET_COUNT][16]; /* "q", ..., "down" */
 
-const char *lora_target_name(int target) { return target_names[target]; }
-const char *lora_target_suffix(int target) { return target_suffix[target]; }
+static void targets_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    int t = 0;
+    for (int id = 0; id < LW_COUNT; id++) {
+        weight_target[id] = -1;
+        const char *name = llama_layer_weights[id].lora;
+        if (!name)
+            continue;
+        if (t == LORA_TARGET_COUNT)
+            die("lora: the weight table has more LoRA targets than enum lora_target");
+        weight_target[id] = t;
+        target_weight[t] = id;
+        size_t n = strcspn(name, "_");
+        snprintf(target_short[t], sizeof target_short[t], "%.*s", (int)n, name);
+        t++;
+    }
+    if (t != LORA_TARGET_COUNT)
+        die("lora: the weight table has %d LoRA targets, enum lora_target %d", t, LORA_TARGET_COUNT);
+    done = true;
+}
+
+const char *lora_target_name(int target)
+{
+    targets_init();
+    return llama_layer_weights[target_weight[target]].lora;
+}
+
+const char *lora_target_suffix(int target)
+{
+    targets_init();
+    return llama_layer_weights[target_weight[target]].suffix;
+}
+
+int lora_target_of(int weight_id)
+{
+    targets_init();
+    return weight_id >= 0 && weight_id < LW_COUNT ? weight_target[weight_id] : -1;
+}
 
 unsigned lora_targets_parse(const char *list)
 {
+    targets_init();
     unsigned mask = 0;
     char *copy = xstrdup(list), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -35,7 +75,7 @@ unsigned lora_targets_parse(const char *list)
             continue;
         }
         for (int i = 0; i < LORA_TARGET_COUNT && found < 0; i++)
-            if (!strcmp(t, target_names[i]) || !strcmp(t, target_short[i]))
+            if (!strcmp(t, lora_target_name(i)) || !strcmp(t, target_short[i]))
                 found = i;
         if (found < 0) {
             free(copy);
@@ -54,7 +94,7 @@ char *lora_targets_string(unsigned targets)
         if (targets & (1u << i)) {
             if (*buf)
                 strcat(buf, ",");
-            strcat(buf, target_names[i]);
+            strcat(buf, lora_target_name(i));
         }
     return xstrdup(buf);
 }
@@ -66,19 +106,10 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 /* Input and output width of target t's map in layer l (0 when it is absent). */
 static void map_shape(const llama_config *c, int l, int t, int *nin, int *nout)
 {
-    int D = c->dim, qd = (int)llama_q_dim(c, l), kvd = (int)llama_kv_dim(c, l), F = c->ffn_dim[l];
-    bool attn = c->n_heads[l] > 0, mlp = F > 0;
-    *nin = *nout = 0;
-    switch (t) {
-    case LORA_Q: if (attn) *nin = D, *nout = qd; break;
-    case LORA_K:
-    case LORA_V: if (attn) *nin = D, *nout = kvd; break;
-    case LORA_O: if (attn) *nin = qd, *nout = D; break;
-    case LORA_GATE:
-    case LORA_UP: if (mlp) *nin = D, *nout = F; break;
-    case LORA_DOWN: if (mlp) *nin = F, *nout = D; break;
-    default: break;
-    }
+    int64_t shape[2];
+    bool present = llama_layer_weight_shape(c, l, target_weight[t], shape) == 2;
+    *nout = present ? (int)shape[0] : 0;
+    *nin = present ? (int)shape[1] : 0;
 }
 
 void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double alpha)
@@ -89,6 +120,7 @@ void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double a
         die("lora: rank %d must be at least 1", rank);
     if (!m->has_weights)
         die("%s: a bare config has no weights to adapt", src);
+    targets_init();
     memset(s, 0, sizeof *s);
     s->rank = rank;
     s->alpha = alpha;
@@ -108,7 +140,7 @@ void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double a
             lora_adapter *a = &s->ad[s->n];
             s->index[l * LORA_TARGET_COUNT + t] = s->n++;
             a->layer = l, a->target = t, a->nin = nin, a->nout = nout;
-            a->name = xasprintf("model.layers.%d.%s", l, target_suffix[t]);
+            a->name = xasprintf("model.layers.%d.%s", l, lora_target_suffix(t));
             if (!model_tensor(m, a->name))
                 die("%s: no tensor '%s' to adapt", src, a->name);
             s->n_weights += (size_t)rank * (size_t)(nin + nout);
@@ -237,7 +269,7 @@ static void reserve(lora_set *s, int N)
 
 void lora_forward(lora_set *s, int layer, int target, float *out, const float *in, int N, bool drop)
 {
-    const lora_adapter *a = lora_find(s, layer, target);
+    const lora_adapter *a = target < 0 ? NULL : lora_find(s, layer, target);
     if (!a)
         return;
     reserve(s, N);
@@ -257,7 +289,7 @@ void lora_forward(lora_set *s, int layer, int target, float *out, const float *i
  *   dB += s dout^T u,  du = s dout B,  dA += du^T x,  dx = du A,  din += drop(dx). */
 void lora_backward(lora_set *s, int layer, int target, float *din, const float *dout, const float *in, int N)
 {
-    const lora_adapter *a = lora_find(s, layer, target);
+    const lora_adapter *a = target < 0 ? NULL : lora_find(s, layer, target);
     if (!a)
         return;
     reserve(s, N);
@@ -293,8 +325,6 @@ void lora_backward(lora_set *s, int layer, int target, float *din, const float *
 
 void lora_merge(const lora_set *s, model *m)
 {
-    if (m->lora == s)
-        die("lora_merge: the adapters are attached to the model they would be merged into");
     for (int k = 0; k < s->n; k++) {
         const lora_adapter *a = &s->ad[k];
         tensor *w = model_tensor(m, a->name);
@@ -302,8 +332,7 @@ void lora_merge(const lora_set *s, model *m)
             die("%s: no tensor '%s' of shape [%d, %d] to merge into", m->source ? m->source : "model", a->name,
                 a->nout, a->nin);
         /* W (O, I) += scale * B (O, r) A (r, I) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->nout, a->nin, s->rank, s->scale,
-                    s->params + a->b, s->rank, s->params + a->a, a->nin, 1.0f, w->data, a->nin);
+        matmul_add_lowrank(w, s->scale, s->params + a->b, s->params + a->a, s->rank);
     }
 }
 
@@ -342,7 +371,7 @@ void lora_write(const lora_set *s, const model *m, const char *path, int argc, c
     msgpack_pack_array(&w.pk, (size_t)nt);
     for (int t = 0; t < LORA_TARGET_COUNT; t++)
         if (s->targets & (1u << t))
-            mp_pack_str(&w.pk, target_names[t]);
+            mp_pack_str(&w.pk, lora_target_name(t));
     if (training) {
         mp_pack_str(&w.pk, "training");
         mp_pack_json(&w.pk, training);
@@ -365,14 +394,11 @@ void lora_write(const lora_set *s, const model *m, const char *path, int argc, c
 
 void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char **argv, json_t *training)
 {
-    bool owned = m->lora == s;
-    if (owned)
-        m->lora = NULL;
     lora_merge(s, m);
     json_t *targets = json_array();
     for (int t = 0; t < LORA_TARGET_COUNT; t++)
         if (s->targets & (1u << t))
-            json_array_append_new(targets, json_string(target_names[t]));
+            json_array_append_new(targets, json_string(lora_target_name(t)));
     json_t *lj = json_pack("{s:s,s:i,s:f,s:f,s:o}", "base_fingerprint", s->fingerprint, "rank", s->rank, "alpha",
                            s->alpha, "dropout", s->dropout, "targets", targets);
     if (training)
@@ -384,10 +410,6 @@ void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char *
     json_object_set_new(prov, "lora", lj);
     checkpoint_write(m, path, argc, argv, prov);
     json_decref(prov);
-    if (owned) {
-        lora_free(s);
-        free(s);
-    }
 }
 
 void lora_read(lora_set *s, const char *path, const model *m)
@@ -462,13 +484,15 @@ void lora_read(lora_set *s, const char *path, const model *m)
     stream_reader_close(&r);
 }
 
-void lora_attach(model *m, const char *path)
+lora_set *lora_load(const char *path, const model *m)
 {
     lora_set *s = xcalloc(1, sizeof *s);
     lora_read(s, path, m);
-    if (m->lora) {
-        lora_free(m->lora);
-        free(m->lora);
-    }
-    m->lora = s;
+    return s;
+}
+
+void lora_destroy(lora_set *s)
+{
+    lora_free(s);
+    free(s);
 }

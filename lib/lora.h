@@ -3,10 +3,11 @@
  *
  *     y = W x (+ b) + (alpha / r) * B A dropout(x)
  *
- * A (r, I) and B (O, r) per adapted map, the base W frozen. A set is attached to
- * a model (m->lora); the forward passes (llama.c, llama_cache.c) and the training
- * pass (backward.c) add each adapter's term right after the map it adapts, and
- * the backward pass adds the adapters' gradients into the set's grads. Dropout
+ * A (r, I) and B (O, r) per adapted map, the base W frozen. A set is passed
+ * beside the model, to a pass (llama_state.lora, llama_cache.lora,
+ * llama_train_set_lora); the layer forward (layer.c) adds each adapter's term
+ * right after the map it adapts, and the backward pass adds the adapters'
+ * gradients into the set's grads. Dropout
  * acts on the adapter's input during training passes only. A set holds scratch
  * buffers, so the passes of one model with adapters run one at a time (pare runs
  * no two passes of a model at once).
@@ -24,7 +25,8 @@
 
 #include "model.h"
 
-/* The seven linear maps of a layer, in the forward's order. */
+/* The seven linear maps of a layer, in the forward's order: the rows of the
+ * weight table (model.h) with a LoRA name, in table order (lora.c checks). */
 enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_TARGET_COUNT };
 #define LORA_ALL_TARGETS ((1u << LORA_TARGET_COUNT) - 1)
 
@@ -32,6 +34,9 @@ enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN
 const char *lora_target_name(int target);
 /* "self_attn.q_proj.weight", ...: the weight's name after "model.layers.N.". */
 const char *lora_target_suffix(int target);
+/* The target of weight id (enum llama_layer_weight), or -1 for a weight no
+ * adapter adapts. */
+int lora_target_of(int weight_id);
 /* A comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
  * down_proj (or q, k, v, o, gate, up, down; or all) -> bit mask. 0 on an unknown
  * or empty name. */
@@ -104,8 +109,7 @@ void lora_backward(lora_set *s, int layer, int target, float *din, const float *
  * the current pass: 0 or 1/(1-p) (1 when p is 0). For tests. */
 float lora_dropout_factor(const lora_set *s, int layer, int target, int64_t row, int64_t col);
 
-/* W += scale * B A for every adapter, in m's own tensors (m->lora must not be s:
- * a merged model carries no adapter). */
+/* W += scale * B A for every adapter, in m's own tensors (matmul_add_lowrank). */
 void lora_merge(const lora_set *s, model *m);
 
 /* Write the adapter stream (pare-stream(5) "adapter"): header with the base
@@ -114,14 +118,14 @@ void lora_merge(const lora_set *s, model *m);
  * and B. path NULL or "-" = stdout; -o is atomic. */
 void lora_write(const lora_set *s, const model *m, const char *path, int argc, char **argv, json_t *training,
                 json_t *curve);
-/* Merge s into m (lora_merge; m->lora, if it is s, is detached first and then
- * freed) and write m as a checkpoint stream whose provenance names the base
+/* Merge s into m (lora_merge) and write m as a checkpoint stream whose provenance names the base
  * (fingerprint, provenance) and the adapter (rank, alpha, targets, training). */
 void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char **argv, json_t *training);
 /* Read an adapter stream made for m (its fingerprint must be m's). */
 void lora_read(lora_set *s, const char *path, const model *m);
-/* Read the adapter at path and attach it to m (m->lora; model_free frees it), so
- * that every forward pass of m is base + adapter, unmerged. */
-void lora_attach(model *m, const char *path);
+/* The adapter at path, read for m (lora_read), allocated: passes given it compute
+ * base + adapter, unmerged. lora_destroy frees it. */
+lora_set *lora_load(const char *path, const model *m);
+void lora_destroy(lora_set *s);
 
 #endif

@@ -25,7 +25,6 @@
 
 #include "checkpoint.h"
 #include "llama2c.h"
-#include "lora.h"
 #include "pytorch.h"
 #include "safetensors.h"
 #include "stream.h"
@@ -48,44 +47,62 @@ static int cmp_spec(const void *a, const void *b)
     return strcmp(((const tensor_spec *)a)->name, ((const tensor_spec *)b)->name);
 }
 
-/* Per layer: a layer whose attention is removed (H = 0) has no input_layernorm and
- * no q/k/v/o (nor biases); a layer whose MLP is removed (F = 0) has no
- * post_attention_layernorm and no gate/up/down. A norm goes with the sub-block it
- * feeds. */
+const llama_weight_desc llama_layer_weights[LW_COUNT] = {
+#define LW_DESC(id, field, suffix, rows, cols, part, opt, lora) {suffix, rows, cols, part, opt, lora},
+    LLAMA_LAYER_WEIGHTS(LW_DESC)
+#undef LW_DESC
+};
+
+static int64_t dim_of(const llama_config *c, int l, enum llama_dim d)
+{
+    switch (d) {
+    case DIM_D: return c->dim;
+    case DIM_Q: return llama_q_dim(c, l);
+    case DIM_KV: return llama_kv_dim(c, l);
+    case DIM_F: return c->ffn_dim[l];
+    case DIM_NONE: break;
+    }
+    return 0;
+}
+
+int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape[2])
+{
+    const llama_weight_desc *w = &llama_layer_weights[id];
+    bool part = w->part == PART_ATTN ? c->n_heads[l] > 0 : c->ffn_dim[l] > 0;
+    bool flag = w->opt == OPT_ALWAYS     ? true
+                : w->opt == OPT_QKV_BIAS ? c->qkv_bias
+                : w->opt == OPT_O_BIAS   ? c->o_bias
+                                         : c->down_bias;
+    if (!part || !flag)
+        return 0;
+    shape[0] = dim_of(c, l, w->rows);
+    shape[1] = dim_of(c, l, w->cols);
+    return w->cols == DIM_NONE ? 1 : 2;
+}
+
+void llama_layer_weight_name(char *buf, size_t n, int l, int id)
+{
+    snprintf(buf, n, "model.layers.%d.%s", l, llama_layer_weights[id].suffix);
+}
+
+/* The outer tensors, then every layer weight the table and the config imply. */
 int llama_tensor_specs(const llama_config *c, tensor_spec **specs)
 {
     int64_t D = c->dim, V = c->vocab;
-    int cap = 3 + 14 * c->n_layers, n = 0;
+    int cap = 3 + LW_COUNT * c->n_layers, n = 0;
     tensor_spec *s = xmalloc((size_t)cap * sizeof *s);
     add_spec(s, &n, xstrdup("model.embed_tokens.weight"), 2, V, D);
     add_spec(s, &n, xstrdup("model.norm.weight"), 1, D, 0);
     if (!c->tied)
         add_spec(s, &n, xstrdup("lm_head.weight"), 2, V, D);
-    for (int l = 0; l < c->n_layers; l++) {
-        int64_t q = llama_q_dim(c, l), kv = llama_kv_dim(c, l), F = c->ffn_dim[l];
-        if (c->n_heads[l] > 0) {
-            add_spec(s, &n, xasprintf("model.layers.%d.input_layernorm.weight", l), 1, D, 0);
-            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.q_proj.weight", l), 2, q, D);
-            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.k_proj.weight", l), 2, kv, D);
-            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.v_proj.weight", l), 2, kv, D);
-            add_spec(s, &n, xasprintf("model.layers.%d.self_attn.o_proj.weight", l), 2, D, q);
-            if (c->qkv_bias) {
-                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.q_proj.bias", l), 1, q, 0);
-                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.k_proj.bias", l), 1, kv, 0);
-                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.v_proj.bias", l), 1, kv, 0);
-            }
-            if (c->o_bias)
-                add_spec(s, &n, xasprintf("model.layers.%d.self_attn.o_proj.bias", l), 1, D, 0);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int id = 0; id < LW_COUNT; id++) {
+            int64_t shape[2];
+            int ndim = llama_layer_weight_shape(c, l, id, shape);
+            if (ndim)
+                add_spec(s, &n, xasprintf("model.layers.%d.%s", l, llama_layer_weights[id].suffix), ndim,
+                         shape[0], shape[1]);
         }
-        if (F > 0) {
-            add_spec(s, &n, xasprintf("model.layers.%d.post_attention_layernorm.weight", l), 1, D, 0);
-            add_spec(s, &n, xasprintf("model.layers.%d.mlp.gate_proj.weight", l), 2, F, D);
-            add_spec(s, &n, xasprintf("model.layers.%d.mlp.up_proj.weight", l), 2, F, D);
-            add_spec(s, &n, xasprintf("model.layers.%d.mlp.down_proj.weight", l), 2, D, F);
-            if (c->down_bias)
-                add_spec(s, &n, xasprintf("model.layers.%d.mlp.down_proj.bias", l), 1, D, 0);
-        }
-    }
     qsort(s, (size_t)n, sizeof *s, cmp_spec);
     *specs = s;
     return n;
@@ -167,38 +184,6 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf, n, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
 }
 
-/* First non-finite value of t, or -1. The branch-free scan vectorises. */
-static int64_t first_non_finite(const tensor *t)
-{
-    const uint32_t *u = (const uint32_t *)t->data;
-    const int64_t block = 1 << 16;
-    for (int64_t s = 0; s < t->numel; s += block) {
-        int64_t e = s + block < t->numel ? s + block : t->numel;
-        uint32_t bad = 0;
-        for (int64_t i = s; i < e; i++)
-            bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
-        if (bad)
-            for (int64_t i = s; i < e; i++)
-                if ((u[i] & 0x7f800000u) == 0x7f800000u)
-                    return i;
-    }
-    return -1;
-}
-
-static float *data_of(model *m, const char *name)
-{
-    tensor *t = model_tensor(m, name);
-    return t ? t->data : NULL;
-}
-
-static float *layer_data(model *m, int l, const char *what)
-{
-    char *name = xasprintf("model.layers.%d.%s", l, what);
-    float *p = data_of(m, name);
-    free(name);
-    return p;
-}
-
 void model_bind(model *m)
 {
     const char *src = m->source ? m->source : "model";
@@ -220,8 +205,7 @@ void model_bind(model *m)
     tensor *head = model_tensor(m, "lm_head.weight");
     if (c->tied && head) {
         tensor *emb = model_tensor(m, "model.embed_tokens.weight");
-        if (!emb || emb->numel != head->numel ||
-            memcmp(emb->data, head->data, (size_t)head->numel * sizeof(float)))
+        if (!emb || !tensor_equal(emb, head))
             die("%s: tie_word_embeddings is true, but lm_head.weight differs from the embedding",
                 src);
         remove_tensor(m, head);
@@ -252,34 +236,26 @@ void model_bind(model *m)
     tensor_specs_free(specs, ns);
 
     for (k = 0; k < m->n_tensors; k++) {
-        int64_t at = first_non_finite(&m->tensors[k]);
-        if (at >= 0)
-            die("%s: tensor %s has a non-finite value (%g) at index %lld", src,
-                m->tensors[k].name, (double)m->tensors[k].data[at], (long long)at);
+        int64_t at = tensor_first_non_finite(&m->tensors[k]);
+        if (at >= 0) {
+            float v;
+            tensor_get_f32(&m->tensors[k], at, 1, &v);
+            die("%s: tensor %s has a non-finite value (%g) at index %lld", src, m->tensors[k].name, (double)v,
+                (long long)at);
+        }
     }
 
     free(m->layers);
     m->layers = xcalloc((size_t)c->n_layers, sizeof *m->layers);
-    m->embed = data_of(m, "model.embed_tokens.weight");
-    m->final_norm = data_of(m, "model.norm.weight");
-    m->lm_head = c->tied ? m->embed : data_of(m, "lm_head.weight");
-    for (int l = 0; l < c->n_layers; l++) {
-        layer_weights *w = &m->layers[l];
-        w->attn_norm = layer_data(m, l, "input_layernorm.weight");
-        w->wq = layer_data(m, l, "self_attn.q_proj.weight");
-        w->wk = layer_data(m, l, "self_attn.k_proj.weight");
-        w->wv = layer_data(m, l, "self_attn.v_proj.weight");
-        w->wo = layer_data(m, l, "self_attn.o_proj.weight");
-        w->bq = layer_data(m, l, "self_attn.q_proj.bias");
-        w->bk = layer_data(m, l, "self_attn.k_proj.bias");
-        w->bv = layer_data(m, l, "self_attn.v_proj.bias");
-        w->bo = layer_data(m, l, "self_attn.o_proj.bias");
-        w->ffn_norm = layer_data(m, l, "post_attention_layernorm.weight");
-        w->w_gate = layer_data(m, l, "mlp.gate_proj.weight");
-        w->w_up = layer_data(m, l, "mlp.up_proj.weight");
-        w->w_down = layer_data(m, l, "mlp.down_proj.weight");
-        w->bdown = layer_data(m, l, "mlp.down_proj.bias");
-    }
+    m->embed = model_tensor(m, "model.embed_tokens.weight");
+    m->final_norm = model_tensor(m, "model.norm.weight");
+    m->lm_head = c->tied ? m->embed : model_tensor(m, "lm_head.weight");
+    for (int l = 0; l < c->n_layers; l++)
+        for (int id = 0; id < LW_COUNT; id++) {
+            char name[160];
+            llama_layer_weight_name(name, sizeof name, l, id);
+            m->layers[l].slot[id] = model_tensor(m, name);
+        }
     m->has_weights = true;
 }
 
@@ -326,7 +302,12 @@ void model_fingerprint(const model *m, char out[17])
         hash_i64(h, t->ndim);
         for (int d = 0; d < t->ndim; d++)
             hash_i64(h, t->shape[d]);
-        XXH64_update(h, t->data, (size_t)t->numel * sizeof(float));
+        float buf[4096];
+        for (int64_t s = 0; s < t->numel; s += 4096) {
+            int64_t n = t->numel - s < 4096 ? t->numel - s : 4096;
+            tensor_get_f32(t, s, n, buf);
+            XXH64_update(h, buf, (size_t)n * sizeof(float));
+        }
     }
     snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(h));
     XXH64_freeState(h);
@@ -455,9 +436,5 @@ void model_free(model *m)
     free(m->tok.format);
     free(m->tok.data);
     free(m->source);
-    if (m->lora) {
-        lora_free(m->lora);
-        free(m->lora);
-    }
     memset(m, 0, sizeof *m);
 }

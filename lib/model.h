@@ -36,17 +36,75 @@ typedef struct {
     int bos_id, eos_id;
 } llama_config;
 
+/* ---- the weights of a layer: the one table ----
+ *
+ * Every per-layer weight is one row here; tensor specs and binding (model.c), the
+ * backward pass's gradient slots (backward.c), the LoRA targets (lora.c), the
+ * llama2.c mapping (llama2c.c) and the dataflow graph's names (graph.c) are all
+ * derived from it. Adding a weight means a row here, the kernel that uses it, and
+ * its test.
+ *
+ *   X(ID, field, suffix, rows, cols, part, opt, lora)
+ *   ID      LW_ID: the weight's slot in a layer; the backward pass delivers a
+ *           layer's gradients in this order
+ *   field   its member of layer_weights
+ *   suffix  its name after "model.layers.N."
+ *   rows, cols  its shape from (config, layer): DIM_D hidden size, DIM_Q query
+ *           width H*hd, DIM_KV key/value width KV*hd, DIM_F MLP width; a vector
+ *           has cols DIM_NONE
+ *   part    PART_ATTN (present when H > 0) or PART_MLP (present when F > 0): a
+ *           norm goes with the sub-block it feeds
+ *   opt     OPT_ALWAYS (present with its part), or the config flag that adds it
+ *           (an optional bias): OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS
+ *   lora    the LoRA target's name of a map an adapter can adapt ("q_proj"), or
+ *           NULL; the targets are these rows in table order */
+#define LLAMA_LAYER_WEIGHTS(X)                                                                                     \
+    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, NULL)              \
+    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, "q_proj")                           \
+    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "k_proj")                          \
+    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "v_proj")                          \
+    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, "o_proj")                           \
+    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL)                           \
+    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL)                          \
+    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL)                          \
+    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, NULL)                             \
+    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, NULL)        \
+    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "gate_proj")                     \
+    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "up_proj")                             \
+    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj")                     \
+    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL)
+
+enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_F };
+enum llama_part { PART_ATTN, PART_MLP };
+enum llama_opt { OPT_ALWAYS, OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS };
+
+enum llama_layer_weight {
+#define LW_ENUM(id, field, suffix, rows, cols, part, opt, lora) LW_##id,
+    LLAMA_LAYER_WEIGHTS(LW_ENUM)
+#undef LW_ENUM
+    LW_COUNT
+};
+
 typedef struct {
-    float *attn_norm;            /* (D) */
-    float *wq;                   /* (H*hd, D) */
-    float *wk, *wv;              /* (KV*hd, D) */
-    float *wo;                   /* (D, H*hd) */
-    float *bq, *bk, *bv;         /* (H*hd), (KV*hd), (KV*hd) or NULL */
-    float *bo;                   /* (D) or NULL */
-    float *ffn_norm;             /* (D) */
-    float *w_gate, *w_up;        /* (F, D) */
-    float *w_down;               /* (D, F) */
-    float *bdown;                /* (D) or NULL */
+    const char *suffix;
+    enum llama_dim rows, cols;
+    enum llama_part part;
+    enum llama_opt opt;
+    const char *lora;
+} llama_weight_desc;
+
+/* The table as data: llama_layer_weights[LW_Q].suffix is "self_attn.q_proj.weight". */
+extern const llama_weight_desc llama_layer_weights[LW_COUNT];
+
+/* A layer's weights, by name (w->wq) or by slot (w->slot[LW_Q]); NULL where the
+ * config has no such weight. Each points at a tensor of the model. */
+typedef union {
+    struct {
+#define LW_FIELD(id, field, suffix, rows, cols, part, opt, lora) const tensor *field;
+        LLAMA_LAYER_WEIGHTS(LW_FIELD)
+#undef LW_FIELD
+    };
+    const tensor *slot[LW_COUNT];
 } layer_weights;
 
 typedef struct {
@@ -62,14 +120,12 @@ typedef struct {
     bool has_weights;            /* false when loaded from a bare config.json */
     int n_tensors;
     tensor *tensors;             /* sorted by name */
-    float *embed;                /* (V, D) */
-    float *final_norm;           /* (D) */
-    float *lm_head;              /* (V, D); == embed when tied */
+    const tensor *embed;         /* (V, D) */
+    const tensor *final_norm;    /* (D) */
+    const tensor *lm_head;       /* (V, D); == embed when tied */
     layer_weights *layers;       /* [L] */
     tokenizer_blob tok;          /* size 0 when the model has none */
     json_t *provenance;          /* from a checkpoint header, or NULL */
-    struct lora_set *lora;       /* LoRA adapters every forward pass adds (lora.h), or NULL;
-                                    owned: model_free frees them */
 } model;
 
 /* Load any supported model; dies with "FILE: problem" on anything unsupported or
@@ -102,6 +158,11 @@ json_t *model_config_json(const model *m);
 /* Per-layer sizes. */
 static inline int64_t llama_q_dim(const llama_config *c, int l) { return (int64_t)c->n_heads[l] * c->head_dim; }
 static inline int64_t llama_kv_dim(const llama_config *c, int l) { return (int64_t)c->n_kv_heads[l] * c->head_dim; }
+/* Shape of weight id (enum llama_layer_weight) of layer l under config c: returns
+ * its ndim (1 or 2), or 0 when the config implies no such tensor. */
+int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape[2]);
+/* "model.layers.L.SUFFIX" of weight id into buf. */
+void llama_layer_weight_name(char *buf, size_t n, int l, int id);
 
 /* Expected tensors: the name and shape of every tensor the config implies, in name
  * order (strcmp). Returns the count; *specs is allocated (tensor_specs_free). A

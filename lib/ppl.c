@@ -136,7 +136,7 @@ void ppl_dataset_free(ppl_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-void ppl_evaluate(const model *m, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
+void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
                   const char *what, ppl_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -151,6 +151,7 @@ void ppl_evaluate(const model *m, const int *ids, size_t n, int seq_len, int bat
 
     llama_state s;
     llama_state_init(&s, m, batch, seq_len);
+    s.lora = lora;
     int *tok = xmalloc((size_t)batch * seq_len * sizeof *tok);
     int *target = xmalloc((size_t)batch * seq_len * sizeof *target);
     progress p;

@@ -11,6 +11,8 @@
 #include "model.h"
 #include "tokenizer.h"
 
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
+
 enum ppl_format {
     PPL_AUTO,      /* from the file name: wiki.*.raw -> WIKITEXT, ptb.* -> PTB, else TEXT */
     PPL_WIKITEXT,  /* Hugging Face wikitext rows: each line + "\n" if it has non-space, else "" */
@@ -43,7 +45,7 @@ typedef struct {
 
 /* Evaluate ids (n tokens) in windows of seq_len, batch windows at a time.
  * max_windows > 0 stops early (for quick runs). */
-void ppl_evaluate(const model *m, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
+void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
                   const char *what, ppl_result *res);
 
 #endif

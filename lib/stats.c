@@ -42,10 +42,11 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median seconds of forward passes over B x T tokens (all ones, as test_speedup.py). */
-static double time_forward(const model *m, int B, int T, double min_seconds)
+static double time_forward(const model *m, struct lora_set *lora, int B, int T, double min_seconds)
 {
     llama_state s;
     llama_state_init(&s, m, B, T);
+    s.lora = lora;
     int *tok = xmalloc((size_t)B * T * sizeof *tok);
     for (int i = 0; i < B * T; i++)
         tok[i] = 1 < m->cfg.vocab ? 1 : 0;
@@ -64,10 +65,11 @@ static double time_forward(const model *m, int B, int T, double min_seconds)
 }
 
 /* Tokens per second decoding one at a time after a prompt of T tokens. */
-static double time_decode(const model *m, int T, int steps)
+static double time_decode(const model *m, struct lora_set *lora, int T, int steps)
 {
     llama_cache c;
     llama_cache_init(&c, m, 1, T + steps, T, 1);
+    c.lora = lora;
     int *tok = xmalloc((size_t)T * sizeof *tok);
     for (int i = 0; i < T; i++)
         tok[i] = 1 < m->cfg.vocab ? 1 : 0;
@@ -85,7 +87,7 @@ static double time_decode(const model *m, int T, int steps)
     return steps / dt;
 }
 
-void stats_measure(const model *m, double min_seconds, model_stats *s)
+void stats_measure(const model *m, struct lora_set *lora, double min_seconds, model_stats *s)
 {
     memset(s, 0, sizeof *s);
     s->params = llama_param_count(&m->cfg);
@@ -96,9 +98,9 @@ void stats_measure(const model *m, double min_seconds, model_stats *s)
     s->bytes_f16 = 2 * s->params;
     s->batch = 4;
     s->threads = blas_threads();
-    s->latency_s = time_forward(m, 1, s->macs_tokens, min_seconds);
-    s->tokens_per_s = s->batch * s->macs_tokens / time_forward(m, s->batch, s->macs_tokens, min_seconds);
-    s->decode_tokens_per_s = time_decode(m, s->macs_tokens, s->macs_tokens);
+    s->latency_s = time_forward(m, lora, 1, s->macs_tokens, min_seconds);
+    s->tokens_per_s = s->batch * s->macs_tokens / time_forward(m, lora, s->batch, s->macs_tokens, min_seconds);
+    s->decode_tokens_per_s = time_decode(m, lora, s->macs_tokens, s->macs_tokens);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     s->peak_rss = (int64_t)ru.ru_maxrss * 1024;

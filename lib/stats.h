@@ -17,6 +17,8 @@
 
 #include "model.h"
 
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
+
 int64_t stats_macs(const llama_config *c, int T);
 
 typedef struct {
@@ -34,7 +36,7 @@ typedef struct {
 } model_stats;
 
 /* Count, then measure (each timing repeated for at least min_seconds, median). */
-void stats_measure(const model *m, double min_seconds, model_stats *s);
+void stats_measure(const model *m, struct lora_set *lora, double min_seconds, model_stats *s);
 json_t *stats_to_json(const model_stats *s);
 
 #endif

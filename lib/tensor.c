@@ -1,4 +1,4 @@
-/* tensor.c - dtype names and conversions. */
+/* tensor.c - reading a tensor's values; dtype names and conversions. */
 #include "tensor.h"
 
 #include <string.h>
@@ -108,4 +108,39 @@ void dtype_widen_in_place(float *dst, size_t n, enum dtype t)
         memcpy(&h, src + i, 2);
         dst[i] = t == DTYPE_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
     }
+}
+
+void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out)
+{
+    memcpy(out, t->data + start, (size_t)n * sizeof(float));
+}
+
+bool tensor_equal(const tensor *a, const tensor *b)
+{
+    return a->numel == b->numel && !memcmp(a->data, b->data, (size_t)a->numel * sizeof(float));
+}
+
+/* The branch-free scan vectorises. */
+int64_t tensor_first_non_finite(const tensor *t)
+{
+    const uint32_t *u = (const uint32_t *)t->data;
+    const int64_t block = 1 << 16;
+    for (int64_t s = 0; s < t->numel; s += block) {
+        int64_t e = s + block < t->numel ? s + block : t->numel;
+        uint32_t bad = 0;
+        for (int64_t i = s; i < e; i++)
+            bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
+        if (bad)
+            for (int64_t i = s; i < e; i++)
+                if ((u[i] & 0x7f800000u) == 0x7f800000u)
+                    return i;
+    }
+    return -1;
+}
+
+tensor tensor_wrap(float *data, int64_t rows, int64_t cols)
+{
+    tensor t = {.ndim = cols ? 2 : 1, .shape = {rows, cols}, .numel = rows * (cols ? cols : 1),
+                .stored = DTYPE_F32, .data = data};
+    return t;
 }

@@ -1,20 +1,41 @@
-/* tensor.h - a named fp32 tensor, and the storage dtypes pare reads and writes. */
+/* tensor.h - a named tensor (shape, storage, values), and the storage dtypes pare
+ * reads and writes.
+ *
+ * Who may read a tensor's data directly: the loaders and writers (llama2c.c,
+ * safetensors.c, checkpoint.c, model_random.c), matmul.c (every product with a
+ * weight) and this file. Everyone else reads values through tensor_vector (1-D
+ * tensors) or tensor_get_f32, so that a change of storage (bf16 weights) touches
+ * only those. */
 #ifndef PARE_TENSOR_H
 #define PARE_TENSOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum dtype { DTYPE_F32, DTYPE_F16, DTYPE_BF16 };
 
-typedef struct {
+typedef struct tensor {
     char *name;          /* Hugging Face name, e.g. "model.layers.3.self_attn.q_proj.weight" */
     int ndim;            /* 1 or 2 */
     int64_t shape[2];    /* [out, in] for matrices, [n] for vectors */
     int64_t numel;
     enum dtype stored;   /* dtype of the file it came from (memory is always fp32) */
-    float *data;         /* (numel), 64-byte aligned, owned */
+    float *data;         /* (numel), 64-byte aligned, owned; see the top of this file */
 } tensor;
+
+/* The fp32 values of a 1-D tensor (a norm's scale, a bias): vectors are held in
+ * fp32 whatever the file's dtype (they are a few kilobytes). NULL for NULL. */
+static inline const float *tensor_vector(const tensor *t) { return t ? t->data : 0; }
+/* Values [start, start + n) of t (flat, row-major) as fp32 into out (n). */
+void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out);
+/* Whether a and b hold the same number of values, bit for bit the same as fp32. */
+bool tensor_equal(const tensor *a, const tensor *b);
+/* Index of t's first non-finite value, or -1. */
+int64_t tensor_first_non_finite(const tensor *t);
+/* A tensor over fp32 memory the caller owns (no name): rows x cols, or a vector of
+ * rows values when cols is 0. For tests and benchmarks that build weights by hand. */
+tensor tensor_wrap(float *data, int64_t rows, int64_t cols);
 
 const char *dtype_name(enum dtype t);              /* "f32", "f16", "bf16" */
 int dtype_from_name(const char *s);                /* -1 if unknown; accepts "F32", "BF16"... too */

@@ -81,9 +81,8 @@ typedef struct {
 
 /* What a state must have been made with: the options that change the result, the
  * data and the model. */
-static json_t *identity(const model *m, const instruct_data *d, int n_train, int n_val, const train_options *o)
+static json_t *identity(const lora_set *s, const instruct_data *d, int n_train, int n_val, const train_options *o)
 {
-    const lora_set *s = m->lora;
     char *targets = lora_targets_string(s->targets);
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:f,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:I}", "model",
@@ -490,19 +489,18 @@ static void curve_point(trainer *tr, bool evaluated, double val)
     st->log_n = 0;
 }
 
-void lora_train(model *m, const instruct_data *d, const int *train, int n_train, const int *val, int n_val,
+void lora_train(model *m, lora_set *s, const instruct_data *d, const int *train, int n_train, const int *val, int n_val,
                 const train_options *o, train_result *res)
 {
-    lora_set *s = m->lora;
     if (!s)
-        die("lora_train: no adapters attached to the model");
+        die("lora_train: no adapters to train");
     if (n_train < 1)
         die("%s: no training sample", d->source);
     if (o->micro_batch < 1 || o->micro_batch > 4096 || o->batch < 1 || o->epochs < 1)
         die("lora_train: bad batch %d, micro-batch %d or epochs %d", o->batch, o->micro_batch, o->epochs);
     memset(res, 0, sizeof *res);
     trainer tr = {.m = m, .s = s, .d = d, .train = train, .val = val, .n_train = n_train, .n_val = n_val, .o = o};
-    tr.id = identity(m, d, n_train, n_val, o);
+    tr.id = identity(s, d, n_train, n_val, o);
     tr.per_epoch = (n_train + o->batch - 1) / o->batch;
     tr.total = tr.per_epoch * o->epochs;
     size_t P = s->n_params;
@@ -533,7 +531,9 @@ void lora_train(model *m, const instruct_data *d, const int *train, int n_train,
     bool have_ls = false;
     if (!st->done) {
         lt = llama_train_new(m, mb, maxT);
+        llama_train_set_lora(lt, s);
         llama_state_init(&ls, m, mb, maxT);
+        ls.lora = s;
         have_ls = true;
     }
     double t0 = now_seconds(), last_line = t0;

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "instruct.h"
+#include "lora.h"
 #include "model.h"
 
 typedef struct {
@@ -46,14 +47,14 @@ typedef struct {
     bool resumed;
 } train_result;
 
-/* Train m->lora (initialised, dropout and seed set) on the samples train (n_train
+/* Train the adapters s of m (initialised, dropout and seed set) on the samples train (n_train
  * of them) of d, validating on val (n_val, may be 0). With o->state_dir, resumes
  * from the state there (refusing one made otherwise) and saves it every
  * o->save_every steps, at the end and on SIGINT/SIGTERM (then exits 1). A loss or
  * gradient that is not finite stops the run (exit 1), the state of the start of
- * that step saved. On return m->lora->params hold the best adapter (the last
+ * that step saved. On return s->params hold the best adapter (the last
  * when there is no validation). */
-void lora_train(model *m, const instruct_data *d, const int *train, int n_train, const int *val, int n_val,
+void lora_train(model *m, lora_set *s, const instruct_data *d, const int *train, int n_train, const int *val, int n_val,
                 const train_options *o, train_result *res);
 void train_result_free(train_result *r);
 

@@ -51,7 +51,7 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
     return p;
 }
 
-void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, const char *path,
+void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, const task_info *task, const char *path,
                   const zeroshot_options *o, report *rep, zeroshot_result *res)
 {
     double t0 = now_seconds(), c0 = cpu_seconds();
@@ -112,7 +112,7 @@ void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, c
     }
     /* scoring */
     loglik_engine e;
-    loglik_init(&e, m, max_len, o->budget);
+    loglik_init(&e, m, lora, max_len, o->budget);
     e.what = task->name;
     progress p;
     progress_start(&p, task->name, "req", n_run);

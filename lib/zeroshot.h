@@ -13,6 +13,8 @@
 #include "tasks.h"
 #include "tokenizer.h"
 
+struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
+
 /* Token rows per forward pass: large enough for OpenBLAS to run at speed. */
 #define ZEROSHOT_BUDGET 512
 
@@ -33,7 +35,7 @@ typedef struct {
 /* The model's maximum length (max_position_embeddings; 2048 when unknown). */
 int zeroshot_max_length(const model *m);
 
-void zeroshot_run(const model *m, const tokenizer *tok, const task_info *task, const char *path,
+void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, const task_info *task, const char *path,
                   const zeroshot_options *o, report *rep, zeroshot_result *res);
 
 #endif

@@ -242,8 +242,7 @@ int main(int argc, char **argv)
 
         model m;
         model_load(&m, model_path, tok_path);
-        if (adapter_path)
-            lora_attach(&m, adapter_path);
+        lora_set *lora = adapter_path ? lora_load(adapter_path, &m) : NULL;
         if (!m.has_weights)
             die("%s: a bare config has no weights to evaluate", model_path);
         if (!m.tok.size)
@@ -265,7 +264,7 @@ int main(int argc, char **argv)
             int *ids;
             size_t n = tokenizer_encode(tok, d.text, d.len, true, &ids);
             ppl_result res;
-            ppl_evaluate(&m, ids, n, seq_len, batch, limit, d.task, &res);
+            ppl_evaluate(&m, lora, ids, n, seq_len, batch, limit, d.task, &res);
             json_t *protocol = json_pack(
                 "{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I}", "dataset", ppl_files[i], "split", d.split, "format",
                 ppl_format_name(d.format), "window", seq_len, "bos", "once, at the start of the text", "tokenization",
@@ -287,7 +286,7 @@ int main(int argc, char **argv)
             const task_info *t = task_info_get((enum task_id)i);
             char *path = task_file[i] ? xstrdup(task_file[i]) : path_join(data_dir, t->default_file);
             zeroshot_result res;
-            zeroshot_run(&m, tok, t, path, &zo, &rep, &res);
+            zeroshot_run(&m, lora, tok, t, path, &zo, &rep, &res);
             print_task_line(&rep, t, &res);
             free(path);
         }
@@ -296,17 +295,19 @@ int main(int argc, char **argv)
         for (int i = 0; whole && gen && i < (n_prompts ? n_prompts : GEN_PAPER_PROMPTS); i++) {
             const char *prompt = n_prompts ? prompts[i] : gen_paper_prompts[i];
             gen_result g;
-            generate(&m, tok, prompt, &gp, (uint64_t)i, &g);
+            generate(&m, lora, tok, prompt, &gp, (uint64_t)i, &g);
             report_add_sample(&rep, gen_record(prompt, &gp, (uint64_t)i, &g));
             info("sample %d: %d + %d tokens in %.2f s", i + 1, g.prompt_tokens, g.new_tokens, g.seconds);
             free(g.text);
         }
         if (whole && stats) {
             model_stats st;
-            stats_measure(&m, 0.5, &st);
+            stats_measure(&m, lora, 0.5, &st);
             report_set_stats(&rep, stats_to_json(&st));
         }
         tokenizer_free(tok);
+        if (lora)
+            lora_destroy(lora);
         model_free(&m);
     }
     output(&rep, out, json, argc, argv);

@@ -173,11 +173,10 @@ int main(int argc, char **argv)
     lora_init_weights(s, o.seed);
     s->dropout = dropout;
     s->seed = o.seed;
-    m.lora = s;
     int n_adapters = s->n;
     size_t n_weights = s->n_weights;
     train_result res;
-    lora_train(&m, &d, train, d.n - n_val, val, n_val, &o, &res);
+    lora_train(&m, s, &d, train, d.n - n_val, val, n_val, &o, &res);
     if (merge)
         lora_write_merged(s, &m, out, argc, argv, res.training);
     else
@@ -191,6 +190,7 @@ int main(int argc, char **argv)
     free(train), free(val);
     instruct_free(&d);
     tokenizer_free(tok);
+    lora_destroy(s);
     model_free(&m);
     if (fflush(stdout) != 0 || ferror(stdout))
         die("cannot write the output: write error");

@@ -15,11 +15,8 @@
 
 static const char *const model_names[REF_MODEL_WEIGHTS] = {"model.embed_tokens.weight", "model.norm.weight",
                                                            "lm_head.weight"};
-static const char *const layer_names[REF_LAYER_WEIGHTS] = {
-    "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.q_proj.bias",   "self_attn.k_proj.weight",
-    "self_attn.k_proj.bias",   "self_attn.v_proj.weight", "self_attn.v_proj.bias",   "self_attn.o_proj.weight",
-    "self_attn.o_proj.bias",   "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
-    "mlp.down_proj.weight",    "mlp.down_proj.bias"};
+/* A layer's weight k is named "model.layers.L." + llama_layer_weights[k].suffix. */
+#define layer_names(k) llama_layer_weights[k].suffix
 
 /* Elements of weight k of layer l (l < 0: the model's) by the config; 0 if it has none. */
 static int64_t weight_numel(const llama_config *c, int l, int k)
@@ -52,25 +49,26 @@ static int64_t weight_numel(const llama_config *c, int l, int k)
  * model's own) as a new array of n doubles. */
 static double *fetch(const model *m, int l, int k, int64_t n)
 {
-    const float *src;
+    const tensor *src;
     if (l < 0) {
-        const float *own[REF_MODEL_WEIGHTS] = {m->embed, m->final_norm, m->lm_head};
+        const tensor *own[REF_MODEL_WEIGHTS] = {m->embed, m->final_norm, m->lm_head};
         src = own[k];
     } else {
-        const layer_weights *w = &m->layers[l];
-        const float *f[REF_LAYER_WEIGHTS] = {w->attn_norm, w->wq,  w->bq,       w->wk,   w->bk,     w->wv,
-                                             w->bv,        w->wo,  w->bo,       w->ffn_norm, w->w_gate, w->w_up,
-                                             w->w_down,    w->bdown};
-        src = f[k];
+        src = m->layers[l].slot[k];
     }
-    if (!src) {
+    if (!src || src->numel < n) {
         fprintf(stderr, "reference: the model has no %s%s (layer %d)\n", l < 0 ? "" : "layer's ",
-                l < 0 ? model_names[k] : layer_names[k], l);
+                l < 0 ? model_names[k] : layer_names(k), l);
         exit(1);
     }
     double *d = xmalloc((size_t)n * sizeof *d);
-    for (int64_t i = 0; i < n; i++)
-        d[i] = src[i];
+    float buf[1024];
+    for (int64_t i = 0; i < n; i += 1024) {
+        int64_t c = n - i < 1024 ? n - i : 1024;
+        tensor_get_f32(src, i, c, buf);
+        for (int64_t j = 0; j < c; j++)
+            d[i + j] = buf[j];
+    }
     return d;
 }
 
@@ -107,7 +105,7 @@ int ref_slot_named(const ref_model *r, const char *name)
     int l, at = 0;
     if (s < 0 && sscanf(name, "model.layers.%d.%n", &l, &at) == 1 && at > 0 && l >= 0 && l < r->cfg->n_layers)
         for (int k = 0; k < REF_LAYER_WEIGHTS; k++)
-            if (!strcmp(name + at, layer_names[k]))
+            if (!strcmp(name + at, layer_names(k)))
                 s = ref_slot(l, k);
     if (s < 0 || !r->w[s] || (s == REF_LM_HEAD && r->cfg->tied))
         return -1;

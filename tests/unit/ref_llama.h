@@ -19,9 +19,11 @@
 
 /* The model's own weights (slots 0..2), then each layer's. */
 enum { REF_EMBED, REF_FINAL_NORM, REF_LM_HEAD, REF_MODEL_WEIGHTS };
+/* A layer's weights: the slots of the model's weight table (model.h). */
 enum ref_layer_weight {
-    REF_ATTN_NORM, REF_WQ, REF_BQ, REF_WK, REF_BK, REF_WV, REF_BV, REF_WO, REF_BO,
-    REF_FFN_NORM, REF_WGATE, REF_WUP, REF_WDOWN, REF_BDOWN, REF_LAYER_WEIGHTS
+    REF_ATTN_NORM = LW_ATTN_NORM, REF_WQ = LW_Q, REF_BQ = LW_BQ, REF_WK = LW_K, REF_BK = LW_BK, REF_WV = LW_V,
+    REF_BV = LW_BV, REF_WO = LW_O, REF_BO = LW_BO, REF_FFN_NORM = LW_FFN_NORM, REF_WGATE = LW_GATE,
+    REF_WUP = LW_UP, REF_WDOWN = LW_DOWN, REF_BDOWN = LW_BDOWN, REF_LAYER_WEIGHTS = LW_COUNT
 };
 /* The linear maps, as the hook sees them (REF_LINEAR_HEAD with layer -1). */
 enum ref_linear { REF_LINEAR_Q, REF_LINEAR_K, REF_LINEAR_V, REF_LINEAR_O, REF_LINEAR_GATE, REF_LINEAR_UP,

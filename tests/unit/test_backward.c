@@ -21,6 +21,7 @@
 #include "check.h"
 #include "kernels.h"
 #include "llama.h"
+#include "matmul.h"
 #include "model.h"
 #include "ref_llama.h"
 #include "util.h"
@@ -210,20 +211,21 @@ static void test_matmul_backward(void)
     K.dout = rand_pair(N * NO, 1, 0, &dout);
     float *din = xcalloc(N * NI, sizeof(float)), *dw = xcalloc(NO * NI, sizeof(float));
     float *db = xcalloc(NO, sizeof(float));
-    matmul_backward(din, dw, db, dout, in, w, N, NI, NO);
+    tensor wt = tensor_wrap(w, NO, NI);
+    matmul_backward(din, dw, db, dout, in, &wt, N);
     note_kernel(fd_check("matmul d in", ref_matmul, K.a, N * NI, din));
     note_kernel(fd_check("matmul d w", ref_matmul, K.b, NO * NI, dw));
     note_kernel(fd_check("matmul d bias", ref_matmul, K.c, NO, db));
     /* accumulating a second time doubles; NULL outputs are skipped */
-    matmul_backward(din, NULL, db, dout, in, w, N, NI, NO);
+    matmul_backward(din, NULL, db, dout, in, &wt, N);
     float *dw2 = xcalloc(NO * NI, sizeof(float));
-    matmul_backward(NULL, dw2, NULL, dout, in, w, N, NI, NO);
+    matmul_backward(NULL, dw2, NULL, dout, in, &wt, N);
     double e = 0;
     for (int i = 0; i < NO * NI; i++)
         e = fmax(e, fabs(dw2[i] - dw[i]));
     CHECK(e == 0);
     float *din1 = xcalloc(N * NI, sizeof(float));
-    matmul_backward(din1, NULL, NULL, dout, in, w, N, NI, NO);
+    matmul_backward(din1, NULL, NULL, dout, in, &wt, N);
     e = 0;
     for (int i = 0; i < N * NI; i++)
         e = fmax(e, fabs(din[i] - 2 * din1[i]));

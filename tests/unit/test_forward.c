@@ -12,6 +12,7 @@
 #include "check.h"
 #include "kernels.h"
 #include "llama.h"
+#include "matmul.h"
 #include "model.h"
 #include "ref_llama.h"
 #include "util.h"
@@ -25,13 +26,6 @@ static float urand(void) /* uniform in [-1, 1) */
     return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
 }
 
-static float *rand_vec(int64_t n, float scale, float offset)
-{
-    float *p = xmalloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++)
-        p[i] = offset + scale * urand();
-    return p;
-}
 
 typedef struct {
     int D, L, V, hd;
@@ -41,8 +35,24 @@ typedef struct {
     float theta;
 } tiny_spec;
 
-/* Fill m by hand the way a loader would (no tensors list: only the pointers the
- * forward pass reads). */
+/* A new tensor of m, uniform in offset + scale * [-1, 1) (rows x cols, cols 0 for a vector). */
+static void rand_tensor(model *m, const char *name, int64_t rows, int64_t cols, float scale, float offset)
+{
+    int64_t shape[2] = {rows, cols};
+    float *p = model_new_tensor(m, name, cols ? 2 : 1, shape)->data;
+    for (int64_t i = 0; i < rows * (cols ? cols : 1); i++)
+        p[i] = offset + scale * urand();
+}
+
+static void rand_layer_tensor(model *m, int l, int id, int64_t rows, int64_t cols, float scale, float offset)
+{
+    char name[160];
+    llama_layer_weight_name(name, sizeof name, l, id);
+    rand_tensor(m, name, rows, cols, scale, offset);
+}
+
+
+/* Fill m by hand the way a loader would, then bind it. */
 static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
@@ -63,61 +73,43 @@ static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
     c->tied = sp->tied;
     c->qkv_bias = sp->bias;
     c->o_bias = c->down_bias = sp->bias; /* "bias": every bias the forward supports */
-    m->has_weights = true;
     int D = sp->D, hd = sp->hd;
     float sD = 1.0f / sqrtf((float)D);
-    m->embed = rand_vec((int64_t)sp->V * D, 1.0f, 0.0f);
-    m->final_norm = rand_vec(D, 0.2f, 1.0f);
-    m->lm_head = sp->tied ? m->embed : rand_vec((int64_t)sp->V * D, 1.0f, 0.0f);
-    m->layers = xcalloc((size_t)sp->L, sizeof(layer_weights));
+    rand_tensor(m, "model.embed_tokens.weight", sp->V, D, 1.0f, 0.0f);
+    rand_tensor(m, "model.norm.weight", D, 0, 0.2f, 1.0f);
+    if (!sp->tied)
+        rand_tensor(m, "lm_head.weight", sp->V, D, 1.0f, 0.0f);
     for (int l = 0; l < sp->L; l++) {
         int H = sp->H[l], KV = sp->KV[l], F = sp->F[l];
         c->n_heads[l] = H;
         c->n_kv_heads[l] = KV;
         c->ffn_dim[l] = F;
-        layer_weights *w = &m->layers[l];
         if (H) {
-            w->attn_norm = rand_vec(D, 0.2f, 1.0f);
-            w->wq = rand_vec((int64_t)H * hd * D, sD, 0.0f);
-            w->wk = rand_vec((int64_t)KV * hd * D, sD, 0.0f);
-            w->wv = rand_vec((int64_t)KV * hd * D, sD, 0.0f);
-            w->wo = rand_vec((int64_t)D * H * hd, 1.0f / sqrtf((float)(H * hd)), 0.0f);
+            rand_layer_tensor(m, l, LW_ATTN_NORM, D, 0, 0.2f, 1.0f);
+            rand_layer_tensor(m, l, LW_Q, (int64_t)H * hd, D, sD, 0.0f);
+            rand_layer_tensor(m, l, LW_K, (int64_t)KV * hd, D, sD, 0.0f);
+            rand_layer_tensor(m, l, LW_V, (int64_t)KV * hd, D, sD, 0.0f);
+            rand_layer_tensor(m, l, LW_O, D, (int64_t)H * hd, 1.0f / sqrtf((float)(H * hd)), 0.0f);
             if (sp->bias) {
-                w->bq = rand_vec((int64_t)H * hd, 0.3f, 0.0f);
-                w->bk = rand_vec((int64_t)KV * hd, 0.3f, 0.0f);
-                w->bv = rand_vec((int64_t)KV * hd, 0.3f, 0.0f);
-                w->bo = rand_vec(D, 0.3f, 0.0f);
+                rand_layer_tensor(m, l, LW_BQ, (int64_t)H * hd, 0, 0.3f, 0.0f);
+                rand_layer_tensor(m, l, LW_BK, (int64_t)KV * hd, 0, 0.3f, 0.0f);
+                rand_layer_tensor(m, l, LW_BV, (int64_t)KV * hd, 0, 0.3f, 0.0f);
+                rand_layer_tensor(m, l, LW_BO, D, 0, 0.3f, 0.0f);
             }
         }
         if (F) {
-            w->ffn_norm = rand_vec(D, 0.2f, 1.0f);
-            w->w_gate = rand_vec((int64_t)F * D, sD, 0.0f);
-            w->w_up = rand_vec((int64_t)F * D, sD, 0.0f);
-            w->w_down = rand_vec((int64_t)D * F, 1.0f / sqrtf((float)F), 0.0f);
+            rand_layer_tensor(m, l, LW_FFN_NORM, D, 0, 0.2f, 1.0f);
+            rand_layer_tensor(m, l, LW_GATE, F, D, sD, 0.0f);
+            rand_layer_tensor(m, l, LW_UP, F, D, sD, 0.0f);
+            rand_layer_tensor(m, l, LW_DOWN, D, F, 1.0f / sqrtf((float)F), 0.0f);
             if (sp->bias)
-                w->bdown = rand_vec(D, 0.3f, 0.0f);
+                rand_layer_tensor(m, l, LW_BDOWN, D, 0, 0.3f, 0.0f);
         }
     }
+    model_bind(m);
 }
 
-static void tiny_free(model *m)
-{
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        layer_weights *w = &m->layers[l];
-        float *p[] = {w->attn_norm, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk,
-                      w->bv, w->bo, w->ffn_norm, w->w_gate, w->w_up, w->w_down, w->bdown};
-        for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
-            free(p[i]);
-    }
-    if (m->lm_head != m->embed)
-        free(m->lm_head);
-    free(m->embed);
-    free(m->final_norm);
-    free(m->layers);
-    free(m->cfg.n_heads);
-    free(m->cfg.n_kv_heads);
-    free(m->cfg.ffn_dim);
-}
+static void tiny_free(model *m) { model_free(m); }
 
 /* ---- forward vs reference ---- */
 
@@ -271,25 +263,25 @@ static void test_gqa_equals_repeated_mha(void)
     sp.KV = KVm;
     tiny_model(&m, &sp, 10);
     /* copy every weight of g into m, repeating k/v heads */
-    memcpy(m.embed, g.embed, (size_t)V * D * sizeof(float));
-    memcpy(m.final_norm, g.final_norm, (size_t)D * sizeof(float));
+    memcpy(m.embed->data, g.embed->data, (size_t)V * D * sizeof(float));
+    memcpy(m.final_norm->data, g.final_norm->data, (size_t)D * sizeof(float));
     layer_weights *wg = &g.layers[0], *wm = &m.layers[0];
-    memcpy(wm->attn_norm, wg->attn_norm, (size_t)D * sizeof(float));
-    memcpy(wm->ffn_norm, wg->ffn_norm, (size_t)D * sizeof(float));
-    memcpy(wm->wq, wg->wq, (size_t)6 * hd * D * sizeof(float));
-    memcpy(wm->bq, wg->bq, (size_t)6 * hd * sizeof(float));
-    memcpy(wm->wo, wg->wo, (size_t)D * 6 * hd * sizeof(float));
-    memcpy(wm->w_gate, wg->w_gate, (size_t)16 * D * sizeof(float));
-    memcpy(wm->w_up, wg->w_up, (size_t)16 * D * sizeof(float));
-    memcpy(wm->w_down, wg->w_down, (size_t)D * 16 * sizeof(float));
-    memcpy(wm->bo, wg->bo, (size_t)D * sizeof(float));
-    memcpy(wm->bdown, wg->bdown, (size_t)D * sizeof(float));
+    memcpy(wm->attn_norm->data, wg->attn_norm->data, (size_t)D * sizeof(float));
+    memcpy(wm->ffn_norm->data, wg->ffn_norm->data, (size_t)D * sizeof(float));
+    memcpy(wm->wq->data, wg->wq->data, (size_t)6 * hd * D * sizeof(float));
+    memcpy(wm->bq->data, wg->bq->data, (size_t)6 * hd * sizeof(float));
+    memcpy(wm->wo->data, wg->wo->data, (size_t)D * 6 * hd * sizeof(float));
+    memcpy(wm->w_gate->data, wg->w_gate->data, (size_t)16 * D * sizeof(float));
+    memcpy(wm->w_up->data, wg->w_up->data, (size_t)16 * D * sizeof(float));
+    memcpy(wm->w_down->data, wg->w_down->data, (size_t)D * 16 * sizeof(float));
+    memcpy(wm->bo->data, wg->bo->data, (size_t)D * sizeof(float));
+    memcpy(wm->bdown->data, wg->bdown->data, (size_t)D * sizeof(float));
     for (int h = 0; h < 6; h++) {
         int kvh = h / 3;
-        memcpy(wm->wk + (size_t)h * hd * D, wg->wk + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
-        memcpy(wm->wv + (size_t)h * hd * D, wg->wv + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
-        memcpy(wm->bk + h * hd, wg->bk + kvh * hd, (size_t)hd * sizeof(float));
-        memcpy(wm->bv + h * hd, wg->bv + kvh * hd, (size_t)hd * sizeof(float));
+        memcpy(wm->wk->data + (size_t)h * hd * D, wg->wk->data + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
+        memcpy(wm->wv->data + (size_t)h * hd * D, wg->wv->data + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
+        memcpy(wm->bk->data + h * hd, wg->bk->data + kvh * hd, (size_t)hd * sizeof(float));
+        memcpy(wm->bv->data + h * hd, wg->bv->data + kvh * hd, (size_t)hd * sizeof(float));
     }
     int *tokens = rand_tokens(B * T, V);
     llama_state sg, sm;
@@ -368,7 +360,8 @@ static void test_matmul_bias(void)
         w[i] = urand();
     for (int i = 0; i < NO; i++)
         b[i] = urand();
-    matmul_forward(out, in, w, b, N, NI, NO);
+    tensor wt = tensor_wrap(w, NO, NI), bt = tensor_wrap(b, NO, 0);
+    matmul_forward(out, in, &wt, &bt, N);
     double e = 0;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < NO; o++) {
@@ -382,7 +375,7 @@ static void test_matmul_bias(void)
     float acc[N * NO];
     for (int i = 0; i < N * NO; i++)
         acc[i] = 1.0f;
-    matmul_accumulate(acc, in, w, NULL, N, NI, NO);
+    matmul_accumulate(acc, in, &wt, NULL, N);
     e = 0;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < NO; o++)
@@ -391,7 +384,7 @@ static void test_matmul_bias(void)
     /* and with a bias: 1 + in W^T + b */
     for (int i = 0; i < N * NO; i++)
         acc[i] = 1.0f;
-    matmul_accumulate(acc, in, w, b, N, NI, NO);
+    matmul_accumulate(acc, in, &wt, &bt, N);
     e = 0;
     for (int n = 0; n < N; n++)
         for (int o = 0; o < NO; o++)

@@ -159,7 +159,7 @@ static void test_loglik_matches_harness(void)
     int n = (int)(sizeof req / sizeof *req);
     for (int budget = 1; budget <= 64; budget *= 4) {
         loglik_engine e;
-        loglik_init(&e, &g_model, max_len, budget);
+        loglik_init(&e, &g_model, NULL, max_len, budget);
         for (int i = 0; i < n; i++)
             req[i].ll = NAN;
         loglik_run(&e, req, n, NULL);

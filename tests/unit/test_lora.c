@@ -177,10 +177,9 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     int N = B * T, V = m->cfg.vocab;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     make_batch(tokens, targets, B, T, V);
-    model *mm = (model *)m;
-    mm->lora = s;
     lora_alloc_grads(s);
     llama_train *t = llama_train_new(m, B, T);
+    llama_train_set_lora(t, s);
     double loss = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
 
     R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
@@ -223,6 +222,7 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     double loss0 = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
     llama_state st;
     llama_state_init(&st, m, B, T);
+    st.lora = s;
     llama_forward(m, &st, tokens);
     double nll = 0;
     int64_t count = 0;
@@ -236,7 +236,6 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     ref_model_free(&R.r);
     free(R.p);
     llama_train_free(t);
-    mm->lora = NULL;
     free(tokens), free(targets);
 }
 
@@ -300,10 +299,10 @@ static void test_frozen_base(void)
     model m;
     random_model(&m, &sp, 11);
     lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 2, 4.0, 0.1f, 11);
-    m.lora = s;
     int B = 2, T = 6, tokens[12], targets[12];
     make_batch(tokens, targets, B, T, sp.V);
     llama_train *t = llama_train_new(&m, B, T);
+    llama_train_set_lora(t, s);
     lora_alloc_grads(s);
     int delivered = 0;
     double l1 = llama_loss_backward(&m, t, tokens, targets, count_sink, NULL, &delivered);
@@ -322,7 +321,8 @@ static void test_frozen_base(void)
     CHECK(e < 1e-6);
     free(g1);
     llama_train_free(t);
-    model_free(&m); /* frees the attached set */
+    lora_destroy(s);
+    model_free(&m);
 }
 
 /* The merged model's logits are base + adapter's, in both eval forward passes. */
@@ -335,11 +335,11 @@ static void test_merge(void)
     random_model(&mg, &sp, 21);
     lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 8, 16.0, 0.05f, 21);
     lora_merge(s, &mg);
-    m.lora = s;
     int B = 2, T = 7, N = B * T, tokens[14], targets[14];
     make_batch(tokens, targets, B, T, sp.V);
     llama_state a, b;
     llama_state_init(&a, &m, B, T);
+    a.lora = s;
     llama_state_init(&b, &mg, B, T);
     llama_forward(&m, &a, tokens);
     llama_forward(&mg, &b, tokens);
@@ -361,6 +361,7 @@ static void test_merge(void)
     /* the cached forward (zero-shot tasks, generation) adds the adapters too */
     llama_cache kc;
     llama_cache_init(&kc, &m, 1, T, T, T);
+    kc.lora = s;
     int len = T, slot = 0, out[7];
     for (int i = 0; i < T; i++)
         out[i] = i;
@@ -379,6 +380,7 @@ static void test_merge(void)
             es = fmax(es, fabs(a.logits[t * sp.V + v] - b.logits[t * sp.V + v]) / fmax(1, fabs(b.logits[t * sp.V + v])));
     CHECK(es < 1e-5);
     llama_state_free(&a), llama_state_free(&b), llama_state_free(&c);
+    lora_destroy(s);
     model_free(&m), model_free(&mg), model_free(&base);
 }
 
@@ -404,9 +406,10 @@ static void test_stream_round_trip(void)
     CHECK(back.n_params == s->n_params && !memcmp(back.params, s->params, s->n_params * sizeof(float)));
     CHECK(!strcmp(back.fingerprint, s->fingerprint));
     lora_free(&back);
-    /* attach: the model owns it and frees it */
-    lora_attach(&m, path);
-    CHECK(m.lora && m.lora->n == s->n);
+    /* loaded for the model, to be passed beside it */
+    lora_set *loaded = lora_load(path, &m);
+    CHECK(loaded && loaded->n == s->n);
+    lora_destroy(loaded);
     unlink(path);
     lora_free(s);
     free(s);

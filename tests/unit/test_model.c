@@ -570,11 +570,11 @@ static void test_random_models(void)
     CHECK(!strcmp(a, b));
     model_fingerprint(&m, b);
     CHECK(!strcmp(a, b));
-    float old = m.layers[1].wv[5];
-    m.layers[1].wv[5] = nextafterf(old, INFINITY);
+    float old = m.layers[1].wv->data[5];
+    m.layers[1].wv->data[5] = nextafterf(old, INFINITY);
     model_fingerprint(&m, b);
     CHECK(strcmp(a, b) != 0);
-    m.layers[1].wv[5] = old;
+    m.layers[1].wv->data[5] = old;
     model_fingerprint(&m, b);
     CHECK(!strcmp(a, b));
     /* the config is part of the identity */
@@ -592,7 +592,7 @@ static void test_random_models(void)
     c.ffn_dim[1] = 40;
     model_init_random(&m3, &c, 7);
     tensor *x = model_tensor(&m3, "model.layers.0.self_attn.q_proj.weight");
-    CHECK(x && !memcmp(x->data, m.layers[0].wq, (size_t)x->numel * 4));
+    CHECK(x && !memcmp(x->data, m.layers[0].wq->data, (size_t)x->numel * 4));
     model_free(&m3);
 
     /* tied: no lm_head tensor, lm_head is the embedding */
@@ -653,7 +653,7 @@ static void test_bind_errors(void)
 
     /* a NaN */
     model_init_random(&g_model, &c, 3);
-    g_model.layers[0].w_down[17] = NAN;
+    g_model.layers[0].w_down->data[17] = NAN;
     CHECK(dies_with(bind_global, NULL, "down_proj.weight has a non-finite value", "index 17"));
     model_free(&g_model);
 
@@ -672,7 +672,7 @@ static void test_bind_errors(void)
     model_fingerprint(&g_model, fp0);
     int64_t vs[2] = {32, 16};
     t = model_new_tensor(&g_model, "lm_head.weight", 2, vs);
-    memcpy(t->data, g_model.embed, 32 * 16 * 4);
+    memcpy(t->data, g_model.embed->data, 32 * 16 * 4);
     model_bind(&g_model);
     model_fingerprint(&g_model, fp1);
     CHECK(!strcmp(fp0, fp1) && !model_tensor(&g_model, "lm_head.weight"));
@@ -840,18 +840,18 @@ static void test_llama2c(void)
     const int64_t V = 512, D = 64, L = 5, KVD = 32, F = 172;
     float *buf = xmalloc(512 * 64 * 4);
     read_bin_floats(p, 0, buf, V * D);
-    CHECK(!memcmp(buf, m.embed, (size_t)(V * D) * 4));
+    CHECK(!memcmp(buf, m.embed->data, (size_t)(V * D) * 4));
     int64_t wk_off = V * D + L * D + L * D * D + 3 * KVD * D;
     read_bin_floats(p, wk_off, buf, KVD * D);
-    CHECK(!memcmp(buf, m.layers[3].wk, (size_t)(KVD * D) * 4));
+    CHECK(!memcmp(buf, m.layers[3].wk->data, (size_t)(KVD * D) * 4));
     int64_t w3_off = V * D + 2 * L * D + 2 * L * D * D + 2 * L * KVD * D + 2 * L * F * D + 4 * F * D;
     read_bin_floats(p, w3_off, buf, F * D);
-    CHECK(!memcmp(buf, m.layers[4].w_up, (size_t)(F * D) * 4));
+    CHECK(!memcmp(buf, m.layers[4].w_up->data, (size_t)(F * D) * 4));
     int64_t w2_off = V * D + 2 * L * D + 2 * L * D * D + 2 * L * KVD * D + L * F * D + 1 * D * F;
     read_bin_floats(p, w2_off, buf, D * F);
-    CHECK(!memcmp(buf, m.layers[1].w_down, (size_t)(D * F) * 4));
+    CHECK(!memcmp(buf, m.layers[1].w_down->data, (size_t)(D * F) * 4));
     read_bin_floats(p, V * D + 2 * L * D + 2 * L * D * D + 2 * L * KVD * D + 3 * L * F * D, buf, D);
-    CHECK(!memcmp(buf, m.final_norm, (size_t)D * 4));
+    CHECK(!memcmp(buf, m.final_norm->data, (size_t)D * 4));
     free(buf);
 
     /* The fingerprint is pinned: it names every stream made from this model, so a
@@ -887,7 +887,7 @@ static void test_llama2c(void)
     }
     write_file(cut, bytes, n + 512 * 64 * 4);
     model_load(&m, cut, NULL);
-    CHECK(!m.cfg.tied && m.lm_head != m.embed && m.lm_head[12345] == 12.345f);
+    CHECK(!m.cfg.tied && m.lm_head != m.embed && m.lm_head->data[12345] == 12.345f);
     CHECK(m.tok.size == 0);
     model_free(&m);
     free(cut);

@@ -20,6 +20,9 @@
 #include "ref_llama.h"
 #include "util.h"
 
+/* The fp32 values of a weight, or NULL. */
+#define F32(t) ((t) ? (t)->data : NULL)
+
 static uint64_t rng = 88172645463325252ull;
 static uint64_t next_u64(void)
 {
@@ -518,13 +521,13 @@ static void test_magnitude_importance(void)
         double s = 0;
         for (int r = u * rep * hd; r < (u + 1) * rep * hd; r++) {
             for (int d = 0; d < D; d++)
-                s += fabs(w->wq[(size_t)r * D + d]) + fabs(w->wo[(size_t)d * H * hd + r]);
-            s += fabs(w->bq[r]);
+                s += fabs(F32(w->wq)[(size_t)r * D + d]) + fabs(F32(w->wo)[(size_t)d * H * hd + r]);
+            s += fabs(F32(w->bq)[r]);
         }
         for (int r = u * hd; r < (u + 1) * hd; r++) {
             for (int d = 0; d < D; d++)
-                s += fabs(w->wk[(size_t)r * D + d]) + fabs(w->wv[(size_t)r * D + d]);
-            s += fabs(w->bk[r]) + fabs(w->bv[r]);
+                s += fabs(F32(w->wk)[(size_t)r * D + d]) + fabs(F32(w->wv)[(size_t)r * D + d]);
+            s += fabs(F32(w->bk)[r]) + fabs(F32(w->bv)[r]);
         }
         CHECK_CLOSE(imp[u], s, 1e-9);
     }
@@ -539,9 +542,9 @@ static void test_magnitude_importance(void)
     for (int u = 0; u < F; u++) {
         double sg = 0, su = 0, sd = 0;
         for (int d = 0; d < D; d++) {
-            sg += (double)w->w_gate[(size_t)u * D + d] * w->w_gate[(size_t)u * D + d];
-            su += (double)w->w_up[(size_t)u * D + d] * w->w_up[(size_t)u * D + d];
-            sd += (double)w->w_down[(size_t)d * F + u] * w->w_down[(size_t)d * F + u];
+            sg += (double)F32(w->w_gate)[(size_t)u * D + d] * F32(w->w_gate)[(size_t)u * D + d];
+            su += (double)F32(w->w_up)[(size_t)u * D + d] * F32(w->w_up)[(size_t)u * D + d];
+            sd += (double)F32(w->w_down)[(size_t)d * F + u] * F32(w->w_down)[(size_t)d * F + u];
         }
         CHECK_CLOSE(imp[u], sg + su + sd, 1e-9);
         CHECK_CLOSE(mx[u], fmax(sg, fmax(su, sd)), 1e-9);

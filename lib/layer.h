@@ -1,0 +1,92 @@
+/* layer.h - one LLaMA decoder layer, forward and backward: the only place the
+ * layer is written. The batch forward (llama.c), the cached forward
+ * (llama_cache.c) and the training pass (backward.c) all run layer_forward; they
+ * differ only in their hooks:
+ *   attend  how q, k, v (before rotary) become the attention context: causal over
+ *           B sequences from position 0 (layer_attend_causal), or against a
+ *           key/value cache (llama_cache.c);
+ *   act     the input of every linear map, for activation statistics;
+ *   lora    LoRA adapters added after each adapted map (lora.h), with or without
+ *           their dropout;
+ * and in the buffers they hand it (what a pass keeps for its backward).
+ *
+ * Letters: B sequences, T tokens per sequence, N rows, D hidden, H query heads,
+ * KV key/value heads, hd head dim, F MLP width (of the layer). */
+#ifndef PARE_LAYER_H
+#define PARE_LAYER_H
+
+#include <stdbool.h>
+
+#include "model.h"
+
+struct lora_set;
+
+/* Called with the input x (N, I) of a linear map, for activation statistics:
+ * tensor is the map's weight name, I = nin its input width. Called once per
+ * linear map and pass, in the forward's order: q_proj, k_proj, v_proj (the same x
+ * for the three), o_proj (the attention context), gate_proj, up_proj (the same x),
+ * down_proj (silu(gate) * up). (The width is not named I: <complex.h>, which
+ * cblas.h pulls in, defines I.) */
+typedef void (*act_sink_fn)(void *ctx, const char *tensor, const float *x, int N, int nin);
+
+/* A layer's internals. Buffers sized for the largest layer; xn_m may equal xn_a,
+ * hid may equal gate (the forward then overwrites them); a NULL rstd is not kept. */
+typedef struct {
+    float *xn_a, *rstd_a; /* (N, D), (N) attention norm's output and 1/rms */
+    float *q;             /* (N, H*hd), rotated by the attend hook */
+    float *k, *v;         /* (N, KV*hd) */
+    float *ctx;           /* (N, H*hd) attention output, o_proj's input */
+    float *xmid;          /* (N, D) residual between attention and MLP (backward only) */
+    float *xn_m, *rstd_m; /* (N, D), (N) MLP norm's output and 1/rms */
+    float *gate, *up;     /* (N, F) */
+    float *hid;           /* (N, F) silu(gate) * up, down_proj's input */
+} layer_acts;
+
+/* Causal attention over B sequences of T tokens at positions 0..T-1. */
+typedef struct {
+    int B, T;
+    float *att;                        /* (B, H, T, T) softmax probabilities */
+    const float *rope_cos, *rope_sin;  /* (T, hd/2) */
+} layer_causal;
+
+typedef struct {
+    /* ctx (N, H*hd) of q, k, v (N rows, before rotary) of layer l, in a */
+    void (*attend)(void *ctx, const model *m, int l, layer_acts *a, int N);
+    void *attend_ctx;
+    act_sink_fn act;      /* NULL: none */
+    void *act_ctx;
+    struct lora_set *lora; /* NULL: none */
+    bool dropout;          /* apply the adapters' dropout (training passes) */
+} layer_hooks;
+
+/* The attend hook of the batch passes: ctx is a layer_causal. */
+void layer_attend_causal(void *ctx, const model *m, int l, layer_acts *a, int N);
+
+/* Layer l on N rows: out (N, D) = x + attention(rmsnorm(x)), then
+ * out += mlp(rmsnorm(out)) when full (without full, out is the residual between
+ * the two sub-blocks and the MLP stops before down_proj). out may equal x. A
+ * sub-block the config removed (H = 0, F = 0) is skipped. */
+void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, const float *x, float *out, int N,
+                   bool full);
+
+/* Activation gradients of one layer (sized like layer_acts). */
+typedef struct {
+    float *dx;            /* (N, D) d loss / d residual stream */
+    float *dxn;           /* (N, D) d loss / d a norm's output */
+    float *dq;            /* (N, H*hd) */
+    float *dk, *dv;       /* (N, KV*hd) */
+    float *dctx;          /* (N, H*hd) */
+    float *dp;            /* (T, T) attention scratch */
+    float *dhid;          /* (N, F) */
+} layer_dacts;
+
+/* Layer l's backward, for the training pass (causal attention over att, the
+ * adapters lora, or NULL, with their dropout): d->dx holds d loss / d (layer
+ * output) on entry and d loss / d (layer input x) on return; g[id] (zeroed; NULL:
+ * not wanted, except the norms') receive the gradients of weight id (enum
+ * llama_layer_weight), the adapters' go where lora_backward puts them.
+ * Recomputes the layer's internals (into a) from x first. */
+void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,
+                    layer_dacts *d, const float *x, float *const g[LW_COUNT]);
+
+#endif
