@@ -23,7 +23,7 @@ TOOLS    = $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_SRC= $(sort $(wildcard bench/*.c))
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit bats check-asan bench demo install clean
+.PHONY: all test unit bats check-asan bench demo install clean fuzz fuzz-targets
 all: $(filter-out $(BUILD)/bin/pare-pare,$(PROGS)) $(FRONT) $(TOOLS)
 
 $(BUILD)/lib/%.o: lib/%.c lib/*.h
@@ -75,6 +75,37 @@ check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" test
 
+# libFuzzer targets, one per input format (tests/fuzz/README.md), built with clang
+# under ASan and UBSan in $(FUZZ_BUILD); each runs FUZZ_SECONDS on seeds made from
+# $(PARE_DATA) and from the streams the programs write.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS   = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_WRAP     = -Wl,--wrap=fopen,--wrap=fclose,--wrap=archive_read_new,--wrap=archive_read_free
+FUZZ_SRC      = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS     = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%) $(BUILD)/fuzz/fuzz_stream_reseal
+
+fuzz: all
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" fuzz-targets
+	tests/fuzz/run $(FUZZ_BUILD) $(BUILD) $(FUZZ_SECONDS)
+
+fuzz-targets: $(FUZZ_BINS)
+
+# the harness itself is not instrumented for coverage: its bookkeeping is no finding
+$(BUILD)/fuzz-obj/harness.o: tests/fuzz/fuzz.c tests/fuzz/fuzz.h lib/util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fno-sanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/fuzz_stream_reseal: tests/fuzz/fuzz_stream.c $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_RESEAL -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a \
+	    $(FUZZ_WRAP) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a \
+	    $(FUZZ_WRAP) $(LDFLAGS) $(LDLIBS)
+
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
 
@@ -88,4 +119,4 @@ install: all
 	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
 
 clean:
-	rm -rf build build-asan build-clang
+	rm -rf build build-asan build-clang build-fuzz

@@ -69,7 +69,8 @@ typedef struct {
     int64_t *filled; /* elements read so far, per tensor */
 } tensor_list;
 
-static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, int ndim, const int64_t *shape)
+static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, int ndim, const int64_t *shape,
+                           size_t esize)
 {
     for (int i = tl->n - 1; i >= 0; i--) {
         tensor *t = &tl->t[i];
@@ -79,6 +80,11 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
             stream_die(r, "tensor '%s' appears twice with different shapes", name);
         return t;
     }
+    /* A new tensor's values must fit in the rest of the stream before its buffer is
+     * allocated (dims are at most 2^40: the product cannot overflow in doubles). */
+    double bytes = (double)esize * (double)shape[0] * (double)(ndim == 2 ? shape[1] : 1);
+    if (bytes > (double)stream_bytes_left(r))
+        stream_die(r, "tensor '%s' of %.0f bytes does not fit in the rest of the stream", name, bytes);
     if (tl->n == tl->cap) {
         tl->cap = tl->cap ? 2 * tl->cap : 64;
         tl->t = xrealloc(tl->t, (size_t)tl->cap * sizeof *tl->t);
@@ -116,13 +122,13 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
     for (int d = 0; d < ndim; d++)
         if (!mp_int(&shape->via.array.ptr[d], &dims[d]) || dims[d] <= 0 || dims[d] > ((int64_t)1 << 40))
             stream_die(r, "tensor '%s' has an invalid shape", name);
-    tensor *t = find_or_add(r, tl, name, ndim, dims);
+    size_t esize = dtype_size((enum dtype)dtype);
+    tensor *t = find_or_add(r, tl, name, ndim, dims, esize);
     int64_t *filled = &tl->filled[t - tl->t];
     int64_t offset = 0;
     const msgpack_object *off = mp_get(rec, "offset");
     if (off && !mp_int(off, &offset))
         stream_die(r, "tensor '%s' has an invalid offset", name);
-    size_t esize = dtype_size((enum dtype)dtype);
     if (r->payload_len % esize)
         stream_die(r, "tensor '%s': %llu payload bytes is not a whole number of %s values", name,
                    (unsigned long long)r->payload_len, dt);

@@ -136,36 +136,6 @@ int gen_sample(const float *logits, int V, const gen_params *p, double u, gen_pa
 
 /* ---- generation ---- */
 
-/* Replace bytes that are not valid UTF-8 with U+FFFD (a token may end inside a
- * character). */
-static char *valid_utf8(const char *s, size_t n)
-{
-    char *out = xmalloc(3 * n + 1);
-    size_t o = 0;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        int len = u[i] < 0x80 ? 1 : u[i] >= 0xC2 && u[i] <= 0xDF ? 2 : u[i] >= 0xE0 && u[i] <= 0xEF ? 3
-                                  : u[i] >= 0xF0 && u[i] <= 0xF4 ? 4 : 0;
-        bool ok = len > 0 && i + (size_t)len <= n;
-        for (int k = 1; ok && k < len; k++)
-            ok = (u[i + k] & 0xC0) == 0x80;
-        if (ok && len == 3)
-            ok = !(u[i] == 0xE0 && u[i + 1] < 0xA0) && !(u[i] == 0xED && u[i + 1] >= 0xA0);
-        if (ok && len == 4)
-            ok = !(u[i] == 0xF0 && u[i + 1] < 0x90) && !(u[i] == 0xF4 && u[i + 1] >= 0x90);
-        if (ok && u[i] != 0) {
-            memcpy(out + o, s + i, (size_t)len);
-            o += (size_t)len;
-            i += (size_t)len;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = 0;
-    return out;
-}
 
 void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
               gen_result *res)
@@ -215,7 +185,7 @@ void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const
         out = 0;
         llama_cache_forward(m, &c, &next, 1, &len, &slot, true, &out, 1);
     }
-    res->text = valid_utf8(text ? text : "", used);
+    res->text = utf8_replace_invalid(text ? text : "", used);
     res->prompt_tokens = P;
     res->seconds = now_seconds() - t0;
     free(text);
@@ -226,7 +196,7 @@ void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const
 
 json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, const gen_result *g)
 {
-    char *pr = valid_utf8(prompt, strlen(prompt));
+    char *pr = utf8_replace_invalid(prompt, strlen(prompt));
     json_t *j = json_pack("{s:s,s:s,s:i,s:i,s:{s:i,s:f,s:f,s:i,s:I,s:I,s:b}}", "prompt", pr, "text", g->text,
                           "prompt_tokens", g->prompt_tokens, "tokens", g->new_tokens, "protocol", "top_k", p->top_k,
                           "top_p", p->top_p, "temperature", p->temperature, "max_length", p->max_length, "seed",

@@ -76,7 +76,14 @@ void llama2c_load(model *m, const char *path)
                       + (uint64_t)dim                           /* rms_final */
                       + (uint64_t)seq * hd                      /* freq_cis real + imag */
                       + (tied ? 0 : (uint64_t)V * dim);         /* wcls */
+    /* the same sum in doubles: a header whose sizes overflow 64 bits is refused
+     * instead of matching a file size modulo 2^64 */
+    double approx = (double)V * dim * (tied ? 1 : 2) +
+                    (double)L * (2.0 * dim + 2.0 * dim * dim + 2.0 * (double)kvd * dim + 3.0 * hidden * dim) +
+                    dim + (double)seq * hd;
     uint64_t want = 28 + 4 * floats, have = (uint64_t)st.st_size;
+    if (approx > 0x1p60)
+        want = UINT64_MAX;
     if (have != want)
         die("%s: file size %llu does not match its llama2.c header (dim %d, hidden_dim %d, "
             "n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d need %llu bytes)%s",

@@ -59,7 +59,8 @@ static json_t *to_json(const msgpack_object *o, bool data)
     if (o->type == MSGPACK_OBJECT_MAP) {
         json_t *m = json_object();
         for (uint32_t i = 0; i < o->via.map.size; i++) {
-            char *key = mp_strdup(&o->via.map.ptr[i].key);
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            char *key = k->type == MSGPACK_OBJECT_STR ? utf8_replace_invalid(k->via.str.ptr, k->via.str.size) : NULL;
             json_object_set_new(m, key ? key : "?", to_json(&o->via.map.ptr[i].val, data));
             free(key);
         }
@@ -77,6 +78,8 @@ static json_t *to_json(const msgpack_object *o, bool data)
 static void print_line(FILE *out, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (!s)
+        die("cannot print a record as JSON");
     fputs(s, out);
     fputc('\n', out);
     free(s);

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -270,11 +271,27 @@ static uint64_t rd_be(stream_reader *r, int n)
 
 static void rd_value(stream_reader *r, msgpack_zone *z, msgpack_object *o, int depth);
 
+/* Bytes of the stream not read yet; UINT64_MAX when unknown (a pipe). */
+uint64_t stream_bytes_left(const stream_reader *r)
+{
+    return r->size == UINT64_MAX ? UINT64_MAX : r->offset < r->size ? r->size - r->offset : 0;
+}
+
+/* Refuse n bytes (or values: each takes a byte at least) that the rest of a
+ * file cannot hold, before anything is allocated for them. */
+static void need_bytes(stream_reader *r, uint64_t n, const char *what)
+{
+    if (n > stream_bytes_left(r))
+        stream_die(r, "truncated stream: %s of %llu at byte %llu, but the file ends at byte %llu", what,
+                   (unsigned long long)n, (unsigned long long)r->offset, (unsigned long long)r->size);
+}
+
 static char *rd_raw(stream_reader *r, msgpack_zone *z, uint64_t n)
 {
     if (n > MAX_SMALL_BYTES)
         stream_die(r, "corrupt stream: a %llu-byte string at byte %llu", (unsigned long long)n,
                    (unsigned long long)r->offset);
+    need_bytes(r, n, "a string");
     char *p = msgpack_zone_malloc(z, n + 1);
     if (!p)
         die("out of memory");
@@ -283,28 +300,61 @@ static char *rd_raw(stream_reader *r, msgpack_zone *z, uint64_t n)
     return p;
 }
 
+/* The values of an array or map, read into memory that grows with the values
+ * actually read (a count that the input does not back up allocates nothing),
+ * then moved into the zone. */
+typedef struct {
+    msgpack_object *p;
+    size_t n, cap;
+} objbuf;
+
+static msgpack_object *objbuf_next(objbuf *b)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 16;
+        b->p = xrealloc(b->p, b->cap * sizeof *b->p);
+    }
+    return &b->p[b->n++];
+}
+
+static void *objbuf_to_zone(objbuf *b, msgpack_zone *z)
+{
+    void *p = NULL;
+    if (b->n) {
+        p = msgpack_zone_malloc(z, b->n * sizeof *b->p);
+        if (!p)
+            die("out of memory");
+        memcpy(p, b->p, b->n * sizeof *b->p);
+    }
+    free(b->p);
+    return p;
+}
+
 static void rd_array(stream_reader *r, msgpack_zone *z, msgpack_object *o, uint64_t n, int depth)
 {
     if (n > MAX_ITEMS)
         stream_die(r, "corrupt stream: an array of %llu items", (unsigned long long)n);
+    need_bytes(r, n, "an array");
+    objbuf b = {0};
+    for (uint64_t i = 0; i < n; i++)
+        rd_value(r, z, objbuf_next(&b), depth + 1);
     o->type = MSGPACK_OBJECT_ARRAY;
     o->via.array.size = (uint32_t)n;
-    o->via.array.ptr = n ? msgpack_zone_malloc(z, n * sizeof(msgpack_object)) : NULL;
-    for (uint64_t i = 0; i < n; i++)
-        rd_value(r, z, &o->via.array.ptr[i], depth + 1);
+    o->via.array.ptr = objbuf_to_zone(&b, z);
 }
 
+/* A map's n pairs, as 2n objects (msgpack_object_kv is a key and a value). */
 static void rd_map(stream_reader *r, msgpack_zone *z, msgpack_object *o, uint64_t n, int depth)
 {
     if (n > MAX_ITEMS)
         stream_die(r, "corrupt stream: a map of %llu entries", (unsigned long long)n);
+    need_bytes(r, 2 * n, "a map");
+    objbuf b = {0};
+    for (uint64_t i = 0; i < 2 * n; i++)
+        rd_value(r, z, objbuf_next(&b), depth + 1);
     o->type = MSGPACK_OBJECT_MAP;
     o->via.map.size = (uint32_t)n;
-    o->via.map.ptr = n ? msgpack_zone_malloc(z, n * sizeof(msgpack_object_kv)) : NULL;
-    for (uint64_t i = 0; i < n; i++) {
-        rd_value(r, z, &o->via.map.ptr[i].key, depth + 1);
-        rd_value(r, z, &o->via.map.ptr[i].val, depth + 1);
-    }
+    o->via.map.ptr = objbuf_to_zone(&b, z);
 }
 
 /* One value whose first byte c has been read. */
@@ -411,22 +461,29 @@ static void rd_record(stream_reader *r, msgpack_object *o)
         stream_die(r, "corrupt stream: expected a record (a map) at byte %llu", (unsigned long long)(r->offset - 1));
     if (n > MAX_ITEMS || n == 0)
         stream_die(r, "corrupt stream: a record of %llu entries", (unsigned long long)n);
-    o->type = MSGPACK_OBJECT_MAP;
-    o->via.map.size = (uint32_t)n;
-    o->via.map.ptr = msgpack_zone_malloc(&r->zone, n * sizeof(msgpack_object_kv));
+    need_bytes(r, 2 * n, "a record");
+    objbuf b = {0};
+    uint32_t size = (uint32_t)n;
     for (uint64_t i = 0; i < n; i++) {
-        msgpack_object_kv *kv = &o->via.map.ptr[i];
-        rd_value(r, &r->zone, &kv->key, 1);
+        msgpack_object *key = objbuf_next(&b), *val = objbuf_next(&b);
+        rd_value(r, &r->zone, key, 1);
         uint8_t t;
         rd_bytes(r, &t, 1);
         if (i == n - 1 && (t == 0xc4 || t == 0xc5 || t == 0xc6)) {
             r->payload_len = rd_be(r, t == 0xc4 ? 1 : t == 0xc5 ? 2 : 4);
-            r->payload_key = kv->key.type == MSGPACK_OBJECT_STR ? kv->key.via.str.ptr : "";
-            kv->val.type = MSGPACK_OBJECT_NIL; /* the payload is read separately */
-            o->via.map.size = (uint32_t)n - 1;
+            need_bytes(r, r->payload_len, "a payload");
+            val->type = MSGPACK_OBJECT_NIL; /* the payload is read separately */
+            size = (uint32_t)n - 1;
         } else {
-            rd_value_tag(r, &r->zone, &kv->val, 1, t);
+            rd_value_tag(r, &r->zone, val, 1, t);
         }
+    }
+    o->type = MSGPACK_OBJECT_MAP;
+    o->via.map.size = size;
+    o->via.map.ptr = objbuf_to_zone(&b, &r->zone);
+    if (size < n) {
+        const msgpack_object *key = &o->via.map.ptr[size].key;
+        r->payload_key = key->type == MSGPACK_OBJECT_STR ? key->via.str.ptr : "";
     }
 }
 
@@ -457,6 +514,19 @@ static const char *str_or(const msgpack_object *o, const char *dflt)
     return o && o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : dflt;
 }
 
+/* A stream kind: "checkpoint", "lora-state", ... (fits stream_reader.kind). */
+static bool is_kind_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof ((stream_reader *)0)->kind)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '-' || s[i] == '_'))
+            return false;
+    return true;
+}
+
 void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const uint8_t *prefix,
                              size_t prefix_len, const char *kind)
 {
@@ -469,6 +539,12 @@ void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const 
     msgpack_zone_init(&r->zone, 1 << 14);
     msgpack_zone_init(&r->header_zone, 1 << 12);
 
+    /* The size of a regular file bounds every count and length read from it. */
+    struct stat st;
+    long pos = ftell(f);
+    r->size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && pos >= 0 && pos <= st.st_size
+                  ? (uint64_t)(st.st_size - pos) + prefix_len
+                  : UINT64_MAX;
     /* Bytes a caller already read from f while sniffing are consumed first. */
     if (prefix_len) {
         r->prefix = xmalloc(prefix_len);
@@ -481,19 +557,26 @@ void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const 
     uint64_t n = map_len_from_tag(r, c, &ok);
     if (!ok || n == 0)
         die("%s: not a pare stream (it does not start with a header map)", name);
+    if (n > MAX_ITEMS)
+        die("%s: not a pare stream (a header of %llu entries)", name, (unsigned long long)n);
+    need_bytes(r, 2 * n, "a header");
+    objbuf b = {0};
+    for (uint64_t i = 0; i < 2 * n; i++) {
+        rd_value(r, &r->header_zone, objbuf_next(&b), 1);
+        if (i == 0 && !(b.p[0].type == MSGPACK_OBJECT_STR && b.p[0].via.str.size == 4 &&
+                        memcmp(b.p[0].via.str.ptr, "pare", 4) == 0))
+            die("%s: not a pare stream (its first key is not \"pare\")", name);
+    }
     msgpack_object *h = &r->header;
     h->type = MSGPACK_OBJECT_MAP;
     h->via.map.size = (uint32_t)n;
-    h->via.map.ptr = msgpack_zone_malloc(&r->header_zone, n * sizeof(msgpack_object_kv));
-    for (uint64_t i = 0; i < n; i++) {
-        rd_value(r, &r->header_zone, &h->via.map.ptr[i].key, 1);
-        rd_value(r, &r->header_zone, &h->via.map.ptr[i].val, 1);
-        if (i == 0 && !mp_is_str(&h->via.map.ptr[0].key, "pare"))
-            die("%s: not a pare stream (its first key is not \"pare\")", name);
-    }
+    h->via.map.ptr = objbuf_to_zone(&b, &r->header_zone);
     const char *got = str_or(mp_get(h, "pare"), NULL);
     if (!got)
         die("%s: not a pare stream (no kind in its header)", name);
+    if (!is_kind_name(got))
+        die("%s: not a pare stream (its kind is not a name of 1 to %zu letters, digits, '-' or '_')", name,
+            sizeof r->kind - 1);
     snprintf(r->kind, sizeof r->kind, "%s", got);
     int64_t version = 0;
     if (!mp_int(mp_get(h, "version"), &version))
@@ -636,7 +719,16 @@ json_t *mp_to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR: return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_STR: {
+        /* JSON strings are UTF-8: other bytes become U+FFFD */
+        json_t *j = json_stringn(o->via.str.ptr, o->via.str.size);
+        if (!j) {
+            char *s = utf8_replace_invalid(o->via.str.ptr, o->via.str.size);
+            j = json_string(s);
+            free(s);
+        }
+        return j;
+    }
     case MSGPACK_OBJECT_BIN: return json_pack("{s:I}", "bin", (json_int_t)o->via.bin.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
@@ -648,7 +740,8 @@ json_t *mp_to_json(const msgpack_object *o)
         json_t *m = json_object();
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            char *key = k->type == MSGPACK_OBJECT_STR ? mp_strdup(k) : xstrdup("?");
+            char *key = k->type == MSGPACK_OBJECT_STR ? utf8_replace_invalid(k->via.str.ptr, k->via.str.size)
+                                                      : xstrdup("?");
             json_object_set_new(m, key, mp_to_json(&o->via.map.ptr[i].val));
             free(key);
         }

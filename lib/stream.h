@@ -72,6 +72,7 @@ typedef struct {
     XXH64_state_t *hash;
     XXH64_state_t *hash_at_record; /* state before the current record */
     uint64_t offset;
+    uint64_t size;          /* bytes in a regular file (prefix included), else UINT64_MAX */
     uint64_t records;
     char kind[16];
     int version;
@@ -98,6 +99,10 @@ void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const 
  * next stream_next skips it). "pad" records are skipped silently. */
 bool stream_next(stream_reader *r, msgpack_object *rec);
 void stream_read_payload(stream_reader *r, void *dst, uint64_t n);
+/* Bytes of the stream not read yet (a record's unread payload included), or
+ * UINT64_MAX when that is unknown (a pipe): what a count read from the stream can
+ * be checked against before anything is allocated for it. */
+uint64_t stream_bytes_left(const stream_reader *r);
 void stream_reader_close(stream_reader *r);
 /* Die with "NAME: MSG" (the stream's name prefixed). */
 _Noreturn void stream_die(const stream_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,6 +15,11 @@ const char *progname(void);
 
 /* die: print "PROG: error: MSG" on stderr and exit(1). usage_die exits 2. */
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A hook die() calls with the message (without the "PROG: error: " prefix) before
+ * printing it; the hook must not return (a fuzz target longjmps out, so that one bad
+ * input does not end the process). NULL, the default, restores plain die(). A hook
+ * that returns anyway gets die()'s usual print and exit(1). */
+void set_die_hook(void (*hook)(const char *msg));
 _Noreturn void usage_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* info: a plain progress/diagnostic line ("PROG: MSG") unless quiet. */
@@ -35,6 +40,10 @@ char *read_whole_file(const char *path, size_t *len);
 bool path_is_dir(const char *path);
 bool path_exists(const char *path);
 char *path_join(const char *dir, const char *name);
+
+/* A copy of s[0..n) in which each byte that does not start a valid UTF-8
+ * character (and each NUL) is replaced by U+FFFD; NUL-terminated, malloc'd. */
+char *utf8_replace_invalid(const char *s, size_t n);
 
 /* Seconds since an arbitrary start (monotonic clock). */
 double now_seconds(void);

@@ -1,0 +1,27 @@
+/* fuzz_safetensors - a .safetensors file: the 8-byte length, the JSON header
+ * (dtypes, shapes, data offsets) and the data behind it. */
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "safetensors.h"
+#include "tensor.h"
+
+static void one(const uint8_t *data, size_t size)
+{
+    const char *path = fuzz_file("model.safetensors", data, size);
+    tensor *ts = NULL;
+    int n = 0, cap = 0;
+    safetensors_read(path, &ts, &n, &cap);
+    for (int i = 0; i < n; i++)
+    {
+        free(ts[i].name);
+        free(ts[i].data);
+    }
+    free(ts);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_run(one, data, size);
+    return 0;
+}
