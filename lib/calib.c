@@ -6,6 +6,7 @@
 
 #include <xxhash.h>
 
+#include "rng.h"
 #include "textio.h"
 #include "util.h"
 
@@ -163,29 +164,16 @@ char *calib_read_text(const char *path, enum calib_format *format, size_t *len)
 
 /* ------------------------------------------------------------------ windows */
 
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void calib_windows(int64_t n_tokens, int samples, int seq_len, uint64_t seed, const char *source, int64_t *starts)
 {
     if (n_tokens < (int64_t)samples + seq_len - 1)
         die("%s: %lld tokens are too few for %d distinct windows of %d tokens (at least %lld needed)", source,
             (long long)n_tokens, samples, seq_len, (long long)samples + seq_len - 1);
     uint64_t range = (uint64_t)(n_tokens - seq_len + 1);
-    uint64_t limit = UINT64_MAX - UINT64_MAX % range; /* draws >= limit are rejected */
     uint64_t state = seed;
     for (int s = 0; s < samples; s++) {
         for (;;) {
-            uint64_t x;
-            do
-                x = splitmix64_next(&state);
-            while (x >= limit);
-            int64_t start = (int64_t)(x % range);
+            int64_t start = (int64_t)rng_below(&state, range);
             bool seen = false;
             for (int k = 0; k < s && !seen; k++)
                 seen = starts[k] == start;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "llama_cache.h"
+#include "rng.h"
 #include "util.h"
 
 const char *const gen_paper_prompts[GEN_PAPER_PROMPTS] = {
@@ -51,19 +52,11 @@ typedef struct {
     uint64_t s[4];
 } rng;
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void rng_seed(rng *r, uint64_t seed, uint64_t stream)
 {
     uint64_t x = seed ^ (0xD1B54A32D192ED03ull * (stream + 1));
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
+        r->s[i] = rng_next(&x);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "calib.h"
+#include "rng.h"
 #include "textio.h"
 #include "util.h"
 
@@ -269,24 +270,6 @@ int instruct_val_count(int n, int val_size)
     return val_size < tenth ? val_size : tenth;
 }
 
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, range) by rejection. */
-static uint64_t draw_below(uint64_t *state, uint64_t range)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % range, x;
-    do
-        x = splitmix64_next(state);
-    while (x >= limit);
-    return x % range;
-}
-
 static int cmp_int(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
@@ -299,12 +282,7 @@ void instruct_split(int n, int n_val, uint64_t seed, int **train, int **val)
     for (int i = 0; i < n; i++)
         perm[i] = i;
     uint64_t state = seed;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)draw_below(&state, (uint64_t)i + 1);
-        int t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    rng_shuffle(perm, n, &state);
     *val = xmalloc((size_t)(n_val > 0 ? n_val : 1) * sizeof **val);
     *train = xmalloc((size_t)(n - n_val > 0 ? n - n_val : 1) * sizeof **train);
     memcpy(*val, perm, (size_t)n_val * sizeof *perm);

@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "matmul.h"
+#include "rng.h"
 #include "stream.h"
 #include "util.h"
 
@@ -180,14 +181,6 @@ void lora_free(lora_set *s)
     memset(s, 0, sizeof *s);
 }
 
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void lora_init_weights(lora_set *s, uint64_t seed)
 {
     for (int k = 0; k < s->n; k++) {
@@ -198,7 +191,7 @@ void lora_init_weights(lora_set *s, uint64_t seed)
         float *A = s->params + a->a;
         double bound = 1.0 / sqrt((double)a->nin);
         for (size_t i = 0; i < (size_t)s->rank * a->nin; i++) {
-            double u = (double)(splitmix64_next(&state) >> 11) / 9007199254740992.0; /* [0, 1) */
+            double u = rng_unit(&state);
             A[i] = (float)((2 * u - 1) * bound);
         }
         memset(s->params + a->b, 0, (size_t)a->nout * s->rank * sizeof(float));
@@ -207,19 +200,12 @@ void lora_init_weights(lora_set *s, uint64_t seed)
 
 /* ------------------------------------------------------------------ dropout */
 
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* The key of adapter (l, t)'s mask in the current pass. */
 static uint64_t drop_key(const lora_set *s, int l, int t)
 {
-    uint64_t k = mix64(s->seed + 0x9e3779b97f4a7c15ull);
-    k = mix64(k ^ (s->pass + 0x632be59bd9b4e019ull));
-    return mix64(k ^ ((uint64_t)l << 8 | (uint64_t)t));
+    uint64_t k = rng_hash(s->seed);
+    k = rng_mix(k ^ (s->pass + 0x632be59bd9b4e019ull));
+    return rng_mix(k ^ ((uint64_t)l << 8 | (uint64_t)t));
 }
 
 /* An element is dropped when the top 24 bits of its hash fall below p * 2^24. */
@@ -227,7 +213,7 @@ static uint32_t drop_threshold(double p) { return (uint32_t)llround(p * 16777216
 
 static inline bool drop_keep(uint64_t key, uint64_t idx, uint32_t thresh)
 {
-    return (uint32_t)(mix64(key + idx * 0x9e3779b97f4a7c15ull) >> 40) >= thresh;
+    return (uint32_t)(rng_mix(key + idx * RNG_GOLDEN) >> 40) >= thresh;
 }
 
 float lora_dropout_factor(const lora_set *s, int layer, int target, int64_t row, int64_t col)

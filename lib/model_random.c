@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "model.h"
+#include "rng.h"
 #include "util.h"
 
 typedef struct {
@@ -18,16 +19,8 @@ typedef struct {
     double spare;
 } rng;
 
-static uint64_t splitmix64(rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in (0, 1]. */
-static double uniform(rng *r) { return ((double)(splitmix64(r) >> 11) + 1.0) * 0x1.0p-53; }
+static double uniform(rng *r) { return ((double)(rng_next(&r->s) >> 11) + 1.0) * 0x1.0p-53; }
 
 /* Standard normal (Box-Muller, both values used). */
 static double gaussian(rng *r)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ names */
@@ -100,18 +101,10 @@ int64_t prune_local_count(int64_t units, int64_t width, double ratio)
 
 /* ------------------------------------------------------------------ importance */
 
-static uint64_t splitmix64(uint64_t x)
-{
-    uint64_t z = x + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, 1), a function of (seed, group id, unit) only. */
 static double random_unit(uint64_t seed, int id, int64_t u)
 {
-    uint64_t x = splitmix64(splitmix64(splitmix64(seed) ^ (uint64_t)(uint32_t)id) ^ (uint64_t)u);
+    uint64_t x = rng_hash(rng_hash(rng_hash(seed) ^ (uint64_t)(uint32_t)id) ^ (uint64_t)u);
     return (double)(x >> 11) * 0x1.0p-53;
 }
 

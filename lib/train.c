@@ -28,6 +28,7 @@
 #include "llama.h"
 #include "lora.h"
 #include "progress.h"
+#include "rng.h"
 #include "stream.h"
 #include "util.h"
 
@@ -366,30 +367,14 @@ static double validate(const model *m, llama_state *ls, const instruct_data *d, 
     return count ? sum / (double)count : NAN;
 }
 
-/* The order of epoch e: positions 0..n-1 shuffled by Fisher-Yates with
- * splitmix64 seeded from (seed, e). */
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
+/* The order of epoch e: positions 0..n-1 shuffled (rng_shuffle) from a stream
+ * seeded from (seed, e). */
 static void epoch_order(int *perm, int n, uint64_t seed, int e)
 {
     uint64_t state = seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(e + 1));
     for (int i = 0; i < n; i++)
         perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        uint64_t range = (uint64_t)i + 1, limit = UINT64_MAX - UINT64_MAX % range, x;
-        do
-            x = splitmix64_next(&state);
-        while (x >= limit);
-        int j = (int)(x % range), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    rng_shuffle(perm, n, &state);
 }
 
 /* AdamW step t (1-based) as torch.optim.AdamW computes it (single-tensor path):
