@@ -9,6 +9,7 @@
 
 #include "llama_cache.h"
 #include "rng.h"
+#include "utf8.h"
 #include "util.h"
 
 const char *const gen_paper_prompts[GEN_PAPER_PROMPTS] = {

@@ -10,6 +10,7 @@
 
 #include "stream.h"
 #include "tensor.h"
+#include "utf8.h"
 #include "util.h"
 
 static json_t *decode_floats(const void *p, size_t n, enum dtype t)

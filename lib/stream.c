@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "utf8.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ writing */

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "textio.h"
+#include "utf8.h"
 #include "util.h"
 
 static const task_info infos[TASK_COUNT] = {
@@ -118,40 +119,6 @@ static int encode(unsigned cp, char *out)
     out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
     out[3] = (char)(0x80 | (cp & 0x3F));
     return 4;
-}
-
-long task_utf8_invalid_at(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int len;
-        unsigned min;
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2, min = 0x80;
-        else if (c >= 0xE0 && c <= 0xEF)
-            len = 3, min = 0x800;
-        else if (c >= 0xF0 && c <= 0xF4)
-            len = 4, min = 0x10000;
-        else
-            return (long)i;
-        if (i + (size_t)len > n)
-            return (long)i;
-        for (int k = 1; k < len; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return (long)i;
-        int dl;
-        unsigned cp = decode(s + i, &dl);
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return (long)i;
-        i += (size_t)len;
-    }
-    return -1;
 }
 
 int task_utf8_chars(const char *str)
@@ -321,7 +288,7 @@ static void lines_open(lines *L, const char *path)
     memset(L, 0, sizeof *L);
     L->path = path;
     L->buf = read_text_file(path, &L->len);
-    long bad = task_utf8_invalid_at(L->buf, L->len);
+    long bad = utf8_invalid_at(L->buf, L->len);
     const char *nul = memchr(L->buf, 0, L->len);
     long at = bad;
     if (nul && (bad < 0 || nul - L->buf < bad))

@@ -94,7 +94,5 @@ char *task_hellaswag_preprocess(const char *s);
 char *task_py_capitalize(const char *s); /* Python's str.capitalize */
 char *task_py_strip(const char *s);      /* Python's str.strip() */
 int task_utf8_chars(const char *s);       /* code points of valid UTF-8 */
-/* Offset of the first invalid UTF-8 byte in s[0..n), or -1 if valid. */
-long task_utf8_invalid_at(const char *s, size_t n);
 
 #endif

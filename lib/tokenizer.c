@@ -25,6 +25,7 @@
  *                  score is above -1e10.
  */
 #include "tokenizer.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <math.h>
@@ -849,28 +850,6 @@ static void buf_put(buffer *b, const char *s, size_t n)
     b->n += n;
 }
 
-/* Length of the valid UTF-8 character at s, 0 if the bytes are not one
- * (string_util::DecodeUTF8: no overlong forms, no surrogates, <= U+10FFFF). */
-static size_t utf8_valid_len(const uint8_t *s, size_t n)
-{
-    uint32_t c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (n >= 2 && (c & 0xe0) == 0xc0 && (s[1] & 0xc0) == 0x80) {
-        uint32_t cp = (c & 0x1f) << 6 | (s[1] & 0x3f);
-        return cp >= 0x80 ? 2 : 0;
-    }
-    if (n >= 3 && (c & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
-        uint32_t cp = (c & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-        return cp >= 0x800 && (cp < 0xd800 || cp >= 0xe000) ? 3 : 0;
-    }
-    if (n >= 4 && (c & 0xf8) == 0xf0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80) {
-        uint32_t cp = (c & 0x07) << 18 | (uint32_t)(s[1] & 0x3f) << 12 | (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
-        return cp >= 0x10000 && cp <= 0x10ffff ? 4 : 0;
-    }
-    return 0;
-}
-
 /* PrefixMatcher::PrefixMatch: length of the longest user-defined piece at s, 0 if none. */
 static size_t user_match(const tokenizer *t, const char *s, size_t n)
 {
@@ -933,7 +912,7 @@ static size_t normalize_prefix(const tokenizer *t, const char *s, size_t n, cons
         }
         return len;
     }
-    len = utf8_valid_len((const uint8_t *)s, n);
+    len = utf8_char_len(s, n); /* string_util::DecodeUTF8 holds the same rule */
     if (len == 0) { // a malformed byte: one U+FFFD for one byte
         *out = REPLACEMENT_CHAR;
         *out_n = 3;

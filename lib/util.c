@@ -227,32 +227,3 @@ double parse_double(const char *opt, const char *s, double lo, double hi)
         usage_die("%s: invalid value '%s' (expected a number in [%g, %g])", opt, s, lo, hi);
     return v;
 }
-
-char *utf8_replace_invalid(const char *s, size_t n)
-{
-    char *out = xmalloc(3 * n + 1);
-    size_t o = 0;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        int len = u[i] < 0x80 ? 1 : u[i] >= 0xC2 && u[i] <= 0xDF ? 2 : u[i] >= 0xE0 && u[i] <= 0xEF ? 3
-                                  : u[i] >= 0xF0 && u[i] <= 0xF4 ? 4 : 0;
-        bool ok = len > 0 && i + (size_t)len <= n;
-        for (int k = 1; ok && k < len; k++)
-            ok = (u[i + k] & 0xC0) == 0x80;
-        if (ok && len == 3)
-            ok = !(u[i] == 0xE0 && u[i + 1] < 0xA0) && !(u[i] == 0xED && u[i + 1] >= 0xA0);
-        if (ok && len == 4)
-            ok = !(u[i] == 0xF0 && u[i + 1] < 0x90) && !(u[i] == 0xF4 && u[i + 1] >= 0x90);
-        if (ok && u[i] != 0) {
-            memcpy(out + o, s + i, (size_t)len);
-            o += (size_t)len;
-            i += (size_t)len;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = 0;
-    return out;
-}

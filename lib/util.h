@@ -41,10 +41,6 @@ bool path_is_dir(const char *path);
 bool path_exists(const char *path);
 char *path_join(const char *dir, const char *name);
 
-/* A copy of s[0..n) in which each byte that does not start a valid UTF-8
- * character (and each NUL) is replaced by U+FFFD; NUL-terminated, malloc'd. */
-char *utf8_replace_invalid(const char *s, size_t n);
-
 /* Seconds since an arbitrary start (monotonic clock). */
 double now_seconds(void);
 

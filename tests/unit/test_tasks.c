@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "tasks.h"
+#include "utf8.h"
 #include "util.h"
 
 static char g_dir[64];
@@ -77,11 +78,11 @@ static void test_preprocess(void)
     CHECK(str_is(s, "a b"));
     free(s);
     CHECK(task_utf8_chars("caf\xC3\xA9") == 4);
-    CHECK(task_utf8_invalid_at("ok\xC3\xA9", 4) == -1);
-    CHECK(task_utf8_invalid_at("ok\xE9 latin-1", 11) == 2);
-    CHECK(task_utf8_invalid_at("\xC0\x80", 2) == 0);         /* overlong */
-    CHECK(task_utf8_invalid_at("a\xED\xA0\x80", 4) == 1);    /* surrogate */
-    CHECK(task_utf8_invalid_at("ab\xE2\x82", 4) == 2);       /* cut short */
+    CHECK(utf8_invalid_at("ok\xC3\xA9", 4) == -1);
+    CHECK(utf8_invalid_at("ok\xE9 latin-1", 11) == 2);
+    CHECK(utf8_invalid_at("\xC0\x80", 2) == 0);         /* overlong */
+    CHECK(utf8_invalid_at("a\xED\xA0\x80", 4) == 1);    /* surrogate */
+    CHECK(utf8_invalid_at("ab\xE2\x82", 4) == 2);       /* cut short */
 }
 
 static void test_decisions(void)
