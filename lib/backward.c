@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arena.h"
 #include "kernels.h"
 #include "layer.h"
 #include "llama.h"
@@ -54,9 +55,6 @@ struct llama_train {
     float *dnormf;   /* (D) the final norm's */
 };
 
-/* Floats rounded up to a multiple of 16 (64 bytes), so every buffer is aligned. */
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 /* Element count of each weight of layer l (0 where absent), by slot of the
  * weight table (model.h). */
 static void layer_sizes(const llama_config *c, int l, size_t n[LW_COUNT])
@@ -82,7 +80,7 @@ static size_t point_grads(float *buf, const size_t *n, int count, float **g)
     size_t off = 0;
     for (int i = 0; i < count; i++) {
         g[i] = n[i] ? buf + off : NULL;
-        off += round16(n[i]);
+        off += arena_round(n[i]);
     }
     return off;
 }
@@ -116,10 +114,7 @@ llama_train *llama_train_new(const model *m, int B, int T)
     outer_sizes(c, no);
     size_t used = point_grads(NULL, no, W_OUTER_COUNT, go);
     maxgrad = used > maxgrad ? used : maxgrad;
-    struct {
-        float **p;
-        size_t n;
-    } bufs[] = {
+    arena_part bufs[] = {
         {&t->xs, (L + 1) * N * D},
         {&t->xnf, N * D},
         {&t->rstdf, N},
@@ -150,16 +145,7 @@ llama_train *llama_train_new(const model *m, int B, int T)
         {&t->grad, maxgrad},
         {&t->dnormf, D},
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        total += round16(bufs[i].n);
-    t->arena_floats = total;
-    t->arena = xmalloc_aligned(total * sizeof(float));
-    float *p = t->arena;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        *bufs[i].p = p;
-        p += round16(bufs[i].n);
-    }
+    t->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], &t->arena_floats);
     rope_tables(t->rope_cos, t->rope_sin, T, c->head_dim, c->rope_theta);
     t->att = (layer_causal){B, T, t->att.att, t->rope_cos, t->rope_sin};
     return t;

@@ -13,13 +13,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "arena.h"
 #include "kernels.h"
 #include "layer.h"
 #include "matmul.h"
 #include "util.h"
-
-/* Floats rounded up to a multiple of 16 (64 bytes), so every buffer is aligned. */
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 void llama_state_init(llama_state *s, const model *m, int B, int T)
 {
@@ -38,10 +36,7 @@ void llama_state_init(llama_state *s, const model *m, int B, int T)
         maxKV = (size_t)c->n_kv_heads[l] > maxKV ? (size_t)c->n_kv_heads[l] : maxKV;
         maxF = (size_t)c->ffn_dim[l] > maxF ? (size_t)c->ffn_dim[l] : maxF;
     }
-    struct {
-        float **p;
-        size_t n;
-    } bufs[] = {
+    arena_part bufs[] = {
         {&s->x, N * D},
         {&s->xn, N * D},
         {&s->q, N * maxH * hd},
@@ -56,15 +51,7 @@ void llama_state_init(llama_state *s, const model *m, int B, int T)
         {&s->rope_cos, (size_t)T * hd / 2},
         {&s->rope_sin, (size_t)T * hd / 2},
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        total += round16(bufs[i].n);
-    s->arena = xmalloc_aligned(total * sizeof(float));
-    float *p = s->arena;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        *bufs[i].p = p;
-        p += round16(bufs[i].n);
-    }
+    s->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], NULL);
     rope_tables(s->rope_cos, s->rope_sin, T, c->head_dim, c->rope_theta);
 }
 

@@ -11,12 +11,11 @@
 
 #include <cblas.h>
 
+#include "arena.h"
 #include "kernels.h"
 #include "layer.h"
 #include "matmul.h"
 #include "util.h"
-
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows, int out_rows)
 {
@@ -39,10 +38,7 @@ void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows,
     c->kvd = (int)(maxKV * hd);
     size_t N = (size_t)rows, D = (size_t)cf->dim, V = (size_t)cf->vocab, positions = (size_t)pool + N;
     size_t cache = (size_t)cf->n_layers * pool * (size_t)c->kvd;
-    struct {
-        float **p;
-        size_t n;
-    } bufs[] = {
+    arena_part bufs[] = {
         {&c->kc, cache},
         {&c->vc, cache},
         {&c->x, N * D},
@@ -59,15 +55,7 @@ void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows,
         {&c->rope_cos, positions * hd / 2},
         {&c->rope_sin, positions * hd / 2},
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        total += round16(bufs[i].n);
-    c->arena = xmalloc_aligned(total * sizeof(float));
-    float *p = c->arena;
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        *bufs[i].p = p;
-        p += round16(bufs[i].n);
-    }
+    c->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], NULL);
     c->off = xcalloc((size_t)S, sizeof *c->off);
     c->cap = xcalloc((size_t)S, sizeof *c->cap);
     c->len = xcalloc((size_t)S, sizeof *c->len);
