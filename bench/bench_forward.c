@@ -23,6 +23,7 @@
 #include "blas.h"
 #include "llama.h"
 #include "model.h"
+#include "model_load.h"
 #include "util.h"
 
 static uint64_t rng = 88172645463325252ull;

@@ -17,18 +17,11 @@
  * rope_style rather than permuting on load. */
 #include "model.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
 
-#include "checkpoint.h"
-#include "llama2c.h"
-#include "pytorch.h"
-#include "safetensors.h"
-#include "stream.h"
-#include "tokenizer.h"
 #include "util.h"
 
 /* ---- tensor specs ---- */
@@ -311,117 +304,6 @@ void model_fingerprint(const model *m, char out[17])
     }
     snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(h));
     XXH64_freeState(h);
-}
-
-/* ---- loading ---- */
-
-static json_t *load_json(const char *path)
-{
-    json_error_t err;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!j) {
-        if (!path_exists(path))
-            die("cannot read '%s': %s", path, strerror(ENOENT));
-        die("%s:%d: %s", path, err.line, err.text);
-    }
-    return j;
-}
-
-static void load_config_only(model *m, const char *path)
-{
-    json_t *j = load_json(path);
-    model_set_config(m, j, path);
-    json_decref(j);
-    m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    m->has_weights = false;
-}
-
-static void set_tokenizer(model *m, const char *format, uint8_t *data, size_t n)
-{
-    free(m->tok.format);
-    free(m->tok.data);
-    m->tok.format = xstrdup(format);
-    m->tok.data = data;
-    m->tok.size = n;
-}
-
-static void load_hf_folder(model *m, const char *dir)
-{
-    char *cfg = path_join(dir, "config.json");
-    if (!path_exists(cfg))
-        die("%s: not a model folder (no config.json)", dir);
-    load_config_only(m, cfg);
-    free(cfg);
-    hf_read_weights(dir, &m->tensors, &m->n_tensors);
-    model_bind(m);
-
-    char *tp = path_join(dir, "tokenizer.model");
-    char *tj = path_join(dir, "tokenizer.json");
-    size_t n;
-    if (path_exists(tp)) {
-        uint8_t *data = (uint8_t *)read_whole_file(tp, &n);
-        const char *fmt = tokenizer_sniff(data, n);
-        set_tokenizer(m, fmt && !strcmp(fmt, "llama2c") ? "llama2c" : "sentencepiece", data, n);
-    } else if (path_exists(tj)) {
-        set_tokenizer(m, "hf-json", (uint8_t *)read_whole_file(tj, &n), n);
-    }
-    free(tp);
-    free(tj);
-}
-
-static void load_checkpoint(model *m, FILE *f, const char *name, const uint8_t *p, size_t n)
-{
-    checkpoint_read(m, f, name, p, n);
-    if (!m->source)
-        m->source = xstrdup(name);
-    if (!m->extra_config)
-        m->extra_config = json_object();
-}
-
-void model_load(model *m, const char *path, const char *tokenizer_path)
-{
-    memset(m, 0, sizeof *m);
-    uint8_t p[16];
-    size_t n;
-    if (!strcmp(path, "-")) {
-        n = fread(p, 1, sizeof p, stdin);
-        if (!stream_sniff(p, n))
-            die("stdin: not a pare checkpoint stream (only checkpoints are read from stdin)");
-        load_checkpoint(m, stdin, "stdin", p, n);
-    } else if (path_is_dir(path)) {
-        m->source = xstrdup(path);
-        load_hf_folder(m, path);
-    } else if (ends_with(path, ".json")) {
-        m->source = xstrdup(path);
-        load_config_only(m, path);
-    } else {
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            die("cannot read '%s': %s", path, strerror(errno));
-        n = fread(p, 1, sizeof p, f);
-        if (stream_sniff(p, n)) {
-            load_checkpoint(m, f, path, p, n);
-            fclose(f);
-        } else {
-            fclose(f);
-            if (n >= 4 && !memcmp(p, "GGUF", 4))
-                die("%s: GGUF models are not supported yet", path);
-            if (pytorch_sniff(p, n))
-                die("%s: a PyTorch checkpoint alone has no config; give its folder", path);
-            if (ends_with(path, ".safetensors"))
-                die("%s: a .safetensors file alone has no config; give its folder", path);
-            llama2c_load(m, path);
-        }
-    }
-
-    if (tokenizer_path) {
-        uint8_t *data = (uint8_t *)read_whole_file(tokenizer_path, &n);
-        const char *fmt = tokenizer_sniff(data, n);
-        if (!fmt)
-            die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tokenizer)",
-                tokenizer_path);
-        set_tokenizer(m, fmt, data, n);
-    }
 }
 
 void model_free(model *m)

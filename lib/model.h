@@ -1,6 +1,6 @@
-/* model.h - one in-memory LLaMA-architecture model: config, named fp32 tensors,
- * tokenizer bytes. Loaded from a llama2.c .bin, a Hugging Face folder, a bare
- * config.json (no weights: planning only) or a pare checkpoint stream.
+/* model.h - one in-memory LLaMA-architecture model: config, named tensors bound
+ * to its layers through the weight table, tokenizer bytes. Loaders (model_load.h)
+ * fill it from files; this type knows no file format.
  *
  * Letters: D hidden size, L layers, V vocabulary, hd head dim, H query heads of a
  * layer, KV key/value heads of a layer, F MLP width of a layer. */
@@ -128,17 +128,7 @@ typedef struct {
     json_t *provenance;          /* from a checkpoint header, or NULL */
 } model;
 
-/* Load any supported model; dies with "FILE: problem" on anything unsupported or
- * inconsistent. tokenizer_path (may be NULL) overrides/supplies the tokenizer.
- * path is one of:
- *   a folder      Hugging Face: config.json + model.safetensors, or the shards of
- *                 model.safetensors.index.json; tokenizer.model (or tokenizer.json)
- *                 if present. rope_style "half" unless config.json says otherwise.
- *   FILE.json     a bare config.json: has_weights false, no tensors.
- *   a pare checkpoint stream (sniffed), or "-" for one on stdin.
- *   anything else a llama2.c .bin (rope_style "interleaved", q/k as in the file).
- * The result is bound (model_bind) unless it has no weights. */
-void model_load(model *m, const char *path, const char *tokenizer_path);
+/* Loading from files is model_load.h's (the model type knows no file format). */
 void model_free(model *m);
 
 /* Config <-> JSON (Hugging Face config.json keys + rope_style). */

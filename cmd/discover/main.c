@@ -6,6 +6,7 @@
 
 #include "groups.h"
 #include "model.h"
+#include "model_load.h"
 #include "util.h"
 
 static const char usage[] =

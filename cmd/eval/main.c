@@ -10,6 +10,7 @@
 #include "generate.h"
 #include "lora.h"
 #include "model.h"
+#include "model_load.h"
 #include "ppl.h"
 #include "progress.h"
 #include "report.h"

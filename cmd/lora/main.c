@@ -10,6 +10,7 @@
 #include "instruct.h"
 #include "lora.h"
 #include "model.h"
+#include "model_load.h"
 #include "progress.h"
 #include "tokenizer.h"
 #include "train.h"

@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "model.h"
+#include "model_load.h"
 #include "show.h"
 #include "tokenizer.h"
 #include "util.h"

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "groups.h"
 #include "model.h"
+#include "model_load.h"
 #include "prune.h"
 #include "util.h"
 

@@ -11,6 +11,7 @@
 #include "calib.h"
 #include "groups.h"
 #include "model.h"
+#include "model_load.h"
 #include "progress.h"
 #include "score.h"
 #include "tokenizer.h"

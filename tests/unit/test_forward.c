@@ -14,6 +14,7 @@
 #include "llama.h"
 #include "matmul.h"
 #include "model.h"
+#include "model_load.h"
 #include "ref_llama.h"
 #include "util.h"
 

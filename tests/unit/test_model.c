@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "llama2c.h"
 #include "model.h"
+#include "model_load.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "util.h"

@@ -16,6 +16,7 @@
 #include "groups.h"
 #include "llama.h"
 #include "model.h"
+#include "model_load.h"
 #include "prune.h"
 #include "ref_llama.h"
 #include "util.h"

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "llama.h"
 #include "model.h"
+#include "model_load.h"
 #include "pickle.h"
 #include "pytorch.h"
 #include "tensor.h"

@@ -17,6 +17,7 @@
 #include "check.h"
 #include "groups.h"
 #include "model.h"
+#include "model_load.h"
 #include "prune.h"
 #include "ref_llama.h"
 #include "score.h"
