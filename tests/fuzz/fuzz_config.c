@@ -5,6 +5,7 @@
 
 #include "fuzz.h"
 #include "model.h"
+#include "model_load.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "util.h"

@@ -17,6 +17,7 @@
 #include "groups.h"
 #include "lora.h"
 #include "model.h"
+#include "model_load.h"
 #include "report.h"
 #include "score.h"
 #include "show.h"
