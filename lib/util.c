@@ -227,3 +227,14 @@ double parse_double(const char *opt, const char *s, double lo, double hi)
         usage_die("%s: invalid value '%s' (expected a number in [%g, %g])", opt, s, lo, hi);
     return v;
 }
+
+void parse_shard(const char *opt, const char *s, int *shard, int *shards)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash)
+        usage_die("%s: expected I/N (e.g. 0/4), got '%s'", opt, s);
+    char *index = xasprintf("%.*s", (int)(slash - s), s);
+    *shards = (int)parse_long(opt, slash + 1, 1, 1 << 20);
+    *shard = (int)parse_long(opt, index, 0, *shards - 1);
+    free(index);
+}

@@ -52,5 +52,7 @@ unsigned parse_name_list(const char *list, const char *const *names, int n, bool
 /* Parse helpers for option values; die with usage error naming the option. */
 long parse_long(const char *opt, const char *s, long lo, long hi);
 double parse_double(const char *opt, const char *s, double lo, double hi);
+/* "I/N" with 0 <= I < N <= 2^20: *shard = I, *shards = N; a usage error naming opt otherwise. */
+void parse_shard(const char *opt, const char *s, int *shard, int *shards);
 
 #endif

@@ -10,7 +10,7 @@
 #include "generate.h"
 #include "lora.h"
 #include "model.h"
-#include "model_load.h"
+#include "open.h"
 #include "ppl.h"
 #include "progress.h"
 #include "report.h"
@@ -184,16 +184,7 @@ int main(int argc, char **argv)
         case OPT_MAX_LENGTH: gp.max_length = (int)parse_long("--max-length", optarg, 2, 1 << 20); break;
         case OPT_SEED: gp.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
         case OPT_STATS: stats = true; break;
-        case OPT_SHARD: {
-            char *slash = strchr(optarg, '/');
-            if (!slash)
-                usage_die("--shard: expected I/N (e.g. 0/4), got '%s'", optarg);
-            *slash = 0;
-            shards = (int)parse_long("--shard", slash + 1, 1, 1 << 20);
-            shard = (int)parse_long("--shard", optarg, 0, shards - 1);
-            *slash = '/';
-            break;
-        }
+        case OPT_SHARD: parse_shard("--shard", optarg, &shard, &shards); break;
         case OPT_MERGE: merge = true; break;
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
@@ -242,15 +233,10 @@ int main(int argc, char **argv)
             data_dir = getenv("PARE_DATA") && *getenv("PARE_DATA") ? getenv("PARE_DATA") : "../shared/data";
 
         model m;
-        model_load(&m, model_path, tok_path);
-        lora_set *lora = adapter_path ? lora_load(adapter_path, &m) : NULL;
-        if (!m.has_weights)
-            die("%s: a bare config has no weights to evaluate", model_path);
-        if (!m.tok.size)
+        tokenizer *tok = model_open(&m, model_path, tok_path, "evaluate");
+        if (!tok)
             die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
-        tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
-        if (tokenizer_vocab_size(tok) > m.cfg.vocab)
-            die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
+        lora_set *lora = adapter_path ? lora_load(adapter_path, &m) : NULL;
 
         char fp[17];
         model_fingerprint(&m, fp);

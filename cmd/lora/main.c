@@ -10,7 +10,7 @@
 #include "instruct.h"
 #include "lora.h"
 #include "model.h"
-#include "model_load.h"
+#include "open.h"
 #include "progress.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -146,14 +146,9 @@ int main(int argc, char **argv)
     blas_set_threads(threads);
 
     model m;
-    model_load(&m, model_path, tok_path);
-    if (!m.has_weights)
-        die("%s: a bare config has no weights to train", model_path);
-    if (!m.tok.size)
+    tokenizer *tok = model_open(&m, model_path, tok_path, "train");
+    if (!tok)
         die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
-    tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
-    if (tokenizer_vocab_size(tok) > m.cfg.vocab)
-        die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
 
     instruct_data d;
     if (text)

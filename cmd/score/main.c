@@ -11,7 +11,7 @@
 #include "calib.h"
 #include "groups.h"
 #include "model.h"
-#include "model_load.h"
+#include "open.h"
 #include "progress.h"
 #include "score.h"
 #include "tokenizer.h"
@@ -122,16 +122,7 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_FISHER: o.fisher_memory = parse_bytes("--fisher-memory", optarg); break;
-        case OPT_SHARD: {
-            char *slash = strchr(optarg, '/');
-            if (!slash)
-                usage_die("--shard: expected I/N (e.g. 0/4), got '%s'", optarg);
-            *slash = 0;
-            o.shards = (int)parse_long("--shard", slash + 1, 1, 1 << 20);
-            o.shard = (int)parse_long("--shard", optarg, 0, o.shards - 1);
-            *slash = '/';
-            break;
-        }
+        case OPT_SHARD: parse_shard("--shard", optarg, &o.shard, &o.shards); break;
         case OPT_MERGE: merge = true; break;
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
@@ -175,9 +166,7 @@ int main(int argc, char **argv)
     blas_set_threads(threads);
 
     model m;
-    model_load(&m, model_path, tok_path);
-    if (!m.has_weights)
-        die("%s: a bare config has no weights to score", model_path);
+    tokenizer *tok = model_open(&m, model_path, tok_path, "score");
     char kind[16];
     groups_read(&gs, input, kind);
     const char *stream_name = strcmp(input, "-") ? input : "stdin";
@@ -185,11 +174,8 @@ int main(int argc, char **argv)
         die("%s: the groups were found from a bare config (planning only); run pare-discover on the model itself",
             stream_name);
     groups_check_model(&gs, &m, stream_name);
-    if (!m.tok.size)
+    if (!tok)
         die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
-    tokenizer *tok = tokenizer_load_blob(m.tok.format, m.tok.data, m.tok.size, model_path);
-    if (tokenizer_vocab_size(tok) > m.cfg.vocab)
-        die("%s: tokenizer has %d tokens, the model only %d", model_path, tokenizer_vocab_size(tok), m.cfg.vocab);
 
     calib cal;
     calib_load(&cal, calib_path, format, tok, samples, seq_len, seed);
