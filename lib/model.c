@@ -125,14 +125,7 @@ tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t sha
 {
     m->tensors = xrealloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *m->tensors);
     tensor *t = &m->tensors[m->n_tensors++];
-    memset(t, 0, sizeof *t);
-    t->name = xstrdup(name);
-    t->ndim = ndim;
-    t->shape[0] = shape[0];
-    t->shape[1] = ndim == 2 ? shape[1] : 0;
-    t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
-    t->stored = DTYPE_F32;
-    t->data = xmalloc_aligned((size_t)t->numel * sizeof(float));
+    tensor_init(t, name, ndim, shape);
     return t;
 }
 
@@ -147,12 +140,6 @@ tensor *model_tensor(const model *m, const char *name)
     if (!m->tensors)
         return NULL;
     return bsearch(&key, m->tensors, (size_t)m->n_tensors, sizeof key, cmp_tensor);
-}
-
-static void tensor_free(tensor *t)
-{
-    free(t->name);
-    free(t->data);
 }
 
 static bool ends_with(const char *s, const char *suffix)

@@ -117,9 +117,10 @@ static void member_magnitude(const model *m, const group *g, const group_member 
     int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
     int64_t n = mb->axis == 0 ? rows : cols;
     double *ch = xcalloc((size_t)n, sizeof *ch); /* (n) per-channel value */
+    float *w = xmalloc((size_t)cols * sizeof *w); /* (cols) one row */
     if (mb->axis == 0) {
         for (int64_t r = 0; r < rows; r++) {
-            const float *w = t->data + r * cols;
+            tensor_get_f32(t, r * cols, cols, w);
             double s = 0;
             for (int64_t c = 0; c < cols; c++)
                 s += square ? (double)w[c] * w[c] : fabs((double)w[c]);
@@ -127,11 +128,12 @@ static void member_magnitude(const model *m, const group *g, const group_member 
         }
     } else {
         for (int64_t r = 0; r < rows; r++) {
-            const float *w = t->data + r * cols;
+            tensor_get_f32(t, r * cols, cols, w);
             for (int64_t c = 0; c < cols; c++)
                 ch[c] += square ? (double)w[c] * w[c] : fabs((double)w[c]);
         }
     }
+    free(w);
     for (int64_t u = 0; u < g->units; u++) {
         double s = 0;
         int64_t a = mb->start + u * mb->stride;
@@ -158,11 +160,15 @@ static bool member_activation(const model *m, const group_set *gs, const group *
         die("%s: the activations of %s have %lld channels, the tensor %lld columns", m->source, mb->tensor,
             (long long)a->channels, (long long)cols);
     double *ch = xcalloc((size_t)cols, sizeof *ch); /* (cols) sum_r W^2 or |W| */
-    for (int64_t r = 0; r < rows; r++)
+    float *row = xmalloc((size_t)cols * sizeof *row); /* (cols) */
+    for (int64_t r = 0; r < rows; r++) {
+        tensor_get_f32(t, r * cols, cols, row);
         for (int64_t c = 0; c < cols; c++) {
-            double w = t->data[r * cols + c];
+            double w = row[c];
             ch[c] += flap ? w * w : fabs(w);
         }
+    }
+    free(row);
     for (int64_t u = 0; u < g->units; u++) {
         double s = 0;
         int64_t a0 = mb->start + u * mb->stride;
@@ -812,12 +818,16 @@ static double **flap_compensation(const model *m, const group_set *gs, const pru
             double **cv = &comp[2 * g->layer + (g->kind == GROUP_FFN)];
             if (!*cv)
                 *cv = xcalloc((size_t)rows, sizeof **cv);
-            for (int64_t r = 0; r < p->c[i].n_removed; r++) {
-                int64_t a0 = mb->start + p->c[i].removed[r] * mb->stride;
-                for (int64_t c = a0; c < a0 + mb->width && c < cols; c++)
-                    for (int64_t row = 0; row < rows; row++)
-                        (*cv)[row] += (double)t->data[row * cols + c] * a->mean[c];
+            float *w = xmalloc((size_t)cols * sizeof *w); /* (cols) one row */
+            for (int64_t row = 0; row < rows; row++) {
+                tensor_get_f32(t, row * cols, cols, w);
+                for (int64_t r = 0; r < p->c[i].n_removed; r++) {
+                    int64_t a0 = mb->start + p->c[i].removed[r] * mb->stride;
+                    for (int64_t c = a0; c < a0 + mb->width && c < cols; c++)
+                        (*cv)[row] += (double)w[c] * a->mean[c];
+                }
             }
+            free(w);
         }
     }
     return comp;
@@ -868,31 +878,29 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
         }
         if (name && nr > 0 && nc > 0) {
             int64_t shape[2] = {nr, nc};
-            float *dst = model_new_tensor(out, name, t->ndim, shape)->data; /* (nr, nc) */
-            for (int64_t r = 0; r < nr; r++) {
-                const float *srow = t->data + ri[r] * cols;
-                float *drow = dst + r * nc;
-                if (nc == cols)
-                    memcpy(drow, srow, (size_t)nc * sizeof(float));
-                else
-                    for (int64_t c = 0; c < nc; c++)
-                        drow[c] = srow[ci[c]];
-            }
-            const double *cv = NULL;
+            tensor *dst = model_new_tensor(out, name, t->ndim, shape); /* (nr, nc) */
+            const double *cv = NULL; /* (nr) added to a bias (nc 1) */
             if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "self_attn.o_proj.bias"))
                 cv = comp[2 * l];
             if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "mlp.down_proj.bias"))
                 cv = comp[2 * l + 1];
-            for (int64_t r = 0; cv && r < nr; r++)
-                dst[r] = (float)(dst[r] + cv[r]);
+            float *srow = xmalloc((size_t)cols * sizeof *srow), *drow = xmalloc((size_t)nc * sizeof *drow);
+            for (int64_t r = 0; r < nr; r++) {
+                tensor_get_f32(t, ri[r] * cols, cols, srow);
+                for (int64_t c = 0; c < nc; c++)
+                    drow[c] = srow[ci[c]];
+                if (cv)
+                    drow[0] = (float)(drow[0] + cv[r]);
+                tensor_set_f32(dst, r * nc, nc, drow);
+            }
+            free(srow);
+            free(drow);
         }
         free(ri);
         free(ci);
         free(name);
-        if (consume) {
-            free(t->data);
-            t->data = NULL;
-        }
+        if (consume)
+            tensor_drop_data(t);
     }
     marks_free(mk, src->n_tensors);
     /* compensation biases the source lacks: zeros plus the removed channels' part */
@@ -911,9 +919,11 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
                 continue;
             char *name = xasprintf("model.layers.%d.%s", nl, rest);
             int64_t shape[2] = {p->after.dim, 0};
-            float *dst = model_new_tensor(out, name, 1, shape)->data; /* (D) */
+            float *bias = xmalloc((size_t)p->after.dim * sizeof *bias); /* (D) */
             for (int64_t r = 0; r < p->after.dim; r++)
-                dst[r] = comp[2 * l + which] ? (float)comp[2 * l + which][r] : 0.0f;
+                bias[r] = comp[2 * l + which] ? (float)comp[2 * l + which][r] : 0.0f;
+            tensor_set_f32(model_new_tensor(out, name, 1, shape), 0, p->after.dim, bias);
+            free(bias);
             free(name);
         }
     }
@@ -934,10 +944,15 @@ void prune_mask(model *m, const group_set *gs, const prune_plan *p)
         int l = layer_of(t->name, &rest);
         bool all = l >= 0 && l < p->before.n_layers && p->layer_map[l] < 0;
         int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
-        for (int64_t r = 0; r < rows; r++)
+        float *row = xmalloc((size_t)cols * sizeof *row); /* (cols) */
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_get_f32(t, r * cols, cols, row);
             for (int64_t c = 0; c < cols; c++)
                 if (all || (mk[ti].ax[0] && mk[ti].ax[0][r]) || (t->ndim == 2 && mk[ti].ax[1] && mk[ti].ax[1][c]))
-                    t->data[r * cols + c] = 0;
+                    row[c] = 0;
+            tensor_set_f32(t, r * cols, cols, row);
+        }
+        free(row);
     }
     marks_free(mk, m->n_tensors);
 }

@@ -56,7 +56,7 @@ typedef struct {
     int layer;          /* N of model.layers.N.*, else -1 */
     int pos;            /* sink position */
     int64_t rows, cols; /* cols 1 for a vector; -1 until known (merge) */
-    const float *w;     /* the weights (NULL in a merge) */
+    const tensor *w;    /* the weights (NULL in a merge) */
     int n_refs;
     member_ref *refs;
     bool done;          /* merge: its sums arrived */
@@ -86,6 +86,7 @@ typedef struct {
     tref *t;                 /* sorted by name */
     double **acc;            /* per group: (M, NS, U) */
     double *scratch;         /* (2, NS, maxdim) per-channel values */
+    float *wrow;             /* (maxdim) one row of a weight */
     int64_t maxdim;
     int n_a;
     act_acc *a;
@@ -164,7 +165,7 @@ static void scorer_init(scorer *s, const model *m, group_set *gs, unsigned stats
             const tensor *w = model_tensor(m, t->name);
             if (!w)
                 die("%s: the groups name tensor %s, which the model lacks", m->source, t->name);
-            t->w = w->data;
+            t->w = w;
             t->rows = w->shape[0];
             t->cols = w->ndim == 2 ? w->shape[1] : 1;
         }
@@ -193,6 +194,8 @@ static void tref_shape_ok(scorer *s, const tref *t)
         s->maxdim = d;
         free(s->scratch);
         s->scratch = xmalloc(2 * NS * (size_t)d * sizeof(double));
+        free(s->wrow);
+        s->wrow = xmalloc((size_t)d * sizeof(float));
     }
 }
 
@@ -207,6 +210,7 @@ static void scorer_free(scorer *s)
         free(s->acc[gi]);
     free(s->acc);
     free(s->scratch);
+    free(s->wrow);
     for (int i = 0; i < s->n_a; i++) {
         free(s->a[i].tensor);
         free(s->a[i].sum);
@@ -227,7 +231,7 @@ static void scorer_free(scorer *s)
  * channels, and added into the unit's accumulator. Rows of one tensor may come in
  * several calls (every statistic but vector adds up over rows; vector must see
  * whole columns). */
-static void reduce_tensor(scorer *s, const tref *t, int64_t r0, int64_t r1, const float *w, const float *g,
+static void reduce_tensor(scorer *s, const tref *t, int64_t r0, int64_t r1, const tensor *w, const float *g,
                           double sg, const float *f, double sf, bool f_is_grad, unsigned mask)
 {
     int64_t R = t->rows, C = t->cols;
@@ -251,7 +255,11 @@ static void reduce_tensor(scorer *s, const tref *t, int64_t r0, int64_t r1, cons
             memset(ch[0][act[j]], 0, (size_t)R * sizeof(double));
     }
     for (int64_t r = r0; r < r1; r++) {
-        const float *wr = w ? w + r * C : NULL, *gr = g ? g + r * C : NULL, *fr = f ? f + (r - r0) * C : NULL;
+        const float *wr = NULL, *gr = g ? g + r * C : NULL, *fr = f ? f + (r - r0) * C : NULL;
+        if (w) {
+            tensor_get_f32(w, r * C, C, s->wrow);
+            wr = s->wrow;
+        }
         double rs[NS] = {0};
         for (int64_t c = 0; c < C; c++) {
             double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
@@ -412,8 +420,9 @@ static void write_sum(scorer *s, const tref *t, const char *quantity, const floa
     size_t n = (size_t)(t->rows * t->cols);
     float *o = tmp_buf(s, n); /* (R, C) */
     bool fisher = !strcmp(quantity, "wfw");
+    tensor_get_f32(t->w, 0, (int64_t)n, o);
     for (size_t i = 0; i < n; i++) {
-        double w = t->w[i];
+        double w = o[i];
         o[i] = (float)(fisher ? w * w * (double)x[i] : w * (double)x[i] * scale);
     }
     stream_writer *pw = s->pw;

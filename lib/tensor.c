@@ -1,8 +1,11 @@
 /* tensor.c - reading a tensor's values; dtype names and conversions. */
 #include "tensor.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "util.h"
 
 const char *dtype_name(enum dtype t)
 {
@@ -108,6 +111,37 @@ void dtype_widen_in_place(float *dst, size_t n, enum dtype t)
         memcpy(&h, src + i, 2);
         dst[i] = t == DTYPE_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
     }
+}
+
+void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2])
+{
+    memset(t, 0, sizeof *t);
+    t->name = xstrdup(name);
+    t->ndim = ndim;
+    t->shape[0] = shape[0];
+    t->shape[1] = ndim == 2 ? shape[1] : 0;
+    t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
+    t->stored = DTYPE_F32;
+    t->data = xmalloc_aligned((size_t)t->numel * sizeof(float));
+}
+
+void tensor_free(tensor *t)
+{
+    free(t->name);
+    free(t->data);
+    t->name = NULL;
+    t->data = NULL;
+}
+
+void tensor_drop_data(tensor *t)
+{
+    free(t->data);
+    t->data = NULL;
+}
+
+void tensor_set_f32(tensor *t, int64_t start, int64_t n, const float *in)
+{
+    memcpy(t->data + start, in, (size_t)n * sizeof(float));
 }
 
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out)

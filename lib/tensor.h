@@ -24,11 +24,19 @@ typedef struct tensor {
     float *data;         /* (numel), 64-byte aligned, owned; see the top of this file */
 } tensor;
 
+/* t named name (copied), shape (ndim 1: shape[0] values), with uninitialised,
+ * 64-byte aligned storage; tensor_free releases name and storage. */
+void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2]);
+void tensor_free(tensor *t);
+/* Release t's values only (a consumed input), keeping its name and shape. */
+void tensor_drop_data(tensor *t);
 /* The fp32 values of a 1-D tensor (a norm's scale, a bias): vectors are held in
  * fp32 whatever the file's dtype (they are a few kilobytes). NULL for NULL. */
 static inline const float *tensor_vector(const tensor *t) { return t ? t->data : 0; }
 /* Values [start, start + n) of t (flat, row-major) as fp32 into out (n). */
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out);
+/* Set values [start, start + n) of t from fp32 in (n), in t's storage. */
+void tensor_set_f32(tensor *t, int64_t start, int64_t n, const float *in);
 /* Whether a and b hold the same number of values, bit for bit the same as fp32. */
 bool tensor_equal(const tensor *a, const tensor *b);
 /* Index of t's first non-finite value, or -1. */
