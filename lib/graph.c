@@ -83,7 +83,7 @@ void graph_llama(const llama_config *c, graph *g)
 
     int x = graph_value_new(g, D, -1, "embed");
     graph_op *op = graph_op_new(g, OP_EMBED, -1, x, -1, -1, -1);
-    op->weight = xstrdup("model.embed_tokens.weight");
+    op->weight = xstrdup(llama_model_weight_names[MW_EMBED]);
     op->rows = c->vocab;
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -130,8 +130,8 @@ void graph_llama(const llama_config *c, graph *g)
     }
     int xf = graph_value_new(g, D, -1, "final_norm");
     op = graph_op_new(g, OP_NORM, -1, xf, x, -1, -1);
-    op->weight = xstrdup("model.norm.weight");
+    op->weight = xstrdup(llama_model_weight_names[MW_FINAL_NORM]);
     op = graph_op_new(g, OP_LINEAR, -1, -1, xf, -1, -1);
-    op->weight = xstrdup(c->tied ? "model.embed_tokens.weight" : "lm_head.weight");
+    op->weight = xstrdup(llama_model_weight_names[c->tied ? MW_EMBED : MW_LM_HEAD]);
     op->rows = c->vocab;
 }

@@ -28,6 +28,14 @@ static void read_into(reader *r, model *m, const char *name, int ndim, int64_t s
             ferror(r->f) ? strerror(errno) : "unexpected end of file");
 }
 
+/* Weight id (enum llama_model_weight) outside the layers. */
+static void read_outer(reader *r, model *m, int id)
+{
+    int64_t shape[2];
+    int ndim = llama_model_weight_shape(&m->cfg, id, shape);
+    read_into(r, m, llama_model_weight_names[id], ndim, shape[0], shape[1]);
+}
+
 /* Weight id (model.h's table) of every layer: one stacked array in the file. */
 static void read_layers(reader *r, model *m, int id)
 {
@@ -116,17 +124,17 @@ void llama2c_load(model *m, const char *path)
     m->extra_config = json_object();
 
     reader r = {f, path};
-    read_into(&r, m, "model.embed_tokens.weight", 2, V, dim);
+    read_outer(&r, m, MW_EMBED);
     /* the stacked per-layer arrays, in the file's order: rms_att, wq, wk, wv, wo,
      * rms_ffn, w1, w2, w3 */
     static const int order[] = {LW_ATTN_NORM, LW_Q, LW_K, LW_V, LW_O, LW_FFN_NORM, LW_GATE, LW_DOWN, LW_UP};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         read_layers(&r, m, order[i]);
-    read_into(&r, m, "model.norm.weight", 1, dim, 0);
+    read_outer(&r, m, MW_FINAL_NORM);
     if (!tied) {
         if (fseeko(f, (off_t)((uint64_t)seq * hd * 4), SEEK_CUR) != 0)
             die("%s: cannot seek: %s", path, strerror(errno));
-        read_into(&r, m, "lm_head.weight", 2, V, dim);
+        read_outer(&r, m, MW_LM_HEAD);
     }
     fclose(f);
     model_bind(m);

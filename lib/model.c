@@ -46,9 +46,24 @@ const llama_weight_desc llama_layer_weights[LW_COUNT] = {
 #undef LW_DESC
 };
 
+const char *const llama_model_weight_names[MW_COUNT] = {
+#define MW_NAME(id, field, name, rows, cols) name,
+    LLAMA_MODEL_WEIGHTS(MW_NAME)
+#undef MW_NAME
+};
+
+static const enum llama_dim model_weight_dims[MW_COUNT][2] = {
+#define MW_DIMS(id, field, name, rows, cols) {rows, cols},
+    LLAMA_MODEL_WEIGHTS(MW_DIMS)
+#undef MW_DIMS
+};
+
+/* Layer l's size d (l is not read for the model-wide sizes). */
 static int64_t dim_of(const llama_config *c, int l, enum llama_dim d)
 {
     switch (d) {
+    case DIM_HD: return c->head_dim;
+    case DIM_V: return c->vocab;
     case DIM_D: return c->dim;
     case DIM_Q: return llama_q_dim(c, l);
     case DIM_KV: return llama_kv_dim(c, l);
@@ -73,6 +88,15 @@ int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape
     return w->cols == DIM_NONE ? 1 : 2;
 }
 
+int llama_model_weight_shape(const llama_config *c, int id, int64_t shape[2])
+{
+    if (id == MW_LM_HEAD && c->tied)
+        return 0;
+    shape[0] = dim_of(c, 0, model_weight_dims[id][0]);
+    shape[1] = dim_of(c, 0, model_weight_dims[id][1]);
+    return model_weight_dims[id][1] == DIM_NONE ? 1 : 2;
+}
+
 void llama_layer_weight_name(char *buf, size_t n, int l, int id)
 {
     snprintf(buf, n, "model.layers.%d.%s", l, llama_layer_weights[id].suffix);
@@ -81,13 +105,14 @@ void llama_layer_weight_name(char *buf, size_t n, int l, int id)
 /* The outer tensors, then every layer weight the table and the config imply. */
 int llama_tensor_specs(const llama_config *c, tensor_spec **specs)
 {
-    int64_t D = c->dim, V = c->vocab;
-    int cap = 3 + LW_COUNT * c->n_layers, n = 0;
+    int cap = MW_COUNT + LW_COUNT * c->n_layers, n = 0;
     tensor_spec *s = xmalloc((size_t)cap * sizeof *s);
-    add_spec(s, &n, xstrdup("model.embed_tokens.weight"), 2, V, D);
-    add_spec(s, &n, xstrdup("model.norm.weight"), 1, D, 0);
-    if (!c->tied)
-        add_spec(s, &n, xstrdup("lm_head.weight"), 2, V, D);
+    for (int id = 0; id < MW_COUNT; id++) {
+        int64_t shape[2];
+        int ndim = llama_model_weight_shape(c, id, shape);
+        if (ndim)
+            add_spec(s, &n, xstrdup(llama_model_weight_names[id]), ndim, shape[0], shape[1]);
+    }
     for (int l = 0; l < c->n_layers; l++)
         for (int id = 0; id < LW_COUNT; id++) {
             int64_t shape[2];
@@ -182,9 +207,9 @@ void model_bind(model *m)
             die("%s: tensor %s appears twice", src, m->tensors[i].name);
 
     /* A tied model may still carry a copy of the embedding as lm_head. */
-    tensor *head = model_tensor(m, "lm_head.weight");
+    tensor *head = model_tensor(m, llama_model_weight_names[MW_LM_HEAD]);
     if (c->tied && head) {
-        tensor *emb = model_tensor(m, "model.embed_tokens.weight");
+        tensor *emb = model_tensor(m, llama_model_weight_names[MW_EMBED]);
         if (!emb || !tensor_equal(emb, head))
             die("%s: tie_word_embeddings is true, but lm_head.weight differs from the embedding",
                 src);
@@ -196,7 +221,7 @@ void model_bind(model *m)
     while (i < ns || k < m->n_tensors) {
         int cmp = i == ns ? 1 : k == m->n_tensors ? -1 : strcmp(specs[i].name, m->tensors[k].name);
         if (cmp < 0) {
-            if (!strcmp(specs[i].name, "lm_head.weight"))
+            if (!strcmp(specs[i].name, llama_model_weight_names[MW_LM_HEAD]))
                 die("%s: missing tensor lm_head.weight (tie_word_embeddings is false)", src);
             die("%s: missing tensor %s", src, specs[i].name);
         }
@@ -227,9 +252,10 @@ void model_bind(model *m)
 
     free(m->layers);
     m->layers = xcalloc((size_t)c->n_layers, sizeof *m->layers);
-    m->embed = model_tensor(m, "model.embed_tokens.weight");
-    m->final_norm = model_tensor(m, "model.norm.weight");
-    m->lm_head = c->tied ? m->embed : model_tensor(m, "lm_head.weight");
+    for (int id = 0; id < MW_COUNT; id++)
+        m->outer[id] = model_tensor(m, llama_model_weight_names[id]);
+    if (c->tied)
+        m->lm_head = m->embed;
     for (int l = 0; l < c->n_layers; l++)
         for (int id = 0; id < LW_COUNT; id++) {
             char name[160];

@@ -50,8 +50,9 @@ typedef struct {
  *   field   its member of layer_weights
  *   suffix  its name after "model.layers.N."
  *   rows, cols  its shape from (config, layer): DIM_D hidden size, DIM_Q query
- *           width H*hd, DIM_KV key/value width KV*hd, DIM_F MLP width; a vector
- *           has cols DIM_NONE
+ *           width H*hd, DIM_KV key/value width KV*hd, DIM_F MLP width, DIM_HD
+ *           head dim (a per-head weight), DIM_V vocabulary; a vector has cols
+ *           DIM_NONE
  *   part    PART_ATTN (present when H > 0) or PART_MLP (present when F > 0): a
  *           norm goes with the sub-block it feeds
  *   opt     OPT_ALWAYS (present with its part), or the config flag that adds it
@@ -74,7 +75,7 @@ typedef struct {
     X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj")                     \
     X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL)
 
-enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_F };
+enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_F, DIM_HD, DIM_V };
 enum llama_part { PART_ATTN, PART_MLP };
 enum llama_opt { OPT_ALWAYS, OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS };
 
@@ -95,6 +96,23 @@ typedef struct {
 
 /* The table as data: llama_layer_weights[LW_Q].suffix is "self_attn.q_proj.weight". */
 extern const llama_weight_desc llama_layer_weights[LW_COUNT];
+
+/* The weights outside the layers, the same way: X(ID, field, name, rows, cols).
+ * The LM head is absent from a tied model (the embedding serves as both). */
+#define LLAMA_MODEL_WEIGHTS(X)                                                                                     \
+    X(EMBED, embed, "model.embed_tokens.weight", DIM_V, DIM_D)                                                     \
+    X(FINAL_NORM, final_norm, "model.norm.weight", DIM_D, DIM_NONE)                                                \
+    X(LM_HEAD, lm_head, "lm_head.weight", DIM_V, DIM_D)
+
+enum llama_model_weight {
+#define MW_ENUM(id, field, name, rows, cols) MW_##id,
+    LLAMA_MODEL_WEIGHTS(MW_ENUM)
+#undef MW_ENUM
+    MW_COUNT
+};
+
+/* "model.embed_tokens.weight", ... by MW_ id. */
+extern const char *const llama_model_weight_names[MW_COUNT];
 
 /* A layer's weights, by name (w->wq) or by slot (w->slot[LW_Q]); NULL where the
  * config has no such weight. Each points at a tensor of the model. */
@@ -120,9 +138,14 @@ typedef struct {
     bool has_weights;            /* false when loaded from a bare config.json */
     int n_tensors;
     tensor *tensors;             /* sorted by name */
-    const tensor *embed;         /* (V, D) */
-    const tensor *final_norm;    /* (D) */
-    const tensor *lm_head;       /* (V, D); == embed when tied */
+    union {                      /* the weights outside the layers, by name or MW_ slot: */
+        struct {                 /* embed (V, D), final_norm (D), lm_head (V, D), == embed when tied */
+#define MW_FIELD(id, field, name, rows, cols) const tensor *field;
+            LLAMA_MODEL_WEIGHTS(MW_FIELD)
+#undef MW_FIELD
+        };
+        const tensor *outer[MW_COUNT];
+    };
     layer_weights *layers;       /* [L] */
     tokenizer_blob tok;          /* size 0 when the model has none */
     json_t *provenance;          /* from a checkpoint header, or NULL */
@@ -151,6 +174,9 @@ static inline int64_t llama_kv_dim(const llama_config *c, int l) { return (int64
 /* Shape of weight id (enum llama_layer_weight) of layer l under config c: returns
  * its ndim (1 or 2), or 0 when the config implies no such tensor. */
 int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape[2]);
+/* Shape of weight id (enum llama_model_weight) under config c: its ndim, or 0
+ * when the config implies no such tensor (the LM head of a tied model). */
+int llama_model_weight_shape(const llama_config *c, int id, int64_t shape[2]);
 /* "model.layers.L.SUFFIX" of weight id into buf. */
 void llama_layer_weight_name(char *buf, size_t n, int l, int id);
 

@@ -13,8 +13,7 @@
 
 /* ---- the weights ---- */
 
-static const char *const model_names[REF_MODEL_WEIGHTS] = {"model.embed_tokens.weight", "model.norm.weight",
-                                                           "lm_head.weight"};
+#define model_names llama_model_weight_names
 /* A layer's weight k is named "model.layers.L." + llama_layer_weights[k].suffix. */
 #define layer_names(k) llama_layer_weights[k].suffix
 
@@ -51,8 +50,7 @@ static double *fetch(const model *m, int l, int k, int64_t n)
 {
     const tensor *src;
     if (l < 0) {
-        const tensor *own[REF_MODEL_WEIGHTS] = {m->embed, m->final_norm, m->lm_head};
-        src = own[k];
+        src = m->outer[k];
     } else {
         src = m->layers[l].slot[k];
     }

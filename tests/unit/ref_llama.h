@@ -18,7 +18,7 @@
 #include "model.h"
 
 /* The model's own weights (slots 0..2), then each layer's. */
-enum { REF_EMBED, REF_FINAL_NORM, REF_LM_HEAD, REF_MODEL_WEIGHTS };
+enum { REF_EMBED = MW_EMBED, REF_FINAL_NORM = MW_FINAL_NORM, REF_LM_HEAD = MW_LM_HEAD, REF_MODEL_WEIGHTS = MW_COUNT };
 /* A layer's weights: the slots of the model's weight table (model.h). */
 enum ref_layer_weight {
     REF_ATTN_NORM = LW_ATTN_NORM, REF_WQ = LW_Q, REF_BQ = LW_BQ, REF_WK = LW_K, REF_BK = LW_BK, REF_WV = LW_V,
