@@ -64,6 +64,13 @@ void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, c
     }
 }
 
+void layers_forward(const model *m, const layer_hooks *h, layer_acts *a, const int *tokens, float *x, int N)
+{
+    embedding_forward(x, tokens, m->embed, N);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        layer_forward(m, l, h, a, x, x, N, true);
+}
+
 /* The backward of linear(): din += dout @ W, g[id] and g[bias] the weight's and
  * bias's gradients, then the adapter's. */
 static void linear_backward(struct lora_set *lora, int l, int id, int bias, const tensor *w, float *const g[LW_COUNT],

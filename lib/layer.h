@@ -69,6 +69,10 @@ void layer_attend_causal(void *ctx, const model *m, int l, layer_acts *a, int N)
 void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, const float *x, float *out, int N,
                    bool full);
 
+/* The inference passes' trunk: x (N, D) = the embedding of tokens (N), then
+ * every layer in place (layer_forward, full), with the hooks h and buffers a. */
+void layers_forward(const model *m, const layer_hooks *h, layer_acts *a, const int *tokens, float *x, int N);
+
 /* Activation gradients of one layer (sized like layer_acts). */
 typedef struct {
     float *dx;            /* (N, D) d loss / d residual stream */

@@ -79,9 +79,7 @@ void llama_forward(const model *m, llama_state *s, const int *tokens)
     layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = &att, .lora = s->lora};
     layer_acts a = {.xn_a = s->xn, .q = s->q, .k = s->k, .v = s->v, .ctx = s->ctx, .xn_m = s->xn,
                     .gate = s->gate, .up = s->up, .hid = s->hid};
-    embedding_forward(s->x, tokens, m->embed, N);
-    for (int l = 0; l < c->n_layers; l++)
-        layer_forward(m, l, &h, &a, s->x, s->x, N, true);
+    layers_forward(m, &h, &a, tokens, s->x, N);
     rmsnorm_forward(s->xn, NULL, s->x, tensor_vector(m->final_norm), N, D, c->norm_eps);
     matmul_forward(s->logits, s->xn, m->lm_head, NULL, N);
 }

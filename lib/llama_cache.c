@@ -260,9 +260,7 @@ void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int 
     layer_hooks h = {.attend = attend_cached, .attend_ctx = &cc, .lora = c->lora};
     layer_acts a = {.xn_a = c->xn, .q = c->q, .k = c->k, .v = c->v, .ctx = c->ctx, .xn_m = c->xn,
                     .gate = c->gate, .up = c->up, .hid = c->gate};
-    embedding_forward(c->x, tokens, m->embed, N);
-    for (int l = 0; l < cf->n_layers; l++)
-        layer_forward(m, l, &h, &a, c->x, c->x, N, true);
+    layers_forward(m, &h, &a, tokens, c->x, N);
     if (append)
         for (int r = 0; r < R; r++)
             c->len[slot[r]] += len[r];
