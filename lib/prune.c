@@ -415,6 +415,9 @@ typedef struct {
     ranked **order;        /* (n, U) units of group i, least important first */
     ranked *all[GROUP_KIND_COUNT]; /* every unit of a kind, least important first */
     int64_t n_all[GROUP_KIND_COUNT];
+    ranked *std;           /* adaptive: every unit by its standardised importance */
+    int64_t n_std;
+    double std_params;     /* adaptive: parameters of every unit considered */
 } planner;
 
 static const group *pgroup(const prune_plan *p, const planner *pl, int i) { return &pl->gs->g[p->c[i].group]; }
@@ -427,6 +430,47 @@ static int64_t max_removable(const prune_plan *p, const group *g)
     if (p->allow_empty && g->kind != GROUP_HIDDEN)
         return g->units;
     return g->units > 0 ? g->units - 1 : 0;
+}
+
+/* (x - mean) / std of the U values of imp into z, std the sample standard
+ * deviation (n - 1), as FLAP's standardisation (torch.std); all 0 when the
+ * values do not vary (or U < 2). */
+void prune_standardise(const double *imp, int64_t U, double *z)
+{
+    double mean = 0, ss = 0;
+    for (int64_t u = 0; u < U; u++)
+        mean += imp[u];
+    mean /= U > 0 ? (double)U : 1.0;
+    for (int64_t u = 0; u < U; u++)
+        ss += (imp[u] - mean) * (imp[u] - mean);
+    double sd = U > 1 ? sqrt(ss / (double)(U - 1)) : 0;
+    for (int64_t u = 0; u < U; u++)
+        z[u] = sd > 0 ? (imp[u] - mean) / sd : 0;
+}
+
+/* Adaptive selection: each group's importances standardised (per layer and
+ * kind, FLAP's per-module standardisation), then every unit of every group
+ * ranked on one scale. */
+static void adaptive_ranking(prune_plan *p, planner *pl)
+{
+    if (p->mode != PRUNE_BLOCK)
+        die("adaptive selection ranks attention heads and MLP channels together: it serves block mode only");
+    int64_t n = 0;
+    for (int i = 0; i < p->n; i++)
+        n += pgroup(p, pl, i)->units;
+    pl->std = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *pl->std);
+    pl->n_std = 0;
+    pl->std_params = 0;
+    for (int i = 0; i < p->n; i++) {
+        const group *g = pgroup(p, pl, i);
+        double *z = xmalloc((size_t)g->units * sizeof *z);
+        prune_standardise(p->imp[i], g->units, z);
+        for (int64_t u = 0; u < g->units; u++)
+            pl->std[pl->n_std++] = (ranked){z[u], i, u};
+        pl->std_params += (double)g->units * (double)g->unit_params;
+        free(z);
+    }
+    qsort(pl->std, (size_t)pl->n_std, sizeof(ranked), cmp_ranked);
 }
 
 /* Choose the units for ratio R; returns the number of groups whose local count
@@ -455,7 +499,24 @@ static int plan_select(prune_plan *p, const planner *pl, double R)
             local[GROUP_LAYER] = n_sel - 1;
     }
     bool global = p->select != PRUNE_SELECT_LOCAL || p->mode == PRUNE_LAYER;
-    if (global) {
+    if (p->select == PRUNE_SELECT_ADAPTIVE && p->mode == PRUNE_BLOCK) {
+        /* FLAP's AL-AM: the least important units first, across attention and MLP,
+         * while the parameters removed come nearer to R of the units' parameters
+         * (FLAP's threshold at the cumulative cost nearest the target) */
+        for (int i = 0; i < p->n; i++)
+            count[i] = 0;
+        double target = R * pl->std_params, removed = 0;
+        for (int64_t j = 0; j < pl->n_std; j++) {
+            int i = pl->std[j].i;
+            const group *g = pgroup(p, pl, i);
+            if (count[i] >= max_removable(p, g))
+                continue;
+            if (removed + 0.5 * (double)g->unit_params >= target)
+                break;
+            count[i]++;
+            removed += (double)g->unit_params;
+        }
+    } else if (global) {
         for (int i = 0; i < p->n; i++)
             count[i] = 0;
         for (int k = 0; k < GROUP_KIND_COUNT; k++) {
@@ -611,6 +672,8 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     }
     for (int k = 0; k < GROUP_KIND_COUNT; k++)
         qsort(pl.all[k], (size_t)pl.n_all[k], sizeof(ranked), cmp_ranked);
+    if (o->select == PRUNE_SELECT_ADAPTIVE)
+        adaptive_ranking(p, &pl);
     if (!p->importance_known && (o->select != PRUNE_SELECT_LOCAL || o->mode == PRUNE_LAYER))
         warn("%s: no weights and no scores: the plan's counts are exact, but which %s go is arbitrary",
              m->source, o->mode == PRUNE_LAYER ? "layers" : "units (and so the per-layer counts of a ranking across layers)");
@@ -628,6 +691,7 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     free(pl.order);
     for (int k = 0; k < GROUP_KIND_COUNT; k++)
         free(pl.all[k]);
+    free(pl.std);
 }
 
 void prune_plan_free(prune_plan *p)

@@ -106,6 +106,10 @@ int64_t prune_local_count(int64_t units, int64_t width, double ratio);
 void prune_importance(const model *m, const group_set *gs, const group *g, enum prune_criterion criterion,
                       enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp);
 
+/* z = (imp - mean) / std over the U values, std with n - 1 (FLAP's
+ * standardisation, torch.std); all 0 when the values do not vary or U < 2. */
+void prune_standardise(const double *imp, int64_t U, double *z);
+
 /* The plan for model m (its weights are only read for l1/l2 importance) and the
  * groups gs of a stream of kind stream_kind ("groups" or "scores", named
  * stream_name in messages). Dies on an option the model or the stream cannot

@@ -29,7 +29,11 @@ static const char usage[] =
     "                          (hidden size) or layer (whole blocks)\n"
     "      --layers A-B        layers to prune, inclusive (default: all but the first L/8\n"
     "                          and the last L/16)\n"
-    "      --global            rank units across the selected layers instead of per group\n"
+    "      --select S          how units are ranked: local (per group; default), global\n"
+    "                          (across the selected layers, per kind) or adaptive (scores\n"
+    "                          standardised per layer and kind, attention and MLP ranked\n"
+    "                          together by parameter cost: FLAP's AL-AM)\n"
+    "      --global            the same as --select global\n"
     "      --criterion C       vector, element1, element2, mix, flap, wanda (scores streams),\n"
     "                          l1, l2, random (default: element1 for scores, l2 for groups)\n"
     "      --no-compensation   flap: no bias compensation of the removed channels\n"
@@ -83,7 +87,7 @@ int main(int argc, char **argv)
         {"global", no_argument, 0, OPT_GLOBAL},      {"criterion", required_argument, 0, OPT_CRIT},
         {"aggregate", required_argument, 0, OPT_AGG}, {"seed", required_argument, 0, OPT_SEED},
         {"allow-empty", no_argument, 0, OPT_EMPTY},  {"dry-run", no_argument, 0, OPT_DRY},
-        {"no-compensation", no_argument, 0, OPT_NOCOMP},
+        {"no-compensation", no_argument, 0, OPT_NOCOMP}, {"select", required_argument, 0, OPT_SELECT},
         {"output", required_argument, 0, 'o'},       {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0}};
@@ -106,6 +110,13 @@ int main(int argc, char **argv)
             layers_given = true;
             break;
         case OPT_GLOBAL: o.select = PRUNE_SELECT_GLOBAL; break;
+        case OPT_SELECT: {
+            int s = prune_select_from_name(optarg);
+            if (s < 0)
+                usage_die("--select: unknown selection '%s' (local, global, adaptive)", optarg);
+            o.select = (enum prune_select)s;
+            break;
+        }
         case OPT_CRIT: {
             int k = prune_criterion_from_name(optarg);
             if (k < 0)

@@ -168,6 +168,42 @@ PY
     [[ "$output" == *"--ratio"*"--target-params"* ]]
 }
 
+@test "prune: --select adaptive ranks heads and MLP channels together; its provenance says so" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --criterion l2 --select adaptive --target-params 0.2 \
+        -o "$T/a.pare" "$T/g.pare"
+    pare show "$T/a.pare" | head -1 > "$T/a.json"
+    $PY - "$T/a.json" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+p, c = h["provenance"], h["config"]
+assert p["selection"] == "adaptive" and p["global"] is False, p
+assert 1 - p["params_after"] / p["params_before"] >= 0.2, p
+# the fractions differ across layers and between attention and MLP
+fr = [1 - f / 172 for f in c["intermediate_size"]] + [1 - h / 8 for h in c["num_attention_heads"]]
+assert len(set(round(x, 6) for x in fr)) > 1, c
+PY
+    run pare-prune -m "$MODEL" --target-params 0.2 --select adaptive --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *", adaptive"* ]]
+    # local and global stay what they were: --global is --select global
+    a=$(pare-prune -m "$MODEL" --ratio 0.3 --global --dry-run "$T/g.pare")
+    b=$(pare-prune -m "$MODEL" --ratio 0.3 --select global --dry-run "$T/g.pare")
+    [ "$a" == "$b" ]
+}
+
+@test "prune: a bad --select is a usage error; adaptive needs block mode" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    run pare-prune -m "$MODEL" --ratio 0.3 --select everything --dry-run "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--select: unknown selection 'everything'"* ]]
+    run pare-prune -m "$MODEL" --ratio 0.3 --mode layer --select adaptive --dry-run "$T/g.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"block mode only"* ]]
+}
+
 @test "prune: layers out of range are an error" {
     need_data
     pare-discover -q -m "$MODEL" -o "$T/g.pare"

@@ -859,6 +859,69 @@ static void make_plan(void *arg)
     prune_plan_make(&p, c->m, c->gs, c->kind, "scores.pare", &c->o);
 }
 
+/* Adaptive selection (FLAP's AL-AM): every unit's importance standardised within
+ * its group (z, checked against a two-pass formula here), the lowest z go across
+ * attention and MLP while the removed parameters come nearer to R of the units'
+ * parameters; one more unit would overshoot by more than it undershoots. */
+static void test_adaptive_plan(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    prune_options o = opts(PRUNE_BLOCK, 0.3);
+    o.first_layer = 0;
+    o.last_layer = 2;
+    o.select = PRUNE_SELECT_ADAPTIVE;
+    prune_plan p;
+    plan_for(&p, &m, &gs, &o);
+    double total = 0, removed = 0, z_removed = -1e300, z_kept = 1e300, next_cost = 0;
+    for (int i = 0; i < p.n; i++) {
+        const group *g = &gs.g[p.c[i].group];
+        double mean = 0, var = 0;
+        for (int64_t u = 0; u < g->units; u++)
+            mean += p.imp[i][u] / (double)g->units;
+        for (int64_t u = 0; u < g->units; u++)
+            var += (p.imp[i][u] - mean) * (p.imp[i][u] - mean) / (double)(g->units - 1);
+        double z[64];
+        prune_standardise(p.imp[i], g->units, z);
+        for (int64_t u = 0; u < g->units; u++) {
+            CHECK_CLOSE(z[u], (p.imp[i][u] - mean) / sqrt(var), 1e-12);
+            bool rm = false;
+            for (int64_t k = 0; k < p.c[i].n_removed; k++)
+                rm |= p.c[i].removed[k] == u;
+            if (rm)
+                z_removed = fmax(z_removed, z[u]);
+            else if (z[u] < z_kept) {
+                z_kept = z[u];
+                next_cost = (double)g->unit_params;
+            }
+        }
+        total += (double)g->units * (double)g->unit_params;
+        removed += (double)p.c[i].n_removed * (double)g->unit_params;
+    }
+    CHECK(z_removed <= z_kept);
+    CHECK(removed <= 0.3 * total + 0.5 * next_cost && removed + next_cost >= 0.3 * total - 1e-9);
+    json_t *prov = prune_provenance(&p, &gs, &m);
+    CHECK(!strcmp(json_string_value(json_object_get(prov, "selection")), "adaptive"));
+    json_decref(prov);
+    prune_plan_free(&p);
+    /* --target-params solves for the ratio as for the other selections */
+    o.ratio = -1;
+    o.target_params = 0.2;
+    plan_for(&p, &m, &gs, &o);
+    CHECK(1.0 - (double)llama_param_count(&p.after) / (double)llama_param_count(&p.before) >= 0.2);
+    prune_plan_free(&p);
+    /* it ranks attention and MLP together: block mode only */
+    o = opts(PRUNE_LAYER, 0.3);
+    o.select = PRUNE_SELECT_ADAPTIVE;
+    plan_call call = {&m, &gs, "groups", o};
+    CHECK(dies_with(make_plan, &call, "serves block mode only"));
+    group_set_free(&gs);
+    model_free(&m);
+}
+
+
 static void test_scores_stream(void)
 {
     model m;
@@ -1014,6 +1077,7 @@ int main(void)
     TEST(test_magnitude_importance);
     TEST(test_local_plan);
     TEST(test_global_and_layer_plans);
+    TEST(test_adaptive_plan);
     TEST(test_target_params);
     TEST(test_scores_stream);
     TEST(test_provenance_replay_and_checkpoint);
