@@ -21,7 +21,7 @@ int group_kind_from_name(const char *s)
 
 unsigned group_kinds_parse(const char *list, char *bad, size_t bad_size)
 {
-    return parse_name_list(list, kind_names, GROUP_KIND_COUNT, false, bad, bad_size);
+    return parse_name_list(list, kind_names, GROUP_KIND_COUNT, 0, bad, bad_size);
 }
 
 const group_stat *group_find_stat(const group *g, const char *name)
@@ -88,10 +88,24 @@ void groups_write(const group_set *gs, const char *kind, const char *path, int a
     }
     if (scores) {
         mp_pack_str(&w.pk, "stats");
-        int ns = gs->n ? gs->g[0].n_stats : 0;
+        /* every statistic some group has, in order of first appearance */
+        int ns = 0, cap = 0;
+        const char **names = NULL;
+        for (int i = 0; i < gs->n; i++)
+            for (int s = 0; s < gs->g[i].n_stats; s++) {
+                int k = 0;
+                while (k < ns && strcmp(names[k], gs->g[i].stats[s].name))
+                    k++;
+                if (k < ns)
+                    continue;
+                if (ns == cap)
+                    names = xrealloc(names, (size_t)(cap = 2 * cap + 8) * sizeof *names);
+                names[ns++] = gs->g[i].stats[s].name;
+            }
         msgpack_pack_array(&w.pk, (size_t)ns);
         for (int s = 0; s < ns; s++)
-            mp_pack_str(&w.pk, gs->g[0].stats[s].name);
+            mp_pack_str(&w.pk, names[s]);
+        free(names);
     }
     stream_end_record(&w);
     for (int i = 0; i < gs->n; i++)

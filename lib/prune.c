@@ -28,7 +28,8 @@ static const char *const crit_names[PRUNE_CRIT_COUNT] = {
     [PRUNE_CRIT_DEFAULT] = "default", [PRUNE_CRIT_VECTOR] = "vector", [PRUNE_CRIT_ELEMENT1] = "element1",
     [PRUNE_CRIT_ELEMENT2] = "element2", [PRUNE_CRIT_MIX] = "mix",     [PRUNE_CRIT_FLAP] = "flap",
     [PRUNE_CRIT_WANDA] = "wanda",       [PRUNE_CRIT_L1] = "l1",       [PRUNE_CRIT_L2] = "l2",
-    [PRUNE_CRIT_RANDOM] = "random",     [PRUNE_CRIT_MANUAL] = "manual"};
+    [PRUNE_CRIT_RANDOM] = "random",     [PRUNE_CRIT_ABLATION] = "ablation", [PRUNE_CRIT_INFLUENCE] = "influence",
+    [PRUNE_CRIT_MANUAL] = "manual"};
 static const char *const select_names[PRUNE_SELECT_COUNT] = {"local", "global", "adaptive"};
 
 /* Index of s in names[lo, hi), or -1. */
@@ -47,13 +48,14 @@ int prune_aggregate_from_name(const char *s) { return name_index(agg_names, 0, P
 const char *prune_criterion_name(enum prune_criterion c) { return crit_names[c]; }
 int prune_criterion_from_name(const char *s)
 {
-    return name_index(crit_names, PRUNE_CRIT_VECTOR, PRUNE_CRIT_RANDOM + 1, s);
+    return name_index(crit_names, PRUNE_CRIT_VECTOR, PRUNE_CRIT_INFLUENCE + 1, s);
 }
 const char *prune_select_name(enum prune_select s) { return select_names[s]; }
 int prune_select_from_name(const char *s) { return name_index(select_names, 0, PRUNE_SELECT_COUNT, s); }
 
 static bool is_magnitude(enum prune_criterion c) { return c == PRUNE_CRIT_L1 || c == PRUNE_CRIT_L2; }
 static bool is_activation(enum prune_criterion c) { return c == PRUNE_CRIT_FLAP || c == PRUNE_CRIT_WANDA; }
+static bool is_per_unit(enum prune_criterion c) { return c == PRUNE_CRIT_ABLATION || c == PRUNE_CRIT_INFLUENCE; }
 
 /* ------------------------------------------------------------------ counts */
 
@@ -102,7 +104,7 @@ int64_t prune_local_count(int64_t units, int64_t width, double ratio)
 /* ------------------------------------------------------------------ importance */
 
 /* Uniform in [0, 1), a function of (seed, group id, unit) only. */
-static double random_unit(uint64_t seed, int id, int64_t u)
+double prune_random_unit(uint64_t seed, int id, int64_t u)
 {
     uint64_t x = rng_hash(rng_hash(rng_hash(seed) ^ (uint64_t)(uint32_t)id) ^ (uint64_t)u);
     return (double)(x >> 11) * 0x1.0p-53;
@@ -180,6 +182,34 @@ static bool member_activation(const model *m, const group_set *gs, const group *
     return true;
 }
 
+bool prune_criterion_serves(const model *m, const group_set *gs, const group *g, enum prune_criterion c)
+{
+    switch (c) {
+    case PRUNE_CRIT_RANDOM: return true;
+    case PRUNE_CRIT_L1:
+    case PRUNE_CRIT_L2: return m->has_weights || group_find_stat(g, prune_criterion_name(c));
+    case PRUNE_CRIT_FLAP:
+    case PRUNE_CRIT_WANDA:
+        if (!m->has_weights || !gs)
+            return false;
+        for (int k = 0; k < g->n_members; k++)
+            if (g->members[k].axis == 1 && group_set_find_act(gs, g->members[k].tensor))
+                return true;
+        return false;
+    case PRUNE_CRIT_ABLATION: {
+        const group_stat *flag = group_find_stat(g, "ablated");
+        for (int64_t u = 0; flag && u < g->units; u++)
+            if (flag->values[u] == 0)
+                return false;
+        return group_find_stat(g, "ablation") != NULL;
+    }
+    case PRUNE_CRIT_DEFAULT:
+    case PRUNE_CRIT_MANUAL:
+    case PRUNE_CRIT_COUNT: return false;
+    default: return group_find_stat(g, prune_criterion_name(c)) != NULL;
+    }
+}
+
 void prune_importance(const model *m, const group_set *gs, const group *g, enum prune_criterion criterion,
                       enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp)
 {
@@ -188,7 +218,7 @@ void prune_importance(const model *m, const group_set *gs, const group *g, enum 
     const char *name = prune_criterion_name(criterion);
     if (criterion == PRUNE_CRIT_RANDOM) {
         for (int64_t u = 0; u < U; u++)
-            imp[u] = random_unit(seed, g->id, u);
+            imp[u] = prune_random_unit(seed, g->id, u);
         return;
     }
     double *vals = xmalloc((size_t)(M > 0 ? M : 1) * (size_t)(U > 0 ? U : 1) * sizeof *vals); /* (M, U) */
@@ -205,6 +235,16 @@ void prune_importance(const model *m, const group_set *gs, const group *g, enum 
                 "scores stream of pare-score with activations; it ranks attn, ffn and hidden units)",
                 stream_name, g->id, group_kind_name(g->kind), g->layer, name);
         M = k; /* the members with activations, combined below */
+    } else if (st && is_per_unit(criterion)) {
+        const group_stat *flag = group_find_stat(g, "ablated");
+        for (int64_t u = 0; u < U; u++) {
+            if (flag && flag->values[u] == 0)
+                die("%s: group %d (%s, layer %d): unit %lld was not ablated (the stream ablated a sample of each "
+                    "group's units: enough to check a criterion, not to prune by)",
+                    stream_name, g->id, group_kind_name(g->kind), g->layer, (long long)u);
+            vals[u] = st->values[u];
+        }
+        M = 1; /* one value per unit: no aggregate */
     } else if (st) {
         for (int64_t i = 0; i < (int64_t)M * U; i++)
             vals[i] = st->values[i];
@@ -291,6 +331,24 @@ static bool mode_kind_ok(enum prune_mode mode, enum group_kind k)
     case PRUNE_LAYER: return k == GROUP_LAYER;
     }
     return false;
+}
+
+bool prune_plan_serves(const model *m, const group_set *gs, const prune_options *o, enum prune_criterion c)
+{
+    int L = m->cfg.n_layers;
+    int first = o->first_layer >= 0 ? o->first_layer : L / 8, last = o->last_layer >= 0 ? o->last_layer : L - 1 - L / 16;
+    bool any = false;
+    for (int j = 0; j < gs->n; j++) {
+        const group *g = &gs->g[j];
+        if (!mode_kind_ok(o->mode, g->kind) || g->units < 1)
+            continue;
+        if (o->mode != PRUNE_CHANNEL && (g->layer < first || g->layer > last))
+            continue;
+        if (!prune_criterion_serves(m, gs, g, c))
+            return false;
+        any = true;
+    }
+    return any;
 }
 
 /* The config after removing the chosen units; fills p->after and p->layer_map. */

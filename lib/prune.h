@@ -23,12 +23,15 @@ enum prune_aggregate { PRUNE_AGG_SUM, PRUNE_AGG_MEAN, PRUNE_AGG_MAX, PRUNE_AGG_P
 #define PRUNE_AGG_COUNT 5
 /* The criteria: statistics of a scores stream (vector .. mix), computed from the
  * weights and a scores stream's activations (flap, wanda), from the weights alone
- * (l1, l2), or drawn (random). PRUNE_CRIT_DEFAULT: element1 for a scores stream,
+ * (l1, l2), drawn (random), or measured per unit by pare-score (ablation: the
+ * loss change of removing the unit; influence: Block Influence of a layer). The
+ * per-unit ones take no aggregate. PRUNE_CRIT_DEFAULT: element1 for a scores stream,
  * l2 for a groups stream. */
 enum prune_criterion {
     PRUNE_CRIT_DEFAULT,
     PRUNE_CRIT_VECTOR, PRUNE_CRIT_ELEMENT1, PRUNE_CRIT_ELEMENT2, PRUNE_CRIT_MIX,
     PRUNE_CRIT_FLAP, PRUNE_CRIT_WANDA, PRUNE_CRIT_L1, PRUNE_CRIT_L2, PRUNE_CRIT_RANDOM,
+    PRUNE_CRIT_ABLATION, PRUNE_CRIT_INFLUENCE, /* per-unit statistics of a scores stream (ablate.h) */
     PRUNE_CRIT_MANUAL, /* a plan given unit by unit (prune_plan_manual), not a criterion */
     PRUNE_CRIT_COUNT
 };
@@ -93,6 +96,15 @@ typedef struct {
  * remain, floor(removed channels / width) units go. Not clamped. */
 int64_t prune_local_count(int64_t units, int64_t width, double ratio);
 
+/* Uniform in [0, 1), a function of (seed, group id, unit) only: the random
+ * criterion's importance. */
+double prune_random_unit(uint64_t seed, int id, int64_t u);
+
+/* Whether prune_importance can rank g's units by c (the statistic is in the
+ * stream, or the weights and activations it needs are there; ablation: for
+ * every unit). */
+bool prune_criterion_serves(const model *m, const group_set *gs, const group *g, enum prune_criterion c);
+
 /* Importance of each unit of g (imp, U values): the criterion's per-member values
  * (from the stream's statistics, or computed from m's weights for l1 and l2, or
  * drawn from seed for random, or from m's weights and gs's activation statistics
@@ -109,6 +121,9 @@ void prune_importance(const model *m, const group_set *gs, const group *g, enum 
 /* z = (imp - mean) / std over the U values, std with n - 1 (FLAP's
  * standardisation, torch.std); all 0 when the values do not vary or U < 2. */
 void prune_standardise(const double *imp, int64_t U, double *z);
+
+/* Whether c can rank every group a plan with options o would consider. */
+bool prune_plan_serves(const model *m, const group_set *gs, const prune_options *o, enum prune_criterion c);
 
 /* The plan for model m (its weights are only read for l1/l2 importance) and the
  * groups gs of a stream of kind stream_kind ("groups" or "scores", named

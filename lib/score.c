@@ -23,8 +23,8 @@
 #include "stream.h"
 #include "util.h"
 
-static const char *const stat_names[SCORE_STAT_COUNT] = {"vector", "element1", "element2", "mix",
-                                                         "l1",     "l2",       "activations"};
+static const char *const stat_names[SCORE_STAT_COUNT] = {"vector", "element1",    "element2", "mix",      "l1",
+                                                         "l2",     "activations", "ablation", "influence"};
 
 const char *score_stat_name(int s) { return (unsigned)s < SCORE_STAT_COUNT ? stat_names[s] : "?"; }
 
@@ -38,7 +38,7 @@ int score_stat_from_name(const char *s)
 
 unsigned score_stats_parse(const char *list, char *bad, size_t bad_size)
 {
-    return parse_name_list(list, stat_names, SCORE_STAT_COUNT, true, bad, bad_size);
+    return parse_name_list(list, stat_names, SCORE_STAT_COUNT, SCORE_ALL, bad, bad_size);
 }
 
 /* ------------------------------------------------------------------ state */

@@ -42,16 +42,18 @@
 enum score_stat {
     SCORE_VECTOR, SCORE_ELEMENT1, SCORE_ELEMENT2, SCORE_MIX, SCORE_L1, SCORE_L2, /* per member and unit */
     SCORE_ACTIVATIONS,                                                           /* per linear map input */
+    SCORE_ABLATION, SCORE_INFLUENCE, /* per unit, from forward passes (ablate.h); not in "all" */
     SCORE_STAT_COUNT
 };
 #define SCORE_MEMBER_STATS 6
-#define SCORE_ALL ((1u << SCORE_STAT_COUNT) - 1)
+#define SCORE_ALL ((1u << (SCORE_ACTIVATIONS + 1)) - 1)
+#define SCORE_FORWARD ((1u << SCORE_ABLATION) | (1u << SCORE_INFLUENCE))
 #define SCORE_FISHER ((1u << SCORE_ELEMENT2) | (1u << SCORE_MIX))
 
 const char *score_stat_name(int s);
 int score_stat_from_name(const char *s); /* -1 if unknown */
-/* "vector,mix" (or "all") -> mask; 0 on an unknown name (copied into bad) or an
- * empty list (bad = ""). */
+/* "vector,mix" (or "all": every statistic but ablation and influence) -> mask;
+ * 0 on an unknown name (copied into bad) or an empty list (bad = ""). */
 unsigned score_stats_parse(const char *list, char *bad, size_t bad_size);
 
 typedef struct {
@@ -75,7 +77,8 @@ typedef struct {
 size_t score_default_fisher_memory(const model *m, int samples, int seq_len);
 
 /* The statistics of o->stats for every group of gs (their stats replaced, in
- * enum order), gs->act (activations) and gs->calibration. m must be the model
+ * enum order), gs->act (activations) and gs->calibration; ablation and
+ * influence are left to ablate.h. m must be the model
  * gs was found for (the caller checks the fingerprint). */
 void score_run(const model *m, const calib *c, group_set *gs, const score_options *o, score_summary *sum);
 

@@ -185,7 +185,8 @@ double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-unsigned parse_name_list(const char *list, const char *const *names, int n, bool all, char *bad, size_t bad_size)
+unsigned parse_name_list(const char *list, const char *const *names, int n, unsigned all_mask, char *bad,
+                         size_t bad_size)
 {
     unsigned mask = 0;
     char *copy = xstrdup(list), *save = NULL;
@@ -196,8 +197,8 @@ unsigned parse_name_list(const char *list, const char *const *names, int n, bool
             k++;
         if (k < n) {
             mask |= 1u << k;
-        } else if (all && !strcmp(t, "all")) {
-            mask |= (1u << n) - 1;
+        } else if (all_mask && !strcmp(t, "all")) {
+            mask |= all_mask;
         } else {
             snprintf(bad, bad_size, "%s", t);
             mask = 0;

@@ -44,10 +44,11 @@ char *path_join(const char *dir, const char *name);
 /* Seconds since an arbitrary start (monotonic clock). */
 double now_seconds(void);
 
-/* The mask of the comma-separated names in list: bit i for names[i] (i < n), every
- * bit for "all" when all is true. 0 when a name is unknown (copied into bad) or
- * the list names none (bad = ""). */
-unsigned parse_name_list(const char *list, const char *const *names, int n, bool all, char *bad, size_t bad_size);
+/* The mask of the comma-separated names in list: bit i for names[i] (i < n), the
+ * bits of all_mask for "all" (when all_mask is not 0). 0 when a name is unknown
+ * (copied into bad) or the list names none (bad = ""). */
+unsigned parse_name_list(const char *list, const char *const *names, int n, unsigned all_mask, char *bad,
+                         size_t bad_size);
 
 /* Parse helpers for option values; die with usage error naming the option. */
 long parse_long(const char *opt, const char *s, long lo, long hi);

@@ -7,11 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "calib.h"
 #include "checkpoint.h"
 #include "groups.h"
 #include "model.h"
 #include "model_load.h"
 #include "prune.h"
+#include "rank.h"
+#include "recipe.h"
+#include "tokenizer.h"
 #include "util.h"
 
 static const char usage[] =
@@ -34,8 +38,14 @@ static const char usage[] =
     "                          standardised per layer and kind, attention and MLP ranked\n"
     "                          together by parameter cost: FLAP's AL-AM)\n"
     "      --global            the same as --select global\n"
-    "      --criterion C       vector, element1, element2, mix, flap, wanda (scores streams),\n"
-    "                          l1, l2, random (default: element1 for scores, l2 for groups)\n"
+    "      --criterion C       vector, element1, element2, mix, flap, wanda, ablation, influence\n"
+    "                          (scores streams), l1, l2, random (default: element1 for scores,\n"
+    "                          l2 for groups), or auto (with --validate)\n"
+    "      --validate FILE     with --criterion auto: try every criterion the stream serves with\n"
+    "                          local, global and adaptive selection, keep the plan whose pruned\n"
+    "                          model has the lowest loss on FILE (16 windows of 128 tokens)\n"
+    "      --rank-check        with --dry-run: Spearman's rho of each criterion with the\n"
+    "                          stream's ablation statistic, per group kind\n"
     "      --no-compensation   flap: no bias compensation of the removed channels\n"
     "      --aggregate A       combine a unit's members: sum (default), mean, max, prod, first\n"
     "      --seed N            seed of the random criterion (default 42)\n"
@@ -70,16 +80,29 @@ static double parse_fraction(const char *opt, const char *s)
     return v;
 }
 
+/* The validation windows of --validate: 16 of 128 tokens (fewer tokens when the
+ * model's context is shorter), drawn with seed 42, tokenized with m's tokenizer. */
+static void load_validation(calib *v, const model *m, const char *path)
+{
+    if (!m->tok.size)
+        die("%s: the model has no tokenizer to read --validate with (give --tokenizer FILE)", m->source);
+    tokenizer *tok = tokenizer_load_blob(m->tok.format, m->tok.data, m->tok.size, m->source);
+    int T = m->cfg.max_seq > 0 && m->cfg.max_seq < 128 ? m->cfg.max_seq : 128;
+    calib_load(v, path, CALIB_AUTO, tok, 16, T, 42);
+    tokenizer_free(tok);
+}
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     const char *model_path = NULL, *tok_path = NULL, *out = NULL, *input = "-";
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = -1, .target_params = -1, .first_layer = -1,
                        .last_layer = -1, .aggregate = PRUNE_AGG_SUM, .seed = 42};
-    bool dry_run = false, layers_given = false;
+    bool dry_run = false, layers_given = false, auto_crit = false, rank_check = false;
+    const char *validate = NULL;
 
     enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_SELECT, OPT_CRIT, OPT_AGG,
-           OPT_SEED, OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP };
+           OPT_SEED, OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP, OPT_VALIDATE, OPT_RANKCHECK };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, OPT_TOK},
         {"ratio", required_argument, 0, OPT_RATIO},  {"target-params", required_argument, 0, OPT_TARGET},
@@ -88,6 +111,7 @@ int main(int argc, char **argv)
         {"aggregate", required_argument, 0, OPT_AGG}, {"seed", required_argument, 0, OPT_SEED},
         {"allow-empty", no_argument, 0, OPT_EMPTY},  {"dry-run", no_argument, 0, OPT_DRY},
         {"no-compensation", no_argument, 0, OPT_NOCOMP}, {"select", required_argument, 0, OPT_SELECT},
+        {"validate", required_argument, 0, OPT_VALIDATE}, {"rank-check", no_argument, 0, OPT_RANKCHECK},
         {"output", required_argument, 0, 'o'},       {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0}};
@@ -119,13 +143,16 @@ int main(int argc, char **argv)
         }
         case OPT_CRIT: {
             int k = prune_criterion_from_name(optarg);
-            if (k < 0)
-                usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, flap, wanda, l1, "
-                          "l2, random)",
+            auto_crit = !strcmp(optarg, "auto");
+            if (k < 0 && !auto_crit)
+                usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, flap, wanda, "
+                          "ablation, influence, l1, l2, random, auto)",
                           optarg);
-            o.criterion = (enum prune_criterion)k;
+            o.criterion = k < 0 ? PRUNE_CRIT_DEFAULT : (enum prune_criterion)k;
             break;
         }
+        case OPT_VALIDATE: validate = optarg; break;
+        case OPT_RANKCHECK: rank_check = true; break;
         case OPT_AGG: {
             int a = prune_aggregate_from_name(optarg);
             if (a < 0)
@@ -152,6 +179,10 @@ int main(int argc, char **argv)
         usage_die("no model given (-m MODEL)");
     if ((o.ratio < 0) == (o.target_params < 0))
         usage_die("give exactly one of --ratio R and --target-params P");
+    if (auto_crit != (validate != NULL))
+        usage_die("--criterion auto and --validate FILE go together");
+    if (rank_check && !dry_run)
+        usage_die("--rank-check: only with --dry-run");
     if (layers_given && o.mode == PRUNE_CHANNEL)
         usage_die("--layers: the hidden channels of --mode channel span every layer");
     if (!strcmp(model_path, "-") && !strcmp(input, "-"))
@@ -173,15 +204,29 @@ int main(int argc, char **argv)
             m.cfg.n_layers - 1);
 
     prune_plan plan;
-    prune_plan_make(&plan, &m, &gs, kind, stream_name, &o);
+    recipe_result rr = {0};
+    if (auto_crit) {
+        calib val;
+        load_validation(&val, &m, validate);
+        recipe_auto(&m, &gs, kind, stream_name, &o, &val, &plan, &rr);
+        calib_free(&val);
+        if (!g_quiet)
+            recipe_print(&rr, stderr);
+    } else {
+        prune_plan_make(&plan, &m, &gs, kind, stream_name, &o);
+    }
     if (dry_run) {
         prune_plan_print(&plan, 128, stdout);
+        if (rank_check)
+            rank_check_print(&m, &gs, o.aggregate, o.seed, stream_name, stdout);
     } else {
         info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s%s", prune_mode_name(o.mode),
              (long long)llama_param_count(&plan.before), (long long)llama_param_count(&plan.after),
              100.0 * (double)llama_param_count(&plan.after) / (double)llama_param_count(&plan.before), plan.ratio,
              prune_criterion_name(plan.criterion), plan.compensate ? " with bias compensation" : "");
         json_t *provenance = prune_provenance(&plan, &gs, &m);
+        if (auto_crit)
+            json_object_set_new(provenance, "auto", recipe_to_json(&rr));
         model pruned;
         prune_apply(&m, &gs, &plan, true, &pruned);
         checkpoint_write(&pruned, out, argc, argv, provenance);
@@ -189,6 +234,8 @@ int main(int argc, char **argv)
         model_free(&pruned);
     }
     prune_plan_free(&plan);
+    if (auto_crit)
+        recipe_free(&rr);
     group_set_free(&gs);
     model_free(&m);
     if (fflush(stdout) != 0 || ferror(stdout))

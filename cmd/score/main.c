@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ablate.h"
 #include "blas.h"
 #include "calib.h"
 #include "groups.h"
@@ -35,7 +36,11 @@ static const char usage[] =
     "      --seq-len N         tokens per window (default 64)\n"
     "      --seed N            seed of the window draw (default 42)\n"
     "      --stats LIST        statistics to compute: vector, element1, element2, mix, l1, l2,\n"
-    "                          activations, or all (default all)\n"
+    "                          activations, or all (default all); and, not in all, ablation\n"
+    "                          (the loss change of removing each unit, by forward passes) and\n"
+    "                          influence (Block Influence of each layer group)\n"
+    "      --ablate N          ablation of a sample of N units per group (seeded by --seed)\n"
+    "                          instead of every unit\n"
     "      --fisher-memory B   bytes for the element-wise Fisher of a chunk of layers (mix and\n"
     "                          shards; suffix K, M, G or T; default: 2/5 of the weights less the\n"
     "                          backward pass's buffers, at least 16M)\n"
@@ -78,10 +83,11 @@ int main(int argc, char **argv)
     int samples = 10, seq_len = 64, threads = 0;
     uint64_t seed = 42;
     score_options o = {.stats = SCORE_ALL};
+    ablate_options ao = {0};
     bool merge = false, calib_opts = false;
 
     enum { OPT_TOK = 256, OPT_CALIB, OPT_FORMAT, OPT_SAMPLES, OPT_SEQ, OPT_SEED, OPT_STATS, OPT_FISHER, OPT_SHARD,
-           OPT_MERGE, OPT_PROGRESS, OPT_VERSION };
+           OPT_MERGE, OPT_PROGRESS, OPT_VERSION, OPT_ABLATE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},         {"tokenizer", required_argument, 0, OPT_TOK},
         {"calib", required_argument, 0, OPT_CALIB},   {"calib-format", required_argument, 0, OPT_FORMAT},
@@ -91,7 +97,8 @@ int main(int argc, char **argv)
         {"merge", no_argument, 0, OPT_MERGE},         {"threads", required_argument, 0, 't'},
         {"output", required_argument, 0, 'o'},        {"progress", no_argument, 0, OPT_PROGRESS},
         {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION},     {0, 0, 0, 0}};
+        {"version", no_argument, 0, OPT_VERSION},     {"ablate", required_argument, 0, OPT_ABLATE},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -124,6 +131,7 @@ int main(int argc, char **argv)
         case OPT_FISHER: o.fisher_memory = parse_bytes("--fisher-memory", optarg); break;
         case OPT_SHARD: parse_shard("--shard", optarg, &o.shard, &o.shards); break;
         case OPT_MERGE: merge = true; break;
+        case OPT_ABLATE: ao.per_group = parse_long("--ablate", optarg, 1, INT32_MAX); calib_opts = true; break;
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
         case OPT_PROGRESS: g_progress_mode = 1; break;
@@ -161,6 +169,10 @@ int main(int argc, char **argv)
         usage_die("the model and the groups cannot both come from stdin");
     if (!strcmp(input, "-") && isatty(STDIN_FILENO))
         usage_die("no groups stream on stdin (pare-discover -m MODEL | pare-score -m MODEL --calib FILE)");
+    if (ao.per_group && !(o.stats & (1u << SCORE_ABLATION)))
+        usage_die("--ablate: samples the units of --stats ablation, which is not asked for");
+    if (o.shards && (o.stats & SCORE_FORWARD))
+        usage_die("--shard: ablation and influence are not sharded (score them in one run)");
     if (o.shards > samples)
         usage_die("--shard %d/%d: more shards than the %d samples", o.shard, o.shards, samples);
     blas_set_threads(threads);
@@ -184,6 +196,15 @@ int main(int argc, char **argv)
         score_write_partial(&m, &cal, &gs, &o, out, argc, argv, &sum);
     } else {
         score_run(&m, &cal, &gs, &o, &sum);
+        if (o.stats & (1u << SCORE_ABLATION)) {
+            ao.seed = seed;
+            ablate_summary as;
+            ablate_run(&m, &cal, &gs, &ao, &as);
+            info("ablation: %lld units, %lld forward passes in %.2f s, base loss %.4f", (long long)as.units,
+                 (long long)as.passes, as.seconds, as.base_loss);
+        }
+        if (o.stats & (1u << SCORE_INFLUENCE))
+            ablate_influence(&m, &cal, &gs);
         groups_write(&gs, "scores", out, argc, argv);
     }
     info("%d groups scored on %d samples of %d tokens (%lld in the text)%s: %lld passes in %d chunk%s, %.2f s, "

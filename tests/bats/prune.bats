@@ -204,6 +204,81 @@ PY
     [[ "$output" == *"block mode only"* ]]
 }
 
+@test "prune: --criterion auto --validate keeps the candidate with the lowest loss; table and provenance" {
+    need_data
+    head -n 1990 "$STORIES" > "$T/calib.txt"
+    sed -n '1000,1990p' "$STORIES" > "$T/valid.txt"
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-score -q -m "$MODEL" --tokenizer "$TOK" --calib "$T/calib.txt" --stats element1,activations \
+        -o "$T/s.pare" "$T/g.pare"
+    run sh -c "pare-prune -m '$MODEL' --tokenizer '$TOK' --target-params 0.2 --criterion auto \
+               --validate '$T/valid.txt' -o '$T/auto.pare' '$T/s.pare' 2>&1"
+    [ "$status" -eq 0 ]
+    # element1, flap, wanda, l1, l2, random x local, global, adaptive
+    [ "$(grep -cE '^[ *] (element1|flap|wanda|l1|l2|random) +(local|global|adaptive) ' <<<"$output")" -eq 18 ]
+    [[ "$output" == *"winner: "* ]]
+    pare show "$T/auto.pare" | head -1 > "$T/h.json"
+    $PY - "$T/h.json" "$output" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))["provenance"]
+a = p["auto"]
+c = a["candidates"]
+w = c[a["winner"]]
+assert len(c) == 18 and w["loss"] == min(x["loss"] for x in c), a
+assert p["criterion"] == w["criterion"], (p["criterion"], w)
+assert p.get("selection", "global" if p["global"] else "local") == w["selection"], p
+assert a["validation"]["samples"] == 16 and a["validation"]["seq_len"] == 128
+assert 1 - p["params_after"] / p["params_before"] >= 0.2
+line = [l for l in sys.argv[2].splitlines() if l.startswith("*")]
+assert len(line) == 1 and w["criterion"] in line[0] and w["selection"] in line[0], line
+PY
+    # the same command gives the same bytes
+    mv "$T/auto.pare" "$T/auto1.pare"
+    pare-prune -m "$MODEL" --tokenizer "$TOK" --target-params 0.2 --criterion auto --validate "$T/valid.txt" \
+        -o "$T/auto.pare" "$T/s.pare" 2>/dev/null
+    cmp "$T/auto.pare" "$T/auto1.pare"
+}
+
+@test "prune: --rank-check prints each criterion's rank correlation with ablation per kind" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-score -q -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --samples 4 --seq-len 32 \
+        --stats element1,l2,ablation --ablate 4 -o "$T/s.pare" "$T/g.pare"
+    run pare-prune -m "$MODEL" --ratio 0.3 --dry-run --rank-check "$T/s.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"rank check: Spearman"* ]]
+    [[ "$(grep -E '^criterion ' <<<"$output")" == *"attn"*"ffn"*"hidden"*"layer"* ]]
+    grep -qE '^element1 +(-?[01]\.[0-9]{3}|-) ' <<<"$output"
+    grep -qE '^random +' <<<"$output"
+    # units: 4 of each attn group (4 heads), 4 of each ffn group, 4 hidden, 5 layers
+    [[ "$(grep -E '^units +[0-9]' <<<"$output")" =~ ^units\ +20\ +20\ +4\ +5$ ]] || { grep units <<<"$output"; false; }
+}
+
+@test "prune: --criterion auto, --validate and --rank-check errors" {
+    need_data
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    run pare-prune -m "$MODEL" --ratio 0.3 --criterion auto "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--criterion auto and --validate FILE go together"* ]]
+    run pare-prune -m "$MODEL" --ratio 0.3 --validate "$STORIES" "$T/g.pare"
+    [ "$status" -eq 2 ]
+    run pare-prune -m "$MODEL" --ratio 0.3 --rank-check "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--rank-check: only with --dry-run"* ]]
+    run pare-prune -m "$MODEL" --ratio 0.3 --dry-run --rank-check "$T/g.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"no group has the 'ablation' statistic"* ]]
+    run pare-prune -m "$MODEL" --tokenizer "$TOK" --ratio 0.3 --criterion auto --validate "$T/none.txt" -o "$T/x.pare" \
+        "$T/g.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"cannot read"* ]]
+    [ ! -e "$T/x.pare" ]
+    printf 'Once upon a time.' > "$T/short.txt"
+    run pare-prune -m "$MODEL" --tokenizer "$TOK" --ratio 0.3 --criterion auto --validate "$T/short.txt" "$T/g.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"too few"* ]]
+}
+
 @test "prune: layers out of range are an error" {
     need_data
     pare-discover -q -m "$MODEL" -o "$T/g.pare"

@@ -207,6 +207,62 @@ PY
     [[ "$output" == *"0 passes"* ]]
 }
 
+@test "score: --stats ablation,influence: per-unit statistics, --ablate samples, layer criteria" {
+    need_data
+    groups
+    score --samples 4 --seq-len 32 --stats element1,ablation,influence --ablate 2 -o "$T/a.pare" "$T/g.pare"
+    pare show --data "$T/a.pare" > "$T/a.jsonl"
+    $PY - "$T/a.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines[0]["stats"] == ["element1", "ablation", "ablated", "influence"], lines[0]["stats"]
+def vals(b, n):
+    assert len(b) == n
+    return b
+for g in (r for r in lines if r.get("t") == "group"):
+    sc, U, M = g["scores"], g["units"], len(g["members"])
+    a = vals(sc["ablation"], M * U)
+    assert all(a[k * U + u] == a[u] for k in range(M) for u in range(U)), g["id"]
+    if U > 2:
+        f = vals(sc["ablated"], M * U)[:U]
+        assert sorted(f) == [0.0] * (U - 2) + [1.0, 1.0], (g["id"], f)
+        assert all(a[u] == 0 for u in range(U) if f[u] == 0)
+    else:
+        assert "ablated" not in sc
+    assert ("influence" in sc) == (g["kind"] == "layer"), g["id"]
+    if g["kind"] == "layer":
+        assert 0 < vals(sc["influence"], M)[0] < 1 and a[0] > 0, g
+PY
+    # layer mode by either layer criterion, from the same run
+    for crit in influence ablation; do
+        run pare-prune -m "$MODEL" --mode layer --ratio 0.4 --criterion $crit --dry-run "$T/a.pare"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"criterion $crit"*"layers: 5 -> 3"* ]]
+    done
+    # a sample serves the rank check, not pruning by ablation
+    run pare-prune -m "$MODEL" --ratio 0.3 --criterion ablation --dry-run "$T/a.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"was not ablated"* ]]
+}
+
+@test "score: ablation and influence errors" {
+    need_data
+    groups
+    run pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --ablate 3 "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--ablate"*"ablation"* ]]
+    run pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --stats ablation --ablate 0 "$T/g.pare"
+    [ "$status" -eq 2 ]
+    run pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --stats ablation --ablate x "$T/g.pare"
+    [ "$status" -eq 2 ]
+    run pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --stats influence --shard 0/2 "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"not sharded"* ]]
+    run pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" --stats ablations "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"unknown statistic 'ablations'"* ]]
+}
+
 @test "score: errors" {
     need_data
     groups
