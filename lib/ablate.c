@@ -75,9 +75,10 @@ void group_set_unit_stat(group *g, const char *name, const double *per_unit)
             st->values[k * U + u] = (float)per_unit[u];
 }
 
-/* The slice of unit u in member mb of tensor t: visit every element index. */
+/* The values a masked unit had, in the order they were read (member by member,
+ * row by row), and room for one run of zeros after them. */
 typedef struct {
-    float *saved;       /* the values zeroed, in visiting order */
+    float *saved;
     size_t n, cap;
 } stash;
 
@@ -99,21 +100,23 @@ static void mask_unit(model *m, const group *g, int64_t u, stash *sv, bool save)
         int64_t c0 = mb->axis == 1 ? a : 0, c1 = mb->axis == 1 ? a + mb->width : cols;
         if (r1 > rows || c1 > cols)
             die("%s: group %d: unit %lld is outside %s", m->source, g->id, (long long)u, t->name);
-        size_t need = (size_t)((r1 - r0) * (c1 - c0));
-        if (save && sv->n + need > sv->cap) {
-            sv->cap = 2 * (sv->n + need);
+        int64_t w = c1 - c0; /* a run of w values per row */
+        size_t need = (size_t)((r1 - r0) * w);
+        if (save && sv->n + need + (size_t)w > sv->cap) {
+            sv->cap = 2 * (sv->n + need + (size_t)w);
             sv->saved = xrealloc(sv->saved, sv->cap * sizeof *sv->saved);
         }
-        for (int64_t r = r0; r < r1; r++)
-            for (int64_t c = c0; c < c1; c++) {
-                float *w = t->data + r * cols + c;
-                if (save) {
-                    sv->saved[sv->n++] = *w;
-                    *w = 0;
-                } else {
-                    *w = sv->saved[at++];
-                }
+        for (int64_t r = r0; r < r1; r++) {
+            if (save) {
+                tensor_get_f32(t, r * cols + c0, w, sv->saved + sv->n);
+                sv->n += (size_t)w;
+                memset(sv->saved + sv->n, 0, (size_t)w * sizeof *sv->saved); /* w zeros past the end */
+                tensor_set_f32(t, r * cols + c0, w, sv->saved + sv->n);
+            } else {
+                tensor_set_f32(t, r * cols + c0, w, sv->saved + at);
+                at += (size_t)w;
             }
+        }
     }
 }
 
