@@ -16,10 +16,7 @@ const char *calib_format_name(enum calib_format f) { return format_names[f]; }
 
 int calib_format_from_name(const char *s)
 {
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(s, format_names[i]))
-            return i;
-    return -1;
+    return name_lookup(s, format_names, (int)(sizeof format_names / sizeof format_names[0]));
 }
 
 /* ------------------------------------------------------------------ text */

@@ -35,6 +35,8 @@
 #include "model.h"
 #include "util.h"
 
+static const char *const rope_style_names[] = {[ROPE_HALF] = "half", [ROPE_INTERLEAVED] = "interleaved"};
+
 static const char *const interpreted_keys[] = {
     "attention_bias", "bos_token_id", "down_proj_bias", "eos_token_id", "head_dim", "hidden_act",
     "hidden_size", "intermediate_size", "max_position_embeddings", "mlp_bias",
@@ -231,13 +233,10 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     c->rope_style = ROPE_HALF;
     json_t *rs = get(j, "rope_style");
     if (rs) {
-        const char *s = json_is_string(rs) ? json_string_value(rs) : "";
-        if (!strcmp(s, "half"))
-            c->rope_style = ROPE_HALF;
-        else if (!strcmp(s, "interleaved"))
-            c->rope_style = ROPE_INTERLEAVED;
-        else
+        int style = name_lookup(json_is_string(rs) ? json_string_value(rs) : "", rope_style_names, 2);
+        if (style < 0)
             die("%s: rope_style must be \"half\" or \"interleaved\"", src);
+        c->rope_style = (enum rope_style)style;
     }
 
     c->tied = get_bool(j, "tie_word_embeddings", src, false);
@@ -307,8 +306,7 @@ json_t *llama_config_to_json(const llama_config *c)
     json_object_set_new(j, "num_hidden_layers", json_integer(c->n_layers));
     json_object_set_new(j, "num_key_value_heads", per_layer(c->n_kv_heads, c->n_layers));
     json_object_set_new(j, "rms_norm_eps", json_float(c->norm_eps));
-    json_object_set_new(j, "rope_style",
-                        json_string(c->rope_style == ROPE_INTERLEAVED ? "interleaved" : "half"));
+    json_object_set_new(j, "rope_style", json_string(rope_style_names[c->rope_style]));
     json_object_set_new(j, "rope_theta", json_float(c->rope_theta));
     json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tied));
     json_object_set_new(j, "vocab_size", json_integer(c->vocab));

@@ -212,7 +212,7 @@ void instruct_load_alpaca(instruct_data *d, const char *path, const tokenizer *t
         }
     } else {
         die("%s: not Alpaca JSON (a JSON array or JSON lines of instruction/input/output records; "
-            "use --text for raw text)", path);
+            "raw text is read as text)", path);
     }
     free(raw);
     finish(d, &s);
@@ -239,7 +239,7 @@ void instruct_load_text(instruct_data *d, const char *path, const tokenizer *tok
     free(text);
     d->text_tokens = (int64_t)n;
     if (n < (size_t)cutoff)
-        die("%s: %zu tokens, fewer than one window of %d (--cutoff)", path, n, cutoff);
+        die("%s: %zu tokens, fewer than one window of %d (the cutoff)", path, n, cutoff);
     samples s = {0};
     int *targets = xmalloc((size_t)cutoff * sizeof *targets);
     for (size_t w = 0; (w + 1) * (size_t)cutoff <= n; w++) {

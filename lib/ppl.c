@@ -10,24 +10,17 @@
 #include "textio.h"
 #include "util.h"
 
+static const char *const format_names[PPL_FORMAT_COUNT] = {
+    [PPL_AUTO] = "auto", [PPL_WIKITEXT] = "wikitext", [PPL_PTB] = "ptb", [PPL_TEXT] = "text"};
+
 int ppl_format_from_name(const char *s)
 {
-    if (!strcmp(s, "auto")) return PPL_AUTO;
-    if (!strcmp(s, "wikitext") || !strcmp(s, "wikitext2")) return PPL_WIKITEXT;
-    if (!strcmp(s, "ptb")) return PPL_PTB;
-    if (!strcmp(s, "text")) return PPL_TEXT;
-    return -1;
+    if (!strcmp(s, "wikitext2")) /* the Hugging Face data set's name */
+        return PPL_WIKITEXT;
+    return name_lookup(s, format_names, PPL_FORMAT_COUNT);
 }
 
-const char *ppl_format_name(enum ppl_format f)
-{
-    switch (f) {
-    case PPL_WIKITEXT: return "wikitext";
-    case PPL_PTB: return "ptb";
-    case PPL_TEXT: return "text";
-    default: return "auto";
-    }
-}
+const char *ppl_format_name(enum ppl_format f) { return f < PPL_FORMAT_COUNT ? format_names[f] : "auto"; }
 
 static const char *base_name(const char *path)
 {

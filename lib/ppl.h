@@ -18,6 +18,7 @@ enum ppl_format {
     PPL_WIKITEXT,  /* Hugging Face wikitext rows: each line + "\n" if it has non-space, else "" */
     PPL_PTB,       /* Hugging Face ptb_text_only rows: each line stripped */
     PPL_TEXT,      /* the file as it is */
+    PPL_FORMAT_COUNT
 };
 
 typedef struct {

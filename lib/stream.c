@@ -50,7 +50,7 @@ void stream_writer_open(stream_writer *w, const char *path)
     memset(w, 0, sizeof *w);
     if (!path || strcmp(path, "-") == 0) {
         if (isatty(STDOUT_FILENO))
-            usage_die("refusing to write a binary stream to a terminal (redirect stdout or use -o FILE)");
+            usage_die("refusing to write a binary stream to a terminal (redirect stdout, or write to a file)");
         w->f = stdout;
         w->name = xstrdup("stdout");
     } else {

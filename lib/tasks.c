@@ -16,25 +16,31 @@
 #include "util.h"
 
 static const task_info infos[TASK_COUNT] = {
-    [TASK_BOOLQ] = {"boolq", "super_glue/boolq", "validation", "eval/boolq/val.jsonl", 3270, false, "acc",
+    [TASK_BOOLQ] = {"boolq", "super_glue/boolq", "validation", "eval/boolq/val.jsonl", 3270, false, TASK_ACC,
                     "{passage}\nQuestion: {question}?\nAnswer:", "\" no\", \" yes\" (yes only if strictly more likely)"},
-    [TASK_PIQA] = {"piqa", "piqa", "validation", "eval/piqa/valid.jsonl", 1838, true, "acc", "Question: {goal}\nAnswer:",
+    [TASK_PIQA] = {"piqa", "piqa", "validation", "eval/piqa/valid.jsonl", 1838, true, TASK_ACC, "Question: {goal}\nAnswer:",
                    "\" {sol1}\", \" {sol2}\""},
     [TASK_HELLASWAG] = {"hellaswag", "hellaswag", "validation", "eval/hellaswag/hellaswag_val_full.txt.bz2", 10042, true,
-                        "acc_norm", "preprocess({activity_label}: {ctx_a} {ctx_b.capitalize()})",
+                        TASK_ACC_NORM, "preprocess({activity_label}: {ctx_a} {ctx_b.capitalize()})",
                         "\" \" + preprocess({ending}) for the 4 endings"},
     [TASK_WINOGRANDE] = {"winogrande", "winogrande/winogrande_xl", "validation",
-                         "eval/winogrande/winogrande_xl_dev.llmfoundry.jsonl", 1267, false, "acc",
+                         "eval/winogrande/winogrande_xl_dev.llmfoundry.jsonl", 1267, false, TASK_ACC,
                          "{sentence up to \"_\"}{option1}, {sentence up to \"_\"}{option2} (partial scoring)",
                          "\" \" + {sentence after \"_\"}.strip(), the same for both contexts"},
-    [TASK_ARC_EASY] = {"arc_easy", "ai2_arc/ARC-Easy", "test", "eval/arc/ARC-Easy-test.jsonl", 2376, true, "acc",
+    [TASK_ARC_EASY] = {"arc_easy", "ai2_arc/ARC-Easy", "test", "eval/arc/ARC-Easy-test.jsonl", 2376, true, TASK_ACC,
                        "Question: {question}\nAnswer:", "\" {choice}\" for each of choices.text"},
     [TASK_ARC_CHALLENGE] = {"arc_challenge", "ai2_arc/ARC-Challenge", "test", "eval/arc/ARC-Challenge-test.jsonl",
-                            1172, true, "acc_norm", "Question: {question}\nAnswer:",
+                            1172, true, TASK_ACC_NORM, "Question: {question}\nAnswer:",
                             "\" {choice}\" for each of choices.text"},
-    [TASK_OPENBOOKQA] = {"openbookqa", "openbookqa/main", "test", "eval/openbookqa/test.tsv", 500, true, "acc_norm",
+    [TASK_OPENBOOKQA] = {"openbookqa", "openbookqa/main", "test", "eval/openbookqa/test.tsv", 500, true, TASK_ACC_NORM,
                          "{question_stem}", "\" {choice}\" for each of choices.text"},
 };
+
+const char *task_metric_name(enum task_metric m)
+{
+    static const char *const names[TASK_METRIC_COUNT] = {[TASK_ACC] = "acc", [TASK_ACC_NORM] = "acc_norm"};
+    return m < TASK_METRIC_COUNT ? names[m] : "?";
+}
 
 const task_info *task_info_get(enum task_id id) { return id >= 0 && id < TASK_COUNT ? &infos[id] : NULL; }
 

@@ -40,6 +40,10 @@ enum task_id {
     TASK_COUNT
 };
 
+/* A task's accuracies: argmax of the log-likelihood, or of it per character. */
+enum task_metric { TASK_ACC, TASK_ACC_NORM, TASK_METRIC_COUNT };
+const char *task_metric_name(enum task_metric m); /* "acc", "acc_norm" */
+
 typedef struct {
     const char *name;          /* "boolq" */
     const char *dataset;       /* Hugging Face path and name: "super_glue/boolq" */
@@ -47,7 +51,7 @@ typedef struct {
     const char *default_file;  /* under the data folder: "eval/boolq/val.jsonl" */
     int expected_items;        /* items of the full split */
     bool has_acc_norm;         /* the harness computes acc_norm too */
-    const char *paper_metric;  /* what the paper reports: "acc" or "acc_norm" */
+    enum task_metric paper_metric; /* what the paper reports */
     const char *prompt;        /* the context, as a template */
     const char *continuation;  /* the continuations, as a template */
 } task_info;

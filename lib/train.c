@@ -96,33 +96,21 @@ static json_t *identity(const lora_set *s, const instruct_data *d, int n_train, 
     return j;
 }
 
-/* The option names of identity keys, for messages. */
-static const char *option_of(const char *key)
+/* How a message names identity key key: the program's name for it, else the
+ * library's words for the keys that are not plain settings, else the key. */
+static const char *key_name(const train_options *o, const char *key)
 {
     static const struct {
-        const char *key, *opt;
-    } names[] = {{"model", "the model (fingerprint)"},
-                 {"data", "the data (token digest)"},
-                 {"mode", "the data mode (--text or Alpaca)"},
-                 {"cutoff", "--cutoff"},
-                 {"train", "training samples"},
-                 {"val", "validation samples (--val-size)"},
-                 {"rank", "--rank"},
-                 {"alpha", "--alpha"},
-                 {"dropout", "--dropout"},
-                 {"targets", "--targets"},
-                 {"lr", "--lr"},
-                 {"warmup", "--warmup"},
-                 {"batch", "--batch"},
-                 {"micro_batch", "--micro-batch"},
-                 {"epochs", "--epochs"},
-                 {"eval_every", "--eval-every"},
-                 {"log_every", "--log-every"},
-                 {"max_grad_norm", "--max-grad-norm"},
-                 {"seed", "--seed"}};
+        const char *key, *name;
+    } names[] = {{"model", "the model (fingerprint)"},  {"data", "the data (token digest)"},
+                 {"mode", "the data mode (text or Alpaca)"}, {"train", "training samples"},
+                 {"val", "validation samples"}};
+    const char *name = o->key_name ? o->key_name(key) : NULL;
+    if (name)
+        return name;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(key, names[i].key))
-            return names[i].opt;
+            return names[i].name;
     return key;
 }
 
@@ -202,10 +190,11 @@ static double header_double(stream_reader *r, const char *key)
     return v;
 }
 
-/* Load the state at dir into st and s; false when there is none. Dies on a state
+/* Load the state in o->state_dir into st and s; false when there is none. Dies on a state
  * made with other options, data or model. */
-static bool load_state(const char *dir, tstate *st, lora_set *s, int n_train, json_t *id)
+static bool load_state(const train_options *o, tstate *st, lora_set *s, int n_train, json_t *id)
 {
+    const char *dir = o->state_dir;
     char *path = state_path(dir);
     if (!path_exists(path)) {
         free(path);
@@ -227,8 +216,8 @@ static bool load_state(const char *dir, tstate *st, lora_set *s, int n_train, js
         char *a = then ? json_dumps(then, JSON_ENCODE_ANY | JSON_COMPACT) : xstrdup("nothing");
         char *b = json_dumps(now, JSON_ENCODE_ANY | JSON_COMPACT);
         die("%s: the state there was made with other options or inputs: %s was %s, this run has %s "
-            "(run the command that made it, or use another --state folder)",
-            dir, option_of(key), a, b);
+            "(run the command that made it, or use another state folder)",
+            dir, key_name(o, key), a, b);
     }
     json_decref(was);
     st->step = header_int(&r, "step");
@@ -443,7 +432,7 @@ static _Noreturn void not_finite(trainer *tr, const char *what, double v, int mi
     }
     die("step %lld of %lld, micro-batch %d of %d: the %s is %s; stopped%s%s%s", (long long)step + 1,
         (long long)tr->total, micro + 1, n_micro, what, isnan(v) ? "nan" : "infinite",
-        tr->o->state_dir ? " (the state of the start of this step is in '" : " (no --state: nothing kept)",
+        tr->o->state_dir ? " (the state of the start of this step is in '" : " (no state folder: nothing kept)",
         tr->o->state_dir ? tr->o->state_dir : "", tr->o->state_dir ? "')" : "");
 }
 
@@ -500,7 +489,7 @@ void lora_train(model *m, lora_set *s, const instruct_data *d, const int *train,
     lora_alloc_grads(s);
     if (o->state_dir) {
         prepare_dir(o->state_dir);
-        res->resumed = load_state(o->state_dir, st, s, n_train, tr.id);
+        res->resumed = load_state(o, st, s, n_train, tr.id);
         if (res->resumed)
             info("resuming from '%s': step %lld of %lld%s", o->state_dir, (long long)st->step, (long long)tr.total,
                  st->done ? " (finished)" : "");

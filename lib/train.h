@@ -31,6 +31,9 @@ typedef struct {
     const char *state_dir;/* NULL: no state */
     json_t *identity;     /* what a state must have been made with (options that change the
                              result, the data, the model): compared key by key on resume */
+    /* How messages name an identity key ("lr", "micro_batch", ...): the program
+       gives its option's name, or NULL for the library's own words. May be NULL. */
+    const char *(*key_name)(const char *key);
 } train_options;
 
 void train_options_default(train_options *o);

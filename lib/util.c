@@ -239,3 +239,11 @@ void parse_shard(const char *opt, const char *s, int *shard, int *shards)
     *shard = (int)parse_long(opt, index, 0, *shards - 1);
     free(index);
 }
+
+int name_lookup(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}

@@ -49,6 +49,8 @@ double now_seconds(void);
  * (copied into bad) or the list names none (bad = ""). */
 unsigned parse_name_list(const char *list, const char *const *names, int n, unsigned all_mask, char *bad,
                          size_t bad_size);
+/* The index of s in names[0..n), or -1: how a closed set's name table is read. */
+int name_lookup(const char *s, const char *const *names, int n);
 
 /* Parse helpers for option values; die with usage error naming the option. */
 long parse_long(const char *opt, const char *s, long lo, long hi);

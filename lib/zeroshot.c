@@ -27,10 +27,10 @@ static json_t *ids_json(const int *ids, int n)
 }
 
 static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d, const zeroshot_options *o,
-                        const char *metric)
+                        enum task_metric metric)
 {
     const task_info *t = d->info;
-    const char *decision = !strcmp(metric, "acc_norm")
+    const char *decision = metric == TASK_ACC_NORM
                                ? "argmax of ll / (Unicode characters of the choice, without the leading space), "
                                  "first on ties"
                                : "argmax of ll, first on ties";
@@ -160,11 +160,11 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
         }
         q += it->n;
     }
-    report_add_accuracy(rep, task->name, "acc", correct, n_items, !strcmp(task->paper_metric, "acc"),
-                        protocol(m, tok, &d, o, "acc"));
+    report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC), correct, n_items, task->paper_metric == TASK_ACC,
+                        protocol(m, tok, &d, o, TASK_ACC));
     if (task->has_acc_norm)
-        report_add_accuracy(rep, task->name, "acc_norm", correct_norm, n_items, !strcmp(task->paper_metric, "acc_norm"),
-                            protocol(m, tok, &d, o, "acc_norm"));
+        report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC_NORM), correct_norm, n_items,
+                            task->paper_metric == TASK_ACC_NORM, protocol(m, tok, &d, o, TASK_ACC_NORM));
     size_t pl = strlen(path), dl = strlen(task->default_file);
     bool shipped = pl >= dl && !strcmp(path + pl - dl, task->default_file);
     if (!o->limit && shipped && d.n_items != task->expected_items)

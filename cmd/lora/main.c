@@ -59,6 +59,21 @@ static const char usage[] =
     "  -h, --help              show this help\n"
     "      --version           show the version\n";
 
+/* The option behind each identity key of the training state, for its messages. */
+static const char *option_of(const char *key)
+{
+    static const char *const names[][2] = {
+        {"mode", "the data mode (--text or Alpaca)"}, {"cutoff", "--cutoff"}, {"val", "validation samples (--val-size)"},
+        {"rank", "--rank"}, {"alpha", "--alpha"}, {"dropout", "--dropout"}, {"targets", "--targets"}, {"lr", "--lr"},
+        {"warmup", "--warmup"}, {"batch", "--batch"}, {"micro_batch", "--micro-batch"}, {"epochs", "--epochs"},
+        {"eval_every", "--eval-every"}, {"log_every", "--log-every"}, {"max_grad_norm", "--max-grad-norm"},
+        {"seed", "--seed"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(key, names[i][0]))
+            return names[i][1];
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
@@ -70,6 +85,7 @@ int main(int argc, char **argv)
     unsigned targets = LORA_ALL_TARGETS;
     train_options o;
     train_options_default(&o);
+    o.key_name = option_of;
 
     enum { OPT_TOK = 256, OPT_DATA, OPT_TEXT, OPT_CUTOFF, OPT_TOI, OPT_VAL, OPT_TARGETS, OPT_RANK, OPT_ALPHA,
            OPT_DROPOUT, OPT_LR, OPT_WARMUP, OPT_BATCH, OPT_MICRO, OPT_EPOCHS, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_LOG,
