@@ -164,7 +164,7 @@ static const char *skip_space(const char *p)
     return p;
 }
 
-void instruct_load_alpaca(instruct_data *d, const char *path, const tokenizer *tok, int cutoff, bool train_on_inputs)
+bool instruct_load_alpaca(instruct_data *d, const char *path, const tokenizer *tok, int cutoff, bool train_on_inputs)
 {
     if (cutoff < 2)
         die("cutoff %d: a sample needs at least 2 tokens", cutoff);
@@ -211,14 +211,16 @@ void instruct_load_alpaca(instruct_data *d, const char *path, const tokenizer *t
             q += ll + (nl != NULL);
         }
     } else {
-        die("%s: not Alpaca JSON (a JSON array or JSON lines of instruction/input/output records; "
-            "raw text is read as text)", path);
+        free(raw);
+        instruct_free(d);
+        return false;
     }
     free(raw);
     finish(d, &s);
     if (d->n == 0)
         die("%s: no record with a token to learn (%d records, %d whose prompt fills the cutoff of %d tokens)", path,
             d->records, d->skipped, cutoff);
+    return true;
 }
 
 /* ------------------------------------------------------------------ raw text */

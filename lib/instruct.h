@@ -47,8 +47,10 @@ char *instruct_render(const char *instruction, const char *input, const char *ou
  * train_on_inputs, the first min(cutoff, |BOS + tokens of the prompt without the
  * output|) labels are masked. The model predicts label t+1 at position t, so
  * targets are the labels shifted by one, the last -1. A record whose labels are
- * all masked is skipped (counted). Dies naming the file and record otherwise. */
-void instruct_load_alpaca(instruct_data *d, const char *path, const tokenizer *tok, int cutoff, bool train_on_inputs);
+ * all masked is skipped (counted). Dies naming the file and record otherwise.
+ * Returns false, d empty, when the file is neither a JSON array nor JSON lines
+ * (the program says how to read raw text). */
+bool instruct_load_alpaca(instruct_data *d, const char *path, const tokenizer *tok, int cutoff, bool train_on_inputs);
 /* Raw text (plain, or JSON lines / a JSON array of "text" records joined with a
  * blank line, as pare-score's --calib reads it) tokenized once with BOS, cut into
  * consecutive windows of cutoff tokens (the remainder dropped); a window's

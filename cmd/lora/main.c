@@ -169,8 +169,9 @@ int main(int argc, char **argv)
     instruct_data d;
     if (text)
         instruct_load_text(&d, data_path, tok, cutoff);
-    else
-        instruct_load_alpaca(&d, data_path, tok, cutoff, train_on_inputs);
+    else if (!instruct_load_alpaca(&d, data_path, tok, cutoff, train_on_inputs))
+        die("%s: not Alpaca JSON (a JSON array or JSON lines of instruction/input/output records; "
+            "use --text for raw text)", data_path);
     int n_val = instruct_val_count(d.n, val_size), *train, *val;
     instruct_split(d.n, n_val, o.seed, &train, &val);
     if (text)
