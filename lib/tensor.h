@@ -2,10 +2,17 @@
  * reads and writes.
  *
  * Who may read a tensor's data directly: the loaders and writers (llama2c.c,
- * safetensors.c, checkpoint.c, model_random.c), matmul.c (every product with a
- * weight) and this file. Everyone else reads values through tensor_vector (1-D
- * tensors) or tensor_get_f32, so that a change of storage (bf16 weights) touches
- * only those. */
+ * safetensors.c, pytorch.c, checkpoint.c, model_random.c), matmul.c (every
+ * product with a weight) and tensor.c. Everyone else reads values through
+ * tensor_vector (1-D tensors) or tensor_get_f32 / tensor_set_f32, so that a
+ * change of storage (bf16 weights) touches only those.
+ *
+ * Storage today: every tensor is held in fp32. Holding matrices in their file's
+ * dtype changes tensor_init (and the struct: a dtype beside data), the
+ * tensor_get/set_f32 conversions, tensor_equal and tensor_first_non_finite,
+ * matmul.c (which widens panels of a weight for each product) and the loaders;
+ * 1-D tensors stay fp32 (tensor_vector). The fingerprint (model.c) hashes the
+ * values as tensor_get_f32 gives them, so it follows values, not storage. */
 #ifndef PARE_TENSOR_H
 #define PARE_TENSOR_H
 

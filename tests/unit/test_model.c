@@ -17,7 +17,9 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "graph.h"
 #include "llama2c.h"
+#include "lora.h"
 #include "model.h"
 #include "model_load.h"
 #include "safetensors.h"
@@ -536,6 +538,75 @@ static void het_config(llama_config *c, bool tied, bool bias)
     c->eos_id = 2;
 }
 
+/* The weight table (model.h) against what the rest derives from it: every field
+ * is its slot; binding points each slot at the tensor of that name, present
+ * exactly where the config implies it; the LoRA targets are the seven linear
+ * maps in the forward's order; the dataflow graph names exactly the model's
+ * tensors. */
+static void test_weight_table(void)
+{
+    llama_config c;
+    het_config(&c, false, true);
+    c.o_bias = c.down_bias = true;
+    model m;
+    model_init_random(&m, &c, 9);
+    layer_weights *w = &m.layers[0];
+#define SLOT_IS_FIELD(id, field, suffix, rows, cols, part, opt, lora) CHECK(&w->field == &w->slot[LW_##id]);
+    LLAMA_LAYER_WEIGHTS(SLOT_IS_FIELD)
+#undef SLOT_IS_FIELD
+    CHECK(&m.embed == &m.outer[MW_EMBED] && &m.final_norm == &m.outer[MW_FINAL_NORM] &&
+          &m.lm_head == &m.outer[MW_LM_HEAD]);
+    int bound = 0;
+    for (int l = 0; l < c.n_layers; l++)
+        for (int id = 0; id < LW_COUNT; id++) {
+            char name[160];
+            int64_t shape[2];
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, llama_layer_weights[id].suffix);
+            int ndim = llama_layer_weight_shape(&c, l, id, shape);
+            const tensor *t = model_tensor(&m, name);
+            CHECK(m.layers[l].slot[id] == t);
+            CHECK((ndim > 0) == (t != NULL));
+            if (t && ndim) {
+                CHECK(t->ndim == ndim && t->shape[0] == shape[0] && (ndim == 1 || t->shape[1] == shape[1]));
+                bound++;
+            }
+        }
+    CHECK(bound == m.n_tensors - 3); /* all but embedding, final norm, LM head */
+    static const char *const targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                          "down_proj"};
+    static const int maps[] = {LW_Q, LW_K, LW_V, LW_O, LW_GATE, LW_UP, LW_DOWN};
+    CHECK(LORA_TARGET_COUNT == 7);
+    for (int t = 0; t < LORA_TARGET_COUNT; t++) {
+        CHECK(!strcmp(lora_target_name(t), targets[t]));
+        CHECK(lora_target_of(maps[t]) == t);
+    }
+    CHECK(lora_target_of(LW_ATTN_NORM) < 0 && lora_target_of(LW_BQ) < 0 && lora_target_of(LW_BDOWN) < 0);
+    graph g;
+    graph_llama(&c, &g);
+    bool *named = xcalloc((size_t)m.n_tensors, sizeof *named);
+    int unknown = 0;
+    for (int i = 0; i < g.n_ops; i++) {
+        const char *ws[2] = {g.ops[i].weight, g.ops[i].bias};
+        for (int k = 0; k < 2; k++) {
+            if (!ws[k])
+                continue;
+            const tensor *t = model_tensor(&m, ws[k]);
+            if (t)
+                named[t - m.tensors] = true;
+            else
+                unknown++;
+        }
+    }
+    int unnamed = 0;
+    for (int i = 0; i < m.n_tensors; i++)
+        unnamed += !named[i];
+    CHECK(unknown == 0 && unnamed == 0);
+    free(named);
+    graph_free(&g);
+    model_free(&m);
+    llama_config_free(&c);
+}
+
 static void test_random_models(void)
 {
     llama_config c;
@@ -982,6 +1053,7 @@ int main(void)
     TEST(test_config_round_trip);
     TEST(test_bare_config);
     TEST(test_random_models);
+    TEST(test_weight_table);
     TEST(test_bind_errors);
     TEST(test_folders);
     TEST(test_checkpoint);
