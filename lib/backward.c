@@ -16,7 +16,11 @@
  * embedding gets both of its uses). So the peak is
  *     weights + (L+1) N D + N V + one layer's internals
  *     + max(largest layer, embedding + untied LM head)
- * and nothing the size of the whole model's gradient is ever held. */
+ * and nothing the size of the whole model's gradient is ever held.
+ *
+ * Each layer is layer_forward and layer_backward (layer.c), the same layer the
+ * inference passes run; the gradient slots of a layer are those of the weight
+ * table (model.h). */
 #include "backward.h"
 
 #include <stdio.h>
