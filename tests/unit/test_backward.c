@@ -19,6 +19,7 @@
 #include "backward.h"
 #include "blas.h"
 #include "check.h"
+#include "fixture.h"
 #include "kernels.h"
 #include "llama.h"
 #include "matmul.h"
@@ -29,20 +30,6 @@
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
 
-/* ---- random numbers ---- */
-
-static uint64_t rng_state = 1;
-static double urand(void) /* uniform in [-1, 1), exactly a float */
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
-}
-static int irand(int n)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (int)((rng_state >> 33) % (uint64_t)n);
-}
-
 /* n random values in [offset - scale, offset + scale), each exactly a float: the
  * double array (the reference's) and its float copy (the kernels'). */
 static double *rand_pair(int64_t n, double scale, double offset, float **f)
@@ -50,7 +37,7 @@ static double *rand_pair(int64_t n, double scale, double offset, float **f)
     double *d = xmalloc((size_t)n * sizeof(double));
     *f = xmalloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) {
-        (*f)[i] = (float)(offset + scale * urand());
+        (*f)[i] = (float)(offset + scale * fixture_urand());
         d[i] = (*f)[i];
     }
     return d;
@@ -534,19 +521,6 @@ static void check_seen(const seen *s)
 
 /* ---- the whole model against finite differences ---- */
 
-/* Tokens (B, T) at random, targets the next token (last of each sequence -1),
- * and one more target dropped to show unscored rows are left out. */
-static void make_batch(int *tokens, int *targets, int B, int T, int V)
-{
-    for (int i = 0; i < B * T; i++)
-        tokens[i] = irand(V);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            targets[b * T + t] = t + 1 < T ? tokens[b * T + t + 1] : -1;
-    if (T > 2)
-        targets[1] = -1;
-}
-
 /* Up to n_rand random elements of tensor k plus its n_top largest analytic
  * gradients (distinct); returns the count. */
 static int pick_elements(const seen *s, int k, int n_rand, int n_top, int64_t *idx)
@@ -570,7 +544,7 @@ static int pick_elements(const seen *s, int k, int n_rand, int n_top, int64_t *i
         idx[n++] = best;
     }
     while (n < n_top + n_rand)
-        idx[n++] = (int64_t)irand((int)w->numel);
+        idx[n++] = (int64_t)fixture_irand((int)w->numel);
     return n;
 }
 
@@ -581,7 +555,7 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
 {
     int N = B * T, V = m->cfg.vocab;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
-    make_batch(tokens, targets, B, T, V);
+    fixture_batch(tokens, targets, B, T, V);
     /* the forward pass's logits, for the act sink's LM-head check and the loss */
     llama_state st;
     llama_state_init(&st, m, B, T);
@@ -629,35 +603,13 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
     return worst;
 }
 
-typedef struct {
-    int D, L, V, hd;
-    const int *H, *KV, *F;
-    bool tied, qkv_bias, o_bias, down_bias;
-    enum rope_style style;
-} shape;
-
-static void random_model(model *m, const shape *sp, uint64_t seed)
-{
-    llama_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.model_type, "llama");
-    c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
-    c.n_heads = (int *)sp->H, c.n_kv_heads = (int *)sp->KV, c.ffn_dim = (int *)sp->F;
-    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = sp->style;
-    c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
-    c.bos_id = 1, c.eos_id = 2;
-    model_init_random(m, &c, seed);
-    /* Its scales give attention scores of order one: a softmax far from uniform
-     * and far from one-hot. (Scores of order ten would amplify the fp32
-     * rounding of the forward pass, |score| * 2^-24, past the tolerance.) */
-}
 
 static double worst_model;
 
-static void check_shape(const char *what, const shape *sp, int B, int T, uint64_t seed)
+static void check_shape(const char *what, const fixture_shape *sp, int B, int T, uint64_t seed)
 {
     model m;
-    random_model(&m, sp, seed);
+    fixture_model(&m, sp, seed);
     worst_model = fmax(worst_model, check_model_gradient(what, &m, B, T, 10, 4));
     model_free(&m);
 }
@@ -666,7 +618,7 @@ static const int h4[] = {4, 4, 4}, f24[] = {24, 24, 24}, kv2[] = {2, 2, 2}, kv1[
 
 static void test_model_mha(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = h4, .F = f24, .tied = true, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = h4, .F = f24, .tied = true, .style = ROPE_HALF};
     check_shape("mha tied half", &sp, 2, 5, 1);
     sp.tied = false, sp.style = ROPE_INTERLEAVED;
     check_shape("mha untied interleaved", &sp, 2, 5, 2);
@@ -674,7 +626,7 @@ static void test_model_mha(void)
 
 static void test_model_gqa(void)
 {
-    shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
     check_shape("gqa 2:1 untied half", &sp, 2, 6, 3);
     sp.KV = kv1, sp.tied = true, sp.style = ROPE_INTERLEAVED;
     check_shape("mqa tied interleaved", &sp, 1, 7, 4);
@@ -682,7 +634,7 @@ static void test_model_gqa(void)
 
 static void test_model_bias(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 21, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 21, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true, .style = ROPE_HALF};
     check_shape("gqa q/k/v bias untied", &sp, 2, 5, 5);
     sp.o_bias = sp.down_bias = true, sp.tied = true;
     check_shape("gqa all biases tied", &sp, 2, 5, 6);
@@ -693,7 +645,7 @@ static void test_model_bias(void)
 static void test_model_heterogeneous(void)
 {
     static const int H[] = {4, 0, 2, 6, 0, 3}, KV[] = {2, 0, 1, 3, 0, 3}, F[] = {20, 12, 0, 7, 0, 16};
-    shape sp = {.D = 12, .L = 6, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .o_bias = true,
+    fixture_shape sp = {.D = 12, .L = 6, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .o_bias = true,
                 .down_bias = true, .style = ROPE_INTERLEAVED};
     check_shape("heterogeneous untied all biases", &sp, 2, 5, 7);
     sp.tied = true, sp.qkv_bias = sp.o_bias = sp.down_bias = false, sp.style = ROPE_HALF;
@@ -704,13 +656,13 @@ static void test_model_heterogeneous(void)
  * a smaller batch (llama_train_set_batch) gives what a train of its size gives. */
 static void test_reuse(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
     model m;
-    random_model(&m, &sp, 9);
+    fixture_model(&m, &sp, 9);
     int B = 2, T = 6, N = B * T;
     int tokens[12], targets[12], t2[12], g2[12];
-    make_batch(tokens, targets, B, T, sp.V);
-    make_batch(t2, g2, B, T, sp.V);
+    fixture_batch(tokens, targets, B, T, sp.V);
+    fixture_batch(t2, g2, B, T, sp.V);
     llama_train *t = llama_train_new(&m, B, T);
     seen a, b;
     seen_init(&a, &m), seen_init(&b, &m);
@@ -774,7 +726,7 @@ static void test_stories260k(void)
     /* loss against llama_forward + nll_accumulate, batch 3 x 32 */
     int B = 3, T = 32, N = B * T, V = m.cfg.vocab;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
-    make_batch(tokens, targets, B, T, V);
+    fixture_batch(tokens, targets, B, T, V);
     llama_state st;
     llama_state_init(&st, &m, B, T);
     llama_forward(&m, &st, tokens);

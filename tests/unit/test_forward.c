@@ -10,6 +10,7 @@
 
 #include "blas.h"
 #include "check.h"
+#include "fixture.h"
 #include "kernels.h"
 #include "llama.h"
 #include "matmul.h"
@@ -19,13 +20,6 @@
 #include "util.h"
 
 /* ---- random tiny models ---- */
-
-static uint64_t rng_state;
-static float urand(void) /* uniform in [-1, 1) */
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
-}
 
 
 typedef struct {
@@ -42,7 +36,7 @@ static void rand_tensor(model *m, const char *name, int64_t rows, int64_t cols, 
     int64_t shape[2] = {rows, cols};
     float *p = model_new_tensor(m, name, cols ? 2 : 1, shape)->data;
     for (int64_t i = 0; i < rows * (cols ? cols : 1); i++)
-        p[i] = offset + scale * urand();
+        p[i] = offset + scale * (float)fixture_urand();
 }
 
 static void rand_layer_tensor(model *m, int l, int id, int64_t rows, int64_t cols, float scale, float offset)
@@ -57,7 +51,7 @@ static void rand_layer_tensor(model *m, int l, int id, int64_t rows, int64_t col
 static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
-    rng_state = seed;
+    fixture_rng = seed;
     llama_config *c = &m->cfg;
     strcpy(c->model_type, "llama");
     c->dim = sp->D;
@@ -117,10 +111,8 @@ static void tiny_free(model *m) { model_free(m); }
 static int *rand_tokens(int n, int V)
 {
     int *t = xmalloc((size_t)n * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-        t[i] = (int)((rng_state >> 33) % (uint64_t)V);
-    }
+    for (int i = 0; i < n; i++)
+        t[i] = fixture_irand(V);
     return t;
 }
 
@@ -312,9 +304,9 @@ static void test_rope_formula(void)
     rope_tables(cos_t, sin_t, T, hd, theta);
     for (int style = 0; style < 2; style++) {
         float x[T * nh * hd], x0[T * nh * hd];
-        rng_state = 11 + style;
+        fixture_rng = 11 + style;
         for (int i = 0; i < T * nh * hd; i++)
-            x0[i] = x[i] = urand();
+            x0[i] = x[i] = (float)fixture_urand();
         rope_forward(x, cos_t, sin_t, 1, T, nh, hd, nh * hd, (enum rope_style)style);
         double e = 0, enorm = 0;
         for (int t = 0; t < T; t++)
@@ -354,13 +346,13 @@ static void test_matmul_bias(void)
 {
     enum { N = 13, NI = 17, NO = 11 };
     float in[N * NI], w[NO * NI], b[NO], out[N * NO];
-    rng_state = 12;
+    fixture_rng = 12;
     for (int i = 0; i < N * NI; i++)
-        in[i] = urand();
+        in[i] = (float)fixture_urand();
     for (int i = 0; i < NO * NI; i++)
-        w[i] = urand();
+        w[i] = (float)fixture_urand();
     for (int i = 0; i < NO; i++)
-        b[i] = urand();
+        b[i] = (float)fixture_urand();
     tensor wt = tensor_wrap(w, NO, NI), bt = tensor_wrap(b, NO, 0);
     matmul_forward(out, in, &wt, &bt, N);
     double e = 0;

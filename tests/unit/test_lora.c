@@ -18,6 +18,7 @@
 #include "backward.h"
 #include "blas.h"
 #include "check.h"
+#include "fixture.h"
 #include "llama.h"
 #include "llama_cache.h"
 #include "lora.h"
@@ -27,17 +28,6 @@
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
 
-static uint64_t rng_state = 1;
-static double urand(void) /* uniform in [-1, 1), exactly a float */
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rng_state >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
-}
-static int irand(int n)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (int)((rng_state >> 33) % (uint64_t)n);
-}
 
 /* ---- the double-precision reference (ref_llama.h) with the adapters as doubles ---- */
 
@@ -90,25 +80,6 @@ static double ref_loss_at_R(void)
 
 /* ---- models and adapters ---- */
 
-typedef struct {
-    int D, L, V, hd;
-    const int *H, *KV, *F;
-    bool tied, qkv_bias, o_bias, down_bias;
-    enum rope_style style;
-} shape;
-
-static void random_model(model *m, const shape *sp, uint64_t seed)
-{
-    llama_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.model_type, "llama");
-    c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
-    c.n_heads = (int *)sp->H, c.n_kv_heads = (int *)sp->KV, c.ffn_dim = (int *)sp->F;
-    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = sp->style;
-    c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
-    c.bos_id = 1, c.eos_id = 2;
-    model_init_random(m, &c, seed);
-}
 
 /* Adapters on targets with A as initialised and B random (of the size A B's term
  * needs to matter), so that both gradients are non-trivial. */
@@ -120,22 +91,11 @@ static lora_set *random_adapters(const model *m, unsigned targets, int rank, dou
     lora_init_weights(s, seed);
     for (int k = 0; k < s->n; k++)
         for (size_t i = 0; i < (size_t)s->ad[k].nout * rank; i++)
-            s->params[s->ad[k].b + i] = (float)(0.3 * urand() / sqrt((double)rank));
+            s->params[s->ad[k].b + i] = (float)(0.3 * fixture_urand() / sqrt((double)rank));
     s->dropout = dropout;
     s->seed = seed;
     s->pass = 12345;
     return s;
-}
-
-static void make_batch(int *tokens, int *targets, int B, int T, int V)
-{
-    for (int i = 0; i < B * T; i++)
-        tokens[i] = irand(V);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            targets[b * T + t] = t + 1 < T ? tokens[b * T + t + 1] : -1;
-    if (T > 2)
-        targets[1] = -1;
 }
 
 /* Central differences of the reference's loss at R.p[idx[j]] against ga. */
@@ -176,7 +136,7 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
 {
     int N = B * T, V = m->cfg.vocab;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
-    make_batch(tokens, targets, B, T, V);
+    fixture_batch(tokens, targets, B, T, V);
     lora_alloc_grads(s);
     llama_train *t = llama_train_new(m, B, T);
     llama_train_set_lora(t, s);
@@ -205,7 +165,7 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
                     top = i;
             idx[0] = (int64_t)(off + top);
             for (int j = 1; j <= n_rand; j++)
-                idx[j] = (int64_t)(off + (size_t)irand((int)n));
+                idx[j] = (int64_t)(off + (size_t)fixture_irand((int)n));
             char label[200];
             snprintf(label, sizeof label, "%s: %s.lora_%c", what, a->name, which ? 'B' : 'A');
             worst = fmax(worst, fd_check_at(label, idx, n_rand + 1, s->grads));
@@ -239,11 +199,11 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     free(tokens), free(targets);
 }
 
-static void check_shape(const char *what, const shape *sp, unsigned targets, float dropout, int B, int T,
+static void check_shape(const char *what, const fixture_shape *sp, unsigned targets, float dropout, int B, int T,
                         uint64_t seed)
 {
     model m;
-    random_model(&m, sp, seed);
+    fixture_model(&m, sp, seed);
     lora_set *s = random_adapters(&m, targets, 4, 8.0, dropout, seed);
     check_gradient(what, &m, s, B, T);
     lora_free(s);
@@ -255,7 +215,7 @@ static const int h4[] = {4, 4, 4}, f24[] = {24, 24, 24}, kv2[] = {2, 2, 2}, kv1[
 
 static void test_gradient_mha(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = h4, .F = f24, .tied = true, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = h4, .F = f24, .tied = true, .style = ROPE_HALF};
     check_shape("mha tied, all targets, dropout", &sp, LORA_ALL_TARGETS, 0.2f, 2, 5, 1);
     sp.tied = false, sp.style = ROPE_INTERLEAVED;
     check_shape("mha untied, all targets, no dropout", &sp, LORA_ALL_TARGETS, 0.0f, 2, 5, 2);
@@ -263,7 +223,7 @@ static void test_gradient_mha(void)
 
 static void test_gradient_gqa(void)
 {
-    shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
     check_shape("gqa 2:1, all targets, dropout", &sp, LORA_ALL_TARGETS, 0.1f, 2, 6, 3);
     sp.KV = kv1, sp.tied = true;
     check_shape("mqa, q and v only, dropout", &sp, (1u << LORA_Q) | (1u << LORA_V), 0.3f, 1, 7, 4);
@@ -271,7 +231,7 @@ static void test_gradient_gqa(void)
 
 static void test_gradient_bias(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 21, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
+    fixture_shape sp = {.D = 16, .L = 2, .V = 21, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
                 .o_bias = true, .down_bias = true, .style = ROPE_HALF};
     check_shape("gqa all biases, dropout", &sp, LORA_ALL_TARGETS, 0.05f, 2, 5, 5);
 }
@@ -279,7 +239,7 @@ static void test_gradient_bias(void)
 static void test_gradient_pruned(void)
 {
     static const int H[] = {4, 0, 2, 6, 0}, KV[] = {2, 0, 1, 3, 0}, F[] = {20, 12, 0, 7, 0};
-    shape sp = {.D = 12, .L = 5, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .down_bias = true,
+    fixture_shape sp = {.D = 12, .L = 5, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .down_bias = true,
                 .style = ROPE_INTERLEAVED};
     check_shape("pruned layers, dropout", &sp, LORA_ALL_TARGETS, 0.1f, 2, 4, 6);
     fprintf(stderr, "    worst relative error of the adapters' gradients: %.2g\n", worst_all);
@@ -295,12 +255,12 @@ static void count_sink(void *ctx, int layer, const weight_grad *g, int n)
 
 static void test_frozen_base(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
     model m;
-    random_model(&m, &sp, 11);
+    fixture_model(&m, &sp, 11);
     lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 2, 4.0, 0.1f, 11);
     int B = 2, T = 6, tokens[12], targets[12];
-    make_batch(tokens, targets, B, T, sp.V);
+    fixture_batch(tokens, targets, B, T, sp.V);
     llama_train *t = llama_train_new(&m, B, T);
     llama_train_set_lora(t, s);
     lora_alloc_grads(s);
@@ -328,15 +288,15 @@ static void test_frozen_base(void)
 /* The merged model's logits are base + adapter's, in both eval forward passes. */
 static void test_merge(void)
 {
-    shape sp = {.D = 16, .L = 3, .V = 31, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
+    fixture_shape sp = {.D = 16, .L = 3, .V = 31, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
                 .down_bias = true, .style = ROPE_HALF};
     model m, mg;
-    random_model(&m, &sp, 21);
-    random_model(&mg, &sp, 21);
+    fixture_model(&m, &sp, 21);
+    fixture_model(&mg, &sp, 21);
     lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 8, 16.0, 0.05f, 21);
     lora_merge(s, &mg);
     int B = 2, T = 7, N = B * T, tokens[14], targets[14];
-    make_batch(tokens, targets, B, T, sp.V);
+    fixture_batch(tokens, targets, B, T, sp.V);
     llama_state a, b;
     llama_state_init(&a, &m, B, T);
     a.lora = s;
@@ -348,7 +308,7 @@ static void test_merge(void)
         e = fmax(e, fabs(a.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
     /* and the adapter matters */
     model base;
-    random_model(&base, &sp, 21);
+    fixture_model(&base, &sp, 21);
     llama_state c;
     llama_state_init(&c, &base, B, T);
     llama_forward(&base, &c, tokens);
@@ -388,9 +348,9 @@ static void test_merge(void)
  * (checked in lora.bats, as it dies). */
 static void test_stream_round_trip(void)
 {
-    shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
     model m;
-    random_model(&m, &sp, 31);
+    fixture_model(&m, &sp, 31);
     lora_set *s = random_adapters(&m, (1u << LORA_Q) | (1u << LORA_DOWN) | (1u << LORA_O), 3, 5.0, 0.05f, 31);
     char path[] = "/tmp/test_lora_XXXXXX";
     int fd = mkstemp(path);
@@ -418,9 +378,9 @@ static void test_stream_round_trip(void)
 
 static void test_init_dropout_targets(void)
 {
-    shape sp = {.D = 32, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    fixture_shape sp = {.D = 32, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
     model m;
-    random_model(&m, &sp, 41);
+    fixture_model(&m, &sp, 41);
     lora_set s;
     lora_init(&s, &m, LORA_ALL_TARGETS, 8, 16.0);
     lora_init_weights(&s, 42);

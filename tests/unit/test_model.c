@@ -22,6 +22,7 @@
 #include "lora.h"
 #include "model.h"
 #include "model_load.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "util.h"
@@ -142,15 +143,8 @@ static double ref_to_f16(float x) { return ref_round(x, 11, -14, 65504); }
 
 static bool same_value(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
 
-/* xorshift: test data only */
-static uint64_t rs = 88172645463325252ull;
-static uint32_t rnd(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return (uint32_t)(rs >> 32);
-}
+static uint64_t rs = 88172645463325252ull; /* test data's stream (rng.h) */
+static uint32_t rnd(void) { return (uint32_t)(rng_next(&rs) >> 32); }
 /* A float of random sign, mantissa and exponent in [2^lo, 2^hi). */
 static float rnd_float(int lo, int hi)
 {

@@ -19,20 +19,14 @@
 #include "model_load.h"
 #include "prune.h"
 #include "ref_llama.h"
+#include "rng.h"
 #include "util.h"
 
 /* The fp32 values of a weight, or NULL. */
 #define F32(t) ((t) ? (t)->data : NULL)
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next_u64(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static int64_t rand_below(int64_t n) { return n > 0 ? (int64_t)(next_u64() % (uint64_t)n) : 0; }
+static uint64_t rng = 88172645463325252ull; /* the fixtures' stream (rng.h) */
+static int64_t rand_below(int64_t n) { return n > 0 ? (int64_t)rng_below(&rng, (uint64_t)n) : 0; }
 
 /* ---- fixtures ---- */
 
@@ -146,15 +140,12 @@ static prune_choice random_choice(int group, int64_t U, int64_t lo, int64_t hi)
     prune_choice c = {.group = group};
     c.n_removed = lo + rand_below(hi - lo + 1);
     c.removed = xmalloc((size_t)(U > 0 ? U : 1) * sizeof(int64_t));
-    int64_t *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
+    int *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
     for (int64_t u = 0; u < U; u++)
-        perm[u] = u;
-    for (int64_t u = U - 1; u > 0; u--) {
-        int64_t j = rand_below(u + 1), t = perm[u];
-        perm[u] = perm[j];
-        perm[j] = t;
-    }
-    memcpy(c.removed, perm, (size_t)c.n_removed * sizeof(int64_t));
+        perm[u] = (int)u;
+    rng_shuffle(perm, (int)U, &rng);
+    for (int64_t k = 0; k < c.n_removed; k++)
+        c.removed[k] = perm[k];
     free(perm);
     return c;
 }

@@ -1,0 +1,36 @@
+/* fixture.c - random fixtures of the unit tests (fixture.h). */
+#include "fixture.h"
+
+#include <string.h>
+
+#include "rng.h"
+
+uint64_t fixture_rng = 1;
+
+double fixture_urand(void) { return (float)((rng_next(&fixture_rng) >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f; }
+
+int fixture_irand(int n) { return (int)rng_below(&fixture_rng, (uint64_t)n); }
+
+void fixture_model(model *m, const fixture_shape *sp, uint64_t seed)
+{
+    llama_config c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.model_type, "llama");
+    c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
+    c.n_heads = (int *)sp->H, c.n_kv_heads = (int *)sp->KV, c.ffn_dim = (int *)sp->F;
+    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = sp->style;
+    c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
+    c.bos_id = 1, c.eos_id = 2;
+    model_init_random(m, &c, seed);
+}
+
+void fixture_batch(int *tokens, int *targets, int B, int T, int V)
+{
+    for (int i = 0; i < B * T; i++)
+        tokens[i] = fixture_irand(V);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            targets[b * T + t] = t + 1 < T ? tokens[b * T + t + 1] : -1;
+    if (T > 2)
+        targets[1] = -1;
+}

@@ -1,0 +1,38 @@
+/* fixture.h - what the unit tests' random fixtures share: a stream of random
+ * numbers (lib/rng.h's splitmix64), tiny random models of a given shape, and
+ * next-token batches.
+ *
+ * Letters: B sequences, T tokens, D hidden, L layers, V vocab, H query heads, KV
+ * key/value heads, hd head dim, F MLP width. */
+#ifndef PARE_FIXTURE_H
+#define PARE_FIXTURE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+
+extern uint64_t fixture_rng; /* the stream's state: set it to seed a fixture */
+
+double fixture_urand(void); /* uniform in [-1, 1), exactly a float */
+int fixture_irand(int n);   /* uniform in [0, n) */
+
+typedef struct {
+    int D, L, V, hd;
+    const int *H, *KV, *F; /* [L] */
+    bool tied, qkv_bias, o_bias, down_bias;
+    enum rope_style style;
+} fixture_shape;
+
+/* A "llama" model of that shape (theta 1e4, eps 1e-5) with model_init_random's
+ * weights from seed. Its scales give attention scores of order one: a softmax far
+ * from uniform and far from one-hot. (Scores of order ten would amplify the fp32
+ * rounding of the forward pass, |score| * 2^-24, past the finite differences'
+ * tolerance.) */
+void fixture_model(model *m, const fixture_shape *sp, uint64_t seed);
+
+/* Tokens (B, T) at random, targets the next token (last of each sequence -1),
+ * and one more target dropped to show unscored rows are left out. */
+void fixture_batch(int *tokens, int *targets, int B, int T, int V);
+
+#endif
