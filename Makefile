@@ -43,6 +43,7 @@ $(FRONT): cmd/pare/main.c $(BUILD)/libpare.a
 
 # The unit tests' shared parts: the reference model and the random fixtures.
 UNIT_REF = $(BUILD)/tests/ref_llama.o $(BUILD)/tests/fixture.o
+.SECONDARY: $(UNIT_REF)
 $(BUILD)/tests/%.o: tests/unit/%.c tests/unit/%.h lib/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
