@@ -25,7 +25,7 @@ static void append(char **buf, size_t *len, size_t *cap, const void *p, size_t n
 /* Text may expand this much over its file: real text compresses 3 to 10 times, a
  * compression bomb a million times. */
 #define MAX_EXPANSION 256
-#define MAX_EXPANSION_BASE ((size_t)64 << 20)
+#define MAX_EXPANSION_BASE ((size_t)1 << 20)
 
 char *read_text_file(const char *path, size_t *len)
 {
@@ -53,7 +53,7 @@ char *read_text_file(const char *path, size_t *len)
         la_ssize_t got;
         while ((got = archive_read_data(a, chunk, sizeof chunk)) > 0) {
             if ((size_t)got > limit - n)
-                die("cannot read '%s': it expands to more than %zu bytes (%d times its size and 64 MiB)", path, limit,
+                die("cannot read '%s': it expands to more than %zu bytes (1 MiB and %d times its size)", path, limit,
                     MAX_EXPANSION);
             append(&buf, &n, &cap, chunk, (size_t)got);
         }

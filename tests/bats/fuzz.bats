@@ -13,6 +13,7 @@ replay() {
     name=$(basename "$f")
     case "$name" in
     stream-*) cmd=(pare show "$f") ;;
+    show-data-*) cmd=(pare show --data "$f") ;;
     checkpoint-*) cmd=(pare convert -m "$f" -o "$T/out.pare") ;;
     groups-* | scores-*) cmd=(pare-prune -m "$MODEL" --ratio 0.1 --dry-run "$f") ;;
     partial-*) cmd=(pare-score --merge "$f" -o "$T/out.pare") ;;
