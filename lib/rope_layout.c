@@ -38,9 +38,12 @@ void model_set_rope_style(model *m, enum rope_style to)
             if (!t)
                 continue;
             int64_t cols = t->ndim == 2 ? t->shape[1] : 1;
+            float *from = xmalloc((size_t)t->numel * sizeof(float));
             float *tmp = xmalloc((size_t)t->numel * sizeof(float));
-            rope_permute_rows(tmp, t->data, t->shape[0], cols, m->cfg.head_dim, m->cfg.rope_style, to);
-            memcpy(t->data, tmp, (size_t)t->numel * sizeof(float));
+            tensor_get_f32(t, 0, t->numel, from);
+            rope_permute_rows(tmp, from, t->shape[0], cols, m->cfg.head_dim, m->cfg.rope_style, to);
+            tensor_set_f32(t, 0, t->numel, tmp);
+            free(from);
             free(tmp);
         }
     m->cfg.rope_style = to;
