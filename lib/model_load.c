@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "gguf.h"
 #include "llama2c.h"
 #include "pytorch.h"
 #include "safetensors.h"
@@ -111,11 +112,7 @@ static void refuse_stdin(model *m, const source *s)
     die("stdin: not a pare checkpoint stream (only checkpoints are read from stdin)");
 }
 
-static void refuse_gguf(model *m, const source *s)
-{
-    (void)m;
-    die("%s: GGUF models are not supported yet", s->path);
-}
+static void load_gguf(model *m, const source *s) { gguf_read(m, s->path); }
 
 static void refuse_pytorch(model *m, const source *s)
 {
@@ -135,7 +132,7 @@ static bool is_checkpoint(const source *s) { return s->f && stream_sniff(s->head
 static bool is_stdin(const source *s) { return s->stdin_; }
 static bool is_dir(const source *s) { return s->dir; }
 static bool is_json(const source *s) { return s->json; }
-static bool is_gguf(const source *s) { return s->n >= 4 && !memcmp(s->head, "GGUF", 4); }
+static bool is_gguf(const source *s) { return s->f && gguf_sniff(s->head, s->n); }
 static bool is_pytorch(const source *s) { return s->f && pytorch_sniff(s->head, s->n); }
 static bool is_safetensors(const source *s) { return ends_with(s->path, ".safetensors"); }
 static bool is_any(const source *s) { return s->f != NULL; }
@@ -149,7 +146,7 @@ static const struct {
     {is_stdin, refuse_stdin},               /* stdin carries checkpoints only */
     {is_dir, load_hf_folder},               /* a Hugging Face folder */
     {is_json, load_config_only},            /* a bare config.json */
-    {is_gguf, refuse_gguf},
+    {is_gguf, load_gguf},                   /* a GGUF file (llama, deci) */
     {is_pytorch, refuse_pytorch},
     {is_safetensors, refuse_safetensors},
     {is_any, load_llama2c},                 /* anything else: a llama2.c .bin */

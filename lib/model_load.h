@@ -1,6 +1,6 @@
 /* model_load.h - load a model from any supported source: which file format a
  * path holds, and which loader reads it. The loaders (llama2c.c, safetensors.c,
- * pytorch.c, checkpoint.c) depend on the model type (model.h); the model type
+ * pytorch.c, gguf.c, checkpoint.c) depend on the model type (model.h); the model type
  * knows no file format. */
 #ifndef PARE_MODEL_LOAD_H
 #define PARE_MODEL_LOAD_H
@@ -16,6 +16,7 @@
  *                 "half" unless config.json says otherwise.
  *   FILE.json     a bare config.json: has_weights false, no tensors.
  *   a pare checkpoint stream (sniffed), or "-" for one on stdin.
+ *   a GGUF file   (sniffed) llama or deci, F32/F16/BF16 (rope_style "interleaved").
  *   anything else a llama2.c .bin (rope_style "interleaved", q/k as in the file).
  * The result is bound (model_bind) unless it has no weights. */
 void model_load(model *m, const char *path, const char *tokenizer_path);

@@ -129,16 +129,35 @@ void ppl_dataset_free(ppl_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t n, int seq_len, int batch, int64_t max_windows,
+int ppl_protocol_from_name(const char *s)
+{
+    if (!strcmp(s, "llm-pruner")) return PPL_PROTOCOL_LLM_PRUNER;
+    if (!strcmp(s, "llama.cpp")) return PPL_PROTOCOL_LLAMA_CPP;
+    return -1;
+}
+
+const char *ppl_protocol_name(enum ppl_protocol p)
+{
+    return p == PPL_PROTOCOL_LLAMA_CPP ? "llama.cpp" : "llm-pruner";
+}
+
+void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t n, const ppl_options *o,
                   const char *what, ppl_result *res)
 {
     memset(res, 0, sizeof *res);
+    int seq_len = o->seq_len, batch = o->batch;
+    bool llamacpp = o->protocol == PPL_PROTOCOL_LLAMA_CPP;
+    /* llama.cpp scores positions first .. seq_len-2 of each window, predicting the
+     * token after; LLM-Pruner every position but the last. */
+    int first = llamacpp ? seq_len / 2 : 0;
     res->tokens = (int64_t)n;
     int64_t windows = (int64_t)n / seq_len;
-    if (max_windows > 0 && windows > max_windows)
-        windows = max_windows;
+    if (o->max_windows > 0 && windows > o->max_windows)
+        windows = o->max_windows;
     if (windows == 0)
         die("%s: %zu tokens is less than one window of %d", what, n, seq_len);
+    if (llamacpp && (o->bos < 0 || seq_len < 4))
+        die("%s: the llama.cpp protocol needs a BOS token and windows of at least 4 tokens", what);
     if (batch > windows)
         batch = (int)windows;
 
@@ -150,7 +169,7 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
     progress p;
     progress_start(&p, what, "tok", windows * seq_len);
     double t0 = now_seconds();
-    double sum = 0;
+    double sum = 0, sum2 = 0;
     int64_t count = 0;
     for (int64_t w = 0; w < windows; w += batch) {
         int b = windows - w < batch ? (int)(windows - w) : batch;
@@ -158,11 +177,20 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
         for (int i = 0; i < batch; i++) {
             const int *src = ids + (size_t)(w + (i < b ? i : 0)) * seq_len;
             memcpy(tok + (size_t)i * seq_len, src, (size_t)seq_len * sizeof *tok);
+            if (llamacpp)
+                tok[(size_t)i * seq_len] = o->bos;
             for (int t = 0; t < seq_len; t++)
-                target[i * seq_len + t] = (i < b && t + 1 < seq_len) ? src[t + 1] : -1;
+                target[i * seq_len + t] = (i < b && t >= first && t + 1 < seq_len) ? src[t + 1] : -1;
         }
         llama_forward(m, &s, tok);
-        nll_accumulate(s.logits, target, batch * seq_len, m->cfg.vocab, &sum, &count);
+        for (int r = 0; r < batch * seq_len; r++) {
+            if (target[r] < 0)
+                continue;
+            double nll = 0;
+            nll_accumulate(s.logits + (size_t)r * m->cfg.vocab, &target[r], 1, m->cfg.vocab, &nll, &count);
+            sum += nll;
+            sum2 += nll * nll;
+        }
         progress_update(&p, (w + b) * seq_len);
     }
     progress_end(&p, windows * seq_len);
@@ -171,6 +199,9 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
     res->predicted = count;
     res->nll_sum = sum;
     res->ppl = exp(sum / (double)count);
+    /* llama.cpp's uncertainty: the standard error of the mean NLL, times PPL */
+    double mean = sum / (double)count, var = sum2 / (double)count - mean * mean;
+    res->ppl_err = count > 1 && var > 0 ? res->ppl * sqrt(var / (double)(count - 1)) : NAN;
     free(tok);
     free(target);
     llama_state_free(&s);

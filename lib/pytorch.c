@@ -36,14 +36,8 @@ static void add_tensor(const pt_ref *r, const uint8_t *s, tensor **ts, int *n, i
         *ts = xrealloc(*ts, (size_t)*cap * sizeof **ts);
     }
     tensor *t = &(*ts)[(*n)++];
-    memset(t, 0, sizeof *t);
-    t->name = xstrdup(r->name);
-    t->ndim = r->ndim;
-    t->shape[0] = r->shape[0];
-    t->shape[1] = r->shape[1];
-    t->numel = r->numel;
+    tensor_init(t, r->name, r->ndim, r->shape);
     t->stored = r->dtype;
-    t->data = xmalloc_aligned((size_t)r->numel * 4);
     size_t es = dtype_size(r->dtype), bytes = (size_t)r->numel * es;
     memcpy((char *)t->data + (size_t)r->numel * 4 - bytes, s + (size_t)r->offset * es, bytes);
     dtype_widen_in_place(t->data, (size_t)r->numel, r->dtype);

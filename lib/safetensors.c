@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "pytorch.h"
 #include "util.h"
 
@@ -167,37 +168,6 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
 }
 
 /* ---- writing ---- */
-
-/* Write a file under a temporary name beside path, then rename it into place. */
-typedef struct {
-    FILE *f;
-    char *tmp;
-    const char *path;
-} atomic_file;
-
-static void af_open(atomic_file *a, const char *path)
-{
-    a->path = path;
-    a->tmp = xasprintf("%s.tmp-%ld", path, (long)getpid());
-    a->f = fopen(a->tmp, "wb");
-    if (!a->f)
-        die("cannot write '%s': %s", a->tmp, strerror(errno));
-}
-
-static void af_write(atomic_file *a, const void *p, size_t n)
-{
-    if (n && fwrite(p, 1, n, a->f) != n)
-        die("cannot write '%s': %s", a->tmp, strerror(errno));
-}
-
-static void af_close(atomic_file *a)
-{
-    if (fflush(a->f) != 0 || ferror(a->f) || fclose(a->f) != 0)
-        die("cannot write '%s': %s", a->tmp, strerror(errno));
-    if (rename(a->tmp, a->path) != 0)
-        die("cannot rename '%s' to '%s': %s", a->tmp, a->path, strerror(errno));
-    free(a->tmp);
-}
 
 void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype)
 {

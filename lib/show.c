@@ -42,6 +42,7 @@ static json_t *bin_summary(const void *p, size_t n)
 static json_t *bin_hex(const uint8_t *p, size_t n)
 {
     char *s = xmalloc(2 * n + 1);
+    s[0] = 0; /* an empty payload gives "" */
     for (size_t i = 0; i < n; i++)
         snprintf(s + 2 * i, 3, "%02x", p[i]);
     json_t *j = json_string(s);

@@ -2,8 +2,8 @@
  * reads and writes.
  *
  * Who may read a tensor's data directly: the loaders and writers (llama2c.c,
- * safetensors.c, pytorch.c, checkpoint.c, model_random.c), matmul.c (every
- * product with a weight) and tensor.c. Everyone else reads values through
+ * safetensors.c, pytorch.c, gguf.c, checkpoint.c, model_random.c), matmul.c
+ * (every product with a weight) and tensor.c. Everyone else reads values through
  * tensor_vector (1-D tensors) or tensor_get_f32 / tensor_set_f32, so that a
  * change of storage (bf16 weights) touches only those.
  *

@@ -831,6 +831,20 @@ const char *tokenizer_piece_raw(const tokenizer *t, int id, size_t *len)
     return piece_at(t, id, len);
 }
 
+float tokenizer_score(const tokenizer *t, int id)
+{
+    check_id(t, id);
+    return t->score[id];
+}
+
+int tokenizer_piece_type(const tokenizer *t, int id)
+{
+    check_id(t, id);
+    return t->type[id];
+}
+
+bool tokenizer_adds_dummy_prefix(const tokenizer *t) { return t->add_dummy_prefix; }
+
 /* ---- normalization (SentencePiece normalizer.cc) ---- */
 
 /* Growable byte buffer. */

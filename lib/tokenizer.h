@@ -53,6 +53,13 @@ size_t tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool b
 const char *tokenizer_piece(const tokenizer *t, int id, size_t *len);
 /* The piece as stored in the file ("▁the", "<0x0A>", "<s>"; tok.bin: " the"). */
 const char *tokenizer_piece_raw(const tokenizer *t, int id, size_t *len);
+/* A piece's score, and its SentencePiece type: 1 normal, 2 unknown, 3 control,
+ * 4 user-defined, 5 unused, 6 byte (GGUF's token types use the same numbers).
+ * tok.bin: id 0 unknown, 1-2 control, 3-258 byte, the rest normal. */
+float tokenizer_score(const tokenizer *t, int id);
+int tokenizer_piece_type(const tokenizer *t, int id);
+/* Whether encoding puts a space (U+2581) before the text. */
+bool tokenizer_adds_dummy_prefix(const tokenizer *t);
 /* Id of the piece stored exactly as these bytes, -1 if none. */
 int tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len);
 

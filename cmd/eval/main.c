@@ -33,7 +33,9 @@ static const char usage[] =
     "perplexity:\n"
     "      --ppl FILE          perplexity on FILE (plain or compressed); may be repeated\n"
     "      --ppl-format F      auto (default; by the file name), wikitext, ptb or text\n"
-    "      --seq-len N         window length in tokens (default 128)\n"
+    "      --ppl-protocol P    llm-pruner (the default; every token of each window scored) or\n"
+    "                          llama.cpp (llama-perplexity's: BOS first in each window, its second half scored)\n"
+    "      --seq-len N         window length in tokens (default 128; llama-perplexity's -c)\n"
     "      --batch N           windows per forward pass (default 4)\n"
     "zero-shot tasks (lm-evaluation-harness 4d21ab6b, 0-shot):\n"
     "      --tasks LIST        comma-separated: boolq, piqa, hellaswag, winogrande, arc_easy,\n"
@@ -123,6 +125,7 @@ int main(int argc, char **argv)
     int n_ppl = 0, n_prompts = 0, seq_len = 128, batch = 4, threads = 0, shard = 0, shards = 0;
     int64_t limit = 0;
     enum ppl_format format = PPL_AUTO;
+    enum ppl_protocol protocol = PPL_PROTOCOL_LLM_PRUNER;
     bool json = false, items = false, gen = false, stats = false, merge = false;
     gen_params gp;
     gen_params_default(&gp);
@@ -130,12 +133,13 @@ int main(int argc, char **argv)
     enum {
         OPT_TOK = 256, OPT_PPL, OPT_FORMAT, OPT_SEQ, OPT_BATCH, OPT_LIMIT, OPT_JSON, OPT_PROGRESS, OPT_VERSION,
         OPT_TASKS, OPT_TASK_FILE, OPT_DATA_DIR, OPT_ITEMS, OPT_GENERATE, OPT_PROMPT, OPT_MAX_LENGTH, OPT_SEED,
-        OPT_STATS, OPT_SHARD, OPT_MERGE
+        OPT_STATS, OPT_SHARD, OPT_MERGE, OPT_PROTOCOL
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, OPT_TOK},
         {"adapter", required_argument, 0, 'a'},
         {"ppl", required_argument, 0, OPT_PPL},     {"ppl-format", required_argument, 0, OPT_FORMAT},
+        {"ppl-protocol", required_argument, 0, OPT_PROTOCOL},
         {"seq-len", required_argument, 0, OPT_SEQ}, {"batch", required_argument, 0, OPT_BATCH},
         {"limit", required_argument, 0, OPT_LIMIT}, {"tasks", required_argument, 0, OPT_TASKS},
         {"task-file", required_argument, 0, OPT_TASK_FILE}, {"data-dir", required_argument, 0, OPT_DATA_DIR},
@@ -159,6 +163,13 @@ int main(int argc, char **argv)
             if (f < 0)
                 usage_die("--ppl-format: unknown format '%s' (auto, wikitext, ptb, text)", optarg);
             format = (enum ppl_format)f;
+            break;
+        }
+        case OPT_PROTOCOL: {
+            int p = ppl_protocol_from_name(optarg);
+            if (p < 0)
+                usage_die("--ppl-protocol: unknown protocol '%s' (llm-pruner, llama.cpp)", optarg);
+            protocol = (enum ppl_protocol)p;
             break;
         }
         case OPT_SEQ: seq_len = (int)parse_long("--seq-len", optarg, 2, 1 << 20); break;
@@ -252,17 +263,29 @@ int main(int argc, char **argv)
             int *ids;
             size_t n = tokenizer_encode(tok, d.text, d.len, true, &ids);
             ppl_result res;
-            ppl_evaluate(&m, lora, ids, n, seq_len, batch, limit, d.task, &res);
-            json_t *protocol = json_pack(
-                "{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I}", "dataset", ppl_files[i], "split", d.split, "format",
-                ppl_format_name(d.format), "window", seq_len, "bos", "once, at the start of the text", "tokenization",
+            ppl_options po = {.protocol = protocol, .seq_len = seq_len, .batch = batch, .max_windows = limit,
+                              .bos = tokenizer_bos(tok)};
+            ppl_evaluate(&m, lora, ids, n, &po, d.task, &res);
+            bool llamacpp = protocol == PPL_PROTOCOL_LLAMA_CPP;
+            json_t *protocol_j = json_pack(
+                "{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I}", "protocol", ppl_protocol_name(protocol), "dataset",
+                ppl_files[i], "split", d.split, "format", ppl_format_name(d.format), "window", seq_len, "bos",
+                llamacpp ? "first token of every window" : "once, at the start of the text", "tokenization",
                 d.format == PPL_TEXT ? "the file as one text, tokenized once"
                                      : "rows joined with \"\\n\\n\", tokenized once",
                 "windows", (json_int_t)res.windows, "tokens", (json_int_t)res.tokens);
-            report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, NAN, protocol);
-            info("%s: ppl %.4f over %lld tokens (%lld windows of %d) in %.2f s, %.0f tok/s", d.task, res.ppl,
-                 (long long)res.predicted, (long long)res.windows, seq_len, res.seconds,
-                 (double)res.windows * seq_len / res.seconds);
+            if (llamacpp)
+                json_object_set_new(protocol_j, "scored", json_string("second half of every window"));
+            report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, llamacpp ? res.ppl_err : NAN,
+                              protocol_j);
+            if (llamacpp)
+                info("%s: PPL = %.4f +/- %.5f over %lld tokens (%lld windows of %d, llama.cpp protocol) in "
+                     "%.2f s", d.task, res.ppl, res.ppl_err, (long long)res.predicted, (long long)res.windows,
+                     seq_len, res.seconds);
+            else
+                info("%s: ppl %.4f over %lld tokens (%lld windows of %d) in %.2f s, %.0f tok/s", d.task,
+                     res.ppl, (long long)res.predicted, (long long)res.windows, seq_len, res.seconds,
+                     (double)res.windows * seq_len / res.seconds);
             free(ids);
             ppl_dataset_free(&d);
         }

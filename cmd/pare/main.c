@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "gguf.h"
+#include "hf_export.h"
 #include "model.h"
 #include "model_load.h"
 #include "show.h"
@@ -21,8 +23,8 @@ static const char usage[] =
     "\n"
     "Verbs of pare itself:\n"
     "  show [--data] [STREAM]          print any pare stream as JSON lines\n"
-    "  convert -m MODEL [--tokenizer F] [-o FILE]\n"
-    "                                  write a model as a checkpoint stream\n"
+    "  convert -m MODEL [--tokenizer F] [--to FORMAT] [--dtype T] [-o PATH]\n"
+    "                                  write a model as a checkpoint stream, GGUF or HF folder\n"
     "  tokenize (-m MODEL | --tokenizer FILE) [--bos] [FILE]\n"
     "                                  print the token ids of a text (stdin by default)\n"
     "Programs (pare VERB runs pare-VERB), in the order of a pipeline:\n"
@@ -61,14 +63,21 @@ static int cmd_show(int argc, char **argv)
 static int cmd_convert(int argc, char **argv)
 {
     static const char help[] =
-        "usage: pare convert -m MODEL [--tokenizer FILE] [-o FILE]\n"
-        "Write MODEL (HF folder, llama2.c .bin, checkpoint) as a checkpoint stream (stdout or -o FILE).\n"
+        "usage: pare convert -m MODEL [--tokenizer FILE] [--to FORMAT] [--dtype T] [-o PATH]\n"
+        "\n"
+        "Write MODEL (HF folder, PyTorch folder, GGUF, llama2.c .bin, checkpoint) as FORMAT.\n"
         "  -m, --model PATH      the model\n"
         "      --tokenizer FILE  a tokenizer to include (tokenizer.model or tok*.bin)\n"
-        "  -o, --output FILE     write to FILE (atomically) instead of stdout\n";
-    const char *model_path = NULL, *tok = NULL, *out = NULL;
+        "      --to FORMAT       checkpoint (the default; a stream on stdout or -o FILE), gguf\n"
+        "                        (llama.cpp: llama, or deci for per-layer widths; -o FILE), hf (-o DIR)\n"
+        "      --dtype T         gguf, hf: f32 (default), f16 or bf16 for the matrices\n"
+        "  -o, --output PATH     write to PATH (atomically) instead of stdout\n";
+    const char *model_path = NULL, *tok = NULL, *out = NULL, *to = "checkpoint";
+    int dtype = DTYPE_F32;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, 'T'},
+                                         {"to", required_argument, 0, 't'},
+                                         {"dtype", required_argument, 0, 'd'},
                                          {"output", required_argument, 0, 'o'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -77,6 +86,11 @@ static int cmd_convert(int argc, char **argv)
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'T': tok = optarg; break;
+        case 't': to = optarg; break;
+        case 'd':
+            if ((dtype = dtype_from_name(optarg)) < 0)
+                usage_die("--dtype: unknown type '%s' (f32, f16, bf16)", optarg);
+            break;
         case 'o': out = optarg; break;
         case 'h': fputs(help, stdout); return 0;
         default: usage_die("unknown option");
@@ -86,9 +100,19 @@ static int cmd_convert(int argc, char **argv)
         usage_die("unexpected argument '%s'", argv[optind]);
     if (!model_path)
         usage_die("no model given (-m MODEL)");
+    bool gguf = !strcmp(to, "gguf"), hf = !strcmp(to, "hf");
+    if (!gguf && !hf && strcmp(to, "checkpoint"))
+        usage_die("--to: unknown format '%s' (checkpoint, gguf, hf)", to);
+    if ((gguf || hf) && (!out || !strcmp(out, "-")))
+        usage_die("--to %s needs -o %s", to, gguf ? "FILE" : "DIR");
     model m;
     model_load(&m, model_path, tok);
-    checkpoint_write(&m, out, argc, argv, m.provenance);
+    if (gguf)
+        gguf_write(&m, out, (enum dtype)dtype);
+    else if (hf)
+        hf_export(&m, out, (enum dtype)dtype);
+    else
+        checkpoint_write(&m, out, argc, argv, m.provenance);
     model_free(&m);
     return 0;
 }

@@ -13,6 +13,7 @@ replay() {
     name=$(basename "$f")
     case "$name" in
     stream-*) cmd=(pare show "$f") ;;
+    show-data-*) cmd=(pare show --data "$f") ;;
     checkpoint-*) cmd=(pare convert -m "$f" -o "$T/out.pare") ;;
     groups-* | scores-*) cmd=(pare-prune -m "$MODEL" --ratio 0.1 --dry-run "$f") ;;
     partial-*) cmd=(pare-score --merge "$f" -o "$T/out.pare") ;;
@@ -26,6 +27,9 @@ replay() {
             cp "$f" "$T/hf/model.safetensors.index.json"
         cmd=(pare convert -m "$T/hf" -o "$T/out.pare") ;;
     llama2c-*) cmd=(pare convert -m "$f" -o "$T/out.pare") ;;
+    pytorch-*)
+        mkdir -p "$T/pt" && cp "$S260/../stories260K-torch/config.json" "$T/pt/" && cp "$f" "$T/pt/pytorch_model.bin"
+        cmd=(pare convert -m "$T/pt" -o "$T/out.pare") ;;
     tokenizer-*) cmd=(pare tokenize --tokenizer "$f" "$S260/../../eval/ptb/ptb.valid.txt") ;;
     tasks-*)
         local task="${name#tasks-}"

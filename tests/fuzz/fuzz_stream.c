@@ -148,7 +148,7 @@ static void read_by_kind(const char *path)
     } else if (!strcmp(kind, "partial")) {
         group_set gs;
         char *paths[1] = {(char *)path};
-        score_merge(paths, 1, &gs);
+        score_merge(paths, 1, "merge", &gs);
         group_set_free(&gs);
     } else if (!strcmp(kind, "adapter")) {
         lora_set s;

@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# GGUF files pare writes, run by llama.cpp's own llama-perplexity (an independent
+# consumer): its perplexity equals pare-eval --ppl-protocol llama.cpp on the same
+# text, for stories260K and pruned stories260K (llama and deci architectures);
+# GGUF read back; refusals; Hugging Face folders out.
+load helper
+
+LLAMA_PPL="$DATA/../tools/llama.cpp/llama-perplexity"
+
+setup() {
+    T="$BATS_TEST_TMPDIR"
+    [ -x "$LLAMA_PPL" ] || { echo "missing: $LLAMA_PPL" >&2; return 1; }
+    need_data
+    # the README's text: the first 30,000 bytes of the TinyStories sample, CR removed
+    head -c 30000 "$STORIES" | tr -d '\r' > "$T/text.txt"
+}
+
+# "PPL ERR ARCH" of llama-perplexity on a GGUF (one thread: its pool spins). Its
+# logger runs in a thread of its own and now and then loses its last lines when the
+# program exits (status 0, no "Final estimate"): such a run is repeated, twice at most.
+llama_ppl() {
+    local try rc arch ppl
+    for try in 1 2 3; do
+        rc=0
+        "$LLAMA_PPL" -m "$1" -f "$T/text.txt" -c 128 -b 128 -t 1 -lv 4 > "$T/llama.log" 2>&1 || rc=$?
+        [ "$rc" -eq 0 ] || { echo "llama-perplexity failed with status $rc:" >&2; tail -15 "$T/llama.log" >&2; return 1; }
+        arch=$(sed -n 's/.*print_info: arch *= *\([a-z]*\).*/\1/p' "$T/llama.log" | head -1)
+        ppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 \2/p' "$T/llama.log")
+        [ -n "$ppl" ] && [ -n "$arch" ] && { echo "$ppl $arch"; return 0; }
+        echo "llama-perplexity run $try: no final estimate in its log" >&2
+    done
+    return 1
+}
+
+# "PPL ERR" of pare-eval with llama.cpp's protocol
+pare_ppl() {
+    pare-eval -q -m "$1" --ppl "$T/text.txt" --ppl-protocol llama.cpp --json |
+        jq -r '.metrics[0] | "\(.value) \(.stderr)"'
+}
+
+# a GGUF of model $1 (dtype $2) runs in llama-perplexity with architecture $3 and
+# the perplexity pare-eval computes for the same model (1e-3 relative)
+agrees() {
+    pare convert -m "$1" --to gguf --dtype "$2" -o "$T/m.gguf"
+    read -r lp le arch <<<"$(llama_ppl "$T/m.gguf")"
+    read -r pp pe <<<"$(pare_ppl "$T/m.gguf")"
+    echo "llama.cpp: $lp +/- $le ($arch)   pare: $pp +/- $pe"
+    [ "$arch" = "$3" ]
+    close "$pp" "$lp" 1e-3
+    close "$pe" "$le" 1e-2
+}
+
+@test "llamacpp: stories260K as GGUF: llama-perplexity's PPL equals pare-eval --ppl-protocol llama.cpp" {
+    pare convert -m "$MODEL" --tokenizer "$TOK" -o "$T/s.pare"
+    agrees "$T/s.pare" f32 llama
+    # the README's numbers: 111 windows of 128, 6,993 scored tokens, PPL 4.0954 +/- 0.08954
+    run pare-eval -q -m "$T/s.pare" --ppl "$T/text.txt" --ppl-protocol llama.cpp --json
+    [ "$(jq '.metrics[0].n' <<<"$output")" -eq 6993 ]
+    [ "$(jq '.metrics[0].protocol.windows' <<<"$output")" -eq 111 ]
+    close "$(jq '.metrics[0].value' <<<"$output")" 4.0954 2e-5
+    # the Hugging Face layout (q/k rows permuted on writing), f16 and bf16
+    pare convert -m "$DATA/models/stories260K-hf" --tokenizer "$TOK" -o "$T/h.pare"
+    agrees "$T/h.pare" f16 llama
+    agrees "$T/h.pare" bf16 llama
+}
+
+@test "llamacpp: block-pruned stories260K (per-layer widths) runs as deci" {
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 --criterion l1 -o "$T/b.pare" "$T/g.pare"
+    agrees "$T/b.pare" f32 deci
+}
+
+@test "llamacpp: channel pruning of a block-pruned model (smaller hidden size, per-layer widths)" {
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 -o "$T/b.pare" "$T/g.pare"
+    pare-discover -q -m "$T/b.pare" -o "$T/g2.pare"
+    pare-prune -q -m "$T/b.pare" --mode channel --ratio 0.25 -o "$T/c.pare" "$T/g2.pare"
+    pare show "$T/c.pare" | head -1 | jq -e '.config.hidden_size == 48'
+    agrees "$T/c.pare" f32 deci
+    # channel pruning alone keeps the layers alike: llama
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --mode channel --ratio 0.25 -o "$T/c1.pare" "$T/g.pare"
+    agrees "$T/c1.pare" f16 llama
+}
+
+@test "llamacpp: layers pruned to one key/value head, a layer of one head, a layer without attention" {
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.99 --layers 1-3 -o "$T/o.pare" "$T/g.pare" 2>/dev/null
+    pare show "$T/o.pare" | head -1 | jq -e '.config.num_key_value_heads == [4,1,1,1,4]'
+    agrees "$T/o.pare" f32 deci
+    # multi-head attention (no GQA): layer 1 keeps exactly one head
+    pare-mkmodel --dim 32 --layers 3 --heads 4 --ffn 48 --vocab 512 --tied --seed 5 --tokenizer "$TOK" \
+        -o "$T/mha" >/dev/null
+    pare-discover -q -m "$T/mha" -o "$T/gm.pare"
+    pare-prune -q -m "$T/mha" --ratio 0.99 --layers 1-1 -o "$T/m1.pare" "$T/gm.pare" 2>/dev/null
+    pare show "$T/m1.pare" | head -1 | jq -e '.config.num_attention_heads == [4,1,4]'
+    agrees "$T/m1.pare" f32 deci
+    # a layer whose attention is gone entirely (deci's attention-free layer)
+    pare-mkmodel --dim 32 --layers 3 --heads 4,0,4 --kv-heads 2,0,2 --ffn 48 --vocab 512 --tied --seed 9 \
+        --tokenizer "$TOK" -o "$T/af" >/dev/null
+    agrees "$T/af" f32 deci
+}
+
+@test "llamacpp: FLAP's output biases reach llama.cpp" {
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-score -q -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" -o "$T/s.pare" "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --criterion flap --ratio 0.5 --layers 1-3 -o "$T/f.pare" "$T/s.pare"
+    pare show "$T/f.pare" | head -1 | jq -e '.config.o_proj_bias == true and .config.down_proj_bias == true'
+    agrees "$T/f.pare" f32 deci
+    # without them llama.cpp would compute another function
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --criterion flap --no-compensation --ratio 0.5 --layers 1-3 \
+        -o "$T/n.pare" "$T/s.pare"
+    a=$(pare_ppl "$T/f.pare"); b=$(pare_ppl "$T/n.pare")
+    ! close "${a%% *}" "${b%% *}" 1e-3
+}
+
+@test "llamacpp: GGUF -> checkpoint -> GGUF is byte-identical (llama and deci, f32, f16, bf16)" {
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 -o "$T/b.pare" "$T/g.pare"
+    for src in "$MODEL" "$T/b.pare"; do
+        for dt in f32 f16 bf16; do
+            pare convert -m "$src" --tokenizer "$TOK" --to gguf --dtype $dt -o "$T/a.gguf"
+            pare convert -m "$T/a.gguf" -o "$T/a.pare"
+            pare convert -m "$T/a.pare" --to gguf --dtype $dt -o "$T/b.gguf"
+            cmp "$T/a.gguf" "$T/b.gguf"
+        done
+    done
+    # f32 GGUF in: the llama2.c model's own fingerprint (same layout, same values)
+    pare convert -m "$MODEL" --tokenizer "$TOK" --to gguf -o "$T/s.gguf"
+    pare convert -m "$T/s.gguf" -o "$T/s.pare"
+    [ "$(pare show "$T/s.pare" | head -1 | jq -r .fingerprint)" = "9e148dffbcfbf67b" ]
+    # and its tokenizer (rebuilt from tokenizer.ggml.*) gives the same ids
+    head -c 3000 "$T/text.txt" > "$T/short.txt"
+    [ "$(pare tokenize -m "$T/s.gguf" "$T/short.txt")" = "$(pare tokenize --tokenizer "$TOK" "$T/short.txt")" ]
+}
+
+@test "llamacpp: models llama.cpp could not run are refused with the rule" {
+    pare-mkmodel --dim 16 --layers 3 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --seed 3 -o "$T/m" >/dev/null
+    pare-discover -q -m "$T/m" -o "$T/g.pare"
+    pare-prune -q -m "$T/m" --tokenizer "$TOK" --ratio 0.99 --layers 0-0 --allow-empty -o "$T/e0.pare" "$T/g.pare"
+    run pare convert -m "$T/e0.pare" --to gguf -o "$T/x.gguf"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"layer 0 has no attention heads"* ]]
+    pare-prune -q -m "$T/m" --tokenizer "$TOK" --ratio 0.99 --layers 1-1 --allow-empty -o "$T/e1.pare" "$T/g.pare"
+    run pare convert -m "$T/e1.pare" --to gguf -o "$T/x.gguf"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"layer 1 has neither attention nor MLP"* ]]
+    run pare convert -m "$T/m" --to gguf -o "$T/x.gguf"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"no tokenizer"* ]]
+    [ ! -e "$T/x.gguf" ]
+    run pare convert -m "$MODEL" --tokenizer "$TOK" --to gguf
+    [ "$status" -eq 2 ]
+}
+
+@test "llamacpp: Hugging Face folder out: same fingerprint back; per-layer widths point to GGUF" {
+    pare convert -m "$DATA/models/stories260K-hf" --to hf -o "$T/hf"
+    [ -f "$T/hf/config.json" ] && [ -f "$T/hf/model.safetensors" ]
+    pare convert -m "$DATA/models/stories260K-hf" -o "$T/a.pare"
+    pare convert -m "$T/hf" -o "$T/b.pare"
+    [ "$(pare show "$T/a.pare" | head -1 | jq -r .fingerprint)" = "$(pare show "$T/b.pare" | head -1 | jq -r .fingerprint)" ]
+    # the llama2.c model (interleaved rows) goes out in the half layout, same function
+    pare convert -m "$MODEL" --tokenizer "$TOK" --to hf -o "$T/hf2"
+    jq -e '.rope_style == "half"' "$T/hf2/config.json"
+    [ -f "$T/hf2/tokenizer.model" ]
+    a=$(pare_ppl "$T/hf2"); b=$(pare-eval -q -m "$MODEL" --tokenizer "$TOK" --ppl "$T/text.txt" --ppl-protocol llama.cpp --json | jq -r '.metrics[0].value')
+    close "${a%% *}" "$b" 1e-5
+    # a pruned model with per-layer widths
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 -o "$T/p.pare" "$T/g.pare"
+    run pare convert -m "$T/p.pare" --to hf -o "$T/hf3"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"write GGUF (--to gguf)"* ]]
+}

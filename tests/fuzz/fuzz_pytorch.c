@@ -1,0 +1,26 @@
+/* fuzz_pytorch - a PyTorch checkpoint (pytorch_model.bin): the zip form (its
+ * central directory, data.pkl and the stored storages) and the legacy form (five
+ * pickles and the storages after them), parsed by pickle.c and zip.c. */
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "pytorch.h"
+#include "tensor.h"
+
+static void one(const uint8_t *data, size_t size)
+{
+    tensor *ts = NULL;
+    int n = 0, cap = 0;
+    pytorch_read_mem(data, size, "pytorch_model.bin", &ts, &n, &cap);
+    for (int i = 0; i < n; i++) {
+        free(ts[i].name);
+        free(ts[i].data);
+    }
+    free(ts);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_run(one, data, size);
+    return 0;
+}
