@@ -90,6 +90,10 @@ PY
         status=0
         wait $pid || status=$?
         [ $status -eq 137 ] && kills=$((kills + 1))
+        if [ -f "$T/out.pare" ] && [ $kills -eq 0 ]; then
+            rm -rf "$T/st" "$T/out.pare"   # finished before the first kill: start again
+            continue
+        fi
         [ -f "$T/out.pare" ] && break
         [ $kills -ge 4 ] && break
     done
