@@ -194,7 +194,8 @@ int llama_tensor_specs(const llama_config *c, tensor_spec **specs);
 void tensor_specs_free(tensor_spec *specs, int n);
 
 /* Append a tensor with uninitialised, 64-byte aligned fp32 data; returns it (valid
- * until the next append). Loaders call this, then model_bind. */
+ * until the next append, which also leaves every bound pointer - m->embed, m->layers -
+ * stale until model_bind). Loaders call this, then model_bind. */
 tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t shape[2]);
 /* Look up a tensor by name (binary search); NULL if absent. */
 tensor *model_tensor(const model *m, const char *name);
