@@ -506,10 +506,50 @@ void prune_standardise(const double *imp, int64_t U, double *z)
         z[u] = sd > 0 ? (imp[u] - mean) / sd : 0;
 }
 
+/* FLAP's own standardisation of its metric for an attention group (lib/prune.py
+ * of CASIA-IVA-Lab/FLAP, structure AL-AM): per input channel c of o_proj the
+ * fluctuation metric squared, (Var(x_c) sum_r W[r,c]^2)^2, standardised over the
+ * layer's channels, then averaged over the unit's channels (a head's, or with
+ * grouped-query attention the query heads' of one key/value head). z: (U).
+ * False when g has no o_proj member with activations. */
+static bool flap_attention_z(const model *m, const group_set *gs, const group *g, double *z)
+{
+    for (int k = 0; k < g->n_members; k++) {
+        const group_member *mb = &g->members[k];
+        const act_stat *a = mb->axis == 1 ? group_set_find_act(gs, mb->tensor) : NULL;
+        const tensor *t = a ? model_tensor(m, mb->tensor) : NULL;
+        if (!t || a->channels != t->shape[1])
+            continue;
+        int64_t rows = t->shape[0], cols = t->shape[1];
+        double *ch = xcalloc((size_t)cols, sizeof *ch), *zc = xmalloc((size_t)cols * sizeof *zc); /* (cols) */
+        float *row = xmalloc((size_t)cols * sizeof *row);                                          /* (cols) */
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_get_f32(t, r * cols, cols, row);
+            for (int64_t c = 0; c < cols; c++)
+                ch[c] += (double)row[c] * row[c];
+        }
+        free(row);
+        for (int64_t c = 0; c < cols; c++)
+            ch[c] = (a->var[c] * ch[c]) * (a->var[c] * ch[c]);
+        prune_standardise(ch, cols, zc);
+        for (int64_t u = 0; u < g->units; u++) {
+            double s = 0;
+            int64_t c0 = mb->start + u * mb->stride, n = 0;
+            for (int64_t c = c0; c < c0 + mb->width && c < cols; c++, n++)
+                s += zc[c];
+            z[u] = n ? s / (double)n : 0;
+        }
+        free(ch);
+        free(zc);
+        return true;
+    }
+    return false;
+}
+
 /* Adaptive selection: each group's importances standardised (per layer and
- * kind, FLAP's per-module standardisation), then every unit of every group
- * ranked on one scale. */
-static void adaptive_ranking(prune_plan *p, planner *pl)
+ * kind, FLAP's per-module standardisation; for flap on attention, FLAP's own
+ * per-channel form), then every unit of every group ranked on one scale. */
+static void adaptive_ranking(const model *m, prune_plan *p, planner *pl)
 {
     if (p->mode != PRUNE_BLOCK)
         die("adaptive selection ranks attention heads and MLP channels together: it serves block mode only");
@@ -522,7 +562,8 @@ static void adaptive_ranking(prune_plan *p, planner *pl)
     for (int i = 0; i < p->n; i++) {
         const group *g = pgroup(p, pl, i);
         double *z = xmalloc((size_t)g->units * sizeof *z);
-        prune_standardise(p->imp[i], g->units, z);
+        if (!(p->criterion == PRUNE_CRIT_FLAP && g->kind == GROUP_ATTN && flap_attention_z(m, pl->gs, g, z)))
+            prune_standardise(p->imp[i], g->units, z);
         for (int64_t u = 0; u < g->units; u++)
             pl->std[pl->n_std++] = (ranked){z[u], i, u};
         pl->std_params += (double)g->units * (double)g->unit_params;
@@ -731,7 +772,7 @@ void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const c
     for (int k = 0; k < GROUP_KIND_COUNT; k++)
         qsort(pl.all[k], (size_t)pl.n_all[k], sizeof(ranked), cmp_ranked);
     if (o->select == PRUNE_SELECT_ADAPTIVE)
-        adaptive_ranking(p, &pl);
+        adaptive_ranking(m, p, &pl);
     if (!p->importance_known && (o->select != PRUNE_SELECT_LOCAL || o->mode == PRUNE_LAYER))
         warn("%s: no weights and no scores: the plan's counts are exact, but which %s go is arbitrary",
              m->source, o->mode == PRUNE_LAYER ? "layers" : "units (and so the per-layer counts of a ranking across layers)");

@@ -454,3 +454,39 @@ EOF
     [ -f "$T/sweep/summary.tsv" ]
     [ "$(wc -l < "$T/sweep/summary.tsv")" -eq 5 ]
 }
+
+@test "examples: iterative.mk prunes in STEPS rounds beside one shot, each round's streams cached" {
+    need_data
+    make -s -C "$ROOT/examples" -f iterative.mk OUT="$T/it" MODEL="$MODEL" TOKENIZER="$TOK" PARE_DATA="$DATA" \
+        STEPS=2 TARGET=0.1 LIMIT=2 > "$T/out.txt"
+    for k in 1 2; do for f in groups scores pruned report; do [ -s "$T/it/step-$k/$f.pare" ]; done; done
+    [ -s "$T/it/oneshot/report.pare" ]
+    $PY - "$T/it/summary.tsv" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+assert rows[0][:4] == ["model", "params", "wikitext2", "heldout"], rows[0]
+names = [r[0] for r in rows[1:]]
+assert names == ["step-0", "oneshot", "step-1", "step-2"], names
+p = {r[0]: r[1] for r in rows[1:]}
+base = 260032
+# round K goes K/2 of the way to 10% of the original removed: both reach it
+assert int(p["step-1"]) < base and int(p["step-2"]) < int(p["step-1"]), p
+assert int(p["step-2"]) <= 0.9 * base and int(p["oneshot"]) <= 0.9 * base, p
+assert all(float(x) > 1 for r in rows[1:] for x in r[2:4]), rows
+PY
+    # cached: a second run makes nothing
+    before=$(stat -c %Y "$T/it/step-2/pruned.pare")
+    make -s -C "$ROOT/examples" -f iterative.mk OUT="$T/it" MODEL="$MODEL" TOKENIZER="$TOK" PARE_DATA="$DATA" \
+        STEPS=2 TARGET=0.1 LIMIT=2 > /dev/null
+    [ "$(stat -c %Y "$T/it/step-2/pruned.pare")" = "$before" ]
+}
+
+@test "examples: quality.sh tables criteria x selection x size, the automatic recipe and the rank check" {
+    need_data
+    run env PARE_DATA="$DATA" OUT="$T/q" RATIOS=0.2 CRITERIA="element1 l2" SELECTS="local adaptive" LIMIT=2 \
+        STATS=all,ablation ABLATE=2 "$ROOT/examples/quality.sh"
+    [ "$status" -eq 0 ]
+    [ "$(grep -cE '^0\.2	(element1|l2)	(local|adaptive)	[0-9]+	[0-9.]+	[0-9.]+$' <<<"$output")" -eq 4 ]
+    grep -qE '^0\.2	auto: [a-z0-9]+	(local|global|adaptive)	[0-9]+	' <<<"$output"
+    [[ "$output" == *"rank check: Spearman"* ]]
+}

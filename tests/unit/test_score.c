@@ -896,6 +896,63 @@ static void test_flap_wanda(void)
         free(wa);
     }
 
+    /* adaptive selection with flap standardises as FLAP's code does: per input
+     * channel of o_proj (Var(x_c) sum_r W^2)^2 over the layer's channels, averaged
+     * over a unit's channels; per down_proj channel Var(x_c) sum_r W^2 */
+    prune_options ao = {.mode = PRUNE_BLOCK, .ratio = 0.3, .target_params = -1, .first_layer = 0, .last_layer = 4,
+                        .criterion = PRUNE_CRIT_FLAP, .select = PRUNE_SELECT_ADAPTIVE, .aggregate = PRUNE_AGG_SUM};
+    prune_plan ap;
+    prune_plan_make(&ap, &m, &gs, "scores", "t", &ao);
+    double rm_max = -1e300;
+    double *zs[16] = {0};
+    for (int i = 0; i < ap.n; i++) {
+        const group *g = &gs.g[ap.c[i].group];
+        char name[128];
+        snprintf(name, sizeof name, "model.layers.%d.%s", g->layer,
+                 g->kind == GROUP_ATTN ? "self_attn.o_proj.weight" : "mlp.down_proj.weight");
+        const tensor *t = model_tensor(&m, name);
+        const act_stat *a = group_set_find_act(&gs, name);
+        int64_t C = t->shape[1], R = t->shape[0];
+        double *mc = xcalloc((size_t)C, sizeof *mc), mean = 0, var = 0;
+        for (int64_t col = 0; col < C; col++) {
+            for (int64_t r = 0; r < R; r++)
+                mc[col] += (double)t->data[r * C + col] * t->data[r * C + col];
+            mc[col] *= a->var[col];
+            if (g->kind == GROUP_ATTN)
+                mc[col] *= mc[col];
+            mean += mc[col] / (double)C;
+        }
+        for (int64_t col = 0; col < C; col++)
+            var += (mc[col] - mean) * (mc[col] - mean) / (double)(C - 1);
+        int rep = cf->n_heads[g->layer] / cf->n_kv_heads[g->layer];
+        zs[i] = xcalloc((size_t)g->units, sizeof(double));
+        for (int64_t col = 0; col < C; col++) {
+            int64_t u = g->kind == GROUP_FFN ? col : col / hd / rep;
+            zs[i][u] += (mc[col] - mean) / sqrt(var) / (g->kind == GROUP_FFN ? 1.0 : (double)(hd * rep));
+        }
+        for (int64_t k = 0; k < ap.c[i].n_removed; k++)
+            rm_max = fmax(rm_max, zs[i][ap.c[i].removed[k]]);
+        free(mc);
+    }
+    int64_t below = 0, units_rm = 0;
+    for (int i = 0; i < ap.n; i++) {
+        const group *g = &gs.g[ap.c[i].group];
+        units_rm += ap.c[i].n_removed;
+        for (int64_t u = 0; u < g->units; u++) {
+            bool rm = false;
+            for (int64_t k = 0; k < ap.c[i].n_removed; k++)
+                rm |= ap.c[i].removed[k] == u;
+            /* a kept unit below a removed one only where its group keeps its last */
+            if (!rm && zs[i][u] < rm_max - 1e-9) {
+                below++;
+                CHECK(ap.c[i].n_removed == g->units - 1);
+            }
+        }
+        free(zs[i]);
+    }
+    CHECK(units_rm > 0 && below <= ap.n);
+    prune_plan_free(&ap);
+
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = 0.5, .target_params = -1, .first_layer = 1, .last_layer = 3,
                        .criterion = PRUNE_CRIT_FLAP, .aggregate = PRUNE_AGG_SUM, .seed = 42};
     prune_plan p;
