@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf.h"
 #include "util.h"
 
 #define CHUNK_BYTES ((size_t)1 << 30) /* tensors above this are split into records */
@@ -34,6 +35,11 @@ void checkpoint_write(const model *m, const char *path, int argc, char **argv, j
 {
     if (!m->has_weights)
         die("%s: a bare config has no weights to write", m->source);
+    size_t pl = path ? strlen(path) : 0;
+    if (pl > 5 && !strcmp(path + pl - 5, ".gguf")) {
+        gguf_write(m, path, DTYPE_F32);
+        return;
+    }
     stream_writer w;
     stream_writer_open(&w, path);
 

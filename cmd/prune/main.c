@@ -51,7 +51,7 @@ static const char usage[] =
     "      --seed N            seed of the random criterion (default 42)\n"
     "      --allow-empty       let a layer lose its whole attention or MLP\n"
     "      --dry-run           print the plan on stdout instead of pruning (needs no weights)\n"
-    "  -o, --output FILE       write the checkpoint to FILE (atomically)\n"
+    "  -o, --output FILE       write the checkpoint to FILE (atomically; FILE.gguf: a GGUF for llama.cpp)\n"
     "  -q, --quiet             no summary line on stderr\n"
     "  -h, --help              show this help\n"
     "      --version           show the version\n";

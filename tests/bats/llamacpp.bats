@@ -171,3 +171,22 @@ agrees() {
     [ "$status" -eq 1 ]
     [[ "$output" == *"write GGUF (--to gguf)"* ]]
 }
+
+@test "llamacpp: pare-prune -o FILE.gguf and pare-lora --merge -o FILE.gguf write GGUF for llama.cpp" {
+    pare-discover -q -m "$MODEL" -o "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 --criterion l1 -o "$T/p.gguf" "$T/g.pare"
+    pare-prune -q -m "$MODEL" --tokenizer "$TOK" --ratio 0.5 --layers 1-3 --criterion l1 -o "$T/p.pare" "$T/g.pare"
+    pare convert -m "$T/p.pare" --to gguf -o "$T/q.gguf"
+    cmp "$T/p.gguf" "$T/q.gguf"
+    read -r lp le arch <<<"$(llama_ppl "$T/p.gguf")"
+    [ "$arch" = deci ]
+    close "$(pare_ppl "$T/p.pare" | cut -d' ' -f1)" "$lp" 1e-3
+    # the merged model of a LoRA run, as pare convert writes it
+    head -n 399 "$STORIES" > "$T/train.txt"
+    opts=(-m "$T/p.pare" --data "$T/train.txt" --text --cutoff 64 --batch 8 --micro-batch 4 --epochs 1 --warmup 2
+          --lr 2e-3 --eval-every 10 --val-size 40 -t 1 --merge)
+    pare-lora -q "${opts[@]}" -o "$T/m.gguf"
+    pare-lora -q "${opts[@]}" -o "$T/m.pare"
+    pare convert -m "$T/m.pare" --to gguf -o "$T/n.gguf"
+    cmp "$T/m.gguf" "$T/n.gguf"
+}
