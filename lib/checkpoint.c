@@ -200,7 +200,8 @@ void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix,
                        (long long)tl.t[i].numel);
     stream_reader_close(&r);
 
-    qsort(tl.t, (size_t)tl.n, sizeof *tl.t, cmp_tensor);
+    if (tl.n) /* a stream without tensors has none to sort (tl.t is NULL) */
+        qsort(tl.t, (size_t)tl.n, sizeof *tl.t, cmp_tensor);
     m->tensors = tl.t;
     m->n_tensors = tl.n;
     m->has_weights = true;

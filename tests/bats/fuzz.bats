@@ -27,6 +27,7 @@ replay() {
             cp "$f" "$T/hf/model.safetensors.index.json"
         cmd=(pare convert -m "$T/hf" -o "$T/out.pare") ;;
     llama2c-*) cmd=(pare convert -m "$f" -o "$T/out.pare") ;;
+    gguf-*) cp "$f" "$T/m.gguf" && cmd=(pare convert -m "$T/m.gguf" -o "$T/out.pare") ;;
     pytorch-*)
         mkdir -p "$T/pt" && cp "$S260/../stories260K-torch/config.json" "$T/pt/" && cp "$f" "$T/pt/pytorch_model.bin"
         cmd=(pare convert -m "$T/pt" -o "$T/out.pare") ;;
