@@ -62,43 +62,6 @@ static void write_file(const char *path, const void *p, size_t n)
 
 /* ---- running code that must die ---- */
 
-typedef void (*die_fn)(void *arg);
-
-/* Run fn(arg) in a child: true when it exits with status 1 and its stderr holds
- * every non-NULL needle. */
-static bool dies_with(die_fn fn, void *arg, const char *needle1, const char *needle2)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        die("pipe");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        fn(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    char buf[8192], sink[4096];
-    size_t n = 0;
-    ssize_t k;
-    while ((k = read(fd[0], n + 1 < sizeof buf ? buf + n : sink,
-                     n + 1 < sizeof buf ? sizeof buf - 1 - n : sizeof sink)) > 0)
-        if (n + 1 < sizeof buf)
-            n += (size_t)k;
-    buf[n] = 0;
-    close(fd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(buf, needle1) &&
-              (!needle2 || strstr(buf, needle2));
-    if (!ok)
-        fprintf(stderr, "    expected exit 1 with '%s'%s%s; got status %#x, stderr: %s", needle1,
-                needle2 ? " and " : "", needle2 ? needle2 : "", st, buf);
-    return ok;
-}
 
 static void load_path(void *arg)
 {

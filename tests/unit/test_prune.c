@@ -802,39 +802,6 @@ static void test_target_params(void)
 
 /* ---- scores streams ---- */
 
-typedef void (*die_fn)(void *arg);
-
-/* Run fn(arg) in a child: true when it exits with status 1 and its stderr holds
- * needle. */
-static bool dies_with(die_fn fn, void *arg, const char *needle)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        die("pipe");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        fn(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    char buf[4096];
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < sizeof buf && (k = read(fd[0], buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)k;
-    buf[n] = 0;
-    close(fd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(buf, needle);
-    if (!ok)
-        fprintf(stderr, "    expected exit 1 with '%s'; got status %#x, stderr: %s", needle, st, buf);
-    return ok;
-}
 
 typedef struct {
     const model *m;

@@ -23,38 +23,7 @@ typedef struct {
     size_t n;
 } bytes;
 
-/* Run fn(arg) in a child: true when it exits 1 with needle on stderr. */
-static bool dies_with(void (*fn)(const void *), const void *arg, const char *needle)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        die("pipe");
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        fn(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    char buf[4096];
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < sizeof buf && (k = read(fd[0], buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)k;
-    buf[n] = 0;
-    close(fd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(buf, needle);
-    if (!ok)
-        fprintf(stderr, "    expected exit 1 with '%s'; got status %#x, stderr: %s", needle, st, buf);
-    return ok;
-}
-
-static void parse_state_dict(const void *arg)
+static void parse_state_dict(void *arg)
 {
     const bytes *b = arg;
     pt_ref *r;
@@ -62,7 +31,7 @@ static void parse_state_dict(const void *arg)
     pickle_state_dict(b->p, b->n, "test.pkl", &r, &n);
 }
 
-static void read_mem(const void *arg)
+static void read_mem(void *arg)
 {
     const bytes *b = arg;
     tensor *ts = NULL;

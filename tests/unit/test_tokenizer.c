@@ -593,34 +593,7 @@ static void test_tok512_roundtrip(void)
 
 /* ---- errors ---- */
 
-/* Runs load in a child; its exit status, and its stderr in err. */
-static int child_status(void (*load)(const void *), const void *arg, char *err, size_t err_n)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        load(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t at = 0;
-    ssize_t got;
-    while (at + 1 < err_n && (got = read(fd[0], err + at, err_n - 1 - at)) > 0)
-        at += (size_t)got;
-    err[at] = 0;
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void load_path(const void *path)
+static void load_path(void *path)
 {
     tokenizer_load_file(path);
 }
@@ -631,7 +604,7 @@ typedef struct {
     size_t n;
 } blob_arg;
 
-static void load_blob(const void *arg)
+static void load_blob(void *arg)
 {
     const blob_arg *b = arg;
     tokenizer_load_blob(b->format, b->data, b->n, "checkpoint.pare");
@@ -645,16 +618,6 @@ static char *temp_file(const void *data, size_t n)
     CHECK(write(fd, data, n) == (ssize_t)n);
     close(fd);
     return path;
-}
-
-static bool dies_with(void (*load)(const void *), const void *arg, const char *want1, const char *want2)
-{
-    char err[1024];
-    int status = child_status(load, arg, err, sizeof err);
-    bool ok = status == 1 && strstr(err, want1) && (!want2 || strstr(err, want2));
-    if (!ok)
-        fprintf(stderr, "    status %d, stderr: %s", status, err);
-    return ok;
 }
 
 static void test_errors(void)
