@@ -10,22 +10,42 @@
 
 #define CHUNK_BYTES ((size_t)1 << 30) /* tensors above this are split into records */
 
+/* t's values in its stored dtype, converted a block at a time when memory holds
+ * them in another (a vector widened by model_bind). */
+static void write_values(stream_writer *w, const tensor *t, int64_t off, int64_t n)
+{
+    enum dtype out = t->stored;
+    size_t es = dtype_size(out);
+    stream_begin_payload(w, "data", (size_t)n * es);
+    if (t->dtype == out) {
+        stream_write_bytes(w, (const char *)t->data + (size_t)off * es, (size_t)n * es);
+        return;
+    }
+    float wide[4096], conv[4096];
+    for (int64_t s = 0; s < n; s += 4096) {
+        int64_t k = n - s < 4096 ? n - s : 4096;
+        tensor_get_f32(t, off + s, k, wide);
+        dtype_from_f32(conv, wide, (size_t)k, out);
+        stream_write_bytes(w, conv, (size_t)k * es);
+    }
+}
+
 static void write_tensor(stream_writer *w, const tensor *t)
 {
-    size_t per_chunk = CHUNK_BYTES / sizeof(float);
+    size_t per_chunk = CHUNK_BYTES / dtype_size(t->stored);
     for (int64_t off = 0; off < t->numel || (off == 0 && t->numel == 0); off += (int64_t)per_chunk) {
         int64_t n = t->numel - off < (int64_t)per_chunk ? t->numel - off : (int64_t)per_chunk;
         bool split = t->numel > (int64_t)per_chunk;
         stream_begin_record(w, "tensor", 5 + split);
         mp_pack_kv_str(&w->pk, "name", t->name);
-        mp_pack_kv_str(&w->pk, "dtype", "f32");
+        mp_pack_kv_str(&w->pk, "dtype", dtype_name(t->stored));
         mp_pack_str(&w->pk, "shape");
         msgpack_pack_array(&w->pk, (size_t)t->ndim);
         for (int d = 0; d < t->ndim; d++)
             msgpack_pack_int64(&w->pk, t->shape[d]);
         if (split)
             mp_pack_kv_int(&w->pk, "offset", off);
-        stream_write_payload(w, "data", t->data + off, (size_t)n * sizeof(float));
+        write_values(w, t, off, n);
         if (t->numel == 0)
             break;
     }
@@ -76,7 +96,7 @@ typedef struct {
 } tensor_list;
 
 static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, int ndim, const int64_t *shape,
-                           size_t esize)
+                           enum dtype dtype)
 {
     for (int i = tl->n - 1; i >= 0; i--) {
         tensor *t = &tl->t[i];
@@ -84,11 +104,13 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
             continue;
         if (t->ndim != ndim || t->shape[0] != shape[0] || (ndim == 2 && t->shape[1] != shape[1]))
             stream_die(r, "tensor '%s' appears twice with different shapes", name);
+        if (t->dtype != dtype)
+            stream_die(r, "tensor '%s' appears twice with different dtypes", name);
         return t;
     }
     /* A new tensor's values must fit in the rest of the stream before its buffer is
      * allocated (dims are at most 2^40: the product cannot overflow in doubles). */
-    double bytes = (double)esize * (double)shape[0] * (double)(ndim == 2 ? shape[1] : 1);
+    double bytes = (double)dtype_size(dtype) * (double)shape[0] * (double)(ndim == 2 ? shape[1] : 1);
     if (bytes > (double)stream_bytes_left(r))
         stream_die(r, "tensor '%s' of %.0f bytes does not fit in the rest of the stream", name, bytes);
     if (tl->n == tl->cap) {
@@ -105,7 +127,8 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
         t->shape[d] = shape[d];
         t->numel *= shape[d];
     }
-    t->data = xmalloc_aligned((size_t)t->numel * sizeof(float));
+    t->stored = t->dtype = dtype;
+    t->data = xmalloc_aligned(tensor_bytes(t) ? tensor_bytes(t) : 1);
     tl->filled[tl->n] = 0;
     tl->n++;
     return t;
@@ -129,7 +152,7 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
         if (!mp_int(&shape->via.array.ptr[d], &dims[d]) || dims[d] <= 0 || dims[d] > ((int64_t)1 << 40))
             stream_die(r, "tensor '%s' has an invalid shape", name);
     size_t esize = dtype_size((enum dtype)dtype);
-    tensor *t = find_or_add(r, tl, name, ndim, dims, esize);
+    tensor *t = find_or_add(r, tl, name, ndim, dims, (enum dtype)dtype);
     int64_t *filled = &tl->filled[t - tl->t];
     int64_t offset = 0;
     const msgpack_object *off = mp_get(rec, "offset");
@@ -142,12 +165,8 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
     if (offset < 0 || offset != *filled || n > t->numel - offset)
         stream_die(r, "tensor '%s': chunk at offset %lld of %lld values does not continue the tensor (%lld of %lld read)",
                    name, (long long)offset, (long long)n, (long long)*filled, (long long)t->numel);
-    /* Half-precision values land in the upper half of their final fp32 slots and are
-     * widened in place: no second copy of the tensor. */
-    float *dst = t->data + offset;
-    stream_read_payload(r, (char *)dst + (size_t)n * (4 - esize), (uint64_t)n * esize);
-    dtype_widen_in_place(dst, (size_t)n, (enum dtype)dtype);
-    t->stored = (enum dtype)dtype;
+    /* Values are kept as stored. */
+    stream_read_payload(r, (char *)t->data + (size_t)offset * esize, (uint64_t)n * esize);
     *filled += n;
     free(name);
     free(dt);

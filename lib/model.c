@@ -146,12 +146,17 @@ int64_t llama_param_count(const llama_config *c)
 
 /* ---- tensors ---- */
 
-tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t shape[2])
+tensor *model_new_tensor_as(model *m, const char *name, int ndim, const int64_t shape[2], enum dtype dtype)
 {
     m->tensors = xrealloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *m->tensors);
     tensor *t = &m->tensors[m->n_tensors++];
-    tensor_init(t, name, ndim, shape);
+    tensor_init_as(t, name, ndim, shape, dtype);
     return t;
+}
+
+tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t shape[2])
+{
+    return model_new_tensor_as(m, name, ndim, shape, DTYPE_F32);
 }
 
 static int cmp_tensor(const void *a, const void *b)
@@ -250,6 +255,10 @@ void model_bind(model *m)
         }
     }
 
+    for (k = 0; k < m->n_tensors; k++)
+        if (m->tensors[k].ndim == 1)
+            tensor_convert(&m->tensors[k], DTYPE_F32); /* tensor_vector reads vectors as fp32 */
+
     free(m->layers);
     m->layers = xcalloc((size_t)c->n_layers, sizeof *m->layers);
     for (int id = 0; id < MW_COUNT; id++)
@@ -263,6 +272,20 @@ void model_bind(model *m)
             m->layers[l].slot[id] = model_tensor(m, name);
         }
     m->has_weights = true;
+}
+
+void model_set_dtype(model *m, enum dtype dtype)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        tensor *t = &m->tensors[i];
+        if (dtype != DTYPE_F32) { /* narrower: rounded now, so the fingerprint is the output's */
+            if (t->ndim == 2)
+                tensor_convert(t, dtype);
+            else
+                tensor_round_to(t, dtype);
+        }
+        t->stored = dtype; /* wider: exact, widened a block at a time when written */
+    }
 }
 
 /* ---- config ---- */

@@ -193,23 +193,33 @@ typedef struct {
 int llama_tensor_specs(const llama_config *c, tensor_spec **specs);
 void tensor_specs_free(tensor_spec *specs, int n);
 
-/* Append a tensor with uninitialised, 64-byte aligned fp32 data; returns it (valid
- * until the next append, which also leaves every bound pointer - m->embed, m->layers -
- * stale until model_bind). Loaders call this, then model_bind. */
+/* Append a tensor with uninitialised, 64-byte aligned fp32 data (or data of dtype);
+ * returns it (valid until the next append, which also leaves every bound pointer -
+ * m->embed, m->layers - stale until model_bind). Loaders call this, then model_bind. */
 tensor *model_new_tensor(model *m, const char *name, int ndim, const int64_t shape[2]);
+tensor *model_new_tensor_as(model *m, const char *name, int ndim, const int64_t shape[2], enum dtype dtype);
 /* Look up a tensor by name (binary search); NULL if absent. */
 tensor *model_tensor(const model *m, const char *name);
 /* After tensors are in place: sort them by name, check every expected tensor
  * exists with the right shape and no other is present ("*.rotary_emb.inv_freq"
  * buffers are dropped; a tied model's lm_head.weight is dropped when it equals the
  * embedding), check every value is finite, set has_weights and point
- * embed/layers/... at them. Dies naming m->source otherwise. */
+ * embed/layers/... at them; vectors are widened to fp32 in memory (tensor_vector).
+ * Dies naming m->source otherwise. */
 void model_bind(model *m);
+
+/* Make dtype the dtype m's tensors are written in: matrices are held in it when it
+ * is a half-precision dtype (rounded to nearest even; vectors stay fp32 in memory
+ * with rounded values); fp32 is exact and left to the writers. */
+void model_set_dtype(model *m, enum dtype dtype);
 
 /* XXH64 (seed 0), streamed over: the canonical config (llama_config_canonical; the
  * extra keys are not part of a model's identity), then for each tensor in name
  * order: its name and a NUL byte, "f32" and a NUL byte, ndim as int64 LE, each
- * dimension as int64 LE, and its fp32 values (LE). 16 lower-case hex digits. */
+ * dimension as int64 LE, and its values widened to fp32 (LE), a block at a time.
+ * 16 lower-case hex digits. It follows values, not storage: "f32" names the
+ * widening whatever the dtype, so a bf16 model and its exact fp32 widening have
+ * one fingerprint, that of fp32 models before weights kept their dtype. */
 void model_fingerprint(const model *m, char out[17]);
 
 /* A model of config cfg (deep-copied) with random weights, deterministic in seed:

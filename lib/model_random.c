@@ -59,7 +59,7 @@ static void fill(tensor *t, int dim, uint64_t seed)
             std *= 0.5;
     }
     for (int64_t i = 0; i < t->numel; i++)
-        t->data[i] = (float)(mean + std * gaussian(&r));
+        ((float *)t->data)[i] = (float)(mean + std * gaussian(&r));
 }
 
 void model_init_random(model *m, const llama_config *cfg, uint64_t seed)

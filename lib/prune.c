@@ -1041,7 +1041,8 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
         }
         if (name && nr > 0 && nc > 0) {
             int64_t shape[2] = {nr, nc};
-            tensor *dst = model_new_tensor(out, name, t->ndim, shape); /* (nr, nc) */
+            tensor *dst = model_new_tensor_as(out, name, t->ndim, shape, t->dtype); /* (nr, nc), as held */
+            dst->stored = t->stored;
             const double *cv = NULL; /* (nr) added to a bias (nc 1) */
             if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "self_attn.o_proj.bias"))
                 cv = comp[2 * l];
@@ -1056,6 +1057,8 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
                     drow[0] = (float)(drow[0] + cv[r]);
                 tensor_set_f32(dst, r * nc, nc, drow);
             }
+            if (cv) /* a compensated bias holds what its stored dtype can (the fingerprint's values) */
+                tensor_round_to(dst, dst->stored);
             free(srow);
             free(drow);
         }

@@ -1,9 +1,10 @@
 /* safetensors.c - read and write .safetensors files and Hugging Face folders.
  *
- * Reading puts every tensor straight into its final fp32 buffer: an F32 payload is
- * read in place; an F16/BF16 payload of n values is read into the upper 2n bytes of
- * the 4n-byte buffer and widened in place (dtype_widen_in_place), so a large
- * tensor is never held twice. */
+ * Reading keeps every tensor in its file's dtype: the file is mapped privately
+ * (tensor_map_file) and each tensor whose payload is aligned to its values points
+ * into the mapping; the data start after the 8-byte-aligned header, so every
+ * tensor of a file written by the reference implementation is. A tensor that is
+ * not (or a file that cannot be mapped) is read into its own buffer, as stored. */
 #include "safetensors.h"
 
 #include <errno.h>
@@ -143,6 +144,7 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
         *cap = (int)((*n + (int64_t)ne) * 2);
         *ts = xrealloc(*ts, (size_t)*cap * sizeof **ts);
     }
+    tensor_map *map = tensor_map_file(fileno(f), (size_t)size);
     for (size_t i = 0; i < ne; i++) {
         st_entry *e = &es[i];
         tensor *t = &(*ts)[(*n)++];
@@ -152,16 +154,20 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
         t->shape[0] = e->shape[0];
         t->shape[1] = e->shape[1];
         t->numel = e->numel;
-        t->stored = e->dtype;
-        t->data = xmalloc_aligned((size_t)e->numel * 4);
         size_t bytes = (size_t)(e->end - e->begin);
-        char *dst = (char *)t->data + (size_t)e->numel * 4 - bytes;
-        if (fseeko(f, (off_t)(data_start + e->begin), SEEK_SET) != 0 ||
-            fread(dst, 1, bytes, f) != bytes)
+        uint64_t at = data_start + e->begin;
+        if (map && at % dtype_size(e->dtype) == 0) {
+            tensor_use_map(t, map, tensor_map_base(map) + at, e->dtype);
+            continue;
+        }
+        /* Not aligned to its values (or not mappable): read it as stored. */
+        t->stored = t->dtype = e->dtype;
+        t->data = xmalloc_aligned(bytes ? bytes : 1);
+        if (fseeko(f, (off_t)at, SEEK_SET) != 0 || fread(t->data, 1, bytes, f) != bytes)
             die("%s: cannot read tensor %s: %s", path, e->name,
                 ferror(f) ? strerror(errno) : "unexpected end of file");
-        dtype_widen_in_place(t->data, (size_t)e->numel, e->dtype);
     }
+    tensor_map_release(map);
     free(es);
     json_decref(j);
     fclose(f);
@@ -208,18 +214,23 @@ void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dty
     af_write(&a, hs, hlen);
     af_write(&a, "        ", padded - hlen);
     free(hs);
-    uint16_t buf[8192];
+    float wide[4096];
+    uint16_t half[4096];
     for (int i = 0; i < n; i++) {
         const tensor *t = &ts[i];
-        if (dtype == DTYPE_F32) {
-            af_write(&a, t->data, (size_t)t->numel * 4);
+        if (t->dtype == dtype) {
+            af_write(&a, t->data, tensor_bytes(t));
             continue;
         }
-        for (int64_t s = 0; s < t->numel; s += 8192) {
-            int64_t m = t->numel - s < 8192 ? t->numel - s : 8192;
-            for (int64_t k = 0; k < m; k++)
-                buf[k] = dtype == DTYPE_BF16 ? f32_to_bf16(t->data[s + k]) : f32_to_f16(t->data[s + k]);
-            af_write(&a, buf, (size_t)m * 2);
+        for (int64_t s = 0; s < t->numel; s += 4096) {
+            int64_t m = t->numel - s < 4096 ? t->numel - s : 4096;
+            tensor_get_f32(t, s, m, wide);
+            if (dtype == DTYPE_F32) {
+                af_write(&a, wide, (size_t)m * 4);
+                continue;
+            }
+            dtype_from_f32(half, wide, (size_t)m, dtype);
+            af_write(&a, half, (size_t)m * 2);
         }
     }
     af_close(&a);

@@ -94,7 +94,7 @@ void stats_measure(const model *m, struct lora_set *lora, double min_seconds, mo
     s->macs_tokens = 64;
     s->macs = stats_macs(&m->cfg, s->macs_tokens);
     for (int i = 0; i < m->n_tensors; i++)
-        s->bytes += m->tensors[i].numel * (int64_t)sizeof(float);
+        s->bytes += (int64_t)tensor_bytes(&m->tensors[i]);
     s->bytes_f16 = 2 * s->params;
     s->batch = 4;
     s->threads = blas_threads();

@@ -25,7 +25,7 @@ typedef struct {
     int64_t params;           /* weights the config implies (a tied LM head once) */
     int64_t macs;             /* for one sequence of macs_tokens */
     int macs_tokens;          /* 64 */
-    int64_t bytes;            /* weight bytes as pare holds them (f32) */
+    int64_t bytes;            /* weight bytes as pare holds them (each in its dtype) */
     int64_t bytes_f16;        /* the same weights in f16, as the paper's memory column */
     int64_t peak_rss;         /* peak resident memory of this process so far, bytes */
     double latency_s;         /* median time of a forward pass over 1 x macs_tokens */

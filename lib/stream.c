@@ -169,7 +169,7 @@ void stream_end_record(stream_writer *w)
 
 static size_t bin_header_len(size_t n) { return n < 256 ? 2 : n < 65536 ? 3 : 5; }
 
-void stream_write_payload(stream_writer *w, const char *key, const void *data, size_t n)
+void stream_begin_payload(stream_writer *w, const char *key, size_t n)
 {
     mp_pack_str(&w->pk, key);
     if (n >= STREAM_ALIGN_MIN) {
@@ -195,8 +195,18 @@ void stream_write_payload(stream_writer *w, const char *key, const void *data, s
     }
     msgpack_pack_bin(&w->pk, n);
     writer_flush_record(w);
-    writer_emit(w, data, n);
     w->records++;
+}
+
+void stream_write_bytes(stream_writer *w, const void *data, size_t n)
+{
+    writer_emit(w, data, n);
+}
+
+void stream_write_payload(stream_writer *w, const char *key, const void *data, size_t n)
+{
+    stream_begin_payload(w, key, n);
+    writer_emit(w, data, n);
 }
 
 void stream_writer_close(stream_writer *w)

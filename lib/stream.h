@@ -48,6 +48,11 @@ void stream_end_record(stream_writer *w);
  * go from data straight to the file (no copy). */
 #define STREAM_ALIGN_MIN 1024
 void stream_write_payload(stream_writer *w, const char *key, const void *data, size_t n);
+/* The same written in pieces: stream_begin_payload packs key and the payload's
+ * header and ends the record; the caller then writes exactly n bytes with
+ * stream_write_bytes (a payload converted a block at a time). */
+void stream_begin_payload(stream_writer *w, const char *key, size_t n);
+void stream_write_bytes(stream_writer *w, const void *data, size_t n);
 /* Write the end record, flush, and for -o fsync and rename into place. Dies on any
  * write error (a full disk, a closed pipe). */
 void stream_writer_close(stream_writer *w);

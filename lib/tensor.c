@@ -1,9 +1,11 @@
-/* tensor.c - reading a tensor's values; dtype names and conversions. */
+/* tensor.c - a tensor's storage (owned or mapped) and values in any dtype; dtype
+ * names and conversions. */
 #include "tensor.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "util.h"
 
@@ -113,7 +115,77 @@ void dtype_widen_in_place(float *dst, size_t n, enum dtype t)
     }
 }
 
-void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2])
+void dtype_to_f32(float *dst, const void *src, size_t n, enum dtype t)
+{
+    if (t == DTYPE_F32) {
+        memcpy(dst, src, n * 4);
+        return;
+    }
+    const uint16_t *h = src;
+    if (t == DTYPE_BF16) /* a shift: the loop vectorises */
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)h[i] << 16;
+            memcpy(dst + i, &u, 4);
+        }
+    else
+        for (size_t i = 0; i < n; i++)
+            dst[i] = f16_to_f32(h[i]);
+}
+
+void dtype_from_f32(void *dst, const float *src, size_t n, enum dtype t)
+{
+    if (t == DTYPE_F32) {
+        memcpy(dst, src, n * 4);
+        return;
+    }
+    uint16_t *h = dst;
+    for (size_t i = 0; i < n; i++)
+        h[i] = t == DTYPE_BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+}
+
+/* ---- mappings ---- */
+
+struct tensor_map {
+    void *addr;
+    size_t len;
+    int refs;
+};
+
+tensor_map *tensor_map_file(int fd, size_t len)
+{
+    if (len == 0)
+        return NULL;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    tensor_map *m = xmalloc(sizeof *m);
+    m->addr = p;
+    m->len = len;
+    m->refs = 1;
+    return m;
+}
+
+const char *tensor_map_base(const tensor_map *m) { return m->addr; }
+
+void tensor_map_release(tensor_map *m)
+{
+    if (m && --m->refs == 0) {
+        munmap(m->addr, m->len);
+        free(m);
+    }
+}
+
+void tensor_use_map(tensor *t, tensor_map *m, const void *p, enum dtype dtype)
+{
+    m->refs++;
+    t->map = m;
+    t->data = (void *)p;
+    t->dtype = t->stored = dtype;
+}
+
+/* ---- tensors ---- */
+
+void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype)
 {
     memset(t, 0, sizeof *t);
     t->name = xstrdup(name);
@@ -121,53 +193,120 @@ void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2])
     t->shape[0] = shape[0];
     t->shape[1] = ndim == 2 ? shape[1] : 0;
     t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
-    t->stored = DTYPE_F32;
-    t->data = xmalloc_aligned((size_t)t->numel * sizeof(float));
+    t->stored = t->dtype = dtype;
+    t->data = xmalloc_aligned(tensor_bytes(t));
 }
 
-void tensor_free(tensor *t)
+void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2])
 {
-    free(t->name);
-    free(t->data);
-    t->name = NULL;
-    t->data = NULL;
+    tensor_init_as(t, name, ndim, shape, DTYPE_F32);
 }
 
 void tensor_drop_data(tensor *t)
 {
-    free(t->data);
+    if (t->map)
+        tensor_map_release(t->map);
+    else
+        free(t->data);
     t->data = NULL;
+    t->map = NULL;
+}
+
+void tensor_free(tensor *t)
+{
+    tensor_drop_data(t);
+    free(t->name);
+    t->name = NULL;
+}
+
+void tensor_convert(tensor *t, enum dtype dtype)
+{
+    if (t->dtype == dtype)
+        return;
+    tensor c = *t;
+    c.dtype = dtype;
+    c.map = NULL;
+    c.data = xmalloc_aligned(tensor_bytes(&c) ? tensor_bytes(&c) : 1);
+    float buf[4096];
+    for (int64_t s = 0; s < t->numel; s += 4096) {
+        int64_t n = t->numel - s < 4096 ? t->numel - s : 4096;
+        tensor_get_f32(t, s, n, buf);
+        tensor_set_f32(&c, s, n, buf);
+    }
+    tensor_drop_data(t);
+    t->data = c.data;
+    t->dtype = dtype;
+}
+
+void tensor_round_to(tensor *t, enum dtype dtype)
+{
+    float buf[4096];
+    uint16_t half[4096];
+    for (int64_t s = 0; dtype != DTYPE_F32 && s < t->numel; s += 4096) {
+        int64_t n = t->numel - s < 4096 ? t->numel - s : 4096;
+        tensor_get_f32(t, s, n, buf);
+        dtype_from_f32(half, buf, (size_t)n, dtype);
+        dtype_to_f32(buf, half, (size_t)n, dtype);
+        tensor_set_f32(t, s, n, buf);
+    }
+}
+
+static void *value_at(const tensor *t, int64_t i)
+{
+    return (char *)t->data + (size_t)i * dtype_size(t->dtype);
 }
 
 void tensor_set_f32(tensor *t, int64_t start, int64_t n, const float *in)
 {
-    memcpy(t->data + start, in, (size_t)n * sizeof(float));
+    dtype_from_f32(value_at(t, start), in, (size_t)n, t->dtype);
 }
 
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out)
 {
-    memcpy(out, t->data + start, (size_t)n * sizeof(float));
+    dtype_to_f32(out, value_at(t, start), (size_t)n, t->dtype);
 }
 
 bool tensor_equal(const tensor *a, const tensor *b)
 {
-    return a->numel == b->numel && !memcmp(a->data, b->data, (size_t)a->numel * sizeof(float));
+    if (a->numel != b->numel)
+        return false;
+    if (a->dtype == b->dtype)
+        return !memcmp(a->data, b->data, tensor_bytes(a));
+    float x[1024], y[1024];
+    for (int64_t s = 0; s < a->numel; s += 1024) {
+        int64_t n = a->numel - s < 1024 ? a->numel - s : 1024;
+        tensor_get_f32(a, s, n, x);
+        tensor_get_f32(b, s, n, y);
+        if (memcmp(x, y, (size_t)n * sizeof(float)))
+            return false;
+    }
+    return true;
 }
 
-/* The branch-free scan vectorises. */
+/* A value is not finite when its exponent bits are all ones. The branch-free scan
+ * vectorises. */
+#define FIRST_NON_FINITE(type, mask)                                                                           \
+    do {                                                                                                       \
+        const type *u = t->data;                                                                               \
+        for (int64_t s = 0; s < t->numel; s += block) {                                                        \
+            int64_t e = s + block < t->numel ? s + block : t->numel;                                           \
+            unsigned bad = 0;                                                                                  \
+            for (int64_t i = s; i < e; i++)                                                                    \
+                bad |= (u[i] & (mask)) == (mask);                                                              \
+            if (bad)                                                                                           \
+                for (int64_t i = s; i < e; i++)                                                                \
+                    if ((u[i] & (mask)) == (mask))                                                             \
+                        return i;                                                                              \
+        }                                                                                                      \
+    } while (0)
+
 int64_t tensor_first_non_finite(const tensor *t)
 {
-    const uint32_t *u = (const uint32_t *)t->data;
     const int64_t block = 1 << 16;
-    for (int64_t s = 0; s < t->numel; s += block) {
-        int64_t e = s + block < t->numel ? s + block : t->numel;
-        uint32_t bad = 0;
-        for (int64_t i = s; i < e; i++)
-            bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
-        if (bad)
-            for (int64_t i = s; i < e; i++)
-                if ((u[i] & 0x7f800000u) == 0x7f800000u)
-                    return i;
+    switch (t->dtype) {
+    case DTYPE_F32: FIRST_NON_FINITE(uint32_t, 0x7f800000u); break;
+    case DTYPE_BF16: FIRST_NON_FINITE(uint16_t, 0x7f80u); break;
+    case DTYPE_F16: FIRST_NON_FINITE(uint16_t, 0x7c00u); break;
     }
     return -1;
 }
@@ -175,6 +314,6 @@ int64_t tensor_first_non_finite(const tensor *t)
 tensor tensor_wrap(float *data, int64_t rows, int64_t cols)
 {
     tensor t = {.ndim = cols ? 2 : 1, .shape = {rows, cols}, .numel = rows * (cols ? cols : 1),
-                .stored = DTYPE_F32, .data = data};
+                .stored = DTYPE_F32, .dtype = DTYPE_F32, .data = data};
     return t;
 }

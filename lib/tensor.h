@@ -1,18 +1,17 @@
 /* tensor.h - a named tensor (shape, storage, values), and the storage dtypes pare
  * reads and writes.
  *
+ * A matrix keeps the dtype of its file in memory (f32, f16 or bf16), either in
+ * its own buffer or in a private, copy-on-write mapping of the file it came from
+ * (tensor_map). Vectors (norm scales, biases) are held in fp32 whatever the file
+ * says (model_bind widens them; they are a few kilobytes).
+ *
  * Who may read a tensor's data directly: the loaders and writers (llama2c.c,
  * safetensors.c, pytorch.c, gguf.c, checkpoint.c, model_random.c), matmul.c
  * (every product with a weight) and tensor.c. Everyone else reads values through
- * tensor_vector (1-D tensors) or tensor_get_f32 / tensor_set_f32, so that a
- * change of storage (bf16 weights) touches only those.
- *
- * Storage today: every tensor is held in fp32. Holding matrices in their file's
- * dtype changes tensor_init (and the struct: a dtype beside data), the
- * tensor_get/set_f32 conversions, tensor_equal and tensor_first_non_finite,
- * matmul.c (which widens panels of a weight for each product) and the loaders;
- * 1-D tensors stay fp32 (tensor_vector). The fingerprint (model.c) hashes the
- * values as tensor_get_f32 gives them, so it follows values, not storage. */
+ * tensor_vector (1-D tensors), tensor_get_f32 and tensor_set_f32, which work on
+ * every dtype. The fingerprint (model.c) hashes the values as tensor_get_f32
+ * gives them, so it follows values, not storage. */
 #ifndef PARE_TENSOR_H
 #define PARE_TENSOR_H
 
@@ -22,34 +21,63 @@
 
 enum dtype { DTYPE_F32, DTYPE_F16, DTYPE_BF16 };
 
+/* A read-write private mapping of a file that tensors' data point into; unmapped
+ * when the last tensor using it is freed. */
+typedef struct tensor_map tensor_map;
+
 typedef struct tensor {
     char *name;          /* Hugging Face name, e.g. "model.layers.3.self_attn.q_proj.weight" */
     int ndim;            /* 1 or 2 */
     int64_t shape[2];    /* [out, in] for matrices, [n] for vectors */
     int64_t numel;
-    enum dtype stored;   /* dtype of the file it came from (memory is always fp32) */
-    float *data;         /* (numel), 64-byte aligned, owned; see the top of this file */
+    enum dtype stored;   /* dtype of the file it came from; writers keep it by default */
+    enum dtype dtype;    /* dtype of data in memory: stored for matrices, f32 for bound vectors */
+    void *data;          /* (numel) values of dtype; see the top of this file */
+    tensor_map *map;     /* the mapping data lies in, or NULL: data is owned (64-byte aligned) */
 } tensor;
 
 /* t named name (copied), shape (ndim 1: shape[0] values), with uninitialised,
- * 64-byte aligned storage; tensor_free releases name and storage. */
+ * 64-byte aligned fp32 storage (tensor_init) or storage of dtype (tensor_init_as,
+ * which also sets stored); tensor_free releases name and storage. */
 void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2]);
+void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype);
 void tensor_free(tensor *t);
 /* Release t's values only (a consumed input), keeping its name and shape. */
 void tensor_drop_data(tensor *t);
-/* The fp32 values of a 1-D tensor (a norm's scale, a bias): vectors are held in
- * fp32 whatever the file's dtype (they are a few kilobytes). NULL for NULL. */
-static inline const float *tensor_vector(const tensor *t) { return t ? t->data : 0; }
+/* Bytes of t's values in memory. */
+static inline size_t tensor_bytes(const tensor *t) { return (size_t)t->numel * (t->dtype == DTYPE_F32 ? 4 : 2); }
+/* Hold t's values in dtype (rounded to nearest even when narrower), in a buffer of
+ * its own; its stored dtype is kept. Vectors are made fp32 this way for
+ * tensor_vector. */
+void tensor_convert(tensor *t, enum dtype dtype);
+/* Round t's values to those dtype can hold (to nearest even), in t's storage. */
+void tensor_round_to(tensor *t, enum dtype dtype);
+/* The fp32 values of a 1-D tensor (a norm's scale, a bias): model_bind holds
+ * vectors in fp32 whatever the file's dtype. NULL for NULL. */
+static inline const float *tensor_vector(const tensor *t) { return t ? (const float *)t->data : 0; }
+
+/* The values of a tensor held in fp32 (tests and code that made it so). */
+static inline float *tensor_f32(const tensor *t) { return (float *)t->data; }
+
+/* Map len bytes of the open file fd privately (writes stay in memory); NULL when
+ * the system cannot. The caller holds one reference (tensor_map_release). */
+tensor_map *tensor_map_file(int fd, size_t len);
+/* Start of the mapping. */
+const char *tensor_map_base(const tensor_map *m);
+/* Point t (shape set, no data) at values of dtype at p inside m; takes a reference. */
+void tensor_use_map(tensor *t, tensor_map *m, const void *p, enum dtype dtype);
+void tensor_map_release(tensor_map *m);
 /* Values [start, start + n) of t (flat, row-major) as fp32 into out (n). */
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out);
 /* Set values [start, start + n) of t from fp32 in (n), in t's storage. */
 void tensor_set_f32(tensor *t, int64_t start, int64_t n, const float *in);
-/* Whether a and b hold the same number of values, bit for bit the same as fp32. */
+/* Whether a and b hold the same number of values, bit for bit the same as fp32
+ * (whatever the dtype of each). */
 bool tensor_equal(const tensor *a, const tensor *b);
 /* Index of t's first non-finite value, or -1. */
 int64_t tensor_first_non_finite(const tensor *t);
-/* A tensor over fp32 memory the caller owns (no name): rows x cols, or a vector of
- * rows values when cols is 0. For tests and benchmarks that build weights by hand. */
+/* A tensor over fp32 memory the caller owns (no name): rows x cols, or a vector of rows values
+ * when cols is 0. For tests and benchmarks that build weights by hand. */
 tensor tensor_wrap(float *data, int64_t rows, int64_t cols);
 
 const char *dtype_name(enum dtype t);              /* "f32", "f16", "bf16" */
@@ -60,6 +88,10 @@ float bf16_to_f32(uint16_t h);
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);                     /* round to nearest even */
 uint16_t f32_to_f16(float f);
+/* n values of dtype t at src (little-endian) as fp32 into dst; the reverse,
+ * rounding to nearest even. */
+void dtype_to_f32(float *dst, const void *src, size_t n, enum dtype t);
+void dtype_from_f32(void *dst, const float *src, size_t n, enum dtype t);
 
 /* Widen n little-endian values of dtype t to fp32 in place. The values were read
  * into the upper part of dst's bytes, at ((char *)dst + n*4 - n*dtype_size(t));

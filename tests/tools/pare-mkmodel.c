@@ -155,10 +155,9 @@ int main(int argc, char **argv)
     json_decref(m.extra_config);
     m.extra_config = llama_config_extra(j);
     for (int i = 0; i < m.n_tensors; i++) { /* what loads back is what we print */
-        tensor *t = &m.tensors[i];
-        for (int64_t e = 0; e < t->numel && dtype != DTYPE_F32; e++)
-            t->data[e] = dtype == DTYPE_BF16 ? bf16_to_f32(f32_to_bf16(t->data[e]))
-                                             : f16_to_f32(f32_to_f16(t->data[e]));
+        float *v = m.tensors[i].data;
+        for (int64_t e = 0; e < m.tensors[i].numel && dtype != DTYPE_F32; e++)
+            v[e] = dtype == DTYPE_BF16 ? bf16_to_f32(f32_to_bf16(v[e])) : f16_to_f32(f32_to_f16(v[e]));
     }
     if (tok) {
         size_t n;

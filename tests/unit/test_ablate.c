@@ -267,7 +267,7 @@ static void check_influence(model *m, const calib *c)
     calib_batch(c, 0, 1, &tok, &tgt);
     float *x0 = xmalloc((size_t)(N * D) * sizeof *x0);
     for (int64_t i = 0; i < N; i++)
-        memcpy(x0 + i * D, e->data + (int64_t)tok[i] * D, (size_t)D * sizeof(float));
+        memcpy(x0 + i * D, tensor_f32(e) + (int64_t)tok[i] * D, (size_t)D * sizeof(float));
     model cut;
     without_layers(m, &gs, ((1u << L) - 1) & ~1u, &cut);
     float *x1 = final_residual(&cut, c);

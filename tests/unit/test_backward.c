@@ -484,7 +484,7 @@ static void record_act(void *ctx, const char *name, const float *x, int N, int I
             for (int v = 0; v < V; v++) {
                 double y = 0;
                 for (int i = 0; i < I; i++)
-                    y += (double)x[(size_t)n * I + i] * w->data[(size_t)v * I + i];
+                    y += (double)x[(size_t)n * I + i] * tensor_f32(w)[(size_t)v * I + i];
                 double want = s->want_logits[(size_t)n * V + v];
                 s->head_err = fmax(s->head_err, fabs(y - want) / fmax(1, fabs(want)));
             }

@@ -271,10 +271,10 @@ static void test_gqa_equals_repeated_mha(void)
     memcpy(wm->bdown->data, wg->bdown->data, (size_t)D * sizeof(float));
     for (int h = 0; h < 6; h++) {
         int kvh = h / 3;
-        memcpy(wm->wk->data + (size_t)h * hd * D, wg->wk->data + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
-        memcpy(wm->wv->data + (size_t)h * hd * D, wg->wv->data + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
-        memcpy(wm->bk->data + h * hd, wg->bk->data + kvh * hd, (size_t)hd * sizeof(float));
-        memcpy(wm->bv->data + h * hd, wg->bv->data + kvh * hd, (size_t)hd * sizeof(float));
+        memcpy(tensor_f32(wm->wk) + (size_t)h * hd * D, tensor_f32(wg->wk) + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
+        memcpy(tensor_f32(wm->wv) + (size_t)h * hd * D, tensor_f32(wg->wv) + (size_t)kvh * hd * D, (size_t)hd * D * sizeof(float));
+        memcpy(tensor_f32(wm->bk) + h * hd, tensor_f32(wg->bk) + kvh * hd, (size_t)hd * sizeof(float));
+        memcpy(tensor_f32(wm->bv) + h * hd, tensor_f32(wg->bv) + kvh * hd, (size_t)hd * sizeof(float));
     }
     int *tokens = rand_tokens(B * T, V);
     llama_state sg, sm;

@@ -23,7 +23,7 @@
 #include "util.h"
 
 /* The fp32 values of a weight, or NULL. */
-#define F32(t) ((t) ? (t)->data : NULL)
+#define F32(t) ((t) ? tensor_f32(t) : NULL)
 
 static uint64_t rng = 88172645463325252ull; /* the fixtures' stream (rng.h) */
 static int64_t rand_below(int64_t n) { return n > 0 ? (int64_t)rng_below(&rng, (uint64_t)n) : 0; }
@@ -556,7 +556,7 @@ static void test_magnitude_importance(void)
         int axis = gh->members[k].axis;
         int64_t cols = t->ndim == 2 ? t->shape[1] : 1;
         for (int64_t i = 0; i < (axis == 0 ? cols : t->shape[0]); i++)
-            s0 += fabs(axis == 0 ? t->data[i] : t->data[i * cols]);
+            s0 += fabs(axis == 0 ? tensor_f32(t)[i] : tensor_f32(t)[i * cols]);
     }
     CHECK_CLOSE(imp[0], s0, 1e-9);
     free(imp);
@@ -654,7 +654,7 @@ static void test_local_plan(void)
             k++;
             continue;
         }
-        same = !memcmp(a->data + u * D, b->data + r * D, (size_t)D * sizeof(float));
+        same = !memcmp(tensor_f32(a) + u * D, tensor_f32(b) + r * D, (size_t)D * sizeof(float));
         r++;
     }
     CHECK(same);

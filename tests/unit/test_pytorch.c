@@ -247,7 +247,7 @@ static void check_same_weights(const model *m, const model *ref, enum dtype t)
         CHECK(!strcmp(a->name, b->name) && a->numel == b->numel && a->shape[0] == b->shape[0]);
         CHECK(a->stored == t);
         for (int64_t e = 0; e < a->numel && e < b->numel; e++)
-            bad += a->data[e] != round_to(b->data[e], t);
+            bad += tensor_f32(a)[e] != round_to(tensor_f32(b)[e], t);
     }
     CHECK(bad == 0);
 }

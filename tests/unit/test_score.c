@@ -208,7 +208,7 @@ static double ref_stat(const model *m, const reference *r, const group *g, const
         int64_t other = mb->axis ? R : C;
         for (int64_t j = 0; j < other; j++) {
             int64_t e = mb->axis ? j * C + ch : ch * C + j;
-            double w = t->data[e], a = w * r->G[ti][e], b = w * r->F[ti][e] * w;
+            double w = tensor_f32(t)[e], a = w * r->G[ti][e], b = w * r->F[ti][e] * w;
             switch (k) {
             case REF_MAGNITUDE: s += fabs(w) * r->absG[ti][e]; break;
             case SCORE_VECTOR: s += a; break;
@@ -415,15 +415,15 @@ static void test_reference_gradient(void)
         tensor *t = &m.tensors[ti];
         for (int trial = 0; trial < 3; trial++) {
             int64_t e = (int64_t)(next_u64() % (uint64_t)t->numel);
-            float keep = t->data[e];
+            float keep = tensor_f32(t)[e];
             double h = 1e-3;
-            t->data[e] = (float)(keep + h);
-            double hp = (double)t->data[e] - keep;
+            tensor_f32(t)[e] = (float)(keep + h);
+            double hp = (double)tensor_f32(t)[e] - keep;
             double lp = ref_loss_grad_of(&m, tok, tgt, B, T, dummy, NULL, NULL);
-            t->data[e] = (float)(keep - h);
-            double hm = keep - (double)t->data[e];
+            tensor_f32(t)[e] = (float)(keep - h);
+            double hm = keep - (double)tensor_f32(t)[e];
             double lm = ref_loss_grad_of(&m, tok, tgt, B, T, dummy, NULL, NULL);
-            t->data[e] = keep;
+            tensor_f32(t)[e] = keep;
             double fd = (lp - lm) / (hp + hm);
             if (fabs(fd) > 1e-5 || fabs(g[ti][e]) > 1e-5) {
                 worst = fmax(worst, fabs(fd - g[ti][e]) / fmax(fabs(fd), 1e-4));
@@ -636,7 +636,7 @@ static void test_gqa_query_rows(void)
         double want_e = 0, want_l = 0, strided_l = 0;
         for (int64_t row = 0; row < t->shape[0]; row++)
             for (int64_t j = 0; j < t->shape[1]; j++) {
-                double w = t->data[row * t->shape[1] + j];
+                double w = tensor_f32(t)[row * t->shape[1] + j];
                 int64_t head = row / 2;
                 if (head / 4 == u) {
                     want_e += fabs(w * r.G[ti][row * t->shape[1] + j]);
@@ -884,7 +884,7 @@ static void test_flap_wanda(void)
             for (int64_t col = 0; col < t->shape[1]; col++) {
                 bool mine = g->kind == GROUP_FFN ? col == u : col / hd / rep == u;
                 for (int64_t r = 0; mine && r < t->shape[0]; r++) {
-                    double w = t->data[r * t->shape[1] + col];
+                    double w = tensor_f32(t)[r * t->shape[1] + col];
                     want_f += a->var[col] * w * w;
                     want_w += sqrt(a->sqnorm[col]) * fabs(w);
                 }
@@ -989,10 +989,10 @@ static void test_flap_wanda(void)
                 for (int64_t k = 0; ch && k < ch->n_removed; k++)
                     for (int64_t col = 0; col < w->shape[1]; col++)
                         if (which ? col == ch->removed[k] : col / hd / rep == ch->removed[k])
-                            want += (double)w->data[r * w->shape[1] + col] * a->mean[col];
-                worst = fmax(worst, fabs(b->data[r] - want) / fmax(fabs(want), 1e-6));
+                            want += (double)tensor_f32(w)[r * w->shape[1] + col] * a->mean[col];
+                worst = fmax(worst, fabs(tensor_f32(b)[r] - want) / fmax(fabs(want), 1e-6));
                 if (!ch)
-                    CHECK(b->data[r] == 0);
+                    CHECK(tensor_f32(b)[r] == 0);
             }
             CHECK(worst < 1e-5);
         }
