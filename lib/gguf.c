@@ -349,7 +349,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     af_write(&a, zeros, pad_to(24 + b.n));
     free(b.p);
 
-    float *perm = NULL;
+    float *perm = NULL, *wide = NULL;
     uint16_t *half = NULL;
     size_t cap = 0;
     for (int i = 0; i < nt; i++) {
@@ -357,11 +357,16 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
         if ((size_t)t->numel > cap) {
             cap = (size_t)t->numel;
             perm = xrealloc(perm, cap * sizeof *perm);
+            wide = xrealloc(wide, cap * sizeof *wide);
             half = xrealloc(half, cap * sizeof *half);
         }
-        const float *src = t->data;
+        const float *src = tensor_f32(t);
+        if (t->dtype != DTYPE_F32) { /* one tensor widened at a time */
+            tensor_get_f32(t, 0, t->numel, wide);
+            src = wide;
+        }
         if (ts[i].rope) {
-            rope_permute_rows(perm, t->data, t->shape[0], t->ndim == 2 ? t->shape[1] : 1, c->head_dim,
+            rope_permute_rows(perm, src, t->shape[0], t->ndim == 2 ? t->shape[1] : 1, c->head_dim,
                               c->rope_style, ROPE_INTERLEAVED);
             src = perm;
         }
@@ -377,6 +382,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     }
     af_close(&a);
     free(perm);
+    free(wide);
     free(half);
     free(ts);
 }
@@ -858,10 +864,8 @@ void gguf_read(model *m, const char *path)
             bytes > g.n - data_start - t->offset)
             die("%s: tensor %s lies outside the file (truncated?)", path, t->name);
         int64_t shape[2] = {t->ndim == 2 ? (int64_t)t->ne[1] : (int64_t)t->ne[0], (int64_t)t->ne[0]};
-        tensor *mt = model_new_tensor(m, hf, t->ndim, shape);
-        mt->stored = dt;
-        memcpy((char *)mt->data + numel * 4 - bytes, g.p + data_start + t->offset, (size_t)bytes);
-        dtype_widen_in_place(mt->data, (size_t)numel, dt);
+        tensor *mt = model_new_tensor_as(m, hf, t->ndim, shape, dt); /* kept as stored */
+        memcpy(mt->data, g.p + data_start + t->offset, (size_t)bytes);
     }
     read_tokenizer(m, &g);
     for (uint64_t i = 0; i < n_tensors; i++)

@@ -36,11 +36,9 @@ static void add_tensor(const pt_ref *r, const uint8_t *s, tensor **ts, int *n, i
         *ts = xrealloc(*ts, (size_t)*cap * sizeof **ts);
     }
     tensor *t = &(*ts)[(*n)++];
-    tensor_init(t, r->name, r->ndim, r->shape);
-    t->stored = r->dtype;
-    size_t es = dtype_size(r->dtype), bytes = (size_t)r->numel * es;
-    memcpy((char *)t->data + (size_t)r->numel * 4 - bytes, s + (size_t)r->offset * es, bytes);
-    dtype_widen_in_place(t->data, (size_t)r->numel, r->dtype);
+    tensor_init_as(t, r->name, r->ndim, r->shape, r->dtype); /* kept as stored */
+    size_t es = dtype_size(r->dtype);
+    memcpy(t->data, s + (size_t)r->offset * es, tensor_bytes(t));
 }
 
 /* Every ref naming the same storage must agree on its dtype and size. */

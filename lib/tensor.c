@@ -100,21 +100,6 @@ uint16_t f32_to_f16(float f)
     return (uint16_t)h;
 }
 
-void dtype_widen_in_place(float *dst, size_t n, enum dtype t)
-{
-    if (t == DTYPE_F32)
-        return;
-    /* Source halves sit in the upper half of dst's bytes. Walking forward, value i
-     * is written to bytes [4i, 4i+4), which never reach an unread source value at
-     * bytes [2n + 2j, ...) for j > i. */
-    const uint16_t *src = (const uint16_t *)((char *)dst + n * 2);
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, src + i, 2);
-        dst[i] = t == DTYPE_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-    }
-}
-
 void dtype_to_f32(float *dst, const void *src, size_t n, enum dtype t)
 {
     if (t == DTYPE_F32) {

@@ -93,11 +93,5 @@ uint16_t f32_to_f16(float f);
 void dtype_to_f32(float *dst, const void *src, size_t n, enum dtype t);
 void dtype_from_f32(void *dst, const float *src, size_t n, enum dtype t);
 
-/* Widen n little-endian values of dtype t to fp32 in place. The values were read
- * into the upper part of dst's bytes, at ((char *)dst + n*4 - n*dtype_size(t));
- * on return dst holds n floats.
- * This lets a reader fread a half-precision payload straight into its final
- * fp32 buffer with no second copy. */
-void dtype_widen_in_place(float *dst, size_t n, enum dtype t);
 
 #endif

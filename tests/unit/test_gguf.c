@@ -112,10 +112,12 @@ static void round_trip(model *m, enum dtype dt, const char *arch)
         enum dtype want = b->ndim == 1 ? DTYPE_F32 : dt;
         CHECK(a->stored == want);
         for (int64_t e = 0; e < a->numel && e < b->numel; e++) {
-            float x = b->data[e];
+            float x, got;
+            tensor_get_f32(b, e, 1, &x);
+            tensor_get_f32(a, e, 1, &got);
             float rounded = want == DTYPE_BF16 ? bf16_to_f32(f32_to_bf16(x))
                             : want == DTYPE_F16 ? f16_to_f32(f32_to_f16(x)) : x;
-            bad += a->data[e] != rounded;
+            bad += got != rounded;
         }
     }
     CHECK(bad == 0);

@@ -246,8 +246,12 @@ static void check_same_weights(const model *m, const model *ref, enum dtype t)
         const tensor *a = &m->tensors[i], *b = &ref->tensors[i];
         CHECK(!strcmp(a->name, b->name) && a->numel == b->numel && a->shape[0] == b->shape[0]);
         CHECK(a->stored == t);
-        for (int64_t e = 0; e < a->numel && e < b->numel; e++)
-            bad += tensor_f32(a)[e] != round_to(tensor_f32(b)[e], t);
+        for (int64_t e = 0; e < a->numel && e < b->numel; e++) {
+            float x, y;
+            tensor_get_f32(a, e, 1, &x);
+            tensor_get_f32(b, e, 1, &y);
+            bad += x != round_to(y, t);
+        }
     }
     CHECK(bad == 0);
 }
