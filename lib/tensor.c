@@ -27,6 +27,14 @@ int dtype_from_name(const char *s)
     return -1;
 }
 
+enum dtype parse_dtype(const char *opt, const char *s)
+{
+    int t = dtype_from_name(s);
+    if (t < 0)
+        usage_die("%s: expected f32, f16 or bf16, got '%s'", opt, s);
+    return (enum dtype)t;
+}
+
 size_t dtype_size(enum dtype t) { return t == DTYPE_F32 ? 4 : 2; }
 
 float bf16_to_f32(uint16_t h)

@@ -82,6 +82,8 @@ tensor tensor_wrap(float *data, int64_t rows, int64_t cols);
 
 const char *dtype_name(enum dtype t);              /* "f32", "f16", "bf16" */
 int dtype_from_name(const char *s);                /* -1 if unknown; accepts "F32", "BF16"... too */
+/* dtype_from_name(s), or a usage error naming option opt. */
+enum dtype parse_dtype(const char *opt, const char *s);
 size_t dtype_size(enum dtype t);
 
 float bf16_to_f32(uint16_t h);

@@ -70,10 +70,11 @@ static int cmd_convert(int argc, char **argv)
         "      --tokenizer FILE  a tokenizer to include (tokenizer.model or tok*.bin)\n"
         "      --to FORMAT       checkpoint (the default; a stream on stdout or -o FILE), gguf\n"
         "                        (llama.cpp: llama, or deci for per-layer widths; -o FILE), hf (-o DIR)\n"
-        "      --dtype T         gguf, hf: f32 (default), f16 or bf16 for the matrices\n"
+        "      --dtype T         f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
+        "                        checkpoint: default each tensor as read)\n"
         "  -o, --output PATH     write to PATH (atomically) instead of stdout\n";
     const char *model_path = NULL, *tok = NULL, *out = NULL, *to = "checkpoint";
-    int dtype = DTYPE_F32;
+    int dtype = -1; /* --dtype, or -1: the format's default */
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, 'T'},
                                          {"to", required_argument, 0, 't'},
@@ -88,8 +89,7 @@ static int cmd_convert(int argc, char **argv)
         case 'T': tok = optarg; break;
         case 't': to = optarg; break;
         case 'd':
-            if ((dtype = dtype_from_name(optarg)) < 0)
-                usage_die("--dtype: unknown type '%s' (f32, f16, bf16)", optarg);
+            dtype = (int)parse_dtype("--dtype", optarg);
             break;
         case 'o': out = optarg; break;
         case 'h': fputs(help, stdout); return 0;
@@ -107,12 +107,17 @@ static int cmd_convert(int argc, char **argv)
         usage_die("--to %s needs -o %s", to, gguf ? "FILE" : "DIR");
     model m;
     model_load(&m, model_path, tok);
-    if (gguf)
-        gguf_write(&m, out, (enum dtype)dtype);
-    else if (hf)
-        hf_export(&m, out, (enum dtype)dtype);
-    else
+    if (gguf || hf) {
+        enum dtype dt = dtype < 0 ? DTYPE_F32 : (enum dtype)dtype;
+        if (gguf)
+            gguf_write(&m, out, dt);
+        else
+            hf_export(&m, out, dt);
+    } else {
+        if (dtype >= 0)
+            model_set_dtype(&m, (enum dtype)dtype);
         checkpoint_write(&m, out, argc, argv, m.provenance);
+    }
     model_free(&m);
     return 0;
 }

@@ -51,6 +51,7 @@ static const char usage[] =
     "      --seed N            seed of the random criterion (default 42)\n"
     "      --allow-empty       let a layer lose its whole attention or MLP\n"
     "      --dry-run           print the plan on stdout instead of pruning (needs no weights)\n"
+    "      --dtype T           write the weights as f32, f16 or bf16 (default: as read)\n"
     "  -o, --output FILE       write the checkpoint to FILE (atomically; FILE.gguf: a GGUF for llama.cpp)\n"
     "  -q, --quiet             no summary line on stderr\n"
     "  -h, --help              show this help\n"
@@ -99,10 +100,11 @@ int main(int argc, char **argv)
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = -1, .target_params = -1, .first_layer = -1,
                        .last_layer = -1, .aggregate = PRUNE_AGG_SUM, .seed = 42};
     bool dry_run = false, layers_given = false, auto_crit = false, rank_check = false;
+    int dtype = -1; /* --dtype, or -1: each tensor as read */
     const char *validate = NULL;
 
     enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_SELECT, OPT_CRIT, OPT_AGG,
-           OPT_SEED, OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP, OPT_VALIDATE, OPT_RANKCHECK };
+           OPT_SEED, OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP, OPT_VALIDATE, OPT_RANKCHECK, OPT_DTYPE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, OPT_TOK},
         {"ratio", required_argument, 0, OPT_RATIO},  {"target-params", required_argument, 0, OPT_TARGET},
@@ -112,7 +114,8 @@ int main(int argc, char **argv)
         {"allow-empty", no_argument, 0, OPT_EMPTY},  {"dry-run", no_argument, 0, OPT_DRY},
         {"no-compensation", no_argument, 0, OPT_NOCOMP}, {"select", required_argument, 0, OPT_SELECT},
         {"validate", required_argument, 0, OPT_VALIDATE}, {"rank-check", no_argument, 0, OPT_RANKCHECK},
-        {"output", required_argument, 0, 'o'},       {"quiet", no_argument, 0, 'q'},
+        {"dtype", required_argument, 0, OPT_DTYPE},  {"output", required_argument, 0, 'o'},
+        {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, OPT_VERSION},
         {0, 0, 0, 0}};
     int c;
@@ -164,6 +167,7 @@ int main(int argc, char **argv)
         case OPT_EMPTY: o.allow_empty = true; break;
         case OPT_DRY: dry_run = true; break;
         case OPT_NOCOMP: o.no_compensation = true; break;
+        case OPT_DTYPE: dtype = (int)parse_dtype("--dtype", optarg); break;
         case 'o': out = optarg; break;
         case 'q': g_quiet = true; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -229,6 +233,8 @@ int main(int argc, char **argv)
             json_object_set_new(provenance, "auto", recipe_to_json(&rr));
         model pruned;
         prune_apply(&m, &gs, &plan, true, &pruned);
+        if (dtype >= 0)
+            model_set_dtype(&pruned, (enum dtype)dtype);
         checkpoint_write(&pruned, out, argc, argv, provenance);
         json_decref(provenance);
         model_free(&pruned);

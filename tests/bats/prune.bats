@@ -317,3 +317,25 @@ PY
     run sh -c "cd '$T' && pare-discover -q -m '$MODEL' | pare-prune -q -m '$MODEL' --tokenizer '$TOK' --criterion l2 --ratio 0.5 -o small.pare && pare-eval -q -m small.pare --ppl '$STORIES' --limit 2 --json"
     [ "$status" -eq 0 ]
 }
+
+@test "prune: a bf16 model gives a bf16 checkpoint; --dtype f32 its exact widening, one fingerprint" {
+    small --seed 5 --dtype bf16 -o "$T/h" >/dev/null
+    pare-discover -q -m "$T/h" -o "$T/g.pare"
+    pare-prune -q -m "$T/h" --criterion l2 --ratio 0.5 -o "$T/b.ckpt" "$T/g.pare"
+    pare-prune -q -m "$T/h" --criterion l2 --ratio 0.5 --dtype f32 -o "$T/f.ckpt" "$T/g.pare"
+    pare show "$T/b.ckpt" > "$T/b.json"
+    pare show "$T/f.ckpt" > "$T/f.json"
+    # matrices keep bf16, vectors too (written in the dtype they were read in)
+    [ "$(grep -c '"t":"tensor"' "$T/b.json")" -eq "$(grep '"t":"tensor"' "$T/b.json" | grep -c '"dtype":"bf16"')" ]
+    [ "$(grep -c '"t":"tensor"' "$T/f.json")" -eq "$(grep '"t":"tensor"' "$T/f.json" | grep -c '"dtype":"f32"')" ]
+    fb=$(head -1 "$T/b.json" | grep -o '"fingerprint":"[0-9a-f]*"')
+    ff=$(head -1 "$T/f.json" | grep -o '"fingerprint":"[0-9a-f]*"')
+    [ -n "$fb" ] && [ "$fb" = "$ff" ]
+    # and back: pare convert --dtype bf16 of the f32 checkpoint is the bf16 one
+    pare convert -m "$T/f.ckpt" --dtype bf16 -o "$T/c.ckpt"
+    [ "$(pare show "$T/c.ckpt" | head -1 | grep -o '"fingerprint":"[0-9a-f]*"')" = "$fb" ]
+    cmp <(pare show --data "$T/b.ckpt" | grep '"t":"tensor"') <(pare show --data "$T/c.ckpt" | grep '"t":"tensor"')
+    run pare-prune -m "$T/h" --ratio 0.5 --dtype f64 "$T/g.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--dtype: expected f32, f16 or bf16, got 'f64'"* ]]
+}

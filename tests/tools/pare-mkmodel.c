@@ -96,10 +96,7 @@ int main(int argc, char **argv)
         case O_ROPE: rope = optarg; break;
         case O_THETA: theta = parse_double("--rope-theta", optarg, 1, 1e12); break;
         case O_DTYPE: {
-            int t = dtype_from_name(optarg);
-            if (t < 0)
-                usage_die("--dtype: expected f32, f16 or bf16, got '%s'", optarg);
-            dtype = (enum dtype)t;
+            dtype = parse_dtype("--dtype", optarg);
             break;
         }
         case O_SEED: seed = parse_long("--seed", optarg, 0, 0x7fffffffL); break;
