@@ -916,7 +916,7 @@ static void test_flap_wanda(void)
         double *mc = xcalloc((size_t)C, sizeof *mc), mean = 0, var = 0;
         for (int64_t col = 0; col < C; col++) {
             for (int64_t r = 0; r < R; r++)
-                mc[col] += (double)t->data[r * C + col] * t->data[r * C + col];
+                mc[col] += (double)tensor_f32(t)[r * C + col] * tensor_f32(t)[r * C + col];
             mc[col] *= a->var[col];
             if (g->kind == GROUP_ATTN)
                 mc[col] *= mc[col];
