@@ -57,7 +57,7 @@ void checkpoint_write(const model *m, const char *path, int argc, char **argv, j
         die("%s: a bare config has no weights to write", m->source);
     size_t pl = path ? strlen(path) : 0;
     if (pl > 5 && !strcmp(path + pl - 5, ".gguf")) {
-        gguf_write(m, path, DTYPE_F32);
+        gguf_write(m, path, m->embed->dtype); /* the matrices as held: the input's dtype, or --dtype's */
         return;
     }
     stream_writer w;

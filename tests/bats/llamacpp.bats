@@ -189,4 +189,12 @@ agrees() {
     pare-lora -q "${opts[@]}" -o "$T/m.pare"
     pare convert -m "$T/m.pare" --to gguf -o "$T/n.gguf"
     cmp "$T/m.gguf" "$T/n.gguf"
+    # a bf16 model prunes to a bf16 GGUF, as pare convert --dtype bf16 writes it
+    pare convert -m "$MODEL" --tokenizer "$TOK" --dtype bf16 -o "$T/b.pare"
+    pare-discover -q -m "$T/b.pare" -o "$T/gb.pare"
+    pare-prune -q -m "$T/b.pare" --ratio 0.5 --layers 1-3 --criterion l1 -o "$T/pb.gguf" "$T/gb.pare"
+    pare-prune -q -m "$T/b.pare" --ratio 0.5 --layers 1-3 --criterion l1 -o "$T/pb.pare" "$T/gb.pare"
+    pare convert -m "$T/pb.pare" --to gguf --dtype bf16 -o "$T/qb.gguf"
+    cmp "$T/pb.gguf" "$T/qb.gguf"
+    [ "$(stat -c %s "$T/pb.gguf")" -lt "$(stat -c %s "$T/p.gguf")" ]
 }
