@@ -47,35 +47,6 @@ enum ggml_type { GGML_F32 = 0, GGML_F16 = 1, GGML_BF16 = 30 };
 static int file_type(enum dtype t) { return t == DTYPE_F32 ? 0 : t == DTYPE_F16 ? 1 : 32; }
 static int ggml_of(enum dtype t) { return t == DTYPE_F32 ? GGML_F32 : t == DTYPE_F16 ? GGML_F16 : GGML_BF16; }
 
-/* Hugging Face layer tensor suffix <-> GGUF block tensor suffix. */
-static const struct {
-    const char *hf, *gguf;
-} layer_names[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.o_proj.bias", "attn_output.bias"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
-    {"mlp.down_proj.bias", "ffn_down.bias"},
-};
-#define N_LAYER_NAMES (sizeof layer_names / sizeof *layer_names)
-
-static const struct {
-    const char *hf, *gguf;
-} global_names[] = {
-    {"model.embed_tokens.weight", "token_embd.weight"},
-    {"model.norm.weight", "output_norm.weight"},
-    {"lm_head.weight", "output.weight"},
-};
-
 bool gguf_sniff(const uint8_t *p, size_t n) { return n >= 4 && !memcmp(p, "GGUF", 4); }
 
 /* ---- writing ---- */
@@ -299,25 +270,19 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     /* The tensors in llama.cpp's order: embedding, blocks, output. */
     out_tensor *ts = xcalloc((size_t)m->n_tensors, sizeof *ts);
     int nt = 0;
-    for (int g = 0; g < 3; g++) {
-        const tensor *t = model_tensor(m, global_names[g].hf);
-        if (t && g == 0)
-            ts[nt++] = (out_tensor){xstrdup(global_names[g].gguf), t, 0, false, 0};
-    }
+    if (m->embed)
+        ts[nt++] = (out_tensor){xstrdup(llama_model_weight_gguf[MW_EMBED]), m->embed, 0, false, 0};
     for (int l = 0; l < L; l++)
-        for (size_t k = 0; k < N_LAYER_NAMES; k++) {
-            char *hf = xasprintf("model.layers.%d.%s", l, layer_names[k].hf);
-            const tensor *t = model_tensor(m, hf);
-            free(hf);
+        for (int k = 0; k < LW_COUNT; k++) {
+            const tensor *t = m->layers[l].slot[k];
+            bool permute = k == LW_Q || k == LW_K || k == LW_BQ || k == LW_BK; /* rotary rows */
             if (t)
-                ts[nt++] = (out_tensor){xasprintf("blk.%d.%s", l, layer_names[k].gguf), t, 0,
-                                        strstr(layer_names[k].hf, "q_proj") || strstr(layer_names[k].hf, "k_proj"), 0};
+                ts[nt++] = (out_tensor){xasprintf("blk.%d.%s", l, llama_layer_weights[k].gguf), t, 0, permute, 0};
         }
-    for (int g = 1; g < 3; g++) {
-        const tensor *t = model_tensor(m, global_names[g].hf);
-        if (t && !(g == 2 && c->tied))
-            ts[nt++] = (out_tensor){xstrdup(global_names[g].gguf), t, 0, false, 0};
-    }
+    if (m->final_norm)
+        ts[nt++] = (out_tensor){xstrdup(llama_model_weight_gguf[MW_FINAL_NORM]), m->final_norm, 0, false, 0};
+    if (m->lm_head && !c->tied)
+        ts[nt++] = (out_tensor){xstrdup(llama_model_weight_gguf[MW_LM_HEAD]), m->lm_head, 0, false, 0};
     if (nt != m->n_tensors)
         die("%s: %d of the model's %d tensors have no GGUF name", path, m->n_tensors - nt, m->n_tensors);
 
@@ -688,14 +653,14 @@ static void read_tokenizer(model *m, const gguf_file *g)
 
 static const char *hf_name_of(const char *gname, int *layer, char *out, size_t outn)
 {
-    for (int k = 0; k < 3; k++)
-        if (!strcmp(gname, global_names[k].gguf))
-            return global_names[k].hf;
+    for (int k = 0; k < MW_COUNT; k++)
+        if (!strcmp(gname, llama_model_weight_gguf[k]))
+            return llama_model_weight_names[k];
     int l, used = 0;
     if (sscanf(gname, "blk.%d.%n", &l, &used) == 1 && used > 0 && l >= 0)
-        for (size_t k = 0; k < N_LAYER_NAMES; k++)
-            if (!strcmp(gname + used, layer_names[k].gguf)) {
-                snprintf(out, outn, "model.layers.%d.%s", l, layer_names[k].hf);
+        for (int k = 0; k < LW_COUNT; k++)
+            if (!strcmp(gname + used, llama_layer_weights[k].gguf)) {
+                snprintf(out, outn, "model.layers.%d.%s", l, llama_layer_weights[k].suffix);
                 *layer = l;
                 return out;
             }

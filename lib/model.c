@@ -41,19 +41,25 @@ static int cmp_spec(const void *a, const void *b)
 }
 
 const llama_weight_desc llama_layer_weights[LW_COUNT] = {
-#define LW_DESC(id, field, suffix, rows, cols, part, opt, lora) {suffix, rows, cols, part, opt, lora},
+#define LW_DESC(id, field, suffix, rows, cols, part, opt, lora, gguf) {suffix, rows, cols, part, opt, lora, gguf},
     LLAMA_LAYER_WEIGHTS(LW_DESC)
 #undef LW_DESC
 };
 
 const char *const llama_model_weight_names[MW_COUNT] = {
-#define MW_NAME(id, field, name, rows, cols) name,
+#define MW_NAME(id, field, name, rows, cols, gguf) name,
     LLAMA_MODEL_WEIGHTS(MW_NAME)
 #undef MW_NAME
 };
 
+const char *const llama_model_weight_gguf[MW_COUNT] = {
+#define MW_GGUF(id, field, name, rows, cols, gguf) gguf,
+    LLAMA_MODEL_WEIGHTS(MW_GGUF)
+#undef MW_GGUF
+};
+
 static const enum llama_dim model_weight_dims[MW_COUNT][2] = {
-#define MW_DIMS(id, field, name, rows, cols) {rows, cols},
+#define MW_DIMS(id, field, name, rows, cols, gguf) {rows, cols},
     LLAMA_MODEL_WEIGHTS(MW_DIMS)
 #undef MW_DIMS
 };

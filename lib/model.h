@@ -58,29 +58,30 @@ typedef struct {
  *   opt     OPT_ALWAYS (present with its part), or the config flag that adds it
  *           (an optional bias): OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS
  *   lora    the LoRA target's name of a map an adapter can adapt ("q_proj"), or
- *           NULL; the targets are these rows in table order */
+ *           NULL; the targets are these rows in table order
+ *   gguf    its name after "blk.N." in a GGUF file (llama.cpp's names) */
 #define LLAMA_LAYER_WEIGHTS(X)                                                                                     \
-    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, NULL)              \
-    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, "q_proj")                           \
-    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "k_proj")                          \
-    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "v_proj")                          \
-    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, "o_proj")                           \
-    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL)                           \
-    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL)                          \
-    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL)                          \
-    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, NULL)                             \
-    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, NULL)        \
-    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "gate_proj")                     \
-    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "up_proj")                             \
-    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj")                     \
-    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL)
+    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, NULL, "attn_norm.weight") \
+    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, "q_proj", "attn_q.weight") \
+    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "k_proj", "attn_k.weight") \
+    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "v_proj", "attn_v.weight") \
+    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, "o_proj", "attn_output.weight") \
+    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_q.bias") \
+    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_k.bias") \
+    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_v.bias") \
+    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, NULL, "attn_output.bias") \
+    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, NULL, "ffn_norm.weight") \
+    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "gate_proj", "ffn_gate.weight") \
+    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "up_proj", "ffn_up.weight") \
+    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj", "ffn_down.weight") \
+    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL, "ffn_down.bias")
 
 enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_F, DIM_HD, DIM_V };
 enum llama_part { PART_ATTN, PART_MLP };
 enum llama_opt { OPT_ALWAYS, OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS };
 
 enum llama_layer_weight {
-#define LW_ENUM(id, field, suffix, rows, cols, part, opt, lora) LW_##id,
+#define LW_ENUM(id, field, suffix, rows, cols, part, opt, lora, gguf) LW_##id,
     LLAMA_LAYER_WEIGHTS(LW_ENUM)
 #undef LW_ENUM
     LW_COUNT
@@ -92,33 +93,35 @@ typedef struct {
     enum llama_part part;
     enum llama_opt opt;
     const char *lora;
+    const char *gguf;
 } llama_weight_desc;
 
 /* The table as data: llama_layer_weights[LW_Q].suffix is "self_attn.q_proj.weight". */
 extern const llama_weight_desc llama_layer_weights[LW_COUNT];
 
-/* The weights outside the layers, the same way: X(ID, field, name, rows, cols).
+/* The weights outside the layers, the same way: X(ID, field, name, rows, cols, gguf).
  * The LM head is absent from a tied model (the embedding serves as both). */
 #define LLAMA_MODEL_WEIGHTS(X)                                                                                     \
-    X(EMBED, embed, "model.embed_tokens.weight", DIM_V, DIM_D)                                                     \
-    X(FINAL_NORM, final_norm, "model.norm.weight", DIM_D, DIM_NONE)                                                \
-    X(LM_HEAD, lm_head, "lm_head.weight", DIM_V, DIM_D)
+    X(EMBED, embed, "model.embed_tokens.weight", DIM_V, DIM_D, "token_embd.weight") \
+    X(FINAL_NORM, final_norm, "model.norm.weight", DIM_D, DIM_NONE, "output_norm.weight") \
+    X(LM_HEAD, lm_head, "lm_head.weight", DIM_V, DIM_D, "output.weight")
 
 enum llama_model_weight {
-#define MW_ENUM(id, field, name, rows, cols) MW_##id,
+#define MW_ENUM(id, field, name, rows, cols, gguf) MW_##id,
     LLAMA_MODEL_WEIGHTS(MW_ENUM)
 #undef MW_ENUM
     MW_COUNT
 };
 
-/* "model.embed_tokens.weight", ... by MW_ id. */
+/* "model.embed_tokens.weight", ... by MW_ id; and their GGUF names ("token_embd.weight"). */
 extern const char *const llama_model_weight_names[MW_COUNT];
+extern const char *const llama_model_weight_gguf[MW_COUNT];
 
 /* A layer's weights, by name (w->wq) or by slot (w->slot[LW_Q]); NULL where the
  * config has no such weight. Each points at a tensor of the model. */
 typedef union {
     struct {
-#define LW_FIELD(id, field, suffix, rows, cols, part, opt, lora) const tensor *field;
+#define LW_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf) const tensor *field;
         LLAMA_LAYER_WEIGHTS(LW_FIELD)
 #undef LW_FIELD
     };
@@ -140,7 +143,7 @@ typedef struct {
     tensor *tensors;             /* sorted by name */
     union {                      /* the weights outside the layers, by name or MW_ slot: */
         struct {                 /* embed (V, D), final_norm (D), lm_head (V, D), == embed when tied */
-#define MW_FIELD(id, field, name, rows, cols) const tensor *field;
+#define MW_FIELD(id, field, name, rows, cols, gguf) const tensor *field;
             LLAMA_MODEL_WEIGHTS(MW_FIELD)
 #undef MW_FIELD
         };

@@ -520,7 +520,7 @@ static void test_weight_table(void)
     model m;
     model_init_random(&m, &c, 9);
     layer_weights *w = &m.layers[0];
-#define SLOT_IS_FIELD(id, field, suffix, rows, cols, part, opt, lora) CHECK(&w->field == &w->slot[LW_##id]);
+#define SLOT_IS_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf) CHECK(&w->field == &w->slot[LW_##id]);
     LLAMA_LAYER_WEIGHTS(SLOT_IS_FIELD)
 #undef SLOT_IS_FIELD
     CHECK(&m.embed == &m.outer[MW_EMBED] && &m.final_norm == &m.outer[MW_FINAL_NORM] &&
