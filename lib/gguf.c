@@ -15,13 +15,9 @@
 #include "gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "atomic_file.h"
 #include "rope_layout.h"
@@ -671,18 +667,8 @@ void gguf_read(model *m, const char *path)
 {
     memset(m, 0, sizeof *m);
     m->source = xstrdup(path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        die("cannot read '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        die("cannot read '%s': %s", path, strerror(errno));
-    gguf_file g = {.path = path, .n = (size_t)st.st_size};
-    void *map = g.n ? mmap(NULL, g.n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    if (g.n && map == MAP_FAILED)
-        die("cannot read '%s': %s", path, strerror(errno));
-    close(fd);
-    g.p = map;
+    gguf_file g = {.path = path};
+    g.p = map_file(path, &g.n);
 
     if (!gguf_sniff(g.p, g.n))
         die("%s: not a GGUF file", path);
@@ -837,8 +823,7 @@ void gguf_read(model *m, const char *path)
         free(gt[i].name);
     free(gt);
     free(g.kv);
-    if (g.n)
-        munmap(map, g.n);
+    unmap_file(g.p, g.n);
     if (!m->extra_config)
         m->extra_config = json_object();
     model_bind(m);

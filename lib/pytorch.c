@@ -2,12 +2,8 @@
 #include "pytorch.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "pickle.h"
 #include "util.h"
@@ -163,18 +159,8 @@ void pytorch_read_mem(const uint8_t *p, size_t len, const char *source, tensor *
 
 void pytorch_read(const char *path, tensor **ts, int *n, int *cap)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        die("cannot read '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        die("cannot read '%s': %s", path, strerror(errno));
-    size_t len = (size_t)st.st_size;
-    void *p = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    if (len && p == MAP_FAILED)
-        die("cannot read '%s': %s", path, strerror(errno));
-    close(fd);
+    size_t len;
+    const uint8_t *p = map_file(path, &len);
     pytorch_read_mem(p, len, path, ts, n, cap);
-    if (len)
-        munmap(p, len);
+    unmap_file(p, len);
 }

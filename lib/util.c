@@ -2,12 +2,15 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *g_progname = "pare";
 bool g_quiet;
@@ -158,6 +161,26 @@ char *read_whole_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+const uint8_t *map_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        die("cannot read '%s': %s", path, strerror(errno));
+    *len = (size_t)st.st_size;
+    void *p = *len ? mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    if (*len && p == MAP_FAILED)
+        die("cannot read '%s': %s", path, strerror(errno));
+    close(fd);
+    return p;
+}
+
+void unmap_file(const uint8_t *p, size_t len)
+{
+    if (len)
+        munmap((void *)p, len);
 }
 
 bool path_is_dir(const char *path)

@@ -37,6 +37,10 @@ void *xmalloc_aligned(size_t n);
 /* Read a whole file ("-" is stdin) into memory; dies naming the file on failure.
  * The buffer has one extra NUL byte past *len. */
 char *read_whole_file(const char *path, size_t *len);
+/* Map a whole regular file read-only (private); NULL for an empty file. Dies
+ * naming the file on failure. Release with unmap_file(p, len). */
+const uint8_t *map_file(const char *path, size_t *len);
+void unmap_file(const uint8_t *p, size_t len);
 bool path_is_dir(const char *path);
 bool path_exists(const char *path);
 char *path_join(const char *dir, const char *name);
