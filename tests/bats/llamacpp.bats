@@ -17,10 +17,11 @@ setup() {
 
 # "PPL ERR ARCH" of llama-perplexity on a GGUF (one thread: its pool spins). Its
 # logger runs in a thread of its own and now and then loses its last lines when the
-# program exits (status 0, no "Final estimate"): such a run is repeated, twice at most.
+# program exits (status 0, no "Final estimate"), more often on a loaded machine:
+# such a run is repeated, five times at most.
 llama_ppl() {
     local try rc arch ppl
-    for try in 1 2 3; do
+    for try in 1 2 3 4 5 6; do
         rc=0
         "$LLAMA_PPL" -m "$1" -f "$T/text.txt" -c 128 -b 128 -t 1 -lv 4 > "$T/llama.log" 2>&1 || rc=$?
         [ "$rc" -eq 0 ] || { echo "llama-perplexity failed with status $rc:" >&2; tail -15 "$T/llama.log" >&2; return 1; }
