@@ -93,6 +93,7 @@ typedef struct {
     tensor *t;
     int n, cap;
     int64_t *filled; /* elements read so far, per tensor */
+    tensor_map *map; /* the file mapped, when the stream is a regular file */
 } tensor_list;
 
 static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, int ndim, const int64_t *shape,
@@ -127,8 +128,7 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
         t->shape[d] = shape[d];
         t->numel *= shape[d];
     }
-    t->stored = t->dtype = dtype;
-    t->data = xmalloc_aligned(tensor_bytes(t) ? tensor_bytes(t) : 1);
+    t->stored = t->dtype = dtype; /* storage comes with its first record */
     tl->filled[tl->n] = 0;
     tl->n++;
     return t;
@@ -165,8 +165,18 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
     if (offset < 0 || offset != *filled || n > t->numel - offset)
         stream_die(r, "tensor '%s': chunk at offset %lld of %lld values does not continue the tensor (%lld of %lld read)",
                    name, (long long)offset, (long long)n, (long long)*filled, (long long)t->numel);
-    /* Values are kept as stored. */
-    stream_read_payload(r, (char *)t->data + (size_t)offset * esize, (uint64_t)n * esize);
+    /* Values are kept as stored: a whole tensor whose payload is aligned to its
+     * values is used in place in the mapped file, anything else is read. */
+    uint64_t at = stream_payload_file_offset(r);
+    if (!t->data && n == t->numel && tl->map && at != UINT64_MAX && at % esize == 0) {
+        const char *p = tensor_map_base(tl->map) + at;
+        tensor_use_map(t, tl->map, p, (enum dtype)dtype);
+        stream_pass_payload(r, p, (uint64_t)n * esize);
+    } else {
+        if (!t->data)
+            tensor_alloc(t, (enum dtype)dtype);
+        stream_read_payload(r, (char *)t->data + (size_t)offset * esize, (uint64_t)n * esize);
+    }
     *filled += n;
     free(name);
     free(dt);
@@ -195,6 +205,8 @@ void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix,
         m->provenance = mp_to_json(prov);
 
     tensor_list tl = {0};
+    if (r.file_start != UINT64_MAX)
+        tl.map = tensor_map_file(fileno(f), (size_t)(r.file_start + r.size));
     msgpack_object rec;
     while (stream_next(&r, &rec)) {
         const msgpack_object *t = mp_get(&rec, "t");
@@ -218,6 +230,7 @@ void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix,
             stream_die(&r, "tensor '%s' is incomplete (%lld of %lld values)", tl.t[i].name, (long long)tl.filled[i],
                        (long long)tl.t[i].numel);
     stream_reader_close(&r);
+    tensor_map_release(tl.map);
 
     if (tl.n) /* a stream without tensors has none to sort (tl.t is NULL) */
         qsort(tl.t, (size_t)tl.n, sizeof *tl.t, cmp_tensor);

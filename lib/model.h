@@ -232,6 +232,17 @@ void model_fingerprint(const model *m, char out[17]);
  * embedding ~ N(0, 1/D) (tied logits stay near unit scale), norms ~ 1 + N(0, 0.1^2),
  * biases ~ N(0, 0.1^2). Bound. */
 void model_init_random(model *m, const llama_config *cfg, uint64_t seed);
+/* The same model's tensors named and shaped but without values (data NULL; m is
+ * for writing only, not bound), and in *rs the source that gives each its values,
+ * rounded to dtype, when a writer asks (hf_write_folder): a model larger than
+ * memory is made one tensor at a time. */
+typedef struct {
+    tensor_source src;
+    uint64_t seed;
+    int dim;
+    enum dtype dtype;
+} random_source;
+void model_init_random_shapes(model *m, const llama_config *cfg, uint64_t seed, enum dtype dtype, random_source *rs);
 
 /* Parameter count of the weights the config implies. */
 int64_t llama_param_count(const llama_config *c);

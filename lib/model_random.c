@@ -42,6 +42,8 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* Values of the random model's tensor t (storage of any dtype, rounded to nearest
+ * even when narrower than fp32): normal with a mean and spread by its role. */
 static void fill(tensor *t, int dim, uint64_t seed)
 {
     rng r = {XXH64(t->name, strlen(t->name), seed), false, 0};
@@ -58,11 +60,16 @@ static void fill(tensor *t, int dim, uint64_t seed)
         if (ends_with(t->name, "o_proj.weight") || ends_with(t->name, "down_proj.weight"))
             std *= 0.5;
     }
-    for (int64_t i = 0; i < t->numel; i++)
-        ((float *)t->data)[i] = (float)(mean + std * gaussian(&r));
+    float block[4096];
+    for (int64_t s = 0; s < t->numel; s += 4096) {
+        int64_t n = t->numel - s < 4096 ? t->numel - s : 4096;
+        for (int64_t i = 0; i < n; i++)
+            block[i] = (float)(mean + std * gaussian(&r));
+        tensor_set_f32(t, s, n, block);
+    }
 }
 
-void model_init_random(model *m, const llama_config *cfg, uint64_t seed)
+static void specs_as_tensors(model *m, const llama_config *cfg, enum dtype dtype, bool with_values, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
     llama_config_copy(&m->cfg, cfg);
@@ -70,8 +77,37 @@ void model_init_random(model *m, const llama_config *cfg, uint64_t seed)
     m->extra_config = json_object();
     tensor_spec *specs;
     int n = llama_tensor_specs(cfg, &specs);
-    for (int i = 0; i < n; i++)
-        fill(model_new_tensor(m, specs[i].name, specs[i].ndim, specs[i].shape), cfg->dim, seed);
+    m->tensors = xcalloc((size_t)n, sizeof *m->tensors);
+    for (int i = 0; i < n; i++) {
+        tensor *t = &m->tensors[m->n_tensors++];
+        tensor_init_shape(t, specs[i].name, specs[i].ndim, specs[i].shape);
+        if (with_values) {
+            tensor_alloc(t, dtype);
+            fill(t, cfg->dim, seed);
+        }
+    }
     tensor_specs_free(specs, n);
+}
+
+void model_init_random(model *m, const llama_config *cfg, uint64_t seed)
+{
+    specs_as_tensors(m, cfg, DTYPE_F32, true, seed);
     model_bind(m);
+}
+
+static void fill_from_source(tensor *t, void *ctx)
+{
+    const random_source *rs = ctx;
+    tensor_alloc(t, rs->dtype);
+    fill(t, rs->dim, rs->seed);
+}
+
+void model_init_random_shapes(model *m, const llama_config *cfg, uint64_t seed, enum dtype dtype, random_source *rs)
+{
+    specs_as_tensors(m, cfg, dtype, false, seed);
+    rs->src.fill = fill_from_source;
+    rs->src.ctx = rs;
+    rs->seed = seed;
+    rs->dim = cfg->dim;
+    rs->dtype = dtype;
 }

@@ -175,7 +175,24 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
 
 /* ---- writing ---- */
 
-void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype)
+/* t's values as dtype, converted a block at a time. */
+static void write_converted(atomic_file *a, const tensor *t, enum dtype dtype)
+{
+    float wide[4096];
+    uint16_t half[4096];
+    for (int64_t s = 0; s < t->numel; s += 4096) {
+        int64_t m = t->numel - s < 4096 ? t->numel - s : 4096;
+        tensor_get_f32(t, s, m, wide);
+        if (dtype == DTYPE_F32) {
+            af_write(a, wide, (size_t)m * 4);
+            continue;
+        }
+        dtype_from_f32(half, wide, (size_t)m, dtype);
+        af_write(a, half, (size_t)m * 2);
+    }
+}
+
+void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype, const tensor_source *src)
 {
     size_t es = dtype_size(dtype);
     json_t *h = json_object();
@@ -214,24 +231,22 @@ void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dty
     af_write(&a, hs, hlen);
     af_write(&a, "        ", padded - hlen);
     free(hs);
-    float wide[4096];
-    uint16_t half[4096];
     for (int i = 0; i < n; i++) {
         const tensor *t = &ts[i];
-        if (t->dtype == dtype) {
+        tensor made;
+        if (!t->data) {
+            if (!src)
+                die("%s: tensor %s has no values", path, t->name);
+            made = *t;
+            src->fill(&made, src->ctx);
+            t = &made;
+        }
+        if (t->dtype == dtype)
             af_write(&a, t->data, tensor_bytes(t));
-            continue;
-        }
-        for (int64_t s = 0; s < t->numel; s += 4096) {
-            int64_t m = t->numel - s < 4096 ? t->numel - s : 4096;
-            tensor_get_f32(t, s, m, wide);
-            if (dtype == DTYPE_F32) {
-                af_write(&a, wide, (size_t)m * 4);
-                continue;
-            }
-            dtype_from_f32(half, wide, (size_t)m, dtype);
-            af_write(&a, half, (size_t)m * 2);
-        }
+        else
+            write_converted(&a, t, dtype);
+        if (t == &made)
+            tensor_drop_data(&made);
     }
     af_close(&a);
 }
@@ -349,7 +364,7 @@ static void write_json(const char *path, json_t *j)
     free(s);
 }
 
-void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards)
+void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards, const tensor_source *src)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         die("cannot create '%s': %s", dir, strerror(errno));
@@ -374,7 +389,7 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
         af_close(&a);
         free(p);
     }
-    if (!m->has_weights || m->n_tensors == 0)
+    if (m->n_tensors == 0) /* a bare config */
         return;
 
     int n = m->n_tensors;
@@ -382,7 +397,7 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
         shards = n;
     if (shards <= 1) {
         p = path_join(dir, "model.safetensors");
-        safetensors_write(p, m->tensors, n, dtype);
+        safetensors_write(p, m->tensors, n, dtype, src);
         free(p);
         return;
     }
@@ -413,7 +428,7 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
             end++;
         char *fname = xasprintf("model-%05d-of-%05d.safetensors", s + 1, used);
         p = path_join(dir, fname);
-        safetensors_write(p, m->tensors + start, end - start, dtype);
+        safetensors_write(p, m->tensors + start, end - start, dtype, src);
         for (int i = start; i < end; i++)
             json_object_set_new(wm, m->tensors[i].name, json_string(fname));
         free(p);

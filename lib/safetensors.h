@@ -11,16 +11,17 @@
 #include "model.h"
 #include "tensor.h"
 
-/* Read every tensor of a .safetensors file as fp32 and append it to *ts (count *n,
- * capacity *cap; *ts may start NULL with *n = *cap = 0). Each tensor is read
- * straight into its final 64-byte aligned fp32 buffer; half-precision payloads are
- * widened in place. Dies "PATH: ..." on a bad header, an unsupported dtype
+/* Read every tensor of a .safetensors file, in its stored dtype, and append it to
+ * *ts (count *n, capacity *cap; *ts may start NULL with *n = *cap = 0). Tensors
+ * point into a private mapping of the file where their payload is aligned to its
+ * values, else into buffers of their own. Dies "PATH: ..." on a bad header, an unsupported dtype
  * (naming the tensor), a tensor of other than 1 or 2 dimensions, or a short file. */
 void safetensors_read(const char *path, tensor **ts, int *n, int *cap);
 
 /* Write n tensors (in the given order) to path, stored as dtype (rounded to nearest
- * even). The file appears under its name only when complete. */
-void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype);
+ * even). A tensor without values (data NULL) gets them from src, one at a time.
+ * The file appears under its name only when complete. */
+void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype, const tensor_source *src);
 
 /* Read a Hugging Face folder's weights (model.safetensors, or the shards of
  * model.safetensors.index.json, checked against its weight_map) into *ts, *n. */
@@ -29,7 +30,8 @@ void hf_read_weights(const char *dir, tensor **ts, int *n);
 /* Write m as a Hugging Face folder (created if missing): config.json (canonical
  * config, extra keys, torch_dtype) and model.safetensors, or with shards > 1,
  * model-0000i-of-0000N.safetensors and model.safetensors.index.json. A tokenizer of
- * m is written as tokenizer.model. */
-void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards);
+ * m is written as tokenizer.model. Tensors without values get them from src (NULL
+ * when every tensor has its values). */
+void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards, const tensor_source *src);
 
 #endif

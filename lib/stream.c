@@ -520,6 +520,27 @@ void stream_read_payload(stream_reader *r, void *dst, uint64_t n)
         r->payload_key = NULL;
 }
 
+uint64_t stream_payload_file_offset(const stream_reader *r)
+{
+    if (!r->payload_key || r->file_start == UINT64_MAX || r->prefix_pos < r->prefix_len)
+        return UINT64_MAX;
+    return r->file_start + r->offset;
+}
+
+void stream_pass_payload(stream_reader *r, const void *same, uint64_t n)
+{
+    if (stream_payload_file_offset(r) == UINT64_MAX || n > r->payload_len)
+        stream_die(r, "record payload is %llu bytes, %llu expected", (unsigned long long)r->payload_len,
+                   (unsigned long long)n);
+    if (fseeko(r->f, (off_t)n, SEEK_CUR) != 0)
+        stream_die(r, "read error: %s", strerror(errno));
+    XXH64_update(r->hash, same, (size_t)n);
+    r->offset += n;
+    r->payload_len -= n;
+    if (r->payload_len == 0)
+        r->payload_key = NULL;
+}
+
 static const char *str_or(const msgpack_object *o, const char *dflt)
 {
     return o && o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : dflt;
@@ -556,6 +577,7 @@ void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const 
     r->size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && pos >= 0 && pos <= st.st_size
                   ? (uint64_t)(st.st_size - pos) + prefix_len
                   : UINT64_MAX;
+    r->file_start = r->size != UINT64_MAX && (uint64_t)pos >= prefix_len ? (uint64_t)pos - prefix_len : UINT64_MAX;
     /* Bytes a caller already read from f while sniffing are consumed first. */
     if (prefix_len) {
         r->prefix = xmalloc(prefix_len);

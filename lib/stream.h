@@ -78,6 +78,7 @@ typedef struct {
     XXH64_state_t *hash_at_record; /* state before the current record */
     uint64_t offset;
     uint64_t size;          /* bytes in a regular file (prefix included), else UINT64_MAX */
+    uint64_t file_start;    /* offset in that file of the stream's first byte, else UINT64_MAX */
     uint64_t records;
     char kind[16];
     int version;
@@ -104,6 +105,13 @@ void stream_reader_open_file(stream_reader *r, FILE *f, const char *name, const 
  * next stream_next skips it). "pad" records are skipped silently. */
 bool stream_next(stream_reader *r, msgpack_object *rec);
 void stream_read_payload(stream_reader *r, void *dst, uint64_t n);
+/* Where the unread payload of the current record starts in the file being read,
+ * or UINT64_MAX when the stream is not a regular file (a pipe): a caller that
+ * maps the file can use the payload in place. stream_pass_payload then moves past
+ * n of its bytes without reading them, given the caller's view of the same bytes
+ * (which the end record's checksum still covers). */
+uint64_t stream_payload_file_offset(const stream_reader *r);
+void stream_pass_payload(stream_reader *r, const void *same, uint64_t n);
 /* Bytes of the stream not read yet (a record's unread payload included), or
  * UINT64_MAX when that is unknown (a pipe): what a count read from the stream can
  * be checked against before anything is allocated for it. */

@@ -178,7 +178,7 @@ void tensor_use_map(tensor *t, tensor_map *m, const void *p, enum dtype dtype)
 
 /* ---- tensors ---- */
 
-void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype)
+void tensor_init_shape(tensor *t, const char *name, int ndim, const int64_t shape[2])
 {
     memset(t, 0, sizeof *t);
     t->name = xstrdup(name);
@@ -186,8 +186,18 @@ void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2
     t->shape[0] = shape[0];
     t->shape[1] = ndim == 2 ? shape[1] : 0;
     t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
+}
+
+void tensor_alloc(tensor *t, enum dtype dtype)
+{
     t->stored = t->dtype = dtype;
-    t->data = xmalloc_aligned(tensor_bytes(t));
+    t->data = xmalloc_aligned(tensor_bytes(t) ? tensor_bytes(t) : 1);
+}
+
+void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype)
+{
+    tensor_init_shape(t, name, ndim, shape);
+    tensor_alloc(t, dtype);
 }
 
 void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2])

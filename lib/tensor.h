@@ -41,6 +41,10 @@ typedef struct tensor {
  * which also sets stored); tensor_free releases name and storage. */
 void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2]);
 void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype);
+/* The two halves of tensor_init_as: name and shape without storage (data NULL),
+ * then storage of dtype for such a tensor. */
+void tensor_init_shape(tensor *t, const char *name, int ndim, const int64_t shape[2]);
+void tensor_alloc(tensor *t, enum dtype dtype);
 void tensor_free(tensor *t);
 /* Release t's values only (a consumed input), keeping its name and shape. */
 void tensor_drop_data(tensor *t);
@@ -52,6 +56,15 @@ static inline size_t tensor_bytes(const tensor *t) { return (size_t)t->numel * (
 void tensor_convert(tensor *t, enum dtype dtype);
 /* Round t's values to those dtype can hold (to nearest even), in t's storage. */
 void tensor_round_to(tensor *t, enum dtype dtype);
+/* Where a writer gets the values of a tensor that has none (data NULL): fill
+ * gives t its storage (tensor_alloc, any dtype) and values; the writer drops them
+ * once written (tensor_drop_data). A model larger than memory is written this
+ * way, one tensor at a time. */
+typedef struct {
+    void (*fill)(tensor *t, void *ctx);
+    void *ctx;
+} tensor_source;
+
 /* The fp32 values of a 1-D tensor (a norm's scale, a bias): model_bind holds
  * vectors in fp32 whatever the file's dtype. NULL for NULL. */
 static inline const float *tensor_vector(const tensor *t) { return t ? (const float *)t->data : 0; }

@@ -173,8 +173,32 @@ static void check_products(enum dtype dt)
 static void test_bf16_products(void) { check_products(DTYPE_BF16); }
 static void test_f16_products(void) { check_products(DTYPE_F16); }
 
+static void load_path(void *path)
+{
+    model m;
+    model_load(&m, path, NULL);
+}
+
+/* The values of m's matrices, as held, equal those of h; mapped from their file
+ * or not, as said. */
+static int wrong_tensors(const model *r, const model *h, bool mapped)
+{
+    int wrong = r->n_tensors != h->n_tensors;
+    for (int i = 0; i < r->n_tensors && i < h->n_tensors; i++) {
+        const tensor *a = &r->tensors[i], *b = &h->tensors[i];
+        if (a->ndim == 2)
+            wrong += a->dtype != DTYPE_BF16 || a->stored != DTYPE_BF16 ||
+                     memcmp(a->data, b->data, (size_t)a->numel * 2) != 0 || mapped != (a->map != NULL);
+        else
+            wrong += a->dtype != DTYPE_F32 || !tensor_equal(a, b);
+    }
+    return wrong;
+}
+
 /* A checkpoint and a safetensors folder of a bf16 model read back as bf16, with
- * the same values; the folder's matrices are mapped from the file. */
+ * the same values; both files' matrices are mapped in place. A checkpoint from a
+ * pipe is read into memory, the same; one payload byte changed in the file is
+ * still caught by the end record's checksum. */
 static void test_round_trips(void)
 {
     model h, w;
@@ -186,26 +210,46 @@ static void test_round_trips(void)
     model_fingerprint(&w, fp);
 
     checkpoint_write(&h, ck, 0, NULL, NULL);
-    hf_write_folder(&h, hf, DTYPE_BF16, 2);
+    hf_write_folder(&h, hf, DTYPE_BF16, 2, NULL);
     const char *paths[2] = {ck, hf};
     for (int p = 0; p < 2; p++) {
         model r;
         model_load(&r, paths[p], NULL);
-        CHECK(r.n_tensors == h.n_tensors);
-        int wrong = 0;
-        for (int i = 0; i < r.n_tensors && i < h.n_tensors; i++) {
-            const tensor *a = &r.tensors[i], *b = &h.tensors[i];
-            if (a->ndim == 2)
-                wrong += a->dtype != DTYPE_BF16 || a->stored != DTYPE_BF16 ||
-                         memcmp(a->data, b->data, (size_t)a->numel * 2) != 0 || (p == 1 && !a->map);
-            else
-                wrong += a->dtype != DTYPE_F32 || !tensor_equal(a, b);
-        }
-        CHECK(wrong == 0);
+        CHECK(wrong_tensors(&r, &h, true) == 0);
         model_fingerprint(&r, fp2);
         CHECK(!strcmp(fp, fp2));
         model_free(&r);
     }
+
+    char *cmd = xasprintf("cat '%s'", ck);
+    FILE *pipe = popen(cmd, "r");
+    CHECK(pipe != NULL);
+    model r;
+    checkpoint_read(&r, pipe, "pipe", NULL, 0);
+    CHECK(pclose(pipe) == 0);
+    CHECK(wrong_tensors(&r, &h, false) == 0);
+    model_fingerprint(&r, fp2);
+    CHECK(!strcmp(fp, fp2));
+    model_free(&r);
+    free(cmd);
+
+    /* a byte inside the first matrix's payload, found by its first 64 bytes */
+    size_t size;
+    char *bytes = read_whole_file(ck, &size);
+    const tensor *mat = h.tensors[0].ndim == 2 ? &h.tensors[0] : &h.tensors[1];
+    CHECK(mat->ndim == 2 && tensor_bytes(mat) >= 64);
+    char *at = NULL;
+    for (size_t i = 0; !at && i + 64 <= size; i++)
+        if (!memcmp(bytes + i, mat->data, 64))
+            at = bytes + i;
+    CHECK(at != NULL);
+    if (at) {
+        at[10] ^= 1;
+        FILE *f = fopen(ck, "wb");
+        CHECK(f && fwrite(bytes, 1, size, f) == size && fclose(f) == 0);
+    }
+    free(bytes);
+    CHECK(dies_with(load_path, ck, "digest mismatch"));
     unlink(ck);
     free(ck);
     free(hf);

@@ -189,7 +189,7 @@ static void test_safetensors_round_trip(void)
     const char *names[3] = {"F32", "F16", "BF16"};
     for (int d = 0; d < 3; d++) {
         char *p = tmp("rt.safetensors");
-        safetensors_write(p, in, 3, dts[d]);
+        safetensors_write(p, in, 3, dts[d], NULL);
 
         /* the header, read independently */
         size_t len;
@@ -301,7 +301,7 @@ static void test_safetensors_errors(void)
     make_tensor(&t, "w", 2, 16, 16);
     memset(t.data, 0, 16 * 16 * 4);
     p = tmp("cut.safetensors");
-    safetensors_write(p, &t, 1, DTYPE_F32);
+    safetensors_write(p, &t, 1, DTYPE_F32, NULL);
     struct stat st;
     stat(p, &st);
     CHECK(truncate(p, st.st_size - 3) == 0);
@@ -752,8 +752,8 @@ static void test_folders(void)
     model_fingerprint(&m, fp);
 
     char *d1 = tmp("one"), *d3 = tmp("three"), *db = tmp("bf16");
-    hf_write_folder(&m, d1, DTYPE_F32, 1);
-    hf_write_folder(&m, d3, DTYPE_F32, 3);
+    hf_write_folder(&m, d1, DTYPE_F32, 1, NULL);
+    hf_write_folder(&m, d3, DTYPE_F32, 3, NULL);
     CHECK(count_files(d1, ".safetensors", 1));
     CHECK(count_files(d3, ".safetensors", 3));
     char *idx = path_join(d3, "model.safetensors.index.json");
@@ -773,7 +773,7 @@ static void test_folders(void)
     model_free(&a);
 
     /* bf16 storage: each value is the bf16 rounding of the original */
-    hf_write_folder(&m, db, DTYPE_BF16, 2);
+    hf_write_folder(&m, db, DTYPE_BF16, 2, NULL);
     model_load(&a, db, NULL);
     int bad = 0;
     for (int i = 0; i < m.n_tensors; i++) {
