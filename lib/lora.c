@@ -378,8 +378,16 @@ void lora_write(const lora_set *s, const model *m, const char *path, int argc, c
     stream_writer_close(&w);
 }
 
-void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char **argv, json_t *training)
+void lora_write_merged(lora_set *s, model *m, int dtype, const char *path, int argc, char **argv, json_t *training)
 {
+    if (dtype >= 0) { /* the adapted matrices held in dtype first: the merge rounds to it once */
+        for (int k = 0; k < s->n; k++) {
+            tensor *w = model_tensor(m, s->ad[k].name);
+            if (w)
+                tensor_convert(w, (enum dtype)dtype);
+        }
+        model_set_dtype(m, (enum dtype)dtype);
+    }
     lora_merge(s, m);
     json_t *targets = json_array();
     for (int t = 0; t < LORA_TARGET_COUNT; t++)

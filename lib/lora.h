@@ -119,8 +119,10 @@ void lora_merge(const lora_set *s, model *m);
 void lora_write(const lora_set *s, const model *m, const char *path, int argc, char **argv, json_t *training,
                 json_t *curve);
 /* Merge s into m (lora_merge) and write m as a checkpoint stream whose provenance names the base
- * (fingerprint, provenance) and the adapter (rank, alpha, targets, training). */
-void lora_write_merged(lora_set *s, model *m, const char *path, int argc, char **argv, json_t *training);
+ * (fingerprint, provenance) and the adapter (rank, alpha, targets, training). The merge is
+ * rounded to the dtype each matrix is held in (the base's, to nearest even); with dtype >= 0,
+ * the adapted matrices are held in dtype first and every tensor is written as dtype. */
+void lora_write_merged(lora_set *s, model *m, int dtype, const char *path, int argc, char **argv, json_t *training);
 /* Read an adapter stream made for m (its fingerprint must be m's). */
 void lora_read(lora_set *s, const char *path, const model *m);
 /* The adapter at path, read for m (lora_read), allocated: passes given it compute

@@ -52,6 +52,8 @@ static const char usage[] =
     "      --save-every N      save the state every N steps (default 200), at the end and on SIGINT/SIGTERM\n"
     "output:\n"
     "      --merge             write the merged checkpoint instead of the adapter stream\n"
+    "      --dtype T           with --merge: merge into and write f32, f16 or bf16 weights\n"
+    "                          (default: each weight in the base's dtype, rounded to nearest even)\n"
     "  -t, --threads N         threads (default: PARE_THREADS, else all cores)\n"
     "  -o, --output FILE       write the stream to FILE (atomically)\n"
     "      --progress          a progress line after every step\n"
@@ -80,7 +82,7 @@ int main(int argc, char **argv)
     blas_init(argc, argv);
     const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *out = NULL;
     bool text = false, train_on_inputs = false, merge = false;
-    int cutoff = 256, val_size = 2000, rank = 8, threads = 0;
+    int cutoff = 256, val_size = 2000, rank = 8, threads = 0, dtype = -1;
     double alpha = 16, dropout = 0.05;
     unsigned targets = LORA_ALL_TARGETS;
     train_options o;
@@ -89,7 +91,7 @@ int main(int argc, char **argv)
 
     enum { OPT_TOK = 256, OPT_DATA, OPT_TEXT, OPT_CUTOFF, OPT_TOI, OPT_VAL, OPT_TARGETS, OPT_RANK, OPT_ALPHA,
            OPT_DROPOUT, OPT_LR, OPT_WARMUP, OPT_BATCH, OPT_MICRO, OPT_EPOCHS, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_LOG,
-           OPT_STATE, OPT_SAVE, OPT_MERGE, OPT_PROGRESS, OPT_VERSION };
+           OPT_STATE, OPT_SAVE, OPT_MERGE, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},          {"tokenizer", required_argument, 0, OPT_TOK},
         {"data", required_argument, 0, OPT_DATA},      {"text", no_argument, 0, OPT_TEXT},
@@ -102,7 +104,8 @@ int main(int argc, char **argv)
         {"max-grad-norm", required_argument, 0, OPT_CLIP}, {"seed", required_argument, 0, OPT_SEED},
         {"eval-every", required_argument, 0, OPT_EVAL}, {"log-every", required_argument, 0, OPT_LOG},
         {"state", required_argument, 0, OPT_STATE},    {"save-every", required_argument, 0, OPT_SAVE},
-        {"merge", no_argument, 0, OPT_MERGE},          {"threads", required_argument, 0, 't'},
+        {"merge", no_argument, 0, OPT_MERGE},          {"dtype", required_argument, 0, OPT_DTYPE},
+        {"threads", required_argument, 0, 't'},
         {"output", required_argument, 0, 'o'},         {"progress", no_argument, 0, OPT_PROGRESS},
         {"quiet", no_argument, 0, 'q'},                {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION},      {0, 0, 0, 0}};
@@ -136,6 +139,7 @@ int main(int argc, char **argv)
         case OPT_STATE: o.state_dir = optarg; break;
         case OPT_SAVE: o.save_every = (int)parse_long("--save-every", optarg, 1, 1 << 30); break;
         case OPT_MERGE: merge = true; break;
+        case OPT_DTYPE: dtype = (int)parse_dtype("--dtype", optarg); break;
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
         case OPT_PROGRESS: g_progress_mode = 1; break;
@@ -155,6 +159,8 @@ int main(int argc, char **argv)
         usage_die("the model and the data cannot both come from stdin");
     if (o.batch % o.micro_batch)
         usage_die("--batch %d is not a multiple of --micro-batch %d", o.batch, o.micro_batch);
+    if (dtype >= 0 && !merge)
+        usage_die("--dtype is for --merge (the adapter stream is fp32)");
     if (text && train_on_inputs)
         usage_die("--train-on-inputs is for Alpaca records (raw text has no prompt)");
     if ((!out || !strcmp(out, "-")) && isatty(STDOUT_FILENO))
@@ -191,7 +197,7 @@ int main(int argc, char **argv)
     train_result res;
     lora_train(&m, s, &d, train, d.n - n_val, val, n_val, &o, &res);
     if (merge)
-        lora_write_merged(s, &m, out, argc, argv, res.training);
+        lora_write_merged(s, &m, dtype, out, argc, argv, res.training);
     else
         lora_write(s, &m, out, argc, argv, res.training, res.curve);
     info("%lld steps (%lld run now) on %lld tokens in %.1f s, %.0f tok/s; val loss %.4f before, %.4f best (step "

@@ -212,6 +212,26 @@ PY
     [[ "$output" == *"the adapter was made for model"* ]]
 }
 
+@test "lora: --merge keeps a bf16 base's dtype; --dtype f32 merges to fp32, which rounds to the same model" {
+    need_data
+    small --seed 3 --dtype bf16 -o "$T/m" >/dev/null
+    head -c 12000 "$STORIES" > "$T/t.txt"
+    lora --epochs 1 --merge -o "$T/b.pare"
+    lora --epochs 1 --merge --dtype f32 -o "$T/f.pare"
+    dtypes() { pare show "$1" | jq -rs '[.[] | select(.t == "tensor") | .dtype] | unique | join(",")'; }
+    [ "$(dtypes "$T/b.pare")" = bf16 ]
+    [ "$(dtypes "$T/f.pare")" = f32 ]
+    fp() { pare show "$1" | head -1 | jq -r .fingerprint; }
+    [ "$(fp "$T/b.pare")" != "$(fp "$T/f.pare")" ]   # the fp32 merge keeps what bf16 rounds away
+    pare convert -m "$T/f.pare" --dtype bf16 -o "$T/fb.pare"
+    [ "$(fp "$T/fb.pare")" = "$(fp "$T/b.pare")" ]
+    run pare-lora -m "$T/m" --data "$T/t.txt" --text --dtype f32 -o "$T/x.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--dtype is for --merge"* ]]
+    run pare-lora -m "$T/m" --data "$T/t.txt" --text --merge --dtype f64 -o "$T/x.pare"
+    [ "$status" -eq 2 ]
+}
+
 @test "lora: Alpaca as a JSON array, JSON lines and gzip give the same adapter; prompts are masked" {
     need_data
     small --seed 5 -o "$T/m" >/dev/null
