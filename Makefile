@@ -23,7 +23,7 @@ TOOLS    = $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCH_SRC= $(sort $(wildcard bench/*.c))
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit bats check-asan bench demo install clean fuzz fuzz-targets
+.PHONY: all test unit bats check-asan bench bench-7b demo install clean fuzz fuzz-targets
 all: $(filter-out $(BUILD)/bin/pare-pare,$(PROGS)) $(FRONT) $(TOOLS)
 
 $(BUILD)/lib/%.o: lib/%.c lib/*.h
@@ -109,6 +109,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/fuzz-obj/harness.o $(
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
+
+# The pipeline on a random LLaMA-7B-shaped bf16 model (13.5 GB, made once in
+# BENCH_DIR, default $(BUILD)/bench-7b): time and peak RSS of each stage, and
+# PyTorch beside pare on a slice of it. Not part of test or CI (about an hour).
+bench-7b: all
+	@bench/bench-7b $(BUILD)
 
 demo: all
 	@PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" ./tools/demo

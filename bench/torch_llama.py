@@ -9,7 +9,10 @@ timed on B windows of T tokens of a text:
                       matrix (LLM-Pruner's element1 importance)
 
 Prints "forward TOK/S SECONDS", "backward TOK/S SECONDS", "peak GIB" (peak RSS of
-this process) and "loss X". Needs python3-torch and python3-sentencepiece; reads
+this process) and "loss X", the mean cross-entropy of the windows, which is the
+log of pare-eval's perplexity of the same windows (BOS once at the start of the
+text, windows of T tokens, every next token scored): a check that both run the
+same model. Needs python3-torch and python3-sentencepiece; reads
 safetensors itself (no transformers, no safetensors package).
 
 usage: torch_llama.py MODEL_DIR TOKENIZER TEXT B T
@@ -108,7 +111,7 @@ def main():
     folder, tok, text, B, T = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(int(os.environ.get("PARE_THREADS", os.cpu_count())))
     sp = spm.SentencePieceProcessor(model_file=tok)
-    ids = sp.encode(open(text).read())[: B * T]
+    ids = ([sp.bos_id()] + sp.encode(open(text).read()))[: B * T]  # as pare-eval --ppl: BOS once
     ids = torch.tensor(ids, dtype=torch.long).view(B, T)
     cfg, w = load(folder)
 

@@ -30,8 +30,10 @@ static void write_values(stream_writer *w, const tensor *t, int64_t off, int64_t
     }
 }
 
-static void write_tensor(stream_writer *w, const tensor *t)
+static void write_tensor(stream_writer *w, const tensor *held, const tensor_source *values)
 {
+    tensor tmp;
+    const tensor *t = tensor_values(held, values, &tmp);
     size_t per_chunk = CHUNK_BYTES / dtype_size(t->stored);
     for (int64_t off = 0; off < t->numel || (off == 0 && t->numel == 0); off += (int64_t)per_chunk) {
         int64_t n = t->numel - off < (int64_t)per_chunk ? t->numel - off : (int64_t)per_chunk;
@@ -49,6 +51,7 @@ static void write_tensor(stream_writer *w, const tensor *t)
         if (t->numel == 0)
             break;
     }
+    tensor_values_done(t, &tmp);
 }
 
 void checkpoint_write(const model *m, const char *path, int argc, char **argv, json_t *provenance)
@@ -78,7 +81,7 @@ void checkpoint_write(const model *m, const char *path, int argc, char **argv, j
     json_decref(config);
 
     for (int i = 0; i < m->n_tensors; i++)
-        write_tensor(&w, &m->tensors[i]);
+        write_tensor(&w, &m->tensors[i], m->values);
     if (m->tok.size) {
         stream_begin_record(&w, "tokenizer", 3);
         mp_pack_kv_str(&w.pk, "format", m->tok.format);
@@ -174,7 +177,7 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
         stream_pass_payload(r, p, (uint64_t)n * esize);
     } else {
         if (!t->data)
-            tensor_alloc(t, (enum dtype)dtype);
+            tensor_alloc(t);
         stream_read_payload(r, (char *)t->data + (size_t)offset * esize, (uint64_t)n * esize);
     }
     *filled += n;

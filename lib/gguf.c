@@ -314,7 +314,8 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     uint16_t *half = NULL;
     size_t cap = 0;
     for (int i = 0; i < nt; i++) {
-        const tensor *t = ts[i].t;
+        tensor tmp;
+        const tensor *t = tensor_values(ts[i].t, m->values, &tmp);
         if ((size_t)t->numel > cap) {
             cap = (size_t)t->numel;
             perm = xrealloc(perm, cap * sizeof *perm);
@@ -339,6 +340,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
             af_write(&a, half, (size_t)t->numel * 2);
         }
         af_write(&a, zeros, pad_to((uint64_t)t->numel * dtype_size(ts[i].dtype)));
+        tensor_values_done(t, &tmp);
         free(ts[i].name);
     }
     af_close(&a);

@@ -22,5 +22,5 @@ void hf_export(model *m, const char *dir, enum dtype dtype)
         die("%s: the model has output biases (FLAP's compensation), which transformers' LLaMA "
             "cannot express: write GGUF (--to gguf) instead", m->source);
     model_set_rope_style(m, ROPE_HALF);
-    hf_write_folder(m, dir, dtype, 1, NULL);
+    hf_write_folder(m, dir, dtype, 1);
 }

@@ -252,7 +252,7 @@ void model_bind(model *m)
     tensor_specs_free(specs, ns);
 
     for (k = 0; k < m->n_tensors; k++) {
-        int64_t at = tensor_first_non_finite(&m->tensors[k]);
+        int64_t at = m->tensors[k].data ? tensor_first_non_finite(&m->tensors[k]) : -1;
         if (at >= 0) {
             float v;
             tensor_get_f32(&m->tensors[k], at, 1, &v);
@@ -285,13 +285,27 @@ void model_set_dtype(model *m, enum dtype dtype)
     for (int i = 0; i < m->n_tensors; i++) {
         tensor *t = &m->tensors[i];
         if (dtype != DTYPE_F32) { /* narrower: rounded now, so the fingerprint is the output's */
-            if (t->ndim == 2)
+            if (t->ndim == 2 && t->data)
                 tensor_convert(t, dtype);
+            else if (t->ndim == 2)
+                t->dtype = dtype; /* made later (m->values): made in dtype */
             else
                 tensor_round_to(t, dtype);
         }
         t->stored = dtype; /* wider: exact, widened a block at a time when written */
     }
+}
+
+void model_materialize(model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        tensor *t = &m->tensors[i], made;
+        if (!t->data)
+            *t = *tensor_values(t, m->values, &made); /* made: t's header, with values */
+    }
+    if (m->values && m->values->release)
+        m->values->release(m->values->ctx);
+    m->values = NULL;
 }
 
 /* ---- config ---- */
@@ -331,7 +345,8 @@ void model_fingerprint(const model *m, char out[17])
     XXH64_update(h, cfg, strlen(cfg));
     free(cfg);
     for (int i = 0; i < m->n_tensors; i++) {
-        const tensor *t = &m->tensors[i];
+        tensor tmp;
+        const tensor *t = tensor_values(&m->tensors[i], m->values, &tmp);
         XXH64_update(h, t->name, strlen(t->name) + 1);
         XXH64_update(h, "f32", 4);
         hash_i64(h, t->ndim);
@@ -343,6 +358,7 @@ void model_fingerprint(const model *m, char out[17])
             tensor_get_f32(t, s, n, buf);
             XXH64_update(h, buf, (size_t)n * sizeof(float));
         }
+        tensor_values_done(t, &tmp);
     }
     snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(h));
     XXH64_freeState(h);
@@ -354,6 +370,8 @@ void model_free(model *m)
         tensor_free(&m->tensors[i]);
     free(m->tensors);
     free(m->layers);
+    if (m->values && m->values->release)
+        m->values->release(m->values->ctx);
     llama_config_free(&m->cfg);
     json_decref(m->extra_config);
     json_decref(m->provenance);

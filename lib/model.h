@@ -141,6 +141,9 @@ typedef struct {
     bool has_weights;            /* false when loaded from a bare config.json */
     int n_tensors;
     tensor *tensors;             /* sorted by name */
+    tensor_source *values;       /* where tensors without data get theirs (a model made
+                                    to be written once: pare-prune's output, pare-mkmodel's),
+                                    else NULL; model_free releases it */
     union {                      /* the weights outside the layers, by name or MW_ slot: */
         struct {                 /* embed (V, D), final_norm (D), lm_head (V, D), == embed when tied */
 #define MW_FIELD(id, field, name, rows, cols, gguf) const tensor *field;
@@ -215,6 +218,9 @@ void model_bind(model *m);
  * is a half-precision dtype (rounded to nearest even; vectors stay fp32 in memory
  * with rounded values); fp32 is exact and left to the writers. */
 void model_set_dtype(model *m, enum dtype dtype);
+/* Give every tensor without data its values from m->values (a lazily pruned or
+ * random model made whole, for tests), and let the source go. */
+void model_materialize(model *m);
 
 /* XXH64 (seed 0), streamed over: the canonical config (llama_config_canonical; the
  * extra keys are not part of a model's identity), then for each tensor in name
@@ -234,13 +240,12 @@ void model_fingerprint(const model *m, char out[17]);
 void model_init_random(model *m, const llama_config *cfg, uint64_t seed);
 /* The same model's tensors named and shaped but without values (data NULL; m is
  * for writing only, not bound), and in *rs the source that gives each its values,
- * rounded to dtype, when a writer asks (hf_write_folder): a model larger than
- * memory is made one tensor at a time. */
+ * rounded to dtype, when a writer asks: a model larger than memory is made one
+ * tensor at a time. m->values points at rs->src (rs must outlive m). */
 typedef struct {
     tensor_source src;
     uint64_t seed;
     int dim;
-    enum dtype dtype;
 } random_source;
 void model_init_random_shapes(model *m, const llama_config *cfg, uint64_t seed, enum dtype dtype, random_source *rs);
 

@@ -81,8 +81,9 @@ static void specs_as_tensors(model *m, const llama_config *cfg, enum dtype dtype
     for (int i = 0; i < n; i++) {
         tensor *t = &m->tensors[m->n_tensors++];
         tensor_init_shape(t, specs[i].name, specs[i].ndim, specs[i].shape);
+        t->stored = t->dtype = dtype;
         if (with_values) {
-            tensor_alloc(t, dtype);
+            tensor_alloc(t);
             fill(t, cfg->dim, seed);
         }
     }
@@ -98,16 +99,13 @@ void model_init_random(model *m, const llama_config *cfg, uint64_t seed)
 static void fill_from_source(tensor *t, void *ctx)
 {
     const random_source *rs = ctx;
-    tensor_alloc(t, rs->dtype);
+    tensor_alloc(t);
     fill(t, rs->dim, rs->seed);
 }
 
 void model_init_random_shapes(model *m, const llama_config *cfg, uint64_t seed, enum dtype dtype, random_source *rs)
 {
     specs_as_tensors(m, cfg, dtype, false, seed);
-    rs->src.fill = fill_from_source;
-    rs->src.ctx = rs;
-    rs->seed = seed;
-    rs->dim = cfg->dim;
-    rs->dtype = dtype;
+    *rs = (random_source){{fill_from_source, rs, NULL}, seed, cfg->dim};
+    m->values = &rs->src;
 }

@@ -950,13 +950,17 @@ static int layer_of(const char *name, const char **rest)
     return (int)l;
 }
 
-/* Indices of an axis of length n not marked (all when rm is NULL); returns the count. */
+/* Indices of an axis of length n not marked (all when rm is NULL) into idx (or
+ * only counted when idx is NULL); returns the count. */
 static int64_t kept_indices(const bool *rm, int64_t n, int64_t *idx)
 {
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++)
-        if (!rm || !rm[i])
-            idx[k++] = i;
+        if (!rm || !rm[i]) {
+            if (idx)
+                idx[k] = i;
+            k++;
+        }
     return k;
 }
 
@@ -996,12 +1000,81 @@ static double **flap_compensation(const model *m, const group_set *gs, const pru
     return comp;
 }
 
-void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool consume, model *out)
+/* The source of a lazily pruned model's matrices: each is sliced from source
+ * tensor `from` when a writer or the fingerprint asks. */
+typedef struct {
+    char *name; /* the pruned tensor's name */
+    int from;   /* index of its source tensor */
+} slice_entry;
+
+typedef struct {
+    tensor_source values; /* what the pruned model's `values` points at */
+    const model *src;
+    marks *mk;            /* (n_marks) = (src->n_tensors) */
+    int n_marks, n;
+    slice_entry *e;       /* (n) sorted by name */
+} slicer;
+
+/* dst (header set, storage of dst->dtype allocated here) = t's kept rows and
+ * columns, plus cv (or NULL) on a bias. */
+static void slice(const tensor *t, const marks *mk, const double *cv, tensor *dst)
+{
+    int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+    int64_t *ri = xmalloc((size_t)rows * sizeof *ri), *ci = xmalloc((size_t)cols * sizeof *ci);
+    int64_t nr = kept_indices(mk->ax[0], rows, ri), nc = kept_indices(t->ndim == 2 ? mk->ax[1] : NULL, cols, ci);
+    tensor_alloc(dst);
+    float *srow = xmalloc((size_t)cols * sizeof *srow), *drow = xmalloc((size_t)nc * sizeof *drow);
+    for (int64_t r = 0; r < nr; r++) {
+        tensor_get_f32(t, ri[r] * cols, cols, srow);
+        for (int64_t c = 0; c < nc; c++)
+            drow[c] = srow[ci[c]];
+        if (cv)
+            drow[0] = (float)(drow[0] + cv[r]);
+        tensor_set_f32(dst, r * nc, nc, drow);
+    }
+    if (cv) /* a compensated bias holds what its stored dtype can (the fingerprint's values) */
+        tensor_round_to(dst, dst->stored);
+    free(srow);
+    free(drow);
+    free(ri);
+    free(ci);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const slice_entry *)a)->name, ((const slice_entry *)b)->name);
+}
+
+static void slicer_fill(tensor *t, void *ctx)
+{
+    const slicer *s = ctx;
+    slice_entry key = {t->name, 0}, *e = bsearch(&key, s->e, (size_t)s->n, sizeof key, cmp_entry);
+    if (!e)
+        die("pruned tensor %s has no source", t->name);
+    slice(&s->src->tensors[e->from], &s->mk[e->from], NULL, t);
+}
+
+static void slicer_release(void *ctx)
+{
+    slicer *s = ctx;
+    marks_free(s->mk, s->n_marks);
+    for (int i = 0; i < s->n; i++)
+        free(s->e[i].name);
+    free(s->e);
+    free(s);
+}
+
+void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy, model *out)
 {
     if (!src->has_weights)
         die("%s: a bare config has no weights to prune", src->source);
     double **comp = p->compensate ? flap_compensation(src, gs, p) : NULL;
-    marks *mk = mark_removed(src, gs, p);
+    slicer *sl = xcalloc(1, sizeof *sl);
+    sl->values = (tensor_source){slicer_fill, sl, slicer_release};
+    sl->src = src;
+    sl->mk = mark_removed(src, gs, p);
+    sl->n_marks = src->n_tensors;
+    sl->e = xmalloc((size_t)(src->n_tensors > 0 ? src->n_tensors : 1) * sizeof *sl->e);
     memset(out, 0, sizeof *out);
     out->source = xstrdup(src->source ? src->source : "pruned model");
     llama_config_copy(&out->cfg, &p->after);
@@ -1032,43 +1105,28 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
             name = xstrdup(t->name);
         }
         int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
-        int64_t *ri = NULL, *ci = NULL, nr = 0, nc = 0;
-        if (name) {
-            ri = xmalloc((size_t)rows * sizeof *ri);
-            ci = xmalloc((size_t)cols * sizeof *ci);
-            nr = kept_indices(mk[ti].ax[0], rows, ri);
-            nc = kept_indices(t->ndim == 2 ? mk[ti].ax[1] : NULL, cols, ci);
-        }
-        if (name && nr > 0 && nc > 0) {
+        int64_t nr = name ? kept_indices(sl->mk[ti].ax[0], rows, NULL) : 0;
+        int64_t nc = name ? kept_indices(t->ndim == 2 ? sl->mk[ti].ax[1] : NULL, cols, NULL) : 0;
+        if (nr > 0 && nc > 0) {
+            out->tensors = xrealloc(out->tensors, (size_t)(out->n_tensors + 1) * sizeof *out->tensors);
+            tensor *dst = &out->tensors[out->n_tensors++];
             int64_t shape[2] = {nr, nc};
-            tensor *dst = model_new_tensor_as(out, name, t->ndim, shape, t->dtype); /* (nr, nc), as held */
+            tensor_init_shape(dst, name, t->ndim, shape); /* (nr, nc), as held */
+            dst->dtype = t->dtype;
             dst->stored = t->stored;
             const double *cv = NULL; /* (nr) added to a bias (nc 1) */
             if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "self_attn.o_proj.bias"))
                 cv = comp[2 * l];
             if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "mlp.down_proj.bias"))
                 cv = comp[2 * l + 1];
-            float *srow = xmalloc((size_t)cols * sizeof *srow), *drow = xmalloc((size_t)nc * sizeof *drow);
-            for (int64_t r = 0; r < nr; r++) {
-                tensor_get_f32(t, ri[r] * cols, cols, srow);
-                for (int64_t c = 0; c < nc; c++)
-                    drow[c] = srow[ci[c]];
-                if (cv)
-                    drow[0] = (float)(drow[0] + cv[r]);
-                tensor_set_f32(dst, r * nc, nc, drow);
+            if (lazy && t->ndim == 2) { /* made when asked; vectors now (they are small) */
+                sl->e[sl->n++] = (slice_entry){xstrdup(name), ti};
+            } else {
+                slice(t, &sl->mk[ti], cv, dst);
             }
-            if (cv) /* a compensated bias holds what its stored dtype can (the fingerprint's values) */
-                tensor_round_to(dst, dst->stored);
-            free(srow);
-            free(drow);
         }
-        free(ri);
-        free(ci);
         free(name);
-        if (consume)
-            tensor_drop_data(t);
     }
-    marks_free(mk, src->n_tensors);
     /* compensation biases the source lacks: zeros plus the removed channels' part */
     for (int l = 0; comp && l < p->before.n_layers; l++) {
         int nl = p->layer_map[l];
@@ -1097,6 +1155,12 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool cons
         for (int i = 0; i < 2 * p->before.n_layers; i++)
             free(comp[i]);
         free(comp);
+    }
+    if (lazy) {
+        qsort(sl->e, (size_t)sl->n, sizeof *sl->e, cmp_entry);
+        out->values = &sl->values;
+    } else {
+        slicer_release(sl);
     }
     model_bind(out);
 }

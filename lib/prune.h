@@ -148,10 +148,12 @@ void prune_plan_print(const prune_plan *p, int T, FILE *f);
  * the plan, and src's tokenizer and extra config keys. With p->compensate (FLAP),
  * every removed input channel c of o_proj and down_proj adds W[:,c] * mean(x_c)
  * (gs's activations) to that map's output bias, created (zeros, in every layer
- * that keeps the sub-block) when src has none. Bound. With consume, each
- * source tensor is freed as soon as it is copied (src is then fit only for
- * model_free): the peak memory is one model plus one tensor. */
-void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool consume, model *out);
+ * that keeps the sub-block) when src has none. Bound. With lazy, out's matrices
+ * have no data: each is sliced from src when the fingerprint or a writer asks
+ * (out->values), so src must outlive every use of out's values, and writing a
+ * pruned model takes src plus one tensor of memory (model_materialize makes
+ * them all). */
+void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy, model *out);
 
 /* Zero the removed units' slices of every member in place (masking): the model
  * keeps its shapes. For attn, ffn and layer groups the result computes exactly

@@ -232,21 +232,13 @@ void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dty
     af_write(&a, "        ", padded - hlen);
     free(hs);
     for (int i = 0; i < n; i++) {
-        const tensor *t = &ts[i];
-        tensor made;
-        if (!t->data) {
-            if (!src)
-                die("%s: tensor %s has no values", path, t->name);
-            made = *t;
-            src->fill(&made, src->ctx);
-            t = &made;
-        }
+        tensor tmp;
+        const tensor *t = tensor_values(&ts[i], src, &tmp);
         if (t->dtype == dtype)
             af_write(&a, t->data, tensor_bytes(t));
         else
             write_converted(&a, t, dtype);
-        if (t == &made)
-            tensor_drop_data(&made);
+        tensor_values_done(t, &tmp);
     }
     af_close(&a);
 }
@@ -364,7 +356,7 @@ static void write_json(const char *path, json_t *j)
     free(s);
 }
 
-void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards, const tensor_source *src)
+void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         die("cannot create '%s': %s", dir, strerror(errno));
@@ -397,7 +389,7 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
         shards = n;
     if (shards <= 1) {
         p = path_join(dir, "model.safetensors");
-        safetensors_write(p, m->tensors, n, dtype, src);
+        safetensors_write(p, m->tensors, n, dtype, m->values);
         free(p);
         return;
     }
@@ -428,7 +420,7 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
             end++;
         char *fname = xasprintf("model-%05d-of-%05d.safetensors", s + 1, used);
         p = path_join(dir, fname);
-        safetensors_write(p, m->tensors + start, end - start, dtype, src);
+        safetensors_write(p, m->tensors + start, end - start, dtype, m->values);
         for (int i = start; i < end; i++)
             json_object_set_new(wm, m->tensors[i].name, json_string(fname));
         free(p);

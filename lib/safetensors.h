@@ -30,8 +30,8 @@ void hf_read_weights(const char *dir, tensor **ts, int *n);
 /* Write m as a Hugging Face folder (created if missing): config.json (canonical
  * config, extra keys, torch_dtype) and model.safetensors, or with shards > 1,
  * model-0000i-of-0000N.safetensors and model.safetensors.index.json. A tokenizer of
- * m is written as tokenizer.model. Tensors without values get them from src (NULL
- * when every tensor has its values). */
-void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards, const tensor_source *src);
+ * m is written as tokenizer.model. Tensors without data get theirs from m->values,
+ * one at a time. */
+void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards);
 
 #endif

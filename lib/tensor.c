@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -144,8 +146,29 @@ struct tensor_map {
     int refs;
 };
 
+/* A mapped file that shrinks under a running program (another process rewrote it
+ * in place) makes the next read of a vanished page raise SIGBUS: say so in the
+ * programs' one-line form instead of dying by the signal. */
+static void on_sigbus(int sig)
+{
+    (void)sig;
+    static const char msg[] = ": error: a mapped model file was truncated or rewritten while in use "
+                              "(SIGBUS); write model files to a new name and rename them into place\n";
+    const char *name = progname();
+    if (write(STDERR_FILENO, name, strlen(name)) < 0 || write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+        _exit(1);
+    _exit(1);
+}
+
 tensor_map *tensor_map_file(int fd, size_t len)
 {
+    static bool handler;
+    if (!handler) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_sigbus;
+        sigaction(SIGBUS, &sa, NULL);
+        handler = true;
+    }
     if (len == 0)
         return NULL;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
@@ -188,16 +211,34 @@ void tensor_init_shape(tensor *t, const char *name, int ndim, const int64_t shap
     t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
 }
 
-void tensor_alloc(tensor *t, enum dtype dtype)
+void tensor_alloc(tensor *t)
 {
-    t->stored = t->dtype = dtype;
     t->data = xmalloc_aligned(tensor_bytes(t) ? tensor_bytes(t) : 1);
+    t->map = NULL;
 }
 
 void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype)
 {
     tensor_init_shape(t, name, ndim, shape);
-    tensor_alloc(t, dtype);
+    t->stored = t->dtype = dtype;
+    tensor_alloc(t);
+}
+
+const tensor *tensor_values(const tensor *t, const tensor_source *src, tensor *tmp)
+{
+    if (t->data)
+        return t;
+    if (!src)
+        die("tensor %s has no values", t->name);
+    *tmp = *t;
+    src->fill(tmp, src->ctx);
+    return tmp;
+}
+
+void tensor_values_done(const tensor *v, tensor *tmp)
+{
+    if (v == tmp)
+        tensor_drop_data(tmp);
 }
 
 void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2])

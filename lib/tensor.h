@@ -41,10 +41,10 @@ typedef struct tensor {
  * which also sets stored); tensor_free releases name and storage. */
 void tensor_init(tensor *t, const char *name, int ndim, const int64_t shape[2]);
 void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2], enum dtype dtype);
-/* The two halves of tensor_init_as: name and shape without storage (data NULL),
- * then storage of dtype for such a tensor. */
+/* The two halves of tensor_init_as: name and shape without storage (data NULL;
+ * the caller sets dtype and stored), then storage of t->dtype for such a tensor. */
 void tensor_init_shape(tensor *t, const char *name, int ndim, const int64_t shape[2]);
-void tensor_alloc(tensor *t, enum dtype dtype);
+void tensor_alloc(tensor *t);
 void tensor_free(tensor *t);
 /* Release t's values only (a consumed input), keeping its name and shape. */
 void tensor_drop_data(tensor *t);
@@ -56,14 +56,22 @@ static inline size_t tensor_bytes(const tensor *t) { return (size_t)t->numel * (
 void tensor_convert(tensor *t, enum dtype dtype);
 /* Round t's values to those dtype can hold (to nearest even), in t's storage. */
 void tensor_round_to(tensor *t, enum dtype dtype);
-/* Where a writer gets the values of a tensor that has none (data NULL): fill
- * gives t its storage (tensor_alloc, any dtype) and values; the writer drops them
- * once written (tensor_drop_data). A model larger than memory is written this
- * way, one tensor at a time. */
+/* Where the values of tensors that have none (data NULL) come from: fill gives t
+ * (a copy of such a tensor's header) storage of t->dtype (tensor_alloc) and its
+ * values. A model made this way (model.values) is read once per pass, a tensor
+ * at a time, by the fingerprint and the writers: a model larger than memory is
+ * written without ever being whole. release, if set, frees ctx (model_free). */
 typedef struct {
     void (*fill)(tensor *t, void *ctx);
     void *ctx;
+    void (*release)(void *ctx);
 } tensor_source;
+
+/* The values of t for one pass: t itself, or for a tensor without data, tmp
+ * filled from src (dies naming t when src is NULL); tensor_values_done(v, tmp)
+ * drops what was filled. */
+const tensor *tensor_values(const tensor *t, const tensor_source *src, tensor *tmp);
+void tensor_values_done(const tensor *v, tensor *tmp);
 
 /* The fp32 values of a 1-D tensor (a norm's scale, a bias): model_bind holds
  * vectors in fp32 whatever the file's dtype. NULL for NULL. */

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
         m.tok.data = data;
         m.tok.size = n;
     }
-    hf_write_folder(&m, out, dtype, shards, &rs.src);
+    hf_write_folder(&m, out, dtype, shards);
     model_free(&m);
 
     model back;

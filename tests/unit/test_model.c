@@ -752,8 +752,8 @@ static void test_folders(void)
     model_fingerprint(&m, fp);
 
     char *d1 = tmp("one"), *d3 = tmp("three"), *db = tmp("bf16");
-    hf_write_folder(&m, d1, DTYPE_F32, 1, NULL);
-    hf_write_folder(&m, d3, DTYPE_F32, 3, NULL);
+    hf_write_folder(&m, d1, DTYPE_F32, 1);
+    hf_write_folder(&m, d3, DTYPE_F32, 3);
     CHECK(count_files(d1, ".safetensors", 1));
     CHECK(count_files(d3, ".safetensors", 3));
     char *idx = path_join(d3, "model.safetensors.index.json");
@@ -773,7 +773,7 @@ static void test_folders(void)
     model_free(&a);
 
     /* bf16 storage: each value is the bf16 rounding of the original */
-    hf_write_folder(&m, db, DTYPE_BF16, 2, NULL);
+    hf_write_folder(&m, db, DTYPE_BF16, 2);
     model_load(&a, db, NULL);
     int bad = 0;
     for (int i = 0; i < m.n_tensors; i++) {
