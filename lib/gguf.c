@@ -167,6 +167,12 @@ static void put_tokenizer(buf *b, const model *m, const char *path)
         die("%s: the model's tokenizer is a tokenizer.json; GGUF's llama tokenizer is written from "
             "a SentencePiece tokenizer.model or a llama2.c tok*.bin (give --tokenizer FILE)", path);
     tokenizer *t = tokenizer_load_blob(m->tok.format, m->tok.data, m->tok.size, path);
+    if (strcmp(m->tok.format, "sentencepiece") && strcmp(m->tok.format, "llama2c"))
+        die("%s: the model's tokenizer is ChatGLM's (%s), which GGUF's llama tokenizer cannot hold", path,
+            m->tok.format);
+    if (!tokenizer_is_bpe(t))
+        die("%s: the model's tokenizer is a unigram SentencePiece model; GGUF's llama tokenizer merges "
+            "pairs by score (BPE), which gives other ids", path);
     int V = tokenizer_vocab_size(t);
     if (V != m->cfg.vocab)
         die("%s: the tokenizer has %d tokens but the model's vocabulary is %d", path, V, m->cfg.vocab);

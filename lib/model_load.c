@@ -81,18 +81,11 @@ static void load_hf_folder(model *m, const source *s)
     hf_read_weights(dir, &m->tensors, &m->n_tensors);
     model_bind(m);
 
-    char *tp = path_join(dir, "tokenizer.model");
-    char *tj = path_join(dir, "tokenizer.json");
+    uint8_t *data;
     size_t n;
-    if (path_exists(tp)) {
-        uint8_t *data = (uint8_t *)read_whole_file(tp, &n);
-        const char *fmt = tokenizer_sniff(data, n);
-        set_tokenizer(m, fmt && !strcmp(fmt, "llama2c") ? "llama2c" : "sentencepiece", data, n);
-    } else if (path_exists(tj)) {
-        set_tokenizer(m, "hf-json", (uint8_t *)read_whole_file(tj, &n), n);
-    }
-    free(tp);
-    free(tj);
+    const char *format = tokenizer_read_folder(dir, &data, &n);
+    if (format)
+        set_tokenizer(m, format, data, n);
 }
 
 static void load_checkpoint(model *m, const source *s)
@@ -178,10 +171,19 @@ void model_load(model *m, const char *path, const char *tokenizer_path)
 
     if (tokenizer_path) {
         size_t n;
-        uint8_t *data = (uint8_t *)read_whole_file(tokenizer_path, &n);
-        const char *fmt = tokenizer_sniff(data, n);
-        if (!fmt)
-            die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tokenizer)", tokenizer_path);
+        uint8_t *data;
+        const char *fmt;
+        if (path_is_dir(tokenizer_path)) {
+            fmt = tokenizer_read_folder(tokenizer_path, &data, &n);
+            if (!fmt || !strcmp(fmt, "hf-json"))
+                die("%s: no tokenizer in the folder (tokenizer.model, or ice_text.model with tokenizer_config.json)",
+                    tokenizer_path);
+        } else {
+            data = (uint8_t *)read_whole_file(tokenizer_path, &n);
+            fmt = tokenizer_sniff(data, n);
+            if (!fmt)
+                die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tokenizer)", tokenizer_path);
+        }
         set_tokenizer(m, fmt, data, n);
     }
 }

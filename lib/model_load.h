@@ -12,7 +12,7 @@
  * path is one of:
  *   a folder      Hugging Face: config.json + model.safetensors, or the shards of
  *                 model.safetensors.index.json (or PyTorch .bin files);
- *                 tokenizer.model (or tokenizer.json) if present. rope_style
+ *                 its tokenizer as tokenizer_read_folder finds it. rope_style
  *                 "half" unless config.json says otherwise.
  *   FILE.json     a bare config.json: has_weights false, no tensors.
  *   a pare checkpoint stream (sniffed), or "-" for one on stdin.

@@ -15,6 +15,7 @@
 
 #include "atomic_file.h"
 #include "pytorch.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -372,15 +373,8 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
     free(p);
     json_decref(cj);
 
-    if (m->tok.size) {
-        p = path_join(dir, m->tok.format && !strcmp(m->tok.format, "hf-json") ? "tokenizer.json"
-                                                                              : "tokenizer.model");
-        atomic_file a;
-        af_open(&a, p);
-        af_write(&a, m->tok.data, m->tok.size);
-        af_close(&a);
-        free(p);
-    }
+    if (m->tok.size)
+        tokenizer_write_folder(dir, m->tok.format, m->tok.data, m->tok.size);
     if (m->n_tensors == 0) /* a bare config */
         return;
 

@@ -1,4 +1,4 @@
-/* tokenizer.c - SentencePiece BPE (tokenizer.model) and llama2.c (tok*.bin) tokenizers.
+/* tokenizer.c - SentencePiece (tokenizer.model) and llama2.c (tok*.bin) tokenizers.
  *
  * Letters: V vocabulary size, n bytes of input text, m bytes of the text the
  * symbols point into (normalized text, or " " + text), S symbols (m at most).
@@ -18,13 +18,19 @@
  *                  never merged; afterwards UNUSED pieces are split back into
  *                  what formed them, and unknown pieces become <0xNN> byte
  *                  tokens (byte_fallback) or one <unk> per run of them
- *                  (SentencePieceProcessor::Encode).
+ *                  (SentencePieceProcessor::Encode). A unigram model cuts the
+ *                  normalized text with unigram.c instead of merging, and its
+ *                  pieces go through the same back.
+ *   chatglm(2)     a sentencepiece model with ChatGLM's substitutions in front
+ *                  (chatglm_text.c) and its special tokens (tokenizer.h).
  *   llama2c        llama2.c run.c encode(): a " " prefix, each UTF-8 character
  *                  that is a token is a symbol, any other becomes byte tokens
  *                  (id = byte + 3) that never merge; merges into any token whose
  *                  score is above -1e10.
  */
 #include "tokenizer.h"
+#include "chatglm_text.h"
+#include "unigram.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -34,6 +40,28 @@
 #include <xxhash.h>
 
 enum { FORMAT_SENTENCEPIECE, FORMAT_LLAMA2C };
+
+/* What is done around the SentencePiece model (tokenizer_format's names). */
+enum { MODE_PLAIN, MODE_CHATGLM, MODE_CHATGLM2 };
+static const char *const mode_names[] = { "sentencepiece", "chatglm", "chatglm2" };
+
+/* ChatGLM2/3's special tokens, appended after the model's pieces in this order
+ * (ChatGLM2-6B tokenization_chatglm.py, SPTokenizer.special_tokens). */
+static const char *const chatglm2_specials[] = { "[MASK]", "[gMASK]", "[sMASK]", "sop", "eop" };
+#define N_CHATGLM2_SPECIALS 5
+
+/* ChatGLM-6B's special pieces (its SPTokenizer.special_tokens, and <pad>):
+ * they decode to nothing, as its special tokens do when decoding skips them. */
+static const char *const chatglm_specials[] = { "[MASK]", "[gMASK]", "[sMASK]", "<unused_0>", "<sop>",
+                                                "<eop>",  "<ENC>",   "<dBLOCK>", "<pad>" };
+
+static bool is_chatglm_special(const char *s, size_t n)
+{
+    for (size_t i = 0; i < sizeof chatglm_specials / sizeof *chatglm_specials; i++)
+        if (strlen(chatglm_specials[i]) == n && memcmp(chatglm_specials[i], s, n) == 0)
+            return true;
+    return false;
+}
 
 /* ModelProto.SentencePiece.Type */
 enum {
@@ -59,6 +87,7 @@ typedef struct {
 
 struct tokenizer {
     int format;
+    int mode; // MODE_*: sentencepiece format only
     int n_vocab;
     uint8_t *blob; // the bytes loaded from
     size_t blob_n;
@@ -86,6 +115,9 @@ struct tokenizer {
 
     int byte_id[256];
     int unk, bos, eos;
+    int prefix[2]; // what encoding with bos puts first: <s>, or [gMASK] <sop>
+    int n_prefix;
+    unigram *uni; // a unigram model's segmenter; NULL: BPE
 
     /* TrainerSpec and NormalizerSpec */
     bool byte_fallback, ws_suffix;
@@ -464,7 +496,6 @@ static void alloc_vocab(tokenizer *t, int n_vocab, size_t text_bytes)
 {
     t->n_vocab = n_vocab;
     t->text = xmalloc(text_bytes + 1);
-    t->shown = xmalloc(text_bytes + sizeof UNK_SURFACE);
     t->off = xcalloc((size_t)n_vocab + 1, sizeof *t->off);
     t->shown_off = xcalloc((size_t)n_vocab + 1, sizeof *t->shown_off);
     t->score = xcalloc((size_t)n_vocab, sizeof *t->score);
@@ -474,33 +505,60 @@ static void alloc_vocab(tokenizer *t, int n_vocab, size_t text_bytes)
     map_init(&t->user, n_vocab);
 }
 
-/* Decoded text of every piece, SentencePiece's DecodeIds one piece at a time. */
+/* The decoded text of piece id (SentencePiece's DecodeIds of that one id; in
+ * ChatGLM-6B mode with its substitutions reversed) written to out (when not
+ * NULL); returns its length. */
+static size_t shown_of(const tokenizer *t, int id, char *out)
+{
+    size_t n, at = 0;
+    const char *s = piece_at(t, id, &n);
+    int type = t->type[id];
+    int byte = parse_byte_piece(s, n, t->format == FORMAT_SENTENCEPIECE);
+    if (type == PIECE_CONTROL || (t->mode == MODE_CHATGLM && is_chatglm_special(s, n)))
+        return 0;
+    if (type == PIECE_UNKNOWN) {
+        if (out)
+            memcpy(out, UNK_SURFACE, strlen(UNK_SURFACE));
+        return strlen(UNK_SURFACE);
+    }
+    if ((type == PIECE_BYTE || t->format == FORMAT_LLAMA2C) && byte >= 0) {
+        if (out)
+            out[0] = (char)byte;
+        return 1;
+    }
+    char *text = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (t->format == FORMAT_SENTENCEPIECE && n - i >= 3 && memcmp(s + i, SPACE_SYMBOL, 3) == 0) {
+            text[at++] = ' ';
+            i += 2;
+        } else {
+            text[at++] = s[i];
+        }
+    }
+    if (t->mode == MODE_CHATGLM) {
+        char *plain = chatglm_unescape(text, at, &at);
+        free(text);
+        text = plain;
+    }
+    if (out)
+        memcpy(out, text, at);
+    free(text);
+    return at;
+}
+
+/* Decoded text of every piece. */
 static void build_shown(tokenizer *t)
 {
+    size_t total = 0;
+    for (int id = 0; id < t->n_vocab; id++)
+        total += shown_of(t, id, NULL);
+    if (total >= UINT32_MAX)
+        die("tokenizer: %zu bytes of decoded pieces is too many", total);
+    t->shown = xmalloc(total + 1);
     uint32_t at = 0;
     for (int id = 0; id < t->n_vocab; id++) {
         t->shown_off[id] = at;
-        size_t n;
-        const char *s = piece_at(t, id, &n);
-        int type = t->type[id];
-        int byte = t->format == FORMAT_LLAMA2C ? parse_byte_piece(s, n, false) : parse_byte_piece(s, n, true);
-        if (type == PIECE_CONTROL) {
-            // nothing
-        } else if (type == PIECE_UNKNOWN) {
-            memcpy(t->shown + at, UNK_SURFACE, strlen(UNK_SURFACE));
-            at += (uint32_t)strlen(UNK_SURFACE);
-        } else if ((type == PIECE_BYTE || t->format == FORMAT_LLAMA2C) && byte >= 0) {
-            t->shown[at++] = (char)byte;
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                if (t->format == FORMAT_SENTENCEPIECE && n - i >= 3 && memcmp(s + i, SPACE_SYMBOL, 3) == 0) {
-                    t->shown[at++] = ' ';
-                    i += 2;
-                } else {
-                    t->shown[at++] = s[i];
-                }
-            }
-        }
+        at += (uint32_t)shown_of(t, id, t->shown + at);
     }
     t->shown_off[t->n_vocab] = at;
 }
@@ -537,6 +595,8 @@ static void load_llama2c(tokenizer *t, const char *source)
     t->unk = 0;
     t->bos = 1;
     t->eos = 2;
+    t->prefix[0] = 1;
+    t->n_prefix = 1;
     t->add_dummy_prefix = true;
     build_shown(t);
     build_bigrams(t);
@@ -633,9 +693,38 @@ bad:
     die("%s: not a tokenizer (corrupt NormalizerSpec in the SentencePiece model)", source);
 }
 
+/* The id of a special piece a ChatGLM tokenizer needs. */
+static int special_piece(const tokenizer *t, const char *piece, const char *source)
+{
+    int id = tokenizer_piece_id(t, piece, strlen(piece));
+    if (id < 0)
+        die("%s: not a ChatGLM tokenizer (no piece '%s')", source, piece);
+    return id;
+}
+
+/* ChatGLM's special tokens (tokenization_chatglm.py of each): encoding with bos
+ * starts with [gMASK] <sop>, which is where a ChatGLM prompt ends and its
+ * generation starts. ChatGLM-6B's are pieces of its model, and it ends a text
+ * with <eop>; ChatGLM2/3's follow the model's pieces and it ends with </s>. */
+static void setup_chatglm(tokenizer *t, const char *source)
+{
+    if (t->mode == MODE_CHATGLM) {
+        t->prefix[0] = special_piece(t, "[gMASK]", source);
+        t->bos = special_piece(t, "<sop>", source);
+        t->eos = special_piece(t, "<eop>", source);
+    } else {
+        int first = t->n_vocab - N_CHATGLM2_SPECIALS;
+        t->prefix[0] = first + 1; // [gMASK]
+        t->bos = first + 3; // sop
+    }
+    t->prefix[1] = t->bos;
+    t->n_prefix = 2;
+}
+
 static void load_sentencepiece(tokenizer *t, const char *source)
 {
     static const char *const type_names[] = { "?", "unigram", "BPE", "word", "char" };
+    int n_extra = t->mode == MODE_CHATGLM2 ? N_CHATGLM2_SPECIALS : 0;
     t->format = FORMAT_SENTENCEPIECE;
     t->add_dummy_prefix = t->remove_extra_ws = t->escape_ws = true; // proto defaults
     trainer_spec ts = { .model_type = 1 }; // proto default: UNIGRAM
@@ -666,14 +755,16 @@ static void load_sentencepiece(tokenizer *t, const char *source)
     if (count == 0 || specs == 0)
         die("%s: not a tokenizer (SentencePiece model without %s: cut short?)", source,
             count ? "a TrainerSpec" : "pieces");
-    if (ts.model_type != 2)
-        die("%s: SentencePiece model type %s is not supported (only BPE)", source,
+    if (ts.model_type != 1 && ts.model_type != 2)
+        die("%s: SentencePiece model type %s is not supported (only unigram and BPE)", source,
             ts.model_type >= 1 && ts.model_type <= 4 ? type_names[ts.model_type] : "unknown");
     t->byte_fallback = ts.byte_fallback;
     t->ws_suffix = ts.ws_suffix;
 
-    // Pass 2: the pieces.
-    alloc_vocab(t, (int)count, text_bytes);
+    // Pass 2: the pieces, then ChatGLM2's specials.
+    for (int k = 0; k < n_extra; k++)
+        text_bytes += strlen(chatglm2_specials[k]);
+    alloc_vocab(t, (int)count + n_extra, text_bytes);
     r = (pb_reader){ t->blob, t->blob + t->blob_n };
     uint32_t text_at = 0;
     int id = 0;
@@ -725,6 +816,15 @@ static void load_sentencepiece(tokenizer *t, const char *source)
         }
         id++;
     }
+    for (int k = 0; k < n_extra; k++, id++) {
+        size_t len = strlen(chatglm2_specials[k]);
+        t->off[id] = text_at;
+        memcpy(t->text + text_at, chatglm2_specials[k], len);
+        text_at += (uint32_t)len;
+        t->off[id + 1] = text_at;
+        t->type[id] = PIECE_CONTROL;
+        map_add(t, &t->reserved, id); // where the model has a control piece of that name, it is found first
+    }
     if (t->unk < 0)
         die("%s: not a tokenizer (no <unk> piece)", source);
     for (int b = 0; b < 256; b++) {
@@ -741,8 +841,17 @@ static void load_sentencepiece(tokenizer *t, const char *source)
     int e = sp_piece_to_id(t, eos, ts.eos_piece ? ts.eos_len : 4);
     t->bos = t->type[b] == PIECE_CONTROL ? b : -1;
     t->eos = t->type[e] == PIECE_CONTROL ? e : -1;
+    if (t->mode != MODE_PLAIN) {
+        setup_chatglm(t, source);
+    } else if (t->bos >= 0) {
+        t->prefix[0] = t->bos;
+        t->n_prefix = 1;
+    }
     build_shown(t);
-    build_bigrams(t);
+    if (ts.model_type == 1)
+        t->uni = unigram_new(t->n_vocab, t->text, t->off, t->score, t->type, t->unk);
+    else
+        build_bigrams(t);
 }
 
 tokenizer *tokenizer_load_blob(const char *format, const uint8_t *data, size_t n, const char *source)
@@ -754,7 +863,12 @@ tokenizer *tokenizer_load_blob(const char *format, const uint8_t *data, size_t n
     if (n)
         memcpy(t->blob, data, n);
     t->blob_n = n;
-    if (strcmp(format, "sentencepiece") == 0) {
+    int mode = -1;
+    for (int i = 0; i < (int)(sizeof mode_names / sizeof *mode_names); i++)
+        if (strcmp(format, mode_names[i]) == 0)
+            mode = i;
+    if (mode >= 0) {
+        t->mode = mode;
         load_sentencepiece(t, source);
     } else if (strcmp(format, "llama2c") == 0) {
         load_llama2c(t, source);
@@ -767,8 +881,21 @@ tokenizer *tokenizer_load_blob(const char *format, const uint8_t *data, size_t n
 tokenizer *tokenizer_load_file(const char *path)
 {
     size_t n;
-    char *data = read_whole_file(path, &n);
-    const char *format = tokenizer_sniff((const uint8_t *)data, n);
+    char *data;
+    const char *format;
+    if (path_is_dir(path)) {
+        format = tokenizer_read_folder(path, (uint8_t **)&data, &n);
+        if (!format)
+            die("%s: no tokenizer in the folder (tokenizer.model, or ice_text.model with tokenizer_config.json)",
+                path);
+        if (!strcmp(format, "hf-json"))
+            die("%s: tokenizer.json is not read (only SentencePiece models and llama2.c tok.bin)", path);
+        tokenizer *t = tokenizer_load_blob(format, (const uint8_t *)data, n, path);
+        free(data);
+        return t;
+    }
+    data = read_whole_file(path, &n);
+    format = tokenizer_sniff((const uint8_t *)data, n);
     if (!format)
         die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tok.bin)", path);
     tokenizer *t = tokenizer_load_blob(format, (const uint8_t *)data, n, path);
@@ -793,12 +920,13 @@ void tokenizer_free(tokenizer *t)
     free(t->trie);
     free(t->norm);
     free(t->bigram);
+    unigram_free(t->uni);
     free(t);
 }
 
 const char *tokenizer_format(const tokenizer *t)
 {
-    return t->format == FORMAT_SENTENCEPIECE ? "sentencepiece" : "llama2c";
+    return t->format == FORMAT_SENTENCEPIECE ? mode_names[t->mode] : "llama2c";
 }
 
 const uint8_t *tokenizer_data(const tokenizer *t, size_t *n)
@@ -844,6 +972,7 @@ int tokenizer_piece_type(const tokenizer *t, int id)
 }
 
 bool tokenizer_adds_dummy_prefix(const tokenizer *t) { return t->add_dummy_prefix; }
+bool tokenizer_is_bpe(const tokenizer *t) { return t->uni == NULL; }
 
 /* ---- normalization (SentencePiece normalizer.cc) ---- */
 
@@ -1142,8 +1271,84 @@ static void sp_resegment(bpe *b, const char *w, size_t n)
     sp_resegment(b, b->s + f.start + f.left_len, f.size - f.left_len);
 }
 
+/* Cuts the normalized text into a unigram model's pieces (unigram.c), then
+ * treats them as SentencePieceProcessor::Encode does. */
+static void unigram_encode(bpe *b, size_t m)
+{
+    uint32_t *start = xmalloc(m * sizeof *start);
+    int32_t *id = xmalloc(m * sizeof *id);
+    size_t k = unigram_segment(b->t->uni, b->s, m, start, id);
+    for (size_t i = 0; i < k; i++) {
+        size_t end = i + 1 < k ? start[i + 1] : m;
+        sp_emit(b, b->s + start[i], end - start[i], id[i]);
+    }
+    free(start);
+    free(id);
+}
+
+/* bpe_model.cc's Encode, then SentencePieceProcessor::Encode's treatment of the
+ * pieces; llama2.c's encode(). */
+static void bpe_encode(bpe *b, size_t m)
+{
+    const tokenizer *t = b->t;
+    const char *s = b->s;
+    // Cut the text into symbols.
+    b->sym = xmalloc(m * sizeof *b->sym);
+    b->frozen = xcalloc(m, 1);
+    size_t n_sym = 0;
+    for (size_t at = 0; at < m;) {
+        size_t n = 0;
+        if (t->format == FORMAT_SENTENCEPIECE) {
+            n = user_match(t, s + at, m - at);
+            if (n)
+                b->frozen[n_sym] = 1;
+            else
+                n = symbol_len(t, s + at, m - at);
+            b->sym[n_sym++] = (symbol){ 0, 0, (uint32_t)at, (uint32_t)n };
+        } else {
+            n = at == 0 ? 1 : symbol_len(t, s + at, m - at); // the " " prefix alone
+            if (map_find(t, &t->mergeable, s + at, n) >= 0) {
+                b->sym[n_sym++] = (symbol){ 0, 0, (uint32_t)at, (uint32_t)n };
+            } else {
+                for (size_t i = 0; i < n; i++) {
+                    b->frozen[n_sym] = 1;
+                    b->sym[n_sym++] = (symbol){ 0, 0, (uint32_t)(at + i), 1 };
+                }
+            }
+        }
+        at += n;
+    }
+    for (size_t i = 0; i < n_sym; i++) {
+        b->sym[i].prev = (int32_t)i - 1;
+        b->sym[i].next = i + 1 < n_sym ? (int32_t)i + 1 : -1;
+    }
+
+    b->heap = xmalloc(3 * n_sym * sizeof *b->heap);
+    if (t->has_unused)
+        b->rev = xcalloc((size_t)t->n_vocab, sizeof *b->rev);
+    bpe_merge_all(b, n_sym);
+
+    for (int i = 0; i >= 0; i = b->sym[i].next) {
+        const char *w = s + b->sym[i].start;
+        size_t n = b->sym[i].len;
+        if (t->format == FORMAT_SENTENCEPIECE)
+            sp_resegment(b, w, n);
+        else if (b->frozen[i])
+            b->ids[b->n_ids++] = t->byte_id[(uint8_t)w[0]];
+        else
+            b->ids[b->n_ids++] = map_find(t, &t->mergeable, w, n);
+    }
+    free(b->sym);
+    free(b->frozen);
+    free(b->heap);
+    free(b->rev);
+}
+
 size_t tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool bos, int **ids)
 {
+    char *escaped = NULL;
+    if (t->mode == MODE_CHATGLM && len > 0)
+        text = escaped = chatglm_escape(text, len, &len);
     buffer text_buf = { 0 };
     if (t->format == FORMAT_SENTENCEPIECE) {
         if (len > 0)
@@ -1152,73 +1357,26 @@ size_t tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool b
         buf_put(&text_buf, " ", 1);
         buf_put(&text_buf, text, len);
     }
+    free(escaped);
     size_t m = text_buf.n;
-    const char *s = text_buf.p;
     if (m >= INT32_MAX / 4)
         die("cannot tokenize a text of %zu bytes (at most %d)", len, INT32_MAX / 4 - 1);
 
-    bpe b = { .t = t, .s = s };
-    b.ids = xmalloc((m + 2) * sizeof *b.ids);
-    if (bos && t->bos >= 0)
-        b.ids[b.n_ids++] = t->bos;
-    if (m == 0) {
-        free(text_buf.p);
-        *ids = b.ids;
-        return b.n_ids;
-    }
-
-    // Cut the text into symbols.
-    b.sym = xmalloc(m * sizeof *b.sym);
-    b.frozen = xcalloc(m, 1);
-    size_t n_sym = 0;
-    for (size_t at = 0; at < m;) {
-        size_t n = 0;
-        if (t->format == FORMAT_SENTENCEPIECE) {
-            n = user_match(t, s + at, m - at);
-            if (n)
-                b.frozen[n_sym] = 1;
-            else
-                n = symbol_len(t, s + at, m - at);
-            b.sym[n_sym++] = (symbol){ 0, 0, (uint32_t)at, (uint32_t)n };
-        } else {
-            n = at == 0 ? 1 : symbol_len(t, s + at, m - at); // the " " prefix alone
-            if (map_find(t, &t->mergeable, s + at, n) >= 0) {
-                b.sym[n_sym++] = (symbol){ 0, 0, (uint32_t)at, (uint32_t)n };
-            } else {
-                for (size_t i = 0; i < n; i++) {
-                    b.frozen[n_sym] = 1;
-                    b.sym[n_sym++] = (symbol){ 0, 0, (uint32_t)(at + i), 1 };
-                }
-            }
-        }
-        at += n;
-    }
-    for (size_t i = 0; i < n_sym; i++) {
-        b.sym[i].prev = (int32_t)i - 1;
-        b.sym[i].next = i + 1 < n_sym ? (int32_t)i + 1 : -1;
-    }
-
-    b.heap = xmalloc(3 * n_sym * sizeof *b.heap);
-    if (t->has_unused)
-        b.rev = xcalloc((size_t)t->n_vocab, sizeof *b.rev);
-    bpe_merge_all(&b, n_sym);
-
-    for (int i = 0; i >= 0; i = b.sym[i].next) {
-        const char *w = s + b.sym[i].start;
-        size_t n = b.sym[i].len;
-        if (t->format == FORMAT_SENTENCEPIECE)
-            sp_resegment(&b, w, n);
-        else if (b.frozen[i])
-            b.ids[b.n_ids++] = t->byte_id[(uint8_t)w[0]];
-        else
-            b.ids[b.n_ids++] = map_find(t, &t->mergeable, w, n);
-    }
-
-    free(b.sym);
-    free(b.frozen);
-    free(b.heap);
-    free(b.rev);
+    bpe b = { .t = t, .s = text_buf.p };
+    b.ids = xmalloc((m + 1 + (size_t)t->n_prefix) * sizeof *b.ids);
+    for (int i = 0; bos && i < t->n_prefix; i++)
+        b.ids[b.n_ids++] = t->prefix[i];
+    if (m > 0 && t->uni)
+        unigram_encode(&b, m);
+    else if (m > 0)
+        bpe_encode(&b, m);
     free(text_buf.p);
     *ids = b.ids;
     return b.n_ids;
+}
+
+int tokenizer_prefix(const tokenizer *t, const int **ids)
+{
+    *ids = t->prefix;
+    return t->n_prefix;
 }

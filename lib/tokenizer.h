@@ -1,13 +1,28 @@
-/* tokenizer.h - SentencePiece-style BPE tokenizers: the protobuf tokenizer.model
- * (Llama, Llama-2) and llama2.c's tok*.bin. Both encode the way SentencePiece's
- * BPE does: dummy-prefix space, spaces as U+2581, merge the best-scoring adjacent
- * pair first (leftmost on ties), unknown characters as <0xNN> byte tokens.
+/* tokenizer.h - SentencePiece tokenizers: the protobuf tokenizer.model (Llama,
+ * Llama-2, ChatGLM's) and llama2.c's tok*.bin.
  *
- * tokenizer.model gives exactly the ids of SentencePiece (bpe_model.cc) for any
- * bytes, honouring the NormalizerSpec in the file (precompiled charsmap,
+ * A SentencePiece model gives exactly the ids of SentencePiece 0.1.9x for any
+ * bytes, BPE models (bpe_model.cc: merge the best-scoring adjacent pair first,
+ * leftmost on ties) and unigram models (unigram.h: the best-scoring cut),
+ * honouring the NormalizerSpec in the file (precompiled charsmap,
  * add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces), user-defined,
- * unused and byte pieces. Only BPE models are read; a unigram model is refused.
- * tok*.bin gives the ids of llama2.c's run.c encode(). Encoding is O(n log n). */
+ * unused and byte pieces, byte fallback and <unk>. tok*.bin gives the ids of
+ * llama2.c's run.c encode(). Encoding is O(n log n).
+ *
+ * Formats (tokenizer_format, a checkpoint's tokenizer record):
+ *   sentencepiece  a ModelProto as it is
+ *   llama2c        a llama2.c tok*.bin
+ *   chatglm        ChatGLM-6B's ice_text.model: "\n", "\t" and runs of spaces
+ *                  become <n>, <|tab|>, <|blank_N|> before encoding and again
+ *                  text in tokenizer_piece (chatglm_text.h); BOS is <sop>, EOS
+ *                  <eop>, [gMASK] and the others are pieces of the model, and
+ *                  they and <pad> decode to nothing
+ *   chatglm2       ChatGLM2/3-6B's tokenizer.model, with [MASK] [gMASK] [sMASK]
+ *                  sop eop appended as control pieces after the model's; BOS is
+ *                  sop, EOS the model's </s>
+ * In both ChatGLM formats encoding with bos puts [gMASK] <sop> first: the
+ * prompt ends there and the text is what follows it. Special tokens written in
+ * a text are text (as SentencePiece treats <s>). */
 #ifndef PARE_TOKENIZER_H
 #define PARE_TOKENIZER_H
 
@@ -17,23 +32,24 @@
 
 typedef struct tokenizer tokenizer;
 
-/* Load from a file (format detected: protobuf ModelProto or llama2.c tok.bin).
- * Dies naming the file when it is neither, or when it is corrupt. */
+/* Load from a file (format detected: protobuf ModelProto or llama2.c tok.bin)
+ * or a model folder (tokenizer_read_folder). Dies naming the file when it is
+ * neither, or when it is corrupt. */
 tokenizer *tokenizer_load_file(const char *path);
-/* Load from bytes held in a checkpoint; format "sentencepiece" or "llama2c".
+/* Load from bytes held in a checkpoint; format one of the formats above.
  * The bytes are copied; source names them in messages. */
 tokenizer *tokenizer_load_blob(const char *format, const uint8_t *data, size_t n, const char *source);
 /* Format name of the bytes in a file ("sentencepiece" or "llama2c"), NULL if neither. */
 const char *tokenizer_sniff(const uint8_t *data, size_t n);
 void tokenizer_free(tokenizer *t);
 
-/* "sentencepiece" or "llama2c", and the bytes the tokenizer was loaded from
- * (what a checkpoint's tokenizer record holds). */
+/* The format (above), and the bytes the tokenizer was loaded from (what a
+ * checkpoint's tokenizer record holds). */
 const char *tokenizer_format(const tokenizer *t);
 const uint8_t *tokenizer_data(const tokenizer *t, size_t *n);
 
 int tokenizer_vocab_size(const tokenizer *t);
-/* Ids of <s>, </s> and <unk>; -1 where the model has none. */
+/* Ids of BOS, EOS (ChatGLM: see above) and <unk>; -1 where the model has none. */
 int tokenizer_bos(const tokenizer *t);
 int tokenizer_eos(const tokenizer *t);
 int tokenizer_unk(const tokenizer *t);
@@ -42,8 +58,13 @@ int tokenizer_unk(const tokenizer *t);
  * each bad byte is one U+FFFD). The leading dummy-prefix space is added when the
  * model says so (always for tok.bin) and the text is not empty.
  * Returns the number of ids; *ids is malloc'd (caller frees; never NULL).
- * bos: put BOS first (when the model has one). */
+ * bos: put the prefix first (tokenizer_prefix). */
 size_t tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool bos, int **ids);
+/* What encoding with bos puts first: BOS (none when the model has none), or
+ * ChatGLM's [gMASK] <sop>. Returns the count; *ids valid while t lives. A
+ * ChatGLM-6B prompt with a context is: context ids, then these, then the
+ * continuation's ids. */
+int tokenizer_prefix(const tokenizer *t, const int **ids);
 
 /* The bytes of one token as text, as SentencePiece decodes it: byte tokens give
  * their byte, U+2581 gives a space, control tokens (<s>, </s>) give nothing and
@@ -58,9 +79,22 @@ const char *tokenizer_piece_raw(const tokenizer *t, int id, size_t *len);
  * tok.bin: id 0 unknown, 1-2 control, 3-258 byte, the rest normal. */
 float tokenizer_score(const tokenizer *t, int id);
 int tokenizer_piece_type(const tokenizer *t, int id);
+/* Whether encoding merges pairs by score (SentencePiece BPE, llama2.c), not a
+ * unigram model's best cut. */
+bool tokenizer_is_bpe(const tokenizer *t);
 /* Whether encoding puts a space (U+2581) before the text. */
 bool tokenizer_adds_dummy_prefix(const tokenizer *t);
 /* Id of the piece stored exactly as these bytes, -1 if none. */
 int tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len);
+
+/* The tokenizer of a Hugging Face model folder: with a tokenizer_config.json
+ * naming ChatGLMTokenizer, ice_text.model ("chatglm") or else tokenizer.model
+ * ("chatglm2"); otherwise tokenizer.model ("sentencepiece", or "llama2c" when
+ * it is a tok.bin), else tokenizer.json ("hf-json", kept, not read). Returns the
+ * format and the file's bytes in *data (malloc'd), or NULL when there is none.
+ * Dies on an unreadable tokenizer_config.json or a missing ChatGLM model. */
+const char *tokenizer_read_folder(const char *dir, uint8_t **data, size_t *n);
+/* Writes into dir the files tokenizer_read_folder finds the same tokenizer in. */
+void tokenizer_write_folder(const char *dir, const char *format, const uint8_t *data, size_t n);
 
 #endif

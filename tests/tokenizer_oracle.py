@@ -6,10 +6,16 @@ usage: tokenizer_oracle.py --tool build/tests/pare-tok-lines --data ../shared/da
 For the Llama-2 tokenizer.model: every line of WikiText-2 test (CR dropped), every
 line of PTB valid, odd inputs (empty, spaces, tabs, newlines, accents, CJK, emoji,
 invalid UTF-8), the same with BOS, and the whole WikiText-2 test text as one string
-(lines joined by "\\n\\n"), timed. Then small BPE models trained here with other
-settings (nmt_nfkc charsmap, extra-whitespace removal, user-defined pieces, no
-byte fallback, no dummy prefix, whitespace as suffix, UNUSED pieces) on TinyStories,
-WikiText and the odd inputs. Exits 1 on any difference, 2 on a missing prerequisite.
+(lines joined by "\\n\\n"), timed. Then small BPE and unigram models trained here
+with other settings (nmt_nfkc charsmap, extra-whitespace removal, user-defined
+pieces, no byte fallback, no dummy prefix, whitespace as suffix, UNUSED pieces;
+unigram models also with scores rounded to make ties and shifted above zero to
+make user-defined pieces compete) on TinyStories, WikiText and the odd inputs.
+Last the ChatGLM modes on model folders made here: ChatGLM-6B (ice_text.model
+with the <n>, <|tab|>, <|blank_N|> and special pieces, unigram and BPE) against
+the substitutions of its tokenization_chatglm.py written out below plus
+python3-sentencepiece, ids and decoded text; ChatGLM2 (tokenizer.model, specials
+appended). Exits 1 on any difference, 2 on a missing prerequisite.
 """
 import argparse
 import os
@@ -83,11 +89,12 @@ class Oracle:
         self.checked = 0
         self.failed = 0
 
-    def compare(self, name, sp, model, records, sep=b"\n", bos=False):
+    def compare(self, name, sp, model, records, sep=b"\n", bos=False, want_fn=None):
+        """want_fn(rec, bos): the expected ids; default sp.encode."""
         got = pare_encode(self.tool, model, records, sep, ["--bos"] if bos else [])
         bad = 0
         for rec, ids in zip(records, got):
-            want = sp.encode(rec, add_bos=bos)
+            want = want_fn(rec, bos) if want_fn else sp.encode(rec, add_bos=bos)
             self.checked += 1
             if ids != want:
                 bad += 1
@@ -100,26 +107,46 @@ class Oracle:
         self.failed += bad
         print(f"{name}: {len(records)} texts, {bad} differ")
 
-    def info(self, name, sp, model):
+    def info(self, name, sp, model, want=None):
         out = subprocess.run([self.tool, "--info", model], stdout=subprocess.PIPE, check=True).stdout.split()
-        got = [int(x) for x in out[:4]]
-        want = [sp.vocab_size(), sp.bos_id(), sp.eos_id(), sp.unk_id()]
+        got = [int(x) for x in out[:4]] + [out[4].decode()]
+        want = want or [sp.vocab_size(), sp.bos_id(), sp.eos_id(), sp.unk_id(), "sentencepiece"]
         self.checked += 1
         if got != want:
             self.failed += 1
             print(f"  MISMATCH {name} vocab/bos/eos/unk: sentencepiece {want}, pare {got}", file=sys.stderr)
 
-    def suite(self, name, sp, model, texts):
-        self.info(name, sp, model)
-        self.compare(name, sp, model, texts)
-        self.compare(name + " odd", sp, model, ODD)
-        self.compare(name + " odd+bos", sp, model, ODD, bos=True)
-        self.compare(name + " newlines", sp, model, ODD_WITH_NEWLINES, sep=b"\0")
-        self.compare(name + " random", sp, model, fuzz(2000))
+    def suite(self, name, sp, model, texts, want_fn=None, info=None, sep=b"\n"):
+        self.info(name, sp, model, info)
+        self.compare(name, sp, model, texts, sep=sep, want_fn=want_fn)
+        self.compare(name + " odd", sp, model, ODD, want_fn=want_fn)
+        self.compare(name + " odd+bos", sp, model, ODD, bos=True, want_fn=want_fn)
+        self.compare(name + " newlines", sp, model, ODD_WITH_NEWLINES, sep=b"\0", want_fn=want_fn)
+        self.compare(name + " random", sp, model, fuzz(2000), want_fn=want_fn)
+
+    def decoded(self, name, model, records, want_fn):
+        """pare's decoded text of each record's ids (pare-tok-lines --decode) against want_fn(rec)."""
+        args = [self.tool, "--decode", "-0", model]
+        out = subprocess.run(args, input=b"".join(r + b"\0" for r in records), stdout=subprocess.PIPE,
+                             check=True).stdout.decode().split("\n")[:-1]
+        bad = 0
+        for rec, hexed in zip(records, out):
+            got, want = bytes.fromhex(hexed), want_fn(rec)
+            self.checked += 1
+            if got != want:
+                bad += 1
+                if bad <= 5:
+                    print(f"  MISMATCH {name} decoded: {rec[:100]!r}\n    want {want[:100]!r}\n"
+                          f"    pare {got[:100]!r}", file=sys.stderr)
+        self.failed += bad
+        print(f"{name} decoded: {len(records)} texts, {bad} differ")
 
 
-def set_piece_types(model_bytes, new_type):
-    """A ModelProto with the type of some pieces changed: new_type maps index -> type."""
+def set_piece_types(model_bytes, new_type, new_score=None):
+    """A ModelProto with the type and score of some pieces changed: new_type and
+    new_score map index -> type, score."""
+    import struct
+    new_score = new_score or {}
     def varint(buf, i):
         shift = value = 0
         while True:
@@ -161,13 +188,131 @@ def set_piece_types(model_bytes, new_type):
     out = bytearray()
     index = 0
     for field, raw, payload in fields(model_bytes):
-        if field == 1 and index in new_type:
-            sub = b"".join(r for f, r, _ in fields(payload) if f != 3) + b"\x18" + put_varint(new_type[index])
+        if field == 1 and (index in new_type or index in new_score):
+            old = list(fields(payload))
+            sub = b"".join(r for f, r, _ in old if f not in (2, 3))
+            score = struct.pack("<f", new_score[index]) if index in new_score else \
+                next((r[1:] for f, r, _ in old if f == 2), struct.pack("<f", 0.0))
+            ptype = new_type.get(index, next((r[1] for f, r, _ in old if f == 3), 1))
+            sub += b"\x15" + score + b"\x18" + put_varint(ptype)
             raw = b"\x0a" + put_varint(len(sub)) + sub
         if field == 1:
             index += 1
         out += raw
     return bytes(out)
+
+
+def unigram_edits(o, tmp, base_path, texts):
+    """A trained unigram model with pieces changed: UNUSED pieces; UNUSED single
+    characters (an <unk> then competes with the longer pieces holding them);
+    scores rounded to halves (ties everywhere: the leftmost start wins); scores
+    shifted so the best is 1.5 (a user-defined piece of L bytes scores 1.5 L - 0.1);
+    scores scaled to near zero (a user-defined piece, -0.1, loses to pieces that
+    spell it)."""
+    base = open(base_path, "rb").read()
+    sp = spm.SentencePieceProcessor(model_file=base_path)
+    normal = [i for i in range(sp.vocab_size()) if not (sp.is_unknown(i) or sp.is_control(i) or sp.is_byte(i))]
+    scores = {i: sp.get_score(i) for i in normal}
+    top = max(scores.values())
+    edits = {
+        "unused": ({i: 5 for i in normal if len(sp.id_to_piece(i)) >= 2 and i % 3 == 0}, {}),
+        "unused chars": ({i: 5 for i in normal if sp.id_to_piece(i) in ("e", "o", "\u2581", "s")}, {}),
+        "ties": ({}, {i: round(s * 2) / 2 for i, s in scores.items()}),
+        "tiny scores": ({}, {i: s / 1000 for i, s in scores.items()}),
+        "shifted": ({}, {i: s - top + 1.5 for i, s in scores.items()}),
+    }
+    for name, (types, new_scores) in edits.items():
+        model = os.path.join(tmp, f"unigram {name}.model")
+        with open(model, "wb") as f:
+            f.write(set_piece_types(base, types, new_scores))
+        o.suite("unigram " + name, spm.SentencePieceProcessor(model_file=model), model, texts)
+
+
+# ChatGLM-6B's tokenization_chatglm.py (THUDM/chatglm-6b), SPTokenizer: the text
+# form its SentencePiece model sees, and the way back.
+GLM_MAX_BLANK = 80
+
+
+def glm_preprocess(text):
+    text = text.replace(b"\n", b"<n>")
+    text = text.replace(b"\t", b"<|tab|>")
+    for i in range(GLM_MAX_BLANK, 1, -1):
+        text = text.replace(b" " * i, b"<|blank_%d|>" % i)
+    return text
+
+
+def glm_postprocess(text):
+    text = text.replace("<n>", "\n")
+    text = text.replace("<|tab|>", "\t")
+    for i in range(2, GLM_MAX_BLANK + 1):
+        text = text.replace("<|blank_%d|>" % i, " " * i)
+    return text
+
+
+GLM_SPECIALS = ["[MASK]", "[gMASK]", "[sMASK]", "<unused_0>", "<sop>", "<eop>", "<ENC>", "<dBLOCK>"]
+GLM2_SPECIALS = ["[MASK]", "[gMASK]", "[sMASK]", "sop", "eop"]
+GLM_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "configs",
+                          "chatglm-6b", "tokenizer_config.json")
+
+GLM_ODD = [b" " * k for k in (1, 2, 3, 79, 80, 81, 82, 159, 160, 161, 200)] + [
+    b"def f(x):\n    return x\n\n\tif x:\n\t\tpass", b"a" + b" " * 85 + b"b", b"\t \t  \t   ", b"x \n y",
+    b"<n> literal <|tab|> <|blank_3|> <|blank_81|> <|blank_1|>", b"[gMASK] <sop> <eop> [MASK]",
+    "列1\t列2\n  縮進".encode(), b"tail  ", b"  head", b"\n\n\n", b"\r\n  \r\n"]
+
+
+def chatglm(o, tmp, stories, texts):
+    """ChatGLM-6B and ChatGLM2 folders: tokenizer_config.json + the model file."""
+    import shutil
+    records = texts[:1000] + ODD_WITH_NEWLINES + GLM_ODD + [r.replace(b"\0", b"") for r in fuzz(1000, seed=7)]
+    glm_user = ["<n>", "<|tab|>"] + ["<|blank_%d|>" % i for i in range(2, GLM_MAX_BLANK + 1)] + GLM_SPECIALS
+    for kind in ("unigram", "bpe"):
+        name = f"chatglm-6b ({kind})"
+        folder = os.path.join(tmp, name)
+        os.mkdir(folder)
+        spm.SentencePieceTrainer.train(input=stories, model_prefix=os.path.join(folder, "ice_text"),
+                                       model_type=kind, vocab_size=900, user_defined_symbols=glm_user,
+                                       pad_id=3, byte_fallback=True, remove_extra_whitespaces=False,
+                                       minloglevel=2, num_threads=4)
+        shutil.copy(GLM_CONFIG, os.path.join(folder, "tokenizer_config.json"))
+        os.remove(os.path.join(folder, "ice_text.vocab"))
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "ice_text.model"))
+        prefix = [sp.piece_to_id("[gMASK]"), sp.piece_to_id("<sop>")]
+
+        def want(rec, bos, sp=sp, prefix=prefix):
+            return (prefix if bos else []) + sp.encode(glm_preprocess(rec))
+
+        def text(rec, sp=sp):  # decode(..., skip_special_tokens=True)
+            ids = [i for i in sp.encode(glm_preprocess(rec)) if sp.id_to_piece(i) not in GLM_SPECIALS + ["<pad>"]]
+            return glm_postprocess(sp.decode(ids)).encode()
+
+        info = [sp.vocab_size(), sp.piece_to_id("<sop>"), sp.piece_to_id("<eop>"), sp.unk_id(), "chatglm"]
+        o.suite(name, sp, folder, records, want_fn=want, info=info, sep=b"\0")
+        o.compare(name + " +bos", sp, folder, records[-300:], sep=b"\0", bos=True, want_fn=want)
+        # decoding: valid UTF-8 the model can spell (no <unk>), less the dummy prefix's space
+        spelled = [r for r in records if valid_utf8(r) and sp.unk_id() not in want(r, False)]
+        o.decoded(name, folder, spelled, lambda r: (b" " if r else b"") + text(r))
+
+    name = "chatglm2"
+    folder = os.path.join(tmp, name)
+    os.mkdir(folder)
+    spm.SentencePieceTrainer.train(input=stories, model_prefix=os.path.join(folder, "tokenizer"), model_type="bpe",
+                                   vocab_size=700, byte_fallback=True, minloglevel=2, num_threads=4)
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        f.write('{"name_or_path": "THUDM/chatglm2-6b", "remove_space": false, "do_lower_case": false,\n'
+                ' "tokenizer_class": "ChatGLMTokenizer"}\n')
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "tokenizer.model"))
+    n = sp.vocab_size()
+    special = {t: n + i for i, t in enumerate(GLM2_SPECIALS)}
+    o.suite(name, sp, folder, records, sep=b"\0", want_fn=lambda rec, bos: ([special["[gMASK]"], special["sop"]] if bos else [])
+            + sp.encode(rec), info=[n + len(GLM2_SPECIALS), special["sop"], sp.eos_id(), sp.unk_id(), "chatglm2"])
+
+
+def valid_utf8(b):
+    try:
+        b.decode("utf-8")
+        return b"\0" not in b
+    except UnicodeDecodeError:
+        return False
 
 
 def main():
@@ -253,6 +398,16 @@ def main():
         with open(model, "wb") as f:
             f.write(set_piece_types(base, unused))
         o.suite(f"unused ({len(unused)} pieces)", spm.SentencePieceProcessor(model_file=model), model, texts)
+
+        # Unigram models: the same settings, Viterbi instead of merges.
+        for name, opts in variants.items():
+            prefix = os.path.join(tmp, "unigram " + name)
+            spm.SentencePieceTrainer.train(input=stories, model_prefix=prefix, model_type="unigram",
+                                           minloglevel=2, num_threads=4, **opts)
+            model = prefix + ".model"
+            o.suite("unigram " + name, spm.SentencePieceProcessor(model_file=model), model, texts)
+        unigram_edits(o, tmp, os.path.join(tmp, "unigram nfkc+user.model"), texts)
+        chatglm(o, tmp, stories, texts)
 
     print(f"tokenizer_oracle: {o.checked} comparisons, {o.failed} differ")
     sys.exit(1 if o.failed else 0)

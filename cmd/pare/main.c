@@ -23,9 +23,9 @@ static const char usage[] =
     "\n"
     "Verbs of pare itself:\n"
     "  show [--data] [STREAM]          print any pare stream as JSON lines\n"
-    "  convert -m MODEL [--tokenizer F] [--to FORMAT] [--dtype T] [-o PATH]\n"
+    "  convert -m MODEL [--tokenizer P] [--to FORMAT] [--dtype T] [-o PATH]\n"
     "                                  write a model as a checkpoint stream, GGUF or HF folder\n"
-    "  tokenize (-m MODEL | --tokenizer FILE) [--bos] [FILE]\n"
+    "  tokenize (-m MODEL | --tokenizer PATH) [--bos] [FILE]\n"
     "                                  print the token ids of a text (stdin by default)\n"
     "Programs (pare VERB runs pare-VERB), in the order of a pipeline:\n"
     "  discover                        find the coupled structures of a model (groups stream)\n"
@@ -63,11 +63,11 @@ static int cmd_show(int argc, char **argv)
 static int cmd_convert(int argc, char **argv)
 {
     static const char help[] =
-        "usage: pare convert -m MODEL [--tokenizer FILE] [--to FORMAT] [--dtype T] [-o PATH]\n"
+        "usage: pare convert -m MODEL [--tokenizer PATH] [--to FORMAT] [--dtype T] [-o PATH]\n"
         "\n"
         "Write MODEL (HF folder, PyTorch folder, GGUF, llama2.c .bin, checkpoint) as FORMAT.\n"
         "  -m, --model PATH      the model\n"
-        "      --tokenizer FILE  a tokenizer to include (tokenizer.model or tok*.bin)\n"
+        "      --tokenizer PATH  a tokenizer to include (tokenizer.model, tok*.bin or a folder)\n"
         "      --to FORMAT       checkpoint (the default; a stream on stdout or -o FILE), gguf\n"
         "                        (llama.cpp: llama, or deci for per-layer widths; -o FILE), hf (-o DIR)\n"
         "      --dtype T         f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
@@ -124,11 +124,11 @@ static int cmd_convert(int argc, char **argv)
 
 static int cmd_tokenize(int argc, char **argv)
 {
-    static const char help[] = "usage: pare tokenize (-m MODEL | --tokenizer FILE) [--bos] [FILE]\n"
+    static const char help[] = "usage: pare tokenize (-m MODEL | --tokenizer PATH) [--bos] [FILE]\n"
                                "Print the token ids of a text (FILE or stdin) on one line, space-separated.\n"
                                "  -m, --model PATH      use the model's tokenizer\n"
-                               "      --tokenizer FILE  tokenizer.model or llama2.c tok*.bin\n"
-                               "      --bos             put the BOS id first\n";
+                               "      --tokenizer PATH  tokenizer.model, llama2.c tok*.bin or a model folder\n"
+                               "      --bos             put the BOS id first ([gMASK] <sop> for ChatGLM)\n";
     const char *model_path = NULL, *tok_path = NULL;
     bool bos = false;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
@@ -149,7 +149,7 @@ static int cmd_tokenize(int argc, char **argv)
     if (argc - optind > 1)
         usage_die("tokenize takes one text file");
     if (!model_path && !tok_path)
-        usage_die("give -m MODEL or --tokenizer FILE");
+        usage_die("give -m MODEL or --tokenizer PATH");
     tokenizer *t;
     model m = {0};
     if (tok_path) {

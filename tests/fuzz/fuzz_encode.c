@@ -1,18 +1,22 @@
 /* fuzz_encode - any bytes encoded by the real tokenizers: Llama-2's
  * tokenizer.model (precompiled charsmap, byte fallback) and stories260K's
- * tok512.bin, from $PARE_DATA (default ../shared/data). */
+ * tok512.bin, from $PARE_DATA (default ../shared/data); and by a small unigram
+ * model built here in ChatGLM-6B's mode (substitutions, user-defined pieces,
+ * byte fallback). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "tokenizer.h"
 #include "util.h"
 
-static tokenizer *g_tok[2];
+#define N_TOK 3
+static tokenizer *g_tok[N_TOK];
 
 static void one(const uint8_t *data, size_t size)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_TOK; k++) {
         int *ids;
         size_t n = tokenizer_encode(g_tok[k], (const char *)data, size, size & 1, &ids);
         for (size_t i = 0; i < n; i++) {
@@ -21,6 +25,87 @@ static void one(const uint8_t *data, size_t size)
         }
         free(ids);
     }
+}
+
+/* ---- a ModelProto written by hand ---- */
+
+typedef struct {
+    uint8_t *b;
+    size_t n;
+} proto;
+
+static void put_varint(proto *p, uint64_t v)
+{
+    do {
+        p->b[p->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+}
+
+static void put_bytes(proto *p, int field, const void *s, size_t n)
+{
+    put_varint(p, (uint64_t)field << 3 | 2);
+    put_varint(p, n);
+    memcpy(p->b + p->n, s, n);
+    p->n += n;
+}
+
+static void put_piece(proto *p, const char *piece, float score, int type)
+{
+    uint8_t buf[64];
+    proto sub = {buf, 0};
+    put_bytes(&sub, 1, piece, strlen(piece));
+    put_varint(&sub, 2 << 3 | 5);
+    memcpy(sub.b + sub.n, &score, 4);
+    sub.n += 4;
+    put_varint(&sub, 3 << 3);
+    put_varint(&sub, (uint64_t)type);
+    put_bytes(p, 1, sub.b, sub.n);
+}
+
+/* A unigram model with ChatGLM-6B's special and whitespace pieces, byte
+ * fallback, the letters and some pairs. */
+static tokenizer *chatglm_unigram(void)
+{
+    proto p = {xmalloc(1 << 16), 0};
+    static const char *user[] = {"<n>", "<|tab|>", "<|blank_2|>", "<|blank_3|>", "<|blank_80|>", "[MASK]",
+                                 "[gMASK]", "<sop>", "<eop>"};
+    put_piece(&p, "<unk>", 0, 2);
+    put_piece(&p, "<s>", 0, 3);
+    put_piece(&p, "</s>", 0, 3);
+    put_piece(&p, "<pad>", 0, 3);
+    for (size_t i = 0; i < sizeof user / sizeof *user; i++)
+        put_piece(&p, user[i], 0, 4);
+    char s[8];
+    for (int b = 0; b < 256; b++) {
+        snprintf(s, sizeof s, "<0x%02X>", b);
+        put_piece(&p, s, 0, 6);
+    }
+    put_piece(&p, "\xe2\x96\x81", -2, 1);
+    for (int c = 'a'; c <= 'z'; c++) {
+        snprintf(s, sizeof s, "%c", c);
+        put_piece(&p, s, -3.0f - (float)(c % 5), 1);
+        snprintf(s, sizeof s, "\xe2\x96\x81%c", c);
+        put_piece(&p, s, -4.0f - (float)(c % 3), 1);
+        snprintf(s, sizeof s, "%ce", c);
+        put_piece(&p, s, -5.5f, c == 'e' ? 5 : 1); // "ee" UNUSED
+    }
+    uint8_t spec[64];
+    proto ts = {spec, 0};
+    put_varint(&ts, 3 << 3); // model_type unigram
+    put_varint(&ts, 1);
+    put_varint(&ts, 35 << 3); // byte_fallback
+    put_varint(&ts, 1);
+    put_bytes(&p, 2, ts.b, ts.n);
+    uint8_t norm[64];
+    proto ns = {norm, 0};
+    put_bytes(&ns, 1, "identity", 8);
+    put_varint(&ns, 4 << 3); // remove_extra_whitespaces false
+    put_varint(&ns, 0);
+    put_bytes(&p, 3, ns.b, ns.n);
+    tokenizer *t = tokenizer_load_blob("chatglm", p.b, p.n, "chatglm unigram");
+    free(p.b);
+    return t;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -36,6 +121,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         g_tok[k] = tokenizer_load_file(path);
         free(path);
     }
+    g_tok[2] = chatglm_unigram();
     return 0;
 }
 

@@ -3,9 +3,13 @@
  * Goldens from python3-sentencepiece for the Llama-2 tokenizer.model; small
  * hand-built ModelProtos whose ids are derived by hand; tok512.bin against an
  * independent O(n^2) rendering of llama2.c's encode() written here; round trips
- * through tokenizer_piece; the whole WikiText-2 test set as one string; and the
- * errors for files that are not tokenizers. (tests/tokenizer_oracle.py compares
- * every line of WikiText-2 and PTB with python3-sentencepiece.) */
+ * through tokenizer_piece; the whole WikiText-2 test set as one string; ChatGLM's
+ * substitutions and both ChatGLM modes on hand-built models, read from model
+ * folders; and the errors for files that are not tokenizers.
+ * (tests/tokenizer_oracle.py compares every line of WikiText-2 and PTB, and
+ * models trained there, with python3-sentencepiece; test_tokenizer_unigram.c
+ * the unigram paths.) */
+#include "chatglm_text.h"
 #include "check.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -342,6 +346,251 @@ static void test_hand_built_bpe(void)
     tokenizer_free(t);
 }
 
+/* ---- ChatGLM ---- */
+
+static bool escapes_to(const char *text, const char *want)
+{
+    size_t n, back_n;
+    char *e = chatglm_escape(text, strlen(text), &n);
+    char *back = chatglm_unescape(e, n, &back_n);
+    bool ok = n == strlen(want) && memcmp(e, want, n) == 0 && back_n == strlen(text) && !memcmp(back, text, back_n);
+    if (!ok)
+        fprintf(stderr, "    '%s' -> '%s' -> '%s'\n", text, e, back);
+    free(e);
+    free(back);
+    return ok;
+}
+
+static char *spaces(int n)
+{
+    char *s = xmalloc((size_t)n + 1);
+    memset(s, ' ', (size_t)n);
+    s[n] = 0;
+    return s;
+}
+
+static void test_chatglm_text(void)
+{
+    CHECK(escapes_to("", ""));
+    CHECK(escapes_to("a b", "a b"));
+    CHECK(escapes_to("a\nb", "a<n>b"));
+    CHECK(escapes_to("\t\tx", "<|tab|><|tab|>x"));
+    CHECK(escapes_to("a  b   c", "a<|blank_2|>b<|blank_3|>c"));
+    CHECK(escapes_to(" \n  \t ", " <n><|blank_2|><|tab|> "));
+    CHECK(escapes_to("caf\xc3\xa9\xff  \x80", "caf\xc3\xa9\xff<|blank_2|>\x80"));
+    // runs over 80: blanks of 80 from the start, then the rest; a lone space stays
+    const int runs[] = { 79, 80, 81, 82, 160, 161, 162, 250 };
+    const char *want[] = { "<|blank_79|>", "<|blank_80|>", "<|blank_80|> ", "<|blank_80|><|blank_2|>",
+                           "<|blank_80|><|blank_80|>", "<|blank_80|><|blank_80|> ",
+                           "<|blank_80|><|blank_80|><|blank_2|>", "<|blank_80|><|blank_80|><|blank_80|><|blank_10|>" };
+    for (int i = 0; i < 8; i++) {
+        char *s = spaces(runs[i]);
+        CHECK(escapes_to(s, want[i]));
+        free(s);
+    }
+    // decoding what no encoding gives: literal forms come back as text, in the reference's order
+    size_t n;
+    char *t = chatglm_unescape("<|blank_1|><|blank_81|><|blank_2|><n>", 38, &n);
+    CHECK(n == 27 && memcmp(t, "<|blank_1|><|blank_81|>  \n", n) == 0);
+    free(t);
+}
+
+/* A unigram ice_text.model in miniature: ChatGLM-6B's pieces and specials. */
+static void chatglm_proto(proto *p)
+{
+    p->n = 0;
+    put_piece(p, "<unk>", 0, 2);
+    put_piece(p, "<s>", 0, 3);
+    put_piece(p, "</s>", 0, 3);
+    put_piece(p, "<pad>", 0, 3); // 3
+    put_piece(p, "<n>", 0, 4); // 4
+    put_piece(p, "<|tab|>", 0, 4); // 5
+    put_piece(p, "<|blank_2|>", 0, 4); // 6
+    put_piece(p, "<|blank_80|>", 0, 4); // 7
+    put_piece(p, "[MASK]", 0, 4); // 8
+    put_piece(p, "[gMASK]", 0, 4); // 9
+    put_piece(p, "<sop>", 0, 4); // 10
+    put_piece(p, "<eop>", 0, 4); // 11
+    put_piece(p, U2581, -2, 1); // 12
+    put_piece(p, "a", -3, 1); // 13
+    put_piece(p, "b", -3, 1); // 14
+    put_piece(p, U2581 "a", -2.5f, 1); // 15
+    put_specs(p, 1, false, -1, 0);
+}
+
+static void test_chatglm_mode(void)
+{
+    proto p;
+    chatglm_proto(&p);
+    tokenizer *plain = tokenizer_load_blob("sentencepiece", p.b, p.n, "ice_text.model");
+    tokenizer *t = tokenizer_load_blob("chatglm", p.b, p.n, "ice_text.model");
+    CHECK(strcmp(tokenizer_format(t), "chatglm") == 0);
+    CHECK(tokenizer_vocab_size(t) == 16);
+    CHECK(tokenizer_bos(t) == 10 && tokenizer_eos(t) == 11 && tokenizer_unk(t) == 0);
+    CHECK(tokenizer_bos(plain) == 1 && tokenizer_eos(plain) == 2);
+    const int *prefix;
+    CHECK(tokenizer_prefix(t, &prefix) == 2 && prefix[0] == 9 && prefix[1] == 10);
+    CHECK(tokenizer_prefix(plain, &prefix) == 1 && prefix[0] == 1);
+    // ▁a <n> b: the newline became <n> first (the plain model reads "\n" as unknown)
+    CHECK(encodes_to(t, "a\nb", false, (const int[]){ 15, 4, 14 }, 3));
+    CHECK(encodes_to(plain, "a\nb", false, (const int[]){ 15, 0, 14 }, 3));
+    CHECK(encodes_to(t, "a\tb  a", false, (const int[]){ 15, 5, 14, 6, 13 }, 5));
+    CHECK(encodes_to(t, "a\nb", true, (const int[]){ 9, 10, 15, 4, 14 }, 5));
+    CHECK(encodes_to(t, "", true, (const int[]){ 9, 10 }, 2));
+    char *s = spaces(82);
+    CHECK(encodes_to(t, s, false, (const int[]){ 12, 7, 6 }, 3)); // ▁ <|blank_80|> <|blank_2|>
+    s[81] = 0;
+    CHECK(encodes_to(t, s, false, (const int[]){ 12, 7, 12 }, 3)); // ▁ <|blank_80|> ▁
+    free(s);
+    // decoding gives the text back
+    size_t n;
+    const char *piece = tokenizer_piece(t, 4, &n);
+    CHECK(n == 1 && piece[0] == '\n');
+    piece = tokenizer_piece(t, 5, &n);
+    CHECK(n == 1 && piece[0] == '\t');
+    piece = tokenizer_piece(t, 7, &n);
+    CHECK(n == 80 && piece[0] == ' ' && piece[79] == ' ');
+    piece = tokenizer_piece(plain, 4, &n);
+    CHECK(n == 3 && memcmp(piece, "<n>", 3) == 0);
+    piece = tokenizer_piece_raw(t, 7, &n);
+    CHECK(n == 12 && memcmp(piece, "<|blank_80|>", 12) == 0);
+    const char *text = " a\tb\n  a\n";
+    int *ids;
+    size_t k = tokenizer_encode(t, text, strlen(text), true, &ids);
+    char *back = decode(t, ids, k, &n);
+    CHECK(n == strlen(text) + 1 && back[0] == ' ' && memcmp(back + 1, text, n - 1) == 0); // + the dummy prefix
+    free(back);
+    free(ids);
+    tokenizer_free(t);
+    tokenizer_free(plain);
+}
+
+static void test_chatglm2_mode(void)
+{
+    proto p = { .n = 0 };
+    put_piece(&p, "<unk>", 0, 2);
+    put_piece(&p, "<s>", 0, 3);
+    put_piece(&p, "</s>", 0, 3);
+    put_piece(&p, U2581, -5, 1); // 3
+    put_piece(&p, "a", -6, 1); // 4
+    put_piece(&p, "b", -7, 1); // 5
+    put_piece(&p, U2581 "a", -1, 1); // 6
+    put_piece(&p, "sop", -1, 1); // 7: a piece named like a special is still text
+    put_specs(&p, 2, false, -1, -1);
+    tokenizer *t = tokenizer_load_blob("chatglm2", p.b, p.n, "tokenizer.model");
+    CHECK(strcmp(tokenizer_format(t), "chatglm2") == 0);
+    // [MASK] 8, [gMASK] 9, [sMASK] 10, sop 11, eop 12 after the model's 8 pieces
+    CHECK(tokenizer_vocab_size(t) == 13);
+    CHECK(tokenizer_bos(t) == 11 && tokenizer_eos(t) == 2 && tokenizer_unk(t) == 0);
+    const int *prefix;
+    CHECK(tokenizer_prefix(t, &prefix) == 2 && prefix[0] == 9 && prefix[1] == 11);
+    CHECK(encodes_to(t, "ab", true, (const int[]){ 9, 11, 6, 5 }, 4));
+    CHECK(encodes_to(t, "a\nb", false, (const int[]){ 6, 0, 5 }, 3)); // no substitutions
+    CHECK(tokenizer_piece_id(t, "[gMASK]", 7) == 9);
+    CHECK(tokenizer_piece_id(t, "eop", 3) == 12);
+    CHECK(tokenizer_piece_id(t, "sop", 3) == 11); // the control piece is found first
+    CHECK(tokenizer_piece_type(t, 12) == 3);
+    size_t n;
+    tokenizer_piece(t, 9, &n);
+    CHECK(n == 0);
+    const char *raw = tokenizer_piece_raw(t, 10, &n);
+    CHECK(n == 7 && memcmp(raw, "[sMASK]", 7) == 0);
+    tokenizer_free(t);
+}
+
+static char *temp_dir(void)
+{
+    char *dir = xstrdup("/tmp/pare-test-tokenizer-dir-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    return dir;
+}
+
+static void put_file(const char *dir, const char *name, const void *data, size_t n)
+{
+    char *path = path_join(dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(data, 1, n, f) == n);
+    fclose(f);
+    free(path);
+}
+
+static void remove_dir(char *dir)
+{
+    const char *names[] = { "tokenizer_config.json", "ice_text.model", "tokenizer.model", "tokenizer.json" };
+    for (int i = 0; i < 4; i++) {
+        char *path = path_join(dir, names[i]);
+        unlink(path);
+        free(path);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+static void load_path(void *path);
+
+static void read_folder(void *dir)
+{
+    uint8_t *data;
+    size_t n;
+    tokenizer_read_folder(dir, &data, &n);
+}
+
+static void test_folders(void)
+{
+    proto p;
+    chatglm_proto(&p);
+    static const char glm_config[] = "{\"tokenizer_class\": \"ChatGLMTokenizer\", \"num_image_tokens\": 0}";
+    uint8_t *data;
+    size_t n;
+
+    char *dir = temp_dir();
+    CHECK(tokenizer_read_folder(dir, &data, &n) == NULL);
+    put_file(dir, "tokenizer.model", p.b, p.n);
+    CHECK(strcmp(tokenizer_read_folder(dir, &data, &n), "sentencepiece") == 0 && n == p.n);
+    free(data);
+    put_file(dir, "tokenizer_config.json", glm_config, strlen(glm_config));
+    CHECK(strcmp(tokenizer_read_folder(dir, &data, &n), "chatglm2") == 0);
+    free(data);
+    put_file(dir, "ice_text.model", p.b, p.n);
+    CHECK(strcmp(tokenizer_read_folder(dir, &data, &n), "chatglm") == 0 && n == p.n);
+    free(data);
+    tokenizer *t = tokenizer_load_file(dir);
+    CHECK(strcmp(tokenizer_format(t), "chatglm") == 0);
+    CHECK(encodes_to(t, "a\n", true, (const int[]){ 9, 10, 15, 4 }, 4));
+
+    // written back, read again: the same mode
+    const uint8_t *bytes = tokenizer_data(t, &n);
+    char *out = temp_dir();
+    tokenizer_write_folder(out, tokenizer_format(t), bytes, n);
+    tokenizer *again = tokenizer_load_file(out);
+    CHECK(strcmp(tokenizer_format(again), "chatglm") == 0);
+    CHECK(encodes_to(again, "a\n", true, (const int[]){ 9, 10, 15, 4 }, 4));
+    tokenizer_free(again);
+    remove_dir(out);
+    out = temp_dir();
+    tokenizer_write_folder(out, "chatglm2", bytes, n);
+    again = tokenizer_load_file(out);
+    CHECK(strcmp(tokenizer_format(again), "chatglm2") == 0 && tokenizer_vocab_size(again) == 21);
+    tokenizer_free(again);
+    remove_dir(out);
+    tokenizer_free(t);
+
+    // what the modes here do not give
+    static const char images[] = "{\"tokenizer_class\": \"ChatGLMTokenizer\", \"num_image_tokens\": 20000}";
+    put_file(dir, "tokenizer_config.json", images, strlen(images));
+    CHECK(dies_with(read_folder, dir, "num_image_tokens"));
+    put_file(dir, "tokenizer_config.json", "{", 1);
+    CHECK(dies_with(read_folder, dir, "tokenizer_config.json"));
+    remove_dir(dir);
+    dir = temp_dir();
+    put_file(dir, "tokenizer_config.json", glm_config, strlen(glm_config));
+    CHECK(dies_with(read_folder, dir, "ice_text.model"));
+    CHECK(dies_with(load_path, dir, "ice_text.model"));
+    put_file(dir, "ice_text.model", "hello", 5);
+    CHECK(dies_with(read_folder, dir, "ice_text.model: not a tokenizer"));
+    remove_dir(dir);
+}
+
 /* ---- llama2.c tok512.bin ---- */
 
 static tokenizer *tok512(void)
@@ -648,13 +897,21 @@ static void test_errors(void)
     free(bytes);
     free(path);
 
-    // a unigram model, a model without <unk>, a byte piece without byte_fallback
+    // a word model, a model without <unk>, a byte piece without byte_fallback,
+    // ChatGLM-6B's mode on a model without its special pieces
     proto p = { .n = 0 };
     put_piece(&p, "<unk>", 0, 2);
     put_piece(&p, "a", -1, 1);
-    put_specs(&p, 1, false, -1, -1);
+    put_specs(&p, 3, false, -1, -1);
     b = (blob_arg){ "sentencepiece", p.b, p.n };
-    CHECK(dies_with(load_blob, &b, "checkpoint.pare", "unigram"));
+    CHECK(dies_with(load_blob, &b, "checkpoint.pare", "word"));
+    p.n = 0;
+    put_piece(&p, "<unk>", 0, 2);
+    put_piece(&p, "[gMASK]", 0, 4);
+    put_piece(&p, "a", -1, 1);
+    put_specs(&p, 1, false, -1, -1);
+    b = (blob_arg){ "chatglm", p.b, p.n };
+    CHECK(dies_with(load_blob, &b, "checkpoint.pare", "not a ChatGLM tokenizer", "<sop>"));
     p.n = 0;
     put_piece(&p, "a", -1, 1);
     put_specs(&p, 2, false, -1, -1);
@@ -682,6 +939,10 @@ int main(void)
     TEST(test_llama2_roundtrip_wikitext);
     TEST(test_blob_and_sniff);
     TEST(test_hand_built_bpe);
+    TEST(test_chatglm_text);
+    TEST(test_chatglm_mode);
+    TEST(test_chatglm2_mode);
+    TEST(test_folders);
     TEST(test_tok512_hand);
     TEST(test_tok512_reference);
     TEST(test_tok512_roundtrip);
