@@ -138,7 +138,7 @@ void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const
     memset(res, 0, sizeof *res);
     int V = m->cfg.vocab, eos = tokenizer_eos(tok);
     int *ids;
-    int P = (int)tokenizer_encode(tok, prompt, strlen(prompt), true, &ids);
+    int P = (int)tokenizer_encode_prompt(tok, prompt, strlen(prompt), &ids);
     int max_seq = m->cfg.max_seq > 0 ? m->cfg.max_seq : p->max_length;
     int total = p->max_length < max_seq ? p->max_length : max_seq;
     if (P == 0)

@@ -1380,3 +1380,14 @@ int tokenizer_prefix(const tokenizer *t, const int **ids)
     *ids = t->prefix;
     return t->n_prefix;
 }
+
+size_t tokenizer_encode_prompt(const tokenizer *t, const char *text, size_t len, int **ids)
+{
+    if (t->mode != MODE_CHATGLM)
+        return tokenizer_encode(t, text, len, true, ids);
+    size_t n = tokenizer_encode(t, text, len, false, ids);
+    *ids = xrealloc(*ids, (n + 2) * sizeof **ids);
+    (*ids)[n] = t->prefix[0];
+    (*ids)[n + 1] = t->prefix[1];
+    return n + 2;
+}

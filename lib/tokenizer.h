@@ -65,6 +65,10 @@ size_t tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool b
  * ChatGLM-6B prompt with a context is: context ids, then these, then the
  * continuation's ids. */
 int tokenizer_prefix(const tokenizer *t, const int **ids);
+/* A prompt the model generates after, as its own tokenizer gives it: with the
+ * prefix first, except for ChatGLM-6B (text, then [gMASK] <sop>, as
+ * transformers' ChatGLMTokenizer builds its inputs). Like tokenizer_encode. */
+size_t tokenizer_encode_prompt(const tokenizer *t, const char *text, size_t len, int **ids);
 
 /* The bytes of one token as text, as SentencePiece decodes it: byte tokens give
  * their byte, U+2581 gives a space, control tokens (<s>, </s>) give nothing and

@@ -90,8 +90,8 @@ class Oracle:
         self.failed = 0
 
     def compare(self, name, sp, model, records, sep=b"\n", bos=False, want_fn=None):
-        """want_fn(rec, bos): the expected ids; default sp.encode."""
-        got = pare_encode(self.tool, model, records, sep, ["--bos"] if bos else [])
+        """want_fn(rec, bos): the expected ids; default sp.encode. bos "prompt": pare-tok-lines --prompt."""
+        got = pare_encode(self.tool, model, records, sep, ["--prompt"] if bos == "prompt" else ["--bos"] if bos else [])
         bad = 0
         for rec, ids in zip(records, got):
             want = want_fn(rec, bos) if want_fn else sp.encode(rec, add_bos=bos)
@@ -278,8 +278,9 @@ def chatglm(o, tmp, stories, texts):
         sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "ice_text.model"))
         prefix = [sp.piece_to_id("[gMASK]"), sp.piece_to_id("<sop>")]
 
-        def want(rec, bos, sp=sp, prefix=prefix):
-            return (prefix if bos else []) + sp.encode(glm_preprocess(rec))
+        def want(rec, bos, sp=sp, prefix=prefix):  # a prompt: build_inputs_with_special_tokens
+            ids = sp.encode(glm_preprocess(rec))
+            return ids + prefix if bos == "prompt" else (prefix if bos else []) + ids
 
         def text(rec, sp=sp):  # decode(..., skip_special_tokens=True)
             ids = [i for i in sp.encode(glm_preprocess(rec)) if sp.id_to_piece(i) not in GLM_SPECIALS + ["<pad>"]]
@@ -288,6 +289,7 @@ def chatglm(o, tmp, stories, texts):
         info = [sp.vocab_size(), sp.piece_to_id("<sop>"), sp.piece_to_id("<eop>"), sp.unk_id(), "chatglm"]
         o.suite(name, sp, folder, records, want_fn=want, info=info, sep=b"\0")
         o.compare(name + " +bos", sp, folder, records[-300:], sep=b"\0", bos=True, want_fn=want)
+        o.compare(name + " prompt", sp, folder, records[-300:], sep=b"\0", bos="prompt", want_fn=want)
         # decoding: valid UTF-8 the model can spell (no <unk>), less the dummy prefix's space
         spelled = [r for r in records if valid_utf8(r) and sp.unk_id() not in want(r, False)]
         o.decoded(name, folder, spelled, lambda r: (b" " if r else b"") + text(r))
@@ -303,8 +305,10 @@ def chatglm(o, tmp, stories, texts):
     sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "tokenizer.model"))
     n = sp.vocab_size()
     special = {t: n + i for i, t in enumerate(GLM2_SPECIALS)}
-    o.suite(name, sp, folder, records, sep=b"\0", want_fn=lambda rec, bos: ([special["[gMASK]"], special["sop"]] if bos else [])
-            + sp.encode(rec), info=[n + len(GLM2_SPECIALS), special["sop"], sp.eos_id(), sp.unk_id(), "chatglm2"])
+    want2 = lambda rec, bos: ([special["[gMASK]"], special["sop"]] if bos else []) + sp.encode(rec)  # noqa: E731
+    o.suite(name, sp, folder, records, sep=b"\0", want_fn=want2,
+            info=[n + len(GLM2_SPECIALS), special["sop"], sp.eos_id(), sp.unk_id(), "chatglm2"])
+    o.compare(name + " prompt", sp, folder, records[-300:], sep=b"\0", bos="prompt", want_fn=want2)
 
 
 def valid_utf8(b):

@@ -29,6 +29,8 @@ need_oracle() {
     [[ "$output" == *"unigram ties: 3000 texts, 0 differ"* ]]
     [[ "$output" == *"unigram tiny scores random: 2000 texts, 0 differ"* ]]
     [[ "$output" == *"chatglm-6b (unigram) +bos: 300 texts, 0 differ"* ]]
+    [[ "$output" == *"chatglm-6b (bpe) prompt: 300 texts, 0 differ"* ]]
+    [[ "$output" == *"chatglm2 prompt: 300 texts, 0 differ"* ]]
     [[ "$output" == *"chatglm-6b (bpe) decoded: "*" texts, 0 differ"* ]]
     [[ "$output" == *"chatglm2 random: 2000 texts, 0 differ"* ]]
     [[ "$output" == *"tokenizer_oracle: "*" comparisons, 0 differ"* ]]

@@ -1,14 +1,15 @@
 /* pare-tok-lines - test tool: token ids of each line of stdin, one line of ids
  * per input line, for comparing pare's tokenizers with another implementation.
  *
- *   pare-tok-lines [-0] [--bos] [--whole] [--info] [--decode] TOKENIZER < text
+ *   pare-tok-lines [-0] [--bos | --prompt] [--whole] [--info] [--decode] TOKENIZER < text
  *
  * TOKENIZER is a file or a model folder (tokenizer_load_file). Records end with
  * '\n' (with -0: NUL); a last record without one counts too. Bytes are passed
  * as they are: no escapes, no CR handling. --whole encodes all of stdin as one
  * text and reports the time on stderr. --info prints "VOCAB BOS EOS UNK FORMAT"
  * and reads nothing. --decode prints, instead of the ids, their decoded text
- * (tokenizer_piece joined) as hex. */
+ * (tokenizer_piece joined) as hex. --prompt encodes each record as a prompt
+ * (tokenizer_encode_prompt). */
 #include "tokenizer.h"
 #include "util.h"
 
@@ -16,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool decode;
+static bool decode, prompt;
 
 static void print_ids(const tokenizer *t, const char *s, size_t n, bool bos)
 {
     int *ids;
-    size_t k = tokenizer_encode(t, s, n, bos, &ids);
+    size_t k = prompt ? tokenizer_encode_prompt(t, s, n, &ids) : tokenizer_encode(t, s, n, bos, &ids);
     for (size_t i = 0; i < k; i++) {
         if (decode) {
             size_t len;
@@ -53,15 +54,17 @@ int main(int argc, char **argv)
             info = true;
         else if (strcmp(argv[i], "--decode") == 0)
             decode = true;
+        else if (strcmp(argv[i], "--prompt") == 0)
+            prompt = true;
         else if (argv[i][0] == '-' && argv[i][1])
-            usage_die("unknown option '%s'\nusage: pare-tok-lines [-0] [--bos] [--whole] [--info] [--decode] TOKENIZER", argv[i]);
+            usage_die("unknown option '%s'\nusage: pare-tok-lines [-0] [--bos | --prompt] [--whole] [--info] [--decode] TOKENIZER", argv[i]);
         else if (!path)
             path = argv[i];
         else
-            usage_die("usage: pare-tok-lines [-0] [--bos] [--whole] [--info] [--decode] TOKENIZER");
+            usage_die("usage: pare-tok-lines [-0] [--bos | --prompt] [--whole] [--info] [--decode] TOKENIZER");
     }
     if (!path)
-        usage_die("usage: pare-tok-lines [-0] [--bos] [--whole] [--info] [--decode] TOKENIZER");
+        usage_die("usage: pare-tok-lines [-0] [--bos | --prompt] [--whole] [--info] [--decode] TOKENIZER");
 
     tokenizer *t = tokenizer_load_file(path);
     if (info) {

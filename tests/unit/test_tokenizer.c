@@ -437,6 +437,14 @@ static void test_chatglm_mode(void)
     CHECK(encodes_to(t, "a\tb  a", false, (const int[]){ 15, 5, 14, 6, 13 }, 5));
     CHECK(encodes_to(t, "a\nb", true, (const int[]){ 9, 10, 15, 4, 14 }, 5));
     CHECK(encodes_to(t, "", true, (const int[]){ 9, 10 }, 2));
+    // a prompt: the text, then [gMASK] <sop> (plain models: BOS first)
+    int *ids;
+    size_t k = tokenizer_encode_prompt(t, "a\nb", 3, &ids);
+    CHECK(ids_equal(ids, k, (const int[]){ 15, 4, 14, 9, 10 }, 5));
+    free(ids);
+    k = tokenizer_encode_prompt(plain, "a\nb", 3, &ids);
+    CHECK(ids_equal(ids, k, (const int[]){ 1, 15, 0, 14 }, 4));
+    free(ids);
     char *s = spaces(82);
     CHECK(encodes_to(t, s, false, (const int[]){ 12, 7, 6 }, 3)); // ▁ <|blank_80|> <|blank_2|>
     s[81] = 0;
@@ -455,8 +463,7 @@ static void test_chatglm_mode(void)
     piece = tokenizer_piece_raw(t, 7, &n);
     CHECK(n == 12 && memcmp(piece, "<|blank_80|>", 12) == 0);
     const char *text = " a\tb\n  a\n";
-    int *ids;
-    size_t k = tokenizer_encode(t, text, strlen(text), true, &ids);
+    k = tokenizer_encode(t, text, strlen(text), true, &ids);
     char *back = decode(t, ids, k, &n);
     CHECK(n == strlen(text) + 1 && back[0] == ' ' && memcmp(back + 1, text, n - 1) == 0); // + the dummy prefix
     free(back);
@@ -485,6 +492,10 @@ static void test_chatglm2_mode(void)
     const int *prefix;
     CHECK(tokenizer_prefix(t, &prefix) == 2 && prefix[0] == 9 && prefix[1] == 11);
     CHECK(encodes_to(t, "ab", true, (const int[]){ 9, 11, 6, 5 }, 4));
+    int *ids;
+    size_t k = tokenizer_encode_prompt(t, "ab", 2, &ids); // ChatGLM2 prompts start with the prefix
+    CHECK(ids_equal(ids, k, (const int[]){ 9, 11, 6, 5 }, 4));
+    free(ids);
     CHECK(encodes_to(t, "a\nb", false, (const int[]){ 6, 0, 5 }, 3)); // no substitutions
     CHECK(tokenizer_piece_id(t, "[gMASK]", 7) == 9);
     CHECK(tokenizer_piece_id(t, "eop", 3) == 12);
