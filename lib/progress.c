@@ -8,6 +8,8 @@
 
 int g_progress_mode = -1;
 
+int rate_decimals(double r) { return r >= 100 ? 0 : r >= 10 ? 1 : r >= 1 ? 2 : 3; }
+
 static bool progress_visible(void)
 {
     if (g_progress_mode >= 0)
@@ -30,8 +32,8 @@ static void print_line(progress *p, int64_t done, bool final)
     double rate = t > 0 ? (double)done / t : 0;
     double left = rate > 0 ? (double)(p->total - done) / rate : 0;
     bool tty = isatty(STDERR_FILENO);
-    fprintf(stderr, "%s%s: %s %lld/%lld %s, %.0f %s/s, %s %.1f s%s", tty ? "\r" : "", progname(), p->what,
-            (long long)done, (long long)p->total, p->unit, rate, p->unit, final ? "took" : "left",
+    fprintf(stderr, "%s%s: %s %lld/%lld %s, %.*f %s/s, %s %.1f s%s", tty ? "\r" : "", progname(), p->what,
+            (long long)done, (long long)p->total, p->unit, rate_decimals(rate), rate, p->unit, final ? "took" : "left",
             final ? t : left, tty && !final ? "\033[K" : "\n");
     if (final && tty)
         fputs("\033[K", stderr);

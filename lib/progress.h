@@ -21,4 +21,8 @@ void progress_start(progress *p, const char *what, const char *unit, int64_t tot
 void progress_update(progress *p, int64_t done);   /* rate-limited to ~4 lines/s */
 void progress_end(progress *p, int64_t done);      /* final line, with the total time */
 
+/* Decimals to print a rate r with ("%.*f", rate_decimals(r), r): none from 100 up,
+ * more below, so a 7B model's 0.44 tok/s does not print as 0. */
+int rate_decimals(double r);
+
 #endif

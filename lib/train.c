@@ -602,9 +602,9 @@ void lora_train(model *m, lora_set *s, const instruct_data *d, const int *train,
             if (eval)
                 snprintf(vs, sizeof vs, ", val %.4f (best %.4f at step %lld)", v, st->best_val,
                          (long long)st->best_step);
-            info("step %lld/%lld (epoch %.2f): loss %.4f, lr %.3g%s, %.0f tok/s, %s left", (long long)st->step,
+            info("step %lld/%lld (epoch %.2f): loss %.4f, lr %.3g%s, %.*f tok/s, %s left", (long long)st->step,
                  (long long)tr.total, (double)st->step / (double)tr.per_epoch,
-                 point ? st->last_loss : step_mean, st->last_lr, vs, rate, tl);
+                 point ? st->last_loss : step_mean, st->last_lr, vs, rate_decimals(rate), rate, tl);
             last_line = now;
         }
         st->done = last;

@@ -278,14 +278,15 @@ int main(int argc, char **argv)
                 json_object_set_new(protocol_j, "scored", json_string("second half of every window"));
             report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, llamacpp ? res.ppl_err : NAN,
                               protocol_j);
+            double rate = (double)res.windows * seq_len / res.seconds;
             if (llamacpp)
                 info("%s: PPL = %.4f +/- %.5f over %lld tokens (%lld windows of %d, llama.cpp protocol) in "
                      "%.2f s", d.task, res.ppl, res.ppl_err, (long long)res.predicted, (long long)res.windows,
                      seq_len, res.seconds);
             else
-                info("%s: ppl %.4f over %lld tokens (%lld windows of %d) in %.2f s, %.0f tok/s", d.task,
+                info("%s: ppl %.4f over %lld tokens (%lld windows of %d) in %.2f s, %.*f tok/s", d.task,
                      res.ppl, (long long)res.predicted, (long long)res.windows, seq_len, res.seconds,
-                     (double)res.windows * seq_len / res.seconds);
+                     rate_decimals(rate), rate);
             free(ids);
             ppl_dataset_free(&d);
         }

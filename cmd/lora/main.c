@@ -200,10 +200,11 @@ int main(int argc, char **argv)
         lora_write_merged(s, &m, dtype, out, argc, argv, res.training);
     else
         lora_write(s, &m, out, argc, argv, res.training, res.curve);
-    info("%lld steps (%lld run now) on %lld tokens in %.1f s, %.0f tok/s; val loss %.4f before, %.4f best (step "
+    double rate = res.seconds > 0 ? (double)res.tokens_run / res.seconds : 0.0;
+    info("%lld steps (%lld run now) on %lld tokens in %.1f s, %.*f tok/s; val loss %.4f before, %.4f best (step "
          "%lld); %d adapters, %zu parameters",
          (long long)res.steps, (long long)res.steps_run, (long long)res.tokens_run, res.seconds,
-         res.seconds > 0 ? (double)res.tokens_run / res.seconds : 0.0, res.first_val, res.best_val,
+         rate_decimals(rate), rate, res.first_val, res.best_val,
          (long long)res.best_step, n_adapters, n_weights);
     train_result_free(&res);
     free(train), free(val);

@@ -207,11 +207,12 @@ int main(int argc, char **argv)
             ablate_influence(&m, &cal, &gs);
         groups_write(&gs, "scores", out, argc, argv);
     }
+    double rate = sum.seconds > 0 ? (double)sum.tokens / sum.seconds : 0.0;
     info("%d groups scored on %d samples of %d tokens (%lld in the text)%s: %lld passes in %d chunk%s, %.2f s, "
-         "%.0f tok/s, loss %.4f",
+         "%.*f tok/s, loss %.4f",
          gs.n, o.shards ? (samples - o.shard + o.shards - 1) / o.shards : samples, seq_len,
          (long long)cal.n_tokens, o.shards ? " (a shard)" : "", (long long)sum.passes, sum.chunks,
-         sum.chunks == 1 ? "" : "s", sum.seconds, sum.seconds > 0 ? (double)sum.tokens / sum.seconds : 0.0, sum.loss);
+         sum.chunks == 1 ? "" : "s", sum.seconds, rate_decimals(rate), rate, sum.loss);
     calib_free(&cal);
     tokenizer_free(tok);
     group_set_free(&gs);
