@@ -82,7 +82,7 @@ check-asan:
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS   = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_WRAP     = -Wl,--wrap=fopen,--wrap=fclose,--wrap=archive_read_new,--wrap=archive_read_free
+FUZZ_WRAP     = -Wl,--wrap=fopen,--wrap=fclose,--wrap=archive_read_new,--wrap=archive_read_free,--wrap=mmap,--wrap=munmap
 FUZZ_SRC      = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS     = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%) $(BUILD)/fuzz/fuzz_stream_reseal
 

@@ -673,10 +673,17 @@ static const char *hf_name_of(const char *gname, int *layer, char *out, size_t o
 
 void gguf_read(model *m, const char *path)
 {
+    size_t n;
+    const uint8_t *p = map_file(path, &n);
+    gguf_read_mem(m, p, n, path);
+    unmap_file(p, n);
+}
+
+void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
+{
     memset(m, 0, sizeof *m);
     m->source = xstrdup(path);
-    gguf_file g = {.path = path};
-    g.p = map_file(path, &g.n);
+    gguf_file g = {.path = path, .p = p, .n = n};
 
     if (!gguf_sniff(g.p, g.n))
         die("%s: not a GGUF file", path);
@@ -831,7 +838,6 @@ void gguf_read(model *m, const char *path)
         free(gt[i].name);
     free(gt);
     free(g.kv);
-    unmap_file(g.p, g.n);
     if (!m->extra_config)
         m->extra_config = json_object();
     model_bind(m);

@@ -33,6 +33,8 @@ void gguf_write(const model *m, const char *path, enum dtype dtype);
 /* Read a llama or deci GGUF with F32/F16/BF16 tensors into m (config, tensors,
  * tokenizer as a SentencePiece model built from tokenizer.ggml.*), bound. */
 void gguf_read(model *m, const char *path);
+/* The same from the n bytes at p (the file's contents; path names it in messages). */
+void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path);
 
 /* The bytes start like a GGUF file. */
 bool gguf_sniff(const uint8_t *p, size_t n);

@@ -37,7 +37,7 @@ static void add_sample(samples *s, const int *ids, const int *targets, int len)
     }
     if (s->n_ids + len > s->cap_ids) {
         while (s->n_ids + len > s->cap_ids)
-            s->cap_ids = s->cap_ids ? 2 * s->cap_ids : 1 << 16;
+            s->cap_ids = s->cap_ids ? 2 * s->cap_ids : 1 << 10;
         s->ids = xrealloc(s->ids, (size_t)s->cap_ids * sizeof *s->ids);
         s->targets = xrealloc(s->targets, (size_t)s->cap_ids * sizeof *s->targets);
     }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
 #include <archive.h>
 #include <sanitizer/allocator_interface.h>
 
@@ -136,6 +138,37 @@ int __wrap_archive_read_free(struct archive *a)
     return __real_archive_read_free(a);
 }
 
+/* ---- mappings made while an input runs (a die between map and unmap would
+ * leave them, and truncating the next input's file under them is slow) */
+static struct {
+    void *addr;
+    size_t len;
+} g_maps[OPEN_MAX];
+
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __real_munmap(void *addr, size_t len);
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = __real_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && g_tracking)
+        for (int i = 0; i < OPEN_MAX; i++)
+            if (!g_maps[i].addr) {
+                g_maps[i].addr = p;
+                g_maps[i].len = len;
+                break;
+            }
+    return p;
+}
+
+int __wrap_munmap(void *addr, size_t len)
+{
+    for (int i = 0; i < OPEN_MAX; i++)
+        if (g_maps[i].addr == addr)
+            g_maps[i].addr = NULL;
+    return __real_munmap(addr, len);
+}
+
 /* ---- the run */
 static jmp_buf g_jmp;
 static char g_error[1024];
@@ -229,12 +262,16 @@ int fuzz_run(void (*fn)(const uint8_t *data, size_t size), const uint8_t *data, 
         for (int i = 0; i < OPEN_MAX; i++)
             if (g_files[i])
                 __wrap_fclose(g_files[i]);
+        for (int i = 0; i < OPEN_MAX; i++)
+            if (g_maps[i].addr)
+                __wrap_munmap(g_maps[i].addr, g_maps[i].len);
         for (size_t i = 0; i < g_nlog; i++)
             if (g_log[i])
                 free((void *)g_log[i]); /* on_free clears the slot */
     } else {
         memset(g_files, 0, sizeof g_files);
         memset(g_archives, 0, sizeof g_archives);
+        memset(g_maps, 0, sizeof g_maps);
         for (size_t i = 0; i < g_nlog; i++)
             if (g_log[i])
                 tab_remove(g_log[i]);

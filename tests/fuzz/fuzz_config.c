@@ -25,10 +25,7 @@ static void as_index(const uint8_t *data, size_t size)
     int n = 0;
     hf_read_weights(fuzz_dir(), &ts, &n);
     for (int i = 0; i < n; i++)
-    {
-        free(ts[i].name);
-        free(ts[i].data);
-    }
+        tensor_free(&ts[i]);
     free(ts);
 }
 

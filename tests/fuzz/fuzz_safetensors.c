@@ -13,10 +13,7 @@ static void one(const uint8_t *data, size_t size)
     int n = 0, cap = 0;
     safetensors_read(path, &ts, &n, &cap);
     for (int i = 0; i < n; i++)
-    {
-        free(ts[i].name);
-        free(ts[i].data);
-    }
+        tensor_free(&ts[i]);
     free(ts);
 }
 
