@@ -52,6 +52,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/ref_llama.h tests
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_REF) $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/tests/pare-reseal: tests/fuzz/reseal.h
+
 $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libpare.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
@@ -101,6 +103,8 @@ $(BUILD)/fuzz/fuzz_stream_reseal: tests/fuzz/fuzz_stream.c $(BUILD)/fuzz-obj/har
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DFUZZ_RESEAL -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a \
 	    $(FUZZ_WRAP) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_stream_reseal $(BUILD)/fuzz/fuzz_state: tests/fuzz/reseal.h
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a
 	@mkdir -p $(dir $@)

@@ -77,13 +77,13 @@ static void outer_sizes(const llama_config *c, size_t n[W_OUTER_COUNT])
     n[W_HEAD] = c->tied ? 0 : V * D;
 }
 
-/* Point g[i] into buf at consecutive, aligned offsets (NULL where n[i] is 0);
- * returns the floats used. */
+/* Point g[i] into buf at consecutive, aligned offsets (NULL where n[i] is 0, or
+ * everywhere when buf is NULL: sizing only); returns the floats used. */
 static size_t point_grads(float *buf, const size_t *n, int count, float **g)
 {
     size_t off = 0;
     for (int i = 0; i < count; i++) {
-        g[i] = n[i] ? buf + off : NULL;
+        g[i] = n[i] && buf ? buf + off : NULL;
         off += arena_round(n[i]);
     }
     return off;

@@ -191,8 +191,10 @@ static double header_double(stream_reader *r, const char *key)
 }
 
 /* Load the state in o->state_dir into st and s; false when there is none. Dies on a state
- * made with other options, data or model. */
-static bool load_state(const train_options *o, tstate *st, lora_set *s, int n_train, json_t *id)
+ * made with other options, data or model, and on one whose counters lie outside the run of
+ * total steps (a broken or forged file whose checksum holds: a negative step or micro-batch
+ * would index before the data order). */
+static bool load_state(const train_options *o, tstate *st, lora_set *s, int n_train, json_t *id, int64_t total)
 {
     const char *dir = o->state_dir;
     char *path = state_path(dir);
@@ -220,16 +222,25 @@ static bool load_state(const train_options *o, tstate *st, lora_set *s, int n_tr
             dir, key_name(o, key), a, b);
     }
     json_decref(was);
-    st->step = header_int(&r, "step");
-    st->micro = (int)header_int(&r, "micro");
-    st->perm_epoch = (int)header_int(&r, "perm_epoch");
+    int64_t step = header_int(&r, "step"), micro = header_int(&r, "micro"), perm_epoch = header_int(&r, "perm_epoch"),
+            best_step = header_int(&r, "best_step"), log_n = header_int(&r, "log_n");
+    int64_t n_micro = (o->batch + o->micro_batch - 1) / o->micro_batch;
+    if (step < 0 || step > total || micro < 0 || micro >= n_micro || perm_epoch < -1 || perm_epoch >= o->epochs ||
+        best_step < -1 || best_step > step || log_n < 0 || log_n > step)
+        stream_die(&r, "corrupt state: step %lld of %lld, micro-batch %lld of %lld, data order of epoch %lld, best "
+                   "step %lld, %lld steps since the last curve point",
+                   (long long)step, (long long)total, (long long)micro, (long long)n_micro, (long long)perm_epoch,
+                   (long long)best_step, (long long)log_n);
+    st->step = step;
+    st->micro = (int)micro;
+    st->perm_epoch = (int)perm_epoch;
     st->best_val = header_double(&r, "best_val");
-    st->best_step = header_int(&r, "best_step");
+    st->best_step = best_step;
     st->first_val = header_double(&r, "first_val");
     st->step_loss = header_double(&r, "step_loss");
     st->step_tokens = header_int(&r, "step_tokens");
     st->log_loss = header_double(&r, "log_loss");
-    st->log_n = (int)header_int(&r, "log_n");
+    st->log_n = (int)log_n;
     st->last_loss = header_double(&r, "last_loss");
     st->last_lr = header_double(&r, "last_lr");
     st->tokens = header_int(&r, "tokens");
@@ -489,7 +500,7 @@ void lora_train(model *m, lora_set *s, const instruct_data *d, const int *train,
     lora_alloc_grads(s);
     if (o->state_dir) {
         prepare_dir(o->state_dir);
-        res->resumed = load_state(o, st, s, n_train, tr.id);
+        res->resumed = load_state(o, st, s, n_train, tr.id, tr.total);
         if (res->resumed)
             info("resuming from '%s': step %lld of %lld%s", o->state_dir, (long long)st->step, (long long)tr.total,
                  st->done ? " (finished)" : "");

@@ -39,6 +39,13 @@ replay() {
     calib-*)
         pare-discover -q -m "$MODEL" -o "$T/g.pare"
         cmd=(pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$f" --samples 2 --seq-len 8 -o "$T/out.pare" "$T/g.pare") ;;
+    state-*)
+        # made by pare-lora on this model and text with these options, then changed and re-sealed
+        # (build/tests/pare-reseal), so that its identity matches and the resume reads it whole
+        mkdir -p "$T/state" && cp "$f" "$T/state/state.pare" &&
+            head -c 4000 "$DATA/text/tinystories/tinystories_train_sample.txt" > "$T/text.txt"
+        cmd=(pare-lora -q -m "$MODEL" --tokenizer "$TOK" --data "$T/text.txt" --text --cutoff 16 --batch 4 --micro-batch 2
+             --warmup 1 --epochs 1 --rank 2 --targets q_proj -t 1 --state "$T/state" -o "$T/out.pare") ;;
     instruct-*) cmd=(pare-lora -m "$MODEL" --tokenizer "$TOK" --data "$f" --cutoff 32 --epochs 1 -o "$T/out.pare") ;;
     *) echo "no program for $name"; return 1 ;;
     esac
