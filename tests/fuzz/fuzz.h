@@ -4,9 +4,11 @@
  * hook (lib/util.h) that longjmps back here, so that one rejected input does not
  * end the fuzzing process. Whatever the library had allocated or opened when it
  * died is released by the harness: the sanitizer's malloc/free hooks record every
- * block allocated while an input runs, fopen/fclose and archive_read_new/free are
- * wrapped by the linker (-Wl,--wrap=...), and after a die the open archives and
- * FILEs are closed and the remaining blocks freed. Leaks on the success path are
+ * block allocated while an input runs, fopen/fclose, archive_read_new/free and
+ * mmap/munmap are wrapped by the linker (-Wl,--wrap=...), and after a die the open
+ * archives and FILEs are closed, the mappings unmapped and the remaining blocks
+ * freed. State a target keeps across inputs is made before the first
+ * (LLVMFuzzerInitialize), or it would be freed under it. Leaks on the success path are
  * not reported (-detect_leaks=0): the programs free at exit. */
 #ifndef PARE_FUZZ_H
 #define PARE_FUZZ_H
