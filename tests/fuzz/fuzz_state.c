@@ -66,7 +66,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     lora_init_weights(&g_lora, seed);
     g_lora.dropout = 0.05;
     g_lora.seed = seed;
-    lora_alloc_grads(&g_lora); /* before any input: the harness frees what an input that dies allocated */
     g_init = xmalloc(g_lora.n_params * sizeof(float));
     memcpy(g_init, g_lora.params, g_lora.n_params * sizeof(float));
     train_options_default(&g_opt);
@@ -86,5 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (fuzz_run(one, data, size) && getenv("PARE_FUZZ_VERBOSE"))
         fprintf(stderr, "%s\n", fuzz_last_error());
+    g_lora.grads = NULL; /* lora_train allocates them and frees them at its end; the harness did after a die */
     return 0;
 }
