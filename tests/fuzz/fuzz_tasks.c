@@ -1,7 +1,10 @@
-/* fuzz_tasks - a zero-shot task file, read as each of the seven tasks (the
+/* fuzz_tasks - an evaluation file: read as each of the seven zero-shot tasks (the
  * format is recognised from the content: Hugging Face JSON lines, SuperGLUE,
- * PIQA with its labels file, llm-foundry, HellaSwag text, OpenBookQA TSV, ...). */
+ * PIQA with its labels file, llm-foundry, HellaSwag text, OpenBookQA TSV, ...),
+ * then as pare-eval --ppl's dataset, WikiText rows or PTB rows by the input's
+ * size. */
 #include "fuzz.h"
+#include "ppl.h"
 #include "tasks.h"
 
 static enum task_id g_task;
@@ -14,11 +17,20 @@ static void one(const uint8_t *data, size_t size)
     task_data_free(&d);
 }
 
+static void ppl(const uint8_t *data, size_t size)
+{
+    const char *path = fuzz_file("ppl.txt", data, size);
+    ppl_dataset d;
+    ppl_dataset_load(&d, path, size & 1 ? PPL_PTB : PPL_WIKITEXT);
+    ppl_dataset_free(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     for (int t = 0; t < TASK_COUNT; t++) {
         g_task = (enum task_id)t;
         fuzz_run(one, data, size);
     }
+    fuzz_run(ppl, data, size);
     return 0;
 }
