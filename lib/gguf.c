@@ -826,7 +826,7 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
             die("%s: tensor %s has ggml type %u; pare reads F32, F16 and BF16 (not quantized "
                 "types)", path, t->name, t->type);
         uint64_t numel = t->ne[0] * t->ne[1], bytes = numel * dtype_size(dt);
-        if (t->offset % (uint64_t)align || t->offset > g.n - data_start ||
+        if (t->offset % (uint64_t)align || data_start > g.n || t->offset > g.n - data_start ||
             bytes > g.n - data_start - t->offset)
             die("%s: tensor %s lies outside the file (truncated?)", path, t->name);
         int64_t shape[2] = {t->ndim == 2 ? (int64_t)t->ne[1] : (int64_t)t->ne[0], (int64_t)t->ne[0]};
