@@ -6,7 +6,7 @@
  * Interpreted keys (everything else goes to model.extra_config, verbatim):
  *   model_type            "llama", "mistral" (read as llama), "qwen2" (llama + q/k/v biases)
  *   hidden_size           D                      required, > 0
- *   num_hidden_layers     L                      required, > 0
+ *   num_hidden_layers     L                      required, 1 to LLAMA_MAX_LAYERS (4096)
  *   vocab_size            V                      required, > 0
  *   num_attention_heads   H: int or [L] ints     required, >= 0 (0: attention removed)
  *   num_key_value_heads   KV: int or [L] ints    default H; divides H; 0 exactly when H is 0
@@ -172,8 +172,8 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     c->vocab = get_int(j, "vocab_size", src, true, 0);
     if (c->dim <= 0)
         die("%s: hidden_size must be positive (%d)", src, c->dim);
-    if (c->n_layers <= 0)
-        die("%s: num_hidden_layers must be positive (%d)", src, c->n_layers);
+    if (c->n_layers <= 0 || c->n_layers > LLAMA_MAX_LAYERS)
+        die("%s: num_hidden_layers must be from 1 to %d (%d)", src, LLAMA_MAX_LAYERS, c->n_layers);
     if (c->vocab <= 0)
         die("%s: vocab_size must be positive (%d)", src, c->vocab);
     int L = c->n_layers;

@@ -745,7 +745,7 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
     /* The config, as config.json keys. */
     int L = (int)get_int(&g, arch, "block_count", -1);
     int64_t D = get_int(&g, arch, "embedding_length", -1);
-    if (L <= 0 || L > 100000 || D <= 0 || D > (1 << 24))
+    if (L <= 0 || L > LLAMA_MAX_LAYERS || D <= 0 || D > (1 << 24))
         die("%s: block_count %d or embedding_length %lld out of range", path, L, (long long)D);
     int *H = xmalloc((size_t)L * sizeof(int)), *KV = xmalloc((size_t)L * sizeof(int)),
         *F = xmalloc((size_t)L * sizeof(int));

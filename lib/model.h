@@ -16,6 +16,11 @@
 
 enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
 
+/* The most layers a config may give: real models have at most a few hundred, and a
+ * config (a hundred bytes of JSON) must not make a program allocate and walk
+ * per-layer tables of billions. */
+#define LLAMA_MAX_LAYERS 4096
+
 typedef struct {
     char model_type[32]; /* "llama", "mistral" (same as llama), "qwen2" (always qkv_bias) */
     int dim;             /* D */

@@ -349,7 +349,7 @@ static void test_config_errors(void)
         {"{\"model_type\":\"llama\",\"hidden_size\":0,\"num_hidden_layers\":3,\"vocab_size\":100,"
          "\"num_attention_heads\":8,\"intermediate_size\":128}", "hidden_size must be positive"},
         {"{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":0,\"vocab_size\":100,"
-         "\"num_attention_heads\":8,\"intermediate_size\":128}", "num_hidden_layers must be positive"},
+         "\"num_attention_heads\":8,\"intermediate_size\":128}", "num_hidden_layers must be from 1 to 4096"},
         {"{" BASE ",\"num_attention_heads\":[8,0,8],\"num_key_value_heads\":[8,2,8],\"head_dim\":8,"
          "\"intermediate_size\":128}", "0 attention heads"},
         {"{" BASE ",\"num_attention_heads\":[8,4,8],\"num_key_value_heads\":[8,0,8],\"head_dim\":8,"
