@@ -57,6 +57,7 @@ struct llama_train {
     /* weight gradients: one layer's, or the embedding's and LM head's */
     float *grad;     /* (max(largest layer, V*D [+ V*D untied])) */
     float *dnormf;   /* (D) the final norm's */
+    float *dnormf_b; /* (D) the final norm's bias's (LayerNorm) */
 };
 
 /* Element count of each weight of layer l (0 where absent), by slot of the
@@ -102,6 +103,7 @@ llama_train *llama_train_new(const model *m, int B, int T)
     t->B = t->maxB = B;
     t->T = t->maxT = T;
     size_t N = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab, hd = (size_t)c->head_dim;
+    size_t rd = (size_t)llama_rope_dim(c);
     size_t L = (size_t)c->n_layers, maxH = 0, maxKV = 0, maxF = 0, maxgrad = 0;
     for (int l = 0; l < c->n_layers; l++) {
         maxH = (size_t)c->n_heads[l] > maxH ? (size_t)c->n_heads[l] : maxH;
@@ -136,8 +138,9 @@ llama_train *llama_train_new(const model *m, int B, int T)
         {&t->a.gate, N * maxF},
         {&t->a.up, N * maxF},
         {&t->a.hid, N * maxF},
-        {&t->rope_cos, (size_t)T * hd / 2},
-        {&t->rope_sin, (size_t)T * hd / 2},
+        {&t->rope_cos, (size_t)T * rd / 2},
+        {&t->rope_sin, (size_t)T * rd / 2},
+        {&t->a.fused, N * (size_t)layer_fused_width(m)},
         {&t->d.dx, N * D},
         {&t->d.dxn, N * D},
         {&t->d.dq, N * maxH * hd},
@@ -148,10 +151,11 @@ llama_train *llama_train_new(const model *m, int B, int T)
         {&t->d.dhid, N * maxF},
         {&t->grad, maxgrad},
         {&t->dnormf, D},
+        {&t->dnormf_b, D},
     };
     t->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], &t->arena_floats);
-    rope_tables(t->rope_cos, t->rope_sin, T, c->head_dim, c->rope_theta);
-    t->att = (layer_causal){B, T, t->att.att, t->rope_cos, t->rope_sin};
+    rope_tables(t->rope_cos, t->rope_sin, T, (int)rd, c->rope_theta);
+    t->att = (layer_causal){B, T, t->att.att, t->rope_cos, t->rope_sin, 0, NULL, NULL};
     return t;
 }
 
@@ -203,7 +207,7 @@ double llama_loss_backward(const model *m, llama_train *t, const int *tokens, co
     for (int l = 0; l < L; l++)
         layer_forward(m, l, &h, &t->a, t->xs + l * ND, t->xs + (l + 1) * ND, N, true);
     const float *xL = t->xs + L * ND;
-    rmsnorm_forward(t->xnf, t->rstdf, xL, tensor_vector(m->final_norm), N, D, c->norm_eps);
+    layer_norm_forward(m, m->final_norm, m->final_norm_b, t->xnf, t->rstdf, xL, N);
     if (act)
         act(ctx, head->name, t->xnf, N, D);
     matmul_forward(t->logits, t->xnf, head, NULL, N);
@@ -222,7 +226,8 @@ double llama_loss_backward(const model *m, llama_train *t, const int *tokens, co
     matmul_backward(dxn, NULL, NULL, dlogits, t->xnf, head, N);
     memset(dx, 0, ND * sizeof(float));
     memset(t->dnormf, 0, (size_t)D * sizeof(float));
-    rmsnorm_backward(dx, t->dnormf, dxn, xL, tensor_vector(m->final_norm), t->rstdf, N, D);
+    memset(t->dnormf_b, 0, (size_t)D * sizeof(float));
+    layer_norm_backward(m, m->final_norm, dx, t->dnormf, t->dnormf_b, dxn, xL, t->rstdf, N);
 
     /* layers, last to first; without a sink no weight gradient is wanted (a frozen
      * base under LoRA): the maps' dW and db products are skipped, only the norms'
@@ -233,7 +238,7 @@ double llama_loss_backward(const model *m, llama_train *t, const int *tokens, co
         float *g[LW_COUNT];
         layer_sizes(c, l, n);
         for (int i = 0; !sink && i < LW_COUNT; i++)
-            if (i != LW_ATTN_NORM && i != LW_FFN_NORM)
+            if (i != LW_ATTN_NORM && i != LW_FFN_NORM && i != LW_ATTN_NORM_B && i != LW_FFN_NORM_B)
                 n[i] = 0;
         size_t used = point_grads(t->grad, n, LW_COUNT, g);
         memset(t->grad, 0, used * sizeof(float));
@@ -259,6 +264,8 @@ double llama_loss_backward(const model *m, llama_train *t, const int *tokens, co
     int k = 0;
     wg[k++] = grad_of(m, m->embed, go[W_EMBED], no[W_EMBED]);
     wg[k++] = grad_of(m, m->final_norm, t->dnormf, (size_t)D);
+    if (m->final_norm_b)
+        wg[k++] = grad_of(m, m->final_norm_b, t->dnormf_b, (size_t)D);
     if (!c->tied)
         wg[k++] = grad_of(m, head, go[W_HEAD], no[W_HEAD]);
     if (sink)

@@ -27,6 +27,26 @@
  *   hidden_act            must be "silu" when present
  *   mlp_bias              must be false when present
  *   rope_scaling          must be null when present
+ *
+ * ChatGLM (model_type "chatglm"; the published configs' own keys). ChatGLM2/3
+ * when the config has multi_query_attention, ChatGLM-6B otherwise:
+ *   num_layers            L                      required
+ *   vocab_size            V (6B)                 required
+ *   padded_vocab_size     V (2/3)                required
+ *   inner_hidden_size     F (6B): int or [L]     required
+ *   ffn_hidden_size       F (2/3): int or [L]    required
+ *   num_attention_heads   H: int or [L]          required
+ *   multi_query_group_num KV (2/3, with multi_query_attention true; else KV = H)
+ *   kv_channels (2/3), head_dim (6B, pare's own)  hd, default D / H
+ *   layernorm_epsilon     default 1e-5
+ *   max_sequence_length (6B), seq_length (2/3)   default 2048
+ *   position_encoding_2d  (6B) must be true when present
+ *   residual_scale_layers (6B, pare's own) the layer count of alpha = sqrt(2 * N),
+ *                         default num_layers (written when layers were removed)
+ *   add_qkv_bias          (2/3) default false; add_bias_linear must be false,
+ *                         rmsnorm and post_layer_norm true,
+ *                         apply_residual_connection_post_layernorm false
+ *   rope_ratio            (2/3) rotary base 10000 * rope_ratio, default 1
  * Every error is "SOURCE: what is wrong". */
 #include <math.h>
 #include <stdlib.h>
@@ -37,20 +57,45 @@
 
 static const char *const rope_style_names[] = {[ROPE_HALF] = "half", [ROPE_INTERLEAVED] = "interleaved"};
 
-static const char *const interpreted_keys[] = {
-    "attention_bias", "bos_token_id", "down_proj_bias", "eos_token_id", "head_dim", "hidden_act",
-    "hidden_size", "intermediate_size", "max_position_embeddings", "mlp_bias",
-    "model_type", "num_attention_heads", "o_proj_bias", "num_hidden_layers", "num_key_value_heads",
-    "rms_norm_eps", "rope_scaling", "rope_style", "rope_theta", "tie_word_embeddings",
-    "vocab_size",
+/* The keys each architecture reads for the shared sizes. */
+typedef struct {
+    const char *layers, *vocab, *ffn, *kv, *head_dim, *eps, *max_seq;
+} size_keys;
+
+static const size_keys keys_of[ARCH_COUNT] = {
+    [ARCH_LLAMA] = {"num_hidden_layers", "vocab_size", "intermediate_size", "num_key_value_heads", "head_dim",
+                    "rms_norm_eps", "max_position_embeddings"},
+    [ARCH_CHATGLM] = {"num_layers", "vocab_size", "inner_hidden_size", NULL, "head_dim", "layernorm_epsilon",
+                      "max_sequence_length"},
+    [ARCH_CHATGLM2] = {"num_layers", "padded_vocab_size", "ffn_hidden_size", "multi_query_group_num", "kv_channels",
+                       "layernorm_epsilon", "seq_length"},
 };
 
-static bool is_interpreted(const char *key)
+/* The other keys each architecture interprets (NULL-terminated). */
+static const char *const flag_keys[ARCH_COUNT][16] = {
+    [ARCH_LLAMA] = {"attention_bias", "down_proj_bias", "hidden_act", "mlp_bias", "o_proj_bias", "rope_scaling",
+                    "rope_style", "rope_theta", NULL},
+    [ARCH_CHATGLM] = {"position_encoding_2d", "residual_scale_layers", NULL},
+    [ARCH_CHATGLM2] = {"add_bias_linear", "add_qkv_bias", "apply_residual_connection_post_layernorm",
+                       "multi_query_attention", "original_rope", "post_layer_norm", "rmsnorm", "rope_ratio", NULL},
+};
+
+static const char *const common_keys[] = {"bos_token_id", "eos_token_id", "hidden_size", "model_type",
+                                          "num_attention_heads", "tie_word_embeddings", NULL};
+
+static bool in_list(const char *const *list, const char *key)
 {
-    for (size_t i = 0; i < sizeof interpreted_keys / sizeof *interpreted_keys; i++)
-        if (!strcmp(key, interpreted_keys[i]))
+    for (; *list; list++)
+        if (!strcmp(key, *list))
             return true;
     return false;
+}
+
+static bool is_interpreted(enum model_arch arch, const char *key)
+{
+    const size_keys *k = &keys_of[arch];
+    const char *sizes[] = {k->layers, k->vocab, k->ffn, k->kv ? k->kv : "", k->head_dim, k->eps, k->max_seq, NULL};
+    return in_list(common_keys, key) || in_list(sizes, key) || in_list(flag_keys[arch], key);
 }
 
 /* A present, non-null value, or NULL. */
@@ -143,6 +188,49 @@ static bool get_per_layer(json_t *j, const char *key, const char *src, int L, in
     return true;
 }
 
+/* The architecture of a config object with a valid model_type. */
+static enum model_arch arch_of(json_t *j)
+{
+    json_t *mt = get(j, "model_type");
+    if (!mt || !json_is_string(mt) || strcmp(json_string_value(mt), "chatglm"))
+        return ARCH_LLAMA;
+    return json_object_get(j, "multi_query_attention") ? ARCH_CHATGLM2 : ARCH_CHATGLM;
+}
+
+/* The ChatGLM keys beyond the sizes: what its published configs say, checked
+ * against what pare implements. */
+static void chatglm_flags(llama_config *c, json_t *j, const char *src)
+{
+    c->tied = get_bool(j, "tie_word_embeddings", src, false);
+    if (c->arch == ARCH_CHATGLM) {
+        if (!get_bool(j, "position_encoding_2d", src, true))
+            die("%s: position_encoding_2d false is not supported (pare implements ChatGLM-6B's 2D positions)", src);
+        c->qkv_bias = c->o_bias = c->up_bias = c->down_bias = true;
+        c->rope_style = ROPE_HALF;
+        c->rope_theta = 10000.0f;
+        c->alpha_layers = get_int(j, "residual_scale_layers", src, false, c->n_layers);
+        if (c->alpha_layers <= 0)
+            die("%s: residual_scale_layers must be positive (%d)", src, c->alpha_layers);
+        return;
+    }
+    if (get_bool(j, "add_bias_linear", src, false))
+        die("%s: add_bias_linear true is not supported", src);
+    if (!get_bool(j, "rmsnorm", src, true))
+        die("%s: rmsnorm false is not supported", src);
+    if (!get_bool(j, "post_layer_norm", src, true))
+        die("%s: post_layer_norm false is not supported", src);
+    if (get_bool(j, "apply_residual_connection_post_layernorm", src, false))
+        die("%s: apply_residual_connection_post_layernorm true is not supported", src);
+    if (!get_bool(j, "original_rope", src, true))
+        die("%s: original_rope false is not supported", src);
+    c->qkv_bias = get_bool(j, "add_qkv_bias", src, false);
+    c->rope_style = ROPE_INTERLEAVED;
+    double ratio = get_number(j, "rope_ratio", src, 1.0);
+    if (!(ratio > 0 && isfinite(ratio)))
+        die("%s: rope_ratio must be positive (%g)", src, ratio);
+    c->rope_theta = (float)(10000.0 * ratio);
+}
+
 void llama_config_from_json(llama_config *c, json_t *j, const char *src)
 {
     memset(c, 0, sizeof *c);
@@ -155,9 +243,12 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     if (!json_is_string(mt))
         die("%s: \"model_type\" must be a string", src);
     const char *type = json_string_value(mt);
-    if (strcmp(type, "llama") && strcmp(type, "mistral") && strcmp(type, "qwen2"))
-        die("%s: unsupported model_type \"%s\" (pare reads llama, mistral and qwen2)", src, type);
+    if (strcmp(type, "llama") && strcmp(type, "mistral") && strcmp(type, "qwen2") && strcmp(type, "chatglm"))
+        die("%s: unsupported model_type \"%s\" (pare reads llama, mistral, qwen2 and chatglm)", src, type);
     snprintf(c->model_type, sizeof c->model_type, "%s", type);
+    c->arch = arch_of(j);
+    const size_keys *K = &keys_of[c->arch];
+    bool glm = c->arch != ARCH_LLAMA;
 
     json_t *act = get(j, "hidden_act");
     if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu")))
@@ -168,14 +259,14 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
         die("%s: rope_scaling is not supported", src);
 
     c->dim = get_int(j, "hidden_size", src, true, 0);
-    c->n_layers = get_int(j, "num_hidden_layers", src, true, 0);
-    c->vocab = get_int(j, "vocab_size", src, true, 0);
+    c->n_layers = get_int(j, K->layers, src, true, 0);
+    c->vocab = get_int(j, K->vocab, src, true, 0);
     if (c->dim <= 0)
         die("%s: hidden_size must be positive (%d)", src, c->dim);
     if (c->n_layers <= 0 || c->n_layers > LLAMA_MAX_LAYERS)
-        die("%s: num_hidden_layers must be from 1 to %d (%d)", src, LLAMA_MAX_LAYERS, c->n_layers);
+        die("%s: %s must be from 1 to %d (%d)", src, K->layers, LLAMA_MAX_LAYERS, c->n_layers);
     if (c->vocab <= 0)
-        die("%s: vocab_size must be positive (%d)", src, c->vocab);
+        die("%s: %s must be positive (%d)", src, K->vocab, c->vocab);
     int L = c->n_layers;
 
     c->n_heads = xcalloc((size_t)L, sizeof(int));
@@ -183,9 +274,10 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     c->ffn_dim = xcalloc((size_t)L, sizeof(int));
     if (!get_per_layer(j, "num_attention_heads", src, L, c->n_heads))
         die("%s: missing required key \"num_attention_heads\"", src);
-    if (!get_per_layer(j, "intermediate_size", src, L, c->ffn_dim))
-        die("%s: missing required key \"intermediate_size\"", src);
-    if (!get_per_layer(j, "num_key_value_heads", src, L, c->n_kv_heads))
+    if (!get_per_layer(j, K->ffn, src, L, c->ffn_dim))
+        die("%s: missing required key \"%s\"", src, K->ffn);
+    bool mqa = c->arch != ARCH_CHATGLM2 || get_bool(j, "multi_query_attention", src, false);
+    if (!K->kv || !mqa || !get_per_layer(j, K->kv, src, L, c->n_kv_heads))
         memcpy(c->n_kv_heads, c->n_heads, (size_t)L * sizeof(int));
     for (int l = 0; l < L; l++) {
         int h = c->n_heads[l], kv = c->n_kv_heads[l];
@@ -194,13 +286,13 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
         if (h != 0 && kv == 0)
             die("%s: layer %d has %d attention heads but 0 key/value heads", src, l, h);
         if (h != 0 && h % kv != 0)
-            die("%s: layer %d: num_key_value_heads (%d) does not divide num_attention_heads (%d)",
-                src, l, kv, h);
+            die("%s: layer %d: %s (%d) does not divide num_attention_heads (%d)", src, l,
+                K->kv ? K->kv : "num_key_value_heads", kv, h);
     }
 
-    json_t *hdv = get(j, "head_dim");
+    json_t *hdv = get(j, K->head_dim);
     if (hdv) {
-        c->head_dim = get_int(j, "head_dim", src, true, 0);
+        c->head_dim = get_int(j, K->head_dim, src, true, 0);
         if (c->head_dim <= 0)
             die("%s: head_dim must be positive (%d)", src, c->head_dim);
     } else {
@@ -218,13 +310,23 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     if (c->head_dim % 2 != 0)
         die("%s: head_dim must be even for rotary embeddings (%d)", src, c->head_dim);
 
-    c->max_seq = get_int(j, "max_position_embeddings", src, false, 2048);
+    if (glm && c->head_dim % 4 != 0)
+        die("%s: head_dim must be a multiple of 4 for ChatGLM's rotary embeddings (%d)", src, c->head_dim);
+
+    c->max_seq = get_int(j, K->max_seq, src, false, 2048);
     if (c->max_seq <= 0)
-        die("%s: max_position_embeddings must be positive (%d)", src, c->max_seq);
-    double eps = get_number(j, "rms_norm_eps", src, 1e-6);
+        die("%s: %s must be positive (%d)", src, K->max_seq, c->max_seq);
+    double eps = get_number(j, K->eps, src, glm ? 1e-5 : 1e-6);
     if (!(eps > 0 && eps < 1))
-        die("%s: rms_norm_eps must be in (0, 1) (%g)", src, eps);
+        die("%s: %s must be in (0, 1) (%g)", src, K->eps, eps);
     c->norm_eps = (float)eps;
+    c->bos_id = get_token_id(j, "bos_token_id", src, 1);
+    c->eos_id = get_token_id(j, "eos_token_id", src, 2);
+    if (glm) {
+        chatglm_flags(c, j, src);
+        return;
+    }
+
     double theta = get_number(j, "rope_theta", src, 10000.0);
     if (!(theta > 0 && isfinite(theta)))
         die("%s: rope_theta must be positive (%g)", src, theta);
@@ -244,17 +346,16 @@ void llama_config_from_json(llama_config *c, json_t *j, const char *src)
     c->qkv_bias = attention_bias || !strcmp(type, "qwen2");
     c->o_bias = get_bool(j, "o_proj_bias", src, attention_bias && strcmp(type, "qwen2") != 0);
     c->down_bias = get_bool(j, "down_proj_bias", src, false);
-    c->bos_id = get_token_id(j, "bos_token_id", src, 1);
-    c->eos_id = get_token_id(j, "eos_token_id", src, 2);
 }
 
 json_t *llama_config_extra(const json_t *j)
 {
     json_t *extra = json_object();
+    enum model_arch arch = arch_of((json_t *)j);
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)j, key, v)
-        if (!is_interpreted(key))
+        if (!is_interpreted(arch, key))
             json_object_set(extra, key, v);
     return extra;
 }
@@ -286,8 +387,44 @@ static json_t *per_layer(const int *v, int L)
 
 static json_t *token_id(int id) { return id < 0 ? json_null() : json_integer(id); }
 
+/* ChatGLM's keys (llama_config_to_json's other half). */
+static json_t *chatglm_config_to_json(const llama_config *c)
+{
+    const size_keys *K = &keys_of[c->arch];
+    json_t *j = json_object();
+    json_object_set_new(j, "bos_token_id", token_id(c->bos_id));
+    json_object_set_new(j, "eos_token_id", token_id(c->eos_id));
+    json_object_set_new(j, K->head_dim, json_integer(c->head_dim));
+    json_object_set_new(j, "hidden_size", json_integer(c->dim));
+    json_object_set_new(j, K->ffn, per_layer(c->ffn_dim, c->n_layers));
+    json_object_set_new(j, K->max_seq, json_integer(c->max_seq));
+    json_object_set_new(j, "model_type", json_string(c->model_type));
+    json_object_set_new(j, "num_attention_heads", per_layer(c->n_heads, c->n_layers));
+    json_object_set_new(j, K->layers, json_integer(c->n_layers));
+    json_object_set_new(j, K->eps, json_float(c->norm_eps));
+    json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tied));
+    json_object_set_new(j, K->vocab, json_integer(c->vocab));
+    if (c->arch == ARCH_CHATGLM) {
+        json_object_set_new(j, "position_encoding_2d", json_true());
+        if (c->alpha_layers != c->n_layers)
+            json_object_set_new(j, "residual_scale_layers", json_integer(c->alpha_layers));
+        return j;
+    }
+    json_object_set_new(j, "multi_query_attention", json_true());
+    json_object_set_new(j, K->kv, per_layer(c->n_kv_heads, c->n_layers));
+    json_object_set_new(j, "add_qkv_bias", json_boolean(c->qkv_bias));
+    json_object_set_new(j, "add_bias_linear", json_false());
+    json_object_set_new(j, "rmsnorm", json_true());
+    json_object_set_new(j, "post_layer_norm", json_true());
+    json_object_set_new(j, "apply_residual_connection_post_layernorm", json_false());
+    json_object_set_new(j, "rope_ratio", json_float(c->rope_theta / 10000.0f));
+    return j;
+}
+
 json_t *llama_config_to_json(const llama_config *c)
 {
+    if (c->arch != ARCH_LLAMA)
+        return chatglm_config_to_json(c);
     json_t *j = json_object();
     json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
     if (c->o_bias != (c->qkv_bias && strcmp(c->model_type, "qwen2") != 0))

@@ -76,6 +76,18 @@ static void unite_attention(nodes *nd, const graph *g, const graph_op *op)
     }
 }
 
+static void unite_slice(nodes *nd, const graph *g, const graph_op *op)
+{
+    const fused_part *p = &op->slice;
+    int64_t n = g->values[op->out].dim, in = g->values[op->in[0]].dim;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t c = p->offset + (j / p->block) * p->stride + j % p->block;
+        if (c < 0 || c >= in)
+            die("dataflow: a slice of %s reaches past its %lld channels", g->values[op->in[0]].name, (long long)in);
+        unite(nd, node(nd, op->out, j), node(nd, op->in[0], c));
+    }
+}
+
 /* A tensor axis that runs along a value's channels. */
 typedef struct {
     const char *tensor;
@@ -114,6 +126,7 @@ static void collect_attachments(const graph *g, attachments *as)
             break;
         case OP_NORM:
             attach(as, op->weight, 0, op->out, 1, V[op->out].dim, 0, op->block);
+            attach(as, op->bias, 0, op->out, 1, V[op->out].dim, 0, op->block);
             break;
         case OP_LINEAR: {
             int64_t out_dim = op->out >= 0 ? V[op->out].dim : op->rows, in_dim = V[op->in[0]].dim;
@@ -157,7 +170,8 @@ static bool value_touches_attention(const graph *g, int v)
 static void add_member(group *gr, const attachment *a, int64_t start, int64_t stride, int64_t width)
 {
     for (int m = 0; m < gr->n_members; m++)
-        if (!strcmp(gr->members[m].tensor, a->tensor) && gr->members[m].axis == a->axis)
+        if (!strcmp(gr->members[m].tensor, a->tensor) && gr->members[m].axis == a->axis &&
+            gr->members[m].start == start)
             return; /* the same tensor axis reached twice (a tied embedding) */
     gr->members = xrealloc(gr->members, (size_t)(gr->n_members + 1) * sizeof *gr->members);
     gr->members[gr->n_members++] = (group_member){xstrdup(a->tensor), a->axis, start, stride, width};
@@ -165,13 +179,19 @@ static void add_member(group *gr, const attachment *a, int64_t start, int64_t st
     gr->unit_params += width * other;
 }
 
-/* The slice of attachment a in group gi: per unit, its channels must be one
- * contiguous run, and the runs evenly spaced. */
+/* The slices of attachment a in group gi: per unit, its channels are one or more
+ * contiguous runs (more than one where a fused map's output holds several parts
+ * of the unit: the query, key and value rows of a key/value group, the gate and
+ * up rows of an MLP channel); each unit must have the same runs, and run r of the
+ * units must be evenly spaced. Run r becomes one member. */
 static void member_from_attachment(const graph *g, nodes *nd, const int32_t *comp_of_root, component *comps,
                                    group *gr, int gi, const attachment *a)
 {
+    enum { MAX_RUNS = 8 };
     int64_t units = gr->units;
-    int64_t *first = xmalloc((size_t)units * sizeof *first), *count = xcalloc((size_t)units, sizeof *count);
+    int64_t *first = xmalloc((size_t)units * MAX_RUNS * sizeof *first); /* (units, MAX_RUNS) */
+    int64_t *count = xcalloc((size_t)units * MAX_RUNS, sizeof *count);
+    int *runs = xcalloc((size_t)units, sizeof *runs);
     int64_t dim = g->values[a->value].dim;
     bool any = false;
     for (int64_t c = 0; c < dim; c++) {
@@ -180,23 +200,30 @@ static void member_from_attachment(const graph *g, nodes *nd, const int32_t *com
             continue;
         any = true;
         int64_t u = cp->unit;
-        if (count[u] == 0)
-            first[u] = c;
-        else if (first[u] + count[u] != c)
-            die("dataflow: unit %lld of a %s group is not contiguous along %s axis %d", (long long)u,
-                group_kind_name(gr->kind), a->tensor, a->axis);
-        count[u]++;
+        int r = runs[u] - 1;
+        if (r < 0 || first[u * MAX_RUNS + r] + count[u * MAX_RUNS + r] != c) {
+            if (++r == MAX_RUNS)
+                die("dataflow: unit %lld of a %s group is split into more than %d runs along %s axis %d",
+                    (long long)u, group_kind_name(gr->kind), MAX_RUNS, a->tensor, a->axis);
+            runs[u] = r + 1;
+            first[u * MAX_RUNS + r] = c;
+        }
+        count[u * MAX_RUNS + r]++;
     }
     if (any) {
-        int64_t stride = units > 1 ? first[1] - first[0] : count[0];
-        for (int64_t u = 0; u < units; u++)
-            if (count[u] != count[0] || first[u] != first[0] + u * stride)
-                die("dataflow: units of a %s group are not evenly spaced along %s axis %d",
-                    group_kind_name(gr->kind), a->tensor, a->axis);
-        add_member(gr, a, first[0], stride, count[0]);
+        for (int r = 0; r < runs[0]; r++) {
+            int64_t f0 = first[r], n0 = count[r];
+            int64_t stride = units > 1 ? first[MAX_RUNS + r] - f0 : n0;
+            for (int64_t u = 0; u < units; u++)
+                if (runs[u] != runs[0] || count[u * MAX_RUNS + r] != n0 || first[u * MAX_RUNS + r] != f0 + u * stride)
+                    die("dataflow: units of a %s group are not evenly spaced along %s axis %d",
+                        group_kind_name(gr->kind), a->tensor, a->axis);
+            add_member(gr, a, f0, stride, n0);
+        }
     }
     free(first);
     free(count);
+    free(runs);
 }
 
 static int group_order(const group *a, const group *b)
@@ -263,6 +290,7 @@ void groups_from_graph(const graph *g, int n_layers, unsigned kinds, group_set *
             unite_channelwise(&nd, g, op->out, op->in[1]);
             break;
         case OP_ATTENTION: unite_attention(&nd, g, op); break;
+        case OP_SLICE: unite_slice(&nd, g, op); break;
         case OP_EMBED:
         case OP_LINEAR: break; /* inputs and outputs are independent spaces */
         }
@@ -374,7 +402,7 @@ void groups_from_graph(const graph *g, int n_layers, unsigned kinds, group_set *
 void groups_discover(const model *m, unsigned kinds, group_set *gs)
 {
     graph g;
-    graph_llama(&m->cfg, &g);
+    graph_model(&m->cfg, &g);
     groups_from_graph(&g, m->cfg.n_layers, kinds, gs);
     graph_free(&g);
     model_fingerprint(m, gs->fingerprint);

@@ -137,6 +137,10 @@ static void check_runnable(const model *m, const char *path)
     const llama_config *c = &m->cfg;
     if (!m->has_weights)
         die("%s: the model has no weights (a bare config)", path);
+    if (c->arch != ARCH_LLAMA)
+        die("%s: GGUF cannot hold a %s model: llama.cpp has no ChatGLM-6B architecture, and pare writes "
+            "GGUF for LLaMA models only (write a checkpoint or a Hugging Face folder instead)",
+            path, model_archs[c->arch].name);
     if (c->n_heads[0] == 0)
         die("%s: layer 0 has no attention heads; llama.cpp reads the attention shape from "
             "layer 0, so a GGUF model must keep at least one head there", path);
@@ -658,12 +662,12 @@ static void read_tokenizer(model *m, const gguf_file *g)
 static const char *hf_name_of(const char *gname, int *layer, char *out, size_t outn)
 {
     for (int k = 0; k < MW_COUNT; k++)
-        if (!strcmp(gname, llama_model_weight_gguf[k]))
+        if (llama_model_weight_gguf[k] && !strcmp(gname, llama_model_weight_gguf[k]))
             return llama_model_weight_names[k];
     int l, used = 0;
     if (sscanf(gname, "blk.%d.%n", &l, &used) == 1 && used > 0 && l >= 0)
         for (int k = 0; k < LW_COUNT; k++)
-            if (!strcmp(gname + used, llama_layer_weights[k].gguf)) {
+            if (llama_layer_weights[k].gguf && !strcmp(gname + used, llama_layer_weights[k].gguf)) {
                 snprintf(out, outn, "model.layers.%d.%s", l, llama_layer_weights[k].suffix);
                 *layer = l;
                 return out;

@@ -49,89 +49,139 @@ void graph_free(graph *g)
     memset(g, 0, sizeof *g);
 }
 
-/* ------------------------------------------------------------------ LLaMA */
+/* ------------------------------------------------------------------ models */
 
 /* Weight id of layer l (model.h's table) by name, or NULL when the config has none. */
 static char *layer_weight(const llama_config *c, int l, int id)
 {
     int64_t shape[2];
-    char name[160];
-    if (!llama_layer_weight_shape(c, l, id, shape))
+    char name[200];
+    if (id < 0 || !llama_layer_weight_shape(c, l, id, shape))
         return NULL;
-    llama_layer_weight_name(name, sizeof name, l, id);
+    llama_layer_weight_name(c, name, sizeof name, l, id);
     return xstrdup(name);
 }
 
-static graph_op *linear(graph *g, const llama_config *c, int l, int out, int in, int weight, int bias)
+static char *outer_weight(const llama_config *c, int id)
+{
+    int64_t shape[2];
+    return llama_model_weight_shape(c, id, shape) ? xstrdup(model_weight_name(c, id)) : NULL;
+}
+
+static void linear(graph *g, const llama_config *c, int l, int out, int in, int weight, int bias)
 {
     graph_op *op = graph_op_new(g, OP_LINEAR, l, out, in, -1, -1);
     op->weight = layer_weight(c, l, weight);
-    op->bias = bias >= 0 ? layer_weight(c, l, bias) : NULL;
-    return op;
+    op->bias = layer_weight(c, l, bias);
 }
 
-static void norm(graph *g, const llama_config *c, int l, int out, int in, int weight)
+/* The map weight (with bias) of layer l from in, one output value per part of
+ * the map: outs[p] (dims[p] channels, named names[p]) - through slices of one
+ * fused output when the weight is fused. */
+static void linear_parts(graph *g, const llama_config *c, int l, int in, int weight, int bias, int n,
+                         const int64_t *dims, const char *const *names, int *outs)
 {
+    for (int p = 0; p < n; p++)
+        outs[p] = graph_value_new(g, dims[p], l, "layers.%d.%s", l, names[p]);
+    fused_part parts[3];
+    if (!model_fused_parts(c, l, weight, parts)) {
+        linear(g, c, l, outs[0], in, weight, bias);
+        return;
+    }
+    int64_t total = 0;
+    for (int p = 0; p < n; p++)
+        total += dims[p];
+    int fused = graph_value_new(g, total, l, "layers.%d.%s_fused", l, names[0]);
+    linear(g, c, l, fused, in, weight, bias);
+    for (int p = 0; p < n; p++)
+        graph_op_new(g, OP_SLICE, l, outs[p], fused, -1, -1)->slice = parts[p];
+}
+
+static int norm(graph *g, const llama_config *c, int l, int in, int weight, int bias, const char *name)
+{
+    int out = graph_value_new(g, c->dim, l, "layers.%d.%s", l, name);
     graph_op *op = graph_op_new(g, OP_NORM, l, out, in, -1, -1);
     op->weight = layer_weight(c, l, weight);
+    op->bias = layer_weight(c, l, bias);
+    return out;
 }
 
-void graph_llama(const llama_config *c, graph *g)
+/* The residual after a sub-block: its input x plus the branch, or with scaled
+ * residuals alpha * (the normed input) plus the branch. */
+static int residual(graph *g, const arch_desc *A, int l, int x, int xn, int branch, const char *name)
+{
+    int x2 = graph_value_new(g, g->values[x].dim, -1, "layers.%d.%s", l, name);
+    graph_op_new(g, OP_ADD, -1, x2, A->scaled_residual ? xn : x, branch, -1);
+    return x2;
+}
+
+void graph_model(const llama_config *c, graph *g)
 {
     memset(g, 0, sizeof *g);
+    const arch_desc *A = &model_archs[c->arch];
     const int64_t D = c->dim;
 
     int x = graph_value_new(g, D, -1, "embed");
     graph_op *op = graph_op_new(g, OP_EMBED, -1, x, -1, -1, -1);
-    op->weight = xstrdup(llama_model_weight_names[MW_EMBED]);
+    op->weight = outer_weight(c, MW_EMBED);
     op->rows = c->vocab;
 
     for (int l = 0; l < c->n_layers; l++) {
         if (c->n_heads[l] > 0) {
             int64_t qd = llama_q_dim(c, l), kvd = llama_kv_dim(c, l);
-            int xn = graph_value_new(g, D, l, "layers.%d.attn_in", l);
-            norm(g, c, l, xn, x, LW_ATTN_NORM);
-            int q = graph_value_new(g, qd, l, "layers.%d.q", l);
-            int k = graph_value_new(g, kvd, l, "layers.%d.k", l);
-            int v = graph_value_new(g, kvd, l, "layers.%d.v", l);
-            linear(g, c, l, q, xn, LW_Q, LW_BQ);
-            linear(g, c, l, k, xn, LW_K, LW_BK);
-            linear(g, c, l, v, xn, LW_V, LW_BV);
+            int xn = norm(g, c, l, x, LW_ATTN_NORM, LW_ATTN_NORM_B, "attn_in");
+            static const char *const qkv_names[] = {"q", "k", "v"};
+            int64_t dims[3] = {qd, kvd, kvd};
+            int qkv[3];
+            if (A->qkv == FUSED_NONE) {
+                static const int w[3] = {LW_Q, LW_K, LW_V}, b[3] = {LW_BQ, LW_BK, LW_BV};
+                for (int p = 0; p < 3; p++)
+                    linear_parts(g, c, l, xn, w[p], b[p], 1, &dims[p], &qkv_names[p], &qkv[p]);
+            } else {
+                linear_parts(g, c, l, xn, LW_QKV, LW_BQKV, 3, dims, qkv_names, qkv);
+            }
             int qr = graph_value_new(g, qd, l, "layers.%d.q_rope", l);
             int kr = graph_value_new(g, kvd, l, "layers.%d.k_rope", l);
-            graph_op_new(g, OP_ROPE, l, qr, q, -1, -1);
-            graph_op_new(g, OP_ROPE, l, kr, k, -1, -1);
+            graph_op_new(g, OP_ROPE, l, qr, qkv[0], -1, -1);
+            graph_op_new(g, OP_ROPE, l, kr, qkv[1], -1, -1);
             int ctx = graph_value_new(g, qd, l, "layers.%d.attn_ctx", l);
-            graph_op_new(g, OP_ATTENTION, l, ctx, qr, kr, v)->head_dim = c->head_dim;
+            graph_op_new(g, OP_ATTENTION, l, ctx, qr, kr, qkv[2])->head_dim = c->head_dim;
             int ao = graph_value_new(g, D, l, "layers.%d.attn_out", l);
             linear(g, c, l, ao, ctx, LW_O, LW_BO);
-            int x2 = graph_value_new(g, D, -1, "layers.%d.resid_attn", l);
-            graph_op_new(g, OP_ADD, -1, x2, x, ao, -1);
-            x = x2;
+            x = residual(g, A, l, x, xn, ao, "resid_attn");
         }
         if (c->ffn_dim[l] > 0) {
             int64_t F = c->ffn_dim[l];
-            int xn = graph_value_new(g, D, l, "layers.%d.mlp_in", l);
-            norm(g, c, l, xn, x, LW_FFN_NORM);
-            int gate = graph_value_new(g, F, l, "layers.%d.gate", l);
-            int up = graph_value_new(g, F, l, "layers.%d.up", l);
-            linear(g, c, l, gate, xn, LW_GATE, -1);
-            linear(g, c, l, up, xn, LW_UP, -1);
-            int act = graph_value_new(g, F, l, "layers.%d.gate_act", l);
-            graph_op_new(g, OP_ACT, l, act, gate, -1, -1);
+            int xn = norm(g, c, l, x, LW_FFN_NORM, LW_FFN_NORM_B, "mlp_in");
             int hid = graph_value_new(g, F, l, "layers.%d.mlp_hidden", l);
-            graph_op_new(g, OP_MUL, l, hid, act, up, -1);
+            if (A->mlp == MLP_SWIGLU) {
+                static const char *const names[] = {"gate", "up"};
+                int64_t dims[2] = {F, F};
+                int gu[2];
+                if (A->fused_gate_up) {
+                    linear_parts(g, c, l, xn, LW_GATE_UP, -1, 2, dims, names, gu);
+                } else {
+                    linear_parts(g, c, l, xn, LW_GATE, -1, 1, dims, names, &gu[0]);
+                    linear_parts(g, c, l, xn, LW_UP, -1, 1, dims, names + 1, &gu[1]);
+                }
+                int act = graph_value_new(g, F, l, "layers.%d.gate_act", l);
+                graph_op_new(g, OP_ACT, l, act, gu[0], -1, -1);
+                graph_op_new(g, OP_MUL, l, hid, act, gu[1], -1);
+            } else {
+                int up = graph_value_new(g, F, l, "layers.%d.up", l);
+                linear(g, c, l, up, xn, LW_UP, LW_BUP);
+                graph_op_new(g, OP_ACT, l, hid, up, -1, -1);
+            }
             int mo = graph_value_new(g, D, l, "layers.%d.mlp_out", l);
             linear(g, c, l, mo, hid, LW_DOWN, LW_BDOWN);
-            int x2 = graph_value_new(g, D, -1, "layers.%d.resid_mlp", l);
-            graph_op_new(g, OP_ADD, -1, x2, x, mo, -1);
-            x = x2;
+            x = residual(g, A, l, x, xn, mo, "resid_mlp");
         }
     }
     int xf = graph_value_new(g, D, -1, "final_norm");
     op = graph_op_new(g, OP_NORM, -1, xf, x, -1, -1);
-    op->weight = xstrdup(llama_model_weight_names[MW_FINAL_NORM]);
+    op->weight = outer_weight(c, MW_FINAL_NORM);
+    op->bias = outer_weight(c, MW_FINAL_NORM_B);
     op = graph_op_new(g, OP_LINEAR, -1, -1, xf, -1, -1);
-    op->weight = xstrdup(llama_model_weight_names[c->tied ? MW_EMBED : MW_LM_HEAD]);
+    op->weight = outer_weight(c, c->tied ? MW_EMBED : MW_LM_HEAD);
     op->rows = c->vocab;
 }

@@ -13,7 +13,7 @@
 
 enum op_type {
     OP_EMBED,     /* out = E[token]:               E axis 1 ~ out */
-    OP_NORM,      /* out = norm(in) * w:           out ~ in, w axis 0 ~ out */
+    OP_NORM,      /* out = norm(in) * w (+ b):     out ~ in, w and b axis 0 ~ out */
     OP_LINEAR,    /* out = in @ W^T (+ b):         W axis 1 ~ in, W axis 0 ~ out, b axis 0 ~ out */
     OP_ROPE,      /* out = rotate(in):             out ~ in */
     OP_ATTENTION, /* out = attention(q, k, v):     channels of one head are inseparable;
@@ -22,6 +22,8 @@ enum op_type {
     OP_ACT,       /* out = f(in), element-wise:    out ~ in */
     OP_MUL,       /* out = a * b, element-wise:    out ~ a ~ b */
     OP_ADD,       /* out = a + b, element-wise:    out ~ a ~ b */
+    OP_SLICE,     /* out = part of in (a fused map's output): out channel j ~ in channel
+                     offset + (j / block) * stride + j % block (slice) */
 };
 
 #define GRAPH_MAX_IN 3
@@ -42,6 +44,7 @@ typedef struct {
     int64_t rows;         /* OP_EMBED, and OP_LINEAR with no out value: rows of the
                              weight (the vocabulary) */
     int block;            /* layer whose removable branch this op is in, or -1 */
+    fused_part slice;     /* OP_SLICE: which channels of in */
 } graph_op;
 
 typedef struct {
@@ -55,9 +58,11 @@ int graph_value_new(graph *g, int64_t dim, int block, const char *fmt, ...) __at
 graph_op *graph_op_new(graph *g, enum op_type type, int block, int out, int in0, int in1, int in2);
 void graph_free(graph *g);
 
-/* The LLaMA architecture (optional q/k/v biases, tied or untied head, per-layer
- * head counts and MLP widths; layers with no attention or no MLP omit that branch). */
-void graph_llama(const llama_config *c, graph *g);
+/* The dataflow of c's architecture (model_archs: separate or fused q/k/v, norms
+ * with or without bias, SwiGLU with separate or fused gate/up or a GeLU MLP,
+ * plain or scaled residuals; optional biases, tied or untied head, per-layer head
+ * counts and MLP widths; layers with no attention or no MLP omit that branch). */
+void graph_model(const llama_config *c, graph *g);
 
 /* The dependency analysis (discover.c): the groups of any description, of the
  * kinds in mask (groups.h), blocks 0..n_layers-1. Fills gs->g and gs->n only. */

@@ -51,6 +51,54 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
     }
 }
 
+/* y = (x - mean) * r * w + b, r = rsqrt(var + eps): with xh = (x - mean) * r and
+ * g = dy * w, dx += r * (g - mean(g) - xh * mean(g * xh)), dw += dy * xh, db += dy. */
+void layernorm_forward(float *out, float *rstd, const float *x, const float *w, const float *b, int N, int D,
+                       float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        double s = 0, ss = 0;
+        for (int i = 0; i < D; i++)
+            s += xr[i];
+        float mean = (float)(s / D);
+        for (int i = 0; i < D; i++)
+            ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+        float r = (float)(1.0 / sqrt(ss / D + (double)eps));
+        if (rstd)
+            rstd[n] = r;
+        for (int i = 0; i < D; i++)
+            o[i] = w[i] * ((xr[i] - mean) * r) + b[i];
+    }
+}
+
+void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                        const float *rstd, int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D, *dy = dout + (size_t)n * D;
+        float *dxr = dx + (size_t)n * D;
+        float r = rstd[n];
+        double s = 0, sg = 0, sgx = 0;
+        for (int i = 0; i < D; i++)
+            s += xr[i];
+        float mean = (float)(s / D);
+        for (int i = 0; i < D; i++) {
+            double g = (double)dy[i] * w[i], xh = ((double)xr[i] - mean) * r;
+            sg += g;
+            sgx += g * xh;
+        }
+        float mg = (float)(sg / D), mgx = (float)(sgx / D);
+        for (int i = 0; i < D; i++) {
+            float xh = (xr[i] - mean) * r;
+            dxr[i] += r * (dy[i] * w[i] - mg - xh * mgx);
+            dw[i] += dy[i] * xh;
+            db[i] += dy[i];
+        }
+    }
+}
+
 /* ---- rotary embedding ---- */
 
 void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
@@ -66,20 +114,22 @@ void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
     }
 }
 
-/* One rotation of every pair by +angle (sign 1) or -angle (sign -1). */
-static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
-                        enum rope_style style, float sign)
+/* One rotation of every pair of channels [off, off + rd) of each head by +angle
+ * (sign 1) or -angle (sign -1), token t at position pos[t] (t without pos). */
+static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                        int off, const int *pos, int ld, enum rope_style style, float sign)
 {
-    int half = hd / 2;
-    /* element pair i of a head: (i, i + hd/2) or (2i, 2i + 1) */
+    int half = rd / 2;
+    /* element pair i of the rotated channels: (i, i + rd/2) or (2i, 2i + 1) */
     int step = style == ROPE_HALF ? 1 : 2;
     int other = style == ROPE_HALF ? half : 1;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+            int at = pos ? pos[t] : t;
+            const float *c = cos_t + (size_t)at * half, *s = sin_t + (size_t)at * half;
             float *row = x + ((size_t)b * T + t) * ld;
             for (int h = 0; h < nh; h++) {
-                float *v = row + (size_t)h * hd;
+                float *v = row + (size_t)h * hd + off;
                 for (int i = 0; i < half; i++) {
                     float *p0 = v + i * step, *p1 = p0 + other;
                     float x0 = *p0, x1 = *p1;
@@ -94,20 +144,39 @@ static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B,
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
                   enum rope_style style)
 {
-    rope_rotate(x, cos_t, sin_t, B, T, nh, hd, ld, style, 1.0f);
+    rope_rotate(x, cos_t, sin_t, B, T, nh, hd, hd, 0, NULL, ld, style, 1.0f);
 }
 
 /* The rotation is orthogonal: its transpose turns by -angle. */
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
                    enum rope_style style)
 {
-    rope_rotate(dx, cos_t, sin_t, B, T, nh, hd, ld, style, -1.0f);
+    rope_rotate(dx, cos_t, sin_t, B, T, nh, hd, hd, 0, NULL, ld, style, -1.0f);
+}
+
+void rope_part_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                       int off, const int *pos, int ld, enum rope_style style)
+{
+    rope_rotate(x, cos_t, sin_t, B, T, nh, hd, rd, off, pos, ld, style, 1.0f);
+}
+
+void rope_part_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                        int off, const int *pos, int ld, enum rope_style style)
+{
+    rope_rotate(dx, cos_t, sin_t, B, T, nh, hd, rd, off, pos, ld, style, -1.0f);
 }
 
 /* ---- causal self-attention ---- */
 
+/* The last key row i attends to: itself and before, and the whole prefix. */
+static int last_key(int i, int prefix, int T)
+{
+    int last = i > prefix - 1 ? i : prefix - 1;
+    return last < T ? last : T - 1;
+}
+
 void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
-                       int KV, int hd)
+                       int KV, int hd, int prefix)
 {
     int group = H / KV;                 /* query heads per key/value head */
     int ldq = H * hd, ldkv = KV * hd;   /* row strides of q/ctx and k/v */
@@ -122,21 +191,22 @@ void attention_forward(float *ctx, float *att, const float *q, const float *k, c
             float *cb = ctx + (size_t)b * T * ldq + (size_t)h * hd;        /* (T, hd), ld ldq */
             /* scores = scale * q k^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ldq, kb, ldkv, 0.0f, p, T);
-            /* causal softmax per row; zero above the diagonal */
+            /* masked softmax per row; zero after the last visible key */
             for (int i = 0; i < T; i++) {
                 float *row = p + (size_t)i * T;
+                int last = last_key(i, prefix, T);
                 float mx = row[0];
-                for (int j = 1; j <= i; j++)
+                for (int j = 1; j <= last; j++)
                     mx = row[j] > mx ? row[j] : mx;
                 double sum = 0;
-                for (int j = 0; j <= i; j++) {
+                for (int j = 0; j <= last; j++) {
                     row[j] = expf(row[j] - mx);
                     sum += row[j];
                 }
                 float inv = (float)(1.0 / sum);
-                for (int j = 0; j <= i; j++)
+                for (int j = 0; j <= last; j++)
                     row[j] *= inv;
-                for (int j = i + 1; j < T; j++)
+                for (int j = last + 1; j < T; j++)
                     row[j] = 0.0f;
             }
             /* ctx = P v */
@@ -149,7 +219,8 @@ void attention_forward(float *ctx, float *att, const float *q, const float *k, c
  *   dq += scale * dS k,  dk += scale * dS^T q.
  * P is zero above the diagonal, so dS is too. dp is (T, T) scratch. */
 void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
-                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd)
+                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd,
+                        int prefix)
 {
     int group = H / KV;
     int ldq = H * hd, ldkv = KV * hd;
@@ -166,13 +237,14 @@ void attention_backward(float *dq, float *dk, float *dv, float *dp, const float 
             for (int i = 0; i < T; i++) {
                 const float *pr = p + (size_t)i * T;
                 float *dr = dp + (size_t)i * T;
+                int last = last_key(i, prefix, T);
                 double dot = 0;
-                for (int j = 0; j <= i; j++)
+                for (int j = 0; j <= last; j++)
                     dot += (double)pr[j] * dr[j];
                 float s = (float)dot;
-                for (int j = 0; j <= i; j++)
+                for (int j = 0; j <= last; j++)
                     dr[j] = pr[j] * (dr[j] - s);
-                for (int j = i + 1; j < T; j++)
+                for (int j = last + 1; j < T; j++)
                     dr[j] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k + kvo, ldkv, 1.0f,
@@ -201,6 +273,26 @@ void swiglu_backward(float *dgate, float *dup, const float *dhid, const float *g
         float s = 1.0f / (1.0f + expf(-g));
         dgate[i] = dh * u * s * (1.0f + g * (1.0f - s));
         dup[i] = dh * g * s;
+    }
+}
+
+/* gelu(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi) (ChatGLM's
+ * gelu_impl); d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2). */
+#define GELU_C 0.7978845608028654f
+void gelu_forward(float *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(GELU_C * v * (1.0f + 0.044715f * v * v)));
+    }
+}
+
+void gelu_backward(float *dx, const float *dout, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        float t = tanhf(GELU_C * v * (1.0f + 0.044715f * v * v));
+        dx[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
     }
 }
 

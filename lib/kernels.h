@@ -25,6 +25,15 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                       int N, int D);
 
+/* LayerNorm: out (N, D) = (x - mean) * rsqrt(var + eps) * w + b over D, the sums in
+ * double; rstd (N), if not NULL, receives rsqrt(var + eps). out may equal x. */
+void layernorm_forward(float *out, float *rstd, const float *x, const float *w, const float *b, int N, int D,
+                       float eps);
+/* dx (N, D) +=, dw, db (D) += the gradients given dout, the forward's x, w and
+ * rstd (the mean is recomputed from x). dx must not alias dout or x. */
+void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                        const float *rstd, int N, int D);
+
 /* Rotary tables for positions 0..T-1: cos, sin (T, hd/2), angle pos * inv_freq[i],
  * inv_freq[i] = theta^(-2i/hd), computed in fp32 the way Hugging Face and llama2.c
  * do (the angle rounded to float, its cosine and sine exact). */
@@ -39,24 +48,42 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
                    enum rope_style style);
 
-/* Causal attention with scale 1/sqrt(hd); query head h reads key/value head
- * h / (H/KV). q (N, H*hd), k and v (N, KV*hd), ctx (N, H*hd). att (B, H, T, T)
+/* Rotate channels [off, off + rd) of each head of x (B, T, nh, hd) (row stride
+ * ld) in place, pairs as rope_forward's within those channels, token t at
+ * position pos[t] (NULL: t; positions < the tables' rows, which are (., rd/2)).
+ * The channels outside pass through. Partial rotary (ChatGLM2: the first half of
+ * a head) and 2D rotary (ChatGLM-6B: each half by its own positions). */
+void rope_part_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                       int off, const int *pos, int ld, enum rope_style style);
+/* Its backward, in place: the inverse rotation. */
+void rope_part_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                        int off, const int *pos, int ld, enum rope_style style);
+
+/* Masked attention with scale 1/sqrt(hd); query head h reads key/value head
+ * h / (H/KV). Token i sees tokens 0..i and, with prefix P > 0, all of the first P
+ * tokens (ChatGLM's bidirectional prompt); prefix 0 is causal. q (N, H*hd), k and v (N, KV*hd), ctx (N, H*hd). att (B, H, T, T)
  * receives the softmax probabilities (zero above the diagonal). Scores and P@V are
  * one sgemm per (sequence, head). */
 void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
-                       int KV, int hd);
+                       int KV, int hd, int prefix);
 /* dq (N, H*hd), dk and dv (N, KV*hd) += the gradients of q, k, v given dctx
  * (N, H*hd) and the forward's att, q, k, v; a key/value head sums the gradients
  * of the query heads that read it. dp (T, T) is scratch. Four sgemms per
  * (sequence, head). */
 void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
-                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd);
+                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd,
+                        int prefix);
 
 /* hid (n) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). hid may equal gate or up. */
 void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n);
 /* dgate, dup (n) = (not +=) the gradients of gate and up given dhid (n). Element-wise:
  * dgate may equal gate, dup may equal up. */
 void swiglu_backward(float *dgate, float *dup, const float *dhid, const float *gate, const float *up, int64_t n);
+
+/* out (n) = gelu(x), the tanh approximation (ChatGLM-6B); out may equal x. */
+void gelu_forward(float *out, const float *x, int64_t n);
+/* dx (n) = (not +=) dout * gelu'(x); dx may equal dout. */
+void gelu_backward(float *dx, const float *dout, const float *x, int64_t n);
 
 /* Row-wise softmax of x (n, V) into p (may equal x), in fp32 with the max
  * subtracted; the sum in double. */

@@ -1,5 +1,5 @@
-/* layer.h - one LLaMA decoder layer, forward and backward: the only place the
- * layer is written. The batch forward (llama.c), the cached forward
+/* layer.h - one decoder layer of any architecture (model_archs: LLaMA, ChatGLM,
+ * ChatGLM2), forward and backward: the only place the layer is written. The batch forward (llama.c), the cached forward
  * (llama_cache.c) and the training pass (backward.c) all run layer_forward; they
  * differ only in their hooks:
  *   attend  how q, k, v (before rotary) become the attention context: causal over
@@ -39,15 +39,35 @@ typedef struct {
     float *xmid;          /* (N, D) residual between attention and MLP (backward only) */
     float *xn_m, *rstd_m; /* (N, D), (N) MLP norm's output and 1/rms */
     float *gate, *up;     /* (N, F) */
-    float *hid;           /* (N, F) silu(gate) * up, down_proj's input */
+    float *hid;           /* (N, F) silu(gate) * up or gelu(up), down_proj's input */
+    float *fused;         /* (N, max(H*hd + 2*KV*hd, 2F)) a fused map's output before
+                             its split (ChatGLM; unused, may be NULL, for LLaMA) */
 } layer_acts;
 
-/* Causal attention over B sequences of T tokens at positions 0..T-1. */
+/* Causal attention over B sequences of T tokens at positions 0..T-1; with
+ * prefix P > 0, the first P tokens also see each other (ChatGLM-6B's prompt up to
+ * [gMASK]) and the positions are ChatGLM-6B's (layer_positions). */
 typedef struct {
     int B, T;
     float *att;                        /* (B, H, T, T) softmax probabilities */
-    const float *rope_cos, *rope_sin;  /* (T, hd/2) */
+    const float *rope_cos, *rope_sin;  /* (T, rd/2), rd = llama_rope_dim */
+    int prefix;                        /* 0: causal */
+    const int *pos, *block_pos;        /* (T) with a prefix (layer_positions), else NULL:
+                                          positions 0..T-1, block positions 0 */
 } layer_causal;
+
+/* ChatGLM-6B's positions for a prompt of P tokens ending in [gMASK] (then <sop>
+ * and what follows): pos[t] = t and block_pos[t] = 0 for t < P, pos[t] = P - 1
+ * and block_pos[t] = t - P + 1 after. P = 0: pos t, block 0 (plain causal). */
+void layer_positions(int T, int prefix, int *pos, int *block_pos);
+
+/* The model's norm (RMSNorm, or LayerNorm with bias b) of x (N, D) into out;
+ * rstd (N) kept when not NULL. */
+void layer_norm_forward(const model *m, const tensor *w, const tensor *b, float *out, float *rstd, const float *x,
+                        int N);
+/* Its backward: dx +=, dw (and db, LayerNorm) += (kernels.h). */
+void layer_norm_backward(const model *m, const tensor *w, float *dx, float *dw, float *db, const float *dout,
+                         const float *x, const float *rstd, int N);
 
 typedef struct {
     /* ctx (N, H*hd) of q, k, v (N rows, before rotary) of layer l, in a */
@@ -62,8 +82,9 @@ typedef struct {
 /* The attend hook of the batch passes: ctx is a layer_causal. */
 void layer_attend_causal(void *ctx, const model *m, int l, layer_acts *a, int N);
 
-/* Layer l on N rows: out (N, D) = x + attention(rmsnorm(x)), then
- * out += mlp(rmsnorm(out)) when full (without full, out is the residual between
+/* Layer l on N rows: out (N, D) = x + attention(norm(x)), then
+ * out += mlp(norm(out)) when full (with scaled residuals, alpha * norm(.)
+ * replaces the residual term) (without full, out is the residual between
  * the two sub-blocks and the MLP stops before down_proj). out may equal x. A
  * sub-block the config removed (H = 0, F = 0) is skipped. */
 void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, const float *x, float *out, int N,
@@ -92,5 +113,8 @@ typedef struct {
  * Recomputes the layer's internals (into a) from x first. */
 void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,
                     layer_dacts *d, const float *x, float *const g[LW_COUNT]);
+
+/* The size in floats per row of layer_acts.fused for m (0 for LLaMA). */
+int64_t layer_fused_width(const model *m);
 
 #endif

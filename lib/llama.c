@@ -30,6 +30,7 @@ void llama_state_init(llama_state *s, const model *m, int B, int T)
     s->B = s->maxB = B;
     s->T = s->maxT = T;
     size_t N = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab, hd = (size_t)c->head_dim;
+    size_t rd = (size_t)llama_rope_dim(c);
     size_t maxH = 0, maxKV = 0, maxF = 0;
     for (int l = 0; l < c->n_layers; l++) {
         maxH = (size_t)c->n_heads[l] > maxH ? (size_t)c->n_heads[l] : maxH;
@@ -48,11 +49,14 @@ void llama_state_init(llama_state *s, const model *m, int B, int T)
         {&s->up, N * maxF},
         {&s->hid, N * maxF},
         {&s->logits, N * V},
-        {&s->rope_cos, (size_t)T * hd / 2},
-        {&s->rope_sin, (size_t)T * hd / 2},
+        {&s->rope_cos, (size_t)T * rd / 2},
+        {&s->rope_sin, (size_t)T * rd / 2},
+        {&s->fused, N * (size_t)layer_fused_width(m)},
     };
     s->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], NULL);
-    rope_tables(s->rope_cos, s->rope_sin, T, c->head_dim, c->rope_theta);
+    rope_tables(s->rope_cos, s->rope_sin, T, (int)rd, c->rope_theta);
+    s->pos = xmalloc((size_t)T * 2 * sizeof *s->pos);
+    s->block_pos = s->pos + T;
 }
 
 /* Smaller batches use a prefix of every buffer; the rotary tables' first T rows
@@ -68,19 +72,28 @@ void llama_state_set_batch(llama_state *s, int B, int T)
 void llama_state_free(llama_state *s)
 {
     free(s->arena);
+    free(s->pos);
     memset(s, 0, sizeof *s);
 }
 
 void llama_forward(const model *m, llama_state *s, const int *tokens)
 {
     const llama_config *c = &m->cfg;
-    int N = s->B * s->T, D = c->dim;
-    layer_causal att = {s->B, s->T, s->att, s->rope_cos, s->rope_sin};
+    int N = s->B * s->T;
+    layer_causal att = {s->B, s->T, s->att, s->rope_cos, s->rope_sin, s->prefix, NULL, NULL};
+    if (s->prefix > 0) {
+        if (!model_archs[c->arch].rope_2d)
+            die("%s: a bidirectional prefix is ChatGLM-6B's; this is a %s model", m->source ? m->source : "model",
+                model_archs[c->arch].name);
+        layer_positions(s->T, s->prefix, s->pos, s->block_pos);
+        att.pos = s->pos;
+        att.block_pos = s->block_pos;
+    }
     layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = &att, .lora = s->lora};
     layer_acts a = {.xn_a = s->xn, .q = s->q, .k = s->k, .v = s->v, .ctx = s->ctx, .xn_m = s->xn,
-                    .gate = s->gate, .up = s->up, .hid = s->hid};
+                    .gate = s->gate, .up = s->up, .hid = s->hid, .fused = s->fused};
     layers_forward(m, &h, &a, tokens, s->x, N);
-    rmsnorm_forward(s->xn, NULL, s->x, tensor_vector(m->final_norm), N, D, c->norm_eps);
+    layer_norm_forward(m, m->final_norm, m->final_norm_b, s->xn, NULL, s->x, N);
     matmul_forward(s->logits, s->xn, m->lm_head, NULL, N);
 }
 

@@ -26,7 +26,13 @@ typedef struct {
     float *gate, *up;/* (N, maxF) */
     float *hid;      /* (N, maxF) silu(gate) * up */
     float *logits;   /* (N, V) */
-    float *rope_cos, *rope_sin; /* (T, hd/2) */
+    float *rope_cos, *rope_sin; /* (T, rd/2), rd = llama_rope_dim */
+    float *fused;    /* (N, layer_fused_width) a fused map's output (ChatGLM) */
+    int prefix;      /* 0: causal attention; P > 0: the first P tokens of each
+                        sequence see each other, and ChatGLM-6B's positions
+                        (layer_positions) - a prompt ending in [gMASK] at P - 1,
+                        <sop> at P. Set by the caller; ChatGLM-6B only */
+    int *pos, *block_pos;       /* (maxT) the positions of that prefix */
     struct lora_set *lora;      /* adapters every pass adds (lora.h), or NULL: set by
                                    the caller, beside the model */
 } llama_state;

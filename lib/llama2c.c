@@ -43,7 +43,7 @@ static void read_layers(reader *r, model *m, int id)
         char name[160];
         int64_t shape[2];
         int ndim = llama_layer_weight_shape(&m->cfg, l, id, shape);
-        llama_layer_weight_name(name, sizeof name, l, id);
+        llama_layer_weight_name(&m->cfg, name, sizeof name, l, id);
         read_into(r, m, name, ndim, shape[0], shape[1]);
     }
 }

@@ -52,8 +52,9 @@ void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows,
         {&c->sc, N * positions},
         {&c->hn, (size_t)out_rows * D},
         {&c->logits, (size_t)out_rows * V},
-        {&c->rope_cos, positions * hd / 2},
-        {&c->rope_sin, positions * hd / 2},
+        {&c->rope_cos, positions * (size_t)llama_rope_dim(cf) / 2},
+        {&c->rope_sin, positions * (size_t)llama_rope_dim(cf) / 2},
+        {&c->fused, N * (size_t)layer_fused_width(m)},
     };
     c->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], NULL);
     c->off = xcalloc((size_t)S, sizeof *c->off);
@@ -64,7 +65,7 @@ void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows,
         c->off[s] = (int)((int64_t)pool * s / S);
         c->cap[s] = (int)((int64_t)pool * (s + 1) / S) - c->off[s];
     }
-    rope_tables(c->rope_cos, c->rope_sin, (int)positions, cf->head_dim, cf->rope_theta);
+    rope_tables(c->rope_cos, c->rope_sin, (int)positions, llama_rope_dim(cf), cf->rope_theta);
 }
 
 void llama_cache_free(llama_cache *c)
@@ -186,7 +187,7 @@ static void attend_cached(void *ctx, const model *m, int l, layer_acts *a, int N
     const cache_call *cc = ctx;
     llama_cache *c = cc->c;
     const llama_config *cf = &m->cfg;
-    int hd = cf->head_dim, half = hd / 2;
+    int hd = cf->head_dim, rd = llama_rope_dim(cf), half = rd / 2;
     int H = cf->n_heads[l], KV = cf->n_kv_heads[l], group = H / KV;
     int qd = H * hd, kvd = KV * hd, ldc = c->kvd;
     float scale = (float)(1.0 / sqrt((double)hd));
@@ -199,8 +200,8 @@ static void attend_cached(void *ctx, const model *m, int l, layer_acts *a, int N
         float *kr = a->k + (size_t)cc->start[r] * kvd;   /* (T, KV*hd) */
         float *vr = a->v + (size_t)cc->start[r] * kvd;   /* (T, KV*hd) */
         float *cr = a->ctx + (size_t)cc->start[r] * qd;  /* (T, H*hd) */
-        rope_forward(qr, cs, sn, 1, T, H, hd, qd, cf->rope_style);
-        rope_forward(kr, cs, sn, 1, T, KV, hd, kvd, cf->rope_style);
+        rope_part_forward(qr, cs, sn, 1, T, H, hd, rd, 0, NULL, qd, cf->rope_style);
+        rope_part_forward(kr, cs, sn, 1, T, KV, hd, rd, 0, NULL, kvd, cf->rope_style);
         const float *kp = c->kc + layer_off + (size_t)c->off[s] * ldc; /* (P, ldc) */
         const float *vp = c->vc + layer_off + (size_t)c->off[s] * ldc; /* (P, ldc) */
         int ld = P + T;
@@ -259,7 +260,7 @@ void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int 
     cache_call cc = {c, R, start, len, slot, append};
     layer_hooks h = {.attend = attend_cached, .attend_ctx = &cc, .lora = c->lora};
     layer_acts a = {.xn_a = c->xn, .q = c->q, .k = c->k, .v = c->v, .ctx = c->ctx, .xn_m = c->xn,
-                    .gate = c->gate, .up = c->up, .hid = c->gate};
+                    .gate = c->gate, .up = c->up, .hid = c->gate, .fused = c->fused};
     layers_forward(m, &h, &a, tokens, c->x, N);
     if (append)
         for (int r = 0; r < R; r++)
@@ -267,8 +268,8 @@ void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int 
     for (int i = 0; i < n_out; i++) {
         if (out[i] < 0 || out[i] >= N)
             die("llama_cache_forward: output row %d out of range (%d rows)", out[i], N);
-        rmsnorm_forward(c->hn + (size_t)i * D, NULL, c->x + (size_t)out[i] * D, tensor_vector(m->final_norm), 1, D,
-                        cf->norm_eps);
+        layer_norm_forward(m, m->final_norm, m->final_norm_b, c->hn + (size_t)i * D, NULL, c->x + (size_t)out[i] * D,
+                           1);
     }
     if (n_out > 0)
         matmul_forward(c->logits, c->hn, m->lm_head, NULL, n_out);

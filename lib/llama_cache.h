@@ -46,7 +46,10 @@ typedef struct {
     float *sc;       /* (T, P + T) attention scores of one (sequence, head) */
     float *hn;       /* (out_rows, D) normed rows that get logits */
     float *logits;   /* (out_rows, V) */
-    float *rope_cos, *rope_sin; /* (pool + rows, hd/2): positions 0 .. pool+rows-1 */
+    float *rope_cos, *rope_sin; /* (pool + rows, rd/2): positions 0 .. pool+rows-1
+                                   (rd = llama_rope_dim; ChatGLM-6B's causal positions:
+                                   block positions 0) */
+    float *fused;    /* (N, layer_fused_width) a fused map's output (ChatGLM) */
     struct lora_set *lora;      /* adapters every call adds (lora.h), or NULL: set by the
                                    caller, beside the model */
 } llama_cache;

@@ -52,12 +52,6 @@ const char *lora_target_name(int target)
     return llama_layer_weights[target_weight[target]].lora;
 }
 
-const char *lora_target_suffix(int target)
-{
-    targets_init();
-    return llama_layer_weights[target_weight[target]].suffix;
-}
-
 int lora_target_of(int weight_id)
 {
     targets_init();
@@ -141,7 +135,9 @@ void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double a
             lora_adapter *a = &s->ad[s->n];
             s->index[l * LORA_TARGET_COUNT + t] = s->n++;
             a->layer = l, a->target = t, a->nin = nin, a->nout = nout;
-            a->name = xasprintf("model.layers.%d.%s", l, lora_target_suffix(t));
+            char name[200];
+            llama_layer_weight_name(c, name, sizeof name, l, target_weight[t]);
+            a->name = xstrdup(name);
             if (!model_tensor(m, a->name))
                 die("%s: no tensor '%s' to adapt", src, a->name);
             s->n_weights += (size_t)rank * (size_t)(nin + nout);

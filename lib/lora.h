@@ -32,8 +32,6 @@ enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN
 
 /* "q_proj", ..., "down_proj". */
 const char *lora_target_name(int target);
-/* "self_attn.q_proj.weight", ...: the weight's name after "model.layers.N.". */
-const char *lora_target_suffix(int target);
 /* The target of weight id (enum llama_layer_weight), or -1 for a weight no
  * adapter adapts. */
 int lora_target_of(int weight_id);

@@ -40,26 +40,48 @@ static int cmp_spec(const void *a, const void *b)
     return strcmp(((const tensor_spec *)a)->name, ((const tensor_spec *)b)->name);
 }
 
+const arch_desc model_archs[ARCH_COUNT] = {
+    /* name, layer prefix, norm, MLP, q/k/v, fused gate/up, scaled residual, rotary on half, 2D rotary */
+    [ARCH_LLAMA] = {"llama", "model.layers.", NORM_RMS, MLP_SWIGLU, FUSED_NONE, false, false, false, false},
+    [ARCH_CHATGLM] = {"chatglm", "transformer.layers.", NORM_LAYER, MLP_GELU, FUSED_PER_HEAD, false, true, true,
+                      true},
+    [ARCH_CHATGLM2] = {"chatglm2", "transformer.encoder.layers.", NORM_RMS, MLP_SWIGLU, FUSED_CONCAT, true, false,
+                       true, false},
+};
+
 const llama_weight_desc llama_layer_weights[LW_COUNT] = {
-#define LW_DESC(id, field, suffix, rows, cols, part, opt, lora, gguf) {suffix, rows, cols, part, opt, lora, gguf},
+#define LW_DESC(id, field, suffix, rows, cols, part, opt, lora, gguf, glm, glm2) \
+    {suffix, rows, cols, part, opt, lora, gguf, {suffix, glm, glm2}},
     LLAMA_LAYER_WEIGHTS(LW_DESC)
 #undef LW_DESC
 };
 
+const char *const model_weight_names[ARCH_COUNT][MW_COUNT] = {
+#define MW_NAME(id, field, name, rows, cols, gguf, glm, glm2) name,
+    {LLAMA_MODEL_WEIGHTS(MW_NAME)},
+#undef MW_NAME
+#define MW_NAME(id, field, name, rows, cols, gguf, glm, glm2) glm,
+    {LLAMA_MODEL_WEIGHTS(MW_NAME)},
+#undef MW_NAME
+#define MW_NAME(id, field, name, rows, cols, gguf, glm, glm2) glm2,
+    {LLAMA_MODEL_WEIGHTS(MW_NAME)},
+#undef MW_NAME
+};
+
 const char *const llama_model_weight_names[MW_COUNT] = {
-#define MW_NAME(id, field, name, rows, cols, gguf) name,
+#define MW_NAME(id, field, name, rows, cols, gguf, glm, glm2) name,
     LLAMA_MODEL_WEIGHTS(MW_NAME)
 #undef MW_NAME
 };
 
 const char *const llama_model_weight_gguf[MW_COUNT] = {
-#define MW_GGUF(id, field, name, rows, cols, gguf) gguf,
+#define MW_GGUF(id, field, name, rows, cols, gguf, glm, glm2) gguf,
     LLAMA_MODEL_WEIGHTS(MW_GGUF)
 #undef MW_GGUF
 };
 
 static const enum llama_dim model_weight_dims[MW_COUNT][2] = {
-#define MW_DIMS(id, field, name, rows, cols, gguf) {rows, cols},
+#define MW_DIMS(id, field, name, rows, cols, gguf, glm, glm2) {rows, cols},
     LLAMA_MODEL_WEIGHTS(MW_DIMS)
 #undef MW_DIMS
 };
@@ -73,21 +95,39 @@ static int64_t dim_of(const llama_config *c, int l, enum llama_dim d)
     case DIM_D: return c->dim;
     case DIM_Q: return llama_q_dim(c, l);
     case DIM_KV: return llama_kv_dim(c, l);
+    case DIM_QKV: return llama_q_dim(c, l) + 2 * llama_kv_dim(c, l);
     case DIM_F: return c->ffn_dim[l];
+    case DIM_F2: return 2 * (int64_t)c->ffn_dim[l];
     case DIM_NONE: break;
     }
     return 0;
+}
+
+const char *model_layer_weight_suffix(const llama_config *c, int id)
+{
+    return llama_layer_weights[id].name[c->arch];
+}
+
+const char *model_weight_name(const llama_config *c, int id) { return model_weight_names[c->arch][id]; }
+
+static bool opt_present(const llama_config *c, enum llama_opt opt)
+{
+    switch (opt) {
+    case OPT_ALWAYS: return true;
+    case OPT_QKV_BIAS: return c->qkv_bias;
+    case OPT_O_BIAS: return c->o_bias;
+    case OPT_DOWN_BIAS: return c->down_bias;
+    case OPT_UP_BIAS: return c->up_bias;
+    case OPT_NORM_BIAS: return model_archs[c->arch].norm == NORM_LAYER;
+    }
+    return false;
 }
 
 int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape[2])
 {
     const llama_weight_desc *w = &llama_layer_weights[id];
     bool part = w->part == PART_ATTN ? c->n_heads[l] > 0 : c->ffn_dim[l] > 0;
-    bool flag = w->opt == OPT_ALWAYS     ? true
-                : w->opt == OPT_QKV_BIAS ? c->qkv_bias
-                : w->opt == OPT_O_BIAS   ? c->o_bias
-                                         : c->down_bias;
-    if (!part || !flag)
+    if (!w->name[c->arch] || !part || !opt_present(c, w->opt))
         return 0;
     shape[0] = dim_of(c, l, w->rows);
     shape[1] = dim_of(c, l, w->cols);
@@ -96,16 +136,66 @@ int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape
 
 int llama_model_weight_shape(const llama_config *c, int id, int64_t shape[2])
 {
-    if (id == MW_LM_HEAD && c->tied)
+    if ((id == MW_LM_HEAD && c->tied) || !model_weight_name(c, id))
         return 0;
     shape[0] = dim_of(c, 0, model_weight_dims[id][0]);
     shape[1] = dim_of(c, 0, model_weight_dims[id][1]);
     return model_weight_dims[id][1] == DIM_NONE ? 1 : 2;
 }
 
-void llama_layer_weight_name(char *buf, size_t n, int l, int id)
+void llama_layer_weight_name(const llama_config *c, char *buf, size_t n, int l, int id)
 {
-    snprintf(buf, n, "model.layers.%d.%s", l, llama_layer_weights[id].suffix);
+    const char *suffix = model_layer_weight_suffix(c, id);
+    snprintf(buf, n, "%s%d.%s", model_archs[c->arch].layer_prefix, l, suffix ? suffix : "(none)");
+}
+
+int model_layer_of(const char *name, const char **rest)
+{
+    for (int a = 0; a < ARCH_COUNT; a++) {
+        const char *prefix = model_archs[a].layer_prefix;
+        size_t k = strlen(prefix);
+        if (strncmp(name, prefix, k) || name[k] < '0' || name[k] > '9')
+            continue;
+        char *end;
+        long l = strtol(name + k, &end, 10);
+        if (*end != '.' || l > 1000000)
+            return -1;
+        *rest = end + 1;
+        return (int)l;
+    }
+    return -1;
+}
+
+int model_layer_weight_id(const llama_config *c, const char *rest)
+{
+    for (int id = 0; id < LW_COUNT; id++)
+        if (llama_layer_weights[id].name[c->arch] && !strcmp(rest, llama_layer_weights[id].name[c->arch]))
+            return id;
+    return -1;
+}
+
+int model_fused_parts(const llama_config *c, int l, int id, fused_part parts[3])
+{
+    const arch_desc *a = &model_archs[c->arch];
+    int64_t hd = c->head_dim, q = llama_q_dim(c, l), kv = llama_kv_dim(c, l), F = c->ffn_dim[l];
+    if ((id == LW_QKV || id == LW_BQKV) && a->qkv == FUSED_PER_HEAD) {
+        /* head h's rows: [q_h | k_h | v_h], hd each (query and key/value heads pair one to one) */
+        for (int p = 0; p < 3; p++)
+            parts[p] = (fused_part){p * hd, hd, 3 * hd, p ? kv : q};
+        return 3;
+    }
+    if ((id == LW_QKV || id == LW_BQKV) && a->qkv == FUSED_CONCAT) {
+        parts[0] = (fused_part){0, q, q, q};
+        parts[1] = (fused_part){q, kv, kv, kv};
+        parts[2] = (fused_part){q + kv, kv, kv, kv};
+        return 3;
+    }
+    if (id == LW_GATE_UP && a->fused_gate_up) {
+        parts[0] = (fused_part){0, F, F, F};
+        parts[1] = (fused_part){F, F, F, F};
+        return 2;
+    }
+    return 0;
 }
 
 /* The outer tensors, then every layer weight the table and the config imply. */
@@ -117,15 +207,17 @@ int llama_tensor_specs(const llama_config *c, tensor_spec **specs)
         int64_t shape[2];
         int ndim = llama_model_weight_shape(c, id, shape);
         if (ndim)
-            add_spec(s, &n, xstrdup(llama_model_weight_names[id]), ndim, shape[0], shape[1]);
+            add_spec(s, &n, xstrdup(model_weight_name(c, id)), ndim, shape[0], shape[1]);
     }
     for (int l = 0; l < c->n_layers; l++)
         for (int id = 0; id < LW_COUNT; id++) {
             int64_t shape[2];
             int ndim = llama_layer_weight_shape(c, l, id, shape);
-            if (ndim)
-                add_spec(s, &n, xasprintf("model.layers.%d.%s", l, llama_layer_weights[id].suffix), ndim,
-                         shape[0], shape[1]);
+            if (ndim) {
+                char name[200];
+                llama_layer_weight_name(c, name, sizeof name, l, id);
+                add_spec(s, &n, xstrdup(name), ndim, shape[0], shape[1]);
+            }
         }
     qsort(s, (size_t)n, sizeof *s, cmp_spec);
     *specs = s;
@@ -218,9 +310,9 @@ void model_bind(model *m)
             die("%s: tensor %s appears twice", src, m->tensors[i].name);
 
     /* A tied model may still carry a copy of the embedding as lm_head. */
-    tensor *head = model_tensor(m, llama_model_weight_names[MW_LM_HEAD]);
+    tensor *head = model_weight_name(c, MW_LM_HEAD) ? model_tensor(m, model_weight_name(c, MW_LM_HEAD)) : NULL;
     if (c->tied && head) {
-        tensor *emb = model_tensor(m, llama_model_weight_names[MW_EMBED]);
+        tensor *emb = model_tensor(m, model_weight_name(c, MW_EMBED));
         if (!emb || !tensor_equal(emb, head))
             die("%s: tie_word_embeddings is true, but lm_head.weight differs from the embedding",
                 src);
@@ -232,8 +324,8 @@ void model_bind(model *m)
     while (i < ns || k < m->n_tensors) {
         int cmp = i == ns ? 1 : k == m->n_tensors ? -1 : strcmp(specs[i].name, m->tensors[k].name);
         if (cmp < 0) {
-            if (!strcmp(specs[i].name, llama_model_weight_names[MW_LM_HEAD]))
-                die("%s: missing tensor lm_head.weight (tie_word_embeddings is false)", src);
+            if (!strcmp(specs[i].name, model_weight_name(c, MW_LM_HEAD)))
+                die("%s: missing tensor %s (tie_word_embeddings is false)", src, specs[i].name);
             die("%s: missing tensor %s", src, specs[i].name);
         }
         if (cmp > 0)
@@ -268,14 +360,14 @@ void model_bind(model *m)
     free(m->layers);
     m->layers = xcalloc((size_t)c->n_layers, sizeof *m->layers);
     for (int id = 0; id < MW_COUNT; id++)
-        m->outer[id] = model_tensor(m, llama_model_weight_names[id]);
+        m->outer[id] = model_weight_name(c, id) ? model_tensor(m, model_weight_name(c, id)) : NULL;
     if (c->tied)
         m->lm_head = m->embed;
     for (int l = 0; l < c->n_layers; l++)
         for (int id = 0; id < LW_COUNT; id++) {
-            char name[160];
-            llama_layer_weight_name(name, sizeof name, l, id);
-            m->layers[l].slot[id] = model_tensor(m, name);
+            char name[200];
+            llama_layer_weight_name(c, name, sizeof name, l, id);
+            m->layers[l].slot[id] = model_layer_weight_suffix(c, id) ? model_tensor(m, name) : NULL;
         }
     m->has_weights = true;
 }

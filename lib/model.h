@@ -1,4 +1,4 @@
-/* model.h - one in-memory LLaMA-architecture model: config, named tensors bound
+/* model.h - one in-memory model (LLaMA or ChatGLM architecture): config, named tensors bound
  * to its layers through the weight table, tokenizer bytes. Loaders (model_load.h)
  * fill it from files; this type knows no file format.
  *
@@ -14,6 +14,38 @@
 
 #include "tensor.h"
 
+/* ---- the architectures ----
+ *
+ * pare reads three architectures. Each is one column of the weight tables below
+ * (a weight's name in it, or NULL where it has no such weight) and one row of
+ * model_archs (model.c), which says what its layer computes: the forward,
+ * backward, graph and pruning code read these descriptions, never the name.
+ *   ARCH_LLAMA     LLaMA, Mistral, Qwen2 (model_type llama, mistral, qwen2)
+ *   ARCH_CHATGLM   ChatGLM-6B (model_type chatglm without multi_query_attention):
+ *                  LayerNorm with bias, fused q/k/v interleaved per head, GeLU MLP,
+ *                  every linear map with a bias, 2D rotary, residuals alpha * norm(x)
+ *   ARCH_CHATGLM2  ChatGLM2/3-6B (model_type chatglm with multi_query_attention):
+ *                  RMSNorm, fused [Q | K | V] with a bias, multi-query attention,
+ *                  partial interleaved rotary, SwiGLU from one fused [gate | up] */
+enum model_arch { ARCH_LLAMA, ARCH_CHATGLM, ARCH_CHATGLM2, ARCH_COUNT };
+enum norm_kind { NORM_RMS, NORM_LAYER };    /* x*rsqrt(mean x^2)*w; (x-mean)*rsqrt(var)*w + b */
+enum mlp_kind { MLP_SWIGLU, MLP_GELU };     /* down(silu(gate) * up); down(gelu_tanh(up) + b) */
+enum fused_layout { FUSED_NONE, FUSED_PER_HEAD, FUSED_CONCAT }; /* how a fused map's rows split */
+
+typedef struct {
+    const char *name;          /* "llama", "chatglm", "chatglm2" (messages) */
+    const char *layer_prefix;  /* "model.layers." : layer weights are PREFIX N "." SUFFIX */
+    enum norm_kind norm;
+    enum mlp_kind mlp;
+    enum fused_layout qkv;     /* q/k/v: separate maps, or one map whose rows are
+                                  per head [q | k | v] (PER_HEAD) or [Q | K | V] (CONCAT) */
+    bool fused_gate_up;        /* one map with rows [gate (F) | up (F)] */
+    bool scaled_residual;      /* h = alpha * norm(x) + f(norm(x)), alpha = sqrt(2 * alpha_layers) */
+    bool rope_half;            /* rotary acts on the first half of a head's channels only */
+    bool rope_2d;              /* ... and the second half rotates by the block position */
+} arch_desc;
+extern const arch_desc model_archs[ARCH_COUNT];
+
 enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
 
 /* The most layers a config may give: real models have at most a few hundred, and a
@@ -22,7 +54,8 @@ enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
 #define LLAMA_MAX_LAYERS 4096
 
 typedef struct {
-    char model_type[32]; /* "llama", "mistral" (same as llama), "qwen2" (always qkv_bias) */
+    char model_type[32]; /* "llama", "mistral" (same as llama), "qwen2" (always qkv_bias), "chatglm" */
+    enum model_arch arch; /* model_archs[arch] says what a layer computes */
     int dim;             /* D */
     int n_layers;        /* L */
     int vocab;           /* V */
@@ -38,6 +71,9 @@ typedef struct {
     bool qkv_bias;       /* q/k/v projections have biases */
     bool o_bias;         /* o_proj has a bias (Llama attention_bias; FLAP compensation) */
     bool down_bias;      /* down_proj has a bias (FLAP compensation) */
+    bool up_bias;        /* the MLP's input map has a bias (ChatGLM-6B) */
+    int alpha_layers;    /* scaled_residual: alpha = sqrt(2 * alpha_layers), the
+                            original model's layer count (kept when layers go) */
     int bos_id, eos_id;
 } llama_config;
 
@@ -49,84 +85,112 @@ typedef struct {
  * derived from it. Adding a weight means a row here, the kernel that uses it, and
  * its test.
  *
- *   X(ID, field, suffix, rows, cols, part, opt, lora)
+ *   X(ID, field, suffix, rows, cols, part, opt, lora, gguf, glm, glm2)
  *   ID      LW_ID: the weight's slot in a layer; the backward pass delivers a
  *           layer's gradients in this order
  *   field   its member of layer_weights
- *   suffix  its name after "model.layers.N."
+ *   suffix  its name after "model.layers.N." in a LLaMA model, NULL: none
  *   rows, cols  its shape from (config, layer): DIM_D hidden size, DIM_Q query
- *           width H*hd, DIM_KV key/value width KV*hd, DIM_F MLP width, DIM_HD
- *           head dim (a per-head weight), DIM_V vocabulary; a vector has cols
- *           DIM_NONE
+ *           width H*hd, DIM_KV key/value width KV*hd, DIM_QKV their sum Q+2KV,
+ *           DIM_F MLP width, DIM_F2 twice that, DIM_HD head dim (a per-head
+ *           weight), DIM_V vocabulary; a vector has cols DIM_NONE
  *   part    PART_ATTN (present when H > 0) or PART_MLP (present when F > 0): a
  *           norm goes with the sub-block it feeds
  *   opt     OPT_ALWAYS (present with its part), or the config flag that adds it
- *           (an optional bias): OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS
+ *           (an optional bias): OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS,
+ *           OPT_UP_BIAS, OPT_NORM_BIAS (LayerNorm)
  *   lora    the LoRA target's name of a map an adapter can adapt ("q_proj"), or
  *           NULL; the targets are these rows in table order
- *   gguf    its name after "blk.N." in a GGUF file (llama.cpp's names) */
+ *   gguf    its name after "blk.N." in a GGUF file (llama.cpp's names)
+ *   glm, glm2  its name after the layer prefix in ChatGLM-6B and ChatGLM2 models */
 #define LLAMA_LAYER_WEIGHTS(X)                                                                                     \
-    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, NULL, "attn_norm.weight") \
-    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, "q_proj", "attn_q.weight") \
-    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "k_proj", "attn_k.weight") \
-    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "v_proj", "attn_v.weight") \
-    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, "o_proj", "attn_output.weight") \
-    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_q.bias") \
-    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_k.bias") \
-    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_v.bias") \
-    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, NULL, "attn_output.bias") \
-    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, NULL, "ffn_norm.weight") \
-    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "gate_proj", "ffn_gate.weight") \
-    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "up_proj", "ffn_up.weight") \
-    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj", "ffn_down.weight") \
-    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL, "ffn_down.bias")
+    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, NULL, "attn_norm.weight", \
+      "input_layernorm.weight", "input_layernorm.weight") \
+    X(ATTN_NORM_B, attn_norm_b, NULL, DIM_D, DIM_NONE, PART_ATTN, OPT_NORM_BIAS, NULL, NULL, \
+      "input_layernorm.bias", NULL) \
+    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, "q_proj", "attn_q.weight", NULL, NULL) \
+    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "k_proj", "attn_k.weight", NULL, NULL) \
+    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "v_proj", "attn_v.weight", NULL, NULL) \
+    X(QKV, wqkv, NULL, DIM_QKV, DIM_D, PART_ATTN, OPT_ALWAYS, NULL, NULL, \
+      "attention.query_key_value.weight", "self_attention.query_key_value.weight") \
+    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, "o_proj", "attn_output.weight", \
+      "attention.dense.weight", "self_attention.dense.weight") \
+    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_q.bias", NULL, NULL) \
+    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_k.bias", NULL, NULL) \
+    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_v.bias", NULL, NULL) \
+    X(BQKV, bqkv, NULL, DIM_QKV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, NULL, \
+      "attention.query_key_value.bias", "self_attention.query_key_value.bias") \
+    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, NULL, "attn_output.bias", \
+      "attention.dense.bias", NULL) \
+    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, NULL, \
+      "ffn_norm.weight", "post_attention_layernorm.weight", "post_attention_layernorm.weight") \
+    X(FFN_NORM_B, ffn_norm_b, NULL, DIM_D, DIM_NONE, PART_MLP, OPT_NORM_BIAS, NULL, NULL, \
+      "post_attention_layernorm.bias", NULL) \
+    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "gate_proj", "ffn_gate.weight", \
+      NULL, NULL) \
+    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "up_proj", "ffn_up.weight", \
+      "mlp.dense_h_to_4h.weight", NULL) \
+    X(GATE_UP, w_gate_up, NULL, DIM_F2, DIM_D, PART_MLP, OPT_ALWAYS, NULL, NULL, NULL, "mlp.dense_h_to_4h.weight") \
+    X(BUP, bup, NULL, DIM_F, DIM_NONE, PART_MLP, OPT_UP_BIAS, NULL, NULL, "mlp.dense_h_to_4h.bias", NULL) \
+    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj", "ffn_down.weight", \
+      "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.weight") \
+    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL, "ffn_down.bias", \
+      "mlp.dense_4h_to_h.bias", NULL)
 
-enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_F, DIM_HD, DIM_V };
+enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_QKV, DIM_F, DIM_F2, DIM_HD, DIM_V };
 enum llama_part { PART_ATTN, PART_MLP };
-enum llama_opt { OPT_ALWAYS, OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS };
+enum llama_opt { OPT_ALWAYS, OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS, OPT_UP_BIAS, OPT_NORM_BIAS };
 
 enum llama_layer_weight {
-#define LW_ENUM(id, field, suffix, rows, cols, part, opt, lora, gguf) LW_##id,
+#define LW_ENUM(id, field, suffix, rows, cols, part, opt, lora, gguf, glm, glm2) LW_##id,
     LLAMA_LAYER_WEIGHTS(LW_ENUM)
 #undef LW_ENUM
     LW_COUNT
 };
 
 typedef struct {
-    const char *suffix;
+    const char *suffix;          /* LLaMA's name; name[arch] for any architecture */
     enum llama_dim rows, cols;
     enum llama_part part;
     enum llama_opt opt;
     const char *lora;
     const char *gguf;
+    const char *name[ARCH_COUNT]; /* after the layer prefix, per architecture; NULL: none */
 } llama_weight_desc;
 
 /* The table as data: llama_layer_weights[LW_Q].suffix is "self_attn.q_proj.weight". */
 extern const llama_weight_desc llama_layer_weights[LW_COUNT];
 
-/* The weights outside the layers, the same way: X(ID, field, name, rows, cols, gguf).
- * The LM head is absent from a tied model (the embedding serves as both). */
+/* The weights outside the layers, the same way: X(ID, field, name, rows, cols, gguf,
+ * glm, glm2), the names per architecture (NULL: none). The LM head is absent from a
+ * tied model (the embedding serves as both). */
 #define LLAMA_MODEL_WEIGHTS(X)                                                                                     \
-    X(EMBED, embed, "model.embed_tokens.weight", DIM_V, DIM_D, "token_embd.weight") \
-    X(FINAL_NORM, final_norm, "model.norm.weight", DIM_D, DIM_NONE, "output_norm.weight") \
-    X(LM_HEAD, lm_head, "lm_head.weight", DIM_V, DIM_D, "output.weight")
+    X(EMBED, embed, "model.embed_tokens.weight", DIM_V, DIM_D, "token_embd.weight", \
+      "transformer.word_embeddings.weight", "transformer.embedding.word_embeddings.weight") \
+    X(FINAL_NORM, final_norm, "model.norm.weight", DIM_D, DIM_NONE, "output_norm.weight", \
+      "transformer.final_layernorm.weight", "transformer.encoder.final_layernorm.weight") \
+    X(FINAL_NORM_B, final_norm_b, NULL, DIM_D, DIM_NONE, NULL, "transformer.final_layernorm.bias", NULL) \
+    X(LM_HEAD, lm_head, "lm_head.weight", DIM_V, DIM_D, "output.weight", "lm_head.weight", \
+      "transformer.output_layer.weight")
 
 enum llama_model_weight {
-#define MW_ENUM(id, field, name, rows, cols, gguf) MW_##id,
+#define MW_ENUM(id, field, name, rows, cols, gguf, glm, glm2) MW_##id,
     LLAMA_MODEL_WEIGHTS(MW_ENUM)
 #undef MW_ENUM
     MW_COUNT
 };
 
-/* "model.embed_tokens.weight", ... by MW_ id; and their GGUF names ("token_embd.weight"). */
+/* "model.embed_tokens.weight", ... by MW_ id (LLaMA's names; model_weight_name for
+ * any architecture); and their GGUF names ("token_embd.weight"). */
 extern const char *const llama_model_weight_names[MW_COUNT];
+extern const char *const model_weight_names[ARCH_COUNT][MW_COUNT];
 extern const char *const llama_model_weight_gguf[MW_COUNT];
 
 /* A layer's weights, by name (w->wq) or by slot (w->slot[LW_Q]); NULL where the
  * config has no such weight. Each points at a tensor of the model. */
 typedef union {
     struct {
-#define LW_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf) const tensor *field;
+#define LW_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf, glm, glm2) const tensor *field;
         LLAMA_LAYER_WEIGHTS(LW_FIELD)
 #undef LW_FIELD
     };
@@ -150,8 +214,8 @@ typedef struct {
                                     to be written once: pare-prune's output, pare-mkmodel's),
                                     else NULL; model_free releases it */
     union {                      /* the weights outside the layers, by name or MW_ slot: */
-        struct {                 /* embed (V, D), final_norm (D), lm_head (V, D), == embed when tied */
-#define MW_FIELD(id, field, name, rows, cols, gguf) const tensor *field;
+        struct {                 /* embed (V, D), final_norm (D), final_norm_b (D) or NULL, lm_head (V, D), == embed when tied */
+#define MW_FIELD(id, field, name, rows, cols, gguf, glm, glm2) const tensor *field;
             LLAMA_MODEL_WEIGHTS(MW_FIELD)
 #undef MW_FIELD
         };
@@ -182,14 +246,38 @@ json_t *model_config_json(const model *m);
 /* Per-layer sizes. */
 static inline int64_t llama_q_dim(const llama_config *c, int l) { return (int64_t)c->n_heads[l] * c->head_dim; }
 static inline int64_t llama_kv_dim(const llama_config *c, int l) { return (int64_t)c->n_kv_heads[l] * c->head_dim; }
+/* Channels of a head one rotary table covers: hd, or hd/2 (ChatGLM). */
+static inline int llama_rope_dim(const llama_config *c)
+{
+    return model_archs[c->arch].rope_half ? c->head_dim / 2 : c->head_dim;
+}
 /* Shape of weight id (enum llama_layer_weight) of layer l under config c: returns
  * its ndim (1 or 2), or 0 when the config implies no such tensor. */
 int llama_layer_weight_shape(const llama_config *c, int l, int id, int64_t shape[2]);
 /* Shape of weight id (enum llama_model_weight) under config c: its ndim, or 0
  * when the config implies no such tensor (the LM head of a tied model). */
 int llama_model_weight_shape(const llama_config *c, int id, int64_t shape[2]);
-/* "model.layers.L.SUFFIX" of weight id into buf. */
-void llama_layer_weight_name(char *buf, size_t n, int l, int id);
+/* "model.layers.L.SUFFIX" (the architecture's prefix and name) of weight id into buf. */
+void llama_layer_weight_name(const llama_config *c, char *buf, size_t n, int l, int id);
+/* Weight id's name after the layer prefix in c's architecture, or NULL. */
+const char *model_layer_weight_suffix(const llama_config *c, int id);
+/* The name of outer weight id (enum llama_model_weight) in c's architecture, or NULL. */
+const char *model_weight_name(const llama_config *c, int id);
+/* The layer index of a layer weight's name in any architecture ("model.layers.3.x"
+ * is 3, and *rest "x"; the prefixes differ), or -1 for any other name. */
+int model_layer_of(const char *name, const char **rest);
+/* Weight id of the layer weight named rest (after the prefix) under c, or -1. */
+int model_layer_weight_id(const llama_config *c, const char *rest);
+
+/* The parts of a fused map's output (the rows of LW_QKV, LW_BQKV: q, k, v; of
+ * LW_GATE_UP: gate, up) in layer l: part p's channel j is row
+ * offset + (j / block) * stride + j % block, for j < width. Returns the number of
+ * parts, 0 for a weight that is not fused. The forward's split, its backward's
+ * merge and the dataflow graph's slices all read this. */
+typedef struct {
+    int64_t offset, block, stride, width;
+} fused_part;
+int model_fused_parts(const llama_config *c, int l, int id, fused_part parts[3]);
 
 /* Expected tensors: the name and shape of every tensor the config implies, in name
  * order (strcmp). Returns the count; *specs is allocated (tensor_specs_free). A

@@ -53,7 +53,7 @@ static void fill(tensor *t, int dim, uint64_t seed)
         std = 0.1;
     } else if (ends_with(t->name, ".bias")) {
         std = 0.1;
-    } else if (!strcmp(t->name, llama_model_weight_names[MW_EMBED])) {
+    } else if (strstr(t->name, "embed") || strstr(t->name, "word_embeddings")) {
         std = 1 / sqrt((double)dim);
     } else {
         std = 1 / sqrt((double)t->shape[1]);

@@ -59,20 +59,25 @@ static bool is_per_unit(enum prune_criterion c) { return c == PRUNE_CRIT_ABLATIO
 
 /* ------------------------------------------------------------------ counts */
 
-int64_t prune_layer_params(const llama_config *c, int l)
+/* Every weight of layer l the table and c imply: its parameters (all of them) or
+ * its matrices' (a product per token each). */
+static int64_t layer_sum(const llama_config *c, int l, bool matrices_only)
 {
-    int64_t D = c->dim, q = llama_q_dim(c, l), kv = llama_kv_dim(c, l), F = c->ffn_dim[l], n = 0;
-    if (c->n_heads[l] > 0)
-        n += D + 2 * q * D + 2 * kv * D + (c->qkv_bias ? q + 2 * kv : 0) + (c->o_bias ? D : 0);
-    if (F > 0)
-        n += D + 3 * D * F + (c->down_bias ? D : 0);
+    int64_t n = 0;
+    for (int id = 0; id < LW_COUNT; id++) {
+        int64_t shape[2];
+        int ndim = llama_layer_weight_shape(c, l, id, shape);
+        if (ndim == 2 || (ndim == 1 && !matrices_only))
+            n += shape[0] * (ndim == 2 ? shape[1] : 1);
+    }
     return n;
 }
 
+int64_t prune_layer_params(const llama_config *c, int l) { return layer_sum(c, l, false); }
+
 int64_t prune_layer_macs(const llama_config *c, int l, int T)
 {
-    int64_t D = c->dim, q = llama_q_dim(c, l), kv = llama_kv_dim(c, l), F = c->ffn_dim[l];
-    int64_t n = (int64_t)T * (2 * q * D + 2 * kv * D + 3 * D * F);
+    int64_t n = (int64_t)T * layer_sum(c, l, true);
     n += 2 * (int64_t)c->n_heads[l] * T * T * c->head_dim;
     return n;
 }
@@ -936,19 +941,6 @@ static void marks_free(marks *mk, int n)
     free(mk);
 }
 
-/* Layer index of "model.layers.N.rest" (and *rest), or -1. */
-static int layer_of(const char *name, const char **rest)
-{
-    static const char prefix[] = "model.layers.";
-    if (strncmp(name, prefix, sizeof prefix - 1))
-        return -1;
-    char *end;
-    long l = strtol(name + sizeof prefix - 1, &end, 10);
-    if (*end != '.')
-        return -1;
-    *rest = end + 1;
-    return (int)l;
-}
 
 /* Indices of an axis of length n not marked (all when rm is NULL) into idx (or
  * only counted when idx is NULL); returns the count. */
@@ -1089,18 +1081,19 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy
     for (int ti = 0; ti < src->n_tensors; ti++) {
         tensor *t = &src->tensors[ti];
         const char *rest = NULL;
-        int l = layer_of(t->name, &rest), nl = l;
+        int l = model_layer_of(t->name, &rest), nl = l;
         char *name = NULL;
         if (l >= 0 && l < p->before.n_layers) {
             nl = p->layer_map[l];
             bool dropped = nl < 0;
-            /* a norm goes with the sub-block it feeds */
-            if (!dropped && !strcmp(rest, "input_layernorm.weight") && p->after.n_heads[nl] == 0)
-                dropped = true;
-            if (!dropped && !strcmp(rest, "post_attention_layernorm.weight") && p->after.ffn_dim[nl] == 0)
+            /* a norm goes with the sub-block it feeds: what the config after implies */
+            int id = model_layer_weight_id(&p->after, rest);
+            int64_t shape[2];
+            if (!dropped && id >= 0 && !llama_layer_weight_shape(&p->after, nl, id, shape) &&
+                (id == LW_ATTN_NORM || id == LW_ATTN_NORM_B || id == LW_FFN_NORM || id == LW_FFN_NORM_B))
                 dropped = true;
             if (!dropped)
-                name = xasprintf("model.layers.%d.%s", nl, rest);
+                name = xasprintf("%s%d.%s", model_archs[p->after.arch].layer_prefix, nl, rest);
         } else {
             name = xstrdup(t->name);
         }
@@ -1115,9 +1108,10 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy
             dst->dtype = t->dtype;
             dst->stored = t->stored;
             const double *cv = NULL; /* (nr) added to a bias (nc 1) */
-            if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "self_attn.o_proj.bias"))
+            int rid = l >= 0 ? model_layer_weight_id(&p->before, rest) : -1;
+            if (comp && l >= 0 && l < p->before.n_layers && rid == LW_BO)
                 cv = comp[2 * l];
-            if (comp && l >= 0 && l < p->before.n_layers && !strcmp(rest, "mlp.down_proj.bias"))
+            if (comp && l >= 0 && l < p->before.n_layers && rid == LW_BDOWN)
                 cv = comp[2 * l + 1];
             if (lazy && t->ndim == 2) { /* made when asked; vectors now (they are small) */
                 sl->e[sl->n++] = (slice_entry){xstrdup(name), ti};
@@ -1131,17 +1125,21 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy
     for (int l = 0; comp && l < p->before.n_layers; l++) {
         int nl = p->layer_map[l];
         for (int which = 0; which < 2; which++) {
-            const char *rest = which ? "mlp.down_proj.bias" : "self_attn.o_proj.bias";
+            const char *rest = model_layer_weight_suffix(&p->after, which ? LW_BDOWN : LW_BO);
+            const char *prefix = model_archs[p->after.arch].layer_prefix;
+            if (!rest)
+                die("%s: bias compensation needs a %s bias, which a %s model cannot have", src->source,
+                    which ? "down projection" : "attention output", model_archs[p->after.arch].name);
             bool kept = nl >= 0 && (which ? p->after.ffn_dim[nl] > 0 : p->after.n_heads[nl] > 0);
             bool wanted = which ? p->after.down_bias : p->after.o_bias;
             if (!kept && comp[2 * l + which])
                 warn("layer %d: the bias compensation of its removed %s goes with it", l, which ? "MLP" : "attention");
-            char *src_name = xasprintf("model.layers.%d.%s", l, rest);
+            char *src_name = xasprintf("%s%d.%s", prefix, l, rest);
             bool have = model_tensor(src, src_name) != NULL;
             free(src_name);
             if (!kept || !wanted || have)
                 continue;
-            char *name = xasprintf("model.layers.%d.%s", nl, rest);
+            char *name = xasprintf("%s%d.%s", prefix, nl, rest);
             int64_t shape[2] = {p->after.dim, 0};
             float *bias = xmalloc((size_t)p->after.dim * sizeof *bias); /* (D) */
             for (int64_t r = 0; r < p->after.dim; r++)
@@ -1171,7 +1169,7 @@ void prune_mask(model *m, const group_set *gs, const prune_plan *p)
     for (int ti = 0; ti < m->n_tensors; ti++) {
         tensor *t = &m->tensors[ti];
         const char *rest;
-        int l = layer_of(t->name, &rest);
+        int l = model_layer_of(t->name, &rest);
         bool all = l >= 0 && l < p->before.n_layers && p->layer_map[l] < 0;
         int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
         float *row = xmalloc((size_t)cols * sizeof *row); /* (cols) */

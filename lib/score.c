@@ -108,12 +108,8 @@ typedef struct {
 
 static int layer_of_name(const char *name)
 {
-    static const char prefix[] = "model.layers.";
-    if (strncmp(name, prefix, sizeof prefix - 1))
-        return -1;
-    char *end;
-    long l = strtol(name + sizeof prefix - 1, &end, 10);
-    return *end == '.' ? (int)l : -1;
+    const char *rest;
+    return model_layer_of(name, &rest);
 }
 
 static int pos_of_layer(const scorer *s, int layer) { return layer >= 0 ? s->L - 1 - layer : s->L; }

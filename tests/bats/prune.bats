@@ -339,3 +339,34 @@ PY
     [ "$status" -eq 2 ]
     [[ "$output" == *"--dtype: expected f32, f16 or bf16, got 'f64'"* ]]
 }
+
+# ChatGLM-6B by hand. A layer: 2 LayerNorms (2 x 2 x 4096 = 16384), query_key_value
+# 12288 x 4096 + 12288, dense 4096 x 4096 + 4096, dense_h_to_4h 16384 x 4096 + 16384,
+# dense_4h_to_h 4096 x 16384 + 4096: 201,379,840. Outside the layers: the embedding
+# and the untied LM head 2 x 130528 x 4096 and the final LayerNorm 8192: 1,069,293,568.
+# Whole: 28 x 201,379,840 + 1,069,293,568 = 6,707,929,088.
+# At 0.2: floor(4096 x 0.8) = 3276 of 4096 attention channels stay, so floor(820 / 128) = 6
+# heads go (26 stay); floor(16384 x 0.8) = 13107 MLP channels stay. A pruned layer: 16384
+# + 26 x 384 x (4096 + 1) + 4096 x 26 x 128 + 4096 + 13107 x (4096 + 1) + 4096 x 13107 + 4096
+# = 161,946,163. Layers 4-23 pruned: 8 x 201,379,840 + 20 x 161,946,163 + 1,069,293,568
+# = 5,919,255,548.
+@test "prune: ChatGLM-6B block 0.2 on layers 4-23 leaves 5,919,255,548 parameters (dry run, config alone)" {
+    CFG="$DATA/configs/chatglm-6b/config.json"
+    pare-discover -q -m "$CFG" -o "$T/g.pare"
+    run pare-prune -m "$CFG" --mode block --ratio 0.2 --layers 4-23 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"parameters: 6707929088 -> 5919255548 "* ]]
+    [[ "$(grep -E '^ +4 ' <<<"$output")" == *"26/32"*"13107/16384"*" 201379840 "*" 161946163 "* ]]
+    [[ "$(grep -E '^ +23 ' <<<"$output")" == *"26/32"*"13107/16384"* ]]
+    [[ "$(grep -E '^ +3 ' <<<"$output")" == *"32/32"*"16384/16384"* ]]
+    [[ "$(grep -E '^ +24 ' <<<"$output")" == *"32/32"*"16384/16384"* ]]
+    [[ "$output" == *"units removed: 65660 from 40 groups"* ]]
+    # ChatGLM2-6B (6,243,584,000 parameters) at 0.5: one of the two key/value groups goes
+    # with its 16 query heads, and half of the 13696 SwiGLU channels
+    G2="$ROOT/tests/configs/chatglm2-6b.json"
+    pare-discover -q -m "$G2" -o "$T/g2.pare"
+    run pare-prune -m "$G2" --ratio 0.5 --layers 4-23 --dry-run "$T/g2.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"parameters: 6243584000 -> "* ]]
+    [[ "$(grep -E '^ +4 ' <<<"$output")" == *"16/32"*"1/2"*"6848/13696"* ]]
+}

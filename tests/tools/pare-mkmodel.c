@@ -29,7 +29,10 @@ static void usage(FILE *f)
             "  --max-seq N          max_position_embeddings (default 256)\n"
             "  --tied | --untied    share the embedding with the LM head (default untied)\n"
             "  --qkv-bias           q/k/v projections with biases\n"
-            "  --model-type T       llama (default), mistral or qwen2\n"
+            "  --model-type T       llama (default), mistral, qwen2, chatglm (ChatGLM-6B:\n"
+            "                       --kv-heads, --tied, --qkv-bias, --rope ignored) or chatglm2\n"
+            "                       (ChatGLM2/3: --kv-heads the multi-query groups; --tied,\n"
+            "                       --rope ignored), written with their own config keys\n"
             "  --rope half|interleaved  rotary layout (default half)\n"
             "  --rope-theta X       rotary base (default 10000)\n"
             "  --dtype f32|f16|bf16 storage dtype (default f32)\n"
@@ -132,19 +135,45 @@ int main(int argc, char **argv)
         json_array_append_new(kj, json_integer(k[l]));
         json_array_append_new(fj, json_integer(f[l]));
     }
-    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:f, s:f, s:s, s:b, s:b, s:i, s:i, s:s}",
-                          "model_type", type, "hidden_size", dim, "num_hidden_layers", layers,
-                          "vocab_size", vocab, "head_dim", head_dim, "num_attention_heads", hj,
-                          "num_key_value_heads", kj, "intermediate_size", fj, "rms_norm_eps", 1e-5,
-                          "rope_theta", theta, "rope_style", rope, "tie_word_embeddings", tied,
-                          "attention_bias", bias, "max_position_embeddings", max_seq,
-                          "bos_token_id", 1, "hidden_act", "silu");
-    if (!j)
-        die("cannot build the config");
-    json_object_set_new(j, "eos_token_id", json_integer(2));
-    json_object_set_new(j, "architectures", json_pack("[s]", !strcmp(type, "qwen2") ?
-                                                      "Qwen2ForCausalLM" : !strcmp(type, "mistral") ?
-                                                      "MistralForCausalLM" : "LlamaForCausalLM"));
+    bool glm = !strcmp(type, "chatglm"), glm2 = !strcmp(type, "chatglm2");
+    json_t *j;
+    if (glm || glm2) {
+        /* the published configs' keys (config.c) */
+        j = json_pack("{s:s, s:i, s:i, s:i, s:o, s:f, s:i, s:i, s:i, s:b}", "model_type", "chatglm",
+                      "hidden_size", dim, "num_layers", layers, glm ? "vocab_size" : "padded_vocab_size", vocab,
+                      "num_attention_heads", hj, "layernorm_epsilon", 1e-5, glm ? "max_sequence_length" : "seq_length",
+                      max_seq, glm ? "head_dim" : "kv_channels", head_dim, "bos_token_id", 1,
+                      "tie_word_embeddings", false);
+        if (!j)
+            die("cannot build the config");
+        json_object_set_new(j, glm ? "inner_hidden_size" : "ffn_hidden_size", fj);
+        if (glm) {
+            json_object_set_new(j, "position_encoding_2d", json_true());
+            json_decref(kj);
+        } else {
+            json_object_set_new(j, "multi_query_attention", json_true());
+            json_object_set_new(j, "multi_query_group_num", kj);
+            json_object_set_new(j, "add_qkv_bias", json_boolean(bias));
+            json_object_set_new(j, "add_bias_linear", json_false());
+            json_object_set_new(j, "rmsnorm", json_true());
+            json_object_set_new(j, "rope_ratio", json_real(theta / 10000));
+        }
+        json_object_set_new(j, "architectures", json_pack("[s]", "ChatGLMModel"));
+    } else {
+        j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:f, s:f, s:s, s:b, s:b, s:i, s:i, s:s}",
+                              "model_type", type, "hidden_size", dim, "num_hidden_layers", layers,
+                              "vocab_size", vocab, "head_dim", head_dim, "num_attention_heads", hj,
+                              "num_key_value_heads", kj, "intermediate_size", fj, "rms_norm_eps", 1e-5,
+                              "rope_theta", theta, "rope_style", rope, "tie_word_embeddings", tied,
+                              "attention_bias", bias, "max_position_embeddings", max_seq,
+                              "bos_token_id", 1, "hidden_act", "silu");
+        if (!j)
+            die("cannot build the config");
+        json_object_set_new(j, "eos_token_id", json_integer(2));
+        json_object_set_new(j, "architectures", json_pack("[s]", !strcmp(type, "qwen2") ?
+                                                          "Qwen2ForCausalLM" : !strcmp(type, "mistral") ?
+                                                          "MistralForCausalLM" : "LlamaForCausalLM"));
+    }
     llama_config cfg;
     llama_config_from_json(&cfg, j, "the options");
 

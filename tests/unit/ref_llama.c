@@ -22,7 +22,7 @@ static int64_t weight_numel(const llama_config *c, int l, int k)
 {
     int64_t D = c->dim, V = c->vocab;
     if (l < 0)
-        return k == REF_FINAL_NORM ? D : V * D;
+        return k == REF_FINAL_NORM ? D : k == REF_EMBED || k == REF_LM_HEAD ? V * D : 0;
     int64_t H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l], hd = c->head_dim;
     bool attn = H > 0, ffn = F > 0;
     switch (k) {
@@ -98,12 +98,12 @@ int ref_slot_named(const ref_model *r, const char *name)
 {
     int s = -1;
     for (int k = 0; k < REF_MODEL_WEIGHTS; k++)
-        if (!strcmp(name, model_names[k]))
+        if (model_names[k] && !strcmp(name, model_names[k]))
             s = k;
     int l, at = 0;
     if (s < 0 && sscanf(name, "model.layers.%d.%n", &l, &at) == 1 && at > 0 && l >= 0 && l < r->cfg->n_layers)
         for (int k = 0; k < REF_LAYER_WEIGHTS; k++)
-            if (!strcmp(name + at, layer_names(k)))
+            if (layer_names(k) && !strcmp(name + at, layer_names(k)))
                 s = ref_slot(l, k);
     if (s < 0 || !r->w[s] || (s == REF_LM_HEAD && r->cfg->tied))
         return -1;

@@ -318,8 +318,8 @@ static void check_attention(int B, int T, int H, int KV, int hd)
     float *ctx = xmalloc(N * qd * sizeof(float)), *att = xmalloc((size_t)B * H * T * T * sizeof(float));
     float *dq = xcalloc(N * qd, sizeof(float)), *dk = xcalloc(N * kvd, sizeof(float));
     float *dv = xcalloc(N * kvd, sizeof(float)), *dp = xmalloc(T * T * sizeof(float));
-    attention_forward(ctx, att, q, k, v, B, T, H, KV, hd);
-    attention_backward(dq, dk, dv, dp, dctx, att, q, k, v, B, T, H, KV, hd);
+    attention_forward(ctx, att, q, k, v, B, T, H, KV, hd, 0);
+    attention_backward(dq, dk, dv, dp, dctx, att, q, k, v, B, T, H, KV, hd, 0);
     char what[64];
     snprintf(what, sizeof what, "attention H %d KV %d d q", H, KV);
     note_kernel(fd_check(what, ref_attention, K.a, N * qd, dq));

@@ -42,7 +42,7 @@ static void rand_tensor(model *m, const char *name, int64_t rows, int64_t cols, 
 static void rand_layer_tensor(model *m, int l, int id, int64_t rows, int64_t cols, float scale, float offset)
 {
     char name[160];
-    llama_layer_weight_name(name, sizeof name, l, id);
+    llama_layer_weight_name(&m->cfg, name, sizeof name, l, id);
     rand_tensor(m, name, rows, cols, scale, offset);
 }
 

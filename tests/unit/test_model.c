@@ -520,7 +520,7 @@ static void test_weight_table(void)
     model m;
     model_init_random(&m, &c, 9);
     layer_weights *w = &m.layers[0];
-#define SLOT_IS_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf) CHECK(&w->field == &w->slot[LW_##id]);
+#define SLOT_IS_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf, glm, glm2) CHECK(&w->field == &w->slot[LW_##id]);
     LLAMA_LAYER_WEIGHTS(SLOT_IS_FIELD)
 #undef SLOT_IS_FIELD
     CHECK(&m.embed == &m.outer[MW_EMBED] && &m.final_norm == &m.outer[MW_FINAL_NORM] &&
@@ -530,7 +530,7 @@ static void test_weight_table(void)
         for (int id = 0; id < LW_COUNT; id++) {
             char name[160];
             int64_t shape[2];
-            snprintf(name, sizeof name, "model.layers.%d.%s", l, llama_layer_weights[id].suffix);
+            llama_layer_weight_name(&c, name, sizeof name, l, id);
             int ndim = llama_layer_weight_shape(&c, l, id, shape);
             const tensor *t = model_tensor(&m, name);
             CHECK(m.layers[l].slot[id] == t);
@@ -551,7 +551,7 @@ static void test_weight_table(void)
     }
     CHECK(lora_target_of(LW_ATTN_NORM) < 0 && lora_target_of(LW_BQ) < 0 && lora_target_of(LW_BDOWN) < 0);
     graph g;
-    graph_llama(&c, &g);
+    graph_model(&c, &g);
     bool *named = xcalloc((size_t)m.n_tensors, sizeof *named);
     int unknown = 0;
     for (int i = 0; i < g.n_ops; i++) {

@@ -1,0 +1,26 @@
+/* ref_chatglm.h - the unit tests' double-precision ChatGLM-6B and ChatGLM2/3
+ * forward, written from shared/reference/chatglm.md alone: loops over the
+ * formulas, the weights read by their published names, nothing from lib/ but the
+ * tensors' values. The lib forward (layer.c) is checked against it.
+ *
+ * Letters: T tokens, D hidden, V vocab, H query heads, KV key/value groups, hd
+ * head dim, F MLP width, L layers. */
+#ifndef PARE_REF_CHATGLM_H
+#define PARE_REF_CHATGLM_H
+
+#include <stdbool.h>
+
+#include "model.h"
+
+/* Logits (T, V) of one sequence of T tokens. ChatGLM-6B when the config has no
+ * multi-query groups (m->cfg.arch), else ChatGLM2. prefix P > 0 (ChatGLM-6B): the
+ * first P tokens attend to each other, positions are t (t < P) then P - 1, block
+ * positions 0 then 1, 2, ...; P = 0: causal, positions t, block positions 0.
+ * keep (D), when not NULL, keeps only those hidden channels: the residual stream
+ * has just them and every norm averages over them (a channel-pruned model). */
+void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, const bool *keep, double *logits);
+
+/* Mean cross-entropy of predicting tokens[t+1] from tokens[..t], in double. */
+double ref_chatglm_loss(const model *m, const int *tokens, int T, int prefix);
+
+#endif

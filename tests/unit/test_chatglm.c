@@ -1,0 +1,320 @@
+/* test_chatglm - the ChatGLM-6B and ChatGLM2 descriptions: logits against the
+ * independent double-precision reference (ref_chatglm.h) in both masks, weight
+ * gradients against finite differences of the reference's loss, and pruned
+ * models against masked ones (block mode) or the reference with kept channels
+ * (channel mode). Random tiny models; tolerances measured and printed.
+ *
+ * Letters: B sequences, T tokens, D hidden, V vocab. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backward.h"
+#include "check.h"
+#include "groups.h"
+#include "llama.h"
+#include "prune.h"
+#include "ref_chatglm.h"
+#include "rng.h"
+#include "util.h"
+
+static uint64_t rng = 42;
+static int64_t rand_below(int64_t n) { return n > 0 ? (int64_t)rng_below(&rng, (uint64_t)n) : 0; }
+
+/* ChatGLM-6B: 4 heads of 8; ChatGLM2: 4 query heads in 2 groups of 8, q/k/v bias;
+ * the layer counts differ so that ChatGLM-6B's alpha is not the default's. */
+static const char *const configs[] = {
+    "{\"model_type\":\"chatglm\",\"hidden_size\":32,\"num_layers\":2,\"vocab_size\":48,\"num_attention_heads\":4,"
+    "\"inner_hidden_size\":40,\"position_encoding_2d\":true,\"residual_scale_layers\":28}",
+    "{\"model_type\":\"chatglm\",\"hidden_size\":32,\"num_layers\":3,\"padded_vocab_size\":48,\"num_attention_heads\":4,"
+    "\"multi_query_attention\":true,\"multi_query_group_num\":2,\"kv_channels\":8,\"ffn_hidden_size\":40,"
+    "\"add_qkv_bias\":true,\"rope_ratio\":2.0}",
+};
+static const char *const names[] = {"chatglm", "chatglm2"};
+
+static void make_model(model *m, int which, uint64_t seed)
+{
+    json_error_t err;
+    json_t *j = json_loads(configs[which], 0, &err);
+    llama_config c;
+    llama_config_from_json(&c, j, names[which]);
+    model_init_random(m, &c, seed);
+    llama_config_free(&c);
+    json_decref(j);
+}
+
+static int *rand_tokens(int n, int V)
+{
+    int *t = xmalloc((size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++)
+        t[i] = (int)rand_below(V);
+    return t;
+}
+
+/* max over rows of max |a - b| / max(1, max |b|) */
+static double row_diff(const float *a, const double *b, int rows, int V)
+{
+    double e = 0;
+    for (int r = 0; r < rows; r++) {
+        double scale = 1, d = 0;
+        for (int i = r * V; i < (r + 1) * V; i++) {
+            scale = fmax(scale, fabs(b[i]));
+            d = fmax(d, fabs(a[i] - b[i]));
+        }
+        e = fmax(e, d / scale);
+    }
+    return e;
+}
+
+/* The float forward of B sequences (B*T, V) with a prefix. */
+static float *forward(const model *m, const int *tokens, int B, int T, int prefix)
+{
+    llama_state s;
+    llama_state_init(&s, m, B, T);
+    s.prefix = prefix;
+    llama_forward(m, &s, tokens);
+    float *out = xmalloc((size_t)B * T * m->cfg.vocab * sizeof *out);
+    memcpy(out, s.logits, (size_t)B * T * m->cfg.vocab * sizeof *out);
+    llama_state_free(&s);
+    return out;
+}
+
+static double max_err_vs_ref(const model *m, const int *tokens, int B, int T, int prefix)
+{
+    int V = m->cfg.vocab;
+    float *a = forward(m, tokens, B, T, prefix);
+    double *ref = xmalloc((size_t)T * V * sizeof *ref), e = 0;
+    for (int b = 0; b < B; b++) {
+        ref_chatglm_logits(m, tokens + b * T, T, prefix, NULL, ref);
+        e = fmax(e, row_diff(a + (size_t)b * T * V, ref, T, V));
+    }
+    free(a);
+    free(ref);
+    return e;
+}
+
+static void test_logits(void)
+{
+    for (int which = 0; which < 2; which++) {
+        model m;
+        make_model(&m, which, 7);
+        int B = 2, T = 9, *tokens = rand_tokens(B * T, m.cfg.vocab);
+        double e = max_err_vs_ref(&m, tokens, B, T, 0);
+        fprintf(stderr, "    %s causal: max relative logit error %.2g\n", names[which], e);
+        CHECK(e <= 2e-6);
+        if (which == 0)
+            for (int P = 1; P <= T; P += 3) { /* [gMASK] at P - 1, <sop> at P */
+                e = max_err_vs_ref(&m, tokens, B, T, P);
+                fprintf(stderr, "    %s prefix %d: max relative logit error %.2g\n", names[which], P, e);
+                CHECK(e <= 2e-6);
+            }
+        /* the prefix changes the logits (the test can fail) */
+        if (which == 0) {
+            float *a = forward(&m, tokens, 1, T, 0), *b = forward(&m, tokens, 1, T, 5);
+            double d = 0;
+            for (int i = 0; i < T * m.cfg.vocab; i++)
+                d = fmax(d, fabs(a[i] - b[i]));
+            CHECK(d > 1e-3);
+            free(a);
+            free(b);
+        }
+        free(tokens);
+        model_free(&m);
+    }
+}
+
+/* ---- gradients ---- */
+
+typedef struct {
+    int n;
+    char **names;
+    float **grads;
+} grads;
+
+static void keep_grads(void *ctx, int layer, const weight_grad *g, int n)
+{
+    grads *G = ctx;
+    (void)layer;
+    for (int i = 0; i < n; i++) {
+        G->names = xrealloc(G->names, (size_t)(G->n + 1) * sizeof *G->names);
+        G->grads = xrealloc(G->grads, (size_t)(G->n + 1) * sizeof *G->grads);
+        G->names[G->n] = xstrdup(g[i].name);
+        G->grads[G->n] = xmalloc((size_t)g[i].w->numel * sizeof(float));
+        memcpy(G->grads[G->n], g[i].grad, (size_t)g[i].w->numel * sizeof(float));
+        G->n++;
+    }
+}
+
+static void test_gradients(void)
+{
+    for (int which = 0; which < 2; which++) {
+        model m;
+        make_model(&m, which, 11);
+        int T = 7, *tokens = rand_tokens(T, m.cfg.vocab), targets[7];
+        for (int t = 0; t < T; t++)
+            targets[t] = t + 1 < T ? tokens[t + 1] : -1;
+        llama_train *tr = llama_train_new(&m, 1, T);
+        grads G = {0};
+        double loss = llama_loss_backward(&m, tr, tokens, targets, keep_grads, NULL, &G);
+        double ref_loss = ref_chatglm_loss(&m, tokens, T, 0);
+        CHECK(fabs(loss - ref_loss) <= 1e-5 * fmax(1, fabs(ref_loss)));
+        CHECK(G.n == m.n_tensors);
+        double worst = 0;
+        int checked = 0;
+        for (int k = 0; k < G.n; k++) {
+            tensor *t = model_tensor(&m, G.names[k]);
+            CHECK(t != NULL);
+            if (!t)
+                continue;
+            for (int s = 0; s < 4; s++) {
+                int64_t i = rand_below(t->numel);
+                float *v = t->data, w0 = v[i];
+                float h = 1e-2f * fmaxf(1.0f, fabsf(w0));
+                v[i] = w0 + h;
+                double up = ref_chatglm_loss(&m, tokens, T, 0);
+                float hu = v[i] - w0;
+                v[i] = w0 - h;
+                double down = ref_chatglm_loss(&m, tokens, T, 0);
+                float hd = w0 - v[i];
+                v[i] = w0;
+                double fd = (up - down) / ((double)hu + hd), g = G.grads[k][i];
+                double err = fabs(g - fd) / fmax(1e-2, fabs(fd));
+                if (err > worst)
+                    worst = err;
+                if (err > 2e-2)
+                    fprintf(stderr, "    %s %s[%lld]: gradient %g, finite difference %g\n", names[which], G.names[k],
+                            (long long)i, g, fd);
+                CHECK(err <= 2e-2);
+                checked++;
+            }
+        }
+        fprintf(stderr, "    %s: %d gradient elements of %d tensors, worst error vs finite differences %.2g\n",
+                names[which], checked, G.n, worst);
+        for (int k = 0; k < G.n; k++) {
+            free(G.names[k]);
+            free(G.grads[k]);
+        }
+        free(G.names);
+        free(G.grads);
+        llama_train_free(tr);
+        free(tokens);
+        model_free(&m);
+    }
+}
+
+/* ---- pruned equals masked ---- */
+
+static prune_choice random_choice(int group, int64_t U, int64_t lo, int64_t hi)
+{
+    prune_choice c = {.group = group};
+    c.n_removed = lo + rand_below(hi - lo + 1);
+    c.removed = xmalloc((size_t)(U > 0 ? U : 1) * sizeof(int64_t));
+    int *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
+    for (int64_t u = 0; u < U; u++)
+        perm[u] = (int)u;
+    rng_shuffle(perm, (int)U, &rng);
+    for (int64_t k = 0; k < c.n_removed; k++)
+        perm[k] = perm[k];
+    /* ascending */
+    int n = (int)c.n_removed;
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && perm[b - 1] > perm[b]; b--) {
+            int x = perm[b];
+            perm[b] = perm[b - 1];
+            perm[b - 1] = x;
+        }
+    for (int64_t k = 0; k < c.n_removed; k++)
+        c.removed[k] = perm[k];
+    free(perm);
+    return c;
+}
+
+static void check_pruned(int which, enum prune_mode mode, int trials)
+{
+    model orig;
+    make_model(&orig, which, 5);
+    group_set gs;
+    groups_discover(&orig, GROUP_KIND_ALL, &gs);
+    int T = 8, V = orig.cfg.vocab, D = orig.cfg.dim;
+    double worst = 0, worst_f = 0;
+    for (int trial = 0; trial < trials; trial++) {
+        prune_choice *c = xcalloc((size_t)gs.n, sizeof *c);
+        int n = 0;
+        bool *keep = NULL;
+        for (int i = 0; i < gs.n; i++) {
+            const group *g = &gs.g[i];
+            /* ChatGLM-6B's residual runs through the norm, so a whole sub-block is not
+             * a masked one: at least one unit stays there */
+            int64_t hi = which == 0 ? g->units - 1 : g->units;
+            if (mode == PRUNE_BLOCK && (g->kind == GROUP_ATTN || g->kind == GROUP_FFN))
+                c[n++] = random_choice(i, g->units, 1, hi);
+            if (mode == PRUNE_CHANNEL && g->kind == GROUP_HIDDEN)
+                c[n++] = random_choice(i, g->units, 1, g->units - 1);
+            if (mode == PRUNE_LAYER && g->kind == GROUP_LAYER && g->layer == 1)
+                c[n++] = random_choice(i, 1, 1, 1);
+        }
+        prune_plan p;
+        prune_plan_manual(&p, &orig, &gs, mode, n, c);
+        model src, pruned, masked;
+        make_model(&src, which, 5);
+        prune_apply(&src, &gs, &p, true, &pruned);
+        int *tokens = rand_tokens(T, V);
+        double *rp = xmalloc((size_t)T * V * sizeof *rp), *rm = xmalloc((size_t)T * V * sizeof *rm);
+        ref_chatglm_logits(&pruned, tokens, T, 0, NULL, rp);
+        if (mode == PRUNE_CHANNEL) {
+            keep = xmalloc((size_t)D * sizeof *keep);
+            for (int d = 0; d < D; d++)
+                keep[d] = true;
+            for (int64_t k = 0; k < c[0].n_removed; k++)
+                keep[c[0].removed[k]] = false;
+            ref_chatglm_logits(&orig, tokens, T, 0, keep, rm);
+        } else {
+            make_model(&masked, which, 5);
+            prune_mask(&masked, &gs, &p);
+            ref_chatglm_logits(&masked, tokens, T, 0, NULL, rm);
+            model_free(&masked);
+        }
+        double e = 0;
+        for (int i = 0; i < T * V; i++)
+            e = fmax(e, fabs(rp[i] - rm[i]) / fmax(1, fabs(rm[i])));
+        float *a = forward(&pruned, tokens, 1, T, 0);
+        double ef = row_diff(a, rm, T, V);
+        worst = fmax(worst, e);
+        worst_f = fmax(worst_f, ef);
+        CHECK(e <= 1e-9);
+        CHECK(ef <= 2e-6);
+        CHECK(llama_param_count(&pruned.cfg) == llama_param_count(&p.after));
+        free(a);
+        free(rp);
+        free(rm);
+        free(keep);
+        free(tokens);
+        model_free(&src);
+        model_free(&pruned);
+        prune_plan_free(&p);
+        for (int i = 0; i < n; i++)
+            free(c[i].removed);
+        free(c);
+    }
+    fprintf(stderr, "    %s %s: pruned vs %s: %.2g (double), %.2g (float forward)\n", names[which],
+            prune_mode_name(mode), mode == PRUNE_CHANNEL ? "reference with kept channels" : "masked", worst, worst_f);
+    group_set_free(&gs);
+    model_free(&orig);
+}
+
+static void test_pruned_equals_masked(void)
+{
+    for (int which = 0; which < 2; which++) {
+        check_pruned(which, PRUNE_BLOCK, 4);
+        check_pruned(which, PRUNE_CHANNEL, 3);
+    }
+    check_pruned(1, PRUNE_LAYER, 1); /* ChatGLM2's plain residual: a masked block is no block */
+}
+
+int main(void)
+{
+    TEST(test_logits);
+    TEST(test_gradients);
+    TEST(test_pruned_equals_masked);
+    return check_report();
+}
