@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/spm_proto.h"
 #include "fuzz.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -27,47 +28,12 @@ static void one(const uint8_t *data, size_t size)
     }
 }
 
-/* ---- a ModelProto written by hand ---- */
-
-typedef struct {
-    uint8_t *b;
-    size_t n;
-} proto;
-
-static void put_varint(proto *p, uint64_t v)
-{
-    do {
-        p->b[p->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-}
-
-static void put_bytes(proto *p, int field, const void *s, size_t n)
-{
-    put_varint(p, (uint64_t)field << 3 | 2);
-    put_varint(p, n);
-    memcpy(p->b + p->n, s, n);
-    p->n += n;
-}
-
-static void put_piece(proto *p, const char *piece, float score, int type)
-{
-    uint8_t buf[64];
-    proto sub = {buf, 0};
-    put_bytes(&sub, 1, piece, strlen(piece));
-    put_varint(&sub, 2 << 3 | 5);
-    memcpy(sub.b + sub.n, &score, 4);
-    sub.n += 4;
-    put_varint(&sub, 3 << 3);
-    put_varint(&sub, (uint64_t)type);
-    put_bytes(p, 1, sub.b, sub.n);
-}
-
 /* A unigram model with ChatGLM-6B's special and whitespace pieces, byte
  * fallback, the letters and some pairs. */
 static tokenizer *chatglm_unigram(void)
 {
-    proto p = {xmalloc(1 << 16), 0};
+    static proto p; /* 16 KB */
+    p.n = 0;
     static const char *user[] = {"<n>", "<|tab|>", "<|blank_2|>", "<|blank_3|>", "<|blank_80|>", "[MASK]",
                                  "[gMASK]", "<sop>", "<eop>"};
     put_piece(&p, "<unk>", 0, 2);
@@ -90,22 +56,8 @@ static tokenizer *chatglm_unigram(void)
         snprintf(s, sizeof s, "%ce", c);
         put_piece(&p, s, -5.5f, c == 'e' ? 5 : 1); // "ee" UNUSED
     }
-    uint8_t spec[64];
-    proto ts = {spec, 0};
-    put_varint(&ts, 3 << 3); // model_type unigram
-    put_varint(&ts, 1);
-    put_varint(&ts, 35 << 3); // byte_fallback
-    put_varint(&ts, 1);
-    put_bytes(&p, 2, ts.b, ts.n);
-    uint8_t norm[64];
-    proto ns = {norm, 0};
-    put_bytes(&ns, 1, "identity", 8);
-    put_varint(&ns, 4 << 3); // remove_extra_whitespaces false
-    put_varint(&ns, 0);
-    put_bytes(&p, 3, ns.b, ns.n);
-    tokenizer *t = tokenizer_load_blob("chatglm", p.b, p.n, "chatglm unigram");
-    free(p.b);
-    return t;
+    put_specs(&p, 1, true, -1, 0); /* unigram, byte fallback, spaces kept */
+    return tokenizer_load_blob("chatglm", p.b, p.n, "chatglm unigram");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

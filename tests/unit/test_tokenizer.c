@@ -11,6 +11,7 @@
  * the unigram paths.) */
 #include "chatglm_text.h"
 #include "check.h"
+#include "spm_proto.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -236,72 +237,24 @@ static void test_blob_and_sniff(void)
 
 /* ---- hand-built ModelProtos ---- */
 
-typedef struct {
-    uint8_t b[4096];
-    size_t n;
-} proto;
-
-static void put_varint(proto *p, uint64_t v)
-{
-    do {
-        p->b[p->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-}
-
-static void put_bytes_field(proto *p, int field, const void *s, size_t n)
-{
-    put_varint(p, (uint64_t)field << 3 | 2);
-    put_varint(p, n);
-    memcpy(p->b + p->n, s, n);
-    p->n += n;
-}
-
-static void put_varint_field(proto *p, int field, uint64_t v)
-{
-    put_varint(p, (uint64_t)field << 3);
-    put_varint(p, v);
-}
-
-static void put_piece(proto *p, const char *piece, float score, int type)
-{
-    proto sub = { .n = 0 };
-    put_bytes_field(&sub, 1, piece, strlen(piece));
-    put_varint(&sub, 2 << 3 | 5);
-    memcpy(sub.b + sub.n, &score, 4);
-    sub.n += 4;
-    put_varint_field(&sub, 3, (uint64_t)type);
-    put_bytes_field(p, 1, sub.b, sub.n);
-}
-
-/* model_type: 1 unigram, 2 BPE; normalizer flags -1: absent (proto default true). */
-static void put_specs(proto *p, int model_type, bool byte_fallback, int add_dummy_prefix, int remove_extra_ws)
-{
-    proto ts = { .n = 0 }, ns = { .n = 0 };
-    put_varint_field(&ts, 3, (uint64_t)model_type);
-    if (byte_fallback)
-        put_varint_field(&ts, 35, 1);
-    put_bytes_field(p, 2, ts.b, ts.n);
-    put_bytes_field(&ns, 1, "identity", 8);
-    if (add_dummy_prefix >= 0)
-        put_varint_field(&ns, 3, (uint64_t)add_dummy_prefix);
-    if (remove_extra_ws >= 0)
-        put_varint_field(&ns, 4, (uint64_t)remove_extra_ws);
-    put_bytes_field(p, 3, ns.b, ns.n);
-}
-
 #define U2581 "\xe2\x96\x81"
+
+/* Pieces 0-5 of the hand-built models: <unk> <s> </s> ▁ a b. */
+static void put_base_pieces(proto *p)
+{
+    put_piece(p, "<unk>", 0, 2);
+    put_piece(p, "<s>", 0, 3);
+    put_piece(p, "</s>", 0, 3);
+    put_piece(p, U2581, -5, 1); // 3
+    put_piece(p, "a", -6, 1); // 4
+    put_piece(p, "b", -7, 1); // 5
+}
 
 /* <unk> <s> </s> ▁ a b x ▁a(s_wa) ab(s_ab) aa(-1) */
 static tokenizer *tiny_model(float s_wa, float s_ab, int add_dummy_prefix, int remove_extra_ws)
 {
     proto p = { .n = 0 };
-    put_piece(&p, "<unk>", 0, 2);
-    put_piece(&p, "<s>", 0, 3);
-    put_piece(&p, "</s>", 0, 3);
-    put_piece(&p, U2581, -5, 1); // 3
-    put_piece(&p, "a", -6, 1); // 4
-    put_piece(&p, "b", -7, 1); // 5
+    put_base_pieces(&p);
     put_piece(&p, U2581 "a", s_wa, 1); // 6
     put_piece(&p, "ab", s_ab, 1); // 7
     put_piece(&p, "aa", -1, 1); // 8
@@ -475,12 +428,7 @@ static void test_chatglm_mode(void)
 static void test_chatglm2_mode(void)
 {
     proto p = { .n = 0 };
-    put_piece(&p, "<unk>", 0, 2);
-    put_piece(&p, "<s>", 0, 3);
-    put_piece(&p, "</s>", 0, 3);
-    put_piece(&p, U2581, -5, 1); // 3
-    put_piece(&p, "a", -6, 1); // 4
-    put_piece(&p, "b", -7, 1); // 5
+    put_base_pieces(&p);
     put_piece(&p, U2581 "a", -1, 1); // 6
     put_piece(&p, "sop", -1, 1); // 7: a piece named like a special is still text
     put_specs(&p, 2, false, -1, -1);
