@@ -61,6 +61,9 @@ void llama_cache_init(llama_cache *c, const model *m, int S, int pool, int rows,
     c->cap = xcalloc((size_t)S, sizeof *c->cap);
     c->len = xcalloc((size_t)S, sizeof *c->len);
     c->start = xcalloc((size_t)rows, sizeof *c->start);
+    c->prompt = xcalloc((size_t)S, sizeof *c->prompt);
+    c->pos = xcalloc((size_t)rows * 2, sizeof *c->pos);
+    c->block_pos = c->pos + rows;
     for (int s = 0; s < S; s++) {
         c->off[s] = (int)((int64_t)pool * s / S);
         c->cap[s] = (int)((int64_t)pool * (s + 1) / S) - c->off[s];
@@ -75,6 +78,8 @@ void llama_cache_free(llama_cache *c)
     free(c->cap);
     free(c->len);
     free(c->start);
+    free(c->prompt);
+    free(c->pos);
     memset(c, 0, sizeof *c);
 }
 
@@ -90,6 +95,7 @@ void llama_cache_layout(llama_cache *c, int n, const int *cap)
         c->off[s] = at;
         c->cap[s] = k;
         c->len[s] = 0;
+        c->prompt[s] = 0;
         at += k;
     }
 }
@@ -129,13 +135,14 @@ static v4f exp4(v4f x)
 }
 
 /* Causal softmax of the scores of one (sequence, head): row i of sc (T, P+T) sees
- * the P cached columns and new columns 0..i; the others become zero. */
-static void softmax_prefix_causal(float *sc, int T, int P)
+ * the P cached columns and new columns 0..i, or all T new ones when bidir; the
+ * others become zero. */
+static void softmax_prefix_causal(float *sc, int T, int P, bool bidir)
 {
     int ld = P + T;
     for (int i = 0; i < T; i++) {
         float *row = sc + (size_t)i * ld;
-        int n = P + i + 1, j = 0;
+        int n = bidir ? ld : P + i + 1, j = 0;
         float mx = row[0];
         if (n >= 4) {
             v4f m4 = load4(row);
@@ -179,15 +186,36 @@ typedef struct {
     bool append;
 } cache_call;
 
+/* Rotate the T new tokens x (T, nh heads, row stride ld) of a sequence that
+ * continues P cached tokens: at positions P.., or with blocks (Q the prompt's
+ * tokens, T when P = 0) at ChatGLM-6B's positions and block positions. */
+static void rope_new(llama_cache *c, const llama_config *cf, float *x, int nh, int ld, int T, int P, int Q)
+{
+    int hd = cf->head_dim, rd = llama_rope_dim(cf), half = rd / 2;
+    if (!c->blocks) {
+        const float *cs = c->rope_cos + (size_t)P * half, *sn = c->rope_sin + (size_t)P * half;
+        rope_part_forward(x, cs, sn, 1, T, nh, hd, rd, 0, NULL, ld, cf->rope_style);
+        return;
+    }
+    for (int t = 0; t < T; t++) {
+        int at = P + t;
+        c->pos[t] = at < Q ? at : Q - 1;
+        c->block_pos[t] = at < Q ? 0 : at - Q + 1;
+    }
+    rope_part_forward(x, c->rope_cos, c->rope_sin, 1, T, nh, hd, rd, 0, c->pos, ld, cf->rope_style);
+    rope_part_forward(x, c->rope_cos, c->rope_sin, 1, T, nh, hd, rd, rd, c->block_pos, ld, cf->rope_style);
+}
+
 /* The attend hook: sequence r (rows start[r] .. start[r]+len[r]) is rotated at
  * positions P.., P its slot's cached tokens, and attends to them and, causally, to
- * its own; with append its keys and values are stored after the cached ones. */
+ * its own (with blocks: see llama_cache.h); with append its keys and values are
+ * stored after the cached ones. */
 static void attend_cached(void *ctx, const model *m, int l, layer_acts *a, int N)
 {
     const cache_call *cc = ctx;
     llama_cache *c = cc->c;
     const llama_config *cf = &m->cfg;
-    int hd = cf->head_dim, rd = llama_rope_dim(cf), half = rd / 2;
+    int hd = cf->head_dim;
     int H = cf->n_heads[l], KV = cf->n_kv_heads[l], group = H / KV;
     int qd = H * hd, kvd = KV * hd, ldc = c->kvd;
     float scale = (float)(1.0 / sqrt((double)hd));
@@ -195,13 +223,14 @@ static void attend_cached(void *ctx, const model *m, int l, layer_acts *a, int N
     size_t layer_off = (size_t)l * c->pool * ldc;
     for (int r = 0; r < cc->R; r++) {
         int s = cc->slot[r], P = c->len[s], T = cc->len[r];
-        const float *cs = c->rope_cos + (size_t)P * half, *sn = c->rope_sin + (size_t)P * half;
+        bool prompt = c->blocks && P == 0; /* the new tokens are a prompt: they see each other */
+        int Q = prompt ? T : c->prompt[s];
         float *qr = a->q + (size_t)cc->start[r] * qd;    /* (T, H*hd) */
         float *kr = a->k + (size_t)cc->start[r] * kvd;   /* (T, KV*hd) */
         float *vr = a->v + (size_t)cc->start[r] * kvd;   /* (T, KV*hd) */
         float *cr = a->ctx + (size_t)cc->start[r] * qd;  /* (T, H*hd) */
-        rope_part_forward(qr, cs, sn, 1, T, H, hd, rd, 0, NULL, qd, cf->rope_style);
-        rope_part_forward(kr, cs, sn, 1, T, KV, hd, rd, 0, NULL, kvd, cf->rope_style);
+        rope_new(c, cf, qr, H, qd, T, P, Q);
+        rope_new(c, cf, kr, KV, kvd, T, P, Q);
         const float *kp = c->kc + layer_off + (size_t)c->off[s] * ldc; /* (P, ldc) */
         const float *vp = c->vc + layer_off + (size_t)c->off[s] * ldc; /* (P, ldc) */
         int ld = P + T;
@@ -213,7 +242,7 @@ static void attend_cached(void *ctx, const model *m, int l, layer_acts *a, int N
                             kp + kvh * hd, ldc, 0.0f, c->sc, ld);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qr + h * hd, qd, kr + kvh * hd,
                         kvd, 0.0f, c->sc + P, ld);
-            softmax_prefix_causal(c->sc, T, P);
+            softmax_prefix_causal(c->sc, T, P, prompt);
             /* ctx (T, hd) = P_cached V_cached + P_new V_new */
             if (P > 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, P, 1.0f, c->sc, ld, vp + kvh * hd,
@@ -240,11 +269,16 @@ void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int 
     if (R <= 0 || R > c->rows || n_out > c->out_rows)
         die("llama_cache_forward: %d sequences and %d outputs exceed the cache's %d rows and %d outputs", R, n_out,
             c->rows, c->out_rows);
+    if (c->blocks && !model_archs[cf->arch].rope_2d)
+        die("%s: ChatGLM-6B's prompt form (a bidirectional prompt, block positions) is not a %s model's",
+            m->source ? m->source : "model", model_archs[cf->arch].name);
     int *start = c->start;
     for (int r = 0; r < R; r++) {
         if (slot[r] < 0 || slot[r] >= c->S || len[r] < 1)
             die("llama_cache_forward: sequence %d: bad slot %d or length %d", r, slot[r], len[r]);
         int P = c->len[slot[r]];
+        if (c->blocks && P > 0 && c->prompt[slot[r]] == 0)
+            die("llama_cache_forward: slot %d was not filled with a prompt", slot[r]);
         if (P + len[r] > c->pool + c->rows || (append && P + len[r] > c->cap[slot[r]]))
             die("llama_cache_forward: sequence %d of %d tokens does not fit slot %d (%d cached, room for %d)", r,
                 len[r], slot[r], P, append ? c->cap[slot[r]] : c->pool + c->rows);
@@ -263,8 +297,11 @@ void llama_cache_forward(const model *m, llama_cache *c, const int *tokens, int 
                     .gate = c->gate, .up = c->up, .hid = c->gate, .fused = c->fused};
     layers_forward(m, &h, &a, tokens, c->x, N);
     if (append)
-        for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++) {
+            if (c->blocks && c->len[slot[r]] == 0)
+                c->prompt[slot[r]] = len[r];
             c->len[slot[r]] += len[r];
+        }
     for (int i = 0; i < n_out; i++) {
         if (out[i] < 0 || out[i] >= N)
             die("llama_cache_forward: output row %d out of range (%d rows)", out[i], N);

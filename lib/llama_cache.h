@@ -8,6 +8,11 @@
  *   - scores many continuations of one cached context at once (no append): the
  *     choices of an item share the computation of their context;
  *   - decodes one token at a time (R = 1, T = 1, append): generation.
+ * With blocks set, the slots hold ChatGLM-6B prompts ending in [gMASK] and the
+ * tokens after them are <sop> and what follows (layer_positions): a call into an
+ * empty slot reads its tokens as the prompt (they see each other; positions t,
+ * block positions 0), and a token at offset P + t of a slot whose prompt has Q
+ * tokens is at position Q - 1 and block position P + t - Q + 1.
  * Each layer is layer_forward (layer.h) with an attend hook that reads and
  * fills the cache; linear maps are one product over all R*T rows, attention two
  * sgemms per (sequence, head): against the cached keys and against the new ones. Logits are
@@ -35,6 +40,8 @@ typedef struct {
     int *off, *cap;  /* (S) where each slot's tokens start in the pool, and how many fit */
     int *len;        /* (S) tokens cached per slot */
     int *start;      /* (rows) first row of each sequence of a call */
+    int *prompt;     /* (S) with blocks: tokens of each slot's prompt */
+    int *pos, *block_pos; /* (rows) with blocks: the positions of a sequence's new tokens */
     float *kc, *vc;  /* (L, pool, kvd) keys after rotary, values */
     float *arena;    /* the buffers below */
     float *x;        /* (N, D) residual stream */
@@ -52,6 +59,8 @@ typedef struct {
     float *fused;    /* (N, layer_fused_width) a fused map's output (ChatGLM) */
     struct lora_set *lora;      /* adapters every call adds (lora.h), or NULL: set by the
                                    caller, beside the model */
+    bool blocks;     /* ChatGLM-6B's prompt form (see above), set by the caller; false:
+                        causal, positions P + t (ChatGLM-6B: block positions 0) */
 } llama_cache;
 
 /* Up to S slots sharing a pool of cached tokens; calls of at most rows new rows and
@@ -66,7 +75,7 @@ void llama_cache_layout(llama_cache *c, int n, const int *cap);
  * has len[r] >= 1 tokens, rows start[r] = len[0] + ... + len[r-1], N = the sum of
  * len <= rows; tokens (N). Sequence r continues slot slot[r]: its token t sits at
  * position P + t, P the slot's cached tokens, and attends to them and, causally, to
- * its own new tokens. With append, its keys and values are stored after the cached
+ * its own new tokens (with blocks: see above). With append, its keys and values are stored after the cached
  * ones and the slot grows by len[r] (the slots of an append call must differ, and
  * must have room). Logits of the rows out[0..n_out) (n_out <= out_rows) go to
  * c->logits (n_out, V) in that order. */

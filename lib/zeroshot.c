@@ -16,6 +16,45 @@ static double cpu_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char *const mask_names[ZEROSHOT_MASK_COUNT] = {"auto", "prefix", "causal"};
+
+int zeroshot_mask_from_name(const char *s)
+{
+    for (int k = 0; k < ZEROSHOT_MASK_COUNT; k++)
+        if (!strcmp(s, mask_names[k]))
+            return k;
+    return -1;
+}
+
+const char *zeroshot_mask_name(enum zeroshot_mask k) { return mask_names[k]; }
+
+/* How m's requests are read: PREFIX (then *gmask, *sop the ids of [gMASK] and
+ * <sop>) or CAUSAL; *bos: the tokenizer's prefix goes before each context
+ * (ChatGLM2's [gMASK] sop). */
+static enum zeroshot_mask resolve_mask(const model *m, const tokenizer *tok, enum zeroshot_mask k, int *gmask,
+                                       int *sop, bool *bos)
+{
+    const arch_desc *A = &model_archs[m->cfg.arch];
+    const char *format = tokenizer_format(tok);
+    *gmask = *sop = -1;
+    *bos = !strcmp(format, "chatglm2");
+    if (k == ZEROSHOT_MASK_AUTO)
+        k = A->rope_2d ? ZEROSHOT_MASK_PREFIX : ZEROSHOT_MASK_CAUSAL;
+    if (k == ZEROSHOT_MASK_CAUSAL)
+        return k;
+    if (!A->rope_2d)
+        die("%s: the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a %s model",
+            m->source ? m->source : "model", A->name);
+    const int *ids;
+    if (strcmp(format, "chatglm") || tokenizer_prefix(tok, &ids) != 2)
+        die("%s: the [gMASK] <sop> prompt form needs ChatGLM-6B's tokenizer (ice_text.model); this one is %s "
+            "(the causal mask does without it)",
+            m->source ? m->source : "model", format);
+    *gmask = ids[0];
+    *sop = ids[1];
+    return k;
+}
+
 int zeroshot_max_length(const model *m) { return m->cfg.max_seq > 0 ? m->cfg.max_seq : 2048; }
 
 static json_t *ids_json(const int *ids, int n)
@@ -27,8 +66,25 @@ static json_t *ids_json(const int *ids, int n)
 }
 
 static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d, const zeroshot_options *o,
-                        enum task_metric metric)
+                        enum task_metric metric, enum zeroshot_mask mask, bool bos)
 {
+    bool glm = mask == ZEROSHOT_MASK_PREFIX;
+    const char *form =
+        glm ? "context [gMASK] <sop> continuation (ChatGLM-6B's): the context and [gMASK] see each other, <sop> and "
+              "the continuation see them and, causally, each other; positions 0.. over the context and [gMASK], "
+              "then [gMASK]'s; block positions 0 over the context and [gMASK], then 1, 2, ... from <sop>; <sop> "
+              "predicts the first continuation token"
+        : model_archs[m->cfg.arch].rope_2d
+            ? "context continuation, causal: every token sees those before it; positions 0, 1, ..., block "
+              "positions 0 (not ChatGLM-6B's native [gMASK] <sop> form)"
+            : "context continuation, causal: every token sees those before it";
+    const char *truncation =
+        glm ? "left: the last max_length-1-n tokens of the context, n the continuation's, are read before [gMASK] "
+              "<sop> (a continuation of max_length-1 tokens or more is scored on its last max_length-1 tokens, "
+              "after [gMASK] <sop> alone)"
+            : "left: the last max_length+1 tokens of context+continuation, minus the last, are read (a "
+              "continuation longer than max_length, which the harness refuses, is scored on its last max_length "
+              "tokens)";
     const task_info *t = d->info;
     const char *decision = metric == TASK_ACC_NORM
                                ? "argmax of ll / (Unicode characters of the choice, without the leading space), "
@@ -38,13 +94,13 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
         "{s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "harness",
         "lm-evaluation-harness 4d21ab6b (LLM-Pruner's), 0-shot", "dataset", t->dataset, "split", t->split, "file",
         d->path, "format", d->format, "items_in_file", d->n_items, "prompt", t->prompt, "continuation",
-        t->continuation, "max_length", zeroshot_max_length(m), "truncation",
-        "left: the last max_length+1 tokens of context+continuation, minus the last, are read (a continuation "
-        "longer than max_length, which the harness refuses, is scored on its last max_length tokens)",
-        "bos", "none",
+        t->continuation, "max_length", zeroshot_max_length(m), "truncation", truncation, "bos",
+        bos ? "[gMASK] sop before the context, as ChatGLM2's tokenizer puts them" : "none",
         "tokenization", "context and continuation tokenized separately, each with the SentencePiece dummy prefix",
         "tokenizer", tokenizer_format(tok), "score", "sum of natural-log probabilities of the continuation tokens",
         "decision", decision, "stderr", "sqrt(p(1-p)/(n-1))");
+    json_object_set_new(p, "mask", json_string(zeroshot_mask_name(mask)));
+    json_object_set_new(p, "prompt_form", json_string(form));
     json_object_set_new(p, "limit", o->limit > 0 ? json_integer(o->limit) : json_null());
     if (d->note)
         json_object_set_new(p, "note", json_string(d->note));
@@ -76,6 +132,10 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
     int *run_of = xmalloc((size_t)(n_req ? n_req : 1) * sizeof *run_of);
     int n_run = 0;
     int max_len = zeroshot_max_length(m);
+    int gmask, sop;
+    bool bos;
+    enum zeroshot_mask mask = resolve_mask(m, tok, o->mask, &gmask, &sop, &bos);
+    int extra = mask == ZEROSHOT_MASK_PREFIX ? 2 : 0; /* [gMASK] <sop> read between them */
     int k = 0, q = 0;
     for (int i = shard; i < n_all; i += shards) {
         const task_item *it = &d.items[i];
@@ -90,7 +150,7 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
                 r->ctx = req[q - c + shared].ctx;
                 r->n_ctx = req[q - c + shared].n_ctx;
             } else {
-                r->n_ctx = (int)tokenizer_encode(tok, it->ctx[c], strlen(it->ctx[c]), false, &ctx_ids[q]);
+                r->n_ctx = (int)tokenizer_encode(tok, it->ctx[c], strlen(it->ctx[c]), bos, &ctx_ids[q]);
                 r->ctx = ctx_ids[q];
             }
             r->n_cont = (int)tokenizer_encode(tok, it->cont[c], strlen(it->cont[c]), false, &cont_ids[q]);
@@ -104,7 +164,7 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
                     run_of[q] = run_of[q - c + e];
             if (run_of[q] == n_run)
                 run[n_run++] = *r;
-            if (r->n_ctx + r->n_cont > max_len + 1)
+            if (r->n_ctx + r->n_cont + extra > max_len + 1)
                 res->truncated++;
             if (r->n_ctx < 1)
                 die("%s:%d: the context encodes to no tokens", d.path, it->line);
@@ -114,6 +174,8 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
     loglik_engine e;
     loglik_init(&e, m, lora, max_len, o->budget);
     e.what = task->name;
+    e.gmask = gmask;
+    e.sop = sop;
     progress p;
     progress_start(&p, task->name, "req", n_run);
     loglik_run(&e, run, n_run, &p);
@@ -161,10 +223,10 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
         q += it->n;
     }
     report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC), correct, n_items, task->paper_metric == TASK_ACC,
-                        protocol(m, tok, &d, o, TASK_ACC));
+                        protocol(m, tok, &d, o, TASK_ACC, mask, bos));
     if (task->has_acc_norm)
         report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC_NORM), correct_norm, n_items,
-                            task->paper_metric == TASK_ACC_NORM, protocol(m, tok, &d, o, TASK_ACC_NORM));
+                            task->paper_metric == TASK_ACC_NORM, protocol(m, tok, &d, o, TASK_ACC_NORM, mask, bos));
     size_t pl = strlen(path), dl = strlen(task->default_file);
     bool shipped = pl >= dl && !strcmp(path + pl - dl, task->default_file);
     if (!o->limit && shipped && d.n_items != task->expected_items)

@@ -1,5 +1,6 @@
 /* zeroshot.h - one zero-shot task, end to end: read its file, tokenize every context
- * and continuation separately (dummy prefix, no BOS), score them (loglik), decide
+ * and continuation separately (dummy prefix, no BOS; ChatGLM's prompt forms
+ * below), score them (loglik), decide
  * acc and acc_norm per item, and add the metrics, with the protocol that produced
  * them, to a report. */
 #ifndef PARE_ZEROSHOT_H
@@ -18,11 +19,22 @@ struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
 /* Token rows per forward pass: large enough for OpenBLAS to run at speed. */
 #define ZEROSHOT_BUDGET 512
 
+/* How a request is read. ChatGLM-6B's prompt form (ZEROSHOT_MASK_PREFIX): context
+ * [gMASK] <sop> continuation, the context and [gMASK] seeing each other, the
+ * continuation causal after them, at ChatGLM-6B's positions (loglik.h). Causal:
+ * context continuation (ChatGLM2's tokenizer puts [gMASK] sop before the
+ * context), every token seeing those before it. AUTO: the prefix form for
+ * ChatGLM-6B, causal for the others. */
+enum zeroshot_mask { ZEROSHOT_MASK_AUTO, ZEROSHOT_MASK_PREFIX, ZEROSHOT_MASK_CAUSAL, ZEROSHOT_MASK_COUNT };
+int zeroshot_mask_from_name(const char *s); /* "auto", "prefix", "causal"; -1 otherwise */
+const char *zeroshot_mask_name(enum zeroshot_mask k);
+
 typedef struct {
     int64_t limit;     /* the first limit items of the file only; 0: all */
     int shard, shards; /* items i with i % shards == shard (of those); shards 0: all */
     int budget;        /* token rows per forward pass */
     bool items;        /* add an "item" record per item */
+    enum zeroshot_mask mask;
 } zeroshot_options;
 
 typedef struct {

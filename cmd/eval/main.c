@@ -43,6 +43,8 @@ static const char usage[] =
     "      --task-file T=FILE  read task T from FILE (adds T to the tasks)\n"
     "      --data-dir DIR      folder of the default task files (default: PARE_DATA, else ../shared/data)\n"
     "      --items             add one record per item (contexts, token ids, log-likelihoods)\n"
+    "      --glm-mask MASK     ChatGLM-6B's reading of a request: prefix (the default: context [gMASK] <sop>\n"
+    "                          continuation, the context bidirectional) or causal (context continuation)\n"
     "      --limit N           at most N windows per perplexity data set and the first N items per task\n"
     "generation (top-k 50, top-p 0.95, temperature 1):\n"
     "      --generate          sample from the paper's five prompts\n"
@@ -126,6 +128,7 @@ int main(int argc, char **argv)
     int64_t limit = 0;
     enum ppl_format format = PPL_AUTO;
     enum ppl_protocol protocol = PPL_PROTOCOL_LLM_PRUNER;
+    enum zeroshot_mask glm_mask = ZEROSHOT_MASK_AUTO;
     bool json = false, items = false, gen = false, stats = false, merge = false;
     gen_params gp;
     gen_params_default(&gp);
@@ -133,7 +136,7 @@ int main(int argc, char **argv)
     enum {
         OPT_TOK = 256, OPT_PPL, OPT_FORMAT, OPT_SEQ, OPT_BATCH, OPT_LIMIT, OPT_JSON, OPT_PROGRESS, OPT_VERSION,
         OPT_TASKS, OPT_TASK_FILE, OPT_DATA_DIR, OPT_ITEMS, OPT_GENERATE, OPT_PROMPT, OPT_MAX_LENGTH, OPT_SEED,
-        OPT_STATS, OPT_SHARD, OPT_MERGE, OPT_PROTOCOL
+        OPT_STATS, OPT_SHARD, OPT_MERGE, OPT_PROTOCOL, OPT_GLM_MASK
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, OPT_TOK},
@@ -144,6 +147,7 @@ int main(int argc, char **argv)
         {"limit", required_argument, 0, OPT_LIMIT}, {"tasks", required_argument, 0, OPT_TASKS},
         {"task-file", required_argument, 0, OPT_TASK_FILE}, {"data-dir", required_argument, 0, OPT_DATA_DIR},
         {"items", no_argument, 0, OPT_ITEMS},       {"generate", no_argument, 0, OPT_GENERATE},
+        {"glm-mask", required_argument, 0, OPT_GLM_MASK},
         {"prompt", required_argument, 0, OPT_PROMPT}, {"max-length", required_argument, 0, OPT_MAX_LENGTH},
         {"seed", required_argument, 0, OPT_SEED},   {"stats", no_argument, 0, OPT_STATS},
         {"shard", required_argument, 0, OPT_SHARD}, {"merge", no_argument, 0, OPT_MERGE},
@@ -191,6 +195,13 @@ int main(int argc, char **argv)
         }
         case OPT_DATA_DIR: data_dir = optarg; break;
         case OPT_ITEMS: items = true; break;
+        case OPT_GLM_MASK: {
+            int k = zeroshot_mask_from_name(optarg);
+            if (k < 0 || k == ZEROSHOT_MASK_AUTO)
+                usage_die("--glm-mask: unknown mask '%s' (prefix, causal)", optarg);
+            glm_mask = (enum zeroshot_mask)k;
+            break;
+        }
         case OPT_GENERATE: gen = true; break;
         case OPT_PROMPT: prompts[n_prompts++] = optarg; gen = true; break;
         case OPT_MAX_LENGTH: gp.max_length = (int)parse_long("--max-length", optarg, 2, 1 << 20); break;
@@ -276,6 +287,11 @@ int main(int argc, char **argv)
                 "windows", (json_int_t)res.windows, "tokens", (json_int_t)res.tokens);
             if (llamacpp)
                 json_object_set_new(protocol_j, "scored", json_string("second half of every window"));
+            json_object_set_new(protocol_j, "mask", json_string("causal"));
+            if (model_archs[m.cfg.arch].rope_2d)
+                json_object_set_new(protocol_j, "prompt_form",
+                                    json_string("the windows read causally: positions 0, 1, ..., block positions 0 "
+                                                "(not ChatGLM-6B's native [gMASK] <sop> form)"));
             report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, llamacpp ? res.ppl_err : NAN,
                               protocol_j);
             double rate = (double)res.windows * seq_len / res.seconds;
@@ -291,7 +307,7 @@ int main(int argc, char **argv)
             ppl_dataset_free(&d);
         }
         zeroshot_options zo = {.limit = limit, .shard = shard, .shards = shards, .budget = ZEROSHOT_BUDGET,
-                               .items = items};
+                               .items = items, .mask = glm_mask};
         for (int i = 0; i < TASK_COUNT; i++) {
             if (!want[i])
                 continue;

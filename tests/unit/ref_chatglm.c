@@ -249,20 +249,41 @@ void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, co
     free(r.kidx);
 }
 
+/* log softmax(row)[i] of a row of V logits */
+static double log_prob(const double *row, int V, int i)
+{
+    double mx = row[0], s = 0;
+    for (int j = 1; j < V; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    for (int j = 0; j < V; j++)
+        s += exp(row[j] - mx);
+    return row[i] - mx - log(s);
+}
+
 double ref_chatglm_loss(const model *m, const int *tokens, int T, int prefix)
 {
     int V = m->cfg.vocab;
     double *lg = xmalloc((size_t)T * V * sizeof *lg), loss = 0;
     ref_chatglm_logits(m, tokens, T, prefix, NULL, lg);
-    for (int t = 0; t + 1 < T; t++) {
-        const double *row = lg + (size_t)t * V;
-        double mx = row[0], s = 0;
-        for (int i = 1; i < V; i++)
-            mx = row[i] > mx ? row[i] : mx;
-        for (int i = 0; i < V; i++)
-            s += exp(row[i] - mx);
-        loss += mx + log(s) - row[tokens[t + 1]];
-    }
+    for (int t = 0; t + 1 < T; t++)
+        loss -= log_prob(lg + (size_t)t * V, V, tokens[t + 1]);
     free(lg);
     return loss / (T - 1);
+}
+
+double ref_chatglm_loglik(const model *m, const int *ctx, int n_ctx, int gmask, int sop, const int *cont, int n_cont)
+{
+    int V = m->cfg.vocab, T = n_ctx + 1 + n_cont; /* the last continuation token is not read */
+    int *seq = xmalloc((size_t)T * sizeof *seq);
+    memcpy(seq, ctx, (size_t)n_ctx * sizeof *seq);
+    seq[n_ctx] = gmask;
+    seq[n_ctx + 1] = sop;
+    memcpy(seq + n_ctx + 2, cont, (size_t)(n_cont - 1) * sizeof *seq);
+    double *lg = xmalloc((size_t)T * V * sizeof *lg), ll = 0;
+    ref_chatglm_logits(m, seq, T, n_ctx + 1, NULL, lg);
+    for (int j = 0; j < n_cont; j++) /* <sop> at n_ctx + 1 predicts cont[0] */
+        ll += log_prob(lg + (size_t)(n_ctx + 1 + j) * V, V, cont[j]);
+    free(lg);
+    free(seq);
+    return ll;
 }

@@ -23,4 +23,9 @@ void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, co
 /* Mean cross-entropy of predicting tokens[t+1] from tokens[..t], in double. */
 double ref_chatglm_loss(const model *m, const int *tokens, int T, int prefix);
 
+/* ChatGLM-6B's zero-shot log-likelihood of cont (n_cont >= 1) after ctx (n_ctx >=
+ * 0): the sequence ctx [gMASK] <sop> cont, prefix n_ctx + 1, and the sum of the
+ * natural-log probabilities of cont[j] at <sop> (j = 0) or cont[j-1], in double. */
+double ref_chatglm_loglik(const model *m, const int *ctx, int n_ctx, int gmask, int sop, const int *cont, int n_cont);
+
 #endif

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "groups.h"
 #include "llama.h"
+#include "loglik.h"
 #include "prune.h"
 #include "ref_chatglm.h"
 #include "rng.h"
@@ -121,6 +122,68 @@ static void test_logits(void)
         free(tokens);
         model_free(&m);
     }
+}
+
+/* ---- zero-shot log-likelihoods in ChatGLM-6B's prompt form ---- */
+
+/* loglik_run with [gMASK] <sop> (the cache filled with bidirectional prompts,
+ * continuations at block positions, batches of a few rows) against the
+ * reference's sum of log-probabilities of the whole sequence; contexts shared
+ * by several continuations, one continuation of one token, and left truncation
+ * (a small max_len: the reference reads the context's last max_len - 1 - n). */
+static void test_loglik_prefix(void)
+{
+    model m;
+    make_model(&m, 0, 11);
+    int V = m.cfg.vocab, gmask = V - 3, sop = V - 2;
+    enum { NR = 7 };
+    static const int n_ctx[NR] = {5, 5, 5, 1, 9, 9, 3}, n_cont[NR] = {3, 1, 4, 2, 2, 5, 6};
+    static const int share[NR] = {-1, 0, 0, -1, -1, 4, -1}; /* the context of an earlier request */
+    for (int pass = 0; pass < 2; pass++) {
+        int max_len = pass == 0 ? 64 : 9, budget = pass == 0 ? 64 : 6;
+        loglik_request req[NR];
+        int *ctx[NR], *cont[NR];
+        for (int i = 0; i < NR; i++) {
+            ctx[i] = share[i] >= 0 ? ctx[share[i]] : rand_tokens(n_ctx[i], V - 4);
+            cont[i] = rand_tokens(n_cont[i], V - 4);
+            req[i] = (loglik_request){.ctx = ctx[i], .n_ctx = n_ctx[i], .cont = cont[i], .n_cont = n_cont[i],
+                                      .item = i};
+        }
+        loglik_engine e;
+        loglik_init(&e, &m, NULL, max_len, budget);
+        e.gmask = gmask;
+        e.sop = sop;
+        loglik_run(&e, req, NR, NULL);
+        loglik_free(&e);
+        double worst = 0;
+        for (int i = 0; i < NR; i++) {
+            int keep = max_len - 1 - n_cont[i]; /* context tokens read */
+            keep = keep < n_ctx[i] ? keep : n_ctx[i];
+            CHECK(keep >= 0);
+            double want = ref_chatglm_loglik(&m, ctx[i] + n_ctx[i] - keep, keep, gmask, sop, cont[i], n_cont[i]);
+            CHECK(req[i].scored == n_cont[i]);
+            CHECK_CLOSE(req[i].ll, want, 1e-5);
+            worst = fmax(worst, fabs(req[i].ll - want) / fmax(1, fabs(want)));
+        }
+        fprintf(stderr, "    chatglm [gMASK] <sop> log-likelihoods, max_len %d: max relative error %.2g\n", max_len,
+                worst);
+        /* the form matters: the causal reading of the same requests differs */
+        loglik_request causal[NR];
+        memcpy(causal, req, sizeof req);
+        loglik_init(&e, &m, NULL, max_len, budget);
+        loglik_run(&e, causal, NR, NULL);
+        loglik_free(&e);
+        double d = 0;
+        for (int i = 0; i < NR; i++)
+            d = fmax(d, fabs(causal[i].ll - req[i].ll));
+        CHECK(d > 1e-3);
+        for (int i = 0; i < NR; i++) {
+            if (share[i] < 0)
+                free(ctx[i]);
+            free(cont[i]);
+        }
+    }
+    model_free(&m);
 }
 
 /* ---- gradients ---- */
@@ -314,6 +377,7 @@ static void test_pruned_equals_masked(void)
 int main(void)
 {
     TEST(test_logits);
+    TEST(test_loglik_prefix);
     TEST(test_gradients);
     TEST(test_pruned_equals_masked);
     return check_report();
