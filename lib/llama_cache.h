@@ -54,7 +54,7 @@ typedef struct {
     float *hn;       /* (out_rows, D) normed rows that get logits */
     float *logits;   /* (out_rows, V) */
     float *rope_cos, *rope_sin; /* (pool + rows, rd/2): positions 0 .. pool+rows-1
-                                   (rd = llama_rope_dim; ChatGLM-6B's causal positions:
+                                   (rd = llama_rope_dim; ChatGLM-6B without blocks:
                                    block positions 0) */
     float *fused;    /* (N, layer_fused_width) a fused map's output (ChatGLM) */
     struct lora_set *lora;      /* adapters every call adds (lora.h), or NULL: set by the

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # ChatGLM-6B and ChatGLM2 end to end on tiny random models: discover -> score ->
 # prune -> lora -> eval, the checkpoint's config keys, and GGUF refused. The
-# models use the tok512 tokenizer (Llama-style SentencePiece, 512 pieces) with a
-# vocabulary of 512: ChatGLM's own tokenizer is another matter (issue 12, part 3).
+# pipeline's models use the tok512 tokenizer (Llama-style SentencePiece, 512
+# pieces) with a vocabulary of 512; the zero-shot tests train ChatGLM tokenizers
+# (python3-sentencepiece) for the [gMASK] <sop> prompt forms.
 load helper
 
 mk() {
@@ -58,4 +59,65 @@ pipeline() {
     [ "$status" -eq 1 ]
     [[ "$output" == *"llama.cpp has no ChatGLM-6B architecture"* ]]
     [ ! -e "$T/x.gguf" ]
+}
+
+# Three PIQA items for the zero-shot tests.
+piqa_file() {
+    cat > "$1" <<'JSON'
+{"goal": "How do I ready a guinea pig cage?", "sol1": "Provide bedding.", "sol2": "Provide jeans.", "label": 0}
+{"goal": "To open a jar,", "sol1": "twist the lid.", "sol2": "paint the lid.", "label": 0}
+{"goal": "Keep a dog warm", "sol1": "with a blanket", "sol2": "with ice", "label": 0}
+JSON
+}
+
+@test "chatglm: zero-shot on ChatGLM-6B reads context [gMASK] <sop> continuation by default, --glm-mask causal the plain form" {
+    need_data
+    "$PY" -c 'import sentencepiece' || { echo "python3-sentencepiece missing for $PY"; return 1; }
+    make_glm "$T/glm" unigram
+    pare-mkmodel --model-type chatglm --dim 16 --layers 2 --heads 4 --ffn 24 --vocab 700 -o "$T/m" >/dev/null
+    piqa_file "$T/piqa.jsonl"
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm" --task-file piqa="$T/piqa.jsonl" --items --json > "$T/p.json"
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm" --task-file piqa="$T/piqa.jsonl" --items --glm-mask causal --json > "$T/c.json"
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm" --task-file piqa="$T/piqa.jsonl" --glm-mask prefix --json > "$T/p2.json"
+    jq -e '.metrics[0].protocol | .mask == "prefix" and (.prompt_form | startswith("context [gMASK] <sop> continuation"))' "$T/p.json"
+    jq -e '.metrics[0].protocol | .mask == "causal" and (.prompt_form | contains("not ChatGLM-6B'"'"'s native"))' "$T/c.json"
+    jq -e '.metrics[0].protocol.mask == "prefix"' "$T/p2.json"
+    # the two forms give other log-likelihoods of the same token ids
+    [ "$(jq -c '[.items[].context_ids]' "$T/p.json")" = "$(jq -c '[.items[].context_ids]' "$T/c.json")" ]
+    $PY - "$T/p.json" "$T/c.json" <<'PY'
+import json, sys
+p, c = (json.load(open(f))["items"] for f in sys.argv[1:3])
+d = max(abs(a - b) for x, y in zip(p, c) for a, b in zip(x["ll"], y["ll"]))
+assert d > 1e-4, d
+PY
+    # perplexity stays causal, and says so
+    head -c 3000 "$STORIES" > "$T/t.txt"
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm" --ppl "$T/t.txt" --limit 2 --json |
+        jq -e '.metrics[0].protocol | .mask == "causal" and (.prompt_form | contains("[gMASK] <sop>"))'
+    # without ChatGLM-6B's tokenizer the prompt form cannot be built; the causal form can
+    run pare-eval -q -m "$T/m" --tokenizer "$TOK" --task-file piqa="$T/piqa.jsonl" --json
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"needs ChatGLM-6B's tokenizer (ice_text.model)"* ]]
+    pare-eval -q -m "$T/m" --tokenizer "$TOK" --task-file piqa="$T/piqa.jsonl" --glm-mask causal --json |
+        jq -e '.metrics[0].protocol.mask == "causal"'
+    # a bad value is refused in one line (and the usual pointer to --help)
+    run pare-eval -q -m "$T/m" --tokenizer "$T/glm" --task-file piqa="$T/piqa.jsonl" --glm-mask bidir
+    [ "$status" -eq 2 ]
+    [ "${lines[0]}" = "pare-eval: error: --glm-mask: unknown mask 'bidir' (prefix, causal)" ]
+    [ "$(grep -c 'error:' <<<"$output")" -eq 1 ]
+}
+
+@test "chatglm: zero-shot on ChatGLM2 is causal after [gMASK] sop; the prefix form is refused" {
+    need_data
+    "$PY" -c 'import sentencepiece' || { echo "python3-sentencepiece missing for $PY"; return 1; }
+    make_glm2 "$T/glm2"
+    pare-mkmodel --model-type chatglm2 --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 605 -o "$T/m" >/dev/null
+    piqa_file "$T/piqa.jsonl"
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm2" --task-file piqa="$T/piqa.jsonl" --items --json > "$T/r.json"
+    jq -e '.metrics[0].protocol | .mask == "causal" and (.bos | startswith("[gMASK] sop"))' "$T/r.json"
+    # every context starts with [gMASK] sop, ids 601 and 603 after the 600 pieces
+    jq -e '[.items[].context_ids[][0:2] == [601, 603]] | all' "$T/r.json"
+    run pare-eval -q -m "$T/m" --tokenizer "$T/glm2" --task-file piqa="$T/piqa.jsonl" --glm-mask prefix
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a chatglm2 model"* ]]
 }

@@ -20,6 +20,37 @@ setup() {
     T="$BATS_TEST_TMPDIR"
 }
 
+# A ChatGLM-6B tokenizer folder in $1: ice_text.model, a SentencePiece model of
+# type $2 (unigram, bpe) with ChatGLM-6B's user-defined pieces (<n>, <|tab|>,
+# <|blank_N|>, [gMASK], <sop>, ...) trained on TinyStories, and the published
+# tokenizer_config.json.
+make_glm() {
+    mkdir -p "$1"
+    "$PY" - "$ROOT/tests" "$1" "$2" "$STORIES" <<'PY'
+import sys, sentencepiece as spm
+sys.path.insert(0, sys.argv[1])
+from tokenizer_oracle import GLM_SPECIALS, GLM_MAX_BLANK
+user = ["<n>", "<|tab|>"] + ["<|blank_%d|>" % i for i in range(2, GLM_MAX_BLANK + 1)] + GLM_SPECIALS
+spm.SentencePieceTrainer.train(input=sys.argv[4], model_prefix=sys.argv[2] + "/ice_text", model_type=sys.argv[3],
+                               vocab_size=700, user_defined_symbols=user, pad_id=3, byte_fallback=True,
+                               remove_extra_whitespaces=False, minloglevel=2, num_threads=2)
+PY
+    cp "$DATA/configs/chatglm-6b/tokenizer_config.json" "$1/"
+}
+
+# A ChatGLM2 tokenizer folder in $1: tokenizer.model, a BPE SentencePiece model of
+# 600 pieces trained on TinyStories ([MASK] [gMASK] [sMASK] sop eop follow them),
+# and a tokenizer_config.json naming ChatGLMTokenizer.
+make_glm2() {
+    mkdir -p "$1"
+    "$PY" - "$1" "$STORIES" <<'PY'
+import sys, sentencepiece as spm
+spm.SentencePieceTrainer.train(input=sys.argv[2], model_prefix=sys.argv[1] + "/tokenizer", model_type="bpe",
+                               vocab_size=600, byte_fallback=True, minloglevel=2, num_threads=2)
+PY
+    printf '{"tokenizer_class": "ChatGLMTokenizer", "remove_space": false}\n' >"$1/tokenizer_config.json"
+}
+
 # relative difference of two numbers is below a tolerance
 close() {
     awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; if (m < 1) m = 1; exit !(d <= tol * m) }'

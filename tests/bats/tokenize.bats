@@ -75,24 +75,6 @@ need_oracle() {
     [[ "$output" == *"$T/missing.model"* ]]
 }
 
-# A ChatGLM-6B tokenizer folder in $1: ice_text.model, a SentencePiece model of
-# type $2 (unigram, bpe) with ChatGLM-6B's user-defined pieces (<n>, <|tab|>,
-# <|blank_N|>, [gMASK], <sop>, ...) trained on TinyStories, and the published
-# tokenizer_config.json.
-make_glm() {
-    mkdir -p "$1"
-    "$PY" - "$ROOT/tests" "$1" "$2" "$STORIES" <<'PY'
-import sys, sentencepiece as spm
-sys.path.insert(0, sys.argv[1])
-from tokenizer_oracle import GLM_SPECIALS, GLM_MAX_BLANK
-user = ["<n>", "<|tab|>"] + ["<|blank_%d|>" % i for i in range(2, GLM_MAX_BLANK + 1)] + GLM_SPECIALS
-spm.SentencePieceTrainer.train(input=sys.argv[4], model_prefix=sys.argv[2] + "/ice_text", model_type=sys.argv[3],
-                               vocab_size=700, user_defined_symbols=user, pad_id=3, byte_fallback=True,
-                               remove_extra_whitespaces=False, minloglevel=2, num_threads=2)
-PY
-    cp "$DATA/configs/chatglm-6b/tokenizer_config.json" "$1/"
-}
-
 # The ids ChatGLM-6B's tokenizer gives file $2 with the model in folder $1 (its
 # substitutions, written out in tokenizer_oracle.py, then python3-sentencepiece),
 # after [gMASK] <sop> when $3 is "bos"; space-separated.
@@ -144,13 +126,7 @@ PY
 
 @test "tokenize: a ChatGLM2 tokenizer folder: [gMASK] sop appended after the model's pieces" {
     need_oracle
-    mkdir "$T/glm2"
-    "$PY" - "$T/glm2" "$STORIES" <<'PY'
-import sys, sentencepiece as spm
-spm.SentencePieceTrainer.train(input=sys.argv[2], model_prefix=sys.argv[1] + "/tokenizer", model_type="bpe",
-                               vocab_size=600, byte_fallback=True, minloglevel=2, num_threads=2)
-PY
-    printf '{"tokenizer_class": "ChatGLMTokenizer", "remove_space": false}\n' >"$T/glm2/tokenizer_config.json"
+    make_glm2 "$T/glm2"
     printf 'Once upon a time\n\tthere  was' >"$T/text"
     want=$("$PY" -c 'import sys, sentencepiece as spm
 sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
