@@ -187,9 +187,10 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
         res->clipped += req[i].scored < req[i].n_cont;
     }
     if (res->clipped)
-        warn("%s: %lld continuations are longer than the model's %d tokens; each was scored on its last %d tokens "
-             "(the harness stops on them)",
-             task->name, (long long)res->clipped, max_len, max_len);
+        warn("%s: %lld continuations are longer than the %d tokens the model can read%s; each was scored on its "
+             "last %d tokens (the harness stops on them)",
+             task->name, (long long)res->clipped, max_len - extra / 2, extra ? " after [gMASK] <sop>" : "",
+             max_len - extra / 2);
     /* decisions */
     int64_t correct = 0, correct_norm = 0;
     q = 0;
