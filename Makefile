@@ -63,7 +63,8 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpare.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
 
 # Every test: C unit tests of lib/, then bats tests of the programs.
-test: all $(UNITS)
+# The benchmarks are built (not run) by test, so that a change to lib/ cannot leave them behind.
+test: all $(UNITS) $(BENCHES)
 	@tests/run-unit $(UNITS)
 	@PATH="$(CURDIR)/$(BUILD)/bin:$(CURDIR)/$(BUILD)/tests:$$PATH" BUILD=$(BUILD) tests/run-bats tests/bats
 

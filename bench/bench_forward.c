@@ -152,7 +152,7 @@ static void llama7b_layer(model *m, int V)
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         char name[160];
-        llama_layer_weight_name(name, sizeof name, 0, w[i].id);
+        llama_layer_weight_name(c, name, sizeof name, 0, w[i].id);
         rand_tensor(m, name, w[i].rows, w[i].cols, w[i].scale, w[i].offset);
     }
     model_bind(m);
