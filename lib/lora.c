@@ -16,61 +16,93 @@
 #include "stream.h"
 #include "util.h"
 
-/* The targets are the rows of the weight table (model.h) with a LoRA name, in
- * table order; the enum in lora.h names them in that order. */
-static int target_weight[LORA_TARGET_COUNT]; /* weight id of target t */
-static int weight_target[LW_COUNT];          /* target of weight id, or -1 */
-static char target_short[LORA_TARGET_COUNT][16]; /* "q", ..., "down" */
+/* The targets are the rows of the weight table (model.h) with a lora column;
+ * their names per architecture are their modules' names there. */
+static int target_weight[LORA_TARGET_COUNT];         /* weight id of target t */
+static int target_order[LORA_TARGET_COUNT];          /* the targets in table (the forward's) order */
+static char target_names[ARCH_COUNT][LORA_TARGET_COUNT][32]; /* "q_proj"; "" where the arch has none */
 
 static void targets_init(void)
 {
     static bool done;
     if (done)
         return;
-    int t = 0;
+    int n = 0;
+    for (int t = 0; t < LORA_TARGET_COUNT; t++)
+        target_weight[t] = -1;
     for (int id = 0; id < LW_COUNT; id++) {
-        weight_target[id] = -1;
-        const char *name = llama_layer_weights[id].lora;
-        if (!name)
+        int t = llama_layer_weights[id].lora;
+        if (t == LORA_NONE)
             continue;
-        if (t == LORA_TARGET_COUNT)
-            die("lora: the weight table has more LoRA targets than enum lora_target");
-        weight_target[id] = t;
+        if (t < 0 || t >= LORA_TARGET_COUNT || target_weight[t] >= 0)
+            die("lora: the weight table names LoRA target %d twice or out of range", t);
         target_weight[t] = id;
-        size_t n = strcspn(name, "_");
-        snprintf(target_short[t], sizeof target_short[t], "%.*s", (int)n, name);
-        t++;
+        target_order[n++] = t;
+        for (int a = 0; a < ARCH_COUNT; a++) {
+            /* "self_attn.q_proj.weight" -> "q_proj" */
+            const char *name = llama_layer_weights[id].name[a];
+            if (!name)
+                continue;
+            size_t len = strlen(name);
+            if (len > 7 && !strcmp(name + len - 7, ".weight"))
+                len -= 7;
+            const char *p = name + len;
+            while (p > name && p[-1] != '.')
+                p--;
+            snprintf(target_names[a][t], sizeof target_names[a][t], "%.*s", (int)(name + len - p), p);
+        }
     }
-    if (t != LORA_TARGET_COUNT)
-        die("lora: the weight table has %d LoRA targets, enum lora_target %d", t, LORA_TARGET_COUNT);
+    if (n != LORA_TARGET_COUNT)
+        die("lora: the weight table has %d LoRA targets, enum lora_target %d", n, LORA_TARGET_COUNT);
     done = true;
 }
 
-const char *lora_target_name(int target)
+const char *lora_target_name(enum model_arch arch, int target)
 {
     targets_init();
-    return llama_layer_weights[target_weight[target]].lora;
+    if (target < 0 || target >= LORA_TARGET_COUNT || !target_names[arch][target][0])
+        return NULL;
+    return target_names[arch][target];
+}
+
+unsigned lora_arch_targets(enum model_arch arch)
+{
+    unsigned mask = 0;
+    for (int t = 0; t < LORA_TARGET_COUNT; t++)
+        if (lora_target_name(arch, t))
+            mask |= 1u << t;
+    return mask;
 }
 
 int lora_target_of(int weight_id)
 {
-    targets_init();
-    return weight_id >= 0 && weight_id < LW_COUNT ? weight_target[weight_id] : -1;
+    return weight_id >= 0 && weight_id < LW_COUNT ? llama_layer_weights[weight_id].lora : -1;
 }
 
-unsigned lora_targets_parse(const char *list)
+/* name is target t's in arch, or its short form (the name without "_proj"). */
+static bool names_target(enum model_arch arch, int t, const char *name)
 {
-    targets_init();
+    const char *full = lora_target_name(arch, t);
+    if (!full)
+        return false;
+    if (!strcmp(name, full))
+        return true;
+    size_t n = strlen(full), k = strlen(name);
+    return n > 5 && !strcmp(full + n - 5, "_proj") && k == n - 5 && !strncmp(name, full, k);
+}
+
+unsigned lora_targets_parse(enum model_arch arch, const char *list)
+{
     unsigned mask = 0;
     char *copy = xstrdup(list), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         int found = -1;
         if (!strcmp(t, "all")) {
-            mask |= LORA_ALL_TARGETS;
+            mask |= lora_arch_targets(arch);
             continue;
         }
         for (int i = 0; i < LORA_TARGET_COUNT && found < 0; i++)
-            if (!strcmp(t, lora_target_name(i)) || !strcmp(t, target_short[i]))
+            if (names_target(arch, i, t))
                 found = i;
         if (found < 0) {
             free(copy);
@@ -82,15 +114,19 @@ unsigned lora_targets_parse(const char *list)
     return mask;
 }
 
-char *lora_targets_string(unsigned targets)
+char *lora_targets_string(enum model_arch arch, unsigned targets)
 {
-    char buf[128] = "";
-    for (int i = 0; i < LORA_TARGET_COUNT; i++)
-        if (targets & (1u << i)) {
-            if (*buf)
-                strcat(buf, ",");
-            strcat(buf, lora_target_name(i));
-        }
+    targets_init();
+    char buf[LORA_TARGET_COUNT * 32] = "";
+    for (int i = 0; i < LORA_TARGET_COUNT; i++) {
+        int t = target_order[i];
+        const char *name = lora_target_name(arch, t);
+        if (!(targets & (1u << t)) || !name)
+            continue;
+        if (*buf)
+            strcat(buf, ",");
+        strcat(buf, name);
+    }
     return xstrdup(buf);
 }
 
@@ -120,16 +156,18 @@ void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double a
     s->rank = rank;
     s->alpha = alpha;
     s->scale = (float)(alpha / rank);
-    s->targets = targets & LORA_ALL_TARGETS;
+    s->arch = c->arch;
+    s->targets = targets & lora_arch_targets(c->arch);
     s->n_layers = c->n_layers;
     s->index = xmalloc((size_t)c->n_layers * LORA_TARGET_COUNT * sizeof *s->index);
     s->ad = xcalloc((size_t)c->n_layers * LORA_TARGET_COUNT + 1, sizeof *s->ad);
     size_t off = 0;
+    for (int i = 0; i < c->n_layers * LORA_TARGET_COUNT; i++)
+        s->index[i] = -1;
     for (int l = 0; l < c->n_layers; l++)
-        for (int t = 0; t < LORA_TARGET_COUNT; t++) {
-            int nin, nout;
+        for (int i = 0; i < LORA_TARGET_COUNT; i++) {
+            int t = target_order[i], nin, nout;
             map_shape(c, l, t, &nin, &nout);
-            s->index[l * LORA_TARGET_COUNT + t] = -1;
             if (!(s->targets & (1u << t)) || nin == 0 || nout == 0)
                 continue;
             lora_adapter *a = &s->ad[s->n];
@@ -320,6 +358,17 @@ void lora_merge(const lora_set *s, model *m)
 
 /* ------------------------------------------------------------------ the adapter stream */
 
+/* s's targets as its model names them, in the forward's order: ["q_proj", ...]. */
+static json_t *targets_json(const lora_set *s)
+{
+    char *list = lora_targets_string(s->arch, s->targets), *save = NULL;
+    json_t *a = json_array();
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(a, json_string(t));
+    free(list);
+    return a;
+}
+
 static void write_tensor(stream_writer *w, const char *name, int64_t d0, int64_t d1, const float *data)
 {
     stream_begin_record(w, "tensor", 5);
@@ -347,13 +396,9 @@ void lora_write(const lora_set *s, const model *m, const char *path, int argc, c
     mp_pack_kv_double(&w.pk, "alpha", s->alpha);
     mp_pack_kv_double(&w.pk, "dropout", s->dropout);
     mp_pack_str(&w.pk, "targets");
-    int nt = 0;
-    for (int t = 0; t < LORA_TARGET_COUNT; t++)
-        nt += (s->targets >> t) & 1;
-    msgpack_pack_array(&w.pk, (size_t)nt);
-    for (int t = 0; t < LORA_TARGET_COUNT; t++)
-        if (s->targets & (1u << t))
-            mp_pack_str(&w.pk, lora_target_name(t));
+    json_t *targets = targets_json(s);
+    mp_pack_json(&w.pk, targets);
+    json_decref(targets);
     if (training) {
         mp_pack_str(&w.pk, "training");
         mp_pack_json(&w.pk, training);
@@ -385,10 +430,7 @@ void lora_write_merged(lora_set *s, model *m, int dtype, const char *path, int a
         model_set_dtype(m, (enum dtype)dtype);
     }
     lora_merge(s, m);
-    json_t *targets = json_array();
-    for (int t = 0; t < LORA_TARGET_COUNT; t++)
-        if (s->targets & (1u << t))
-            json_array_append_new(targets, json_string(lora_target_name(t)));
+    json_t *targets = targets_json(s);
     json_t *lj = json_pack("{s:s,s:i,s:f,s:f,s:o}", "base_fingerprint", s->fingerprint, "rank", s->rank, "alpha",
                            s->alpha, "dropout", s->dropout, "targets", targets);
     if (training)
@@ -419,9 +461,12 @@ void lora_read(lora_set *s, const char *path, const model *m)
     unsigned targets = 0;
     for (uint32_t i = 0; i < tg->via.array.size; i++) {
         char *name = mp_strdup(&tg->via.array.ptr[i]);
-        unsigned bit = name ? lora_targets_parse(name) : 0;
-        if (!bit)
-            stream_die(&r, "adapter header names an unknown target '%s'", name ? name : "?");
+        unsigned bit = name ? lora_targets_parse(m->cfg.arch, name) : 0;
+        if (!bit) {
+            char *valid = lora_targets_string(m->cfg.arch, lora_arch_targets(m->cfg.arch));
+            stream_die(&r, "adapter header names target '%s', which a %s model lacks (its targets: %s)",
+                       name ? name : "?", model_archs[m->cfg.arch].name, valid);
+        }
         targets |= bit;
         free(name);
     }

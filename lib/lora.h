@@ -1,5 +1,5 @@
 /* lora.h - LoRA adapters (Hu et al. 2021, as PEFT and alpaca-lora apply them) on
- * the linear maps of a LLaMA model:
+ * the linear maps of a model (LLaMA's, ChatGLM's fused ones too):
  *
  *     y = W x (+ b) + (alpha / r) * B A dropout(x)
  *
@@ -25,26 +25,35 @@
 
 #include "model.h"
 
-/* The seven linear maps of a layer, in the forward's order: the rows of the
- * weight table (model.h) with a LoRA name, in table order (lora.c checks). */
-enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_TARGET_COUNT };
-#define LORA_ALL_TARGETS ((1u << LORA_TARGET_COUNT) - 1)
+/* The targets (enum lora_target, model.h) are the maps of the weight table with
+ * a lora column. A target's name in an architecture is its module's name there
+ * (the weight's name without ".weight", after its last dot), as PEFT's
+ * target_modules give it: LLaMA's q_proj, k_proj, v_proj, o_proj, gate_proj,
+ * up_proj, down_proj; ChatGLM's query_key_value, dense, dense_h_to_4h,
+ * dense_4h_to_h (ChatGLM-6B's dense_h_to_4h is LORA_UP, ChatGLM2's fused
+ * [gate | up] one LORA_GATE_UP). A fused map has one adapter over all its rows,
+ * as PEFT wraps the module. */
+#define LORA_ALL_TARGETS ((1u << LORA_TARGET_COUNT) - 1) /* a set keeps those of its model */
 
-/* "q_proj", ..., "down_proj". */
-const char *lora_target_name(int target);
+/* Target's name in arch ("q_proj", "query_key_value"), or NULL when arch has no
+ * such map. */
+const char *lora_target_name(enum model_arch arch, int target);
+/* The targets arch has (bit mask). */
+unsigned lora_arch_targets(enum model_arch arch);
 /* The target of weight id (enum llama_layer_weight), or -1 for a weight no
  * adapter adapts. */
 int lora_target_of(int weight_id);
-/* A comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
- * down_proj (or q, k, v, o, gate, up, down; or all) -> bit mask. 0 on an unknown
- * or empty name. */
-unsigned lora_targets_parse(const char *list);
-/* The mask as "q_proj,k_proj,...", in the forward's order (malloc'd). */
-char *lora_targets_string(unsigned targets);
+/* A comma-separated list of arch's target names (LLaMA's also without "_proj":
+ * q, k, v, o, gate, up, down), or all -> bit mask. 0 on a name that is not one
+ * of arch's targets, or an empty list. */
+unsigned lora_targets_parse(enum model_arch arch, const char *list);
+/* The mask's targets as arch names them, comma-separated in the forward's order
+ * (the weight table's): "q_proj,k_proj,..." (malloc'd). */
+char *lora_targets_string(enum model_arch arch, unsigned targets);
 
 /* One adapted map. */
 typedef struct {
-    int layer, target;
+    int layer, target;  /* target: enum lora_target */
     int nin, nout;      /* I, O */
     char *name;         /* the adapted weight: "model.layers.3.self_attn.q_proj.weight" */
     size_t a, b;        /* offsets into params of A (r, I) and B (O, r) */
@@ -54,10 +63,11 @@ typedef struct lora_set {
     int rank;           /* r */
     double alpha;
     float scale;        /* alpha / r */
-    unsigned targets;   /* bit mask of enum lora_target */
+    enum model_arch arch; /* the base model's: it names the targets */
+    unsigned targets;   /* bit mask of enum lora_target, of those arch has */
     int n_layers;
     int n;              /* adapters: every (layer, target) whose map exists */
-    lora_adapter *ad;   /* [n], layers ascending, targets in enum order */
+    lora_adapter *ad;   /* [n], layers ascending, targets in the forward's order */
     int *index;         /* [L * LORA_TARGET_COUNT] adapter of (layer, target), or -1 */
     size_t n_weights;   /* the adapters' parameters: r (I + O) summed */
     size_t n_params;    /* floats of params (slices padded to 64 bytes) */
@@ -78,8 +88,9 @@ typedef struct lora_set {
     float *u, *du;      /* (rows, r) A x and its gradient */
 } lora_set;
 
-/* The adapters of targets (mask) on every layer of m where the map exists (a
- * pruned-away attention or MLP has none), rank r, params zero; fingerprint is m's.
+/* The adapters of targets (mask; those m's architecture lacks are left out) on
+ * every layer of m where the map exists (a pruned-away attention or MLP has
+ * none), rank r, params zero; fingerprint is m's.
  * Dies on a rank below 1 or no adapter at all. */
 void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double alpha);
 /* A Kaiming-uniform with a = sqrt(5) (torch's default for nn.Linear and PEFT's

@@ -77,6 +77,17 @@ typedef struct {
     int bos_id, eos_id;
 } llama_config;
 
+/* The linear maps LoRA adapters may adapt (lora.h), named by the weight table's
+ * lora column: LLaMA's seven (ChatGLM's dense and dense_4h_to_h are O and DOWN,
+ * ChatGLM-6B's dense_h_to_4h is UP), then the fused maps, query_key_value and
+ * ChatGLM2's [gate | up] dense_h_to_4h. The values key the adapters' dropout
+ * masks (lora.c): a new target goes at the end. */
+enum lora_target {
+    LORA_NONE = -1,
+    LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_QKV, LORA_GATE_UP,
+    LORA_TARGET_COUNT
+};
+
 /* ---- the weights of a layer: the one table ----
  *
  * Every per-layer weight is one row here; tensor specs and binding (model.c), the
@@ -99,42 +110,44 @@ typedef struct {
  *   opt     OPT_ALWAYS (present with its part), or the config flag that adds it
  *           (an optional bias): OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS,
  *           OPT_UP_BIAS, OPT_NORM_BIAS (LayerNorm)
- *   lora    the LoRA target's name of a map an adapter can adapt ("q_proj"), or
- *           NULL; the targets are these rows in table order
+ *   lora    the LoRA target (enum lora_target) of a map an adapter can adapt, or
+ *           LORA_NONE; a target's name in an architecture is its module's name
+ *           there, as PEFT's target_modules give it ("q_proj", "query_key_value",
+ *           "dense_h_to_4h": lora.h)
  *   gguf    its name after "blk.N." in a GGUF file (llama.cpp's names)
  *   glm, glm2  its name after the layer prefix in ChatGLM-6B and ChatGLM2 models */
 #define LLAMA_LAYER_WEIGHTS(X)                                                                                     \
-    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, NULL, "attn_norm.weight", \
+    X(ATTN_NORM, attn_norm, "input_layernorm.weight", DIM_D, DIM_NONE, PART_ATTN, OPT_ALWAYS, LORA_NONE, "attn_norm.weight", \
       "input_layernorm.weight", "input_layernorm.weight") \
-    X(ATTN_NORM_B, attn_norm_b, NULL, DIM_D, DIM_NONE, PART_ATTN, OPT_NORM_BIAS, NULL, NULL, \
+    X(ATTN_NORM_B, attn_norm_b, NULL, DIM_D, DIM_NONE, PART_ATTN, OPT_NORM_BIAS, LORA_NONE, NULL, \
       "input_layernorm.bias", NULL) \
-    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, "q_proj", "attn_q.weight", NULL, NULL) \
-    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "k_proj", "attn_k.weight", NULL, NULL) \
-    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, "v_proj", "attn_v.weight", NULL, NULL) \
-    X(QKV, wqkv, NULL, DIM_QKV, DIM_D, PART_ATTN, OPT_ALWAYS, NULL, NULL, \
+    X(Q, wq, "self_attn.q_proj.weight", DIM_Q, DIM_D, PART_ATTN, OPT_ALWAYS, LORA_Q, "attn_q.weight", NULL, NULL) \
+    X(K, wk, "self_attn.k_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, LORA_K, "attn_k.weight", NULL, NULL) \
+    X(V, wv, "self_attn.v_proj.weight", DIM_KV, DIM_D, PART_ATTN, OPT_ALWAYS, LORA_V, "attn_v.weight", NULL, NULL) \
+    X(QKV, wqkv, NULL, DIM_QKV, DIM_D, PART_ATTN, OPT_ALWAYS, LORA_QKV, NULL, \
       "attention.query_key_value.weight", "self_attention.query_key_value.weight") \
-    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, "o_proj", "attn_output.weight", \
+    X(O, wo, "self_attn.o_proj.weight", DIM_D, DIM_Q, PART_ATTN, OPT_ALWAYS, LORA_O, "attn_output.weight", \
       "attention.dense.weight", "self_attention.dense.weight") \
-    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_q.bias", NULL, NULL) \
-    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_k.bias", NULL, NULL) \
-    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, "attn_v.bias", NULL, NULL) \
-    X(BQKV, bqkv, NULL, DIM_QKV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, NULL, NULL, \
+    X(BQ, bq, "self_attn.q_proj.bias", DIM_Q, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, "attn_q.bias", NULL, NULL) \
+    X(BK, bk, "self_attn.k_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, "attn_k.bias", NULL, NULL) \
+    X(BV, bv, "self_attn.v_proj.bias", DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, "attn_v.bias", NULL, NULL) \
+    X(BQKV, bqkv, NULL, DIM_QKV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, NULL, \
       "attention.query_key_value.bias", "self_attention.query_key_value.bias") \
-    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, NULL, "attn_output.bias", \
+    X(BO, bo, "self_attn.o_proj.bias", DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, LORA_NONE, "attn_output.bias", \
       "attention.dense.bias", NULL) \
-    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, NULL, \
+    X(FFN_NORM, ffn_norm, "post_attention_layernorm.weight", DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, LORA_NONE, \
       "ffn_norm.weight", "post_attention_layernorm.weight", "post_attention_layernorm.weight") \
-    X(FFN_NORM_B, ffn_norm_b, NULL, DIM_D, DIM_NONE, PART_MLP, OPT_NORM_BIAS, NULL, NULL, \
+    X(FFN_NORM_B, ffn_norm_b, NULL, DIM_D, DIM_NONE, PART_MLP, OPT_NORM_BIAS, LORA_NONE, NULL, \
       "post_attention_layernorm.bias", NULL) \
-    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "gate_proj", "ffn_gate.weight", \
+    X(GATE, w_gate, "mlp.gate_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, LORA_GATE, "ffn_gate.weight", \
       NULL, NULL) \
-    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, "up_proj", "ffn_up.weight", \
+    X(UP, w_up, "mlp.up_proj.weight", DIM_F, DIM_D, PART_MLP, OPT_ALWAYS, LORA_UP, "ffn_up.weight", \
       "mlp.dense_h_to_4h.weight", NULL) \
-    X(GATE_UP, w_gate_up, NULL, DIM_F2, DIM_D, PART_MLP, OPT_ALWAYS, NULL, NULL, NULL, "mlp.dense_h_to_4h.weight") \
-    X(BUP, bup, NULL, DIM_F, DIM_NONE, PART_MLP, OPT_UP_BIAS, NULL, NULL, "mlp.dense_h_to_4h.bias", NULL) \
-    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, "down_proj", "ffn_down.weight", \
+    X(GATE_UP, w_gate_up, NULL, DIM_F2, DIM_D, PART_MLP, OPT_ALWAYS, LORA_GATE_UP, NULL, NULL, "mlp.dense_h_to_4h.weight") \
+    X(BUP, bup, NULL, DIM_F, DIM_NONE, PART_MLP, OPT_UP_BIAS, LORA_NONE, NULL, "mlp.dense_h_to_4h.bias", NULL) \
+    X(DOWN, w_down, "mlp.down_proj.weight", DIM_D, DIM_F, PART_MLP, OPT_ALWAYS, LORA_DOWN, "ffn_down.weight", \
       "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.weight") \
-    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, NULL, "ffn_down.bias", \
+    X(BDOWN, bdown, "mlp.down_proj.bias", DIM_D, DIM_NONE, PART_MLP, OPT_DOWN_BIAS, LORA_NONE, "ffn_down.bias", \
       "mlp.dense_4h_to_h.bias", NULL)
 
 enum llama_dim { DIM_NONE, DIM_D, DIM_Q, DIM_KV, DIM_QKV, DIM_F, DIM_F2, DIM_HD, DIM_V };
@@ -153,7 +166,7 @@ typedef struct {
     enum llama_dim rows, cols;
     enum llama_part part;
     enum llama_opt opt;
-    const char *lora;
+    int lora;                     /* enum lora_target, or LORA_NONE */
     const char *gguf;
     const char *name[ARCH_COUNT]; /* after the layer prefix, per architecture; NULL: none */
 } llama_weight_desc;

@@ -84,7 +84,7 @@ typedef struct {
  * data and the model. */
 static json_t *identity(const lora_set *s, const instruct_data *d, int n_train, int n_val, const train_options *o)
 {
-    char *targets = lora_targets_string(s->targets);
+    char *targets = lora_targets_string(s->arch, s->targets);
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:f,s:f,s:s,s:f,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:I}", "model",
         s->fingerprint, "data", d->xxh64, "mode", d->text ? "text" : "alpaca", "cutoff", d->cutoff, "train",

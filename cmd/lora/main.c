@@ -32,8 +32,10 @@ static const char usage[] =
     "      --train-on-inputs   score the prompt tokens too (default: masked from the loss)\n"
     "      --val-size N        held-out validation samples (default 2000; at most a tenth of the data)\n"
     "adapters:\n"
-    "      --targets LIST      linear maps to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,\n"
-    "                          down_proj (or q, k, v, o, gate, up, down), or all (default all)\n"
+    "      --targets LIST      linear maps to adapt, by the model's module names: LLaMA's q_proj, k_proj,\n"
+    "                          v_proj, o_proj, gate_proj, up_proj, down_proj (or q, k, v, o, gate, up, down);\n"
+    "                          ChatGLM's query_key_value, dense, dense_h_to_4h, dense_4h_to_h; or all\n"
+    "                          (default all: every linear map of the layers)\n"
     "      --rank N            rank r (default 8)\n"
     "      --alpha X           scaling alpha; the term is alpha/r * B A x (default 16)\n"
     "      --dropout P         dropout on the adapters' input (default 0.05)\n"
@@ -84,7 +86,7 @@ int main(int argc, char **argv)
     bool text = false, train_on_inputs = false, merge = false;
     int cutoff = 256, val_size = 2000, rank = 8, threads = 0, dtype = -1;
     double alpha = 16, dropout = 0.05;
-    unsigned targets = LORA_ALL_TARGETS;
+    const char *target_list = "all";
     train_options o;
     train_options_default(&o);
     o.key_name = option_of;
@@ -119,11 +121,7 @@ int main(int argc, char **argv)
         case OPT_CUTOFF: cutoff = (int)parse_long("--cutoff", optarg, 2, 1 << 20); break;
         case OPT_TOI: train_on_inputs = true; break;
         case OPT_VAL: val_size = (int)parse_long("--val-size", optarg, 0, 1 << 30); break;
-        case OPT_TARGETS:
-            if (!(targets = lora_targets_parse(optarg)))
-                usage_die("--targets: expected a list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
-                          "down_proj (or all), got '%s'", optarg);
-            break;
+        case OPT_TARGETS: target_list = optarg; break;
         case OPT_RANK: rank = (int)parse_long("--rank", optarg, 1, 1 << 16); break;
         case OPT_ALPHA: alpha = parse_double("--alpha", optarg, 0, 1e9); break;
         case OPT_DROPOUT: dropout = parse_double("--dropout", optarg, 0, 0.99); break;
@@ -171,6 +169,12 @@ int main(int argc, char **argv)
     tokenizer *tok = model_open(&m, model_path, tok_path, "train");
     if (!tok)
         die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
+    unsigned targets = lora_targets_parse(m.cfg.arch, target_list);
+    if (!targets) {
+        char *valid = lora_targets_string(m.cfg.arch, lora_arch_targets(m.cfg.arch));
+        usage_die("--targets '%s': a %s model's targets are %s (or all)", target_list, model_archs[m.cfg.arch].name,
+                  valid);
+    }
 
     instruct_data d;
     if (text)

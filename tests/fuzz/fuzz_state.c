@@ -62,7 +62,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     uint64_t seed = 42;
     g_n_val = instruct_val_count(g_data.n, 2000);
     instruct_split(g_data.n, g_n_val, seed, &g_train, &g_val);
-    lora_init(&g_lora, &g_model, lora_targets_parse("q_proj"), 2, 16);
+    lora_init(&g_lora, &g_model, 1u << LORA_Q, 2, 16);
     lora_init_weights(&g_lora, seed);
     g_lora.dropout = 0.05;
     g_lora.seed = seed;

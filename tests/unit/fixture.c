@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rng.h"
+#include "util.h"
 
 uint64_t fixture_rng = 1;
 
@@ -22,6 +23,19 @@ void fixture_model(model *m, const fixture_shape *sp, uint64_t seed)
     c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
     c.bos_id = 1, c.eos_id = 2;
     model_init_random(m, &c, seed);
+}
+
+void fixture_config_model(model *m, const char *config, uint64_t seed)
+{
+    json_error_t err;
+    json_t *j = json_loads(config, 0, &err);
+    if (!j)
+        die("fixture: bad config JSON: %s", err.text);
+    llama_config c;
+    llama_config_from_json(&c, j, "fixture");
+    model_init_random(m, &c, seed);
+    llama_config_free(&c);
+    json_decref(j);
 }
 
 void fixture_batch(int *tokens, int *targets, int B, int T, int V)

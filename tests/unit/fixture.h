@@ -31,6 +31,10 @@ typedef struct {
  * tolerance.) */
 void fixture_model(model *m, const fixture_shape *sp, uint64_t seed);
 
+/* A model of the Hugging Face config.json text config (any architecture, e.g. a
+ * ChatGLM one) with model_init_random's weights from seed. */
+void fixture_config_model(model *m, const char *config, uint64_t seed);
+
 /* Tokens (B, T) at random, targets the next token (last of each sequence -1),
  * and one more target dropped to show unscored rows are left out. */
 void fixture_batch(int *tokens, int *targets, int B, int T, int V);

@@ -15,7 +15,18 @@ typedef struct {
     const model *m;
     bool glm2;       /* ChatGLM2/3: RMSNorm, [Q|K|V], SwiGLU, partial interleaved rotary */
     int Dk, *kidx;   /* kept hidden channels */
+    const ref_chatglm_hooks *h; /* or NULL */
 } ref;
+
+/* The hook after map fmt (of layer l) of token t, if any. */
+static void hook(const ref *r, const char *fmt, int l, int t, const double *x, int64_t nin, double *y, int64_t nout)
+{
+    if (!r->h || !r->h->linear)
+        return;
+    char name[200];
+    snprintf(name, sizeof name, fmt, l);
+    r->h->linear(r->h->ctx, name, t, x, (int)nin, y, (int)nout);
+}
 
 /* Tensor "name" (printf-style) as doubles; dies when absent. */
 static double *w(const ref *r, int64_t *rows, int64_t *cols, const char *fmt, int l)
@@ -84,10 +95,11 @@ static void rotate(double *v, int n, double p, double base, bool interleaved)
 
 static double gelu(double x) { return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
-void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, const bool *keep, double *logits)
+static void logits_of(const model *m, const int *tokens, int T, int prefix, const bool *keep,
+                      const ref_chatglm_hooks *h, double *logits)
 {
     const llama_config *c = &m->cfg;
-    ref r = {m, c->arch == ARCH_CHATGLM2, 0, xmalloc((size_t)c->dim * sizeof(int))};
+    ref r = {m, c->arch == ARCH_CHATGLM2, 0, xmalloc((size_t)c->dim * sizeof(int)), h};
     for (int i = 0; i < c->dim; i++)
         if (!keep || keep[i])
             r.kidx[r.Dk++] = i;
@@ -121,8 +133,11 @@ void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, co
             snprintf(f, sizeof f, "%s%squery_key_value.bias", P, att);
             double *bq = (r.glm2 && !c->qkv_bias) ? NULL : w(&r, NULL, NULL, f, l);
             double *qkv = xmalloc((size_t)T * O * sizeof *qkv);
-            for (int t = 0; t < T; t++)
+            snprintf(f, sizeof f, "%s%squery_key_value.weight", P, att);
+            for (int t = 0; t < T; t++) {
                 matvec(&r, qkv + t * O, Wq, bq, O, I, xn + t * Dk, true, false);
+                hook(&r, f, l, t, xn + t * Dk, I, qkv + t * O, O);
+            }
             free(Wq);
             free(bq);
             /* q, k, v of head h / group g at token t */
@@ -182,6 +197,8 @@ void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, co
             double *y = xmalloc((size_t)Dk * sizeof *y);
             for (int t = 0; t < T; t++) {
                 matvec(&r, y, Wo, bo, O, I, ctx + t * H * hd, false, true);
+                snprintf(f, sizeof f, "%s%sdense.weight", P, att);
+                hook(&r, f, l, t, ctx + t * H * hd, I, y, O);
                 for (int i = 0; i < Dk; i++)
                     x[t * Dk + i] = (r.glm2 ? x[t * Dk + i] : alpha * xn[t * Dk + i]) + y[i];
             }
@@ -218,9 +235,13 @@ void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, co
             double *y = xmalloc((size_t)Dk * sizeof *y);
             for (int t = 0; t < T; t++) {
                 matvec(&r, u, W1, b1, O, I, xn + t * Dk, true, false);
+                snprintf(f, sizeof f, "%smlp.dense_h_to_4h.weight", P);
+                hook(&r, f, l, t, xn + t * Dk, I, u, O);
                 for (int j = 0; j < F; j++) /* glm2: gate rows [0, F), up rows [F, 2F) */
                     hid[j] = r.glm2 ? u[j] / (1 + exp(-u[j])) * u[F + j] : gelu(u[j]);
                 matvec(&r, y, W2, b2, O2, I2, hid, false, true);
+                snprintf(f, sizeof f, "%smlp.dense_4h_to_h.weight", P);
+                hook(&r, f, l, t, hid, I2, y, O2);
                 for (int i = 0; i < Dk; i++)
                     x[t * Dk + i] = (r.glm2 ? x[t * Dk + i] : alpha * xn[t * Dk + i]) + y[i];
             }
@@ -247,6 +268,17 @@ void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, co
     free(x);
     free(xn);
     free(r.kidx);
+}
+
+void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, const bool *keep, double *logits)
+{
+    logits_of(m, tokens, T, prefix, keep, NULL, logits);
+}
+
+void ref_chatglm_logits_hooked(const model *m, const int *tokens, int T, int prefix, const ref_chatglm_hooks *h,
+                               double *logits)
+{
+    logits_of(m, tokens, T, prefix, NULL, h, logits);
 }
 
 /* log softmax(row)[i] of a row of V logits */

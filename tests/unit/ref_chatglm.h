@@ -20,6 +20,17 @@
  * has just them and every norm averages over them (a channel-pruned model). */
 void ref_chatglm_logits(const model *m, const int *tokens, int T, int prefix, const bool *keep, double *logits);
 
+/* The same with a hook called after each linear map of the layers, y (nout) =
+ * W x (nin) + b of token t, with the weight's name
+ * ("transformer.layers.0.attention.query_key_value.weight"): it may add to y (a
+ * LoRA term over all of a fused map's rows). keep must be NULL. */
+typedef struct {
+    void (*linear)(void *ctx, const char *weight, int t, const double *x, int nin, double *y, int nout);
+    void *ctx;
+} ref_chatglm_hooks;
+void ref_chatglm_logits_hooked(const model *m, const int *tokens, int T, int prefix, const ref_chatglm_hooks *h,
+                               double *logits);
+
 /* Mean cross-entropy of predicting tokens[t+1] from tokens[..t], in double. */
 double ref_chatglm_loss(const model *m, const int *tokens, int T, int prefix);
 

@@ -11,6 +11,7 @@
 
 #include "backward.h"
 #include "check.h"
+#include "fixture.h"
 #include "groups.h"
 #include "llama.h"
 #include "loglik.h"
@@ -33,16 +34,7 @@ static const char *const configs[] = {
 };
 static const char *const names[] = {"chatglm", "chatglm2"};
 
-static void make_model(model *m, int which, uint64_t seed)
-{
-    json_error_t err;
-    json_t *j = json_loads(configs[which], 0, &err);
-    llama_config c;
-    llama_config_from_json(&c, j, names[which]);
-    model_init_random(m, &c, seed);
-    llama_config_free(&c);
-    json_decref(j);
-}
+static void make_model(model *m, int which, uint64_t seed) { fixture_config_model(m, configs[which], seed); }
 
 static int *rand_tokens(int n, int V)
 {

@@ -1,10 +1,11 @@
 /* test_lora.c - LoRA adapters: the adapters' gradients from the training pass
  * (llama_loss_backward with a frozen base) against central finite differences of
- * the double-precision reference (ref_llama.h) with the adapters (dropout included), on tiny
- * random models of every shape (MHA, GQA, biases, pruned layers); the same
- * loss from the eval forward passes (llama_forward, llama_cache_forward); the
- * merged model against base + adapter; the adapter stream round trip;
- * initialisation, dropout, targets.
+ * the double-precision references (ref_llama.h, ref_chatglm.h) with the adapters
+ * (dropout included), on tiny random models of every shape (MHA, GQA, biases,
+ * pruned layers; ChatGLM-6B and ChatGLM2 with adapters on their fused maps); the
+ * same loss from the eval forward passes (llama_forward, llama_cache_forward);
+ * the merged model against base + adapter; the adapter stream round trip;
+ * initialisation, dropout, targets and their names per architecture.
  *
  * A gradient passes when, for every checked element, |analytic - fd| <= 1e-3 *
  * max(|fd|, floor), the floor being 1e-3 of the largest |fd| of the tensor.
@@ -23,42 +24,35 @@
 #include "llama_cache.h"
 #include "lora.h"
 #include "model.h"
+#include "ref_chatglm.h"
 #include "ref_llama.h"
 #include "util.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
 
 
-/* ---- the double-precision reference (ref_llama.h) with the adapters as doubles ---- */
+/* ---- the double-precision references (ref_llama.h, ref_chatglm.h) with the adapters as doubles ---- */
 
 static struct {
-    ref_model r;  /* the base model */
+    const model *m;
+    ref_model r;  /* the base model (LLaMA) */
     const lora_set *s;
     double *p;    /* (n_params) the adapters (perturbed by the finite differences) */
     const int *tokens, *targets;
     int B, T;
+    int b;        /* the sequence the ChatGLM reference is at */
     bool drop;    /* the training pass's dropout */
 } R;
 
-/* The reference's hook: y (O) += scale * B A drop(x), for row n of adapter (l, map). */
-static void ref_adapter(void *ctx, int l, enum ref_linear which, int n, const double *x, int nin, double *y, int nout)
+/* y (O) += scale * B A drop(x) for row n of adapter a, from R.p. */
+static void add_adapter(const lora_adapter *a, int n, const double *x, int nin, double *y, int nout)
 {
-    (void)ctx;
-    static const int target[] = {[REF_LINEAR_Q] = LORA_Q,       [REF_LINEAR_K] = LORA_K,
-                                 [REF_LINEAR_V] = LORA_V,       [REF_LINEAR_O] = LORA_O,
-                                 [REF_LINEAR_GATE] = LORA_GATE, [REF_LINEAR_UP] = LORA_UP,
-                                 [REF_LINEAR_DOWN] = LORA_DOWN};
-    if (which == REF_LINEAR_HEAD)
-        return;
-    const lora_adapter *a = lora_find(R.s, l, target[which]);
-    if (!a)
-        return;
     int r = R.s->rank;
     double u[64];
     for (int k = 0; k < r; k++) {
         double s = 0;
         for (int i = 0; i < nin; i++) {
-            double f = R.drop ? lora_dropout_factor(R.s, l, target[which], n, i) : 1.0;
+            double f = R.drop ? lora_dropout_factor(R.s, a->layer, a->target, n, i) : 1.0;
             s += R.p[a->a + (size_t)k * nin + i] * x[i] * f;
         }
         u[k] = s;
@@ -71,9 +65,68 @@ static void ref_adapter(void *ctx, int l, enum ref_linear which, int n, const do
     }
 }
 
+/* The LLaMA reference's hook: the adapter of (l, map), if any. */
+static void ref_adapter(void *ctx, int l, enum ref_linear which, int n, const double *x, int nin, double *y, int nout)
+{
+    (void)ctx;
+    static const int target[] = {[REF_LINEAR_Q] = LORA_Q,       [REF_LINEAR_K] = LORA_K,
+                                 [REF_LINEAR_V] = LORA_V,       [REF_LINEAR_O] = LORA_O,
+                                 [REF_LINEAR_GATE] = LORA_GATE, [REF_LINEAR_UP] = LORA_UP,
+                                 [REF_LINEAR_DOWN] = LORA_DOWN};
+    if (which == REF_LINEAR_HEAD)
+        return;
+    const lora_adapter *a = lora_find(R.s, l, target[which]);
+    if (a)
+        add_adapter(a, n, x, nin, y, nout);
+}
+
+/* The ChatGLM reference's hook: the adapter of the weight so named, if any (an
+ * adapter names the weight it adapts: pare-stream(5)); row n of the batch is
+ * token t of sequence R.b. */
+static void glm_adapter(void *ctx, const char *weight, int t, const double *x, int nin, double *y, int nout)
+{
+    (void)ctx;
+    for (int k = 0; k < R.s->n; k++)
+        if (!strcmp(R.s->ad[k].name, weight)) {
+            if (R.s->ad[k].nin != nin || R.s->ad[k].nout != nout)
+                CHECK(!"an adapter's shape is its map's");
+            else
+                add_adapter(&R.s->ad[k], R.b * R.T + t, x, nin, y, nout);
+        }
+}
+
+/* Mean cross-entropy of R.tokens against R.targets, ChatGLM's reference. */
+static double glm_loss_at_R(void)
+{
+    int V = R.m->cfg.vocab, T = R.T;
+    double *lg = xmalloc((size_t)T * V * sizeof *lg), loss = 0;
+    int count = 0;
+    ref_chatglm_hooks hooks = {.linear = glm_adapter};
+    for (R.b = 0; R.b < R.B; R.b++) {
+        ref_chatglm_logits_hooked(R.m, R.tokens + R.b * T, T, 0, &hooks, lg);
+        for (int t = 0; t < T; t++) {
+            int y = R.targets[R.b * T + t];
+            if (y < 0)
+                continue;
+            const double *row = lg + (size_t)t * V;
+            double mx = row[0], s = 0;
+            for (int i = 1; i < V; i++)
+                mx = fmax(mx, row[i]);
+            for (int i = 0; i < V; i++)
+                s += exp(row[i] - mx);
+            loss += mx + log(s) - row[y];
+            count++;
+        }
+    }
+    free(lg);
+    return loss / count;
+}
+
 /* Mean cross-entropy of R.tokens against R.targets with the adapters. */
 static double ref_loss_at_R(void)
 {
+    if (R.m->cfg.arch != ARCH_LLAMA)
+        return glm_loss_at_R();
     ref_hooks hooks = {.linear = ref_adapter};
     return ref_loss(&R.r, R.tokens, R.targets, R.B, R.T, &hooks);
 }
@@ -142,8 +195,9 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     llama_train_set_lora(t, s);
     double loss = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
 
-    R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
-    ref_model_init(&R.r, m);
+    R.m = m, R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
+    if (m->cfg.arch == ARCH_LLAMA)
+        ref_model_init(&R.r, m);
     R.p = xmalloc(s->n_params * sizeof(double));
     for (size_t i = 0; i < s->n_params; i++)
         R.p[i] = s->params[i];
@@ -193,7 +247,8 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     s->dropout = p;
 
     llama_state_free(&st);
-    ref_model_free(&R.r);
+    if (m->cfg.arch == ARCH_LLAMA)
+        ref_model_free(&R.r);
     free(R.p);
     llama_train_free(t);
     free(tokens), free(targets);
@@ -242,6 +297,45 @@ static void test_gradient_pruned(void)
     fixture_shape sp = {.D = 12, .L = 5, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true, .down_bias = true,
                 .style = ROPE_INTERLEAVED};
     check_shape("pruned layers, dropout", &sp, LORA_ALL_TARGETS, 0.1f, 2, 4, 6);
+}
+
+/* Tiny ChatGLM-6B and ChatGLM2 models (head dim 4): whole, and pruned (per-layer
+ * heads and MLP widths, sub-blocks removed). */
+static const char glm6b[] =
+    "{\"model_type\":\"chatglm\",\"hidden_size\":16,\"num_layers\":2,\"vocab_size\":23,\"num_attention_heads\":4,"
+    "\"inner_hidden_size\":24,\"position_encoding_2d\":true,\"residual_scale_layers\":6}";
+static const char glm6b_pruned[] =
+    "{\"model_type\":\"chatglm\",\"hidden_size\":16,\"num_layers\":3,\"vocab_size\":19,\"num_attention_heads\":[4,2,3],"
+    "\"head_dim\":4,\"inner_hidden_size\":[24,9,0],\"position_encoding_2d\":true}";
+static const char glm2[] =
+    "{\"model_type\":\"chatglm\",\"hidden_size\":16,\"num_layers\":2,\"padded_vocab_size\":23,"
+    "\"num_attention_heads\":4,\"multi_query_attention\":true,\"multi_query_group_num\":2,\"kv_channels\":4,"
+    "\"ffn_hidden_size\":24,\"add_qkv_bias\":true}";
+static const char glm2_pruned[] =
+    "{\"model_type\":\"chatglm\",\"hidden_size\":16,\"num_layers\":4,\"padded_vocab_size\":17,"
+    "\"num_attention_heads\":[4,0,2,2],\"multi_query_attention\":true,\"multi_query_group_num\":[2,0,1,2],"
+    "\"kv_channels\":4,\"ffn_hidden_size\":[24,12,0,7],\"add_qkv_bias\":true}";
+
+static void check_config(const char *what, const char *config, unsigned targets, float dropout, int B, int T,
+                         uint64_t seed)
+{
+    model m;
+    fixture_config_model(&m, config, seed);
+    lora_set *s = random_adapters(&m, targets, 4, 8.0, dropout, seed);
+    check_gradient(what, &m, s, B, T);
+    lora_destroy(s);
+    model_free(&m);
+}
+
+static void test_gradient_chatglm(void)
+{
+    unsigned qkv = 1u << LORA_QKV, gate_up = 1u << LORA_GATE_UP;
+    check_config("chatglm-6b, all targets, dropout", glm6b, LORA_ALL_TARGETS, 0.1f, 2, 5, 51);
+    check_config("chatglm-6b, query_key_value only", glm6b, qkv, 0.0f, 2, 5, 52);
+    check_config("chatglm-6b pruned, all, dropout", glm6b_pruned, LORA_ALL_TARGETS, 0.2f, 2, 4, 53);
+    check_config("chatglm2, all targets, dropout", glm2, LORA_ALL_TARGETS, 0.1f, 2, 5, 54);
+    check_config("chatglm2, fused maps only", glm2, qkv | gate_up, 0.0f, 2, 5, 55);
+    check_config("chatglm2 pruned, all, dropout", glm2_pruned, LORA_ALL_TARGETS, 0.1f, 2, 4, 56);
     fprintf(stderr, "    worst relative error of the adapters' gradients: %.2g\n", worst_all);
 }
 
@@ -285,7 +379,55 @@ static void test_frozen_base(void)
     model_free(&m);
 }
 
-/* The merged model's logits are base + adapter's, in both eval forward passes. */
+/* The merged model's logits are base + adapter's, in both eval forward passes:
+ * mg is m with s merged (lora_merge), m the base the adapters run beside. */
+static void check_merge(const char *what, const model *m, const model *mg, lora_set *s, int B, int T)
+{
+    int N = B * T, V = m->cfg.vocab, *tokens = xmalloc((size_t)N * sizeof(int)), *targets = xmalloc((size_t)N * sizeof(int));
+    fixture_batch(tokens, targets, B, T, V);
+    llama_state a, b, c;
+    llama_state_init(&a, m, B, T);
+    a.lora = s;
+    llama_state_init(&b, mg, B, T);
+    llama_forward(m, &a, tokens);
+    llama_forward(mg, &b, tokens);
+    double e = 0, diff = 0;
+    for (int i = 0; i < N * V; i++)
+        e = fmax(e, fabs(a.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
+    /* and the adapter matters */
+    llama_state_init(&c, m, B, T);
+    llama_forward(m, &c, tokens);
+    for (int i = 0; i < N * V; i++)
+        diff = fmax(diff, fabs(a.logits[i] - c.logits[i]));
+    fprintf(stderr, "    %s: merged vs base + adapter: max relative logit difference %.2g (adapter moves them %.2g)\n",
+            what, e, diff);
+    CHECK(e < 1e-5);
+    CHECK(diff > 1e-2);
+    /* the cached forward (zero-shot tasks, generation) adds the adapters too */
+    llama_cache kc;
+    llama_cache_init(&kc, m, 1, T, T, T);
+    kc.lora = s;
+    int len = T, slot = 0, *out = xmalloc((size_t)T * sizeof(int));
+    for (int i = 0; i < T; i++)
+        out[i] = i;
+    llama_cache_forward(m, &kc, tokens, 1, &len, &slot, true, out, T);
+    double ec = 0;
+    for (int i = 0; i < T * V; i++)
+        ec = fmax(ec, fabs(kc.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
+    CHECK(ec < 1e-5);
+    llama_cache_free(&kc);
+    /* a smaller batch in the same buffers */
+    llama_state_set_batch(&a, 1, 4);
+    llama_forward(m, &a, tokens);
+    double es = 0;
+    for (int t = 0; t < 4; t++)
+        for (int v = 0; v < V; v++)
+            es = fmax(es, fabs(a.logits[t * V + v] - b.logits[t * V + v]) / fmax(1, fabs(b.logits[t * V + v])));
+    CHECK(es < 1e-5);
+    llama_state_free(&a), llama_state_free(&b), llama_state_free(&c);
+    free(out), free(tokens), free(targets);
+}
+
 static void test_merge(void)
 {
     fixture_shape sp = {.D = 16, .L = 3, .V = 31, .hd = 4, .H = h4, .KV = kv2, .F = f24, .qkv_bias = true,
@@ -295,53 +437,20 @@ static void test_merge(void)
     fixture_model(&mg, &sp, 21);
     lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 8, 16.0, 0.05f, 21);
     lora_merge(s, &mg);
-    int B = 2, T = 7, N = B * T, tokens[14], targets[14];
-    fixture_batch(tokens, targets, B, T, sp.V);
-    llama_state a, b;
-    llama_state_init(&a, &m, B, T);
-    a.lora = s;
-    llama_state_init(&b, &mg, B, T);
-    llama_forward(&m, &a, tokens);
-    llama_forward(&mg, &b, tokens);
-    double e = 0, diff = 0;
-    for (int i = 0; i < N * sp.V; i++)
-        e = fmax(e, fabs(a.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
-    /* and the adapter matters */
-    model base;
-    fixture_model(&base, &sp, 21);
-    llama_state c;
-    llama_state_init(&c, &base, B, T);
-    llama_forward(&base, &c, tokens);
-    for (int i = 0; i < N * sp.V; i++)
-        diff = fmax(diff, fabs(a.logits[i] - c.logits[i]));
-    fprintf(stderr, "    merged vs base + adapter: max relative logit difference %.2g (adapter moves them %.2g)\n", e,
-            diff);
-    CHECK(e < 1e-5);
-    CHECK(diff > 1e-2);
-    /* the cached forward (zero-shot tasks, generation) adds the adapters too */
-    llama_cache kc;
-    llama_cache_init(&kc, &m, 1, T, T, T);
-    kc.lora = s;
-    int len = T, slot = 0, out[7];
-    for (int i = 0; i < T; i++)
-        out[i] = i;
-    llama_cache_forward(&m, &kc, tokens, 1, &len, &slot, true, out, T);
-    double ec = 0;
-    for (int i = 0; i < T * sp.V; i++)
-        ec = fmax(ec, fabs(kc.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
-    CHECK(ec < 1e-5);
-    llama_cache_free(&kc);
-    /* a smaller batch in the same buffers */
-    llama_state_set_batch(&a, 1, 4);
-    llama_forward(&m, &a, tokens);
-    double es = 0;
-    for (int t = 0; t < 4; t++)
-        for (int v = 0; v < sp.V; v++)
-            es = fmax(es, fabs(a.logits[t * sp.V + v] - b.logits[t * sp.V + v]) / fmax(1, fabs(b.logits[t * sp.V + v])));
-    CHECK(es < 1e-5);
-    llama_state_free(&a), llama_state_free(&b), llama_state_free(&c);
+    check_merge("llama", &m, &mg, s, 2, 7);
     lora_destroy(s);
-    model_free(&m), model_free(&mg), model_free(&base);
+    model_free(&m), model_free(&mg);
+    /* ChatGLM, the fused maps merged whole */
+    const char *configs[] = {glm6b, glm2, glm2_pruned}, *names[] = {"chatglm-6b", "chatglm2", "chatglm2 pruned"};
+    for (int k = 0; k < 3; k++) {
+        fixture_config_model(&m, configs[k], 22 + k);
+        fixture_config_model(&mg, configs[k], 22 + k);
+        s = random_adapters(&m, LORA_ALL_TARGETS, 4, 8.0, 0.05f, 22 + k);
+        lora_merge(s, &mg);
+        check_merge(names[k], &m, &mg, s, 2, 6);
+        lora_destroy(s);
+        model_free(&m), model_free(&mg);
+    }
 }
 
 /* Write, read back: the same adapters; a model with other weights is refused
@@ -429,14 +538,76 @@ static void test_init_dropout_targets(void)
     CHECK(same_pass == n && other_pass < n * 0.8 && other_target < n * 0.8);
     lora_free(&s);
     /* targets */
-    CHECK(lora_targets_parse("q_proj,v_proj") == ((1u << LORA_Q) | (1u << LORA_V)));
-    CHECK(lora_targets_parse("all") == LORA_ALL_TARGETS);
-    CHECK(lora_targets_parse("q,k,v,o,gate,up,down") == LORA_ALL_TARGETS);
-    CHECK(lora_targets_parse("q_proj,lm_head") == 0 && lora_targets_parse("") == 0);
-    char *str = lora_targets_string((1u << LORA_DOWN) | (1u << LORA_K));
+    unsigned llama_all = lora_arch_targets(ARCH_LLAMA);
+    CHECK(lora_targets_parse(ARCH_LLAMA, "q_proj,v_proj") == ((1u << LORA_Q) | (1u << LORA_V)));
+    CHECK(lora_targets_parse(ARCH_LLAMA, "all") == llama_all);
+    CHECK(lora_targets_parse(ARCH_LLAMA, "q,k,v,o,gate,up,down") == llama_all);
+    CHECK(lora_targets_parse(ARCH_LLAMA, "q_proj,lm_head") == 0 && lora_targets_parse(ARCH_LLAMA, "") == 0);
+    char *str = lora_targets_string(ARCH_LLAMA, (1u << LORA_DOWN) | (1u << LORA_K));
     CHECK(!strcmp(str, "k_proj,down_proj"));
     free(str);
     model_free(&m);
+}
+
+/* ChatGLM's targets are its modules' names, as PEFT's target_modules give them;
+ * a target another architecture has is refused; the adapters name the weights
+ * they adapt; the stream of adapters on fused maps reads back. */
+static void test_chatglm_targets(void)
+{
+    struct {
+        const char *config;
+        enum model_arch arch;
+        unsigned up; /* the target of dense_h_to_4h */
+    } cases[] = {{glm6b, ARCH_CHATGLM, 1u << LORA_UP}, {glm2, ARCH_CHATGLM2, 1u << LORA_GATE_UP}};
+    for (int c = 0; c < 2; c++) {
+        enum model_arch a = cases[c].arch;
+        unsigned all = (1u << LORA_QKV) | (1u << LORA_O) | cases[c].up | (1u << LORA_DOWN);
+        CHECK(lora_arch_targets(a) == all);
+        CHECK(lora_targets_parse(a, "all") == all);
+        CHECK(lora_targets_parse(a, "query_key_value,dense,dense_h_to_4h,dense_4h_to_h") == all);
+        CHECK(lora_targets_parse(a, "dense_h_to_4h") == cases[c].up);
+        CHECK(lora_targets_parse(a, "dense") == 1u << LORA_O);
+        CHECK(lora_targets_parse(a, "q_proj") == 0 && lora_targets_parse(a, "o_proj") == 0);
+        CHECK(lora_targets_parse(a, "q") == 0 && lora_targets_parse(a, "query_key_value,up_proj") == 0);
+        CHECK(lora_targets_parse(a, "dense_h_to_4h.weight") == 0 && lora_targets_parse(a, "attention.dense") == 0);
+        CHECK(lora_targets_parse(ARCH_LLAMA, "query_key_value") == 0 && lora_targets_parse(ARCH_LLAMA, "dense") == 0);
+        char *str = lora_targets_string(a, LORA_ALL_TARGETS);
+        CHECK(!strcmp(str, "query_key_value,dense,dense_h_to_4h,dense_4h_to_h"));
+        free(str);
+        CHECK(!strcmp(lora_target_name(a, LORA_QKV), "query_key_value") && !lora_target_name(a, LORA_Q));
+        CHECK(!lora_target_name(ARCH_LLAMA, LORA_QKV) && !lora_target_name(ARCH_LLAMA, LORA_GATE_UP));
+
+        model m;
+        fixture_config_model(&m, cases[c].config, 61 + c);
+        lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 3, 6.0, 0.0f, 61 + c);
+        CHECK(s->n == 2 * 4 && s->targets == all);
+        const char *prefix = a == ARCH_CHATGLM ? "transformer.layers.1." : "transformer.encoder.layers.1.";
+        const char *att = a == ARCH_CHATGLM ? "attention." : "self_attention.";
+        char want[4][160];
+        snprintf(want[0], sizeof want[0], "%s%squery_key_value.weight", prefix, att);
+        snprintf(want[1], sizeof want[1], "%s%sdense.weight", prefix, att);
+        snprintf(want[2], sizeof want[2], "%smlp.dense_h_to_4h.weight", prefix);
+        snprintf(want[3], sizeof want[3], "%smlp.dense_4h_to_h.weight", prefix);
+        for (int k = 0; k < 4; k++) { /* layer 1's, in the forward's order, the fused maps whole */
+            const lora_adapter *ad = &s->ad[4 + k];
+            const tensor *w = model_tensor(&m, want[k]);
+            CHECK(!strcmp(ad->name, want[k]) && w && ad->nout == w->shape[0] && ad->nin == w->shape[1]);
+        }
+        char path[] = "/tmp/test_lora_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        close(fd);
+        char *argv[] = {"test_lora"};
+        lora_write(s, &m, path, 1, argv, NULL, NULL);
+        lora_set back;
+        lora_read(&back, path, &m);
+        CHECK(back.targets == all && back.n == s->n && back.n_params == s->n_params);
+        CHECK(!memcmp(back.params, s->params, s->n_params * sizeof(float)));
+        lora_free(&back);
+        unlink(path);
+        lora_destroy(s);
+        model_free(&m);
+    }
 }
 
 int main(int argc, char **argv)
@@ -447,9 +618,11 @@ int main(int argc, char **argv)
     TEST(test_gradient_gqa);
     TEST(test_gradient_bias);
     TEST(test_gradient_pruned);
+    TEST(test_gradient_chatglm);
     TEST(test_frozen_base);
     TEST(test_merge);
     TEST(test_stream_round_trip);
     TEST(test_init_dropout_targets);
+    TEST(test_chatglm_targets);
     return check_report();
 }

@@ -541,12 +541,14 @@ static void test_weight_table(void)
             }
         }
     CHECK(bound == m.n_tensors - 3); /* all but embedding, final norm, LM head */
+    /* LLaMA's seven maps, then the fused ones (ChatGLM's; LLaMA has none) */
     static const char *const targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                          "down_proj"};
-    static const int maps[] = {LW_Q, LW_K, LW_V, LW_O, LW_GATE, LW_UP, LW_DOWN};
-    CHECK(LORA_TARGET_COUNT == 7);
+                                          "down_proj", NULL, NULL};
+    static const int maps[] = {LW_Q, LW_K, LW_V, LW_O, LW_GATE, LW_UP, LW_DOWN, LW_QKV, LW_GATE_UP};
+    CHECK(LORA_TARGET_COUNT == 9);
     for (int t = 0; t < LORA_TARGET_COUNT; t++) {
-        CHECK(!strcmp(lora_target_name(t), targets[t]));
+        const char *name = lora_target_name(ARCH_LLAMA, t);
+        CHECK(targets[t] ? name && !strcmp(name, targets[t]) : !name);
         CHECK(lora_target_of(maps[t]) == t);
     }
     CHECK(lora_target_of(LW_ATTN_NORM) < 0 && lora_target_of(LW_BQ) < 0 && lora_target_of(LW_BDOWN) < 0);
