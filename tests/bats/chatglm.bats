@@ -121,3 +121,114 @@ PY
     [ "$status" -eq 1 ]
     [[ "$output" == *"the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a chatglm2 model"* ]]
 }
+
+# pare-lora on a ChatGLM model of kind $1 with adapters on the fused maps, then
+# "$@" (after the kind)
+fused_lora() {
+    local kind=$1
+    shift
+    pare-lora -q -m "$T/$kind" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --warmup 2 --lr 1e-3 \
+        --eval-every 5 -t 1 --targets query_key_value,dense_h_to_4h "$@"
+}
+
+@test "chatglm: LoRA on the fused maps of both kinds: the adapters' names and shapes, --merge = base + adapter" {
+    need_data
+    head -c 12000 "$STORIES" > "$T/t.txt"
+    for kind in chatglm chatglm2; do
+        mk "$kind"
+        fused_lora "$kind" --epochs 1 -o "$T/a.pare"
+        pare show "$T/a.pare" > "$T/a.jsonl"
+        # the model's own names: 3 layers x (query_key_value, dense_h_to_4h) x (A, B); the
+        # fused maps whole (6B: q/k/v of 4 heads of 4; ChatGLM2: 4 query heads and 2
+        # key/value groups; its dense_h_to_4h gate and up rows, 2 x 24)
+        $PY - "$T/a.jsonl" "$kind" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+glm2 = sys.argv[2] == "chatglm2"
+assert lines[0]["targets"] == ["query_key_value", "dense_h_to_4h"], lines[0]["targets"]
+pre, att = ("transformer.encoder.layers.", "self_attention.") if glm2 else ("transformer.layers.", "attention.")
+qkv, h4h = (32, 48) if glm2 else (48, 24)
+want = []
+for l in range(3):
+    for name, out in ((att + "query_key_value", qkv), ("mlp.dense_h_to_4h", h4h)):
+        want += [(f"{pre}{l}.{name}.weight.lora_A", [8, 16]), (f"{pre}{l}.{name}.weight.lora_B", [out, 8])]
+got = [(r["name"], r["shape"]) for r in lines[1:] if r["t"] == "tensor"]
+assert got == want, got
+PY
+        fused_lora "$kind" --epochs 1 --merge -o "$T/merged.pare"
+        pare show "$T/merged.pare" | head -1 |
+            jq -e '.provenance.lora.targets == ["query_key_value", "dense_h_to_4h"] and .config.model_type == "chatglm"'
+        ppl() { pare-eval -q "$@" --ppl "$T/t.txt" --limit 4 --json | jq '.metrics[0].value'; }
+        base=$(ppl -m "$T/$kind")
+        with=$(ppl -m "$T/$kind" -a "$T/a.pare")
+        merged=$(ppl -m "$T/merged.pare")
+        echo "$kind ppl: base $base, + adapter $with, merged $merged"
+        close "$with" "$merged" 1e-5
+        if close "$with" "$base" 1e-3; then false; fi   # the adapters changed the model
+    done
+}
+
+@test "chatglm: fused-map LoRA stopped by SIGTERM resumes to the same adapter" {
+    need_data
+    head -c 12000 "$STORIES" > "$T/t.txt"
+    mk chatglm2
+    fused_lora chatglm2 --epochs 3 --save-every 100 --state "$T/st" -o "$T/ref.pare"
+    rm -rf "$T/st"
+    saves=0
+    for i in 1 2 3 4 5 6; do
+        : > "$T/err"
+        pare-lora -m "$T/chatglm2" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --warmup 2 --lr 1e-3 \
+            --eval-every 5 -t 1 --targets query_key_value,dense_h_to_4h --epochs 3 --save-every 100 --state "$T/st" \
+            -o "$T/out.pare" --progress 2> "$T/err" &
+        pid=$!
+        for w in $(seq 1 3000); do
+            grep -q ': step [0-9]*/63 ' "$T/err" && break
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.01
+        done
+        kill -TERM $pid 2>/dev/null || true
+        status=0
+        wait $pid || status=$?
+        if [ -f "$T/out.pare" ] && [ $saves -eq 0 ]; then
+            rm -rf "$T/st" "$T/out.pare"   # finished before the signal: start again
+            continue
+        fi
+        [ -f "$T/out.pare" ] && break
+        [ "$status" -eq 1 ]
+        [ -f "$T/st/state.pare" ]
+        saves=$((saves + 1))
+        [ $saves -ge 2 ] && break
+    done
+    [ $saves -ge 1 ]
+    [ -f "$T/out.pare" ] || fused_lora chatglm2 --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare"
+    # the same adapter (the argv differs: --progress)
+    cmp <(pare show "$T/ref.pare" | jq -c 'del(.argv)') <(pare show "$T/out.pare" | jq -c 'del(.argv)')
+}
+
+@test "chatglm: --targets takes the model's own names, all four by default; another model's are refused" {
+    need_data
+    head -c 12000 "$STORIES" > "$T/t.txt"
+    mk chatglm
+    pare-lora -q -m "$T/chatglm" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --epochs 1 -t 1 \
+        -o "$T/a.pare"
+    pare show "$T/a.pare" | head -1 |
+        jq -e '.targets == ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]'
+    [ "$(pare show "$T/a.pare" | jq -r 'select(.t == "tensor") | .name' | grep -c 'lora_A$')" -eq 12 ]
+    for bad in q_proj o_proj query_key_value,up_proj qkv; do
+        run pare-lora -m "$T/chatglm" --data "$T/t.txt" --text --targets "$bad" -o "$T/b.pare"
+        [ "$status" -eq 2 ]
+        [[ "$output" == *"--targets '$bad': a chatglm model's targets are query_key_value,dense,dense_h_to_4h,dense_4h_to_h (or all)"* ]]
+    done
+    mk chatglm2
+    run pare-lora -m "$T/chatglm2" --data "$T/t.txt" --text --targets q -o "$T/b.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"a chatglm2 model's targets are query_key_value,dense,dense_h_to_4h,dense_4h_to_h"* ]]
+    run pare-lora -m "$MODEL" --tokenizer "$TOK" --data "$T/t.txt" --text --targets query_key_value -o "$T/b.pare"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"a llama model's targets are q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (or all)"* ]]
+    [ ! -e "$T/b.pare" ]
+    # an adapter belongs to its base model
+    run pare-eval -m "$T/chatglm2" -a "$T/a.pare" --ppl "$T/t.txt" --limit 1
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the adapter was made for model"* ]]
+}
