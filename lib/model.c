@@ -297,9 +297,13 @@ void model_bind(model *m)
     const char *src = m->source ? m->source : "model";
     const llama_config *c = &m->cfg;
 
-    /* Rotary inverse-frequency buffers some exports carry: computed, not weights. */
+    /* Rotary inverse-frequency buffers some exports carry: computed, not weights.
+     * LLaMA's and ChatGLM-6B's per layer (*.rotary_emb.inv_freq) follow from the
+     * config; ChatGLM2/3's one transformer.rotary_pos_emb.inv_freq is not even read
+     * by the published forward, which recomputes the frequencies (with rope_ratio). */
     for (int i = 0; i < m->n_tensors;)
-        if (ends_with(m->tensors[i].name, "rotary_emb.inv_freq"))
+        if (ends_with(m->tensors[i].name, ".rotary_emb.inv_freq") ||
+            ends_with(m->tensors[i].name, ".rotary_pos_emb.inv_freq"))
             remove_tensor(m, &m->tensors[i]);
         else
             i++;

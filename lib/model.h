@@ -314,10 +314,10 @@ tensor *model_new_tensor_as(model *m, const char *name, int ndim, const int64_t 
 tensor *model_tensor(const model *m, const char *name);
 /* After tensors are in place: sort them by name, check every expected tensor
  * exists with the right shape and no other is present ("*.rotary_emb.inv_freq"
- * buffers are dropped; a tied model's lm_head.weight is dropped when it equals the
- * embedding), check every value is finite, set has_weights and point
- * embed/layers/... at them; vectors are widened to fp32 in memory (tensor_vector).
- * Dies naming m->source otherwise. */
+ * and "*.rotary_pos_emb.inv_freq" buffers are dropped, their values unread; a
+ * tied model's lm_head.weight is dropped when it equals the embedding), check
+ * every value is finite, set has_weights and point embed/layers/... at them;
+ * vectors are widened to fp32 in memory (tensor_vector). Dies naming m->source otherwise. */
 void model_bind(model *m);
 
 /* Make dtype the dtype m's tensors are written in: matrices are held in it when it

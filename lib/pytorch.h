@@ -26,4 +26,12 @@ void pytorch_read_mem(const uint8_t *p, size_t len, const char *source, tensor *
 /* The first bytes of a file look like a PyTorch checkpoint (zip or legacy). */
 bool pytorch_sniff(const uint8_t *p, size_t n);
 
+/* Write n tensors to path as torch.save(OrderedDict) of PyTorch >= 1.6 writes a
+ * state_dict to a file (the zip format, archive named after the file, one
+ * storage per tensor, 64-byte aligned), stored as dtype (rounded to nearest even).
+ * A tensor without values (data NULL) gets them from src, one at a time. The file
+ * appears under its name only when complete (pytorch_write.c); for test fixtures
+ * and the folders pare-mkmodel writes. */
+void pytorch_write(const char *path, const tensor *ts, int n, enum dtype dtype, const tensor_source *src);
+
 #endif

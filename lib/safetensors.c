@@ -176,22 +176,7 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
 
 /* ---- writing ---- */
 
-/* t's values as dtype, converted a block at a time. */
-static void write_converted(atomic_file *a, const tensor *t, enum dtype dtype)
-{
-    float wide[4096];
-    uint16_t half[4096];
-    for (int64_t s = 0; s < t->numel; s += 4096) {
-        int64_t m = t->numel - s < 4096 ? t->numel - s : 4096;
-        tensor_get_f32(t, s, m, wide);
-        if (dtype == DTYPE_F32) {
-            af_write(a, wide, (size_t)m * 4);
-            continue;
-        }
-        dtype_from_f32(half, wide, (size_t)m, dtype);
-        af_write(a, half, (size_t)m * 2);
-    }
-}
+static void af_out(void *ctx, const void *p, size_t n) { af_write(ctx, p, n); }
 
 void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype, const tensor_source *src)
 {
@@ -235,10 +220,7 @@ void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dty
     for (int i = 0; i < n; i++) {
         tensor tmp;
         const tensor *t = tensor_values(&ts[i], src, &tmp);
-        if (t->dtype == dtype)
-            af_write(&a, t->data, tensor_bytes(t));
-        else
-            write_converted(&a, t, dtype);
+        tensor_write_as(t, dtype, af_out, &a);
         tensor_values_done(t, &tmp);
     }
     af_close(&a);
@@ -312,30 +294,47 @@ static void read_sharded(const char *dir, const char *index, weights_reader read
     json_decref(j);
 }
 
+typedef void (*weights_writer)(const char *path, const tensor *ts, int n, enum dtype dtype,
+                               const tensor_source *src);
+
+/* The weight files of a folder, by format: STEM.EXT alone, or shards
+ * STEM-0000i-of-0000N.EXT listed by STEM.EXT.index.json. */
+static const struct {
+    const char *stem, *ext;
+    weights_reader read;
+    weights_writer write;
+} hf_formats[] = {
+    [HF_SAFETENSORS] = {"model", ".safetensors", safetensors_read, safetensors_write},
+    [HF_PYTORCH] = {"pytorch_model", ".bin", pytorch_read, pytorch_write},
+};
+
+/* dir/STEM.EXT followed by suffix ("" or ".index.json"), of format f. */
+static char *hf_file(const char *dir, int f, const char *suffix)
+{
+    char *name = xasprintf("%s%s%s", hf_formats[f].stem, hf_formats[f].ext, suffix);
+    char *p = path_join(dir, name);
+    free(name);
+    return p;
+}
+
 /* The weights of a folder, by the first file present: model.safetensors.index.json,
  * model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin. */
 void hf_read_weights(const char *dir, tensor **ts, int *n)
 {
-    static const struct {
-        const char *file;
-        bool index;
-        weights_reader read;
-    } sources[] = {
-        {"model.safetensors.index.json", true, safetensors_read},
-        {"model.safetensors", false, safetensors_read},
-        {"pytorch_model.bin.index.json", true, pytorch_read},
-        {"pytorch_model.bin", false, pytorch_read},
-    };
     *ts = NULL;
     *n = 0;
-    for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
-        char *p = path_join(dir, sources[i].file);
+    for (size_t f = 0; f < sizeof hf_formats / sizeof *hf_formats; f++) {
+        char *p = hf_file(dir, (int)f, ".index.json");
+        if (path_exists(p)) {
+            read_sharded(dir, p, hf_formats[f].read, ts, n);
+            free(p);
+            return;
+        }
+        free(p);
+        p = hf_file(dir, (int)f, "");
         if (path_exists(p)) {
             int cap = 0;
-            if (sources[i].index)
-                read_sharded(dir, p, sources[i].read, ts, n);
-            else
-                sources[i].read(p, ts, n, &cap);
+            hf_formats[f].read(p, ts, n, &cap);
             free(p);
             return;
         }
@@ -359,6 +358,13 @@ static void write_json(const char *path, json_t *j)
 
 void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards)
 {
+    hf_write_folder_as(m, dir, dtype, shards, HF_SAFETENSORS);
+}
+
+void hf_write_folder_as(const model *m, const char *dir, enum dtype dtype, int shards, enum hf_weights format)
+{
+    const char *stem = hf_formats[format].stem, *ext = hf_formats[format].ext;
+    weights_writer write = hf_formats[format].write;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         die("cannot create '%s': %s", dir, strerror(errno));
     if (!path_is_dir(dir))
@@ -382,8 +388,8 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
     if (shards > n)
         shards = n;
     if (shards <= 1) {
-        p = path_join(dir, "model.safetensors");
-        safetensors_write(p, m->tensors, n, dtype, m->values);
+        p = hf_file(dir, format, "");
+        write(p, m->tensors, n, dtype, m->values);
         free(p);
         return;
     }
@@ -412,9 +418,9 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
         int end = start;
         while (end < n && shard_of[end] == s)
             end++;
-        char *fname = xasprintf("model-%05d-of-%05d.safetensors", s + 1, used);
+        char *fname = xasprintf("%s-%05d-of-%05d%s", stem, s + 1, used, ext);
         p = path_join(dir, fname);
-        safetensors_write(p, m->tensors + start, end - start, dtype, m->values);
+        write(p, m->tensors + start, end - start, dtype, m->values);
         for (int i = start; i < end; i++)
             json_object_set_new(wm, m->tensors[i].name, json_string(fname));
         free(p);
@@ -426,7 +432,7 @@ void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shar
     json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
     json_object_set_new(idx, "metadata", meta);
     json_object_set_new(idx, "weight_map", wm);
-    p = path_join(dir, "model.safetensors.index.json");
+    p = hf_file(dir, format, ".index.json");
     write_json(p, idx);
     free(p);
     json_decref(idx);

@@ -33,5 +33,10 @@ void hf_read_weights(const char *dir, tensor **ts, int *n);
  * m is written as tokenizer.model. Tensors without data get theirs from m->values,
  * one at a time. */
 void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards);
+/* The same with the weights in format: HF_SAFETENSORS as above, or HF_PYTORCH,
+ * torch.save's zip checkpoints (pytorch_write): pytorch_model.bin, or
+ * pytorch_model-0000i-of-0000N.bin and pytorch_model.bin.index.json. */
+enum hf_weights { HF_SAFETENSORS, HF_PYTORCH };
+void hf_write_folder_as(const model *m, const char *dir, enum dtype dtype, int shards, enum hf_weights format);
 
 #endif

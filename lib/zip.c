@@ -21,8 +21,9 @@ static uint64_t le(const uint8_t *p, int bytes)
     return v;
 }
 
-static uint32_t crc32_of(const uint8_t *p, uint64_t n)
+uint32_t zip_crc32(uint32_t crc, const void *data, size_t n)
 {
+    const uint8_t *p = data;
     static uint32_t table[256];
     static bool ready;
     if (!ready) {
@@ -34,8 +35,8 @@ static uint32_t crc32_of(const uint8_t *p, uint64_t n)
         }
         ready = true;
     }
-    uint32_t c = 0xFFFFFFFFu;
-    for (uint64_t i = 0; i < n; i++)
+    uint32_t c = crc ^ 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++)
         c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
@@ -156,7 +157,7 @@ zip_entry *zip_find(const zip_archive *z, const char *name)
 const uint8_t *zip_entry_data(const zip_archive *z, zip_entry *e)
 {
     if (!e->checked) {
-        if (crc32_of(e->data, e->size) != e->crc)
+        if (zip_crc32(0, e->data, (size_t)e->size) != e->crc)
             die("%s: zip entry %s: CRC-32 mismatch (corrupt file)", z->source, e->name);
         e->checked = 1;
     }

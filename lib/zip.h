@@ -31,5 +31,8 @@ void zip_close(zip_archive *z);
 zip_entry *zip_find(const zip_archive *z, const char *name);
 /* An entry's bytes, its CRC checked the first time. */
 const uint8_t *zip_entry_data(const zip_archive *z, zip_entry *e);
+/* The CRC-32 (zip's, IEEE 802.3) of n more bytes at p, continuing from crc (0 to
+ * start). */
+uint32_t zip_crc32(uint32_t crc, const void *p, size_t n);
 
 #endif

@@ -2,8 +2,11 @@
  *
  * The weights are deterministic in --seed (those of model_init_random, rounded to
  * --dtype) and written one tensor at a time, so a model larger than memory can be
- * made; the fingerprint printed on stdout is that of the folder as it loads back. */
+ * made; the fingerprint printed on stdout is that of the folder as it loads back.
+ * The same seed gives the same weights in either --format (safetensors, or the
+ * pytorch_model*.bin that torch.save writes). */
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +20,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: pare-mkmodel [options] -o DIR\n"
-            "Write a Hugging Face folder (config.json + safetensors) with random weights\n"
-            "and print its fingerprint on stdout.\n"
+            "Write a Hugging Face folder (config.json + safetensors or PyTorch .bin) with\n"
+            "random weights and print its fingerprint on stdout.\n"
             "  --dim D              hidden size (default 32)\n"
             "  --layers L           layers (default 2)\n"
             "  --heads H[,H2,...]   query heads, one value or one per layer (default 4)\n"
@@ -38,9 +41,46 @@ static void usage(FILE *f)
             "  --dtype f32|f16|bf16 storage dtype (default f32)\n"
             "  --seed S             random seed (default 1)\n"
             "  --shards N           write N shards and an index (default 1)\n"
+            "  --format safetensors|bin  weight files: model*.safetensors (default) or\n"
+            "                       torch.save zip checkpoints pytorch_model*.bin\n"
+            "  --inv-freq           also write the rotary inverse-frequency buffers the\n"
+            "                       published checkpoints carry (LLaMA, ChatGLM-6B: one per\n"
+            "                       layer, *.rotary_emb.inv_freq; ChatGLM2/3: one\n"
+            "                       transformer.rotary_pos_emb.inv_freq), which pare ignores\n"
             "  --tokenizer FILE     copy a tokenizer into the folder (tokenizer.model)\n"
             "  -o DIR               output folder (created if missing)\n"
             "  -h, --help           this help\n");
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const tensor *)a)->name, ((const tensor *)b)->name);
+}
+
+/* The buffers --inv-freq adds, with their values 1/theta^(2i/R), i < R/2, R the
+ * channels one rotary table covers: LLaMA's (older transformers) and ChatGLM-6B's
+ * beside each layer's attention, ChatGLM2/3's one for the model (its published
+ * code computes it with theta 10000 whatever rope_ratio says). */
+static void add_inv_freq(model *m, const llama_config *c)
+{
+    int R = llama_rope_dim(c);
+    int64_t shape[2] = {R / 2, 0};
+    bool one = c->arch == ARCH_CHATGLM2;
+    double theta = one ? 10000 : c->rope_theta;
+    for (int l = 0; l < (one ? 1 : c->n_layers); l++) {
+        char name[256];
+        if (one) {
+            snprintf(name, sizeof name, "transformer.rotary_pos_emb.inv_freq");
+        } else { /* "model.layers.3.self_attn.o_proj.weight" -> "model.layers.3.self_attn.rotary_emb.inv_freq" */
+            llama_layer_weight_name(c, name, sizeof name, l, LW_O);
+            *strrchr(name, '.') = 0;
+            strcpy(strrchr(name, '.') + 1, "rotary_emb.inv_freq");
+        }
+        float *v = model_new_tensor(m, name, 1, shape)->data;
+        for (int i = 0; i < R / 2; i++)
+            v[i] = (float)(1.0 / pow(theta, 2.0 * i / R));
+    }
+    qsort(m->tensors, (size_t)m->n_tensors, sizeof *m->tensors, cmp_name);
 }
 
 /* "4" or "4,4,2": fills out[L] (one value repeats for every layer). */
@@ -65,7 +105,7 @@ int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV, O_FFN, O_VOCAB, O_HD, O_MAXSEQ, O_TIED, O_UNTIED,
-           O_BIAS, O_TYPE, O_ROPE, O_THETA, O_DTYPE, O_SEED, O_SHARDS, O_TOK };
+           O_BIAS, O_TYPE, O_ROPE, O_THETA, O_DTYPE, O_SEED, O_SHARDS, O_TOK, O_FORMAT, O_INV_FREQ };
     static const struct option opts[] = {
         {"dim", 1, 0, O_DIM},         {"layers", 1, 0, O_LAYERS},   {"heads", 1, 0, O_HEADS},
         {"kv-heads", 1, 0, O_KV},     {"ffn", 1, 0, O_FFN},         {"vocab", 1, 0, O_VOCAB},
@@ -73,12 +113,14 @@ int main(int argc, char **argv)
         {"untied", 0, 0, O_UNTIED},   {"qkv-bias", 0, 0, O_BIAS},   {"model-type", 1, 0, O_TYPE},
         {"rope", 1, 0, O_ROPE},       {"rope-theta", 1, 0, O_THETA}, {"dtype", 1, 0, O_DTYPE},
         {"seed", 1, 0, O_SEED},       {"shards", 1, 0, O_SHARDS},   {"tokenizer", 1, 0, O_TOK},
+        {"format", 1, 0, O_FORMAT},   {"inv-freq", 0, 0, O_INV_FREQ},
         {"help", 0, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *heads = "4", *kv = NULL, *ffn = "64", *type = "llama", *rope = "half";
     const char *out = NULL, *tok = NULL;
     int dim = 32, layers = 2, vocab = 64, head_dim = 0, max_seq = 256, shards = 1;
-    bool tied = false, bias = false;
+    bool tied = false, bias = false, inv_freq = false;
+    enum hf_weights format = HF_SAFETENSORS;
     double theta = 10000;
     long seed = 1;
     enum dtype dtype = DTYPE_F32;
@@ -106,6 +148,15 @@ int main(int argc, char **argv)
         case O_SEED: seed = parse_long("--seed", optarg, 0, 0x7fffffffL); break;
         case O_SHARDS: shards = (int)parse_long("--shards", optarg, 1, 99999); break;
         case O_TOK: tok = optarg; break;
+        case O_FORMAT:
+            if (!strcmp(optarg, "safetensors"))
+                format = HF_SAFETENSORS;
+            else if (!strcmp(optarg, "bin"))
+                format = HF_PYTORCH;
+            else
+                usage_die("--format: expected safetensors or bin, got '%s'", optarg);
+            break;
+        case O_INV_FREQ: inv_freq = true; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -191,7 +242,9 @@ int main(int argc, char **argv)
         m.tok.data = data;
         m.tok.size = n;
     }
-    hf_write_folder(&m, out, dtype, shards);
+    if (inv_freq)
+        add_inv_freq(&m, &cfg);
+    hf_write_folder_as(&m, out, dtype, shards, format);
     model_free(&m);
 
     model back;

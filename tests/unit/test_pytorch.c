@@ -2,7 +2,8 @@
  * wrote (zip f32 with tied storage, zip bf16 sharded, legacy f16) against the
  * safetensors folder the same weights came from; hand-built pickles for every
  * refusal (another global, a non-contiguous stride, an unknown opcode...), and
- * damaged zips. */
+ * damaged zips. The writer (pytorch_write) read back by that reader, in every
+ * dtype and in the pickle's every batch and memo form, its entries aligned. */
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "pytorch.h"
 #include "tensor.h"
 #include "util.h"
+#include "zip.h"
 
 /* ---- running code that must die ---- */
 
@@ -351,6 +353,106 @@ static void test_damaged_files(void)
     free(path);
 }
 
+/* ---- the writer ---- */
+
+static char tmpdir[] = "/tmp/pare-test-pytorch-XXXXXX";
+
+/* n tensors named "t0000"..., of shape rows x cols (cols 0: a vector), value j of
+ * tensor i being i + j / 8 (exact in every dtype for small i, j). */
+static tensor *make_tensors(int n, int64_t rows, int64_t cols)
+{
+    tensor *ts = xcalloc((size_t)n, sizeof *ts);
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%04d", i);
+        int64_t shape[2] = {rows, cols};
+        tensor_init(&ts[i], name, cols ? 2 : 1, shape);
+        for (int64_t j = 0; j < ts[i].numel; j++)
+            ((float *)ts[i].data)[j] = (float)i + (float)(j % 64) / 8;
+    }
+    return ts;
+}
+
+static void free_tensors(tensor *ts, int n)
+{
+    for (int i = 0; i < n; i++)
+        tensor_free(&ts[i]);
+    free(ts);
+}
+
+/* Write ts as dtype to tmpdir/NAME.bin, read it back: the same names in the same
+ * order, shapes, the dtype written and the values rounded to it. */
+static void check_round_trip(const char *name, tensor *ts, int n, enum dtype dtype)
+{
+    char *path = xasprintf("%s/%s.bin", tmpdir, name);
+    pytorch_write(path, ts, n, dtype, NULL);
+    tensor *back = NULL;
+    int nb = 0, cap = 0;
+    pytorch_read(path, &back, &nb, &cap);
+    CHECK(nb == n);
+    bool same = nb == n;
+    for (int i = 0; i < n && same; i++) {
+        tensor want;
+        tensor_init_as(&want, ts[i].name, ts[i].ndim, ts[i].shape, DTYPE_F32);
+        memcpy(want.data, ts[i].data, tensor_bytes(&ts[i]));
+        tensor_round_to(&want, dtype);
+        same = !strcmp(back[i].name, ts[i].name) && back[i].ndim == ts[i].ndim &&
+               back[i].shape[0] == ts[i].shape[0] && (ts[i].ndim == 1 || back[i].shape[1] == ts[i].shape[1]) &&
+               back[i].dtype == dtype && tensor_equal(&back[i], &want);
+        tensor_free(&want);
+    }
+    CHECK(same);
+    for (int i = 0; i < nb; i++)
+        tensor_free(&back[i]);
+    free(back);
+    free(path);
+}
+
+static void test_write(void)
+{
+    /* every dtype; a matrix and vectors */
+    tensor *ts = make_tensors(3, 5, 7);
+    tensor_free(&ts[1]);
+    tensor_init(&ts[1], "t0001", 1, (int64_t[]){9, 0});
+    for (int j = 0; j < 9; j++)
+        ((float *)ts[1].data)[j] = -1.0f / 3 * (float)j;     /* rounded differently by each dtype */
+    for (enum dtype d = DTYPE_F32; d <= DTYPE_BF16; d++)
+        check_round_trip(dtype_name(d), ts, 3, d);
+
+    /* the archive: named after the file, entries in torch.save's order, each aligned to 64 */
+    char *path = xasprintf("%s/f16.bin", tmpdir);
+    size_t len;
+    uint8_t *p = (uint8_t *)read_whole_file(path, &len);
+    zip_archive z;
+    zip_open(&z, p, len, path);
+    const char *names[] = {"f16/data.pkl", "f16/byteorder", "f16/data/0", "f16/data/1", "f16/data/2", "f16/version"};
+    CHECK(z.n == 6);
+    for (int i = 0; i < z.n && i < 6; i++) {
+        CHECK(!strcmp(z.entries[i].name, names[i]));
+        CHECK((z.entries[i].data - p) % 64 == 0);
+        zip_entry_data(&z, &z.entries[i]);                  /* dies on a CRC mismatch */
+    }
+    CHECK(z.n == 6 && z.entries[5].size == 2 && !memcmp(z.entries[5].data, "3\n", 2));
+    CHECK(z.n == 6 && z.entries[1].size == 6 && !memcmp(z.entries[1].data, "little", 6));
+    CHECK(z.n == 6 && z.entries[3].size == 18);             /* t0001: 9 halves */
+    zip_close(&z);
+    free(p);
+    free(path);
+    free_tensors(ts, 3);
+
+    /* one item (SETITEM); 1100 items (two SETITEMS batches, memo keys past 255,
+     * storage keys "10" sorting before "2"); a storage of more than 65535 elements */
+    ts = make_tensors(1, 4, 0);
+    check_round_trip("one", ts, 1, DTYPE_BF16);
+    free_tensors(ts, 1);
+    ts = make_tensors(1100, 1, 0);
+    check_round_trip("many", ts, 1100, DTYPE_F32);
+    free_tensors(ts, 1100);
+    ts = make_tensors(2, 2, 40000);
+    check_round_trip("large", ts, 2, DTYPE_F16);
+    free_tensors(ts, 2);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -359,5 +461,14 @@ int main(int argc, char **argv)
     TEST(test_pickle_refusals);
     TEST(test_stories_torch);
     TEST(test_damaged_files);
+    if (!mkdtemp(tmpdir)) {
+        perror(tmpdir);
+        return 1;
+    }
+    TEST(test_write);
+    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+    free(cmd);
     return check_report();
 }
