@@ -10,24 +10,14 @@
 
 #define CHUNK_BYTES ((size_t)1 << 30) /* tensors above this are split into records */
 
-/* t's values in its stored dtype, converted a block at a time when memory holds
- * them in another (a vector widened by model_bind). */
+static void write_bytes(void *w, const void *p, size_t n) { stream_write_bytes(w, p, n); }
+
+/* Values [off, off + n) of t as one payload in its stored dtype, converted a block
+ * at a time when memory holds them in another (a vector widened by model_bind). */
 static void write_values(stream_writer *w, const tensor *t, int64_t off, int64_t n)
 {
-    enum dtype out = t->stored;
-    size_t es = dtype_size(out);
-    stream_begin_payload(w, "data", (size_t)n * es);
-    if (t->dtype == out) {
-        stream_write_bytes(w, (const char *)t->data + (size_t)off * es, (size_t)n * es);
-        return;
-    }
-    float wide[4096], conv[4096];
-    for (int64_t s = 0; s < n; s += 4096) {
-        int64_t k = n - s < 4096 ? n - s : 4096;
-        tensor_get_f32(t, off + s, k, wide);
-        dtype_from_f32(conv, wide, (size_t)k, out);
-        stream_write_bytes(w, conv, (size_t)k * es);
-    }
+    stream_begin_payload(w, "data", (size_t)n * dtype_size(t->stored));
+    tensor_write_as(t, off, n, t->stored, write_bytes, w);
 }
 
 static void write_tensor(stream_writer *w, const tensor *held, const tensor_source *values)

@@ -228,7 +228,7 @@ void pytorch_write(const char *path, const tensor *ts, int n, enum dtype dtype, 
         free(name);
         tensor tmp;
         const tensor *t = tensor_values(&ts[order[k]], src, &tmp);
-        tensor_write_as(t, dtype, zip_out, &z);
+        tensor_write_as(t, 0, t->numel, dtype, zip_out, &z);
         tensor_values_done(t, &tmp);
         zip_writer_end(&z);
     }

@@ -220,7 +220,7 @@ void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dty
     for (int i = 0; i < n; i++) {
         tensor tmp;
         const tensor *t = tensor_values(&ts[i], src, &tmp);
-        tensor_write_as(t, dtype, af_out, &a);
+        tensor_write_as(t, 0, t->numel, dtype, af_out, &a);
         tensor_values_done(t, &tmp);
     }
     af_close(&a);

@@ -310,18 +310,18 @@ void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out)
     dtype_to_f32(out, value_at(t, start), (size_t)n, t->dtype);
 }
 
-void tensor_write_as(const tensor *t, enum dtype dtype, void (*out)(void *ctx, const void *p, size_t n),
-                     void *ctx)
+void tensor_write_as(const tensor *t, int64_t start, int64_t n, enum dtype dtype,
+                     void (*out)(void *ctx, const void *p, size_t n), void *ctx)
 {
     if (t->dtype == dtype) {
-        out(ctx, t->data, tensor_bytes(t));
+        out(ctx, value_at(t, start), (size_t)n * dtype_size(dtype));
         return;
     }
     float wide[4096];
     uint16_t half[4096];
-    for (int64_t s = 0; s < t->numel; s += 4096) {
-        int64_t m = t->numel - s < 4096 ? t->numel - s : 4096;
-        tensor_get_f32(t, s, m, wide);
+    for (int64_t s = 0; s < n; s += 4096) {
+        int64_t m = n - s < 4096 ? n - s : 4096;
+        tensor_get_f32(t, start + s, m, wide);
         if (dtype == DTYPE_F32) {
             out(ctx, wide, (size_t)m * 4);
             continue;

@@ -92,11 +92,11 @@ void tensor_map_release(tensor_map *m);
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out);
 /* Set values [start, start + n) of t from fp32 in (n), in t's storage. */
 void tensor_set_f32(tensor *t, int64_t start, int64_t n, const float *in);
-/* t's values stored as dtype (t's own bytes when it is of dtype, else converted a
- * block at a time, rounding to nearest even), handed to out(ctx, bytes, size) in
- * pieces: how the writers put a tensor into a file. */
-void tensor_write_as(const tensor *t, enum dtype dtype, void (*out)(void *ctx, const void *p, size_t n),
-                     void *ctx);
+/* Values [start, start + n) of t stored as dtype (t's own bytes when it is of
+ * dtype, else converted a block at a time, rounding to nearest even), handed to
+ * out(ctx, bytes, size) in pieces: how the writers put a tensor into a file. */
+void tensor_write_as(const tensor *t, int64_t start, int64_t n, enum dtype dtype,
+                     void (*out)(void *ctx, const void *p, size_t n), void *ctx);
 /* Whether a and b hold the same number of values, bit for bit the same as fp32
  * (whatever the dtype of each). */
 bool tensor_equal(const tensor *a, const tensor *b);
