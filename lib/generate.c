@@ -4,6 +4,7 @@
 #include "generate.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ void gen_params_default(gen_params *p)
     p->temperature = 1.0;
     p->max_length = 128;
     p->seed = 42;
+    p->mask = ZEROSHOT_MASK_AUTO;
 }
 
 /* ---- random numbers: splitmix64 seeding xoshiro256** ---- */
@@ -130,13 +132,82 @@ int gen_sample(const float *logits, int V, const gen_params *p, double u, gen_pa
 
 /* ---- generation ---- */
 
+int gen_tokens(const model *m, struct lora_set *lora, const int *ids, int P, bool prefix, int eos, const gen_params *p,
+               uint64_t stream, int total, int *out, float *logits)
+{
+    int V = m->cfg.vocab;
+    if (P < (prefix ? 2 : 1))
+        die("generate: a prompt of %d tokens%s", P, prefix ? " cannot end in [gMASK] <sop>" : "");
+    total = total > P ? total : P + 1;
+    llama_cache c;
+    llama_cache_init(&c, m, 1, total, P, 1);
+    c.lora = lora;
+    c.blocks = prefix;
+    gen_pair *work = xmalloc((size_t)V * sizeof *work);
+    rng r;
+    rng_seed(&r, p->seed, stream);
+    int slot = 0, len = P, row = P - 1, n = 0;
+    if (prefix) {
+        /* the prompt and [gMASK], bidirectional; then <sop>, whose logits give the first token */
+        len = P - 1;
+        llama_cache_forward(m, &c, ids, 1, &len, &slot, true, NULL, 0);
+        len = 1;
+        row = 0;
+        llama_cache_forward(m, &c, ids + P - 1, 1, &len, &slot, true, &row, 1);
+    } else
+        llama_cache_forward(m, &c, ids, 1, &len, &slot, true, &row, 1);
+    for (;;) {
+        if (logits)
+            memcpy(logits + (size_t)n * V, c.logits, (size_t)V * sizeof *logits);
+        int next = gen_sample(c.logits, V, p, rng_uniform(&r), work);
+        out[n++] = next;
+        if (next == eos || P + n >= total)
+            break;
+        len = 1;
+        row = 0;
+        llama_cache_forward(m, &c, &next, 1, &len, &slot, true, &row, 1);
+    }
+    free(work);
+    llama_cache_free(&c);
+    return n;
+}
+
+/* The prompt form of a generation in words (as the zero-shot protocol's
+ * prompt_form) into form (GEN_FORM_MAX). */
+static void prompt_form(char *form, const model *m, const tokenizer *tok, enum zeroshot_mask mask)
+{
+    if (mask == ZEROSHOT_MASK_PREFIX) {
+        snprintf(form, GEN_FORM_MAX, "%s",
+                 "prompt [gMASK] <sop> generated (ChatGLM-6B's): the prompt and [gMASK] see each other, <sop> and "
+                 "the generated tokens see them and, causally, each other; positions 0.. over the prompt and "
+                 "[gMASK], then [gMASK]'s; block positions 0 over the prompt and [gMASK], then 1, 2, ... from "
+                 "<sop>; <sop> predicts the first generated token; <eop> ends");
+        return;
+    }
+    const char *format = tokenizer_format(tok), *order;
+    const int *ids;
+    if (!strcmp(format, "chatglm"))
+        order = "prompt [gMASK] <sop> generated";
+    else if (!strcmp(format, "chatglm2"))
+        order = "[gMASK] sop prompt generated";
+    else
+        order = tokenizer_prefix(tok, &ids) > 0 ? "BOS prompt generated" : "prompt generated";
+    snprintf(form, GEN_FORM_MAX, "%s, causal: every token sees those before it%s", order,
+             model_archs[m->cfg.arch].rope_2d
+                 ? "; positions 0, 1, ..., block positions 0 (not ChatGLM-6B's native [gMASK] <sop> form)"
+                 : "");
+}
 
 void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
               gen_result *res)
 {
     double t0 = now_seconds();
     memset(res, 0, sizeof *res);
-    int V = m->cfg.vocab, eos = tokenizer_eos(tok);
+    int gmask, sop;
+    bool bos;
+    res->mask = zeroshot_resolve_mask(m, tok, p->mask, &gmask, &sop, &bos);
+    prompt_form(res->prompt_form, m, tok, res->mask);
+    bool prefix = res->mask == ZEROSHOT_MASK_PREFIX;
     int *ids;
     int P = (int)tokenizer_encode_prompt(tok, prompt, strlen(prompt), &ids);
     int max_seq = m->cfg.max_seq > 0 ? m->cfg.max_seq : p->max_length;
@@ -145,47 +216,33 @@ void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const
         die("generate: an empty prompt and no BOS token");
     if (P >= max_seq)
         die("generate: the prompt has %d tokens, the model reads at most %d", P, max_seq);
+    if (prefix && (P < 2 || ids[P - 2] != gmask || ids[P - 1] != sop))
+        die("generate: the prompt does not end in [gMASK] <sop>");
     if (total <= P) {
         warn("the prompt has %d tokens, max-length is %d: one token is generated (as Hugging Face does)", P, total);
         total = P + 1;
     }
-    llama_cache c;
-    llama_cache_init(&c, m, 1, total, P, 1);
-    c.lora = lora;
-    gen_pair *work = xmalloc((size_t)V * sizeof *work);
-    rng r;
-    rng_seed(&r, p->seed, stream);
+    int *next = xmalloc((size_t)(total - P) * sizeof *next);
+    int n = gen_tokens(m, lora, ids, P, prefix, tokenizer_eos(tok), p, stream, total, next, NULL);
     char *text = NULL;
     size_t used = 0, cap = 0;
-    int slot = 0, len = P, out = P - 1, n = P;
-    llama_cache_forward(m, &c, ids, 1, &len, &slot, true, &out, 1);
-    for (;;) {
-        int next = gen_sample(c.logits, V, p, rng_uniform(&r), work);
-        n++;
-        res->new_tokens++;
-        if (next == eos)
-            break;
+    for (int i = 0; i < n && next[i] != tokenizer_eos(tok); i++) {
         size_t pl;
-        const char *piece = tokenizer_piece(tok, next, &pl);
+        const char *piece = tokenizer_piece(tok, next[i], &pl);
         if (used + pl + 1 > cap) {
             cap = 2 * (used + pl + 1) + 64;
             text = xrealloc(text, cap);
         }
         memcpy(text + used, piece, pl);
         used += pl;
-        if (n >= total)
-            break;
-        len = 1;
-        out = 0;
-        llama_cache_forward(m, &c, &next, 1, &len, &slot, true, &out, 1);
     }
     res->text = utf8_replace_invalid(text ? text : "", used);
     res->prompt_tokens = P;
+    res->new_tokens = n;
     res->seconds = now_seconds() - t0;
     free(text);
-    free(work);
+    free(next);
     free(ids);
-    llama_cache_free(&c);
 }
 
 json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, const gen_result *g)
@@ -195,6 +252,9 @@ json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, con
                           "prompt_tokens", g->prompt_tokens, "tokens", g->new_tokens, "protocol", "top_k", p->top_k,
                           "top_p", p->top_p, "temperature", p->temperature, "max_length", p->max_length, "seed",
                           (json_int_t)p->seed, "stream", (json_int_t)stream, "bos", 1);
+    json_t *proto = json_object_get(j, "protocol");
+    json_object_set_new(proto, "mask", json_string(zeroshot_mask_name(g->mask)));
+    json_object_set_new(proto, "prompt_form", json_string(g->prompt_form));
     free(pr);
     return j;
 }

@@ -3,16 +3,26 @@
  * temperature 1, top-k 50 and top-p 0.95 until max_length tokens in all (prompt
  * included) or the end-of-sequence token. Decoding is incremental: the prompt is
  * run once into a key/value cache (llama_cache), then one token per step.
- * The random numbers are pare's own (deterministic in the seed), not PyTorch's. */
+ * The random numbers are pare's own (deterministic in the seed), not PyTorch's.
+ *
+ * ChatGLM-6B generates in its own prompt form by default (mask PREFIX, as its
+ * modeling_chatglm.py does): the prompt's tokens and [gMASK] (its tokenizer puts
+ * [gMASK] <sop> after the text) see each other, bidirectionally, at positions
+ * 0.. and block positions 0; <sop> and every generated token see them and,
+ * causally, each other, at [gMASK]'s position and block positions 1, 2, ...;
+ * <eop> (the tokenizer's EOS) ends. Mask CAUSAL reads the same tokens causally at
+ * positions 0, 1, ..., block positions 0, as other models are read. */
 #ifndef PARE_GENERATE_H
 #define PARE_GENERATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
 #include "model.h"
 #include "tokenizer.h"
+#include "zeroshot.h"
 
 struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
 
@@ -22,6 +32,7 @@ typedef struct {
     double temperature; /* 1 */
     int max_length;     /* 128: tokens in all, BOS and prompt included */
     uint64_t seed;
+    enum zeroshot_mask mask; /* AUTO: ChatGLM-6B's prefix form for it, causal otherwise */
 } gen_params;
 
 void gen_params_default(gen_params *p);
@@ -30,11 +41,14 @@ void gen_params_default(gen_params *p);
 #define GEN_PAPER_PROMPTS 5
 extern const char *const gen_paper_prompts[GEN_PAPER_PROMPTS];
 
+#define GEN_FORM_MAX 512
 typedef struct {
     char *text;         /* the generated continuation (valid UTF-8), malloc'd */
     int prompt_tokens;  /* BOS included */
     int new_tokens;     /* generated, an end-of-sequence token included */
     double seconds;
+    enum zeroshot_mask mask;  /* the mask used (PREFIX or CAUSAL) */
+    char prompt_form[GEN_FORM_MAX]; /* the reading in words */
 } gen_result;
 
 /* Generate from prompt; stream is the random stream (e.g. the prompt's index), so
@@ -42,8 +56,17 @@ typedef struct {
 void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,
               gen_result *res);
 
+/* The tokens of one generation after the prompt ids (P >= 1): drawn with p from
+ * the random stream, until total tokens in all (at least one new) or eos (kept).
+ * prefix: ChatGLM-6B's form, ids ending in [gMASK] <sop> (P >= 2), else causal.
+ * out (at least max(total - P, 1)) gets the new tokens and, when not NULL, logits
+ * (the same rows, V) the logits each was drawn from. Returns their count. */
+int gen_tokens(const model *m, struct lora_set *lora, const int *ids, int P, bool prefix, int eos, const gen_params *p,
+               uint64_t stream, int total, int *out, float *logits);
+
 /* The report's "sample" record of a generation (without "t"): prompt and text
- * (invalid UTF-8 replaced), token counts, and the sampling protocol. */
+ * (invalid UTF-8 replaced), token counts, and the sampling protocol with the mask
+ * and prompt form. */
 json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, const gen_result *g);
 
 /* One sampling step over logits (V): the Hugging Face warpers in their order

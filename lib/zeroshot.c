@@ -28,11 +28,8 @@ int zeroshot_mask_from_name(const char *s)
 
 const char *zeroshot_mask_name(enum zeroshot_mask k) { return mask_names[k]; }
 
-/* How m's requests are read: PREFIX (then *gmask, *sop the ids of [gMASK] and
- * <sop>) or CAUSAL; *bos: the tokenizer's prefix goes before each context
- * (ChatGLM2's [gMASK] sop). */
-static enum zeroshot_mask resolve_mask(const model *m, const tokenizer *tok, enum zeroshot_mask k, int *gmask,
-                                       int *sop, bool *bos)
+enum zeroshot_mask zeroshot_resolve_mask(const model *m, const tokenizer *tok, enum zeroshot_mask k, int *gmask,
+                                         int *sop, bool *bos)
 {
     const arch_desc *A = &model_archs[m->cfg.arch];
     const char *format = tokenizer_format(tok);
@@ -134,7 +131,7 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
     int max_len = zeroshot_max_length(m);
     int gmask, sop;
     bool bos;
-    enum zeroshot_mask mask = resolve_mask(m, tok, o->mask, &gmask, &sop, &bos);
+    enum zeroshot_mask mask = zeroshot_resolve_mask(m, tok, o->mask, &gmask, &sop, &bos);
     int extra = mask == ZEROSHOT_MASK_PREFIX ? 2 : 0; /* [gMASK] <sop> read between them */
     int k = 0, q = 0;
     for (int i = shard; i < n_all; i += shards) {

@@ -28,6 +28,13 @@ struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
 enum zeroshot_mask { ZEROSHOT_MASK_AUTO, ZEROSHOT_MASK_PREFIX, ZEROSHOT_MASK_CAUSAL, ZEROSHOT_MASK_COUNT };
 int zeroshot_mask_from_name(const char *s); /* "auto", "prefix", "causal"; -1 otherwise */
 const char *zeroshot_mask_name(enum zeroshot_mask k);
+/* How m reads a request or a prompt with tok under k: PREFIX (then *gmask, *sop
+ * the ids of [gMASK] and <sop>) or CAUSAL (they -1); AUTO resolved as above; *bos:
+ * the tokenizer's prefix goes first (ChatGLM2's [gMASK] sop). Dies when PREFIX is
+ * asked of a model other than ChatGLM-6B or without ChatGLM-6B's tokenizer. Zero-shot
+ * and generation (generate.h) share it. */
+enum zeroshot_mask zeroshot_resolve_mask(const model *m, const tokenizer *tok, enum zeroshot_mask k, int *gmask,
+                                         int *sop, bool *bos);
 
 typedef struct {
     int64_t limit;     /* the first limit items of the file only; 0: all */

@@ -43,8 +43,10 @@ static const char usage[] =
     "      --task-file T=FILE  read task T from FILE (adds T to the tasks)\n"
     "      --data-dir DIR      folder of the default task files (default: PARE_DATA, else ../shared/data)\n"
     "      --items             add one record per item (contexts, token ids, log-likelihoods)\n"
-    "      --glm-mask MASK     ChatGLM-6B's reading of a request: prefix (the default: context [gMASK] <sop>\n"
-    "                          continuation, the context bidirectional) or causal (context continuation)\n"
+    "      --glm-mask MASK     ChatGLM-6B's reading of a request and of a generation prompt: prefix (the\n"
+    "                          default: context [gMASK] <sop> continuation, or prompt [gMASK] <sop> generated,\n"
+    "                          the context or prompt bidirectional) or causal (context continuation; the\n"
+    "                          prompt [gMASK] <sop> and what follows read causally)\n"
     "      --limit N           at most N windows per perplexity data set and the first N items per task\n"
     "generation (top-k 50, top-p 0.95, temperature 1):\n"
     "      --generate          sample from the paper's five prompts\n"
@@ -306,6 +308,7 @@ int main(int argc, char **argv)
             free(ids);
             ppl_dataset_free(&d);
         }
+        gp.mask = glm_mask;
         zeroshot_options zo = {.limit = limit, .shard = shard, .shards = shards, .budget = ZEROSHOT_BUDGET,
                                .items = items, .mask = glm_mask};
         for (int i = 0; i < TASK_COUNT; i++) {

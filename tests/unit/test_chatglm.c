@@ -12,6 +12,7 @@
 #include "backward.h"
 #include "check.h"
 #include "fixture.h"
+#include "generate.h"
 #include "groups.h"
 #include "llama.h"
 #include "loglik.h"
@@ -176,6 +177,106 @@ static void test_loglik_prefix(void)
         }
     }
     model_free(&m);
+}
+
+/* ---- generation in ChatGLM-6B's prompt form ---- */
+
+/* The reference's greedy chain after the prompt ids (P): at each step the whole
+ * sequence again (ref_chatglm_logits with prefix ref_prefix), its last row's
+ * logits to lg (steps, V) and argmax to chain; stops after eos or steps tokens. */
+static int ref_greedy(const model *m, const int *ids, int P, int ref_prefix, int eos, int steps, int *chain, double *lg)
+{
+    int V = m->cfg.vocab, n = 0;
+    int *seq = xmalloc((size_t)(P + steps) * sizeof *seq);
+    double *all = xmalloc((size_t)(P + steps) * V * sizeof *all);
+    memcpy(seq, ids, (size_t)P * sizeof *seq);
+    while (n < steps) {
+        int T = P + n;
+        ref_chatglm_logits(m, seq, T, ref_prefix, NULL, all);
+        const double *row = all + (size_t)(T - 1) * V;
+        memcpy(lg + (size_t)n * V, row, (size_t)V * sizeof *lg);
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            best = row[i] > row[best] ? i : best;
+        chain[n++] = seq[T] = best;
+        if (best == eos)
+            break;
+    }
+    free(all);
+    free(seq);
+    return n;
+}
+
+/* gen_tokens with top-k 1 on ChatGLM-6B in its prefix form (prompt and [gMASK]
+ * bidirectional in the cache, <sop> and the decoded tokens at [gMASK]'s position
+ * and block positions 1, 2, ...), ChatGLM-6B causal and ChatGLM2: the tokens are
+ * the reference's argmax chain, recomputed in full at every step with the same
+ * mask, and each step's cached logits equal the reference's; generation stops
+ * at eos (a token of the reference's chain); the two masks differ. */
+static void test_generate(void)
+{
+    enum { CTX = 5, STEPS = 6 };
+    gen_params p;
+    gen_params_default(&p);
+    p.top_k = 1;
+    float *glm_logits[2] = {NULL, NULL};
+    int V0 = 0;
+    for (int run = 0; run < 3; run++) {
+        int which = run == 2, prefix = run == 0;
+        model m;
+        make_model(&m, which, 23);
+        int V = m.cfg.vocab, gmask = V - 3, sop = V - 2, P = CTX + 2;
+        int ids[CTX + 2], *ctx = rand_tokens(CTX, V - 4);
+        for (int i = 0; i < CTX; i++) /* ChatGLM-6B: text [gMASK] <sop>; ChatGLM2: [gMASK] sop text */
+            ids[which ? i + 2 : i] = ctx[i];
+        ids[which ? 0 : CTX] = gmask;
+        ids[which ? 1 : CTX + 1] = sop;
+        free(ctx);
+        int chain[STEPS], out[STEPS];
+        double *ref = xmalloc((size_t)STEPS * V * sizeof *ref);
+        float *lg = xmalloc((size_t)STEPS * V * sizeof *lg);
+        int nr = ref_greedy(&m, ids, P, prefix ? P - 1 : 0, -1, STEPS, chain, ref);
+        int n = gen_tokens(&m, NULL, ids, P, prefix, -1, &p, 0, P + STEPS, out, lg);
+        CHECK(n == STEPS && nr == STEPS);
+        double e = 0;
+        for (int k = 0; k < n && k < nr; k++) {
+            CHECK(out[k] == chain[k]);
+            e = fmax(e, row_diff(lg + (size_t)k * V, ref + (size_t)k * V, 1, V));
+        }
+        fprintf(stderr, "    %s %s generation, %d steps: tokens as the reference's chain, max relative logit error %.2g\n",
+                names[which], prefix ? "prefix" : "causal", n, e);
+        CHECK(e <= 2e-6);
+        /* eos: the first token of the chain not seen before it, past the first */
+        int stop = 1;
+        while (stop < nr - 1) {
+            int seen = 0;
+            for (int k = 0; k < stop; k++)
+                seen |= chain[k] == chain[stop];
+            if (!seen)
+                break;
+            stop++;
+        }
+        n = gen_tokens(&m, NULL, ids, P, prefix, chain[stop], &p, 0, P + STEPS, out, NULL);
+        CHECK(n == stop + 1 && out[n - 1] == chain[stop]);
+        /* max length: total tokens, at least one new */
+        CHECK(gen_tokens(&m, NULL, ids, P, prefix, -1, &p, 0, P + 2, out, NULL) == 2);
+        CHECK(gen_tokens(&m, NULL, ids, P, prefix, -1, &p, 0, P, out, NULL) == 1);
+        free(ref);
+        if (which == 0) {
+            glm_logits[run] = lg;
+            V0 = V;
+        }
+        else
+            free(lg);
+        model_free(&m);
+    }
+    /* the prefix form changes ChatGLM-6B's first logits (the test can fail) */
+    double d = 0;
+    for (int i = 0; i < V0; i++)
+        d = fmax(d, fabs(glm_logits[0][i] - glm_logits[1][i]));
+    CHECK(d > 1e-3);
+    free(glm_logits[0]);
+    free(glm_logits[1]);
 }
 
 /* ---- gradients ---- */
@@ -370,6 +471,7 @@ int main(void)
 {
     TEST(test_logits);
     TEST(test_loglik_prefix);
+    TEST(test_generate);
     TEST(test_gradients);
     TEST(test_pruned_equals_masked);
     return check_report();
