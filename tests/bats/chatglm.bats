@@ -232,3 +232,33 @@ PY
     [ "$status" -eq 1 ]
     [[ "$output" == *"the adapter was made for model"* ]]
 }
+
+@test "chatglm: generation on ChatGLM-6B in its prompt [gMASK] <sop> form by default, --glm-mask causal the causal reading; ChatGLM2 causal" {
+    need_data
+    "$PY" -c 'import sentencepiece' || { echo "python3-sentencepiece missing for $PY"; return 1; }
+    make_glm "$T/glm" unigram
+    pare-mkmodel --model-type chatglm --dim 16 --layers 2 --heads 4 --ffn 24 --vocab 700 -o "$T/m" >/dev/null
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm" --prompt "Once upon a time" --max-length 24 --json > "$T/p.json"
+    pare-eval -q -m "$T/m" --tokenizer "$T/glm" --prompt "Once upon a time" --max-length 24 --glm-mask causal --json > "$T/c.json"
+    jq -e '.samples[0].protocol | .mask == "prefix" and (.prompt_form | startswith("prompt [gMASK] <sop> generated (ChatGLM-6B'"'"'s)"))' "$T/p.json"
+    jq -e '.samples[0].protocol | .mask == "causal" and (.prompt_form | contains("not ChatGLM-6B'"'"'s native"))' "$T/c.json"
+    # the same prompt tokens (the text, then [gMASK] <sop>), read two ways: other draws
+    n=$(printf %s "Once upon a time" | pare tokenize --tokenizer "$T/glm" | wc -w)
+    jq -e --argjson n "$n" '.samples[0] | .prompt_tokens == $n + 2 and .tokens >= 1 and .prompt_tokens + .tokens <= 24' "$T/p.json"
+    jq -e --argjson n "$n" '.samples[0].prompt_tokens == $n + 2' "$T/c.json"
+    [ "$(jq -r '.samples[0].text' "$T/p.json")" != "$(jq -r '.samples[0].text' "$T/c.json")" ]
+    # without ChatGLM-6B's tokenizer there is no [gMASK] <sop> to generate after; causal does without
+    run pare-eval -q -m "$T/m" --tokenizer "$TOK" --prompt "Once upon a time" --max-length 24 --json
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"needs ChatGLM-6B's tokenizer (ice_text.model)"* ]]
+    pare-eval -q -m "$T/m" --tokenizer "$TOK" --prompt "Once upon a time" --max-length 24 --glm-mask causal --json |
+        jq -e '.samples[0].protocol | .mask == "causal" and (.prompt_form | startswith("BOS prompt generated"))'
+    # ChatGLM2: causal after [gMASK] sop; the prefix form is refused
+    make_glm2 "$T/glm2"
+    pare-mkmodel --model-type chatglm2 --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 605 -o "$T/m2" >/dev/null
+    pare-eval -q -m "$T/m2" --tokenizer "$T/glm2" --prompt "Once upon a time" --max-length 24 --json |
+        jq -e '.samples[0].protocol | .mask == "causal" and (.prompt_form | startswith("[gMASK] sop prompt generated, causal"))'
+    run pare-eval -q -m "$T/m2" --tokenizer "$T/glm2" --prompt "Once upon a time" --glm-mask prefix
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a chatglm2 model"* ]]
+}
