@@ -174,32 +174,9 @@ PY
     mk chatglm2
     fused_lora chatglm2 --epochs 3 --save-every 100 --state "$T/st" -o "$T/ref.pare"
     rm -rf "$T/st"
-    saves=0
-    for i in 1 2 3 4 5 6; do
-        : > "$T/err"
-        pare-lora -m "$T/chatglm2" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --warmup 2 --lr 1e-3 \
-            --eval-every 5 -t 1 --targets query_key_value,dense_h_to_4h --epochs 3 --save-every 100 --state "$T/st" \
-            -o "$T/out.pare" --progress 2> "$T/err" &
-        pid=$!
-        for w in $(seq 1 3000); do
-            grep -q ': step [0-9]*/63 ' "$T/err" && break
-            kill -0 $pid 2>/dev/null || break
-            sleep 0.01
-        done
-        kill -TERM $pid 2>/dev/null || true
-        status=0
-        wait $pid || status=$?
-        if [ -f "$T/out.pare" ] && [ $saves -eq 0 ]; then
-            rm -rf "$T/st" "$T/out.pare"   # finished before the signal: start again
-            continue
-        fi
-        [ -f "$T/out.pare" ] && break
-        [ "$status" -eq 1 ]
-        [ -f "$T/st/state.pare" ]
-        saves=$((saves + 1))
-        [ $saves -ge 2 ] && break
-    done
-    [ $saves -ge 1 ]
+    sigterm_resumes 2 pare-lora -m "$T/chatglm2" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 \
+        --warmup 2 --lr 1e-3 --eval-every 5 -t 1 --targets query_key_value,dense_h_to_4h --epochs 3 --save-every 100 \
+        --state "$T/st" -o "$T/out.pare" --progress
     [ -f "$T/out.pare" ] || fused_lora chatglm2 --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare"
     # the same adapter (the argv differs: --progress)
     cmp <(pare show "$T/ref.pare" | jq -c 'del(.argv)') <(pare show "$T/out.pare" | jq -c 'del(.argv)')

@@ -70,3 +70,41 @@ help_lists_man_options() {
         [[ "$help" == *"$opt"* ]] || { echo "--help lacks $opt documented in $man"; return 1; }
     done
 }
+
+# sigterm_resumes MAX CMD...: runs CMD, a pare-lora run of 63 steps with --progress
+# that writes $T/out.pare and keeps its state in $T/st, up to six times, each time
+# sending SIGTERM after its first step line (when the handler is surely installed)
+# and a random few milliseconds later. Every stopped run must exit 1 saying where
+# its state is saved. A run that finishes before the first stop starts over; the
+# loop ends after MAX saves or when a run finishes, and needs one save at least.
+sigterm_resumes() {
+    local max=$1 i w pid status
+    shift
+    saves=0
+    for i in 1 2 3 4 5 6; do
+        : > "$T/err"
+        "$@" 2> "$T/err" &
+        pid=$!
+        for w in $(seq 1 3000); do
+            grep -q ': step [0-9]*/63 ' "$T/err" && break
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.01
+        done
+        sleep 0.0$((RANDOM % 5))
+        kill -TERM $pid 2>/dev/null || true
+        status=0
+        wait $pid || status=$?
+        if [ -f "$T/out.pare" ] && [ $saves -eq 0 ]; then
+            rm -rf "$T/st" "$T/out.pare" # finished before the signal: start again
+            continue
+        fi
+        [ -f "$T/out.pare" ] && break
+        [ "$status" -eq 1 ] || { echo "stopped run exited $status"; return 1; }
+        grep -q "terminated (SIGTERM) .*: the state is saved in '$T/st'; run the same command again" "$T/err" ||
+            { cat "$T/err"; return 1; }
+        [ -f "$T/st/state.pare" ] || { echo "no state saved"; return 1; }
+        saves=$((saves + 1))
+        [ $saves -ge "$max" ] && break
+    done
+    [ $saves -ge 1 ]
+}

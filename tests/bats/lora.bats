@@ -107,40 +107,14 @@ PY
 @test "lora: SIGTERM saves the state and exits 1; the same command continues to the same adapter" {
     need_data
     setup_small
-    # not quiet, a line per step: the signal goes after the first step line, when the
-    # handler is surely installed, and a random few milliseconds later
+    # --progress, a line per step: sigterm_resumes signals after the first
     lora_args --epochs 3 --save-every 100 --state "$T/st" -o "$T/out.pare" --progress
     args=("${args[@]:1}")
     [ "${args[0]}" = -m ]
     pare-lora "${args[@]}" 2>/dev/null
     mv "$T/out.pare" "$T/ref.pare"
     rm -rf "$T/st"
-    saves=0
-    for i in 1 2 3 4 5 6; do
-        : > "$T/err"
-        pare-lora "${args[@]}" 2> "$T/err" &
-        pid=$!
-        for w in $(seq 1 3000); do
-            grep -q ': step [0-9]*/63 ' "$T/err" && break
-            kill -0 $pid 2>/dev/null || break
-            sleep 0.01
-        done
-        sleep 0.0$((RANDOM % 5))
-        kill -TERM $pid 2>/dev/null || true
-        status=0
-        wait $pid || status=$?
-        if [ -f "$T/out.pare" ] && [ $saves -eq 0 ]; then
-            rm -rf "$T/st" "$T/out.pare"   # finished before the signal: start again
-            continue
-        fi
-        [ -f "$T/out.pare" ] && break
-        [ "$status" -eq 1 ]
-        grep -q "terminated (SIGTERM) .*: the state is saved in '$T/st'; run the same command again" "$T/err"
-        [ -f "$T/st/state.pare" ]
-        saves=$((saves + 1))
-        [ $saves -ge 3 ] && break
-    done
-    [ $saves -ge 1 ]
+    sigterm_resumes 3 pare-lora "${args[@]}"
     [ -f "$T/out.pare" ] || pare-lora "${args[@]}" 2>/dev/null
     cmp "$T/ref.pare" "$T/out.pare"
     # a finished state writes the output again at once

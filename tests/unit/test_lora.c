@@ -254,16 +254,21 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     free(tokens), free(targets);
 }
 
+/* Gradients of random adapters on targets of m, which it frees. */
+static void check_model(const char *what, model *m, unsigned targets, float dropout, int B, int T, uint64_t seed)
+{
+    lora_set *s = random_adapters(m, targets, 4, 8.0, dropout, seed);
+    check_gradient(what, m, s, B, T);
+    lora_destroy(s);
+    model_free(m);
+}
+
 static void check_shape(const char *what, const fixture_shape *sp, unsigned targets, float dropout, int B, int T,
                         uint64_t seed)
 {
     model m;
     fixture_model(&m, sp, seed);
-    lora_set *s = random_adapters(&m, targets, 4, 8.0, dropout, seed);
-    check_gradient(what, &m, s, B, T);
-    lora_free(s);
-    free(s);
-    model_free(&m);
+    check_model(what, &m, targets, dropout, B, T, seed);
 }
 
 static const int h4[] = {4, 4, 4}, f24[] = {24, 24, 24}, kv2[] = {2, 2, 2}, kv1[] = {1, 1, 1};
@@ -321,10 +326,7 @@ static void check_config(const char *what, const char *config, unsigned targets,
 {
     model m;
     fixture_config_model(&m, config, seed);
-    lora_set *s = random_adapters(&m, targets, 4, 8.0, dropout, seed);
-    check_gradient(what, &m, s, B, T);
-    lora_destroy(s);
-    model_free(&m);
+    check_model(what, &m, targets, dropout, B, T, seed);
 }
 
 static void test_gradient_chatglm(void)
