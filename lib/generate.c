@@ -46,7 +46,7 @@ void gen_params_default(gen_params *p)
     p->temperature = 1.0;
     p->max_length = 128;
     p->seed = 42;
-    p->mask = ZEROSHOT_MASK_AUTO;
+    p->mask = PROMPT_MASK_AUTO;
 }
 
 /* ---- random numbers: splitmix64 seeding xoshiro256** ---- */
@@ -174,9 +174,9 @@ int gen_tokens(const model *m, struct lora_set *lora, const int *ids, int P, boo
 
 /* The prompt form of a generation in words (as the zero-shot protocol's
  * prompt_form) into form (GEN_FORM_MAX). */
-static void prompt_form(char *form, const model *m, const tokenizer *tok, enum zeroshot_mask mask)
+static void prompt_form(char *form, const model *m, const tokenizer *tok, enum prompt_mask mask)
 {
-    if (mask == ZEROSHOT_MASK_PREFIX) {
+    if (mask == PROMPT_MASK_PREFIX) {
         snprintf(form, GEN_FORM_MAX, "%s",
                  "prompt [gMASK] <sop> generated (ChatGLM-6B's): the prompt and [gMASK] see each other, <sop> and "
                  "the generated tokens see them and, causally, each other; positions 0.. over the prompt and "
@@ -205,9 +205,9 @@ void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const
     memset(res, 0, sizeof *res);
     int gmask, sop;
     bool bos;
-    res->mask = zeroshot_resolve_mask(m, tok, p->mask, &gmask, &sop, &bos);
+    res->mask = prompt_mask_resolve(m, tok, p->mask, &gmask, &sop, &bos);
     prompt_form(res->prompt_form, m, tok, res->mask);
-    bool prefix = res->mask == ZEROSHOT_MASK_PREFIX;
+    bool prefix = res->mask == PROMPT_MASK_PREFIX;
     int *ids;
     int P = (int)tokenizer_encode_prompt(tok, prompt, strlen(prompt), &ids);
     int max_seq = m->cfg.max_seq > 0 ? m->cfg.max_seq : p->max_length;
@@ -253,7 +253,7 @@ json_t *gen_record(const char *prompt, const gen_params *p, uint64_t stream, con
                           "top_p", p->top_p, "temperature", p->temperature, "max_length", p->max_length, "seed",
                           (json_int_t)p->seed, "stream", (json_int_t)stream, "bos", 1);
     json_t *proto = json_object_get(j, "protocol");
-    json_object_set_new(proto, "mask", json_string(zeroshot_mask_name(g->mask)));
+    json_object_set_new(proto, "mask", json_string(prompt_mask_name(g->mask)));
     json_object_set_new(proto, "prompt_form", json_string(g->prompt_form));
     free(pr);
     return j;

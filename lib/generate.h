@@ -22,7 +22,7 @@
 
 #include "model.h"
 #include "tokenizer.h"
-#include "zeroshot.h"
+#include "prompt_mask.h"
 
 struct lora_set; /* LoRA adapters (lora.h), passed beside the model */
 
@@ -32,7 +32,7 @@ typedef struct {
     double temperature; /* 1 */
     int max_length;     /* 128: tokens in all, BOS and prompt included */
     uint64_t seed;
-    enum zeroshot_mask mask; /* AUTO: ChatGLM-6B's prefix form for it, causal otherwise */
+    enum prompt_mask mask; /* AUTO: ChatGLM-6B's prefix form for it, causal otherwise */
 } gen_params;
 
 void gen_params_default(gen_params *p);
@@ -47,7 +47,7 @@ typedef struct {
     int prompt_tokens;  /* BOS included */
     int new_tokens;     /* generated, an end-of-sequence token included */
     double seconds;
-    enum zeroshot_mask mask;  /* the mask used (PREFIX or CAUSAL) */
+    enum prompt_mask mask;  /* the mask used (PREFIX or CAUSAL) */
     char prompt_form[GEN_FORM_MAX]; /* the reading in words */
 } gen_result;
 

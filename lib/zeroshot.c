@@ -16,42 +16,6 @@ static double cpu_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static const char *const mask_names[ZEROSHOT_MASK_COUNT] = {"auto", "prefix", "causal"};
-
-int zeroshot_mask_from_name(const char *s)
-{
-    for (int k = 0; k < ZEROSHOT_MASK_COUNT; k++)
-        if (!strcmp(s, mask_names[k]))
-            return k;
-    return -1;
-}
-
-const char *zeroshot_mask_name(enum zeroshot_mask k) { return mask_names[k]; }
-
-enum zeroshot_mask zeroshot_resolve_mask(const model *m, const tokenizer *tok, enum zeroshot_mask k, int *gmask,
-                                         int *sop, bool *bos)
-{
-    const arch_desc *A = &model_archs[m->cfg.arch];
-    const char *format = tokenizer_format(tok);
-    *gmask = *sop = -1;
-    *bos = !strcmp(format, "chatglm2");
-    if (k == ZEROSHOT_MASK_AUTO)
-        k = A->rope_2d ? ZEROSHOT_MASK_PREFIX : ZEROSHOT_MASK_CAUSAL;
-    if (k == ZEROSHOT_MASK_CAUSAL)
-        return k;
-    if (!A->rope_2d)
-        die("%s: the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a %s model",
-            m->source ? m->source : "model", A->name);
-    const int *ids;
-    if (strcmp(format, "chatglm") || tokenizer_prefix(tok, &ids) != 2)
-        die("%s: the [gMASK] <sop> prompt form needs ChatGLM-6B's tokenizer (ice_text.model); this one is %s "
-            "(the causal mask does without it)",
-            m->source ? m->source : "model", format);
-    *gmask = ids[0];
-    *sop = ids[1];
-    return k;
-}
-
 int zeroshot_max_length(const model *m) { return m->cfg.max_seq > 0 ? m->cfg.max_seq : 2048; }
 
 static json_t *ids_json(const int *ids, int n)
@@ -63,9 +27,9 @@ static json_t *ids_json(const int *ids, int n)
 }
 
 static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d, const zeroshot_options *o,
-                        enum task_metric metric, enum zeroshot_mask mask, bool bos)
+                        enum task_metric metric, enum prompt_mask mask, bool bos)
 {
-    bool glm = mask == ZEROSHOT_MASK_PREFIX;
+    bool glm = mask == PROMPT_MASK_PREFIX;
     const char *form =
         glm ? "context [gMASK] <sop> continuation (ChatGLM-6B's): the context and [gMASK] see each other, <sop> and "
               "the continuation see them and, causally, each other; positions 0.. over the context and [gMASK], "
@@ -96,7 +60,7 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
         "tokenization", "context and continuation tokenized separately, each with the SentencePiece dummy prefix",
         "tokenizer", tokenizer_format(tok), "score", "sum of natural-log probabilities of the continuation tokens",
         "decision", decision, "stderr", "sqrt(p(1-p)/(n-1))");
-    json_object_set_new(p, "mask", json_string(zeroshot_mask_name(mask)));
+    json_object_set_new(p, "mask", json_string(prompt_mask_name(mask)));
     json_object_set_new(p, "prompt_form", json_string(form));
     json_object_set_new(p, "limit", o->limit > 0 ? json_integer(o->limit) : json_null());
     if (d->note)
@@ -131,8 +95,8 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
     int max_len = zeroshot_max_length(m);
     int gmask, sop;
     bool bos;
-    enum zeroshot_mask mask = zeroshot_resolve_mask(m, tok, o->mask, &gmask, &sop, &bos);
-    int extra = mask == ZEROSHOT_MASK_PREFIX ? 2 : 0; /* [gMASK] <sop> read between them */
+    enum prompt_mask mask = prompt_mask_resolve(m, tok, o->mask, &gmask, &sop, &bos);
+    int extra = mask == PROMPT_MASK_PREFIX ? 2 : 0; /* [gMASK] <sop> read between them */
     int k = 0, q = 0;
     for (int i = shard; i < n_all; i += shards) {
         const task_item *it = &d.items[i];

@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     int64_t limit = 0;
     enum ppl_format format = PPL_AUTO;
     enum ppl_protocol protocol = PPL_PROTOCOL_LLM_PRUNER;
-    enum zeroshot_mask glm_mask = ZEROSHOT_MASK_AUTO;
+    enum prompt_mask glm_mask = PROMPT_MASK_AUTO;
     bool json = false, items = false, gen = false, stats = false, merge = false;
     gen_params gp;
     gen_params_default(&gp);
@@ -198,10 +198,10 @@ int main(int argc, char **argv)
         case OPT_DATA_DIR: data_dir = optarg; break;
         case OPT_ITEMS: items = true; break;
         case OPT_GLM_MASK: {
-            int k = zeroshot_mask_from_name(optarg);
-            if (k < 0 || k == ZEROSHOT_MASK_AUTO)
+            int k = prompt_mask_from_name(optarg);
+            if (k < 0 || k == PROMPT_MASK_AUTO)
                 usage_die("--glm-mask: unknown mask '%s' (prefix, causal)", optarg);
-            glm_mask = (enum zeroshot_mask)k;
+            glm_mask = (enum prompt_mask)k;
             break;
         }
         case OPT_GENERATE: gen = true; break;
