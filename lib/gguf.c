@@ -48,20 +48,11 @@ bool gguf_sniff(const uint8_t *p, size_t n) { return n >= 4 && !memcmp(p, "GGUF"
 /* ---- writing ---- */
 
 typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    uint64_t keys;      /* key/value pairs written (kv_key) */
+    bytes out;
+    uint64_t keys; /* key/value pairs written (kv_key) */
 } buf;
 
-static void put(buf *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 4096;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
+static void put(buf *b, const void *p, size_t n) { bytes_put(&b->out, p, n); }
 
 static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
@@ -315,10 +306,10 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     af_write(&a, "GGUF", 4);
     af_write(&a, &version, 4);
     af_write(&a, counts, 16);
-    af_write(&a, b.p, b.n);
+    af_write(&a, b.out.p, b.out.n);
     static const uint8_t zeros[GGUF_ALIGNMENT];
-    af_write(&a, zeros, pad_to(24 + b.n));
-    free(b.p);
+    af_write(&a, zeros, pad_to(24 + b.out.n));
+    free(b.out.p);
 
     float *perm = NULL, *wide = NULL;
     uint16_t *half = NULL;
@@ -633,8 +624,8 @@ static void read_tokenizer(model *m, const gguf_file *g)
         pb_varint(&p, 2 << 3 | 5);
         put(&p, &bits, 4);
         pb_int(&p, 3, (uint64_t)type);
-        pb_bytes(&b, 1, p.p, p.n);
-        free(p.p);
+        pb_bytes(&b, 1, p.out.p, p.out.n);
+        free(p.out.p);
     }
     bytes = byte_count == 256;
     buf ts = {0};
@@ -644,19 +635,19 @@ static void read_tokenizer(model *m, const gguf_file *g)
         pb_bytes(&ts, 46, bos_piece, bos_len);
     if (eos_piece)
         pb_bytes(&ts, 47, eos_piece, eos_len);
-    pb_bytes(&b, 2, ts.p, ts.n);
-    free(ts.p);
+    pb_bytes(&b, 2, ts.out.p, ts.out.n);
+    free(ts.out.p);
     buf ns_ = {0};
     const gguf_kv *sp = find_kv(g, NULL, "tokenizer.ggml.add_space_prefix");
     pb_int(&ns_, 3, sp && sp->type == GT_BOOL ? sp->val[0] != 0 : 1); /* add_dummy_prefix */
     pb_int(&ns_, 4, 0);                              /* remove_extra_whitespaces */
     pb_int(&ns_, 5, 1);                              /* escape_whitespaces */
-    pb_bytes(&b, 3, ns_.p, ns_.n);
-    free(ns_.p);
+    pb_bytes(&b, 3, ns_.out.p, ns_.out.n);
+    free(ns_.out.p);
     m->tok.format = xstrdup("sentencepiece");
-    m->tok.data = b.p;
-    m->tok.size = b.n;
-    tokenizer_free(tokenizer_load_blob("sentencepiece", b.p, b.n, g->path)); /* check it */
+    m->tok.data = b.out.p;
+    m->tok.size = b.out.n;
+    tokenizer_free(tokenizer_load_blob("sentencepiece", b.out.p, b.out.n, g->path)); /* check it */
 }
 
 static const char *hf_name_of(const char *gname, int *layer, char *out, size_t outn)

@@ -24,20 +24,11 @@
 #include "zip_write.h"
 
 typedef struct {
-    uint8_t *b;
-    size_t n, cap;
-    uint32_t memo;          /* next memo key */
+    bytes out;
+    uint32_t memo; /* next memo key */
 } pk_out;
 
-static void pk_bytes(pk_out *o, const void *p, size_t n)
-{
-    if (o->n + n > o->cap) {
-        o->cap = (o->n + n) * 2 + 256;
-        o->b = xrealloc(o->b, o->cap);
-    }
-    memcpy(o->b + o->n, p, n);
-    o->n += n;
-}
+static void pk_bytes(pk_out *o, const void *p, size_t n) { bytes_put(&o->out, p, n); }
 
 static void pk_op(pk_out *o, uint8_t op) { pk_bytes(o, &op, 1); }
 
@@ -211,9 +202,9 @@ void pytorch_write(const char *path, const tensor *ts, int n, enum dtype dtype, 
     zip_writer z;
     zip_writer_open(&z, path);
     char *name = xasprintf("%.*s/data.pkl", alen, base);
-    zip_writer_entry(&z, name, o.b, o.n);
+    zip_writer_entry(&z, name, o.out.p, o.out.n);
     free(name);
-    free(o.b);
+    free(o.out.p);
     name = xasprintf("%.*s/byteorder", alen, base);
     zip_writer_entry(&z, name, "little", 6);
     free(name);

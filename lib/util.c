@@ -137,6 +137,16 @@ void *xmalloc_aligned(size_t n)
     return p;
 }
 
+void bytes_put(bytes *b, const void *p, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 256;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
 char *read_whole_file(const char *path, size_t *len)
 {
     bool is_stdin = strcmp(path, "-") == 0;

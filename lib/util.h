@@ -34,6 +34,13 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned allocation (for tensors), freed with free(). */
 void *xmalloc_aligned(size_t n);
 
+/* A growable byte buffer ({0} is empty); bytes_put appends n bytes of p. */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+void bytes_put(bytes *b, const void *p, size_t n);
+
 /* Read a whole file ("-" is stdin) into memory; dies naming the file on failure.
  * The buffer has one extra NUL byte past *len. */
 char *read_whole_file(const char *path, size_t *len);
