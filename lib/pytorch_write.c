@@ -40,30 +40,23 @@ static void pk_le(pk_out *o, uint64_t v, int bytes)
     pk_bytes(o, b, (size_t)bytes);
 }
 
+/* A memo operation on key k: op1 with a 1-byte key below 256, op4 with 4 bytes. */
+static void pk_memo(pk_out *o, uint8_t op1, uint8_t op4, uint32_t k)
+{
+    pk_op(o, k < 256 ? op1 : op4);
+    pk_le(o, k, k < 256 ? 1 : 4);
+}
+
 /* BINPUT / LONG_BINPUT the top of the stack; returns its memo key. */
 static uint32_t pk_put(pk_out *o)
 {
     uint32_t k = o->memo++;
-    if (k < 256) {
-        pk_op(o, 'q');
-        pk_le(o, k, 1);
-    } else {
-        pk_op(o, 'r');
-        pk_le(o, k, 4);
-    }
+    pk_memo(o, 'q', 'r', k);
     return k;
 }
 
-static void pk_get(pk_out *o, uint32_t k)
-{
-    if (k < 256) {
-        pk_op(o, 'h');
-        pk_le(o, k, 1);
-    } else {
-        pk_op(o, 'j');
-        pk_le(o, k, 4);
-    }
-}
+/* BINGET / LONG_BINGET */
+static void pk_get(pk_out *o, uint32_t k) { pk_memo(o, 'h', 'j', k); }
 
 /* Python's save_long: BININT1, BININT2, BININT, else LONG1 in the fewest bytes of
  * two's complement. */
