@@ -23,11 +23,11 @@
 typedef struct {
     const uint8_t *p;
     size_t n;
-} bytes;
+} byte_view;
 
 static void parse_state_dict(void *arg)
 {
-    const bytes *b = arg;
+    const byte_view *b = arg;
     pt_ref *r;
     int n;
     pickle_state_dict(b->p, b->n, "test.pkl", &r, &n);
@@ -35,7 +35,7 @@ static void parse_state_dict(void *arg)
 
 static void read_mem(void *arg)
 {
-    const bytes *b = arg;
+    const byte_view *b = arg;
     tensor *ts = NULL;
     int n = 0, cap = 0;
     pytorch_read_mem(b->p, b->n, "test.bin", &ts, &n, &cap);
@@ -144,7 +144,7 @@ static void test_pickle_subset(void)
 static void test_pickle_refusals(void)
 {
     pk p;
-    bytes b = {p.b, 0};
+    byte_view b = {p.b, 0};
     int s2[2] = {3, 4}, st2[2] = {4, 1};
 
     /* a global outside the subset: the classic os.system exploit */
@@ -324,7 +324,7 @@ static void test_damaged_files(void)
     char *path = path_join(check_data_dir(), "models/stories260K-torch/pytorch_model.bin");
     size_t len;
     uint8_t *p = (uint8_t *)read_whole_file(path, &len);
-    bytes b = {p, len};
+    byte_view b = {p, len};
 
     /* cut short: the end-of-directory record is gone */
     b.n = len - 100;
