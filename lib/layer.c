@@ -27,11 +27,12 @@ static void linear(const layer_hooks *h, int l, int id, const tensor *w, const t
         lora_forward(h->lora, l, lora_target_of(id), out, in, N, h->dropout);
 }
 
-void layer_positions(int T, int prefix, int *pos, int *block_pos)
+void layer_positions(int start, int T, int prefix, int *pos, int *block_pos)
 {
-    for (int t = 0; t < T; t++) {
-        pos[t] = prefix == 0 || t < prefix ? t : prefix - 1;
-        block_pos[t] = prefix == 0 || t < prefix ? 0 : t - prefix + 1;
+    for (int i = 0; i < T; i++) {
+        int t = start + i;
+        pos[i] = prefix == 0 || t < prefix ? t : prefix - 1;
+        block_pos[i] = prefix == 0 || t < prefix ? 0 : t - prefix + 1;
     }
 }
 

@@ -56,10 +56,11 @@ typedef struct {
                                           positions 0..T-1, block positions 0 */
 } layer_causal;
 
-/* ChatGLM-6B's positions for a prompt of P tokens ending in [gMASK] (then <sop>
- * and what follows): pos[t] = t and block_pos[t] = 0 for t < P, pos[t] = P - 1
- * and block_pos[t] = t - P + 1 after. P = 0: pos t, block 0 (plain causal). */
-void layer_positions(int T, int prefix, int *pos, int *block_pos);
+/* ChatGLM-6B's positions of tokens start .. start + T - 1 (into pos[0..T) and
+ * block_pos[0..T)) for a prompt of P tokens ending in [gMASK] (then <sop> and
+ * what follows): pos t and block 0 for t < P, pos P - 1 and block t - P + 1 after.
+ * P = 0: pos t, block 0 (plain causal). */
+void layer_positions(int start, int T, int prefix, int *pos, int *block_pos);
 
 /* The model's norm (RMSNorm, or LayerNorm with bias b) of x (N, D) into out;
  * rstd (N) kept when not NULL. */

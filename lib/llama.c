@@ -85,7 +85,7 @@ void llama_forward(const model *m, llama_state *s, const int *tokens)
         if (!model_archs[c->arch].rope_2d)
             die("%s: a bidirectional prefix is ChatGLM-6B's; this is a %s model", m->source ? m->source : "model",
                 model_archs[c->arch].name);
-        layer_positions(s->T, s->prefix, s->pos, s->block_pos);
+        layer_positions(0, s->T, s->prefix, s->pos, s->block_pos);
         att.pos = s->pos;
         att.block_pos = s->block_pos;
     }

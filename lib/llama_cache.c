@@ -197,11 +197,7 @@ static void rope_new(llama_cache *c, const llama_config *cf, float *x, int nh, i
         rope_part_forward(x, cs, sn, 1, T, nh, hd, rd, 0, NULL, ld, cf->rope_style);
         return;
     }
-    for (int t = 0; t < T; t++) {
-        int at = P + t;
-        c->pos[t] = at < Q ? at : Q - 1;
-        c->block_pos[t] = at < Q ? 0 : at - Q + 1;
-    }
+    layer_positions(P, T, Q, c->pos, c->block_pos);
     rope_part_forward(x, c->rope_cos, c->rope_sin, 1, T, nh, hd, rd, 0, c->pos, ld, cf->rope_style);
     rope_part_forward(x, c->rope_cos, c->rope_sin, 1, T, nh, hd, rd, rd, c->block_pos, ld, cf->rope_style);
 }
