@@ -11,7 +11,7 @@ override CFLAGS += -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_POSIX_C_S
 override LDLIBS += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 BUILD   ?= build
-LIB_SRC  = $(sort $(wildcard lib/*.c))
+LIB_SRC  = $(sort $(wildcard lib/*/*.c))
 LIB_OBJ  = $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 CMDS     = $(sort $(notdir $(wildcard cmd/*)))
 PROGS    = $(CMDS:%=$(BUILD)/bin/pare-%)
@@ -26,7 +26,7 @@ BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test unit bats check-asan bench bench-7b demo install clean fuzz fuzz-targets
 all: $(filter-out $(BUILD)/bin/pare-pare,$(PROGS)) $(FRONT) $(TOOLS)
 
-$(BUILD)/lib/%.o: lib/%.c lib/*.h
+$(BUILD)/lib/%.o: lib/%.c lib/*/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -44,7 +44,7 @@ $(FRONT): cmd/pare/main.c $(BUILD)/libpare.a
 # The unit tests' shared parts: the reference model and the random fixtures.
 UNIT_REF = $(BUILD)/tests/ref_llama.o $(BUILD)/tests/ref_chatglm.o $(BUILD)/tests/fixture.o
 .SECONDARY: $(UNIT_REF)
-$(BUILD)/tests/%.o: tests/unit/%.c tests/unit/%.h lib/*.h
+$(BUILD)/tests/%.o: tests/unit/%.c tests/unit/%.h lib/*/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
 
@@ -96,7 +96,7 @@ fuzz: all
 fuzz-targets: $(FUZZ_BINS)
 
 # the harness itself is not instrumented for coverage: its bookkeeping is no finding
-$(BUILD)/fuzz-obj/harness.o: tests/fuzz/fuzz.c tests/fuzz/fuzz.h lib/util.h
+$(BUILD)/fuzz-obj/harness.o: tests/fuzz/fuzz.c tests/fuzz/fuzz.h lib/base/util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fno-sanitize=fuzzer-no-link -c -o $@ $<
 

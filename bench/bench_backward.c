@@ -2,9 +2,9 @@
  *
  * A random-weight model of more than 1 GB of fp32 weights (D 2048, 8 layers of 16
  * heads of 128, F 5632, vocabulary 32000, untied: 2.17 GB) runs one forward +
- * backward (llama_loss_backward) over the paper's calibration batch, 10 x 64
+ * backward (model_loss_backward) over the paper's calibration batch, 10 x 64
  * tokens, with a gradient sink that only reads the gradients (a sum of squares).
- * Prints the weight bytes, llama_train_bytes, the resident size before the pass
+ * Prints the weight bytes, backward_state_bytes, the resident size before the pass
  * and its peak (getrusage ru_maxrss) and peak / weights, which the design keeps
  * below 1.5; then the time per forward + backward, tokens/s, and GFLOP/s beside
  * the sgemm GFLOP/s measured in the same run on the same weights.
@@ -31,10 +31,10 @@
 
 #include <cblas.h>
 
-#include "backward.h"
-#include "blas.h"
-#include "model.h"
-#include "util.h"
+#include "base/blas.h"
+#include "base/util.h"
+#include "compute/backward.h"
+#include "model/model.h"
 
 static double peak_rss_bytes(void)
 {
@@ -78,11 +78,11 @@ static void read_grads(void *ctx, int layer, const weight_grad *g, int n)
 }
 
 /* FLOPs executed by one forward + backward, as counted above. */
-static double train_flops(const llama_config *c, int B, int T)
+static double train_flops(const model_config *c, int B, int T)
 {
     double N = (double)B * T, D = c->dim, fwd = 0, recompute = 0, attn = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        double qd = (double)llama_q_dim(c, l), kvd = (double)llama_kv_dim(c, l), F = c->ffn_dim[l];
+        double qd = (double)config_q_dim(c, l), kvd = (double)config_kv_dim(c, l), F = c->ffn_dim[l];
         double qkvo = 2 * N * (D * qd + 2 * D * kvd + qd * D), mlp = 2 * N * 3 * D * F;
         fwd += qkvo + mlp;
         recompute += qkvo - 2 * N * qd * D + 2 * N * 2 * D * F;
@@ -103,14 +103,14 @@ int main(int argc, char **argv)
     int *heads = xmalloc(L * sizeof(int)), *ffn = xmalloc(L * sizeof(int));
     for (int l = 0; l < L; l++)
         heads[l] = 16, ffn[l] = 5632;
-    llama_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
     strcpy(c.model_type, "llama");
     c.dim = 2048, c.n_layers = L, c.vocab = 32000, c.head_dim = 128, c.max_seq = 2048;
     c.n_heads = c.n_kv_heads = heads, c.ffn_dim = ffn;
     c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = ROPE_HALF, c.tied = false;
     c.bos_id = 1, c.eos_id = 2;
-    double weights = (double)llama_param_count(&c) * sizeof(float);
+    double weights = (double)config_param_count(&c) * sizeof(float);
     printf("bench_backward: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
     printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 32000, untied, random weights\n", L);
     double t0 = now_seconds();
@@ -118,21 +118,21 @@ int main(int argc, char **argv)
     model_init_random(&m, &c, 1);
     double rss_model = rss_bytes();
     printf("weights                  %8.1f MB (%lld parameters; built in %.1f s)\n", weights / 1e6,
-           (long long)llama_param_count(&c), now_seconds() - t0);
+           (long long)config_param_count(&c), now_seconds() - t0);
 
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     for (int i = 0; i < N; i++)
         tokens[i] = (int)((unsigned)(i * 2654435761u) % 32000u);
     for (int i = 0; i < N; i++)
         targets[i] = i % T + 1 < T ? tokens[i + 1] : -1;
-    llama_train *t = llama_train_new(&m, B, T);
+    backward_state *t = backward_state_new(&m, B, T);
     reader r = {0, 0, 0};
     t0 = now_seconds();
-    double loss = llama_loss_backward(&m, t, tokens, targets, read_grads, NULL, &r);
+    double loss = model_loss_backward(&m, t, tokens, targets, read_grads, NULL, &r);
     double dt = now_seconds() - t0;
     double peak = peak_rss_bytes();
-    printf("llama_train_bytes        %8.1f MB (= %.3f x weights)\n", (double)llama_train_bytes(t) / 1e6,
-           (double)llama_train_bytes(t) / weights);
+    printf("backward_state_bytes        %8.1f MB (= %.3f x weights)\n", (double)backward_state_bytes(t) / 1e6,
+           (double)backward_state_bytes(t) / weights);
     printf("RSS before the pass      %8.1f MB\n", rss_model / 1e6);
     printf("peak RSS                 %8.1f MB = %.3f x weights (target < 1.5)\n", peak / 1e6, peak / weights);
     printf("gradients read           %lld values in %d sink calls, loss %.4f, |grad| %.4g\n", (long long)r.values,
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
            "(%.1f GFLOP/s, %d x %d x %d)\n",
            B, T, dt, N / dt, gf, 100 * gf / sg, sg, N, F, D);
     free(a), free(cc);
-    llama_train_free(t);
+    backward_state_free(t);
     free(tokens), free(targets), free(heads), free(ffn);
     model_free(&m);
     return peak / weights < 1.5 ? 0 : 1;

@@ -20,11 +20,11 @@
 
 #include <cblas.h>
 
-#include "blas.h"
-#include "llama.h"
-#include "model.h"
-#include "model_load.h"
-#include "util.h"
+#include "base/blas.h"
+#include "base/util.h"
+#include "compute/forward.h"
+#include "format/model_load.h"
+#include "model/model.h"
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) /* uniform in [-1, 1) */
@@ -75,10 +75,10 @@ static void sgemm_ref_free(sgemm_ref *r) { free(r->a), free(r->b), free(r->c); }
 /* FLOPs of one forward of B x T tokens, as counted above. */
 static double forward_flops(const model *m, int B, int T)
 {
-    const llama_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     double per_token = 0, attn = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        double qd = (double)llama_q_dim(c, l), kvd = (double)llama_kv_dim(c, l), D = c->dim;
+        double qd = (double)config_q_dim(c, l), kvd = (double)config_kv_dim(c, l), D = c->dim;
         per_token += 2 * (D * qd + 2 * D * kvd + qd * D) + 2 * 3 * D * c->ffn_dim[l];
         attn += 2.0 * 2 * c->head_dim * c->n_heads[l] * (T * (T + 1) / 2.0) * B;
     }
@@ -91,12 +91,12 @@ static double forward_flops(const model *m, int B, int T)
 static void bench_model(const char *name, const model *m, int B, int T, double min_seconds, double round_seconds,
                         sgemm_ref *ref)
 {
-    llama_state s;
-    llama_state_init(&s, m, B, T);
+    forward_state s;
+    forward_state_init(&s, m, B, T);
     int *tokens = xmalloc((size_t)B * T * sizeof(int));
     for (int i = 0; i < B * T; i++)
         tokens[i] = (int)((unsigned)(i * 2654435761u) % (unsigned)m->cfg.vocab);
-    llama_forward(m, &s, tokens);
+    model_forward(m, &s, tokens);
     ref->best = 1e30;
     int reps = 0;
     double start = now_seconds(), per = 1e30;
@@ -105,7 +105,7 @@ static void bench_model(const char *name, const model *m, int B, int T, double m
         double round = now_seconds();
         do {
             double t0 = now_seconds();
-            llama_forward(m, &s, tokens);
+            model_forward(m, &s, tokens);
             double dt = now_seconds() - t0;
             per = dt < per ? dt : per;
             reps++;
@@ -115,7 +115,7 @@ static void bench_model(const char *name, const model *m, int B, int T, double m
     printf("%-24s B x T = %d x %-4d %7.3f s/forward %8.0f tokens/s %6.1f GFLOP/s = %5.1f%% of sgemm (%.1f)\n",
            name, B, T, per, B * T / per, gflops, 100 * gflops / sg, sg);
     free(tokens);
-    llama_state_free(&s);
+    forward_state_free(&s);
 }
 
 /* A new tensor of m, uniform in offset + scale * [-1, 1) (rows x cols, cols 0 for a vector). */
@@ -131,7 +131,7 @@ static void rand_tensor(model *m, const char *name, int64_t rows, int64_t cols, 
 static void llama7b_layer(model *m, int V)
 {
     memset(m, 0, sizeof *m);
-    llama_config *c = &m->cfg;
+    model_config *c = &m->cfg;
     strcpy(c->model_type, "llama");
     c->dim = 4096, c->n_layers = 1, c->vocab = V, c->head_dim = 128, c->max_seq = 4096;
     c->n_heads = xmalloc(sizeof(int)), c->n_kv_heads = xmalloc(sizeof(int)), c->ffn_dim = xmalloc(sizeof(int));
@@ -152,7 +152,7 @@ static void llama7b_layer(model *m, int V)
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         char name[160];
-        llama_layer_weight_name(c, name, sizeof name, 0, w[i].id);
+        layer_weight_name(c, name, sizeof name, 0, w[i].id);
         rand_tensor(m, name, w[i].rows, w[i].cols, w[i].scale, w[i].offset);
     }
     model_bind(m);

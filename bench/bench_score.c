@@ -22,13 +22,13 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "backward.h"
-#include "blas.h"
-#include "calib.h"
-#include "groups.h"
-#include "model.h"
-#include "score.h"
-#include "util.h"
+#include "base/blas.h"
+#include "base/util.h"
+#include "compute/backward.h"
+#include "model/model.h"
+#include "prune/groups.h"
+#include "prune/score.h"
+#include "text/calib.h"
 
 static double peak_rss_bytes(void)
 {
@@ -65,21 +65,21 @@ int main(int argc, char **argv)
     int *heads = xmalloc(L * sizeof(int)), *ffn = xmalloc(L * sizeof(int));
     for (int l = 0; l < L; l++)
         heads[l] = 16, ffn[l] = 5632;
-    llama_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
     strcpy(c.model_type, "llama");
     c.dim = 2048, c.n_layers = L, c.vocab = 8000, c.head_dim = 128, c.max_seq = 4096;
     c.n_heads = c.n_kv_heads = heads, c.ffn_dim = ffn;
     c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = ROPE_HALF, c.tied = false;
     c.bos_id = 1, c.eos_id = 2;
-    double weights = (double)llama_param_count(&c) * sizeof(float);
+    double weights = (double)config_param_count(&c) * sizeof(float);
     printf("bench_score: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
     printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 8000, untied, random weights\n", L);
     double t0 = now_seconds();
     model m;
     model_init_random(&m, &c, 1);
     printf("weights                  %8.1f MB (%lld parameters; built in %.1f s)\n", weights / 1e6,
-           (long long)llama_param_count(&c), now_seconds() - t0);
+           (long long)config_param_count(&c), now_seconds() - t0);
 
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
@@ -90,13 +90,13 @@ int main(int argc, char **argv)
     calib_from_ids(&cal, "bench", ids, n, S, T, 42);
     free(ids);
 
-    llama_train *tr = llama_train_new(&m, S, T);
-    double train = (double)llama_train_bytes(tr);
-    llama_train_free(tr);
+    backward_state *tr = backward_state_new(&m, S, T);
+    double train = (double)backward_state_bytes(tr);
+    backward_state_free(tr);
     size_t budget = score_default_fisher_memory(&m, S, T);
     score_options o = {.stats = SCORE_ALL};
     printf("calibration              %d samples of %d tokens\n", S, T);
-    printf("backward buffers         %8.1f MB (= %.3f x weights, llama_train_bytes for the batch)\n", train / 1e6,
+    printf("backward buffers         %8.1f MB (= %.3f x weights, backward_state_bytes for the batch)\n", train / 1e6,
            train / weights);
     printf("Fisher budget            %8.1f MB (= %.3f x weights), %d chunks\n", (double)budget / 1e6,
            (double)budget / weights, score_chunks(&m, &gs, &o, S, T));

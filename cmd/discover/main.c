@@ -4,10 +4,10 @@
 #include <getopt.h>
 #include <string.h>
 
-#include "groups.h"
-#include "model.h"
-#include "model_load.h"
-#include "util.h"
+#include "base/util.h"
+#include "format/model_load.h"
+#include "model/model.h"
+#include "prune/groups.h"
 
 static const char usage[] =
     "usage: pare-discover -m MODEL [--kinds LIST] [-o FILE]\n"

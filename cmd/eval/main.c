@@ -6,19 +6,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blas.h"
-#include "generate.h"
-#include "lora.h"
-#include "model.h"
-#include "open.h"
-#include "ppl.h"
-#include "progress.h"
-#include "report.h"
-#include "stats.h"
-#include "tasks.h"
-#include "tokenizer.h"
-#include "util.h"
-#include "zeroshot.h"
+#include "base/blas.h"
+#include "base/progress.h"
+#include "base/util.h"
+#include "compute/lora.h"
+#include "eval/generate.h"
+#include "eval/ppl.h"
+#include "eval/report.h"
+#include "eval/stats.h"
+#include "eval/tasks.h"
+#include "eval/zeroshot.h"
+#include "format/adapter.h"
+#include "format/open.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
 
 static const char usage[] =
     "usage: pare-eval -m MODEL [--tokenizer FILE] [--ppl FILE ...] [--tasks LIST] [--generate] [--stats]\n"
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
         tokenizer *tok = model_open(&m, model_path, tok_path, "evaluate");
         if (!tok)
             die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
-        lora_set *lora = adapter_path ? lora_load(adapter_path, &m) : NULL;
+        lora_set *lora = adapter_path ? adapter_load(adapter_path, &m) : NULL;
 
         char fp[17];
         model_fingerprint(&m, fp);

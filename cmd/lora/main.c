@@ -6,15 +6,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blas.h"
-#include "instruct.h"
-#include "lora.h"
-#include "model.h"
-#include "open.h"
-#include "progress.h"
-#include "tokenizer.h"
-#include "train.h"
-#include "util.h"
+#include "base/blas.h"
+#include "base/progress.h"
+#include "base/util.h"
+#include "compute/lora.h"
+#include "format/adapter.h"
+#include "format/open.h"
+#include "model/model.h"
+#include "text/instruct.h"
+#include "text/tokenizer.h"
+#include "train/train.h"
 
 static const char usage[] =
     "usage: pare-lora -m MODEL --data FILE [--text] [options] [-o FILE]\n"
@@ -201,9 +202,9 @@ int main(int argc, char **argv)
     train_result res;
     lora_train(&m, s, &d, train, d.n - n_val, val, n_val, &o, &res);
     if (merge)
-        lora_write_merged(s, &m, dtype, out, argc, argv, res.training);
+        adapter_write_merged(s, &m, dtype, out, argc, argv, res.training);
     else
-        lora_write(s, &m, out, argc, argv, res.training, res.curve);
+        adapter_write(s, &m, out, argc, argv, res.training, res.curve);
     double rate = res.seconds > 0 ? (double)res.tokens_run / res.seconds : 0.0;
     info("%lld steps (%lld run now) on %lld tokens in %.1f s, %.*f tok/s; val loss %.4f before, %.4f best (step "
          "%lld); %d adapters, %zu parameters",

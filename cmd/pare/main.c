@@ -7,14 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "gguf.h"
-#include "hf_export.h"
-#include "model.h"
-#include "model_load.h"
-#include "show.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "base/util.h"
+#include "format/checkpoint.h"
+#include "format/gguf.h"
+#include "format/hf_export.h"
+#include "format/model_load.h"
+#include "format/show.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
 
 static const char usage[] =
     "usage: pare VERB [options]\n"

@@ -7,16 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "calib.h"
-#include "checkpoint.h"
-#include "groups.h"
-#include "model.h"
-#include "model_load.h"
-#include "prune.h"
-#include "rank.h"
-#include "recipe.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "base/util.h"
+#include "format/checkpoint.h"
+#include "format/model_load.h"
+#include "model/model.h"
+#include "prune/groups.h"
+#include "prune/prune.h"
+#include "prune/rank.h"
+#include "prune/recipe.h"
+#include "text/calib.h"
+#include "text/tokenizer.h"
 
 static const char usage[] =
     "usage: pare-prune -m MODEL (--ratio R | --target-params P) [options] [INPUT]\n"
@@ -225,8 +225,8 @@ int main(int argc, char **argv)
             rank_check_print(&m, &gs, o.aggregate, o.seed, stream_name, stdout);
     } else {
         info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s%s", prune_mode_name(o.mode),
-             (long long)llama_param_count(&plan.before), (long long)llama_param_count(&plan.after),
-             100.0 * (double)llama_param_count(&plan.after) / (double)llama_param_count(&plan.before), plan.ratio,
+             (long long)config_param_count(&plan.before), (long long)config_param_count(&plan.after),
+             100.0 * (double)config_param_count(&plan.after) / (double)config_param_count(&plan.before), plan.ratio,
              prune_criterion_name(plan.criterion), plan.compensate ? " with bias compensation" : "");
         json_t *provenance = prune_provenance(&plan, &gs, &m);
         if (auto_crit)

@@ -7,16 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ablate.h"
-#include "blas.h"
-#include "calib.h"
-#include "groups.h"
-#include "model.h"
-#include "open.h"
-#include "progress.h"
-#include "score.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "base/blas.h"
+#include "base/progress.h"
+#include "base/util.h"
+#include "format/open.h"
+#include "model/model.h"
+#include "prune/ablate.h"
+#include "prune/groups.h"
+#include "prune/score.h"
+#include "text/calib.h"
+#include "text/tokenizer.h"
 
 static const char usage[] =
     "usage: pare-score -m MODEL --calib FILE [options] [INPUT]\n"

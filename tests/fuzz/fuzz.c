@@ -11,7 +11,7 @@
 #include <archive.h>
 #include <sanitizer/allocator_interface.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* ---- blocks allocated while an input runs: a log of pointers (freed ones
  * zeroed) and an open-addressing table from pointer to its log slot */

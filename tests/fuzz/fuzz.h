@@ -1,7 +1,7 @@
 /* fuzz.h - what every libFuzzer target of pare shares (tests/fuzz/README.md).
  *
  * pare's library reports bad input with die(), which exits. A target sets a die
- * hook (lib/util.h) that longjmps back here, so that one rejected input does not
+ * hook (lib/base/util.h) that longjmps back here, so that one rejected input does not
  * end the fuzzing process. Whatever the library had allocated or opened when it
  * died is released by the harness: the sanitizer's malloc/free hooks record every
  * block allocated while an input runs, fopen/fclose, archive_read_new/free and

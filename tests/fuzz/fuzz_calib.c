@@ -3,8 +3,8 @@
  * (calib_read_text; its tokenization is fuzz_encode's and fuzz_instruct's). */
 #include <stdlib.h>
 
-#include "calib.h"
 #include "fuzz.h"
+#include "text/calib.h"
 
 static void one(const uint8_t *data, size_t size)
 {

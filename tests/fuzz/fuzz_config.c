@@ -3,12 +3,12 @@
  * model.safetensors.index.json of a folder (its weight_map). */
 #include <stdlib.h>
 
+#include "base/util.h"
+#include "format/model_load.h"
+#include "format/safetensors.h"
 #include "fuzz.h"
-#include "model.h"
-#include "model_load.h"
-#include "safetensors.h"
-#include "tensor.h"
-#include "util.h"
+#include "model/model.h"
+#include "model/tensor.h"
 
 static void as_config(const uint8_t *data, size_t size)
 {

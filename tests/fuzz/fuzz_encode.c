@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "../unit/spm_proto.h"
+#include "base/util.h"
 #include "fuzz.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/tokenizer.h"
 
 #define N_TOK 3
 static tokenizer *g_tok[N_TOK];

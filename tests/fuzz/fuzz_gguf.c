@@ -1,9 +1,9 @@
 /* fuzz_gguf - a GGUF file (llama or deci): header, key/value pairs (the
  * tokenizer.ggml.* arrays among them), tensor infos, alignment and data, read
  * from memory as gguf_read reads the file it maps. */
+#include "format/gguf.h"
 #include "fuzz.h"
-#include "gguf.h"
-#include "model.h"
+#include "model/model.h"
 
 static void one(const uint8_t *data, size_t size)
 {

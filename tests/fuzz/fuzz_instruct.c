@@ -3,9 +3,9 @@
  * stories260K's tok512.bin at a cutoff of 32 tokens. */
 #include <stdlib.h>
 
+#include "base/util.h"
 #include "fuzz.h"
-#include "instruct.h"
-#include "util.h"
+#include "text/instruct.h"
 
 static tokenizer *g_tok;
 

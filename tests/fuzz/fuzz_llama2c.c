@@ -1,8 +1,8 @@
 /* fuzz_llama2c - a llama2.c checkpoint (.bin): the seven int32 of its header
  * against the size of the file. */
+#include "format/llama2c.h"
 #include "fuzz.h"
-#include "llama2c.h"
-#include "model.h"
+#include "model/model.h"
 
 static void one(const uint8_t *data, size_t size)
 {

@@ -3,9 +3,9 @@
  * pickles and the storages after them), parsed by pickle.c and zip.c. */
 #include <stdlib.h>
 
+#include "format/pytorch.h"
 #include "fuzz.h"
-#include "pytorch.h"
-#include "tensor.h"
+#include "model/tensor.h"
 
 static void one(const uint8_t *data, size_t size)
 {

@@ -2,9 +2,9 @@
  * (dtypes, shapes, data offsets) and the data behind it. */
 #include <stdlib.h>
 
+#include "format/safetensors.h"
 #include "fuzz.h"
-#include "safetensors.h"
-#include "tensor.h"
+#include "model/tensor.h"
 
 static void one(const uint8_t *data, size_t size)
 {

@@ -13,14 +13,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/util.h"
+#include "compute/lora.h"
+#include "format/open.h"
 #include "fuzz.h"
-#include "instruct.h"
-#include "lora.h"
-#include "model.h"
-#include "open.h"
+#include "model/model.h"
 #include "reseal.h"
-#include "train.h"
-#include "util.h"
+#include "text/instruct.h"
+#include "train/train.h"
 
 static model g_model;
 static instruct_data g_data;

@@ -12,17 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "base/util.h"
+#include "compute/lora.h"
+#include "eval/report.h"
+#include "format/adapter.h"
+#include "format/checkpoint.h"
+#include "format/model_load.h"
+#include "format/show.h"
+#include "format/stream.h"
 #include "fuzz.h"
-#include "groups.h"
-#include "lora.h"
-#include "model.h"
-#include "model_load.h"
-#include "report.h"
-#include "score.h"
-#include "show.h"
-#include "stream.h"
-#include "util.h"
+#include "model/model.h"
+#include "prune/groups.h"
+#include "prune/score.h"
 
 static model g_model; /* for adapters */
 
@@ -60,7 +61,7 @@ static void read_by_kind(const char *path)
         group_set_free(&gs);
     } else if (!strcmp(kind, "adapter")) {
         lora_set s;
-        lora_read(&s, path, &g_model);
+        adapter_read(&s, path, &g_model);
         lora_free(&s);
     }
 }
@@ -87,14 +88,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (mp && *mp) {
         model_load(&g_model, mp, NULL);
     } else {
-        llama_config c = {0};
+        model_config c = {0};
         json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "model_type", "llama", "hidden_size", 16, "intermediate_size", 24,
                               "num_hidden_layers", 2, "num_attention_heads", 4, "num_key_value_heads", 2,
                               "vocab_size", 64, "max_position_embeddings", 64);
-        llama_config_from_json(&c, j, "fuzz");
+        config_from_json(&c, j, "fuzz");
         json_decref(j);
         model_init_random(&g_model, &c, 1);
-        llama_config_free(&c);
+        config_free(&c);
     }
     return 0;
 }

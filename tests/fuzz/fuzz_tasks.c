@@ -3,9 +3,9 @@
  * PIQA with its labels file, llm-foundry, HellaSwag text, OpenBookQA TSV, ...),
  * then as pare-eval --ppl's dataset, WikiText rows or PTB rows by the input's
  * size. */
+#include "eval/ppl.h"
+#include "eval/tasks.h"
 #include "fuzz.h"
-#include "ppl.h"
-#include "tasks.h"
 
 static enum task_id g_task;
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 static void exercise(tokenizer *t)
 {

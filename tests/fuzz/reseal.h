@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stream.h"
+#include "format/stream.h"
 
 /* Offsets of the top-level MessagePack values of p[0..n) that are whole; returns
  * how many (at most max). Values are skipped without being built. */

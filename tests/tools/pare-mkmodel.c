@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "model_load.h"
-#include "safetensors.h"
-#include "tensor.h"
-#include "util.h"
+#include "base/util.h"
+#include "format/model_load.h"
+#include "format/safetensors.h"
+#include "model/model.h"
+#include "model/tensor.h"
 
 static void usage(FILE *f)
 {
@@ -61,9 +61,9 @@ static int cmp_name(const void *a, const void *b)
  * channels one rotary table covers: LLaMA's (older transformers) and ChatGLM-6B's
  * beside each layer's attention, ChatGLM2/3's one for the model (its published
  * code computes it with theta 10000 whatever rope_ratio says). */
-static void add_inv_freq(model *m, const llama_config *c)
+static void add_inv_freq(model *m, const model_config *c)
 {
-    int R = llama_rope_dim(c);
+    int R = config_rope_dim(c);
     int64_t shape[2] = {R / 2, 0};
     bool one = c->arch == ARCH_CHATGLM2;
     double theta = one ? 10000 : c->rope_theta;
@@ -72,7 +72,7 @@ static void add_inv_freq(model *m, const llama_config *c)
         if (one) {
             snprintf(name, sizeof name, "transformer.rotary_pos_emb.inv_freq");
         } else { /* "model.layers.3.self_attn.o_proj.weight" -> "model.layers.3.self_attn.rotary_emb.inv_freq" */
-            llama_layer_weight_name(c, name, sizeof name, l, LW_O);
+            layer_weight_name(c, name, sizeof name, l, LW_O);
             *strrchr(name, '.') = 0;
             strcpy(strrchr(name, '.') + 1, "rotary_emb.inv_freq");
         }
@@ -225,8 +225,8 @@ int main(int argc, char **argv)
                                                           "Qwen2ForCausalLM" : !strcmp(type, "mistral") ?
                                                           "MistralForCausalLM" : "LlamaForCausalLM"));
     }
-    llama_config cfg;
-    llama_config_from_json(&cfg, j, "the options");
+    model_config cfg;
+    config_from_json(&cfg, j, "the options");
 
     /* Written one tensor at a time (a 7B-shaped model does not fit in memory);
      * the fingerprint printed is that of the folder as it loads back. */
@@ -234,7 +234,7 @@ int main(int argc, char **argv)
     random_source rs;
     model_init_random_shapes(&m, &cfg, (uint64_t)seed, dtype, &rs);
     json_decref(m.extra_config);
-    m.extra_config = llama_config_extra(j);
+    m.extra_config = config_extra(j);
     if (tok) {
         size_t n;
         uint8_t *data = (uint8_t *)read_whole_file(tok, &n);
@@ -253,7 +253,7 @@ int main(int argc, char **argv)
     model_fingerprint(&back, fp);
     printf("%s\n", fp);
     model_free(&back);
-    llama_config_free(&cfg);
+    config_free(&cfg);
     json_decref(j);
     free(h);
     free(k);

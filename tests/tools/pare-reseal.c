@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "../fuzz/reseal.h"
-#include "util.h"
+#include "base/util.h"
 
 int main(int argc, char **argv)
 {

@@ -10,8 +10,8 @@
  * and reads nothing. --decode prints, instead of the ids, their decoded text
  * (tokenizer_piece joined) as hex. --prompt encodes each record as a prompt
  * (tokenizer_encode_prompt). */
-#include "tokenizer.h"
-#include "util.h"
+#include "base/util.h"
+#include "text/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-#include "rng.h"
-#include "util.h"
+#include "base/rng.h"
+#include "base/util.h"
 
 uint64_t fixture_rng = 1;
 
@@ -14,7 +14,7 @@ int fixture_irand(int n) { return (int)rng_below(&fixture_rng, (uint64_t)n); }
 
 void fixture_model(model *m, const fixture_shape *sp, uint64_t seed)
 {
-    llama_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
     strcpy(c.model_type, "llama");
     c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
@@ -31,10 +31,10 @@ void fixture_config_model(model *m, const char *config, uint64_t seed)
     json_t *j = json_loads(config, 0, &err);
     if (!j)
         die("fixture: bad config JSON: %s", err.text);
-    llama_config c;
-    llama_config_from_json(&c, j, "fixture");
+    model_config c;
+    config_from_json(&c, j, "fixture");
     model_init_random(m, &c, seed);
-    llama_config_free(&c);
+    config_free(&c);
     json_decref(j);
 }
 

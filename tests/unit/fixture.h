@@ -1,5 +1,5 @@
 /* fixture.h - what the unit tests' random fixtures share: a stream of random
- * numbers (lib/rng.h's splitmix64), tiny random models of a given shape, and
+ * numbers (lib/base/rng.h's splitmix64), tiny random models of a given shape, and
  * next-token batches.
  *
  * Letters: B sequences, T tokens, D hidden, L layers, V vocab, H query heads, KV
@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "model/model.h"
 
 extern uint64_t fixture_rng; /* the stream's state: set it to seed a fixture */
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
     const model *m;
@@ -98,7 +98,7 @@ static double gelu(double x) { return 0.5 * x * (1 + tanh(0.7978845608028654 * (
 static void logits_of(const model *m, const int *tokens, int T, int prefix, const bool *keep,
                       const ref_chatglm_hooks *h, double *logits)
 {
-    const llama_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     ref r = {m, c->arch == ARCH_CHATGLM2, 0, xmalloc((size_t)c->dim * sizeof(int)), h};
     for (int i = 0; i < c->dim; i++)
         if (!keep || keep[i])

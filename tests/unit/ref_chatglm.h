@@ -10,7 +10,7 @@
 
 #include <stdbool.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* Logits (T, V) of one sequence of T tokens. ChatGLM-6B when the config has no
  * multi-query groups (m->cfg.arch), else ChatGLM2. prefix P > 0 (ChatGLM-6B): the

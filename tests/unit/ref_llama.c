@@ -8,17 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "ref_llama.h"
-#include "util.h"
 
 /* ---- the weights ---- */
 
-#define model_names llama_model_weight_names
-/* A layer's weight k is named "model.layers.L." + llama_layer_weights[k].suffix. */
-#define layer_names(k) llama_layer_weights[k].suffix
+#define model_names model_archs[ARCH_LLAMA].outer_names
+/* A layer's weight k is named "model.layers.L." + its LLaMA name. */
+#define layer_names(k) model_archs[ARCH_LLAMA].layer_names[k]
 
 /* Elements of weight k of layer l (l < 0: the model's) by the config; 0 if it has none. */
-static int64_t weight_numel(const llama_config *c, int l, int k)
+static int64_t weight_numel(const model_config *c, int l, int k)
 {
     int64_t D = c->dim, V = c->vocab;
     if (l < 0)
@@ -72,7 +72,7 @@ static double *fetch(const model *m, int l, int k, int64_t n)
 
 void ref_model_init(ref_model *r, const model *m)
 {
-    const llama_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     r->cfg = c;
     r->n_slots = REF_MODEL_WEIGHTS + c->n_layers * REF_LAYER_WEIGHTS;
     r->w = xcalloc((size_t)r->n_slots, sizeof *r->w);
@@ -204,7 +204,7 @@ static void rms_bwd(double *dx, double *dw, double *adw, const double *dy, const
 /* Rotate x (B, T, nh, hd) by +angle (dir 1) or -angle (dir -1, the backward).
  * Pairs (2i, 2i+1) interleaved or (i, i + hd/2) half; angle = pos * theta^(-2i/hd),
  * both in float as Hugging Face and llama2.c compute them, cos and sin in double. */
-static void rope(double *x, int B, int T, int nh, int hd, const llama_config *c, int dir)
+static void rope(double *x, int B, int T, int nh, int hd, const model_config *c, int dir)
 {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
@@ -344,7 +344,7 @@ static double *residual(const double *x, const double *o, const bool *keep, int 
 /* The forward pass: returns logits (N, V) and S[0..L] (new; saved_free). */
 static double *forward(const ref_model *r, const int *tokens, int B, int T, const ref_hooks *hk, saved **out_S)
 {
-    const llama_config *c = r->cfg;
+    const model_config *c = r->cfg;
     int L = c->n_layers, D = c->dim, V = c->vocab, hd = c->head_dim, N = B * T;
     double eps = c->norm_eps;
     const bool *keep = hk ? hk->keep : NULL;
@@ -451,7 +451,7 @@ double ref_loss(const ref_model *r, const int *tokens, const int *targets, int B
 double ref_loss_grad(const ref_model *r, const int *tokens, const int *targets, int B, int T, const ref_hooks *hooks,
                      double **grads, double **absg)
 {
-    const llama_config *c = r->cfg;
+    const model_config *c = r->cfg;
     int L = c->n_layers, D = c->dim, V = c->vocab, hd = c->head_dim, N = B * T;
     if (hooks && hooks->keep) {
         fprintf(stderr, "reference: no backward with kept channels\n");

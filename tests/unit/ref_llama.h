@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* The model's own weights (slots 0..2), then each layer's. */
 enum { REF_EMBED = MW_EMBED, REF_FINAL_NORM = MW_FINAL_NORM, REF_LM_HEAD = MW_LM_HEAD, REF_MODEL_WEIGHTS = MW_COUNT };
@@ -30,7 +30,7 @@ enum ref_linear { REF_LINEAR_Q, REF_LINEAR_K, REF_LINEAR_V, REF_LINEAR_O, REF_LI
                   REF_LINEAR_DOWN, REF_LINEAR_HEAD };
 
 typedef struct {
-    const llama_config *cfg; /* the model's */
+    const model_config *cfg; /* the model's */
     int n_slots;             /* REF_MODEL_WEIGHTS + L * REF_LAYER_WEIGHTS */
     double **w;              /* [n_slots] each weight as doubles; NULL where the config has none
                                 (a removed sub-block, an absent bias); lm_head is embed when tied */

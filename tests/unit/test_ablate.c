@@ -16,23 +16,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ablate.h"
-#include "calib.h"
+#include "base/util.h"
 #include "check.h"
-#include "groups.h"
-#include "llama.h"
-#include "model.h"
-#include "model_load.h"
-#include "prune.h"
-#include "rank.h"
-#include "recipe.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "compute/forward.h"
+#include "format/model_load.h"
+#include "model/model.h"
+#include "prune/ablate.h"
+#include "prune/groups.h"
+#include "prune/prune.h"
+#include "prune/rank.h"
+#include "prune/recipe.h"
+#include "text/calib.h"
+#include "text/tokenizer.h"
 
 static void random_model(model *m)
 {
     static int H[3] = {4, 4, 4}, KV[3] = {2, 2, 2}, F[3] = {12, 20, 16};
-    llama_config c = {0};
+    model_config c = {0};
     snprintf(c.model_type, sizeof c.model_type, "llama");
     c.dim = 16;
     c.n_layers = 3;
@@ -202,13 +202,13 @@ static void test_ablation_random_model(void)
 static float *final_residual(const model *m, const calib *c)
 {
     int *tok, *tgt, S = calib_batch(c, 0, 1, &tok, &tgt);
-    llama_state st;
-    llama_state_init(&st, m, S, c->seq_len);
-    llama_forward(m, &st, tok);
+    forward_state st;
+    forward_state_init(&st, m, S, c->seq_len);
+    model_forward(m, &st, tok);
     size_t n = (size_t)S * (size_t)c->seq_len * (size_t)m->cfg.dim;
     float *x = xmalloc(n * sizeof *x);
     memcpy(x, st.x, n * sizeof *x);
-    llama_state_free(&st);
+    forward_state_free(&st);
     free(tok);
     free(tgt);
     return x;

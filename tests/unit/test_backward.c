@@ -1,6 +1,6 @@
 /* test_backward.c - every kernel's backward against central finite differences of
  * a double-precision reference of its forward written here; the whole model's
- * gradient (llama_loss_backward) against finite differences of the double-precision
+ * gradient (model_loss_backward) against finite differences of the double-precision
  * reference model (ref_llama.h), on tiny random models of every shape the forward
  * supports; the sink's order and coverage; the act sink; and, on stories260K, the
  * loss against the forward pass's mean NLL and a sample of gradients against
@@ -16,17 +16,17 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "backward.h"
-#include "blas.h"
+#include "base/blas.h"
+#include "base/util.h"
 #include "check.h"
+#include "compute/backward.h"
+#include "compute/forward.h"
+#include "compute/kernels.h"
+#include "compute/matmul.h"
 #include "fixture.h"
-#include "kernels.h"
-#include "llama.h"
-#include "matmul.h"
-#include "model.h"
-#include "model_load.h"
+#include "format/model_load.h"
+#include "model/model.h"
 #include "ref_llama.h"
-#include "util.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
 
@@ -557,9 +557,9 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     fixture_batch(tokens, targets, B, T, V);
     /* the forward pass's logits, for the act sink's LM-head check and the loss */
-    llama_state st;
-    llama_state_init(&st, m, B, T);
-    llama_forward(m, &st, tokens);
+    forward_state st;
+    forward_state_init(&st, m, B, T);
+    model_forward(m, &st, tokens);
     double nll = 0;
     int64_t count = 0;
     nll_accumulate(st.logits, targets, N, V, &nll, &count);
@@ -567,8 +567,8 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
     seen s;
     seen_init(&s, m);
     s.want_logits = st.logits;
-    llama_train *t = llama_train_new(m, B, T);
-    double loss = llama_loss_backward(m, t, tokens, targets, record_grads, record_act, &s);
+    backward_state *t = backward_state_new(m, B, T);
+    double loss = model_loss_backward(m, t, tokens, targets, record_grads, record_act, &s);
     check_seen(&s);
     CHECK(s.head_err < 1e-5);
     CHECK_CLOSE(loss, nll / count, 1e-6);
@@ -596,9 +596,9 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
             checked, m->n_tensors, worst);
     free(idx);
     ref_model_free(&R.r);
-    llama_train_free(t);
+    backward_state_free(t);
     seen_free(&s);
-    llama_state_free(&st);
+    forward_state_free(&st);
     free(tokens), free(targets);
     return worst;
 }
@@ -652,8 +652,8 @@ static void test_model_heterogeneous(void)
     check_shape("heterogeneous tied", &sp, 2, 4, 8);
 }
 
-/* The same llama_train serves batch after batch: a second call gives the same;
- * a smaller batch (llama_train_set_batch) gives what a train of its size gives. */
+/* The same backward_state serves batch after batch: a second call gives the same;
+ * a smaller batch (backward_state_set_batch) gives what a train of its size gives. */
 static void test_reuse(void)
 {
     fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
@@ -663,12 +663,12 @@ static void test_reuse(void)
     int tokens[12], targets[12], t2[12], g2[12];
     fixture_batch(tokens, targets, B, T, sp.V);
     fixture_batch(t2, g2, B, T, sp.V);
-    llama_train *t = llama_train_new(&m, B, T);
+    backward_state *t = backward_state_new(&m, B, T);
     seen a, b;
     seen_init(&a, &m), seen_init(&b, &m);
-    double l1 = llama_loss_backward(&m, t, tokens, targets, record_grads, NULL, &a);
-    llama_loss_backward(&m, t, t2, g2, NULL, NULL, NULL); /* another batch in between, no sinks */
-    double l2 = llama_loss_backward(&m, t, tokens, targets, record_grads, NULL, &b);
+    double l1 = model_loss_backward(&m, t, tokens, targets, record_grads, NULL, &a);
+    model_loss_backward(&m, t, t2, g2, NULL, NULL, NULL); /* another batch in between, no sinks */
+    double l2 = model_loss_backward(&m, t, tokens, targets, record_grads, NULL, &b);
     CHECK(l1 == l2);
     bool same = true;
     for (int i = 0; i < m.n_tensors; i++)
@@ -679,33 +679,33 @@ static void test_reuse(void)
         g2[i] = -1;
     seen z;
     seen_init(&z, &m);
-    CHECK(llama_loss_backward(&m, t, tokens, g2, record_grads, NULL, &z) == 0);
+    CHECK(model_loss_backward(&m, t, tokens, g2, record_grads, NULL, &z) == 0);
     bool zero = true;
     for (int i = 0; i < m.n_tensors; i++)
         for (int64_t j = 0; z.grad[i] && j < m.tensors[i].numel; j++)
             zero &= z.grad[i][j] == 0;
     CHECK(zero);
-    CHECK(llama_train_bytes(t) > (size_t)N * sp.D * 3 * sizeof(float));
+    CHECK(backward_state_bytes(t) > (size_t)N * sp.D * 3 * sizeof(float));
     /* a smaller batch in the same buffers gives what buffers of its own size give */
     int tb[4] = {tokens[6], tokens[7], tokens[8], tokens[9]}, gb[4] = {tokens[7], -1, tokens[9], tokens[10]};
-    llama_train_set_batch(t, 1, 4);
-    llama_train *t1 = llama_train_new(&m, 1, 4);
+    backward_state_set_batch(t, 1, 4);
+    backward_state *t1 = backward_state_new(&m, 1, 4);
     seen c1, c2;
     seen_init(&c1, &m), seen_init(&c2, &m);
-    double s1 = llama_loss_backward(&m, t, tb, gb, record_grads, NULL, &c1);
-    double s2 = llama_loss_backward(&m, t1, tb, gb, record_grads, NULL, &c2);
+    double s1 = model_loss_backward(&m, t, tb, gb, record_grads, NULL, &c1);
+    double s2 = model_loss_backward(&m, t1, tb, gb, record_grads, NULL, &c2);
     CHECK(s1 == s2);
     same = true;
     for (int i = 0; i < m.n_tensors; i++)
         same &= c1.grad[i] && c2.grad[i] &&
                 !memcmp(c1.grad[i], c2.grad[i], (size_t)m.tensors[i].numel * sizeof(float));
     CHECK(same);
-    llama_train_set_batch(t, B, T); /* and back */
-    CHECK(llama_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL) == l1);
-    llama_train_free(t1);
+    backward_state_set_batch(t, B, T); /* and back */
+    CHECK(model_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL) == l1);
+    backward_state_free(t1);
     seen_free(&c1), seen_free(&c2);
     seen_free(&a), seen_free(&b), seen_free(&z);
-    llama_train_free(t);
+    backward_state_free(t);
     model_free(&m);
 }
 
@@ -723,27 +723,27 @@ static void test_stories260k(void)
     }
     model m;
     model_load(&m, path, NULL);
-    /* loss against llama_forward + nll_accumulate, batch 3 x 32 */
+    /* loss against model_forward + nll_accumulate, batch 3 x 32 */
     int B = 3, T = 32, N = B * T, V = m.cfg.vocab;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     fixture_batch(tokens, targets, B, T, V);
-    llama_state st;
-    llama_state_init(&st, &m, B, T);
-    llama_forward(&m, &st, tokens);
+    forward_state st;
+    forward_state_init(&st, &m, B, T);
+    model_forward(&m, &st, tokens);
     double nll = 0;
     int64_t count = 0;
     nll_accumulate(st.logits, targets, N, V, &nll, &count);
-    llama_train *t = llama_train_new(&m, B, T);
+    backward_state *t = backward_state_new(&m, B, T);
     seen s;
     seen_init(&s, &m);
-    double loss = llama_loss_backward(&m, t, tokens, targets, record_grads, record_act, &s);
+    double loss = model_loss_backward(&m, t, tokens, targets, record_grads, record_act, &s);
     check_seen(&s);
     CHECK_CLOSE(loss, nll / count, 1e-6);
     fprintf(stderr, "    stories260K: loss %.6f, forward mean NLL %.6f over %lld targets\n", loss, nll / count,
             (long long)count);
     seen_free(&s);
-    llama_train_free(t);
-    llama_state_free(&st);
+    backward_state_free(t);
+    forward_state_free(&st);
     free(tokens), free(targets);
     /* gradients against finite differences on one short sequence */
     worst_model = fmax(worst_model, check_model_gradient("stories260K 1 x 8", &m, 1, 8, 2, 2));

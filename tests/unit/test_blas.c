@@ -12,7 +12,7 @@
 
 #include <cblas.h>
 
-#include "blas.h"
+#include "base/blas.h"
 #include "check.h"
 
 static int child_main(int argc, char **argv)

@@ -9,17 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backward.h"
+#include "base/rng.h"
+#include "base/util.h"
 #include "check.h"
+#include "compute/backward.h"
+#include "compute/forward.h"
+#include "eval/generate.h"
+#include "eval/loglik.h"
 #include "fixture.h"
-#include "generate.h"
-#include "groups.h"
-#include "llama.h"
-#include "loglik.h"
-#include "prune.h"
+#include "prune/groups.h"
+#include "prune/prune.h"
 #include "ref_chatglm.h"
-#include "rng.h"
-#include "util.h"
 
 static uint64_t rng = 42;
 static int64_t rand_below(int64_t n) { return n > 0 ? (int64_t)rng_below(&rng, (uint64_t)n) : 0; }
@@ -63,13 +63,13 @@ static double row_diff(const float *a, const double *b, int rows, int V)
 /* The float forward of B sequences (B*T, V) with a prefix. */
 static float *forward(const model *m, const int *tokens, int B, int T, int prefix)
 {
-    llama_state s;
-    llama_state_init(&s, m, B, T);
+    forward_state s;
+    forward_state_init(&s, m, B, T);
     s.prefix = prefix;
-    llama_forward(m, &s, tokens);
+    model_forward(m, &s, tokens);
     float *out = xmalloc((size_t)B * T * m->cfg.vocab * sizeof *out);
     memcpy(out, s.logits, (size_t)B * T * m->cfg.vocab * sizeof *out);
-    llama_state_free(&s);
+    forward_state_free(&s);
     return out;
 }
 
@@ -309,9 +309,9 @@ static void test_gradients(void)
         int T = 7, *tokens = rand_tokens(T, m.cfg.vocab), targets[7];
         for (int t = 0; t < T; t++)
             targets[t] = t + 1 < T ? tokens[t + 1] : -1;
-        llama_train *tr = llama_train_new(&m, 1, T);
+        backward_state *tr = backward_state_new(&m, 1, T);
         grads G = {0};
-        double loss = llama_loss_backward(&m, tr, tokens, targets, keep_grads, NULL, &G);
+        double loss = model_loss_backward(&m, tr, tokens, targets, keep_grads, NULL, &G);
         double ref_loss = ref_chatglm_loss(&m, tokens, T, 0);
         CHECK(fabs(loss - ref_loss) <= 1e-5 * fmax(1, fabs(ref_loss)));
         CHECK(G.n == m.n_tensors);
@@ -352,7 +352,7 @@ static void test_gradients(void)
         }
         free(G.names);
         free(G.grads);
-        llama_train_free(tr);
+        backward_state_free(tr);
         free(tokens);
         model_free(&m);
     }
@@ -439,7 +439,7 @@ static void check_pruned(int which, enum prune_mode mode, int trials)
         worst_f = fmax(worst_f, ef);
         CHECK(e <= 1e-9);
         CHECK(ef <= 2e-6);
-        CHECK(llama_param_count(&pruned.cfg) == llama_param_count(&p.after));
+        CHECK(config_param_count(&pruned.cfg) == config_param_count(&p.after));
         free(a);
         free(rp);
         free(rm);

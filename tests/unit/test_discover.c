@@ -5,13 +5,13 @@
  * slices are derived here from the shapes, independently of discover.c. */
 #include <string.h>
 
+#include "base/util.h"
 #include "check.h"
-#include "graph.h"
-#include "groups.h"
-#include "model.h"
-#include "util.h"
+#include "model/model.h"
+#include "prune/graph.h"
+#include "prune/groups.h"
 
-static void make_config(llama_config *c, int L, int D, int hd, const int *H, const int *KV, const int *F, bool tied,
+static void make_config(model_config *c, int L, int D, int hd, const int *H, const int *KV, const int *F, bool tied,
                         bool bias)
 {
     memset(c, 0, sizeof *c);
@@ -50,13 +50,13 @@ static bool slice_is(const group_member *m, int64_t start, int64_t stride, int64
     return m && m->start == start && m->stride == stride && m->width == width;
 }
 
-static void check_llama(const llama_config *c)
+static void check_llama(const model_config *c)
 {
     model m;
     model_init_random(&m, c, 7);
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    int64_t hidden_params = 0, total = llama_param_count(c), layer_params = 0;
+    int64_t hidden_params = 0, total = config_param_count(c), layer_params = 0;
     int n_attn = 0, n_ffn = 0, n_hidden = 0, n_layer = 0;
     char name[128];
     for (int i = 0; i < gs.n; i++) {
@@ -115,7 +115,7 @@ static void check_llama(const llama_config *c)
      * hidden group covers every parameter except the biases */
     int64_t biases = 0;
     for (int l = 0; l < c->n_layers && c->qkv_bias; l++)
-        biases += llama_q_dim(c, l) + 2 * llama_kv_dim(c, l);
+        biases += config_q_dim(c, l) + 2 * config_kv_dim(c, l);
     CHECK(hidden_params == total - biases);
     (void)n_layer;
     group_set_free(&gs);
@@ -124,23 +124,23 @@ static void check_llama(const llama_config *c)
 
 static void test_shapes(void)
 {
-    llama_config c;
+    model_config c;
     int H1[] = {4, 4}, K1[] = {4, 4}, F1[] = {12, 12};
     make_config(&c, 2, 16, 4, H1, K1, F1, true, false); /* MHA, tied */
     check_llama(&c);
-    llama_config_free(&c);
+    config_free(&c);
     int H2[] = {8, 8, 8}, K2[] = {4, 4, 4}, F2[] = {10, 10, 10};
     make_config(&c, 3, 32, 4, H2, K2, F2, false, false); /* GQA 2 per kv, untied */
     check_llama(&c);
-    llama_config_free(&c);
+    config_free(&c);
     int H3[] = {8, 8}, K3[] = {2, 2}, F3[] = {6, 6};
     make_config(&c, 2, 32, 4, H3, K3, F3, false, true); /* GQA 4 per kv, biases */
     check_llama(&c);
-    llama_config_free(&c);
+    config_free(&c);
     int H4[] = {8, 0, 4, 6}, K4[] = {4, 0, 2, 3}, F4[] = {10, 7, 0, 3};
     make_config(&c, 4, 32, 4, H4, K4, F4, true, false); /* pruned, heterogeneous */
     check_llama(&c);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 /* A toy architecture: x -> norm -> [up: D->F] -> act -> [down: F->D] -> + x, twice,

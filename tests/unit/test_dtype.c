@@ -10,21 +10,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backward.h"
+#include "base/util.h"
 #include "check.h"
-#include "checkpoint.h"
-#include "llama.h"
-#include "model.h"
-#include "model_load.h"
-#include "safetensors.h"
-#include "util.h"
+#include "compute/backward.h"
+#include "compute/forward.h"
+#include "format/checkpoint.h"
+#include "format/model_load.h"
+#include "format/safetensors.h"
+#include "model/model.h"
 
 enum { D = 256, L = 2, V = 2500, HD = 32, B = 2, T = 12 };
 static const int H[L] = {8, 4}, KV[L] = {4, 4}, F[L] = {1100, 600};
 
 static void random_model(model *m)
 {
-    llama_config c;
+    model_config c;
     memset(&c, 0, sizeof c);
     strcpy(c.model_type, "llama");
     c.dim = D, c.n_layers = L, c.vocab = V, c.head_dim = HD, c.max_seq = 64;
@@ -124,22 +124,22 @@ static void check_products(enum dtype dt)
     int tokens[B * T], targets[B * T];
     tokens_for(tokens, targets);
 
-    llama_state sh, sw;
-    llama_state_init(&sh, &h, B, T);
-    llama_state_init(&sw, &w, B, T);
-    llama_forward(&h, &sh, tokens);
-    llama_forward(&w, &sw, tokens);
+    forward_state sh, sw;
+    forward_state_init(&sh, &h, B, T);
+    forward_state_init(&sw, &w, B, T);
+    model_forward(&h, &sh, tokens);
+    model_forward(&w, &sw, tokens);
     double e = rel_err(sh.logits, sw.logits, (int64_t)B * T * V);
     worst_logits = fmax(worst_logits, e);
     CHECK(e <= 1e-5);
-    llama_state_free(&sh);
-    llama_state_free(&sw);
+    forward_state_free(&sh);
+    forward_state_free(&sw);
 
     grads gh = {&h, xcalloc((size_t)h.n_tensors, sizeof(float *))};
     grads gw = {&w, xcalloc((size_t)w.n_tensors, sizeof(float *))};
-    llama_train *th = llama_train_new(&h, B, T), *tw = llama_train_new(&w, B, T);
-    double lh = llama_loss_backward(&h, th, tokens, targets, keep_grads, NULL, &gh);
-    double lw = llama_loss_backward(&w, tw, tokens, targets, keep_grads, NULL, &gw);
+    backward_state *th = backward_state_new(&h, B, T), *tw = backward_state_new(&w, B, T);
+    double lh = model_loss_backward(&h, th, tokens, targets, keep_grads, NULL, &gh);
+    double lw = model_loss_backward(&w, tw, tokens, targets, keep_grads, NULL, &gw);
     CHECK_CLOSE(lh, lw, 1e-6);
     int missing = 0;
     for (int i = 0; i < h.n_tensors; i++) {
@@ -158,8 +158,8 @@ static void check_products(enum dtype dt)
     CHECK(missing == 0);
     free(gh.g);
     free(gw.g);
-    llama_train_free(th);
-    llama_train_free(tw);
+    backward_state_free(th);
+    backward_state_free(tw);
 
     /* fingerprints follow values, not storage */
     char fh[17], fw[17];

@@ -8,16 +8,16 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "blas.h"
+#include "base/blas.h"
+#include "base/util.h"
 #include "check.h"
+#include "compute/forward.h"
+#include "compute/kernels.h"
+#include "compute/matmul.h"
 #include "fixture.h"
-#include "kernels.h"
-#include "llama.h"
-#include "matmul.h"
-#include "model.h"
-#include "model_load.h"
+#include "format/model_load.h"
+#include "model/model.h"
 #include "ref_llama.h"
-#include "util.h"
 
 /* ---- random tiny models ---- */
 
@@ -42,7 +42,7 @@ static void rand_tensor(model *m, const char *name, int64_t rows, int64_t cols, 
 static void rand_layer_tensor(model *m, int l, int id, int64_t rows, int64_t cols, float scale, float offset)
 {
     char name[160];
-    llama_layer_weight_name(&m->cfg, name, sizeof name, l, id);
+    layer_weight_name(&m->cfg, name, sizeof name, l, id);
     rand_tensor(m, name, rows, cols, scale, offset);
 }
 
@@ -52,7 +52,7 @@ static void tiny_model(model *m, const tiny_spec *sp, uint64_t seed)
 {
     memset(m, 0, sizeof *m);
     fixture_rng = seed;
-    llama_config *c = &m->cfg;
+    model_config *c = &m->cfg;
     strcpy(c->model_type, "llama");
     c->dim = sp->D;
     c->n_layers = sp->L;
@@ -130,9 +130,9 @@ static void check_against_reference(const char *what, const tiny_spec *sp, int B
     model m;
     tiny_model(&m, sp, seed);
     int *tokens = rand_tokens(B * T, sp->V);
-    llama_state s;
-    llama_state_init(&s, &m, B, T);
-    llama_forward(&m, &s, tokens);
+    forward_state s;
+    forward_state_init(&s, &m, B, T);
+    model_forward(&m, &s, tokens);
     double *ref = xmalloc((size_t)B * T * sp->V * sizeof(double));
     ref_model r;
     ref_model_init(&r, &m);
@@ -148,7 +148,7 @@ static void check_against_reference(const char *what, const tiny_spec *sp, int B
     CHECK(mag > 0.5); /* the logits are not trivially small */
     free(ref);
     free(tokens);
-    llama_state_free(&s);
+    forward_state_free(&s);
     tiny_free(&m);
 }
 
@@ -211,13 +211,13 @@ static void test_batch_independence(void)
     int B = 4, T = 11, V = sp.V;
     int *tokens = rand_tokens(B * T, V);
     tokens[T] = tokens[0]; /* sequences 0 and 1 share a first token, then differ */
-    llama_state s, s1;
-    llama_state_init(&s, &m, B, T);
-    llama_state_init(&s1, &m, 1, T);
-    llama_forward(&m, &s, tokens);
+    forward_state s, s1;
+    forward_state_init(&s, &m, B, T);
+    forward_state_init(&s1, &m, 1, T);
+    model_forward(&m, &s, tokens);
     double e = 0;
     for (int b = 0; b < B; b++) {
-        llama_forward(&m, &s1, tokens + b * T);
+        model_forward(&m, &s1, tokens + b * T);
         for (int i = 0; i < T * V; i++)
             e = fmax(e, fabs(s1.logits[i] - s.logits[(size_t)b * T * V + i]));
     }
@@ -238,8 +238,8 @@ static void test_batch_independence(void)
     CHECK(rowerr < 1e-5);
     CHECK(upper == 0);
     free(tokens);
-    llama_state_free(&s);
-    llama_state_free(&s1);
+    forward_state_free(&s);
+    forward_state_free(&s1);
     tiny_free(&m);
 }
 
@@ -277,18 +277,18 @@ static void test_gqa_equals_repeated_mha(void)
         memcpy(tensor_f32(wm->bv) + h * hd, tensor_f32(wg->bv) + kvh * hd, (size_t)hd * sizeof(float));
     }
     int *tokens = rand_tokens(B * T, V);
-    llama_state sg, sm;
-    llama_state_init(&sg, &g, B, T);
-    llama_state_init(&sm, &m, B, T);
-    llama_forward(&g, &sg, tokens);
-    llama_forward(&m, &sm, tokens);
+    forward_state sg, sm;
+    forward_state_init(&sg, &g, B, T);
+    forward_state_init(&sm, &m, B, T);
+    model_forward(&g, &sg, tokens);
+    model_forward(&m, &sm, tokens);
     double e = 0;
     for (int i = 0; i < B * T * V; i++)
         e = fmax(e, fabs(sg.logits[i] - sm.logits[i]));
     CHECK(e <= 1e-5);
     free(tokens);
-    llama_state_free(&sg);
-    llama_state_free(&sm);
+    forward_state_free(&sg);
+    forward_state_free(&sm);
     tiny_free(&g);
     tiny_free(&m);
 }
@@ -452,9 +452,9 @@ static void check_golden(const char *model_rel)
         if (getline(&line, &cap, f) <= 0)
             break;
         int V = m.cfg.vocab;
-        llama_state s;
-        llama_state_init(&s, &m, 1, T);
-        llama_forward(&m, &s, tokens);
+        forward_state s;
+        forward_state_init(&s, &m, 1, T);
+        model_forward(&m, &s, tokens);
         const float *last = s.logits + (size_t)(T - 1) * V;
         p = line;
         double e = 0, want;
@@ -467,7 +467,7 @@ static void check_golden(const char *model_rel)
         CHECK(e <= 1e-4);
         worst = fmax(worst, e);
         cases++;
-        llama_state_free(&s);
+        forward_state_free(&s);
     }
     free(line);
     if (f)

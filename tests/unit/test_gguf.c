@@ -9,12 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "check.h"
-#include "gguf.h"
-#include "model.h"
-#include "model_load.h"
-#include "rope_layout.h"
-#include "util.h"
+#include "format/gguf.h"
+#include "format/model_load.h"
+#include "format/rope_layout.h"
+#include "model/model.h"
 
 static char tmpdir[] = "/tmp/pare-test-gguf-XXXXXX";
 
@@ -45,7 +45,7 @@ static void test_rope_permutation(void)
 
 /* ---- round trips ---- */
 
-static void config(llama_config *c, const int *heads, const int *kv, const int *ffn, int L, bool tied)
+static void config(model_config *c, const int *heads, const int *kv, const int *ffn, int L, bool tied)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->model_type, sizeof c->model_type, "llama");
@@ -141,7 +141,7 @@ static void round_trip(model *m, enum dtype dt, const char *arch)
 
 static void test_round_trips(void)
 {
-    llama_config c;
+    model_config c;
     model m;
     int h[3] = {4, 4, 4}, kv[3] = {2, 2, 2}, f[3] = {24, 24, 24};
     for (int tied = 0; tied < 2; tied++)
@@ -151,7 +151,7 @@ static void test_round_trips(void)
             add_tokenizer(&m);
             round_trip(&m, (enum dtype)dt, "llama");
             model_free(&m);
-            llama_config_free(&c);
+            config_free(&c);
         }
     /* per-layer widths, a layer without attention, FLAP's output biases */
     int hd[4] = {4, 2, 0, 1}, kvd[4] = {2, 1, 0, 1}, fd[4] = {24, 8, 12, 3};
@@ -161,7 +161,7 @@ static void test_round_trips(void)
     add_tokenizer(&m);
     round_trip(&m, DTYPE_F32, "deci");
     model_free(&m);
-    llama_config_free(&c);
+    config_free(&c);
     /* q/k/v biases with H * hd = D: permuted with their rows */
     config(&c, h, kv, f, 3, true);
     c.qkv_bias = c.o_bias = true;
@@ -169,7 +169,7 @@ static void test_round_trips(void)
     add_tokenizer(&m);
     round_trip(&m, DTYPE_F16, "llama");
     model_free(&m);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 /* ---- refusals ---- */
@@ -182,7 +182,7 @@ typedef struct {
 static void write_refused(void *arg)
 {
     const refusal *r = arg;
-    llama_config c;
+    model_config c;
     model m;
     config(&c, r->heads, r->kv, r->ffn, 3, true);
     c.qkv_bias = r->qkv_bias;
@@ -216,7 +216,7 @@ static void test_refusals(void)
     free(p);
 
     /* a good file, then damaged copies of it */
-    llama_config c;
+    model_config c;
     model m;
     int h[3] = {4, 4, 4}, kv[3] = {2, 2, 2}, f[3] = {24, 24, 24};
     config(&c, h, kv, f, 3, false);
@@ -257,7 +257,7 @@ static void test_refusals(void)
     free(good);
     free(badp);
     model_free(&m);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 int main(int argc, char **argv)

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "check.h"
-#include "instruct.h"
-#include "train.h"
-#include "util.h"
+#include "text/instruct.h"
+#include "train/train.h"
 
 static tokenizer *tok;
 

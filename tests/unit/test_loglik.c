@@ -1,24 +1,24 @@
-/* test_loglik.c - the cached forward pass against llama_forward on whole sequences;
+/* test_loglik.c - the cached forward pass against model_forward on whole sequences;
  * log-likelihoods against the harness's definition computed here from
- * llama_forward (left truncation included); the sampling warpers; the MAC count
+ * model_forward (left truncation included); the sampling warpers; the MAC count
  * against the paper's numbers.
  *
  * Letters: T tokens, V vocab, P context tokens. */
 #include <math.h>
 #include <string.h>
 
-#include "blas.h"
+#include "base/blas.h"
+#include "base/util.h"
 #include "check.h"
-#include "generate.h"
-#include "llama.h"
-#include "llama_cache.h"
-#include "loglik.h"
-#include "model.h"
-#include "stats.h"
-#include "util.h"
+#include "compute/forward.h"
+#include "compute/kv_cache.h"
+#include "eval/generate.h"
+#include "eval/loglik.h"
+#include "eval/stats.h"
+#include "model/model.h"
 
 /* Layers: full with GQA, attention only, MLP only. */
-static void het_config(llama_config *c)
+static void het_config(model_config *c)
 {
     static const int heads[] = {4, 2, 0}, kv[] = {2, 1, 0}, ffn[] = {24, 0, 20};
     memset(c, 0, sizeof *c);
@@ -50,12 +50,12 @@ static void tokens_of(int *t, int n, int seed)
 /* logits (T, V) of one sequence with the plain forward pass */
 static float *full_logits(const int *tok, int T)
 {
-    llama_state s;
-    llama_state_init(&s, &g_model, 1, T);
-    llama_forward(&g_model, &s, tok);
+    forward_state s;
+    forward_state_init(&s, &g_model, 1, T);
+    model_forward(&g_model, &s, tok);
     float *out = xmalloc((size_t)T * g_model.cfg.vocab * sizeof *out);
     memcpy(out, s.logits, (size_t)T * g_model.cfg.vocab * sizeof *out);
-    llama_state_free(&s);
+    forward_state_free(&s);
     return out;
 }
 
@@ -74,15 +74,15 @@ static void test_cache_equals_forward(void)
     tokens_of(a, T, 1);
     tokens_of(b, 9, 2);
     float *ra = full_logits(a, T), *rb = full_logits(b, 9);
-    llama_cache c;
-    llama_cache_init(&c, &g_model, 4, 32, 16, 16);
+    kv_cache c;
+    kv_cache_init(&c, &g_model, 4, 32, 16, 16);
     int cap[2] = {12, 9};
-    llama_cache_layout(&c, 2, cap);
+    kv_cache_layout(&c, 2, cap);
     /* two contexts packed in one call: a[0..5) and b[0..4) */
     int tok[9], len[2] = {P, 4}, slot[2] = {0, 1}, out[2] = {P - 1, P + 3};
     memcpy(tok, a, P * sizeof *tok);
     memcpy(tok + P, b, 4 * sizeof *tok);
-    llama_cache_forward(&g_model, &c, tok, 2, len, slot, true, out, 2);
+    kv_cache_forward(&g_model, &c, tok, 2, len, slot, true, out, 2);
     CHECK(c.len[0] == P && c.len[1] == 4);
     CHECK(max_diff(c.logits, ra + (size_t)(P - 1) * V, V) < 1e-4);
     CHECK(max_diff(c.logits + V, rb + (size_t)3 * V, V) < 1e-4);
@@ -94,7 +94,7 @@ static void test_cache_equals_forward(void)
     memcpy(tok2 + 12, a + P, 2 * sizeof *tok2);
     for (int i = 0; i < 14; i++)
         out2[i] = i;
-    llama_cache_forward(&g_model, &c, tok2, 3, len2, slot2, false, out2, 14);
+    kv_cache_forward(&g_model, &c, tok2, 3, len2, slot2, false, out2, 14);
     CHECK(c.len[0] == P && c.len[1] == 4);
     CHECK(max_diff(c.logits, ra + (size_t)P * V, 7 * V) < 1e-4);
     CHECK(max_diff(c.logits + (size_t)7 * V, rb + (size_t)4 * V, 5 * V) < 1e-4);
@@ -102,16 +102,16 @@ static void test_cache_equals_forward(void)
     /* one token at a time, appending: the rest of a */
     for (int t = P; t < T; t++) {
         int one = 1, s0 = 0, o = 0;
-        llama_cache_forward(&g_model, &c, &a[t], 1, &one, &s0, true, &o, 1);
+        kv_cache_forward(&g_model, &c, &a[t], 1, &one, &s0, true, &o, 1);
         CHECK(max_diff(c.logits, ra + (size_t)t * V, V) < 1e-4);
     }
     CHECK(c.len[0] == T);
-    llama_cache_free(&c);
+    kv_cache_free(&c);
     free(ra);
     free(rb);
 }
 
-/* The harness's definition, from llama_forward: read the last max_len+1 tokens of
+/* The harness's definition, from model_forward: read the last max_len+1 tokens of
  * ctx+cont without the final one; sum log softmax at the continuation's positions. */
 static double harness_ll(const int *ctx, int nc, const int *cont, int nx, int max_len)
 {
@@ -211,7 +211,7 @@ static void test_sample(void)
     CHECK(gen_sample(two, 2, &p, 0.81, work) == 1);
 }
 
-static void llama7b(llama_config *c, int pruned_heads, int pruned_ffn)
+static void llama7b(model_config *c, int pruned_heads, int pruned_ffn)
 {
     static int heads[32], kv[32], ffn[32];
     for (int l = 0; l < 32; l++) {
@@ -231,7 +231,7 @@ static void llama7b(llama_config *c, int pruned_heads, int pruned_ffn)
 
 static void test_macs(void)
 {
-    llama_config c;
+    model_config c;
     /* the paper's table (LLaMA-7B, and Block 20%: ratio 0.25 on layers 4-29):
      * 424.02G and 339.60G MACs, 6.74B and 5.42B parameters */
     llama7b(&c, 0, 0);
@@ -240,7 +240,7 @@ static void test_macs(void)
     CHECK(stats_macs(&c, 64) == 339602644992LL);
     /* by hand: D 2, one layer, H 1, hd 2, F 3, V 5, T 4 */
     static int h1[] = {1}, f1[] = {3};
-    llama_config s = {.dim = 2, .n_layers = 1, .vocab = 5, .head_dim = 2, .n_heads = h1, .n_kv_heads = h1, .ffn_dim = f1};
+    model_config s = {.dim = 2, .n_layers = 1, .vocab = 5, .head_dim = 2, .n_heads = h1, .n_kv_heads = h1, .ffn_dim = f1};
     int64_t want = 4 * 4 * 2 * 2               /* q, k, v, o */
                    + 2 * (4 * 1 * 2) * 2        /* rotary */
                    + 1 * (16 * 2 + 16 + 16 * 2) /* QK^T, softmax, PV */
@@ -254,10 +254,10 @@ int main(int argc, char **argv)
 {
     blas_init(argc, argv);
     set_progname("test_loglik");
-    llama_config c;
+    model_config c;
     het_config(&c);
     model_init_random(&g_model, &c, 11);
-    llama_config_free(&c);
+    config_free(&c);
     TEST(test_cache_equals_forward);
     TEST(test_loglik_matches_harness);
     TEST(test_sample);

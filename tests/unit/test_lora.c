@@ -1,9 +1,9 @@
 /* test_lora.c - LoRA adapters: the adapters' gradients from the training pass
- * (llama_loss_backward with a frozen base) against central finite differences of
+ * (model_loss_backward with a frozen base) against central finite differences of
  * the double-precision references (ref_llama.h, ref_chatglm.h) with the adapters
  * (dropout included), on tiny random models of every shape (MHA, GQA, biases,
  * pruned layers; ChatGLM-6B and ChatGLM2 with adapters on their fused maps); the
- * same loss from the eval forward passes (llama_forward, llama_cache_forward);
+ * same loss from the eval forward passes (model_forward, kv_cache_forward);
  * the merged model against base + adapter; the adapter stream round trip;
  * initialisation, dropout, targets and their names per architecture.
  *
@@ -16,17 +16,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backward.h"
-#include "blas.h"
+#include "base/blas.h"
+#include "base/util.h"
 #include "check.h"
+#include "compute/backward.h"
+#include "compute/forward.h"
+#include "compute/kv_cache.h"
+#include "compute/lora.h"
 #include "fixture.h"
-#include "llama.h"
-#include "llama_cache.h"
-#include "lora.h"
-#include "model.h"
+#include "format/adapter.h"
+#include "model/model.h"
 #include "ref_chatglm.h"
 #include "ref_llama.h"
-#include "util.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
 
@@ -191,9 +192,9 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     fixture_batch(tokens, targets, B, T, V);
     lora_alloc_grads(s);
-    llama_train *t = llama_train_new(m, B, T);
-    llama_train_set_lora(t, s);
-    double loss = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
+    backward_state *t = backward_state_new(m, B, T);
+    backward_state_set_lora(t, s);
+    double loss = model_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
 
     R.m = m, R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
     if (m->cfg.arch == ARCH_LLAMA)
@@ -233,11 +234,11 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     /* without dropout the training pass's loss is the eval forward's */
     double p = s->dropout;
     s->dropout = 0;
-    double loss0 = llama_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
-    llama_state st;
-    llama_state_init(&st, m, B, T);
+    double loss0 = model_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
+    forward_state st;
+    forward_state_init(&st, m, B, T);
     st.lora = s;
-    llama_forward(m, &st, tokens);
+    model_forward(m, &st, tokens);
     double nll = 0;
     int64_t count = 0;
     nll_accumulate(st.logits, targets, N, V, &nll, &count);
@@ -246,11 +247,11 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     CHECK_CLOSE(ref_loss_at_R(), loss0, 1e-5);
     s->dropout = p;
 
-    llama_state_free(&st);
+    forward_state_free(&st);
     if (m->cfg.arch == ARCH_LLAMA)
         ref_model_free(&R.r);
     free(R.p);
-    llama_train_free(t);
+    backward_state_free(t);
     free(tokens), free(targets);
 }
 
@@ -357,26 +358,26 @@ static void test_frozen_base(void)
     lora_set *s = random_adapters(&m, LORA_ALL_TARGETS, 2, 4.0, 0.1f, 11);
     int B = 2, T = 6, tokens[12], targets[12];
     fixture_batch(tokens, targets, B, T, sp.V);
-    llama_train *t = llama_train_new(&m, B, T);
-    llama_train_set_lora(t, s);
+    backward_state *t = backward_state_new(&m, B, T);
+    backward_state_set_lora(t, s);
     lora_alloc_grads(s);
     int delivered = 0;
-    double l1 = llama_loss_backward(&m, t, tokens, targets, count_sink, NULL, &delivered);
+    double l1 = model_loss_backward(&m, t, tokens, targets, count_sink, NULL, &delivered);
     float *g1 = xmalloc(s->n_params * sizeof(float));
     memcpy(g1, s->grads, s->n_params * sizeof(float));
     lora_alloc_grads(s);
-    double l2 = llama_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL);
+    double l2 = model_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL);
     CHECK(delivered == m.n_tensors);
     CHECK(l1 == l2);
     CHECK(!memcmp(g1, s->grads, s->n_params * sizeof(float)));
     /* gradients add up over passes (accumulation) */
-    llama_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL);
+    model_loss_backward(&m, t, tokens, targets, NULL, NULL, NULL);
     double e = 0;
     for (size_t i = 0; i < s->n_params; i++)
         e = fmax(e, fabs(s->grads[i] - 2 * g1[i]));
     CHECK(e < 1e-6);
     free(g1);
-    llama_train_free(t);
+    backward_state_free(t);
     lora_destroy(s);
     model_free(&m);
 }
@@ -387,18 +388,18 @@ static void check_merge(const char *what, const model *m, const model *mg, lora_
 {
     int N = B * T, V = m->cfg.vocab, *tokens = xmalloc((size_t)N * sizeof(int)), *targets = xmalloc((size_t)N * sizeof(int));
     fixture_batch(tokens, targets, B, T, V);
-    llama_state a, b, c;
-    llama_state_init(&a, m, B, T);
+    forward_state a, b, c;
+    forward_state_init(&a, m, B, T);
     a.lora = s;
-    llama_state_init(&b, mg, B, T);
-    llama_forward(m, &a, tokens);
-    llama_forward(mg, &b, tokens);
+    forward_state_init(&b, mg, B, T);
+    model_forward(m, &a, tokens);
+    model_forward(mg, &b, tokens);
     double e = 0, diff = 0;
     for (int i = 0; i < N * V; i++)
         e = fmax(e, fabs(a.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
     /* and the adapter matters */
-    llama_state_init(&c, m, B, T);
-    llama_forward(m, &c, tokens);
+    forward_state_init(&c, m, B, T);
+    model_forward(m, &c, tokens);
     for (int i = 0; i < N * V; i++)
         diff = fmax(diff, fabs(a.logits[i] - c.logits[i]));
     fprintf(stderr, "    %s: merged vs base + adapter: max relative logit difference %.2g (adapter moves them %.2g)\n",
@@ -406,27 +407,27 @@ static void check_merge(const char *what, const model *m, const model *mg, lora_
     CHECK(e < 1e-5);
     CHECK(diff > 1e-2);
     /* the cached forward (zero-shot tasks, generation) adds the adapters too */
-    llama_cache kc;
-    llama_cache_init(&kc, m, 1, T, T, T);
+    kv_cache kc;
+    kv_cache_init(&kc, m, 1, T, T, T);
     kc.lora = s;
     int len = T, slot = 0, *out = xmalloc((size_t)T * sizeof(int));
     for (int i = 0; i < T; i++)
         out[i] = i;
-    llama_cache_forward(m, &kc, tokens, 1, &len, &slot, true, out, T);
+    kv_cache_forward(m, &kc, tokens, 1, &len, &slot, true, out, T);
     double ec = 0;
     for (int i = 0; i < T * V; i++)
         ec = fmax(ec, fabs(kc.logits[i] - b.logits[i]) / fmax(1, fabs(b.logits[i])));
     CHECK(ec < 1e-5);
-    llama_cache_free(&kc);
+    kv_cache_free(&kc);
     /* a smaller batch in the same buffers */
-    llama_state_set_batch(&a, 1, 4);
-    llama_forward(m, &a, tokens);
+    forward_state_set_batch(&a, 1, 4);
+    model_forward(m, &a, tokens);
     double es = 0;
     for (int t = 0; t < 4; t++)
         for (int v = 0; v < V; v++)
             es = fmax(es, fabs(a.logits[t * V + v] - b.logits[t * V + v]) / fmax(1, fabs(b.logits[t * V + v])));
     CHECK(es < 1e-5);
-    llama_state_free(&a), llama_state_free(&b), llama_state_free(&c);
+    forward_state_free(&a), forward_state_free(&b), forward_state_free(&c);
     free(out), free(tokens), free(targets);
 }
 
@@ -469,16 +470,16 @@ static void test_stream_round_trip(void)
     close(fd);
     char *argv[] = {"test_lora"};
     json_t *training = json_pack("{s:i}", "steps", 3);
-    lora_write(s, &m, path, 1, argv, training, NULL);
+    adapter_write(s, &m, path, 1, argv, training, NULL);
     json_decref(training);
     lora_set back;
-    lora_read(&back, path, &m);
+    adapter_read(&back, path, &m);
     CHECK(back.rank == 3 && back.alpha == 5.0 && back.targets == s->targets && back.n == s->n);
     CHECK(back.n_params == s->n_params && !memcmp(back.params, s->params, s->n_params * sizeof(float)));
     CHECK(!strcmp(back.fingerprint, s->fingerprint));
     lora_free(&back);
     /* loaded for the model, to be passed beside it */
-    lora_set *loaded = lora_load(path, &m);
+    lora_set *loaded = adapter_load(path, &m);
     CHECK(loaded && loaded->n == s->n);
     lora_destroy(loaded);
     unlink(path);
@@ -600,9 +601,9 @@ static void test_chatglm_targets(void)
         CHECK(fd >= 0);
         close(fd);
         char *argv[] = {"test_lora"};
-        lora_write(s, &m, path, 1, argv, NULL, NULL);
+        adapter_write(s, &m, path, 1, argv, NULL, NULL);
         lora_set back;
-        lora_read(&back, path, &m);
+        adapter_read(&back, path, &m);
         CHECK(back.targets == all && back.n == s->n && back.n_params == s->n_params);
         CHECK(!memcmp(back.params, s->params, s->n_params * sizeof(float)));
         lora_free(&back);

@@ -15,17 +15,17 @@
 
 #include <xxhash.h>
 
+#include "base/rng.h"
+#include "base/util.h"
 #include "check.h"
-#include "checkpoint.h"
-#include "graph.h"
-#include "llama2c.h"
-#include "lora.h"
-#include "model.h"
-#include "model_load.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "tensor.h"
-#include "util.h"
+#include "compute/lora.h"
+#include "format/checkpoint.h"
+#include "format/llama2c.h"
+#include "format/model_load.h"
+#include "format/safetensors.h"
+#include "model/model.h"
+#include "model/tensor.h"
+#include "prune/graph.h"
 
 #define STORIES260K_FINGERPRINT "9e148dffbcfbf67b"
 
@@ -378,7 +378,7 @@ static void test_config_errors(void)
     }
 }
 
-static bool same_config(const llama_config *a, const llama_config *b)
+static bool same_config(const model_config *a, const model_config *b)
 {
     bool same = !strcmp(a->model_type, b->model_type) && a->dim == b->dim &&
                 a->n_layers == b->n_layers && a->vocab == b->vocab && a->head_dim == b->head_dim &&
@@ -402,8 +402,8 @@ static void test_config_round_trip(void)
         "\"bos_token_id\":null,\"architectures\":[\"Qwen2ForCausalLM\"],\"sliding_window\":4096,"
         "\"torch_dtype\":\"bfloat16\"}";
     json_t *j = json_loads(text, 0, NULL);
-    llama_config c;
-    llama_config_from_json(&c, j, "test");
+    model_config c;
+    config_from_json(&c, j, "test");
     CHECK(!strcmp(c.model_type, "qwen2"));
     CHECK(c.qkv_bias); /* qwen2 */
     CHECK(c.n_heads[1] == 0 && c.n_kv_heads[2] == 1 && c.ffn_dim[2] == 0);
@@ -412,20 +412,20 @@ static void test_config_round_trip(void)
     CHECK(c.norm_eps == 1e-5f && c.rope_theta == 500000.0f);
     CHECK(c.max_seq == 2048);
 
-    json_t *extra = llama_config_extra(j);
+    json_t *extra = config_extra(j);
     CHECK(json_object_size(extra) == 3);
     CHECK(json_object_get(extra, "sliding_window") && json_object_get(extra, "architectures"));
     CHECK(!json_object_get(extra, "hidden_size"));
     json_decref(extra);
 
-    json_t *out = llama_config_to_json(&c);
+    json_t *out = config_to_json(&c);
     CHECK(json_is_array(json_object_get(out, "num_attention_heads")));
     CHECK(json_is_array(json_object_get(out, "intermediate_size")));
     CHECK(json_integer_value(json_object_get(out, "hidden_size")) == 48);
-    llama_config c2;
-    llama_config_from_json(&c2, out, "test2");
+    model_config c2;
+    config_from_json(&c2, out, "test2");
     CHECK(same_config(&c, &c2));
-    char *s1 = llama_config_canonical(&c), *s2 = llama_config_canonical(&c2);
+    char *s1 = config_canonical(&c), *s2 = config_canonical(&c2);
     CHECK(!strcmp(s1, s2));
     /* floats are written as the shortest decimal that reads back to the same float */
     json_t *back = json_loads(s1, 0, NULL);
@@ -436,7 +436,7 @@ static void test_config_round_trip(void)
     free(s1);
     free(s2);
     json_decref(out);
-    llama_config_free(&c2);
+    config_free(&c2);
 
     /* equal per-layer values become scalars */
     for (int l = 0; l < 4; l++) {
@@ -444,21 +444,21 @@ static void test_config_round_trip(void)
         c.n_kv_heads[l] = 2;
         c.ffn_dim[l] = 64;
     }
-    out = llama_config_to_json(&c);
+    out = config_to_json(&c);
     CHECK(json_integer_value(json_object_get(out, "num_attention_heads")) == 6);
     CHECK(json_integer_value(json_object_get(out, "num_key_value_heads")) == 2);
     CHECK(json_integer_value(json_object_get(out, "intermediate_size")) == 64);
-    llama_config_from_json(&c2, out, "test3");
+    config_from_json(&c2, out, "test3");
     CHECK(same_config(&c, &c2));
-    llama_config_free(&c2);
+    config_free(&c2);
     json_decref(out);
 
     /* a copy is deep */
-    llama_config_copy(&c2, &c);
+    config_copy(&c2, &c);
     c2.n_heads[0] = 3;
     CHECK(c.n_heads[0] == 6);
-    llama_config_free(&c2);
-    llama_config_free(&c);
+    config_free(&c2);
+    config_free(&c);
     json_decref(j);
 }
 
@@ -471,12 +471,12 @@ static void test_bare_config(void)
     CHECK(m.cfg.dim == 4096 && m.cfg.n_layers == 32 && m.cfg.ffn_dim[31] == 11008);
     CHECK(m.cfg.head_dim == 128 && m.cfg.n_kv_heads[0] == 32 && !m.cfg.tied);
     CHECK(m.cfg.rope_style == ROPE_HALF && m.cfg.norm_eps == 1e-6f && m.cfg.max_seq == 2048);
-    CHECK(llama_param_count(&m.cfg) == 6738415616LL); /* LLaMA-7B */
+    CHECK(config_param_count(&m.cfg) == 6738415616LL); /* LLaMA-7B */
     CHECK(json_object_get(m.extra_config, "torch_dtype") != NULL);
     /* the fingerprint of a bare config is that of its canonical config alone */
     char fp[17], want[17];
     model_fingerprint(&m, fp);
-    char *s = llama_config_canonical(&m.cfg);
+    char *s = config_canonical(&m.cfg);
     snprintf(want, sizeof want, "%016llx", (unsigned long long)XXH64(s, strlen(s), 0));
     CHECK(!strcmp(fp, want));
     free(s);
@@ -486,7 +486,7 @@ static void test_bare_config(void)
 
 /* ---- random models, folders, binding, fingerprints ---- */
 
-static void het_config(llama_config *c, bool tied, bool bias)
+static void het_config(model_config *c, bool tied, bool bias)
 {
     static int heads[3] = {4, 2, 0}, kv[3] = {2, 1, 0}, ffn[3] = {24, 0, 8};
     memset(c, 0, sizeof *c);
@@ -514,14 +514,14 @@ static void het_config(llama_config *c, bool tied, bool bias)
  * tensors. */
 static void test_weight_table(void)
 {
-    llama_config c;
+    model_config c;
     het_config(&c, false, true);
     c.o_bias = c.down_bias = true;
     model m;
     model_init_random(&m, &c, 9);
     layer_weights *w = &m.layers[0];
-#define SLOT_IS_FIELD(id, field, suffix, rows, cols, part, opt, lora, gguf, glm, glm2) CHECK(&w->field == &w->slot[LW_##id]);
-    LLAMA_LAYER_WEIGHTS(SLOT_IS_FIELD)
+#define SLOT_IS_FIELD(id, field, rows, cols, part, opt, lora, gguf) CHECK(&w->field == &w->slot[LW_##id]);
+    LAYER_WEIGHTS(SLOT_IS_FIELD)
 #undef SLOT_IS_FIELD
     CHECK(&m.embed == &m.outer[MW_EMBED] && &m.final_norm == &m.outer[MW_FINAL_NORM] &&
           &m.lm_head == &m.outer[MW_LM_HEAD]);
@@ -530,8 +530,8 @@ static void test_weight_table(void)
         for (int id = 0; id < LW_COUNT; id++) {
             char name[160];
             int64_t shape[2];
-            llama_layer_weight_name(&c, name, sizeof name, l, id);
-            int ndim = llama_layer_weight_shape(&c, l, id, shape);
+            layer_weight_name(&c, name, sizeof name, l, id);
+            int ndim = layer_weight_shape(&c, l, id, shape);
             const tensor *t = model_tensor(&m, name);
             CHECK(m.layers[l].slot[id] == t);
             CHECK((ndim > 0) == (t != NULL));
@@ -575,12 +575,12 @@ static void test_weight_table(void)
     free(named);
     graph_free(&g);
     model_free(&m);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 static void test_random_models(void)
 {
-    llama_config c;
+    model_config c;
     het_config(&c, false, true);
     model m, m2;
     model_init_random(&m, &c, 7);
@@ -600,7 +600,7 @@ static void test_random_models(void)
         if (i)
             CHECK(strcmp(m.tensors[i - 1].name, m.tensors[i].name) < 0);
     }
-    CHECK(total == llama_param_count(&c));
+    CHECK(total == config_param_count(&c));
     /* by hand: embed+head 2*32*16, norm 16, layer 0 attention 16 + 24*16*2 + 6*16*2 + 24*3 ...  */
     int64_t l0 = 16 + 24 * 16 + 12 * 16 * 2 + 16 * 24 + 24 + 12 + 12 + 16 + 3 * 24 * 16;
     int64_t l1 = 16 + 12 * 16 + 6 * 16 * 2 + 16 * 12 + 12 + 6 + 6;
@@ -639,7 +639,7 @@ static void test_random_models(void)
     model_free(&m3);
 
     /* tied: no lm_head tensor, lm_head is the embedding */
-    llama_config_free(&c);
+    config_free(&c);
     het_config(&c, true, false);
     model_init_random(&m3, &c, 7);
     CHECK(m3.lm_head == m3.embed && !model_tensor(&m3, "lm_head.weight"));
@@ -648,7 +648,7 @@ static void test_random_models(void)
 
     model_free(&m);
     model_free(&m2);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 static model g_model; /* for the binding failures below */
@@ -661,7 +661,7 @@ static void bind_global(void *arg)
 
 static void test_bind_errors(void)
 {
-    llama_config c;
+    model_config c;
     het_config(&c, false, false);
     char fp0[17], fp1[17];
 
@@ -709,7 +709,7 @@ static void test_bind_errors(void)
     model_free(&g_model);
 
     /* tied config: an lm_head equal to the embedding is dropped, a different one refused */
-    llama_config_free(&c);
+    config_free(&c);
     het_config(&c, true, false);
     model_init_random(&g_model, &c, 3);
     model_fingerprint(&g_model, fp0);
@@ -726,7 +726,7 @@ static void test_bind_errors(void)
     memset(t->data, 0, 32 * 16 * 4);
     CHECK(dies_with(bind_global, NULL, "lm_head.weight differs", NULL));
     model_free(&g_model);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 static bool count_files(const char *dir, const char *suffix, int want)
@@ -745,7 +745,7 @@ static bool count_files(const char *dir, const char *suffix, int want)
 
 static void test_folders(void)
 {
-    llama_config c;
+    model_config c;
     het_config(&c, false, true);
     model m;
     model_init_random(&m, &c, 11);
@@ -802,7 +802,7 @@ static void test_folders(void)
 
     model_free(&b);
     model_free(&m);
-    llama_config_free(&c);
+    config_free(&c);
     free(idx);
     free(d1);
     free(d3);
@@ -827,7 +827,7 @@ static void load_stdin_and_compare(void *arg)
 
 static void test_checkpoint(void)
 {
-    llama_config c;
+    model_config c;
     het_config(&c, false, true);
     model m, r;
     model_init_random(&m, &c, 5);
@@ -845,7 +845,7 @@ static void test_checkpoint(void)
     CHECK(dies_with(load_stdin_and_compare, args, "loaded stdin", NULL));
     free(p);
     model_free(&m);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 /* ---- stories260K ---- */
@@ -872,7 +872,7 @@ static void test_llama2c(void)
     }
     model m;
     model_load(&m, p, tp);
-    const llama_config *c = &m.cfg;
+    const model_config *c = &m.cfg;
     CHECK(c->dim == 64 && c->n_layers == 5 && c->vocab == 512 && c->head_dim == 8);
     CHECK(c->n_heads[4] == 8 && c->n_kv_heads[4] == 4 && c->ffn_dim[0] == 172 && c->max_seq == 512);
     CHECK(c->tied && c->rope_style == ROPE_INTERLEAVED && !c->qkv_bias);
@@ -882,7 +882,7 @@ static void test_llama2c(void)
     CHECK(m.lm_head == m.embed);
     CHECK(m.tok.size == 6227 && m.tok.format && !strcmp(m.tok.format, "llama2c"));
     /* 260K parameters: tied embedding + 5 layers + final norm */
-    CHECK(llama_param_count(c) == 512 * 64 + 5 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64) + 64);
+    CHECK(config_param_count(c) == 512 * 64 + 5 * (2 * 64 + 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64) + 64);
 
     /* spot checks against offsets computed here */
     const int64_t V = 512, D = 64, L = 5, KVD = 32, F = 172;

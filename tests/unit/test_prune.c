@@ -11,16 +11,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/rng.h"
+#include "base/util.h"
 #include "check.h"
-#include "checkpoint.h"
-#include "groups.h"
-#include "llama.h"
-#include "model.h"
-#include "model_load.h"
-#include "prune.h"
+#include "compute/forward.h"
+#include "format/checkpoint.h"
+#include "format/model_load.h"
+#include "model/model.h"
+#include "prune/groups.h"
+#include "prune/prune.h"
 #include "ref_llama.h"
-#include "rng.h"
-#include "util.h"
 
 /* The fp32 values of a weight, or NULL. */
 #define F32(t) ((t) ? tensor_f32(t) : NULL)
@@ -45,7 +45,7 @@ static const fixture fixtures[] = {
     {"pruned heterogeneous", 24, 4, 30, 4, {4, 2, 0, 6}, {2, 1, 0, 3}, {20, 0, 12, 8}, true, false, ROPE_HALF},
 };
 
-static void fixture_config(llama_config *c, const fixture *f)
+static void fixture_config(model_config *c, const fixture *f)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->model_type, sizeof c->model_type, "%s", f->bias ? "qwen2" : "llama");
@@ -73,10 +73,10 @@ static void fixture_config(llama_config *c, const fixture *f)
 
 static void fixture_model(model *m, const fixture *f, uint64_t seed)
 {
-    llama_config c;
+    model_config c;
     fixture_config(&c, f);
     model_init_random(m, &c, seed);
-    llama_config_free(&c);
+    config_free(&c);
 }
 
 static int *rand_tokens(int n, int V)
@@ -90,13 +90,13 @@ static int *rand_tokens(int n, int V)
 /* logits (B*T, V) of m, a copy */
 static float *logits_of(const model *m, int B, int T, const int *tokens)
 {
-    llama_state s;
-    llama_state_init(&s, m, B, T);
-    llama_forward(m, &s, tokens);
+    forward_state s;
+    forward_state_init(&s, m, B, T);
+    model_forward(m, &s, tokens);
     size_t n = (size_t)B * T * m->cfg.vocab;
     float *out = xmalloc(n * sizeof *out);
     memcpy(out, s.logits, n * sizeof *out);
-    llama_state_free(&s);
+    forward_state_free(&s);
     return out;
 }
 
@@ -226,7 +226,7 @@ static void check_masked_equivalence(const model *orig, reload_fn reload, const 
         CHECK(e <= 1e-5);
         free(ra);
         free(rb);
-        CHECK(llama_param_count(&pruned.cfg) == llama_param_count(&p.after));
+        CHECK(config_param_count(&pruned.cfg) == config_param_count(&p.after));
         free(a);
         free(b);
         free(tokens);
@@ -374,7 +374,7 @@ static char *lname(int l, const char *what) { return xasprintf("model.layers.%d.
 
 static void hand_groups(const model *m, group_set *gs)
 {
-    const llama_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     memset(gs, 0, sizeof *gs);
     model_fingerprint(m, gs->fingerprint);
     int64_t hd = c->head_dim, D = c->dim;
@@ -431,21 +431,21 @@ static void test_paper_counts(void)
     char *p = path_join(check_data_dir(), "configs/llama-7b.json");
     model m;
     model_load(&m, p, NULL);
-    CHECK(llama_param_count(&m.cfg) == 6738415616LL);
+    CHECK(config_param_count(&m.cfg) == 6738415616LL);
     group_set gs;
     hand_groups(&m, &gs);
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = 0.25, .target_params = -1, .first_layer = 4, .last_layer = 29,
                        .aggregate = PRUNE_AGG_SUM};
     prune_plan plan;
     prune_plan_make(&plan, &m, &gs, "groups", "groups", &o);
-    CHECK(llama_param_count(&plan.after) == 5422977024LL);
+    CHECK(config_param_count(&plan.after) == 5422977024LL);
     CHECK(plan.after.n_heads[4] == 24 && plan.after.ffn_dim[29] == 8256 && plan.after.n_heads[30] == 32);
     prune_plan_free(&plan);
     o.mode = PRUNE_CHANNEL;
     o.ratio = 0.2;
     o.first_layer = o.last_layer = -1;
     prune_plan_make(&plan, &m, &gs, "groups", "groups", &o);
-    CHECK(llama_param_count(&plan.after) == 5389416396LL);
+    CHECK(config_param_count(&plan.after) == 5389416396LL);
     CHECK(plan.after.dim == 3276);
     prune_plan_free(&plan);
     /* the default layers for 32: 4-29 */
@@ -453,13 +453,13 @@ static void test_paper_counts(void)
     o.ratio = 0.25;
     prune_plan_make(&plan, &m, &gs, "groups", "groups", &o);
     CHECK(plan.first_layer == 4 && plan.last_layer == 29);
-    CHECK(llama_param_count(&plan.after) == 5422977024LL);
+    CHECK(config_param_count(&plan.after) == 5422977024LL);
     prune_plan_free(&plan);
     /* GQA: Llama-3-8B (8 kv heads of 4 query heads): 2 kv units and 3584 of 14336
      * MLP channels go per layer at 0.25 on layers 4-29 (more_results in LLM-Pruner) */
     {
         fixture f3 = {"llama-3-8b", 4096, 1, 128256, 128, {32}, {8}, {14336}, false, false, ROPE_HALF};
-        llama_config c3;
+        model_config c3;
         fixture_config(&c3, &f3); /* one layer, widened to 32 below */
         c3.n_layers = 32;
         c3.n_heads = xrealloc(c3.n_heads, 32 * sizeof(int));
@@ -471,22 +471,22 @@ static void test_paper_counts(void)
             c3.ffn_dim[l] = 14336;
         }
         model m3 = {0};
-        llama_config_copy(&m3.cfg, &c3);
+        config_copy(&m3.cfg, &c3);
         m3.source = xstrdup("llama-3-8b");
         group_set g3;
         hand_groups(&m3, &g3);
-        CHECK(llama_param_count(&c3) == 8030261248LL);
+        CHECK(config_param_count(&c3) == 8030261248LL);
         o.mode = PRUNE_BLOCK;
         o.ratio = 0.25;
         o.first_layer = 4;
         o.last_layer = 29;
         prune_plan_make(&plan, &m3, &g3, "groups", "groups", &o);
         CHECK(plan.after.n_kv_heads[4] == 6 && plan.after.n_heads[4] == 24 && plan.after.ffn_dim[4] == 10752);
-        CHECK(llama_param_count(&plan.after) == 6612586496LL);
+        CHECK(config_param_count(&plan.after) == 6612586496LL);
         prune_plan_free(&plan);
         group_set_free(&g3);
         model_free(&m3);
-        llama_config_free(&c3);
+        config_free(&c3);
     }
     /* MACs: per layer and the LM head */
     int64_t T = 128, D = 4096, F = 11008;
@@ -504,7 +504,7 @@ static void test_magnitude_importance(void)
     fixture_model(&m, &fixtures[2], 3); /* GQA, 4 query heads per kv head, biases */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    const llama_config *c = &m.cfg;
+    const model_config *c = &m.cfg;
     int D = c->dim, hd = c->head_dim, H = c->n_heads[1], KV = c->n_kv_heads[1], rep = H / KV, F = c->ffn_dim[1];
     const layer_weights *w = &m.layers[1];
 
@@ -678,7 +678,7 @@ static void test_local_plan(void)
     prune_apply(&src, &gs, &p, true, &out);
     CHECK(!model_tensor(&out, "model.layers.0.input_layernorm.weight"));
     CHECK(!model_tensor(&out, "model.layers.0.post_attention_layernorm.weight"));
-    CHECK(llama_param_count(&out.cfg) == m.cfg.vocab * (int64_t)m.cfg.dim * 2 + m.cfg.dim);
+    CHECK(config_param_count(&out.cfg) == m.cfg.vocab * (int64_t)m.cfg.dim * 2 + m.cfg.dim);
     model_free(&src);
     model_free(&out);
     prune_plan_free(&p);
@@ -686,7 +686,7 @@ static void test_local_plan(void)
     /* ratio 0 removes nothing */
     o = opts(PRUNE_BLOCK, 0);
     plan_for(&p, &m, &gs, &o);
-    CHECK(llama_param_count(&p.after) == llama_param_count(&m.cfg));
+    CHECK(config_param_count(&p.after) == config_param_count(&m.cfg));
     prune_plan_free(&p);
     group_set_free(&gs);
     model_free(&m);
@@ -764,7 +764,7 @@ static void test_target_params(void)
     fixture_model(&m, &fixtures[1], 4);
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    int64_t total = llama_param_count(&m.cfg);
+    int64_t total = config_param_count(&m.cfg);
     double targets[] = {0.05, 0.1, 0.2};
     enum prune_mode modes[] = {PRUNE_BLOCK, PRUNE_CHANNEL, PRUNE_LAYER};
     for (int mi = 0; mi < 3; mi++)
@@ -777,7 +777,7 @@ static void test_target_params(void)
             }
             prune_plan p;
             plan_for(&p, &m, &gs, &o);
-            double got = 1 - (double)llama_param_count(&p.after) / (double)total;
+            double got = 1 - (double)config_param_count(&p.after) / (double)total;
             CHECK(got >= targets[ti]);
             /* no ratio on a grid of 1/1000 below the one found reaches the target */
             for (int k = 0; k < 1000 && k / 1000.0 < p.ratio - 1e-5; k++) {
@@ -786,7 +786,7 @@ static void test_target_params(void)
                 o.target_params = -1;
                 o.ratio = r;
                 plan_for(&q, &m, &gs, &o);
-                double f = 1 - (double)llama_param_count(&q.after) / (double)total;
+                double f = 1 - (double)config_param_count(&q.after) / (double)total;
                 if (f >= targets[ti]) {
                     fprintf(stderr, "    mode %d target %g: ratio %g found, %g reaches it\n", mi, targets[ti],
                             p.ratio, r);
@@ -870,7 +870,7 @@ static void test_adaptive_plan(void)
     o.ratio = -1;
     o.target_params = 0.2;
     plan_for(&p, &m, &gs, &o);
-    CHECK(1.0 - (double)llama_param_count(&p.after) / (double)llama_param_count(&p.before) >= 0.2);
+    CHECK(1.0 - (double)config_param_count(&p.after) / (double)config_param_count(&p.before) >= 0.2);
     prune_plan_free(&p);
     /* it ranks attention and MLP together: block mode only */
     o = opts(PRUNE_LAYER, 0.3);
@@ -979,7 +979,7 @@ static void test_provenance_replay_and_checkpoint(void)
     json_t *prov = prune_provenance(&p, &gs, &m);
     CHECK(!strcmp(json_string_value(json_object_get(prov, "base_fingerprint")), gs.fingerprint));
     CHECK(!strcmp(json_string_value(json_object_get(prov, "criterion")), "l2"));
-    CHECK(json_integer_value(json_object_get(prov, "params_after")) == llama_param_count(&p.after));
+    CHECK(json_integer_value(json_object_get(prov, "params_after")) == config_param_count(&p.after));
 
     /* replay: the provenance's lists give the same model */
     json_t *groups = json_object_get(prov, "groups");

@@ -8,15 +8,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "check.h"
-#include "llama.h"
-#include "model.h"
-#include "model_load.h"
-#include "pickle.h"
-#include "pytorch.h"
-#include "tensor.h"
-#include "util.h"
-#include "zip.h"
+#include "compute/forward.h"
+#include "format/model_load.h"
+#include "format/pickle.h"
+#include "format/pytorch.h"
+#include "format/zip.h"
+#include "model/model.h"
+#include "model/tensor.h"
 
 /* ---- running code that must die ---- */
 
@@ -262,14 +262,14 @@ static void check_same_weights(const model *m, const model *ref, enum dtype t)
 static void check_same_logits(const model *m, const model *ref)
 {
     int tokens[16] = {1, 403, 407, 261, 378, 429, 500, 263, 267, 311, 260, 300, 400, 2, 5, 9};
-    llama_state a, b;
-    llama_state_init(&a, m, 1, 16);
-    llama_state_init(&b, ref, 1, 16);
-    llama_forward(m, &a, tokens);
-    llama_forward(ref, &b, tokens);
+    forward_state a, b;
+    forward_state_init(&a, m, 1, 16);
+    forward_state_init(&b, ref, 1, 16);
+    model_forward(m, &a, tokens);
+    model_forward(ref, &b, tokens);
     CHECK(!memcmp(a.logits, b.logits, (size_t)16 * m->cfg.vocab * sizeof(float)));
-    llama_state_free(&a);
-    llama_state_free(&b);
+    forward_state_free(&a);
+    forward_state_free(&b);
 }
 
 static model *load_rel(const char *rel)

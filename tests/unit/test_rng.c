@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "check.h"
-#include "rng.h"
 
 static void test_reference_outputs(void)
 {

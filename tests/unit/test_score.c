@@ -13,16 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "calib.h"
+#include "base/util.h"
 #include "check.h"
-#include "groups.h"
-#include "model.h"
-#include "model_load.h"
-#include "prune.h"
+#include "format/model_load.h"
+#include "model/model.h"
+#include "prune/groups.h"
+#include "prune/prune.h"
+#include "prune/score.h"
 #include "ref_llama.h"
-#include "score.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/calib.h"
+#include "text/tokenizer.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint64_t next_u64(void)
@@ -176,7 +176,7 @@ static void reference_free(reference *r, const model *m)
  * config's meaning of a unit, not from the member's slice. */
 static bool ref_in_unit(const model *m, const group *g, const group_member *mb, int64_t u, int64_t ch)
 {
-    const llama_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     switch (g->kind) {
     case GROUP_ATTN: {
         int hd = c->head_dim, rep = c->n_heads[g->layer] / c->n_kv_heads[g->layer];
@@ -380,7 +380,7 @@ static char *stories_text(void) { return path_join(check_data_dir(), "text/tinys
 /* The reference's gradient against central differences of its own loss. */
 static void test_reference_gradient(void)
 {
-    llama_config c = {0};
+    model_config c = {0};
     snprintf(c.model_type, sizeof c.model_type, "llama");
     c.dim = 16;
     c.n_layers = 2;
@@ -566,7 +566,7 @@ static const fixture fixtures[] = {
 
 static void fixture_model(model *m, const fixture *f, uint64_t seed)
 {
-    llama_config c = {0};
+    model_config c = {0};
     snprintf(c.model_type, sizeof c.model_type, "llama");
     c.dim = f->D;
     c.n_layers = f->L;
@@ -863,7 +863,7 @@ static void test_flap_wanda(void)
     group_set gs;
     score_summary sum;
     score_with(&m, &c, SCORE_ALL, 0, &gs, &sum);
-    const llama_config *cf = &m.cfg;
+    const model_config *cf = &m.cfg;
     int hd = cf->head_dim, D = cf->dim;
     for (int i = 0; i < gs.n; i++) {
         const group *g = &gs.g[i];
@@ -961,11 +961,11 @@ static void test_flap_wanda(void)
     model out;
     prune_apply(&m, &gs, &p, false, &out);
     CHECK(out.cfg.o_bias && out.cfg.down_bias);
-    CHECK(llama_param_count(&out.cfg) == llama_param_count(&p.after));
+    CHECK(config_param_count(&out.cfg) == config_param_count(&p.after));
     int64_t counted = 0;
     for (int l = 0; l < out.cfg.n_layers; l++)
         counted += prune_layer_params(&out.cfg, l);
-    CHECK(counted == llama_param_count(&out.cfg) - (int64_t)cf->vocab * D - D);
+    CHECK(counted == config_param_count(&out.cfg) - (int64_t)cf->vocab * D - D);
     for (int l = 0; l < cf->n_layers; l++)
         for (int which = 0; which < 2; which++) {
             char bname[128], wname[128];

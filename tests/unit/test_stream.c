@@ -5,9 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "check.h"
-#include "stream.h"
-#include "util.h"
+#include "format/stream.h"
 
 static char tmp_path[256];
 

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
+#include "base/util.h"
 #include "check.h"
-#include "tasks.h"
-#include "utf8.h"
-#include "util.h"
+#include "eval/tasks.h"
 
 static char g_dir[64];
 

@@ -9,11 +9,11 @@
  * (tests/tokenizer_oracle.py compares every line of WikiText-2 and PTB, and
  * models trained there, with python3-sentencepiece; test_tokenizer_unigram.c
  * the unigram paths.) */
-#include "chatglm_text.h"
+#include "base/util.h"
 #include "check.h"
 #include "spm_proto.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/chatglm_text.h"
+#include "text/tokenizer.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,9 +1,9 @@
 /* test_tokenizer_unigram.c - the unigram segmentation (unigram.h) on small
  * hand-made vocabularies whose best paths are summed by hand in the comments.
  * (tests/tokenizer_oracle.py compares whole models with python3-sentencepiece.) */
+#include "base/util.h"
 #include "check.h"
-#include "unigram.h"
-#include "util.h"
+#include "text/unigram.h"
 
 #include <stdint.h>
 #include <string.h>

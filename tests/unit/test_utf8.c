@@ -7,10 +7,10 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "base/rng.h"
+#include "base/utf8.h"
+#include "base/util.h"
 #include "check.h"
-#include "rng.h"
-#include "utf8.h"
-#include "util.h"
 
 /* Length of the well-formed character at s[0..n) by the definition, 0 if none. */
 static size_t def_len(const unsigned char *s, size_t n)

@@ -1,0 +1,67 @@
+/* utf8.c - well-formed UTF-8 (utf8.h). */
+#include "base/utf8.h"
+
+#include <string.h>
+
+#include "base/util.h"
+
+size_t utf8_char_len(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (n == 0)
+        return 0;
+    unsigned c = s[0], lo = 0x80, hi = 0xBF; /* the second byte's range (table 3-7) */
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : lo; /* not overlong */
+        hi = c == 0xED ? 0x9F : hi; /* not a surrogate */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : lo; /* not overlong */
+        hi = c == 0xF4 ? 0x8F : hi; /* not above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+long utf8_invalid_at(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_char_len(s + i, n - i);
+        if (!len)
+            return (long)i;
+        i += len;
+    }
+    return -1;
+}
+
+char *utf8_replace_invalid(const char *s, size_t n)
+{
+    char *out = xmalloc(3 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_char_len(s + i, n - i);
+        if (len && s[i] != 0) {
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}

@@ -1,0 +1,274 @@
+/* backward.c - the gradient of the mean token cross-entropy with respect to every
+ * weight of a model of any architecture, one layer at a time, in bounded memory.
+ *
+ * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
+ * L layers, H query heads, KV key/value heads, hd head dim, F MLP width (per
+ * layer), qd = H*hd, kvd = KV*hd.
+ *
+ * Memory. The forward pass keeps only the residual stream at the input of every
+ * layer (L+1 of (N, D)), the final norm's output and the logits (N, V). The
+ * backward pass walks down the layers; for each it recomputes the layer's
+ * internals (norms, q/k/v, attention probabilities, gate/up) from the saved input,
+ * computes that layer's weight gradients into one buffer sized for the largest
+ * layer, hands them to the sink and reuses the buffer for the next layer. The
+ * logits become their own gradient in place; the LM head's weight gradient is
+ * computed last, from them, beside the embedding's (tied: the same buffer, so the
+ * embedding gets both of its uses). So the peak is
+ *     weights + (L+1) N D + N V + one layer's internals
+ *     + max(largest layer, embedding + untied LM head)
+ * and nothing the size of the whole model's gradient is ever held.
+ *
+ * Each layer is layer_forward and layer_backward (layer.c), the same layer the
+ * inference passes run; the gradient slots of a layer are those of the weight
+ * table (model.h). */
+#include "compute/backward.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/arena.h"
+#include "base/util.h"
+#include "compute/forward.h"
+#include "compute/kernels.h"
+#include "compute/layer.h"
+#include "compute/matmul.h"
+
+/* The tensors outside the layers: the embedding and an untied LM head share the
+ * gradient buffer; the final norm's gradient, computed first, has its own. */
+enum { W_EMBED, W_HEAD, W_OUTER_COUNT };
+
+struct backward_state {
+    int B, T;        /* the batch of the next pass */
+    int maxB, maxT;  /* the batch the buffers are sized for */
+    size_t arena_floats;
+    float *arena;
+    /* saved by the forward pass */
+    float *xs;       /* (L+1, N, D) residual stream entering each layer, then leaving the last */
+    float *xnf;      /* (N, D) final norm's output (the LM head's input) */
+    float *rstdf;    /* (N) */
+    float *logits;   /* (N, V); the backward turns them into dlogits in place */
+    layer_acts a;    /* one layer's internals, recomputed from its saved input (layer.h);
+                        (N, D) norms and xmid, (N, maxH*hd) q and ctx, (N, maxKV*hd) k and
+                        v, (N, maxF) gate, up (their gradients in place in the backward) and hid */
+    layer_dacts d;   /* activation gradients, the same sizes; dp (T, T) */
+    layer_causal att;/* att (B, maxH, T, T) softmax probabilities, rope tables (T, hd/2) */
+    float *rope_cos, *rope_sin;
+    struct lora_set *lora; /* backward_state_set_lora */
+    /* weight gradients: one layer's, or the embedding's and LM head's */
+    float *grad;     /* (max(largest layer, V*D [+ V*D untied])) */
+    float *dnormf;   /* (D) the final norm's */
+    float *dnormf_b; /* (D) the final norm's bias's (LayerNorm) */
+};
+
+/* Element count of each weight of layer l (0 where absent), by slot of the
+ * weight table (model.h). */
+static void layer_sizes(const model_config *c, int l, size_t n[LW_COUNT])
+{
+    for (int id = 0; id < LW_COUNT; id++) {
+        int64_t shape[2];
+        int ndim = layer_weight_shape(c, l, id, shape);
+        n[id] = ndim == 0 ? 0 : (size_t)shape[0] * (ndim == 2 ? (size_t)shape[1] : 1);
+    }
+}
+
+static void outer_sizes(const model_config *c, size_t n[W_OUTER_COUNT])
+{
+    size_t D = (size_t)c->dim, V = (size_t)c->vocab;
+    n[W_EMBED] = V * D;
+    n[W_HEAD] = c->tied ? 0 : V * D;
+}
+
+/* Point g[i] into buf at consecutive, aligned offsets (NULL where n[i] is 0, or
+ * everywhere when buf is NULL: sizing only); returns the floats used. */
+static size_t point_grads(float *buf, const size_t *n, int count, float **g)
+{
+    size_t off = 0;
+    for (int i = 0; i < count; i++) {
+        g[i] = n[i] && buf ? buf + off : NULL;
+        off += arena_round(n[i]);
+    }
+    return off;
+}
+
+backward_state *backward_state_new(const model *m, int B, int T)
+{
+    const model_config *c = &m->cfg;
+    if (!m->has_weights)
+        die("%s: the backward pass needs weights", m->source ? m->source : "model");
+    if (B <= 0 || T <= 0)
+        die("backward_state_new: bad batch %d x %d", B, T);
+    if (c->head_dim <= 0 || c->head_dim % 2)
+        die("%s: head_dim %d must be even and positive", m->source ? m->source : "model", c->head_dim);
+    backward_state *t = xcalloc(1, sizeof *t);
+    t->B = t->maxB = B;
+    t->T = t->maxT = T;
+    size_t N = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab, hd = (size_t)c->head_dim;
+    size_t rd = (size_t)config_rope_dim(c);
+    size_t L = (size_t)c->n_layers, maxH = 0, maxKV = 0, maxF = 0, maxgrad = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        maxH = (size_t)c->n_heads[l] > maxH ? (size_t)c->n_heads[l] : maxH;
+        maxKV = (size_t)c->n_kv_heads[l] > maxKV ? (size_t)c->n_kv_heads[l] : maxKV;
+        maxF = (size_t)c->ffn_dim[l] > maxF ? (size_t)c->ffn_dim[l] : maxF;
+        size_t n[LW_COUNT];
+        float *g[LW_COUNT];
+        layer_sizes(c, l, n);
+        size_t used = point_grads(NULL, n, LW_COUNT, g);
+        maxgrad = used > maxgrad ? used : maxgrad;
+    }
+    size_t no[W_OUTER_COUNT];
+    float *go[W_OUTER_COUNT];
+    outer_sizes(c, no);
+    size_t used = point_grads(NULL, no, W_OUTER_COUNT, go);
+    maxgrad = used > maxgrad ? used : maxgrad;
+    arena_part bufs[] = {
+        {&t->xs, (L + 1) * N * D},
+        {&t->xnf, N * D},
+        {&t->rstdf, N},
+        {&t->logits, N * V},
+        {&t->a.xn_a, N * D},
+        {&t->a.rstd_a, N},
+        {&t->a.q, N * maxH * hd},
+        {&t->a.k, N * maxKV * hd},
+        {&t->a.v, N * maxKV * hd},
+        {&t->att.att, (size_t)B * maxH * T * T},
+        {&t->a.ctx, N * maxH * hd},
+        {&t->a.xmid, N * D},
+        {&t->a.xn_m, N * D},
+        {&t->a.rstd_m, N},
+        {&t->a.gate, N * maxF},
+        {&t->a.up, N * maxF},
+        {&t->a.hid, N * maxF},
+        {&t->rope_cos, (size_t)T * rd / 2},
+        {&t->rope_sin, (size_t)T * rd / 2},
+        {&t->a.fused, N * (size_t)layer_fused_width(m)},
+        {&t->d.dx, N * D},
+        {&t->d.dxn, N * D},
+        {&t->d.dq, N * maxH * hd},
+        {&t->d.dk, N * maxKV * hd},
+        {&t->d.dv, N * maxKV * hd},
+        {&t->d.dctx, N * maxH * hd},
+        {&t->d.dp, (size_t)T * T},
+        {&t->d.dhid, N * maxF},
+        {&t->grad, maxgrad},
+        {&t->dnormf, D},
+        {&t->dnormf_b, D},
+    };
+    t->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], &t->arena_floats);
+    rope_tables(t->rope_cos, t->rope_sin, T, (int)rd, c->rope_theta);
+    t->att = (layer_causal){B, T, t->att.att, t->rope_cos, t->rope_sin, 0, NULL, NULL};
+    return t;
+}
+
+/* Smaller batches use a prefix of every buffer; the rotary tables' first T rows
+ * are those of T positions. */
+void backward_state_set_batch(backward_state *t, int B, int T)
+{
+    if (B <= 0 || T <= 0 || B > t->maxB || T > t->maxT)
+        die("backward_state_set_batch: %d x %d does not fit buffers made for %d x %d", B, T, t->maxB, t->maxT);
+    t->B = t->att.B = B;
+    t->T = t->att.T = T;
+}
+
+void backward_state_free(backward_state *t)
+{
+    if (!t)
+        return;
+    free(t->arena);
+    free(t);
+}
+
+void backward_state_set_lora(backward_state *t, struct lora_set *lora) { t->lora = lora; }
+
+size_t backward_state_bytes(const backward_state *t) { return sizeof *t + t->arena_floats * sizeof(float); }
+
+/* The sink's record of w's gradient g (n values, checked against w). */
+static weight_grad grad_of(const model *m, const tensor *w, const float *g, size_t n)
+{
+    if ((size_t)w->numel != n)
+        die("%s: '%s' has %lld values, the config implies %zu", m->source ? m->source : "model", w->name,
+            (long long)w->numel, n);
+    return (weight_grad){w->name, w, g};
+}
+
+/* ---- the whole model ---- */
+
+double model_loss_backward(const model *m, backward_state *t, const int *tokens, const int *targets,
+                           grad_sink_fn sink, act_sink_fn act, void *ctx)
+{
+    const model_config *c = &m->cfg;
+    int N = t->B * t->T, D = c->dim, V = c->vocab, L = c->n_layers;
+    size_t ND = (size_t)N * D;
+    const tensor *head = m->lm_head;
+
+    /* forward, keeping each layer's input */
+    layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = &t->att, .act = act, .act_ctx = ctx,
+                     .lora = t->lora, .dropout = true};
+    embedding_forward(t->xs, tokens, m->embed, N);
+    for (int l = 0; l < L; l++)
+        layer_forward(m, l, &h, &t->a, t->xs + l * ND, t->xs + (l + 1) * ND, N, true);
+    const float *xL = t->xs + L * ND;
+    layer_norm_forward(m, m->final_norm, m->final_norm_b, t->xnf, t->rstdf, xL, N);
+    if (act)
+        act(ctx, head->name, t->xnf, N, D);
+    matmul_forward(t->logits, t->xnf, head, NULL, N);
+
+    /* loss = mean cross-entropy over the scored targets; dlogits in place */
+    double sum = 0;
+    int64_t count = 0;
+    nll_accumulate(t->logits, targets, N, V, &sum, &count);
+    double loss = count ? sum / (double)count : 0.0;
+    crossentropy_softmax_backward(t->logits, t->logits, targets, N, V, count ? (float)(1.0 / count) : 0.0f);
+    float *dlogits = t->logits; /* (N, V) */
+
+    /* LM head (its weight gradient comes last, with the embedding's) and final norm */
+    float *dx = t->d.dx, *dxn = t->d.dxn;
+    memset(dxn, 0, ND * sizeof(float));
+    matmul_backward(dxn, NULL, NULL, dlogits, t->xnf, head, N);
+    memset(dx, 0, ND * sizeof(float));
+    memset(t->dnormf, 0, (size_t)D * sizeof(float));
+    memset(t->dnormf_b, 0, (size_t)D * sizeof(float));
+    layer_norm_backward(m, m->final_norm, dx, t->dnormf, t->dnormf_b, dxn, xL, t->rstdf, N);
+
+    /* layers, last to first; without a sink no weight gradient is wanted (a frozen
+     * base under LoRA): the maps' dW and db products are skipped, only the norms'
+     * (D values each) are still computed, rmsnorm_backward needing somewhere to put them */
+    weight_grad wg[LW_COUNT];
+    for (int l = L - 1; l >= 0; l--) {
+        size_t n[LW_COUNT];
+        float *g[LW_COUNT];
+        layer_sizes(c, l, n);
+        for (int i = 0; !sink && i < LW_COUNT; i++)
+            if (i != LW_ATTN_NORM && i != LW_FFN_NORM && i != LW_ATTN_NORM_B && i != LW_FFN_NORM_B)
+                n[i] = 0;
+        size_t used = point_grads(t->grad, n, LW_COUNT, g);
+        memset(t->grad, 0, used * sizeof(float));
+        layer_backward(m, l, t->lora, &t->att, &t->a, &t->d, t->xs + l * ND, g);
+        int k = 0;
+        for (int i = 0; i < LW_COUNT; i++)
+            if (n[i])
+                wg[k++] = grad_of(m, m->layers[l].slot[i], g[i], n[i]);
+        if (sink)
+            sink(ctx, l, wg, k);
+    }
+
+    /* embedding (both uses when tied), final norm, LM head */
+    if (!sink)
+        return loss;
+    size_t no[W_OUTER_COUNT];
+    float *go[W_OUTER_COUNT];
+    outer_sizes(c, no);
+    memset(t->grad, 0, point_grads(t->grad, no, W_OUTER_COUNT, go) * sizeof(float));
+    float *dhead = c->tied ? go[W_EMBED] : go[W_HEAD];
+    matmul_backward(NULL, dhead, NULL, dlogits, t->xnf, head, N);
+    embedding_backward(go[W_EMBED], dx, tokens, N, D);
+    int k = 0;
+    wg[k++] = grad_of(m, m->embed, go[W_EMBED], no[W_EMBED]);
+    wg[k++] = grad_of(m, m->final_norm, t->dnormf, (size_t)D);
+    if (m->final_norm_b)
+        wg[k++] = grad_of(m, m->final_norm_b, t->dnormf_b, (size_t)D);
+    if (!c->tied)
+        wg[k++] = grad_of(m, head, go[W_HEAD], no[W_HEAD]);
+    if (sink)
+        sink(ctx, -1, wg, k);
+    return loss;
+}

@@ -1,0 +1,347 @@
+/* kernels.c - the building blocks of every architecture's layer in fp32: each forward, with the place of
+ * its backward marked beside it (llm.c style).
+ *
+ * Letters: B sequences, T tokens per sequence, N = B*T rows, D hidden, V vocab,
+ * H query heads, KV key/value heads, hd head dim, F MLP width, I/O a linear map's
+ * input/output width (nin/nout in code). Matrices are row-major; weights are [out, in]. */
+#include "compute/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "base/util.h"
+
+/* ---- RMSNorm ---- */
+
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        double ss = 0;
+        for (int i = 0; i < D; i++)
+            ss += (double)xr[i] * xr[i];
+        float r = (float)(1.0 / sqrt(ss / D + (double)eps));
+        if (rstd)
+            rstd[n] = r;
+        for (int i = 0; i < D; i++)
+            o[i] = w[i] * (xr[i] * r);
+    }
+}
+
+/* With y = w * x * r, r = rstd: dw += sum_n dy * x * r and
+ * dx += r * (dy * w) - x * r^3 / D * sum_i(dy * w * x), the sums in double. */
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D, *dy = dout + (size_t)n * D;
+        float *dxr = dx + (size_t)n * D;
+        float r = rstd[n];
+        double dot = 0;
+        for (int i = 0; i < D; i++)
+            dot += (double)dy[i] * w[i] * xr[i];
+        float c = (float)(dot * r * r * r / D);
+        for (int i = 0; i < D; i++) {
+            dxr[i] += r * dy[i] * w[i] - c * xr[i];
+            dw[i] += dy[i] * xr[i] * r;
+        }
+    }
+}
+
+/* y = (x - mean) * r * w + b, r = rsqrt(var + eps): with xh = (x - mean) * r and
+ * g = dy * w, dx += r * (g - mean(g) - xh * mean(g * xh)), dw += dy * xh, db += dy. */
+void layernorm_forward(float *out, float *rstd, const float *x, const float *w, const float *b, int N, int D,
+                       float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        double s = 0, ss = 0;
+        for (int i = 0; i < D; i++)
+            s += xr[i];
+        float mean = (float)(s / D);
+        for (int i = 0; i < D; i++)
+            ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+        float r = (float)(1.0 / sqrt(ss / D + (double)eps));
+        if (rstd)
+            rstd[n] = r;
+        for (int i = 0; i < D; i++)
+            o[i] = w[i] * ((xr[i] - mean) * r) + b[i];
+    }
+}
+
+void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                        const float *rstd, int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * D, *dy = dout + (size_t)n * D;
+        float *dxr = dx + (size_t)n * D;
+        float r = rstd[n];
+        double s = 0, sg = 0, sgx = 0;
+        for (int i = 0; i < D; i++)
+            s += xr[i];
+        float mean = (float)(s / D);
+        for (int i = 0; i < D; i++) {
+            double g = (double)dy[i] * w[i], xh = ((double)xr[i] - mean) * r;
+            sg += g;
+            sgx += g * xh;
+        }
+        float mg = (float)(sg / D), mgx = (float)(sgx / D);
+        for (int i = 0; i < D; i++) {
+            float xh = (xr[i] - mean) * r;
+            dxr[i] += r * (dy[i] * w[i] - mg - xh * mgx);
+            dw[i] += dy[i] * xh;
+            db[i] += dy[i];
+        }
+    }
+}
+
+/* ---- rotary embedding ---- */
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
+{
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float inv_freq = (float)(1.0 / pow((double)theta, (double)(2 * i) / hd));
+        for (int t = 0; t < T; t++) {
+            float angle = (float)t * inv_freq;
+            cos_t[(size_t)t * half + i] = (float)cos((double)angle);
+            sin_t[(size_t)t * half + i] = (float)sin((double)angle);
+        }
+    }
+}
+
+/* One rotation of every pair of channels [off, off + rd) of each head by +angle
+ * (sign 1) or -angle (sign -1), token t at position pos[t] (t without pos). */
+static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                        int off, const int *pos, int ld, enum rope_style style, float sign)
+{
+    int half = rd / 2;
+    /* element pair i of the rotated channels: (i, i + rd/2) or (2i, 2i + 1) */
+    int step = style == ROPE_HALF ? 1 : 2;
+    int other = style == ROPE_HALF ? half : 1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int at = pos ? pos[t] : t;
+            const float *c = cos_t + (size_t)at * half, *s = sin_t + (size_t)at * half;
+            float *row = x + ((size_t)b * T + t) * ld;
+            for (int h = 0; h < nh; h++) {
+                float *v = row + (size_t)h * hd + off;
+                for (int i = 0; i < half; i++) {
+                    float *p0 = v + i * step, *p1 = p0 + other;
+                    float x0 = *p0, x1 = *p1;
+                    float si = sign * s[i];
+                    *p0 = x0 * c[i] - x1 * si;
+                    *p1 = x1 * c[i] + x0 * si;
+                }
+            }
+        }
+}
+
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                  enum rope_style style)
+{
+    rope_rotate(x, cos_t, sin_t, B, T, nh, hd, hd, 0, NULL, ld, style, 1.0f);
+}
+
+/* The rotation is orthogonal: its transpose turns by -angle. */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
+                   enum rope_style style)
+{
+    rope_rotate(dx, cos_t, sin_t, B, T, nh, hd, hd, 0, NULL, ld, style, -1.0f);
+}
+
+void rope_part_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                       int off, const int *pos, int ld, enum rope_style style)
+{
+    rope_rotate(x, cos_t, sin_t, B, T, nh, hd, rd, off, pos, ld, style, 1.0f);
+}
+
+void rope_part_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
+                        int off, const int *pos, int ld, enum rope_style style)
+{
+    rope_rotate(dx, cos_t, sin_t, B, T, nh, hd, rd, off, pos, ld, style, -1.0f);
+}
+
+/* ---- causal self-attention ---- */
+
+/* The last key row i attends to: itself and before, and the whole prefix. */
+static int last_key(int i, int prefix, int T)
+{
+    int last = i > prefix - 1 ? i : prefix - 1;
+    return last < T ? last : T - 1;
+}
+
+void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
+                       int KV, int hd, int prefix)
+{
+    int group = H / KV;                 /* query heads per key/value head */
+    int ldq = H * hd, ldkv = KV * hd;   /* row strides of q/ctx and k/v */
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int kvh = h / group;
+            const float *qb = q + (size_t)b * T * ldq + (size_t)h * hd;    /* (T, hd), ld ldq */
+            const float *kb = k + (size_t)b * T * ldkv + (size_t)kvh * hd; /* (T, hd), ld ldkv */
+            const float *vb = v + (size_t)b * T * ldkv + (size_t)kvh * hd; /* (T, hd), ld ldkv */
+            float *p = att + ((size_t)b * H + h) * T * T;                  /* (T, T) */
+            float *cb = ctx + (size_t)b * T * ldq + (size_t)h * hd;        /* (T, hd), ld ldq */
+            /* scores = scale * q k^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ldq, kb, ldkv, 0.0f, p, T);
+            /* masked softmax per row; zero after the last visible key */
+            for (int i = 0; i < T; i++) {
+                float *row = p + (size_t)i * T;
+                int last = last_key(i, prefix, T);
+                float mx = row[0];
+                for (int j = 1; j <= last; j++)
+                    mx = row[j] > mx ? row[j] : mx;
+                double sum = 0;
+                for (int j = 0; j <= last; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int j = 0; j <= last; j++)
+                    row[j] *= inv;
+                for (int j = last + 1; j < T; j++)
+                    row[j] = 0.0f;
+            }
+            /* ctx = P v */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, vb, ldkv, 0.0f, cb, ldq);
+        }
+}
+
+/* Per (sequence, head), with P the saved probabilities and S the scaled scores:
+ *   dP = dctx v^T,  dv += P^T dctx,  dS = P * (dP - rowsum(P * dP)),
+ *   dq += scale * dS k,  dk += scale * dS^T q.
+ * P is zero above the diagonal, so dS is too. dp is (T, T) scratch. */
+void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
+                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd,
+                        int prefix)
+{
+    int group = H / KV;
+    int ldq = H * hd, ldkv = KV * hd;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int kvh = h / group;
+            size_t qo = (size_t)b * T * ldq + (size_t)h * hd, kvo = (size_t)b * T * ldkv + (size_t)kvh * hd;
+            const float *p = att + ((size_t)b * H + h) * T * T; /* (T, T) */
+            const float *dc = dctx + qo;                         /* (T, hd), ld ldq */
+            /* dP = dctx v^T, then dS in place */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dc, ldq, v + kvo, ldkv, 0.0f, dp, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dc, ldq, 1.0f, dv + kvo, ldkv);
+            for (int i = 0; i < T; i++) {
+                const float *pr = p + (size_t)i * T;
+                float *dr = dp + (size_t)i * T;
+                int last = last_key(i, prefix, T);
+                double dot = 0;
+                for (int j = 0; j <= last; j++)
+                    dot += (double)pr[j] * dr[j];
+                float s = (float)dot;
+                for (int j = 0; j <= last; j++)
+                    dr[j] = pr[j] * (dr[j] - s);
+                for (int j = last + 1; j < T; j++)
+                    dr[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k + kvo, ldkv, 1.0f,
+                        dq + qo, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q + qo, ldq, 1.0f,
+                        dk + kvo, ldkv);
+        }
+}
+
+/* ---- SwiGLU ---- */
+
+void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        hid[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+/* hid = silu(g) * u: dg = dh * u * s * (1 + g * (1 - s)), s = sigmoid(g);
+ * du = dh * silu(g). Element-wise, so dgate may equal gate and dup may equal up. */
+void swiglu_backward(float *dgate, float *dup, const float *dhid, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], u = up[i], dh = dhid[i];
+        float s = 1.0f / (1.0f + expf(-g));
+        dgate[i] = dh * u * s * (1.0f + g * (1.0f - s));
+        dup[i] = dh * g * s;
+    }
+}
+
+/* gelu(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi) (ChatGLM's
+ * gelu_impl); d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2). */
+#define GELU_C 0.7978845608028654f
+void gelu_forward(float *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(GELU_C * v * (1.0f + 0.044715f * v * v)));
+    }
+}
+
+void gelu_backward(float *dx, const float *dout, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        float t = tanhf(GELU_C * v * (1.0f + 0.044715f * v * v));
+        dx[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
+    }
+}
+
+/* ---- softmax and cross-entropy ---- */
+
+void softmax_forward(float *p, const float *x, int n, int V)
+{
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * V;
+        float *pr = p + (size_t)r * V;
+        float mx = xr[0];
+        for (int j = 1; j < V; j++)
+            mx = xr[j] > mx ? xr[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < V; j++) {
+            pr[j] = expf(xr[j] - mx);
+            sum += pr[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < V; j++)
+            pr[j] *= inv;
+    }
+}
+
+double crossentropy_row(const float *logits, int V, int target)
+{
+    double mx = logits[0];
+    for (int j = 1; j < V; j++)
+        mx = logits[j] > mx ? logits[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < V; j++)
+        sum += exp((double)logits[j] - mx);
+    return log(sum) + mx - (double)logits[target];
+}
+
+/* dlogits = (softmax(logits) - onehot(target)) * dloss per row; rows with a
+ * negative target are zero. */
+void crossentropy_softmax_backward(float *dlogits, const float *logits, const int *targets, int n, int V,
+                                   float dloss)
+{
+    for (int r = 0; r < n; r++) {
+        float *d = dlogits + (size_t)r * V;
+        if (targets[r] < 0) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        softmax_forward(d, logits + (size_t)r * V, 1, V);
+        d[targets[r]] -= 1.0f;
+        for (int j = 0; j < V; j++)
+            d[j] *= dloss;
+    }
+}

@@ -1,0 +1,175 @@
+/* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
+ * OpenBLAS sgemm on the tensor's data. A half-precision weight (f16, bf16) is
+ * widened a panel of rows at a time into an fp32 buffer of PANEL_BYTES, and each panel
+ * is one sgemm: the weight is never held widened in full. The panel's rows are a
+ * block of W's outputs, so the forward writes a block of out's columns and the
+ * input gradient adds a block of dout's columns times the panel.
+ *
+ * Letters: N rows, I/O a map's input/output width (nin/nout in code), P a panel's
+ * rows, r rank. */
+#include "compute/matmul.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "base/util.h"
+
+/* An fp32 panel's size. OpenBLAS packs the input anew for each panel's sgemm, so
+ * a panel of P rows costs one pass over the input per P output rows; at 1 MB (64
+ * rows of 4096) that packing took a quarter of a bf16 forward. Measured on the
+ * 8-layer slice of bench-7b (10 x 64 tokens, 2 threads): 1 MB 15 tok/s, 4 MB 35,
+ * 8 MB 42, 16 MB 41, 32 MB 37. */
+#define PANEL_BYTES ((size_t)8 << 20)
+
+static void check_matrix(const tensor *w)
+{
+    if (w->ndim != 2)
+        die("%s: a linear map needs a matrix, not a tensor of %d dimension(s)", w->name ? w->name : "weight",
+            w->ndim);
+}
+
+/* Rows per panel of w: at least 16, a multiple of 16, about PANEL_BYTES. */
+static int panel_rows(const tensor *w)
+{
+    int64_t p = (int64_t)(PANEL_BYTES / sizeof(float)) / (w->shape[1] ? w->shape[1] : 1);
+    p = p < 16 ? 16 : p / 16 * 16;
+    return (int)(p < w->shape[0] ? p : w->shape[0]);
+}
+
+/* Panel of P rows from row o0 of w as fp32 into buf (P, I). */
+static void widen_panel(float *buf, const tensor *w, int o0, int P)
+{
+    tensor_get_f32(w, (int64_t)o0 * w->shape[1], (int64_t)P * w->shape[1], buf);
+}
+
+/* out (N, O) = in (N, I) @ W^T + beta * out. */
+static void product(float *out, const float *in, const tensor *w, float beta, int N)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    check_matrix(w);
+    if (w->dtype == DTYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w->data, nin, beta, out,
+                    nout);
+        return;
+    }
+    int P = panel_rows(w);
+    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
+    for (int o0 = 0; o0 < nout; o0 += P) {
+        int p = nout - o0 < P ? nout - o0 : P;
+        widen_panel(buf, w, o0, p);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, p, nin, 1.0f, in, nin, buf, nin, beta, out + o0,
+                    nout);
+    }
+    free(buf);
+}
+
+void matmul_forward(float *out, const float *in, const tensor *w, const tensor *bias, int N)
+{
+    int nout = (int)w->shape[0];
+    float beta = 0.0f;
+    if (bias) {
+        const float *b = tensor_vector(bias);
+        for (int n = 0; n < N; n++)
+            memcpy(out + (size_t)n * nout, b, (size_t)nout * sizeof(float));
+        beta = 1.0f;
+    }
+    product(out, in, w, beta, N);
+}
+
+void matmul_accumulate(float *out, const float *in, const tensor *w, const tensor *bias, int N)
+{
+    int nout = (int)w->shape[0];
+    product(out, in, w, 1.0f, N);
+    if (bias) {
+        const float *b = tensor_vector(bias);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < nout; o++)
+                out[(size_t)n * nout + o] += b[o];
+    }
+}
+
+/* din (N, I) += dout (N, O) @ W (O, I): for a half-precision W, the sum over
+ * panels of dout's columns [o0, o0 + P) times the panel's rows. */
+static void input_gradient(float *din, const float *dout, const tensor *w, int N)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    if (w->dtype == DTYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, nout, 1.0f, dout, nout, w->data, nin, 1.0f,
+                    din, nin);
+        return;
+    }
+    int P = panel_rows(w);
+    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
+    for (int o0 = 0; o0 < nout; o0 += P) {
+        int p = nout - o0 < P ? nout - o0 : P;
+        widen_panel(buf, w, o0, p);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, p, 1.0f, dout + o0, nout, buf, nin, 1.0f, din,
+                    nin);
+    }
+    free(buf);
+}
+
+/* For out = in @ W^T + b: din (N, I) += dout (N, O) @ W (O, I), dw (O, I) +=
+ * dout^T @ in, db (O) += column sums of dout. Any of din, dw, db may be NULL. */
+void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const tensor *w, int N)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    check_matrix(w);
+    if (din)
+        input_gradient(din, dout, w, N);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, N, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
+    if (db)
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * nout;
+            for (int o = 0; o < nout; o++)
+                db[o] += d[o];
+        }
+}
+
+void embedding_forward(float *out, const int *tokens, const tensor *emb, int N)
+{
+    check_matrix(emb);
+    int V = (int)emb->shape[0], D = (int)emb->shape[1];
+    for (int n = 0; n < N; n++) {
+        int tok = tokens[n];
+        if (tok < 0 || tok >= V)
+            die("token id %d out of range (vocabulary of %d)", tok, V);
+        tensor_get_f32(emb, (int64_t)tok * D, D, out + (size_t)n * D);
+    }
+}
+
+/* demb (V, D) += dout's rows at their tokens' rows. */
+void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int D)
+{
+    for (int n = 0; n < N; n++) {
+        float *g = demb + (size_t)tokens[n] * D;
+        const float *d = dout + (size_t)n * D;
+        for (int i = 0; i < D; i++)
+            g[i] += d[i];
+    }
+}
+
+/* A half-precision W: each panel widened, updated, and rounded back (to nearest
+ * even) into W's storage. */
+void matmul_add_lowrank(tensor *w, float scale, const float *B, const float *A, int r)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    check_matrix(w);
+    if (w->dtype == DTYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nout, nin, r, scale, B, r, A, nin, 1.0f, w->data, nin);
+        return;
+    }
+    int P = panel_rows(w);
+    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
+    for (int o0 = 0; o0 < nout; o0 += P) {
+        int p = nout - o0 < P ? nout - o0 : P;
+        widen_panel(buf, w, o0, p);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, nin, r, scale, B + (size_t)o0 * r, r, A, nin, 1.0f,
+                    buf, nin);
+        tensor_set_f32(w, (int64_t)o0 * nin, (int64_t)p * nin, buf);
+    }
+    free(buf);
+}

@@ -1,0 +1,42 @@
+/* prompt_mask.c - ChatGLM-6B's prompt form or the causal reading (prompt_mask.h). */
+#include "eval/prompt_mask.h"
+
+#include <string.h>
+
+#include "base/util.h"
+
+static const char *const mask_names[PROMPT_MASK_COUNT] = {"auto", "prefix", "causal"};
+
+int prompt_mask_from_name(const char *s)
+{
+    for (int k = 0; k < PROMPT_MASK_COUNT; k++)
+        if (!strcmp(s, mask_names[k]))
+            return k;
+    return -1;
+}
+
+const char *prompt_mask_name(enum prompt_mask k) { return mask_names[k]; }
+
+enum prompt_mask prompt_mask_resolve(const model *m, const tokenizer *tok, enum prompt_mask k, int *gmask, int *sop,
+                                     bool *bos)
+{
+    const arch_desc *A = &model_archs[m->cfg.arch];
+    const char *format = tokenizer_format(tok);
+    *gmask = *sop = -1;
+    *bos = !strcmp(format, "chatglm2");
+    if (k == PROMPT_MASK_AUTO)
+        k = A->rope_2d ? PROMPT_MASK_PREFIX : PROMPT_MASK_CAUSAL;
+    if (k == PROMPT_MASK_CAUSAL)
+        return k;
+    if (!A->rope_2d)
+        die("%s: the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a %s model",
+            m->source ? m->source : "model", A->name);
+    const int *ids;
+    if (strcmp(format, "chatglm") || tokenizer_prefix(tok, &ids) != 2)
+        die("%s: the [gMASK] <sop> prompt form needs ChatGLM-6B's tokenizer (ice_text.model); this one is %s "
+            "(the causal mask does without it)",
+            m->source ? m->source : "model", format);
+    *gmask = ids[0];
+    *sop = ids[1];
+    return k;
+}

@@ -1,0 +1,839 @@
+/* gguf.c - write and read GGUF files for llama.cpp's llama and deci architectures.
+ *
+ * Letters: D hidden size, L layers, V vocabulary, hd head dim, H query heads,
+ * KV key/value heads, F MLP width (per layer).
+ *
+ * Tensor names (llama.cpp's llm_tensor names; ggml shapes are innermost first, so
+ * a Hugging Face (out, in) matrix is ne = [in, out]):
+ *   model.embed_tokens.weight                  token_embd.weight
+ *   model.norm.weight                          output_norm.weight
+ *   lm_head.weight                             output.weight (absent when tied)
+ *   model.layers.N.input_layernorm.weight      blk.N.attn_norm.weight
+ *   model.layers.N.self_attn.{q,k,v,o}_proj.*  blk.N.attn_{q,k,v,output}.*
+ *   model.layers.N.post_attention_layernorm.weight  blk.N.ffn_norm.weight
+ *   model.layers.N.mlp.{gate,up,down}_proj.*   blk.N.ffn_{gate,up,down}.* */
+#include "format/gguf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/atomic_file.h"
+#include "base/util.h"
+#include "format/rope_layout.h"
+#include "text/tokenizer.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pare reads little-endian payloads straight into memory: little-endian hosts only"
+#endif
+
+#define GGUF_VERSION 3
+#define GGUF_ALIGNMENT 32
+
+enum gguf_type {
+    GT_UINT8, GT_INT8, GT_UINT16, GT_INT16, GT_UINT32, GT_INT32, GT_FLOAT32, GT_BOOL,
+    GT_STRING, GT_ARRAY, GT_UINT64, GT_INT64, GT_FLOAT64, GT_COUNT
+};
+static const size_t gt_size[GT_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+enum ggml_type { GGML_F32 = 0, GGML_F16 = 1, GGML_BF16 = 30 };
+
+/* llama.cpp's llama_ftype for general.file_type */
+static int file_type(enum dtype t) { return t == DTYPE_F32 ? 0 : t == DTYPE_F16 ? 1 : 32; }
+static int ggml_of(enum dtype t) { return t == DTYPE_F32 ? GGML_F32 : t == DTYPE_F16 ? GGML_F16 : GGML_BF16; }
+
+bool gguf_sniff(const uint8_t *p, size_t n) { return n >= 4 && !memcmp(p, "GGUF", 4); }
+
+/* ---- writing ---- */
+
+typedef struct {
+    bytes out;
+    uint64_t keys; /* key/value pairs written (kv_key) */
+} buf;
+
+static void put(buf *b, const void *p, size_t n) { bytes_put(&b->out, p, n); }
+
+static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
+
+static void put_str(buf *b, const char *s, size_t n)
+{
+    put_u64(b, n);
+    put(b, s, n);
+}
+
+static void kv_key(buf *b, const char *arch, const char *key, enum gguf_type t)
+{
+    char *k = arch ? xasprintf("%s.%s", arch, key) : xstrdup(key);
+    put_str(b, k, strlen(k));
+    free(k);
+    put_u32(b, t);
+    b->keys++;
+}
+
+static void kv_u32(buf *b, const char *arch, const char *key, uint32_t v)
+{
+    kv_key(b, arch, key, GT_UINT32);
+    put_u32(b, v);
+}
+
+static void kv_f32(buf *b, const char *arch, const char *key, float v)
+{
+    kv_key(b, arch, key, GT_FLOAT32);
+    put(b, &v, 4);
+}
+
+static void kv_bool(buf *b, const char *key, bool v)
+{
+    kv_key(b, NULL, key, GT_BOOL);
+    uint8_t x = v;
+    put(b, &x, 1);
+}
+
+static void kv_str(buf *b, const char *key, const char *v)
+{
+    kv_key(b, NULL, key, GT_STRING);
+    put_str(b, v, strlen(v));
+}
+
+/* A per-layer width: one UINT32 for llama, an INT32 array of L entries for deci. */
+static void kv_layers(buf *b, const char *arch, const char *key, const int *v, int L, bool array)
+{
+    if (!array) {
+        kv_u32(b, arch, key, (uint32_t)v[0]);
+        return;
+    }
+    kv_key(b, arch, key, GT_ARRAY);
+    put_u32(b, GT_INT32);
+    put_u64(b, (uint64_t)L);
+    for (int l = 0; l < L; l++) {
+        int32_t x = v[l];
+        put(b, &x, 4);
+    }
+}
+
+static bool layers_alike(const model_config *c)
+{
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->n_heads[l] != c->n_heads[0] || c->n_kv_heads[l] != c->n_kv_heads[0] ||
+            c->ffn_dim[l] != c->ffn_dim[0] || c->n_heads[l] == 0 || c->ffn_dim[l] == 0)
+            return false;
+    return true;
+}
+
+/* The rules of llama.cpp's loader and graph that a model must meet. */
+static void check_runnable(const model *m, const char *path)
+{
+    const model_config *c = &m->cfg;
+    if (!m->has_weights)
+        die("%s: the model has no weights (a bare config)", path);
+    if (c->arch != ARCH_LLAMA)
+        die("%s: GGUF cannot hold a %s model: llama.cpp has no ChatGLM-6B architecture, and pare writes "
+            "GGUF for LLaMA models only (write a checkpoint or a Hugging Face folder instead)",
+            path, model_archs[c->arch].name);
+    if (c->n_heads[0] == 0)
+        die("%s: layer 0 has no attention heads; llama.cpp reads the attention shape from "
+            "layer 0, so a GGUF model must keep at least one head there", path);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->n_heads[l] > 0 && c->ffn_dim[l] == 0)
+            die("%s: layer %d keeps its attention but has no MLP; llama.cpp's deci "
+                "architecture skips such a layer's output (its attention would be lost), so "
+                "GGUF cannot hold this model", path, l);
+        if (c->n_heads[l] == 0 && c->ffn_dim[l] == 0)
+            die("%s: layer %d has neither attention nor MLP; llama.cpp's deci loader still "
+                "requires its MLP tensors (drop the layer with --mode layer instead)", path, l);
+        if (c->qkv_bias && c->n_heads[l] > 0 && config_q_dim(c, l) != c->dim)
+            die("%s: layer %d has q/k/v biases and %d heads of %d (not the hidden size %d); "
+                "llama.cpp reads q biases of the hidden size only", path, l, c->n_heads[l],
+                c->head_dim, c->dim);
+    }
+    if (c->head_dim % 2)
+        die("%s: head dimension %d is odd; rotary embeddings need pairs", path, c->head_dim);
+}
+
+/* The tokenizer as GGUF's tokenizer.ggml.* keys (SentencePiece "llama" model). */
+static void put_tokenizer(buf *b, const model *m, const char *path)
+{
+    if (!m->tok.size)
+        die("%s: the model has no tokenizer, which a GGUF file must hold (give --tokenizer FILE)",
+            path);
+    if (!strcmp(m->tok.format, "hf-json"))
+        die("%s: the model's tokenizer is a tokenizer.json; GGUF's llama tokenizer is written from "
+            "a SentencePiece tokenizer.model or a llama2.c tok*.bin (give --tokenizer FILE)", path);
+    tokenizer *t = tokenizer_load_blob(m->tok.format, m->tok.data, m->tok.size, path);
+    if (strcmp(m->tok.format, "sentencepiece") && strcmp(m->tok.format, "llama2c"))
+        die("%s: the model's tokenizer is ChatGLM's (%s), which GGUF's llama tokenizer cannot hold", path,
+            m->tok.format);
+    if (!tokenizer_is_bpe(t))
+        die("%s: the model's tokenizer is a unigram SentencePiece model; GGUF's llama tokenizer merges "
+            "pairs by score (BPE), which gives other ids", path);
+    int V = tokenizer_vocab_size(t);
+    if (V != m->cfg.vocab)
+        die("%s: the tokenizer has %d tokens but the model's vocabulary is %d", path, V, m->cfg.vocab);
+    bool llama2c = !strcmp(tokenizer_format(t), "llama2c");
+
+    kv_str(b, "tokenizer.ggml.model", "llama");
+    kv_key(b, NULL, "tokenizer.ggml.tokens", GT_ARRAY);
+    put_u32(b, GT_STRING);
+    put_u64(b, (uint64_t)V);
+    for (int id = 0; id < V; id++) {
+        size_t len;
+        const char *p = tokenizer_piece_raw(t, id, &len);
+        int type = tokenizer_piece_type(t, id);
+        if (llama2c && type == 3) {       /* "\n<s>\n", "\n</s>\n" */
+            p = id == tokenizer_bos(t) ? "<s>" : "</s>";
+            len = strlen(p);
+        }
+        if (llama2c && type == 1) {       /* tok.bin stores U+2581 as a space */
+            size_t spaces = 0;
+            for (size_t i = 0; i < len; i++)
+                spaces += p[i] == ' ';
+            char *s = xmalloc(len + 2 * spaces + 1), *o = s;
+            for (size_t i = 0; i < len; i++)
+                if (p[i] == ' ')
+                    memcpy(o, "\xe2\x96\x81", 3), o += 3;
+                else
+                    *o++ = p[i];
+            put_str(b, s, (size_t)(o - s));
+            free(s);
+            continue;
+        }
+        put_str(b, p, len);
+    }
+    kv_key(b, NULL, "tokenizer.ggml.scores", GT_ARRAY);
+    put_u32(b, GT_FLOAT32);
+    put_u64(b, (uint64_t)V);
+    for (int id = 0; id < V; id++) {
+        float s = tokenizer_score(t, id);
+        put(b, &s, 4);
+    }
+    kv_key(b, NULL, "tokenizer.ggml.token_type", GT_ARRAY);
+    put_u32(b, GT_INT32);
+    put_u64(b, (uint64_t)V);
+    for (int id = 0; id < V; id++) {
+        int32_t ty = tokenizer_piece_type(t, id);
+        put(b, &ty, 4);
+    }
+    int ids[3] = {tokenizer_bos(t), tokenizer_eos(t), tokenizer_unk(t)};
+    const char *keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                           "tokenizer.ggml.unknown_token_id"};
+    for (int k = 0; k < 3; k++)
+        if (ids[k] >= 0)
+            kv_u32(b, NULL, keys[k], (uint32_t)ids[k]);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", tokenizer_bos(t) >= 0);
+    kv_bool(b, "tokenizer.ggml.add_eos_token", false);
+    kv_bool(b, "tokenizer.ggml.add_space_prefix", tokenizer_adds_dummy_prefix(t));
+    tokenizer_free(t);
+}
+
+typedef struct {
+    char *name;
+    const tensor *t;
+    enum dtype dtype;
+    bool rope;          /* q/k rows to put in the interleaved layout */
+    uint64_t offset;
+} out_tensor;
+
+static size_t pad_to(uint64_t n) { return (size_t)((GGUF_ALIGNMENT - n % GGUF_ALIGNMENT) % GGUF_ALIGNMENT); }
+
+void gguf_write(const model *m, const char *path, enum dtype dtype)
+{
+    const model_config *c = &m->cfg;
+    check_runnable(m, path);
+    bool deci = !layers_alike(c);
+    const char *arch = deci ? "deci" : "llama";
+    int L = c->n_layers;
+
+    buf b = {0};
+    kv_str(&b, "general.architecture", arch);
+    kv_str(&b, "general.name", "pare");
+    kv_u32(&b, NULL, "general.alignment", GGUF_ALIGNMENT);
+    kv_u32(&b, NULL, "general.file_type", (uint32_t)file_type(dtype));
+    kv_u32(&b, arch, "vocab_size", (uint32_t)c->vocab);
+    kv_u32(&b, arch, "context_length", (uint32_t)c->max_seq);
+    kv_u32(&b, arch, "embedding_length", (uint32_t)c->dim);
+    kv_u32(&b, arch, "block_count", (uint32_t)L);
+    kv_layers(&b, arch, "feed_forward_length", c->ffn_dim, L, deci);
+    kv_layers(&b, arch, "attention.head_count", c->n_heads, L, deci);
+    kv_layers(&b, arch, "attention.head_count_kv", c->n_kv_heads, L, deci);
+    kv_u32(&b, arch, "attention.key_length", (uint32_t)c->head_dim);
+    kv_u32(&b, arch, "attention.value_length", (uint32_t)c->head_dim);
+    kv_u32(&b, arch, "rope.dimension_count", (uint32_t)c->head_dim);
+    kv_f32(&b, arch, "rope.freq_base", c->rope_theta);
+    kv_f32(&b, arch, "attention.layer_norm_rms_epsilon", c->norm_eps);
+    put_tokenizer(&b, m, path);
+
+    /* The tensors in llama.cpp's order: embedding, blocks, output. */
+    out_tensor *ts = xcalloc((size_t)m->n_tensors, sizeof *ts);
+    int nt = 0;
+    if (m->embed)
+        ts[nt++] = (out_tensor){xstrdup(model_weight_gguf[MW_EMBED]), m->embed, 0, false, 0};
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < LW_COUNT; k++) {
+            const tensor *t = m->layers[l].slot[k];
+            bool permute = k == LW_Q || k == LW_K || k == LW_BQ || k == LW_BK; /* rotary rows */
+            if (t)
+                ts[nt++] = (out_tensor){xasprintf("blk.%d.%s", l, layer_weight_table[k].gguf), t, 0, permute, 0};
+        }
+    if (m->final_norm)
+        ts[nt++] = (out_tensor){xstrdup(model_weight_gguf[MW_FINAL_NORM]), m->final_norm, 0, false, 0};
+    if (m->lm_head && !c->tied)
+        ts[nt++] = (out_tensor){xstrdup(model_weight_gguf[MW_LM_HEAD]), m->lm_head, 0, false, 0};
+    if (nt != m->n_tensors)
+        die("%s: %d of the model's %d tensors have no GGUF name", path, m->n_tensors - nt, m->n_tensors);
+
+    uint64_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        const tensor *t = ts[i].t;
+        ts[i].dtype = t->ndim == 1 ? DTYPE_F32 : dtype;
+        ts[i].offset = off;
+        off += (uint64_t)t->numel * dtype_size(ts[i].dtype);
+        off += pad_to(off);
+        put_str(&b, ts[i].name, strlen(ts[i].name));
+        put_u32(&b, (uint32_t)t->ndim);
+        put_u64(&b, (uint64_t)(t->ndim == 2 ? t->shape[1] : t->shape[0]));
+        if (t->ndim == 2)
+            put_u64(&b, (uint64_t)t->shape[0]);
+        put_u32(&b, (uint32_t)ggml_of(ts[i].dtype));
+        put_u64(&b, ts[i].offset);
+    }
+
+    atomic_file a;
+    af_open(&a, path);
+    uint32_t version = GGUF_VERSION;
+    uint64_t counts[2] = {(uint64_t)nt, b.keys};
+    af_write(&a, "GGUF", 4);
+    af_write(&a, &version, 4);
+    af_write(&a, counts, 16);
+    af_write(&a, b.out.p, b.out.n);
+    static const uint8_t zeros[GGUF_ALIGNMENT];
+    af_write(&a, zeros, pad_to(24 + b.out.n));
+    free(b.out.p);
+
+    float *perm = NULL, *wide = NULL;
+    uint16_t *half = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < nt; i++) {
+        tensor tmp;
+        const tensor *t = tensor_values(ts[i].t, m->values, &tmp);
+        if ((size_t)t->numel > cap) {
+            cap = (size_t)t->numel;
+            perm = xrealloc(perm, cap * sizeof *perm);
+            wide = xrealloc(wide, cap * sizeof *wide);
+            half = xrealloc(half, cap * sizeof *half);
+        }
+        const float *src = tensor_f32(t);
+        if (t->dtype != DTYPE_F32) { /* one tensor widened at a time */
+            tensor_get_f32(t, 0, t->numel, wide);
+            src = wide;
+        }
+        if (ts[i].rope) {
+            rope_permute_rows(perm, src, t->shape[0], t->ndim == 2 ? t->shape[1] : 1, c->head_dim,
+                              c->rope_style, ROPE_INTERLEAVED);
+            src = perm;
+        }
+        if (ts[i].dtype == DTYPE_F32) {
+            af_write(&a, src, (size_t)t->numel * 4);
+        } else {
+            for (int64_t e = 0; e < t->numel; e++)
+                half[e] = ts[i].dtype == DTYPE_BF16 ? f32_to_bf16(src[e]) : f32_to_f16(src[e]);
+            af_write(&a, half, (size_t)t->numel * 2);
+        }
+        af_write(&a, zeros, pad_to((uint64_t)t->numel * dtype_size(ts[i].dtype)));
+        tensor_values_done(t, &tmp);
+        free(ts[i].name);
+    }
+    af_close(&a);
+    free(perm);
+    free(wide);
+    free(half);
+    free(ts);
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+    const char *key;        /* into the file, not NUL-terminated */
+    size_t key_len;
+    uint32_t type;
+    const uint8_t *val;     /* the value (an array: its element type, count, elements) */
+} gguf_kv;
+
+typedef struct {
+    const char *path;
+    const uint8_t *p;
+    size_t n, pos;
+    gguf_kv *kv;
+    uint64_t n_kv;
+} gguf_file;
+
+_Noreturn static void bad(const gguf_file *g, const char *what)
+{
+    die("%s: GGUF byte %zu: %s", g->path, g->pos, what);
+}
+
+static const uint8_t *need(gguf_file *g, uint64_t len)
+{
+    if (len > g->n - g->pos)
+        bad(g, "the file ends early (truncated?)");
+    const uint8_t *q = g->p + g->pos;
+    g->pos += (size_t)len;
+    return q;
+}
+
+static uint32_t rd_u32(gguf_file *g)
+{
+    uint32_t v;
+    memcpy(&v, need(g, 4), 4);
+    return v;
+}
+
+static uint64_t rd_u64(gguf_file *g)
+{
+    uint64_t v;
+    memcpy(&v, need(g, 8), 8);
+    return v;
+}
+
+static void skip_value(gguf_file *g, uint32_t type, int depth)
+{
+    if (type >= GT_COUNT)
+        bad(g, "unknown value type");
+    if (type == GT_STRING) {
+        need(g, rd_u64(g));
+    } else if (type == GT_ARRAY) {
+        uint32_t et = rd_u32(g);
+        uint64_t count = rd_u64(g);
+        if (depth > 0 || et == GT_ARRAY)
+            bad(g, "nested arrays");
+        if (et >= GT_COUNT)
+            bad(g, "unknown array element type");
+        if (et == GT_STRING)
+            for (uint64_t i = 0; i < count; i++)
+                skip_value(g, et, depth + 1);
+        else if (count > (g->n - g->pos) / gt_size[et])
+            bad(g, "an array longer than the file");
+        else
+            need(g, count * gt_size[et]);
+    } else {
+        need(g, gt_size[type]);
+    }
+}
+
+static const gguf_kv *find_kv(const gguf_file *g, const char *arch, const char *key)
+{
+    char *k = arch ? xasprintf("%s.%s", arch, key) : xstrdup(key);
+    size_t kl = strlen(k);
+    const gguf_kv *r = NULL;
+    for (uint64_t i = 0; i < g->n_kv && !r; i++)
+        if (g->kv[i].key_len == kl && !memcmp(g->kv[i].key, k, kl))
+            r = &g->kv[i];
+    free(k);
+    return r;
+}
+
+/* An integer scalar (any integer type) or, with def >= 0, def when absent. */
+static int64_t get_int(const gguf_file *g, const char *arch, const char *key, int64_t def)
+{
+    const gguf_kv *kv = find_kv(g, arch, key);
+    if (!kv) {
+        if (def < 0)
+            die("%s: GGUF key %s%s%s is missing", g->path, arch ? arch : "", arch ? "." : "", key);
+        return def;
+    }
+    const uint8_t *v = kv->val;
+    switch (kv->type) {
+    case GT_UINT8: return v[0];
+    case GT_INT8: return (int8_t)v[0];
+    case GT_UINT16: { uint16_t x; memcpy(&x, v, 2); return x; }
+    case GT_INT16: { int16_t x; memcpy(&x, v, 2); return x; }
+    case GT_UINT32: { uint32_t x; memcpy(&x, v, 4); return x; }
+    case GT_INT32: { int32_t x; memcpy(&x, v, 4); return x; }
+    case GT_UINT64: { uint64_t x; memcpy(&x, v, 8); return x > INT64_MAX ? -1 : (int64_t)x; }
+    case GT_INT64: { int64_t x; memcpy(&x, v, 8); return x; }
+    }
+    die("%s: GGUF key %.*s is not an integer", g->path, (int)kv->key_len, kv->key);
+}
+
+static double get_float(const gguf_file *g, const char *arch, const char *key, double def)
+{
+    const gguf_kv *kv = find_kv(g, arch, key);
+    if (!kv)
+        return def;
+    if (kv->type == GT_FLOAT32) {
+        float f;
+        memcpy(&f, kv->val, 4);
+        return f;
+    }
+    if (kv->type == GT_FLOAT64) {
+        double d;
+        memcpy(&d, kv->val, 8);
+        return d;
+    }
+    die("%s: GGUF key %.*s is not a number", g->path, (int)kv->key_len, kv->key);
+}
+
+/* A string value as a new NUL-terminated string, NULL when absent. */
+static char *get_str(const gguf_file *g, const char *key)
+{
+    const gguf_kv *kv = find_kv(g, NULL, key);
+    if (!kv)
+        return NULL;
+    if (kv->type != GT_STRING)
+        die("%s: GGUF key %s is not a string", g->path, key);
+    uint64_t len;
+    memcpy(&len, kv->val, 8);
+    char *s = xmalloc((size_t)len + 1);
+    memcpy(s, kv->val + 8, (size_t)len);
+    s[len] = 0;
+    return s;
+}
+
+/* A per-layer width: one integer for every layer, or an integer array of L. */
+static void get_layers(const gguf_file *g, const char *arch, const char *key, int *out, int L,
+                       const int *def)
+{
+    const gguf_kv *kv = find_kv(g, arch, key);
+    if (!kv && def) {
+        memcpy(out, def, (size_t)L * sizeof *out);
+        return;
+    }
+    if (kv && kv->type == GT_ARRAY) {
+        uint32_t et;
+        uint64_t count;
+        memcpy(&et, kv->val, 4);
+        memcpy(&count, kv->val + 4, 8);
+        if ((et != GT_INT32 && et != GT_UINT32) || count != (uint64_t)L)
+            die("%s: GGUF key %s.%s: an array of %llu, not of %d 32-bit integers (one per layer)",
+                g->path, arch, key, (unsigned long long)count, L);
+        for (int l = 0; l < L; l++) {
+            int32_t x;
+            memcpy(&x, kv->val + 12 + 4 * l, 4);
+            if (x < 0)
+                die("%s: GGUF key %s.%s: negative width", g->path, arch, key);
+            out[l] = x;
+        }
+        return;
+    }
+    int64_t v = get_int(g, arch, key, -1);
+    if (v < 0 || v > INT32_MAX)
+        die("%s: GGUF key %s.%s out of range", g->path, arch, key);
+    for (int l = 0; l < L; l++)
+        out[l] = (int)v;
+}
+
+typedef struct {
+    char *name;
+    int ndim;
+    uint64_t ne[2];
+    uint32_t type;
+    uint64_t offset;
+} gguf_tensor;
+
+/* ---- a SentencePiece ModelProto from tokenizer.ggml.* ---- */
+
+static void pb_varint(buf *b, uint64_t v)
+{
+    uint8_t x[10];
+    int n = 0;
+    do {
+        x[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            x[n] |= 0x80;
+        n++;
+    } while (v);
+    put(b, x, (size_t)n);
+}
+
+static void pb_bytes(buf *b, int field, const void *p, size_t n)
+{
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, n);
+    put(b, p, n);
+}
+
+static void pb_int(buf *b, int field, uint64_t v)
+{
+    pb_varint(b, (uint64_t)field << 3);
+    pb_varint(b, v);
+}
+
+/* An array key's element type, count and first element. */
+static const uint8_t *array_of(const gguf_file *g, const char *key, uint32_t want, uint64_t *count)
+{
+    const gguf_kv *kv = find_kv(g, NULL, key);
+    if (!kv)
+        return NULL;
+    uint32_t et;
+    if (kv->type == GT_ARRAY)
+        memcpy(&et, kv->val, 4);
+    if (kv->type != GT_ARRAY || et != want)
+        die("%s: GGUF key %s is not an array of the expected type", g->path, key);
+    memcpy(count, kv->val + 4, 8);
+    return kv->val + 12;
+}
+
+static void read_tokenizer(model *m, const gguf_file *g)
+{
+    char *tm = get_str(g, "tokenizer.ggml.model");
+    if (!tm) {
+        free(tm);
+        return;
+    }
+    if (strcmp(tm, "llama"))
+        die("%s: tokenizer.ggml.model is \"%s\"; pare reads the SentencePiece \"llama\" tokenizer",
+            g->path, tm);
+    free(tm);
+    uint64_t nt = 0, ns = 0, ny = 0;
+    const uint8_t *tok = array_of(g, "tokenizer.ggml.tokens", GT_STRING, &nt);
+    const uint8_t *sc = array_of(g, "tokenizer.ggml.scores", GT_FLOAT32, &ns);
+    const uint8_t *ty = array_of(g, "tokenizer.ggml.token_type", GT_INT32, &ny);
+    if (!tok || (sc && ns != nt) || (ty && ny != nt))
+        die("%s: tokenizer.ggml.tokens, scores and token_type disagree", g->path);
+    int64_t bos = get_int(g, NULL, "tokenizer.ggml.bos_token_id", 1 << 30);
+    int64_t eos = get_int(g, NULL, "tokenizer.ggml.eos_token_id", 1 << 30);
+    buf b = {0};
+    const char *bos_piece = NULL, *eos_piece = NULL;
+    size_t bos_len = 0, eos_len = 0;
+    bool bytes = true;
+    int byte_count = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        uint64_t len;
+        memcpy(&len, tok, 8);
+        const char *s = (const char *)tok + 8;
+        tok += 8 + len;
+        float score = 0;
+        int32_t type = 1;
+        if (sc)
+            memcpy(&score, sc + 4 * i, 4);
+        if (ty)
+            memcpy(&type, ty + 4 * i, 4);
+        if (type < 1 || type > 6)
+            die("%s: token %llu has type %d", g->path, (unsigned long long)i, type);
+        byte_count += type == 6;
+        if ((int64_t)i == bos)
+            bos_piece = s, bos_len = (size_t)len;
+        if ((int64_t)i == eos)
+            eos_piece = s, eos_len = (size_t)len;
+        buf p = {0};
+        pb_bytes(&p, 1, s, (size_t)len);
+        uint32_t bits;
+        memcpy(&bits, &score, 4);
+        pb_varint(&p, 2 << 3 | 5);
+        put(&p, &bits, 4);
+        pb_int(&p, 3, (uint64_t)type);
+        pb_bytes(&b, 1, p.out.p, p.out.n);
+        free(p.out.p);
+    }
+    bytes = byte_count == 256;
+    buf ts = {0};
+    pb_int(&ts, 3, 2);                               /* model_type BPE */
+    pb_int(&ts, 35, bytes);                          /* byte_fallback */
+    if (bos_piece)
+        pb_bytes(&ts, 46, bos_piece, bos_len);
+    if (eos_piece)
+        pb_bytes(&ts, 47, eos_piece, eos_len);
+    pb_bytes(&b, 2, ts.out.p, ts.out.n);
+    free(ts.out.p);
+    buf ns_ = {0};
+    const gguf_kv *sp = find_kv(g, NULL, "tokenizer.ggml.add_space_prefix");
+    pb_int(&ns_, 3, sp && sp->type == GT_BOOL ? sp->val[0] != 0 : 1); /* add_dummy_prefix */
+    pb_int(&ns_, 4, 0);                              /* remove_extra_whitespaces */
+    pb_int(&ns_, 5, 1);                              /* escape_whitespaces */
+    pb_bytes(&b, 3, ns_.out.p, ns_.out.n);
+    free(ns_.out.p);
+    m->tok.format = xstrdup("sentencepiece");
+    m->tok.data = b.out.p;
+    m->tok.size = b.out.n;
+    tokenizer_free(tokenizer_load_blob("sentencepiece", b.out.p, b.out.n, g->path)); /* check it */
+}
+
+static const char *hf_name_of(const char *gname, int *layer, char *out, size_t outn)
+{
+    for (int k = 0; k < MW_COUNT; k++)
+        if (model_weight_gguf[k] && !strcmp(gname, model_weight_gguf[k]))
+            return model_archs[ARCH_LLAMA].outer_names[k];
+    int l, used = 0;
+    if (sscanf(gname, "blk.%d.%n", &l, &used) == 1 && used > 0 && l >= 0)
+        for (int k = 0; k < LW_COUNT; k++)
+            if (layer_weight_table[k].gguf && !strcmp(gname + used, layer_weight_table[k].gguf)) {
+                snprintf(out, outn, "model.layers.%d.%s", l, model_archs[ARCH_LLAMA].layer_names[k]);
+                *layer = l;
+                return out;
+            }
+    return NULL;
+}
+
+void gguf_read(model *m, const char *path)
+{
+    size_t n;
+    const uint8_t *p = map_file(path, &n);
+    gguf_read_mem(m, p, n, path);
+    unmap_file(p, n);
+}
+
+void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    m->source = xstrdup(path);
+    gguf_file g = {.path = path, .p = p, .n = n};
+
+    if (!gguf_sniff(g.p, g.n))
+        die("%s: not a GGUF file", path);
+    g.pos = 4;
+    uint32_t version = rd_u32(&g);
+    if (version != 2 && version != 3)
+        die("%s: GGUF version %u; pare reads versions 2 and 3", path, version);
+    uint64_t n_tensors = rd_u64(&g);
+    g.n_kv = rd_u64(&g);
+    if (g.n_kv > g.n / 13 || n_tensors > g.n / 24)
+        bad(&g, "more keys or tensors than the file could hold");
+    g.kv = xcalloc(g.n_kv ? g.n_kv : 1, sizeof *g.kv);
+    for (uint64_t i = 0; i < g.n_kv; i++) {
+        uint64_t kl = rd_u64(&g);
+        g.kv[i].key = (const char *)need(&g, kl);
+        g.kv[i].key_len = (size_t)kl;
+        g.kv[i].type = rd_u32(&g);
+        g.kv[i].val = g.p + g.pos;
+        skip_value(&g, g.kv[i].type, 0);
+    }
+    gguf_tensor *gt = xcalloc(n_tensors ? n_tensors : 1, sizeof *gt);
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        uint64_t nl = rd_u64(&g);
+        if (nl > 256)
+            bad(&g, "a tensor name longer than 256 bytes");
+        const uint8_t *s = need(&g, nl);
+        gt[i].name = xmalloc((size_t)nl + 1);
+        memcpy(gt[i].name, s, (size_t)nl);
+        gt[i].name[nl] = 0;
+        uint32_t nd = rd_u32(&g);
+        if (nd < 1 || nd > 4)
+            bad(&g, "a tensor of other than 1 to 4 dimensions");
+        gt[i].ndim = (int)nd;
+        uint64_t ne[4];
+        for (uint32_t d = 0; d < nd; d++)
+            ne[d] = rd_u64(&g);
+        for (uint32_t d = 2; d < nd; d++)
+            if (ne[d] != 1)
+                die("%s: tensor %s has %u dimensions; pare reads 1 and 2", path, gt[i].name, nd);
+        if (nd > 2)
+            gt[i].ndim = 2;
+        gt[i].ne[0] = ne[0];
+        gt[i].ne[1] = nd >= 2 ? ne[1] : 1;
+        if (gt[i].ne[0] > (1ULL << 40) || gt[i].ne[1] > (1ULL << 40) ||
+            gt[i].ne[0] * gt[i].ne[1] > (1ULL << 40))
+            die("%s: tensor %s is too large", path, gt[i].name);
+        gt[i].type = rd_u32(&g);
+        gt[i].offset = rd_u64(&g);
+    }
+    int64_t align = get_int(&g, NULL, "general.alignment", GGUF_ALIGNMENT);
+    if (align <= 0 || align % 8)
+        die("%s: general.alignment %lld is not a positive multiple of 8", path, (long long)align);
+    size_t data_start = g.pos + (size_t)((align - (int64_t)(g.pos % (size_t)align)) % align);
+
+    char *arch = get_str(&g, "general.architecture");
+    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "deci")))
+        die("%s: GGUF architecture \"%s\"; pare reads llama and deci", path, arch ? arch : "(none)");
+
+    /* The config, as config.json keys. */
+    int L = (int)get_int(&g, arch, "block_count", -1);
+    int64_t D = get_int(&g, arch, "embedding_length", -1);
+    if (L <= 0 || L > MODEL_MAX_LAYERS || D <= 0 || D > (1 << 24))
+        die("%s: block_count %d or embedding_length %lld out of range", path, L, (long long)D);
+    int *H = xmalloc((size_t)L * sizeof(int)), *KV = xmalloc((size_t)L * sizeof(int)),
+        *F = xmalloc((size_t)L * sizeof(int));
+    get_layers(&g, arch, "attention.head_count", H, L, NULL);
+    get_layers(&g, arch, "attention.head_count_kv", KV, L, H);
+    get_layers(&g, arch, "feed_forward_length", F, L, NULL);
+    int64_t hd = get_int(&g, arch, "attention.key_length", H[0] ? D / H[0] : 0);
+    if (get_int(&g, arch, "attention.value_length", hd) != hd)
+        die("%s: value_length differs from key_length, which pare does not model", path);
+    if (get_int(&g, arch, "rope.dimension_count", hd) != hd)
+        die("%s: rope.dimension_count differs from the head size (partial rotary), which pare "
+            "does not model", path);
+    if (find_kv(&g, arch, "rope.scaling.type"))
+        die("%s: rope scaling, which pare does not model", path);
+
+    bool has_q_bias = false, has_o_bias = false, has_down_bias = false, has_output = false;
+    int64_t V = -1;
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        const char *nm = gt[i].name;
+        has_q_bias |= strstr(nm, ".attn_q.bias") != NULL;
+        has_o_bias |= strstr(nm, ".attn_output.bias") != NULL;
+        has_down_bias |= strstr(nm, ".ffn_down.bias") != NULL;
+        has_output |= !strcmp(nm, "output.weight");
+        if (!strcmp(nm, "token_embd.weight"))
+            V = (int64_t)gt[i].ne[1];
+    }
+    if (V <= 0)
+        die("%s: no token_embd.weight", path);
+    json_t *j = json_object();
+    json_t *ah = json_array(), *ak = json_array(), *af = json_array();
+    for (int l = 0; l < L; l++) {
+        json_array_append_new(ah, json_integer(H[l]));
+        json_array_append_new(ak, json_integer(KV[l]));
+        json_array_append_new(af, json_integer(F[l]));
+    }
+    json_object_set_new(j, "model_type", json_string("llama"));
+    json_object_set_new(j, "hidden_size", json_integer(D));
+    json_object_set_new(j, "num_hidden_layers", json_integer(L));
+    json_object_set_new(j, "num_attention_heads", ah);
+    json_object_set_new(j, "num_key_value_heads", ak);
+    json_object_set_new(j, "intermediate_size", af);
+    json_object_set_new(j, "head_dim", json_integer(hd));
+    json_object_set_new(j, "vocab_size", json_integer(V));
+    json_object_set_new(j, "max_position_embeddings",
+                        json_integer(get_int(&g, arch, "context_length", 2048)));
+    json_object_set_new(j, "rms_norm_eps",
+                        json_real((float)get_float(&g, arch, "attention.layer_norm_rms_epsilon", 1e-5)));
+    json_object_set_new(j, "rope_theta", json_real((float)get_float(&g, arch, "rope.freq_base", 10000)));
+    json_object_set_new(j, "rope_style", json_string("interleaved"));
+    json_object_set_new(j, "tie_word_embeddings", json_boolean(!has_output));
+    json_object_set_new(j, "attention_bias", json_boolean(has_q_bias));
+    json_object_set_new(j, "o_proj_bias", json_boolean(has_o_bias));
+    json_object_set_new(j, "down_proj_bias", json_boolean(has_down_bias));
+    int64_t bos = get_int(&g, NULL, "tokenizer.ggml.bos_token_id", 1LL << 40);
+    int64_t eos = get_int(&g, NULL, "tokenizer.ggml.eos_token_id", 1LL << 40);
+    json_object_set_new(j, "bos_token_id", bos < V ? json_integer(bos) : json_null());
+    json_object_set_new(j, "eos_token_id", eos < V ? json_integer(eos) : json_null());
+    model_set_config(m, j, path);
+    json_decref(j);
+    free(H), free(KV), free(F), free(arch);
+
+    /* The tensors. */
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        gguf_tensor *t = &gt[i];
+        char nb[128];
+        int layer = -1;
+        const char *hf = hf_name_of(t->name, &layer, nb, sizeof nb);
+        if (!hf)
+            die("%s: tensor %s is not one pare reads", path, t->name);
+        enum dtype dt;
+        if (t->type == GGML_F32)
+            dt = DTYPE_F32;
+        else if (t->type == GGML_F16)
+            dt = DTYPE_F16;
+        else if (t->type == GGML_BF16)
+            dt = DTYPE_BF16;
+        else
+            die("%s: tensor %s has ggml type %u; pare reads F32, F16 and BF16 (not quantized "
+                "types)", path, t->name, t->type);
+        uint64_t numel = t->ne[0] * t->ne[1], bytes = numel * dtype_size(dt);
+        if (t->offset % (uint64_t)align || data_start > g.n || t->offset > g.n - data_start ||
+            bytes > g.n - data_start - t->offset)
+            die("%s: tensor %s lies outside the file (truncated?)", path, t->name);
+        int64_t shape[2] = {t->ndim == 2 ? (int64_t)t->ne[1] : (int64_t)t->ne[0], (int64_t)t->ne[0]};
+        tensor *mt = model_new_tensor_as(m, hf, t->ndim, shape, dt); /* kept as stored */
+        memcpy(mt->data, g.p + data_start + t->offset, (size_t)bytes);
+    }
+    read_tokenizer(m, &g);
+    for (uint64_t i = 0; i < n_tensors; i++)
+        free(gt[i].name);
+    free(gt);
+    free(g.kv);
+    if (!m->extra_config)
+        m->extra_config = json_object();
+    model_bind(m);
+}

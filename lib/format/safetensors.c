@@ -1,0 +1,440 @@
+/* safetensors.c - read and write .safetensors files and Hugging Face folders.
+ *
+ * Reading keeps every tensor in its file's dtype: the file is mapped privately
+ * (tensor_map_file) and each tensor whose payload is aligned to its values points
+ * into the mapping; the data start after the 8-byte-aligned header, so every
+ * tensor of a file written by the reference implementation is. A tensor that is
+ * not (or a file that cannot be mapped) is read into its own buffer, as stored. */
+#include "format/safetensors.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/atomic_file.h"
+#include "base/util.h"
+#include "format/pytorch.h"
+#include "text/tokenizer.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pare reads little-endian payloads straight into memory: little-endian hosts only"
+#endif
+
+#define MAX_HEADER (100u << 20) /* the reference implementation's limit */
+
+typedef struct {
+    const char *name;       /* points into the header JSON */
+    enum dtype dtype;
+    int ndim;
+    int64_t shape[2];
+    int64_t numel;
+    uint64_t begin, end;    /* byte offsets from the start of the data */
+} st_entry;
+
+static int cmp_offset(const void *a, const void *b)
+{
+    const st_entry *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static bool st_dtype(const char *s, enum dtype *t)
+{
+    if (!strcmp(s, "F32"))
+        *t = DTYPE_F32;
+    else if (!strcmp(s, "F16"))
+        *t = DTYPE_F16;
+    else if (!strcmp(s, "BF16"))
+        *t = DTYPE_BF16;
+    else
+        return false;
+    return true;
+}
+
+static const char *st_dtype_name(enum dtype t)
+{
+    return t == DTYPE_F32 ? "F32" : t == DTYPE_F16 ? "F16" : "BF16";
+}
+
+/* Parse one header entry; dies naming path and tensor on anything malformed. */
+static void parse_entry(const char *path, const char *name, json_t *v, uint64_t data_size,
+                        st_entry *e)
+{
+    e->name = name;
+    json_t *dt = json_object_get(v, "dtype");
+    json_t *shape = json_object_get(v, "shape");
+    json_t *off = json_object_get(v, "data_offsets");
+    if (!json_is_object(v) || !json_is_string(dt) || !json_is_array(shape) || !json_is_array(off) ||
+        json_array_size(off) != 2)
+        die("%s: bad safetensors header entry for tensor %s", path, name);
+    if (!st_dtype(json_string_value(dt), &e->dtype))
+        die("%s: tensor %s has dtype %s; pare reads F32, F16 and BF16", path, name,
+            json_string_value(dt));
+    size_t nd = json_array_size(shape);
+    if (nd < 1 || nd > 2)
+        die("%s: tensor %s has %zu dimensions; pare reads 1- and 2-dimensional tensors", path,
+            name, nd);
+    e->ndim = (int)nd;
+    e->numel = 1;
+    e->shape[1] = 0;
+    for (size_t i = 0; i < nd; i++) {
+        json_t *d = json_array_get(shape, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > (1LL << 40))
+            die("%s: tensor %s has a bad shape", path, name);
+        e->shape[i] = json_integer_value(d);
+        e->numel *= e->shape[i];
+        if (e->numel > (1LL << 40))
+            die("%s: tensor %s is too large", path, name);
+    }
+    json_t *b = json_array_get(off, 0), *en = json_array_get(off, 1);
+    if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
+        json_integer_value(en) < json_integer_value(b))
+        die("%s: tensor %s has bad data_offsets", path, name);
+    e->begin = (uint64_t)json_integer_value(b);
+    e->end = (uint64_t)json_integer_value(en);
+    if (e->end - e->begin != (uint64_t)e->numel * dtype_size(e->dtype))
+        die("%s: tensor %s: data_offsets span %llu bytes, but its shape and dtype need %llu", path,
+            name, (unsigned long long)(e->end - e->begin),
+            (unsigned long long)((uint64_t)e->numel * dtype_size(e->dtype)));
+    if (e->end > data_size)
+        die("%s: truncated: tensor %s ends at data byte %llu, but the file holds only %llu", path,
+            name, (unsigned long long)e->end, (unsigned long long)data_size);
+}
+
+void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot read '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        die("cannot read '%s': %s", path, strerror(errno));
+    uint64_t size = (uint64_t)st.st_size;
+    uint8_t lb[8];
+    if (size < 8 || fread(lb, 1, 8, f) != 8)
+        die("%s: not a safetensors file (too short)", path);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | lb[i];
+    if (hlen < 2 || hlen > MAX_HEADER || hlen > size - 8)
+        die("%s: not a safetensors file (header length %llu, file size %llu)", path,
+            (unsigned long long)hlen, (unsigned long long)size);
+    char *hdr = xmalloc(hlen);
+    if (fread(hdr, 1, hlen, f) != hlen)
+        die("%s: cannot read the safetensors header", path);
+    json_error_t err;
+    json_t *j = json_loadb(hdr, hlen, JSON_REJECT_DUPLICATES, &err);
+    free(hdr);
+    if (!j || !json_is_object(j))
+        die("%s: bad safetensors header: %s", path, j ? "not a JSON object" : err.text);
+    uint64_t data_start = 8 + hlen, data_size = size - data_start;
+
+    size_t count = json_object_size(j), ne = 0;
+    st_entry *es = xcalloc(count ? count : 1, sizeof *es);
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (!strcmp(key, "__metadata__"))
+            continue;
+        parse_entry(path, key, v, data_size, &es[ne++]);
+    }
+    qsort(es, ne, sizeof *es, cmp_offset); /* read the file front to back */
+
+    if (*n + (int64_t)ne > *cap) {
+        *cap = (int)((*n + (int64_t)ne) * 2);
+        *ts = xrealloc(*ts, (size_t)*cap * sizeof **ts);
+    }
+    tensor_map *map = tensor_map_file(fileno(f), (size_t)size);
+    for (size_t i = 0; i < ne; i++) {
+        st_entry *e = &es[i];
+        tensor *t = &(*ts)[(*n)++];
+        memset(t, 0, sizeof *t);
+        t->name = xstrdup(e->name);
+        t->ndim = e->ndim;
+        t->shape[0] = e->shape[0];
+        t->shape[1] = e->shape[1];
+        t->numel = e->numel;
+        size_t bytes = (size_t)(e->end - e->begin);
+        uint64_t at = data_start + e->begin;
+        if (map && at % dtype_size(e->dtype) == 0) {
+            tensor_use_map(t, map, tensor_map_base(map) + at, e->dtype);
+            continue;
+        }
+        /* Not aligned to its values (or not mappable): read it as stored. */
+        t->stored = t->dtype = e->dtype;
+        t->data = xmalloc_aligned(bytes ? bytes : 1);
+        if (fseeko(f, (off_t)at, SEEK_SET) != 0 || fread(t->data, 1, bytes, f) != bytes)
+            die("%s: cannot read tensor %s: %s", path, e->name,
+                ferror(f) ? strerror(errno) : "unexpected end of file");
+    }
+    tensor_map_release(map);
+    free(es);
+    json_decref(j);
+    fclose(f);
+}
+
+/* ---- writing ---- */
+
+static void af_out(void *ctx, const void *p, size_t n) { af_write(ctx, p, n); }
+
+void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype, const tensor_source *src)
+{
+    size_t es = dtype_size(dtype);
+    json_t *h = json_object();
+    json_t *meta = json_object();
+    json_object_set_new(meta, "format", json_string("pt"));
+    json_object_set_new(h, "__metadata__", meta);
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const tensor *t = &ts[i];
+        json_t *e = json_object();
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++)
+            json_array_append_new(shape, json_integer(t->shape[d]));
+        json_t *offs = json_array();
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        off += (uint64_t)t->numel * es;
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        json_object_set_new(e, "dtype", json_string(st_dtype_name(dtype)));
+        json_object_set_new(e, "shape", shape);
+        json_object_set_new(e, "data_offsets", offs);
+        if (json_object_set_new(h, t->name, e) != 0)
+            die("%s: cannot write tensor %s", path, t->name);
+    }
+    char *hs = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    if (!hs)
+        die("out of memory");
+    size_t hlen = strlen(hs), padded = (hlen + 7) / 8 * 8; /* pad with spaces, as HF does */
+    uint8_t lb[8];
+    for (int i = 0; i < 8; i++)
+        lb[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+
+    atomic_file a;
+    af_open(&a, path);
+    af_write(&a, lb, 8);
+    af_write(&a, hs, hlen);
+    af_write(&a, "        ", padded - hlen);
+    free(hs);
+    for (int i = 0; i < n; i++) {
+        tensor tmp;
+        const tensor *t = tensor_values(&ts[i], src, &tmp);
+        tensor_write_as(t, 0, t->numel, dtype, af_out, &a);
+        tensor_values_done(t, &tmp);
+    }
+    af_close(&a);
+}
+
+/* ---- folders ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef void (*weights_reader)(const char *path, tensor **ts, int *n, int *cap);
+
+/* Read the shards listed by the weight_map of index (a file in dir) with read,
+ * checking each tensor against the map. */
+static void read_sharded(const char *dir, const char *index, weights_reader read, tensor **ts, int *n)
+{
+    int cap = 0;
+    json_error_t err;
+    json_t *j = json_load_file(index, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        die("%s:%d: %s", index, err.line, err.text);
+    json_t *wm = json_object_get(j, "weight_map");
+    if (!json_is_object(wm) || json_object_size(wm) == 0)
+        die("%s: no weight_map", index);
+
+    /* The distinct shard files, in name order. */
+    size_t nw = json_object_size(wm), ns = 0;
+    char **shards = xmalloc(nw * sizeof *shards);
+    const char *name;
+    json_t *v;
+    json_object_foreach(wm, name, v) {
+        if (!json_is_string(v))
+            die("%s: weight_map entry for %s is not a file name", index, name);
+        const char *s = json_string_value(v);
+        if (!*s || strchr(s, '/') || !strcmp(s, ".") || !strcmp(s, ".."))
+            die("%s: shard name '%s' is not a plain file name", index, s);
+        bool seen = false;
+        for (size_t i = 0; i < ns && !seen; i++)
+            seen = !strcmp(shards[i], s);
+        if (!seen)
+            shards[ns++] = (char *)s;
+    }
+    qsort(shards, ns, sizeof *shards, cmp_str);
+
+    json_t *found = json_object();
+    for (size_t i = 0; i < ns; i++) {
+        char *sp = path_join(dir, shards[i]);
+        int before = *n;
+        read(sp, ts, n, &cap);
+        for (int k = before; k < *n; k++) {
+            const char *tn = (*ts)[k].name;
+            json_t *want = json_object_get(wm, tn);
+            if (!want)
+                die("%s: tensor %s is not in the weight_map of %s", sp, tn, index);
+            if (strcmp(json_string_value(want), shards[i]))
+                die("%s: tensor %s is mapped to %s in %s", sp, tn, json_string_value(want), index);
+            if (json_object_get(found, tn))
+                die("%s: tensor %s appears twice", sp, tn);
+            json_object_set_new(found, tn, json_true());
+        }
+        free(sp);
+    }
+    json_object_foreach(wm, name, v)
+        if (!json_object_get(found, name))
+            die("%s: tensor %s of the weight_map is missing from %s", index, name,
+                json_string_value(v));
+    json_decref(found);
+    free(shards);
+    json_decref(j);
+}
+
+typedef void (*weights_writer)(const char *path, const tensor *ts, int n, enum dtype dtype,
+                               const tensor_source *src);
+
+/* The weight files of a folder, by format: STEM.EXT alone, or shards
+ * STEM-0000i-of-0000N.EXT listed by STEM.EXT.index.json. */
+static const struct {
+    const char *stem, *ext;
+    weights_reader read;
+    weights_writer write;
+} hf_formats[] = {
+    [HF_SAFETENSORS] = {"model", ".safetensors", safetensors_read, safetensors_write},
+    [HF_PYTORCH] = {"pytorch_model", ".bin", pytorch_read, pytorch_write},
+};
+
+/* dir/STEM.EXT followed by suffix ("" or ".index.json"), of format f. */
+static char *hf_file(const char *dir, int f, const char *suffix)
+{
+    char *name = xasprintf("%s%s%s", hf_formats[f].stem, hf_formats[f].ext, suffix);
+    char *p = path_join(dir, name);
+    free(name);
+    return p;
+}
+
+/* The weights of a folder, by the first file present: model.safetensors.index.json,
+ * model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin. */
+void hf_read_weights(const char *dir, tensor **ts, int *n)
+{
+    *ts = NULL;
+    *n = 0;
+    for (size_t f = 0; f < sizeof hf_formats / sizeof *hf_formats; f++) {
+        char *p = hf_file(dir, (int)f, ".index.json");
+        if (path_exists(p)) {
+            read_sharded(dir, p, hf_formats[f].read, ts, n);
+            free(p);
+            return;
+        }
+        free(p);
+        p = hf_file(dir, (int)f, "");
+        if (path_exists(p)) {
+            int cap = 0;
+            hf_formats[f].read(p, ts, n, &cap);
+            free(p);
+            return;
+        }
+        free(p);
+    }
+    die("%s: no model.safetensors, pytorch_model.bin or their .index.json", dir);
+}
+
+static void write_json(const char *path, json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!s)
+        die("out of memory");
+    atomic_file a;
+    af_open(&a, path);
+    af_write(&a, s, strlen(s));
+    af_write(&a, "\n", 1);
+    af_close(&a);
+    free(s);
+}
+
+void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards)
+{
+    hf_write_folder_as(m, dir, dtype, shards, HF_SAFETENSORS);
+}
+
+void hf_write_folder_as(const model *m, const char *dir, enum dtype dtype, int shards, enum hf_weights format)
+{
+    const char *stem = hf_formats[format].stem, *ext = hf_formats[format].ext;
+    weights_writer write = hf_formats[format].write;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        die("cannot create '%s': %s", dir, strerror(errno));
+    if (!path_is_dir(dir))
+        die("'%s' is not a folder", dir);
+
+    json_t *cj = model_config_json(m);
+    json_object_set_new(cj, "torch_dtype",
+                        json_string(dtype == DTYPE_F32 ? "float32" :
+                                    dtype == DTYPE_F16 ? "float16" : "bfloat16"));
+    char *p = path_join(dir, "config.json");
+    write_json(p, cj);
+    free(p);
+    json_decref(cj);
+
+    if (m->tok.size)
+        tokenizer_write_folder(dir, m->tok.format, m->tok.data, m->tok.size);
+    if (m->n_tensors == 0) /* a bare config */
+        return;
+
+    int n = m->n_tensors;
+    if (shards > n)
+        shards = n;
+    if (shards <= 1) {
+        p = hf_file(dir, format, "");
+        write(p, m->tensors, n, dtype, m->values);
+        free(p);
+        return;
+    }
+
+    /* Cut the name-ordered tensors into runs of about equal bytes; a run that would
+     * come out empty (one huge tensor) is dropped, so the count may be smaller. */
+    uint64_t total = 0, cum = 0;
+    for (int i = 0; i < n; i++)
+        total += (uint64_t)m->tensors[i].numel * dtype_size(dtype);
+    int *shard_of = xmalloc((size_t)n * sizeof(int));
+    int used = 0, last = -1;
+    for (int i = 0; i < n; i++) {
+        int s = total ? (int)(cum * (uint64_t)shards / total) : i * shards / n;
+        if (s >= shards)
+            s = shards - 1;
+        if (s != last) {
+            used++;
+            last = s;
+        }
+        shard_of[i] = used - 1;
+        cum += (uint64_t)m->tensors[i].numel * dtype_size(dtype);
+    }
+
+    json_t *wm = json_object();
+    for (int s = 0, start = 0; s < used; s++) {
+        int end = start;
+        while (end < n && shard_of[end] == s)
+            end++;
+        char *fname = xasprintf("%s-%05d-of-%05d%s", stem, s + 1, used, ext);
+        p = path_join(dir, fname);
+        write(p, m->tensors + start, end - start, dtype, m->values);
+        for (int i = start; i < end; i++)
+            json_object_set_new(wm, m->tensors[i].name, json_string(fname));
+        free(p);
+        free(fname);
+        start = end;
+    }
+    json_t *idx = json_object();
+    json_t *meta = json_object();
+    json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
+    json_object_set_new(idx, "metadata", meta);
+    json_object_set_new(idx, "weight_map", wm);
+    p = hf_file(dir, format, ".index.json");
+    write_json(p, idx);
+    free(p);
+    json_decref(idx);
+    free(shard_of);
+}

@@ -1,0 +1,1226 @@
+/* prune.c - importance per unit, the plan (which units go), physical slicing,
+ * masking, provenance, and parameter and MAC counts.
+ *
+ * Letters: D hidden size, L layers, V vocabulary, hd head dim, H query heads,
+ * KV key/value heads, F MLP width (per layer), T tokens, U units of a group, M
+ * members of a group.
+ *
+ * A group's unit u covers, in each member, the indices [start + u*stride,
+ * start + u*stride + width) along the member's axis (groups.h). A member's
+ * "channel" is one index along that axis; the magnitude criteria reduce each
+ * channel over the other axis (l1: sum of |w|, l2: sum of w^2; a vector has one
+ * element per channel), then sum over the unit's channels, then combine the
+ * members with the aggregate. */
+#include "prune/prune.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+#include "base/util.h"
+
+/* ------------------------------------------------------------------ names */
+
+static const char *const mode_names[PRUNE_MODE_COUNT] = {"block", "channel", "layer"};
+static const char *const agg_names[PRUNE_AGG_COUNT] = {"sum", "mean", "max", "prod", "first"};
+static const char *const crit_names[PRUNE_CRIT_COUNT] = {
+    [PRUNE_CRIT_DEFAULT] = "default", [PRUNE_CRIT_VECTOR] = "vector", [PRUNE_CRIT_ELEMENT1] = "element1",
+    [PRUNE_CRIT_ELEMENT2] = "element2", [PRUNE_CRIT_MIX] = "mix",     [PRUNE_CRIT_FLAP] = "flap",
+    [PRUNE_CRIT_WANDA] = "wanda",       [PRUNE_CRIT_L1] = "l1",       [PRUNE_CRIT_L2] = "l2",
+    [PRUNE_CRIT_RANDOM] = "random",     [PRUNE_CRIT_ABLATION] = "ablation", [PRUNE_CRIT_INFLUENCE] = "influence",
+    [PRUNE_CRIT_MANUAL] = "manual"};
+static const char *const select_names[PRUNE_SELECT_COUNT] = {"local", "global", "adaptive"};
+
+/* Index of s in names[lo, hi), or -1. */
+static int name_index(const char *const *names, int lo, int hi, const char *s)
+{
+    for (int i = lo; i < hi; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+const char *prune_mode_name(enum prune_mode m) { return mode_names[m]; }
+int prune_mode_from_name(const char *s) { return name_index(mode_names, 0, PRUNE_MODE_COUNT, s); }
+const char *prune_aggregate_name(enum prune_aggregate a) { return agg_names[a]; }
+int prune_aggregate_from_name(const char *s) { return name_index(agg_names, 0, PRUNE_AGG_COUNT, s); }
+const char *prune_criterion_name(enum prune_criterion c) { return crit_names[c]; }
+int prune_criterion_from_name(const char *s)
+{
+    return name_index(crit_names, PRUNE_CRIT_VECTOR, PRUNE_CRIT_INFLUENCE + 1, s);
+}
+const char *prune_select_name(enum prune_select s) { return select_names[s]; }
+int prune_select_from_name(const char *s) { return name_index(select_names, 0, PRUNE_SELECT_COUNT, s); }
+
+static bool is_magnitude(enum prune_criterion c) { return c == PRUNE_CRIT_L1 || c == PRUNE_CRIT_L2; }
+static bool is_activation(enum prune_criterion c) { return c == PRUNE_CRIT_FLAP || c == PRUNE_CRIT_WANDA; }
+static bool is_per_unit(enum prune_criterion c) { return c == PRUNE_CRIT_ABLATION || c == PRUNE_CRIT_INFLUENCE; }
+
+/* ------------------------------------------------------------------ counts */
+
+/* Every weight of layer l the table and c imply: its parameters (all of them) or
+ * its matrices' (a product per token each). */
+static int64_t layer_sum(const model_config *c, int l, bool matrices_only)
+{
+    int64_t n = 0;
+    for (int id = 0; id < LW_COUNT; id++) {
+        int64_t shape[2];
+        int ndim = layer_weight_shape(c, l, id, shape);
+        if (ndim == 2 || (ndim == 1 && !matrices_only))
+            n += shape[0] * (ndim == 2 ? shape[1] : 1);
+    }
+    return n;
+}
+
+int64_t prune_layer_params(const model_config *c, int l) { return layer_sum(c, l, false); }
+
+int64_t prune_layer_macs(const model_config *c, int l, int T)
+{
+    int64_t n = (int64_t)T * layer_sum(c, l, true);
+    n += 2 * (int64_t)c->n_heads[l] * T * T * c->head_dim;
+    return n;
+}
+
+int64_t prune_macs(const model_config *c, int T)
+{
+    int64_t n = (int64_t)T * c->dim * c->vocab;
+    for (int l = 0; l < c->n_layers; l++)
+        n += prune_layer_macs(c, l, T);
+    return n;
+}
+
+int64_t prune_local_count(int64_t units, int64_t width, double ratio)
+{
+    if (units <= 0 || width <= 0)
+        return 0;
+    int64_t C = units * width;
+    /* A relative tolerance so that decimal ratios give their exact decimal result
+     * (4096 * (1 - 0.2) is 3276.8, 10 * (1 - 0.3) is 7). */
+    double keep = (double)C * (1.0 - ratio);
+    int64_t remain = (int64_t)floor(keep + 1e-9 * (double)C);
+    if (remain > C)
+        remain = C;
+    if (remain < 0)
+        remain = 0;
+    return (C - remain) / width;
+}
+
+/* ------------------------------------------------------------------ importance */
+
+/* Uniform in [0, 1), a function of (seed, group id, unit) only. */
+double prune_random_unit(uint64_t seed, int id, int64_t u)
+{
+    uint64_t x = rng_hash(rng_hash(rng_hash(seed) ^ (uint64_t)(uint32_t)id) ^ (uint64_t)u);
+    return (double)(x >> 11) * 0x1.0p-53;
+}
+
+/* Per-unit l1 or l2 of one member (vals: U values), from the tensor's data. */
+static void member_magnitude(const model *m, const group *g, const group_member *mb, bool square, double *vals)
+{
+    const tensor *t = model_tensor(m, mb->tensor);
+    if (!t)
+        die("%s: group %d names tensor %s, which the model lacks", m->source, g->id, mb->tensor);
+    int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+    int64_t n = mb->axis == 0 ? rows : cols;
+    double *ch = xcalloc((size_t)n, sizeof *ch); /* (n) per-channel value */
+    float *w = xmalloc((size_t)cols * sizeof *w); /* (cols) one row */
+    if (mb->axis == 0) {
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_get_f32(t, r * cols, cols, w);
+            double s = 0;
+            for (int64_t c = 0; c < cols; c++)
+                s += square ? (double)w[c] * w[c] : fabs((double)w[c]);
+            ch[r] = s;
+        }
+    } else {
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_get_f32(t, r * cols, cols, w);
+            for (int64_t c = 0; c < cols; c++)
+                ch[c] += square ? (double)w[c] * w[c] : fabs((double)w[c]);
+        }
+    }
+    free(w);
+    for (int64_t u = 0; u < g->units; u++) {
+        double s = 0;
+        int64_t a = mb->start + u * mb->stride;
+        for (int64_t c = a; c < a + mb->width && c < n; c++)
+            s += ch[c];
+        vals[u] = s;
+    }
+    free(ch);
+}
+
+/* flap or wanda of one member (vals: U values); false when the member is not
+ * the input side of a linear map with activation statistics. */
+static bool member_activation(const model *m, const group_set *gs, const group *g, const group_member *mb,
+                              bool flap, double *vals)
+{
+    const act_stat *a = gs && mb->axis == 1 ? group_set_find_act(gs, mb->tensor) : NULL;
+    if (!a)
+        return false;
+    const tensor *t = model_tensor(m, mb->tensor);
+    if (!t)
+        die("%s: group %d names tensor %s, which the model lacks", m->source, g->id, mb->tensor);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    if (a->channels != cols)
+        die("%s: the activations of %s have %lld channels, the tensor %lld columns", m->source, mb->tensor,
+            (long long)a->channels, (long long)cols);
+    double *ch = xcalloc((size_t)cols, sizeof *ch); /* (cols) sum_r W^2 or |W| */
+    float *row = xmalloc((size_t)cols * sizeof *row); /* (cols) */
+    for (int64_t r = 0; r < rows; r++) {
+        tensor_get_f32(t, r * cols, cols, row);
+        for (int64_t c = 0; c < cols; c++) {
+            double w = row[c];
+            ch[c] += flap ? w * w : fabs(w);
+        }
+    }
+    free(row);
+    for (int64_t u = 0; u < g->units; u++) {
+        double s = 0;
+        int64_t a0 = mb->start + u * mb->stride;
+        for (int64_t c = a0; c < a0 + mb->width && c < cols; c++)
+            s += ch[c] * (flap ? (double)a->var[c] : sqrt((double)a->sqnorm[c]));
+        vals[u] = s;
+    }
+    free(ch);
+    return true;
+}
+
+bool prune_criterion_serves(const model *m, const group_set *gs, const group *g, enum prune_criterion c)
+{
+    switch (c) {
+    case PRUNE_CRIT_RANDOM: return true;
+    case PRUNE_CRIT_L1:
+    case PRUNE_CRIT_L2: return m->has_weights || group_find_stat(g, prune_criterion_name(c));
+    case PRUNE_CRIT_FLAP:
+    case PRUNE_CRIT_WANDA:
+        if (!m->has_weights || !gs)
+            return false;
+        for (int k = 0; k < g->n_members; k++)
+            if (g->members[k].axis == 1 && group_set_find_act(gs, g->members[k].tensor))
+                return true;
+        return false;
+    case PRUNE_CRIT_ABLATION: {
+        const group_stat *flag = group_find_stat(g, "ablated");
+        for (int64_t u = 0; flag && u < g->units; u++)
+            if (flag->values[u] == 0)
+                return false;
+        return group_find_stat(g, "ablation") != NULL;
+    }
+    case PRUNE_CRIT_DEFAULT:
+    case PRUNE_CRIT_MANUAL:
+    case PRUNE_CRIT_COUNT: return false;
+    default: return group_find_stat(g, prune_criterion_name(c)) != NULL;
+    }
+}
+
+void prune_importance(const model *m, const group_set *gs, const group *g, enum prune_criterion criterion,
+                      enum prune_aggregate agg, uint64_t seed, const char *stream_name, double *imp)
+{
+    int64_t U = g->units;
+    int M = g->n_members;
+    const char *name = prune_criterion_name(criterion);
+    if (criterion == PRUNE_CRIT_RANDOM) {
+        for (int64_t u = 0; u < U; u++)
+            imp[u] = prune_random_unit(seed, g->id, u);
+        return;
+    }
+    double *vals = xmalloc((size_t)(M > 0 ? M : 1) * (size_t)(U > 0 ? U : 1) * sizeof *vals); /* (M, U) */
+    const group_stat *st = group_find_stat(g, name);
+    if (is_activation(criterion)) {
+        if (!m->has_weights)
+            die("%s: a bare config has no weights to compute '%s' from", m->source, name);
+        int k = 0;
+        for (int i = 0; i < M; i++)
+            if (member_activation(m, gs, g, &g->members[i], criterion == PRUNE_CRIT_FLAP, vals + (size_t)k * U))
+                k++;
+        if (k == 0)
+            die("%s: group %d (%s, layer %d) has no member whose input has activation statistics ('%s' needs a "
+                "scores stream of pare-score with activations; it ranks attn, ffn and hidden units)",
+                stream_name, g->id, group_kind_name(g->kind), g->layer, name);
+        M = k; /* the members with activations, combined below */
+    } else if (st && is_per_unit(criterion)) {
+        const group_stat *flag = group_find_stat(g, "ablated");
+        for (int64_t u = 0; u < U; u++) {
+            if (flag && flag->values[u] == 0)
+                die("%s: group %d (%s, layer %d): unit %lld was not ablated (the stream ablated a sample of each "
+                    "group's units: enough to check a criterion, not to prune by)",
+                    stream_name, g->id, group_kind_name(g->kind), g->layer, (long long)u);
+            vals[u] = st->values[u];
+        }
+        M = 1; /* one value per unit: no aggregate */
+    } else if (st) {
+        for (int64_t i = 0; i < (int64_t)M * U; i++)
+            vals[i] = st->values[i];
+    } else if (is_magnitude(criterion)) {
+        if (!m->has_weights)
+            die("%s: a bare config has no weights to compute '%s' from", m->source, name);
+        for (int k = 0; k < M; k++)
+            member_magnitude(m, g, &g->members[k], criterion == PRUNE_CRIT_L2, vals + (size_t)k * U);
+    } else {
+        die("%s: group %d has no '%s' statistic (pare-score computes it; l1, l2 and random need no scores)",
+            stream_name, g->id, name);
+    }
+    for (int64_t u = 0; u < U; u++) {
+        double r = M > 0 ? vals[u] : 0;
+        for (int k = 1; k < M; k++) {
+            double v = vals[(size_t)k * U + u];
+            switch (agg) {
+            case PRUNE_AGG_SUM:
+            case PRUNE_AGG_MEAN: r += v; break;
+            case PRUNE_AGG_MAX: r = v > r ? v : r; break;
+            case PRUNE_AGG_PROD: r *= v; break;
+            case PRUNE_AGG_FIRST: break;
+            }
+        }
+        if (agg == PRUNE_AGG_MEAN && M > 0)
+            r /= M;
+        if (!isfinite(r))
+            die("%s: group %d (%s, layer %d) has a non-finite '%s' importance for unit %lld", stream_name, g->id,
+                group_kind_name(g->kind), g->layer, name, (long long)u);
+        imp[u] = r;
+    }
+    free(vals);
+}
+
+/* ------------------------------------------------------------------ checks */
+
+static int cmp_spec_name(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const tensor_spec *)elem)->name);
+}
+
+/* Dies unless g fits the config c: a kind whose units match c's sizes, members
+ * naming tensors c implies, slices inside them. */
+static void check_group(const group *g, const model_config *c, const tensor_spec *specs, int ns,
+                        const char *stream_name)
+{
+    const char *kind = group_kind_name(g->kind);
+    if (g->kind != GROUP_HIDDEN && (g->layer < 0 || g->layer >= c->n_layers))
+        die("%s: group %d (%s) names layer %d, but the model has %d layers", stream_name, g->id, kind, g->layer,
+            c->n_layers);
+    int64_t want = -1;
+    switch (g->kind) {
+    case GROUP_ATTN: want = c->n_kv_heads[g->layer]; break;
+    case GROUP_FFN: want = c->ffn_dim[g->layer]; break;
+    case GROUP_HIDDEN: want = c->dim; break;
+    case GROUP_LAYER: want = 1; break;
+    default: die("%s: group %d has an unknown kind", stream_name, g->id);
+    }
+    if (g->units != want)
+        die("%s: group %d (%s, layer %d) has %lld units, but the model implies %lld", stream_name, g->id, kind,
+            g->layer, (long long)g->units, (long long)want);
+    if (g->n_members < 1)
+        die("%s: group %d has no members", stream_name, g->id);
+    for (int k = 0; k < g->n_members; k++) {
+        const group_member *mb = &g->members[k];
+        const tensor_spec *s = bsearch(mb->tensor, specs, (size_t)ns, sizeof *specs, cmp_spec_name);
+        if (!s)
+            die("%s: group %d names tensor %s, which the model lacks", stream_name, g->id, mb->tensor);
+        if (mb->axis < 0 || mb->axis >= s->ndim || mb->start < 0 || mb->stride < 0 || mb->width < 1 ||
+            (g->units > 0 && mb->start + (g->units - 1) * mb->stride + mb->width > s->shape[mb->axis]))
+            die("%s: group %d: the slices of %s (axis %d, start %lld, stride %lld, width %lld) do not fit its shape",
+                stream_name, g->id, mb->tensor, mb->axis, (long long)mb->start, (long long)mb->stride,
+                (long long)mb->width);
+    }
+}
+
+/* ------------------------------------------------------------------ planning */
+
+static bool mode_kind_ok(enum prune_mode mode, enum group_kind k)
+{
+    switch (mode) {
+    case PRUNE_BLOCK: return k == GROUP_ATTN || k == GROUP_FFN;
+    case PRUNE_CHANNEL: return k == GROUP_HIDDEN;
+    case PRUNE_LAYER: return k == GROUP_LAYER;
+    }
+    return false;
+}
+
+bool prune_plan_serves(const model *m, const group_set *gs, const prune_options *o, enum prune_criterion c)
+{
+    int L = m->cfg.n_layers;
+    int first = o->first_layer >= 0 ? o->first_layer : L / 8, last = o->last_layer >= 0 ? o->last_layer : L - 1 - L / 16;
+    bool any = false;
+    for (int j = 0; j < gs->n; j++) {
+        const group *g = &gs->g[j];
+        if (!mode_kind_ok(o->mode, g->kind) || g->units < 1)
+            continue;
+        if (o->mode != PRUNE_CHANNEL && (g->layer < first || g->layer > last))
+            continue;
+        if (!prune_criterion_serves(m, gs, g, c))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* The config after removing the chosen units; fills p->after and p->layer_map. */
+static void plan_resolve(prune_plan *p, const group_set *gs)
+{
+    const model_config *b = &p->before;
+    config_free(&p->after);
+    config_copy(&p->after, b);
+    model_config *a = &p->after;
+    int L = b->n_layers;
+    bool *drop = xcalloc((size_t)L, sizeof *drop);
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        int64_t r = p->c[i].n_removed;
+        switch (g->kind) {
+        case GROUP_ATTN: {
+            int l = g->layer, rep = b->n_heads[l] / b->n_kv_heads[l];
+            a->n_kv_heads[l] = b->n_kv_heads[l] - (int)r;
+            a->n_heads[l] = a->n_kv_heads[l] * rep;
+            break;
+        }
+        case GROUP_FFN: a->ffn_dim[g->layer] = b->ffn_dim[g->layer] - (int)r; break;
+        case GROUP_HIDDEN: a->dim = b->dim - (int)r; break;
+        case GROUP_LAYER: drop[g->layer] = drop[g->layer] || r > 0; break;
+        default: break;
+        }
+    }
+    for (int i = 0; p->compensate && i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        if (p->c[i].n_removed > 0 && g->kind == GROUP_ATTN)
+            a->o_bias = true;
+        if (p->c[i].n_removed > 0 && g->kind == GROUP_FFN)
+            a->down_bias = true;
+    }
+    int k = 0;
+    for (int l = 0; l < L; l++) {
+        p->layer_map[l] = drop[l] ? -1 : k;
+        if (!drop[l]) {
+            a->n_heads[k] = a->n_heads[l];
+            a->n_kv_heads[k] = a->n_kv_heads[l];
+            a->ffn_dim[k] = a->ffn_dim[l];
+            k++;
+        }
+    }
+    a->n_layers = k;
+    free(drop);
+}
+
+static void plan_init(prune_plan *p, const model *m, enum prune_mode mode)
+{
+    memset(p, 0, sizeof *p);
+    p->mode = mode;
+    p->target_params = -1;
+    p->first_layer = p->last_layer = -1;
+    p->importance_known = true;
+    config_copy(&p->before, &m->cfg);
+    config_copy(&p->after, &m->cfg);
+    p->layer_map = xmalloc((size_t)m->cfg.n_layers * sizeof *p->layer_map);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        p->layer_map[l] = l;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void prune_plan_manual(prune_plan *p, const model *m, const group_set *gs, enum prune_mode mode, int n,
+                       const prune_choice *c)
+{
+    plan_init(p, m, mode);
+    p->ratio = NAN;
+    p->criterion = PRUNE_CRIT_MANUAL;
+    tensor_spec *specs;
+    int ns = model_tensor_specs(&m->cfg, &specs);
+    p->n = n;
+    p->c = xcalloc((size_t)(n > 0 ? n : 1), sizeof *p->c);
+    for (int i = 0; i < n; i++) {
+        if (c[i].group < 0 || c[i].group >= gs->n)
+            die("prune_plan_manual: no group %d", c[i].group);
+        const group *g = &gs->g[c[i].group];
+        if (!mode_kind_ok(mode, g->kind))
+            die("prune_plan_manual: group %d is a %s group, not one of mode %s", g->id, group_kind_name(g->kind),
+                prune_mode_name(mode));
+        check_group(g, &m->cfg, specs, ns, "groups");
+        p->c[i].group = c[i].group;
+        p->c[i].n_removed = c[i].n_removed;
+        p->c[i].removed = xmalloc((size_t)(c[i].n_removed > 0 ? c[i].n_removed : 1) * sizeof(int64_t));
+        memcpy(p->c[i].removed, c[i].removed, (size_t)c[i].n_removed * sizeof(int64_t));
+        qsort(p->c[i].removed, (size_t)c[i].n_removed, sizeof(int64_t), cmp_i64);
+        for (int64_t k = 0; k < c[i].n_removed; k++)
+            if (p->c[i].removed[k] < 0 || p->c[i].removed[k] >= g->units ||
+                (k > 0 && p->c[i].removed[k] == p->c[i].removed[k - 1]))
+                die("prune_plan_manual: bad unit list for group %d", g->id);
+    }
+    tensor_specs_free(specs, ns);
+    plan_resolve(p, gs);
+}
+
+/* One unit of the ranking: (importance, group position, unit). */
+typedef struct {
+    double imp;
+    int i;
+    int64_t u;
+} ranked;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->imp != y->imp)
+        return x->imp < y->imp ? -1 : 1;
+    if (x->i != y->i)
+        return x->i < y->i ? -1 : 1;
+    return (x->u > y->u) - (x->u < y->u);
+}
+
+/* Planning state: the groups considered, their units ranked. */
+typedef struct {
+    const group_set *gs;
+    int n;
+    ranked **order;        /* (n, U) units of group i, least important first */
+    ranked *all[GROUP_KIND_COUNT]; /* every unit of a kind, least important first */
+    int64_t n_all[GROUP_KIND_COUNT];
+    ranked *std;           /* adaptive: every unit by its standardised importance */
+    int64_t n_std;
+    double std_params;     /* adaptive: parameters of every unit considered */
+} planner;
+
+static const group *pgroup(const prune_plan *p, const planner *pl, int i) { return &pl->gs->g[p->c[i].group]; }
+
+/* The most units group i may lose. */
+static int64_t max_removable(const prune_plan *p, const group *g)
+{
+    if (g->kind == GROUP_LAYER)
+        return g->units;
+    if (p->allow_empty && g->kind != GROUP_HIDDEN)
+        return g->units;
+    return g->units > 0 ? g->units - 1 : 0;
+}
+
+/* (x - mean) / std of the U values of imp into z, std the sample standard
+ * deviation (n - 1), as FLAP's standardisation (torch.std); all 0 when the
+ * values do not vary (or U < 2). */
+void prune_standardise(const double *imp, int64_t U, double *z)
+{
+    double mean = 0, ss = 0;
+    for (int64_t u = 0; u < U; u++)
+        mean += imp[u];
+    mean /= U > 0 ? (double)U : 1.0;
+    for (int64_t u = 0; u < U; u++)
+        ss += (imp[u] - mean) * (imp[u] - mean);
+    double sd = U > 1 ? sqrt(ss / (double)(U - 1)) : 0;
+    for (int64_t u = 0; u < U; u++)
+        z[u] = sd > 0 ? (imp[u] - mean) / sd : 0;
+}
+
+/* FLAP's own standardisation of its metric for an attention group (lib/prune.py
+ * of CASIA-IVA-Lab/FLAP, structure AL-AM): per input channel c of o_proj the
+ * fluctuation metric squared, (Var(x_c) sum_r W[r,c]^2)^2, standardised over the
+ * layer's channels, then averaged over the unit's channels (a head's, or with
+ * grouped-query attention the query heads' of one key/value head). z: (U).
+ * False when g has no o_proj member with activations. */
+static bool flap_attention_z(const model *m, const group_set *gs, const group *g, double *z)
+{
+    for (int k = 0; k < g->n_members; k++) {
+        const group_member *mb = &g->members[k];
+        const act_stat *a = mb->axis == 1 ? group_set_find_act(gs, mb->tensor) : NULL;
+        const tensor *t = a ? model_tensor(m, mb->tensor) : NULL;
+        if (!t || a->channels != t->shape[1])
+            continue;
+        int64_t rows = t->shape[0], cols = t->shape[1];
+        double *ch = xcalloc((size_t)cols, sizeof *ch), *zc = xmalloc((size_t)cols * sizeof *zc); /* (cols) */
+        float *row = xmalloc((size_t)cols * sizeof *row);                                          /* (cols) */
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_get_f32(t, r * cols, cols, row);
+            for (int64_t c = 0; c < cols; c++)
+                ch[c] += (double)row[c] * row[c];
+        }
+        free(row);
+        for (int64_t c = 0; c < cols; c++)
+            ch[c] = (a->var[c] * ch[c]) * (a->var[c] * ch[c]);
+        prune_standardise(ch, cols, zc);
+        for (int64_t u = 0; u < g->units; u++) {
+            double s = 0;
+            int64_t c0 = mb->start + u * mb->stride, n = 0;
+            for (int64_t c = c0; c < c0 + mb->width && c < cols; c++, n++)
+                s += zc[c];
+            z[u] = n ? s / (double)n : 0;
+        }
+        free(ch);
+        free(zc);
+        return true;
+    }
+    return false;
+}
+
+/* Adaptive selection: each group's importances standardised (per layer and
+ * kind, FLAP's per-module standardisation; for flap on attention, FLAP's own
+ * per-channel form), then every unit of every group ranked on one scale. */
+static void adaptive_ranking(const model *m, prune_plan *p, planner *pl)
+{
+    if (p->mode != PRUNE_BLOCK)
+        die("adaptive selection ranks attention heads and MLP channels together: it serves block mode only");
+    int64_t n = 0;
+    for (int i = 0; i < p->n; i++)
+        n += pgroup(p, pl, i)->units;
+    pl->std = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *pl->std);
+    pl->n_std = 0;
+    pl->std_params = 0;
+    for (int i = 0; i < p->n; i++) {
+        const group *g = pgroup(p, pl, i);
+        double *z = xmalloc((size_t)g->units * sizeof *z);
+        if (!(p->criterion == PRUNE_CRIT_FLAP && g->kind == GROUP_ATTN && flap_attention_z(m, pl->gs, g, z)))
+            prune_standardise(p->imp[i], g->units, z);
+        for (int64_t u = 0; u < g->units; u++)
+            pl->std[pl->n_std++] = (ranked){z[u], i, u};
+        pl->std_params += (double)g->units * (double)g->unit_params;
+        free(z);
+    }
+    qsort(pl->std, (size_t)pl->n_std, sizeof(ranked), cmp_ranked);
+}
+
+/* Choose the units for ratio R; returns the number of groups whose local count
+ * had to be clamped. */
+static int plan_select(prune_plan *p, const planner *pl, double R)
+{
+    int clamped = 0;
+    int64_t local[GROUP_KIND_COUNT] = {0};
+    int64_t *count = xcalloc((size_t)(p->n > 0 ? p->n : 1), sizeof *count);
+    for (int i = 0; i < p->n; i++) {
+        const group *g = pgroup(p, pl, i);
+        if (g->kind == GROUP_LAYER)
+            continue;
+        int64_t k = prune_local_count(g->units, g->members[0].width, R), mx = max_removable(p, g);
+        if (k > mx) {
+            k = mx;
+            clamped++;
+        }
+        count[i] = k;
+        local[g->kind] += k;
+    }
+    if (p->mode == PRUNE_LAYER) {
+        int64_t n_sel = p->n;
+        local[GROUP_LAYER] = (int64_t)floor((double)n_sel * R + 1e-9 * (double)n_sel);
+        if (local[GROUP_LAYER] >= n_sel)
+            local[GROUP_LAYER] = n_sel - 1;
+    }
+    bool global = p->select != PRUNE_SELECT_LOCAL || p->mode == PRUNE_LAYER;
+    if (p->select == PRUNE_SELECT_ADAPTIVE && p->mode == PRUNE_BLOCK) {
+        /* FLAP's AL-AM: the least important units first, across attention and MLP,
+         * while the parameters removed come nearer to R of the units' parameters
+         * (FLAP's threshold at the cumulative cost nearest the target) */
+        for (int i = 0; i < p->n; i++)
+            count[i] = 0;
+        double target = R * pl->std_params, removed = 0;
+        for (int64_t j = 0; j < pl->n_std; j++) {
+            int i = pl->std[j].i;
+            const group *g = pgroup(p, pl, i);
+            if (count[i] >= max_removable(p, g))
+                continue;
+            if (removed + 0.5 * (double)g->unit_params >= target)
+                break;
+            count[i]++;
+            removed += (double)g->unit_params;
+        }
+    } else if (global) {
+        for (int i = 0; i < p->n; i++)
+            count[i] = 0;
+        for (int k = 0; k < GROUP_KIND_COUNT; k++) {
+            int64_t left = local[k];
+            for (int64_t j = 0; j < pl->n_all[k] && left > 0; j++) {
+                int i = pl->all[k][j].i;
+                if (count[i] < max_removable(p, pgroup(p, pl, i))) {
+                    count[i]++;
+                    left--;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < p->n; i++) {
+        prune_choice *c = &p->c[i];
+        c->n_removed = count[i];
+        for (int64_t k = 0; k < count[i]; k++)
+            c->removed[k] = pl->order[i][k].u;
+        qsort(c->removed, (size_t)count[i], sizeof(int64_t), cmp_i64);
+    }
+    free(count);
+    return clamped;
+}
+
+static void plan_choose(prune_plan *p, const planner *pl, double R, int *clamped)
+{
+    *clamped = plan_select(p, pl, R);
+    p->ratio = R;
+}
+
+static double removed_fraction(prune_plan *p, const planner *pl, double R)
+{
+    plan_select(p, pl, R);
+    plan_resolve(p, pl->gs);
+    double before = (double)config_param_count(&p->before);
+    return 1.0 - (double)config_param_count(&p->after) / before;
+}
+
+/* The smallest ratio whose plan removes at least the fraction P of all
+ * parameters, rounded up to the fewest decimals (6 or more) that give the same
+ * plan. */
+static double solve_ratio(prune_plan *p, const planner *pl, double P)
+{
+    double hi = nextafter(1.0, 0.0), lo = 0;
+    double most = removed_fraction(p, pl, hi);
+    if (most < P)
+        die("removing %g of the parameters: mode %s%s can remove at most %.4f%% of the parameters here", P,
+            prune_mode_name(p->mode), p->mode == PRUNE_BLOCK ? " on these layers" : "", 100 * most);
+    if (removed_fraction(p, pl, 0) >= P)
+        return 0;
+    for (int it = 0; it < 200 && nextafter(lo, 1.0) < hi; it++) {
+        double mid = 0.5 * (lo + hi);
+        if (removed_fraction(p, pl, mid) >= P)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    double at_hi = removed_fraction(p, pl, hi);
+    for (int d = 6; d <= 15; d++) {
+        double s = pow(10, d), r = ceil(hi * s) / s;
+        if (r < 1 && removed_fraction(p, pl, r) == at_hi)
+            return r;
+    }
+    return hi;
+}
+
+void prune_plan_make(prune_plan *p, const model *m, const group_set *gs, const char *stream_kind,
+                     const char *stream_name, const prune_options *o)
+{
+    const model_config *cfg = &m->cfg;
+    int L = cfg->n_layers;
+    plan_init(p, m, o->mode);
+    p->select = o->select;
+    p->allow_empty = o->allow_empty;
+    p->aggregate = o->aggregate;
+    p->seed = o->seed;
+    p->target_params = o->target_params;
+    enum prune_criterion crit = o->criterion != PRUNE_CRIT_DEFAULT ? o->criterion
+                                : !strcmp(stream_kind, "scores")     ? PRUNE_CRIT_ELEMENT1
+                                                                     : PRUNE_CRIT_L2;
+    const char *crit_name = prune_criterion_name(crit);
+    p->criterion = crit;
+
+    if (o->mode != PRUNE_CHANNEL) {
+        p->first_layer = o->first_layer >= 0 ? o->first_layer : L / 8;
+        p->last_layer = o->last_layer >= 0 ? o->last_layer : L - 1 - L / 16;
+        if (p->first_layer > p->last_layer || p->last_layer >= L)
+            die("layers %d-%d are outside the model's layers 0-%d", p->first_layer, p->last_layer, L - 1);
+    }
+
+    /* the groups this mode prunes */
+    tensor_spec *specs;
+    int ns = model_tensor_specs(cfg, &specs);
+    p->c = xcalloc((size_t)(gs->n > 0 ? gs->n : 1), sizeof *p->c);
+    for (int j = 0; j < gs->n; j++) {
+        const group *g = &gs->g[j];
+        if (!mode_kind_ok(o->mode, g->kind))
+            continue;
+        if (o->mode != PRUNE_CHANNEL && (g->layer < p->first_layer || g->layer > p->last_layer))
+            continue;
+        check_group(g, cfg, specs, ns, stream_name);
+        if (g->units < 1)
+            continue;
+        p->c[p->n].group = j;
+        p->c[p->n].removed = xmalloc((size_t)g->units * sizeof(int64_t));
+        p->n++;
+    }
+    tensor_specs_free(specs, ns);
+    if (p->n == 0) {
+        const char *want = o->mode == PRUNE_BLOCK ? "attn or ffn" : o->mode == PRUNE_CHANNEL ? "hidden" : "layer";
+        if (o->mode == PRUNE_CHANNEL)
+            die("%s: the stream has no %s group (pare-discover finds every kind)", stream_name, want);
+        die("%s: the stream has no %s groups in layers %d-%d (pare-discover finds every kind)", stream_name, want,
+            p->first_layer, p->last_layer);
+    }
+
+    /* importance, then the ranking */
+    bool have_stats = false;
+    for (int i = 0; i < p->n && !have_stats; i++)
+        have_stats = group_find_stat(&gs->g[p->c[i].group], crit_name) != NULL;
+    if (!have_stats && !m->has_weights && is_magnitude(crit))
+        p->importance_known = false; /* a bare config: counts only */
+    if (!have_stats && strcmp(stream_kind, "scores") && !is_magnitude(crit) && crit != PRUNE_CRIT_RANDOM)
+        die("%s: a groups stream has no '%s' scores (pare-score computes them; l1, l2 and random need none)",
+            stream_name, crit_name);
+    if (is_activation(crit) && gs->n_act == 0)
+        die("%s: the stream has no activation statistics for '%s' (pare-score computes them with the other "
+            "statistics)",
+            stream_name, crit_name);
+    p->compensate = crit == PRUNE_CRIT_FLAP && o->mode == PRUNE_BLOCK && !o->no_compensation;
+    p->imp = xcalloc((size_t)p->n, sizeof *p->imp);
+    planner pl = {.gs = gs, .n = p->n};
+    pl.order = xcalloc((size_t)p->n, sizeof *pl.order);
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        p->imp[i] = xcalloc((size_t)g->units, sizeof(double));
+        if (p->importance_known)
+            prune_importance(m, gs, g, crit, o->aggregate, o->seed, stream_name, p->imp[i]);
+        pl.order[i] = xmalloc((size_t)g->units * sizeof(ranked));
+        for (int64_t u = 0; u < g->units; u++)
+            pl.order[i][u] = (ranked){p->imp[i][u], i, u};
+        qsort(pl.order[i], (size_t)g->units, sizeof(ranked), cmp_ranked);
+        pl.n_all[g->kind] += g->units;
+    }
+    for (int k = 0; k < GROUP_KIND_COUNT; k++) {
+        pl.all[k] = xmalloc((size_t)(pl.n_all[k] > 0 ? pl.n_all[k] : 1) * sizeof(ranked));
+        pl.n_all[k] = 0;
+    }
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        memcpy(pl.all[g->kind] + pl.n_all[g->kind], pl.order[i], (size_t)g->units * sizeof(ranked));
+        pl.n_all[g->kind] += g->units;
+    }
+    for (int k = 0; k < GROUP_KIND_COUNT; k++)
+        qsort(pl.all[k], (size_t)pl.n_all[k], sizeof(ranked), cmp_ranked);
+    if (o->select == PRUNE_SELECT_ADAPTIVE)
+        adaptive_ranking(m, p, &pl);
+    if (!p->importance_known && (o->select != PRUNE_SELECT_LOCAL || o->mode == PRUNE_LAYER))
+        warn("%s: no weights and no scores: the plan's counts are exact, but which %s go is arbitrary",
+             m->source, o->mode == PRUNE_LAYER ? "layers" : "units (and so the per-layer counts of a ranking across layers)");
+
+    double R = o->target_params >= 0 ? solve_ratio(p, &pl, o->target_params) : o->ratio;
+    int clamped;
+    plan_choose(p, &pl, R, &clamped);
+    plan_resolve(p, gs);
+    if (clamped)
+        warn("ratio %g would remove every unit of %d group%s: each keeps one (--allow-empty removes them all)", R,
+             clamped, clamped == 1 ? "" : "s");
+
+    for (int i = 0; i < p->n; i++)
+        free(pl.order[i]);
+    free(pl.order);
+    for (int k = 0; k < GROUP_KIND_COUNT; k++)
+        free(pl.all[k]);
+    free(pl.std);
+}
+
+void prune_plan_free(prune_plan *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        free(p->c[i].removed);
+        if (p->imp)
+            free(p->imp[i]);
+    }
+    free(p->c);
+    free(p->imp);
+    free(p->layer_map);
+    config_free(&p->before);
+    config_free(&p->after);
+    memset(p, 0, sizeof *p);
+}
+
+/* ------------------------------------------------------------------ printing */
+
+/* 6738415616 -> "6.74B" */
+static const char *human(int64_t n, char *buf, size_t size)
+{
+    double x = (double)n;
+    if (x >= 1e12)
+        snprintf(buf, size, "%.2fT", x / 1e12);
+    else if (x >= 1e9)
+        snprintf(buf, size, "%.2fB", x / 1e9);
+    else if (x >= 1e6)
+        snprintf(buf, size, "%.2fM", x / 1e6);
+    else if (x >= 1e3)
+        snprintf(buf, size, "%.2fK", x / 1e3);
+    else
+        snprintf(buf, size, "%lld", (long long)n);
+    return buf;
+}
+
+static void kept(char *buf, size_t n, int after, int before) { snprintf(buf, n, "%d/%d", after, before); }
+
+void prune_plan_print(const prune_plan *p, int T, FILE *f)
+{
+    const model_config *b = &p->before, *a = &p->after;
+    char h1[32], h2[32];
+    fprintf(f, "mode %s", prune_mode_name(p->mode));
+    if (isnan(p->ratio))
+        fprintf(f, ", manual choice");
+    else
+        fprintf(f, ", ratio %.9g", p->ratio);
+    if (p->target_params >= 0)
+        fprintf(f, " (solved for --target-params %g)", p->target_params);
+    fprintf(f, ", criterion %s", prune_criterion_name(p->criterion));
+    if (p->criterion != PRUNE_CRIT_RANDOM)
+        fprintf(f, " (aggregate %s)", prune_aggregate_name(p->aggregate));
+    else
+        fprintf(f, " (seed %llu)", (unsigned long long)p->seed);
+    if (p->first_layer >= 0)
+        fprintf(f, ", layers %d-%d", p->first_layer, p->last_layer);
+    fprintf(f, "%s%s\n", p->select != PRUNE_SELECT_LOCAL ? p->select == PRUNE_SELECT_GLOBAL ? ", global" : ", adaptive" : "",
+            p->allow_empty ? ", allow-empty" : "");
+    if (!p->importance_known)
+        fprintf(f, "(no weights and no scores: units chosen by index; the counts are exact)\n");
+
+    fprintf(f, "%5s %9s %9s %13s %15s %15s %17s\n", "layer", "heads", "kv heads", "mlp", "params before",
+            "params after", "MACs after");
+    int64_t lb = 0, la = 0;
+    for (int l = 0; l < b->n_layers; l++) {
+        int k = p->layer_map[l];
+        int64_t pb = prune_layer_params(b, l), pa = k >= 0 ? prune_layer_params(a, k) : 0;
+        int64_t ma = k >= 0 ? prune_layer_macs(a, k, T) : 0;
+        lb += pb;
+        la += pa;
+        char hs[32], kvs[32], fs[32];
+        if (k < 0) {
+            fprintf(f, "%5d %9s %9s %13s %15lld %15lld %17lld\n", l, "removed", "-", "-", (long long)pb, 0LL, 0LL);
+            continue;
+        }
+        kept(hs, sizeof hs, a->n_heads[k], b->n_heads[l]);
+        kept(kvs, sizeof kvs, a->n_kv_heads[k], b->n_kv_heads[l]);
+        kept(fs, sizeof fs, a->ffn_dim[k], b->ffn_dim[l]);
+        fprintf(f, "%5d %9s %9s %13s %15lld %15lld %17lld\n", l, hs, kvs, fs, (long long)pb, (long long)pa,
+                (long long)ma);
+    }
+    int64_t tb = config_param_count(b), ta = config_param_count(a);
+    fprintf(f, "%-39s %15lld %15lld %17lld\n", "embeddings, final norm, LM head", (long long)(tb - lb),
+            (long long)(ta - la), (long long)((int64_t)T * a->dim * a->vocab));
+    if (a->dim != b->dim)
+        fprintf(f, "hidden size: %d -> %d\n", b->dim, a->dim);
+    if (a->n_layers != b->n_layers)
+        fprintf(f, "layers: %d -> %d\n", b->n_layers, a->n_layers);
+    fprintf(f, "parameters: %lld -> %lld (%s -> %s, %.4f%% kept, %lld removed)\n", (long long)tb, (long long)ta,
+            human(tb, h1, sizeof h1), human(ta, h2, sizeof h2), 100.0 * (double)ta / (double)tb,
+            (long long)(tb - ta));
+    int64_t mb = prune_macs(b, T), ma = prune_macs(a, T);
+    fprintf(f, "MACs (%d tokens): %lld -> %lld (%s -> %s, %.4f%%)\n", T, (long long)mb, (long long)ma,
+            human(mb, h1, sizeof h1), human(ma, h2, sizeof h2), 100.0 * (double)ma / (double)mb);
+    int64_t units = 0;
+    for (int i = 0; i < p->n; i++)
+        units += p->c[i].n_removed;
+    fprintf(f, "units removed: %lld from %d group%s\n", (long long)units, p->n, p->n == 1 ? "" : "s");
+}
+
+/* ------------------------------------------------------------------ slicing */
+
+/* Removal marks per tensor and axis: rm[t][axis] (shape[axis] bools) or NULL. */
+typedef struct {
+    bool *ax[2];
+} marks;
+
+static marks *mark_removed(const model *m, const group_set *gs, const prune_plan *p)
+{
+    marks *mk = xcalloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), sizeof *mk);
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        if (g->kind == GROUP_LAYER)
+            continue; /* whole layers go by layer_map */
+        for (int k = 0; k < g->n_members; k++) {
+            const group_member *mb = &g->members[k];
+            tensor *t = model_tensor(m, mb->tensor);
+            if (!t)
+                die("%s: group %d names tensor %s, which the model lacks", m->source, g->id, mb->tensor);
+            int ti = (int)(t - m->tensors), ax = mb->axis;
+            if (!mk[ti].ax[ax])
+                mk[ti].ax[ax] = xcalloc((size_t)t->shape[ax], sizeof(bool));
+            for (int64_t r = 0; r < p->c[i].n_removed; r++) {
+                int64_t a = mb->start + p->c[i].removed[r] * mb->stride;
+                for (int64_t j = a; j < a + mb->width; j++) {
+                    if (j >= t->shape[ax])
+                        die("%s: group %d: unit %lld is outside %s", m->source, g->id,
+                            (long long)p->c[i].removed[r], t->name);
+                    mk[ti].ax[ax][j] = true;
+                }
+            }
+        }
+    }
+    return mk;
+}
+
+static void marks_free(marks *mk, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(mk[i].ax[0]);
+        free(mk[i].ax[1]);
+    }
+    free(mk);
+}
+
+
+/* Indices of an axis of length n not marked (all when rm is NULL) into idx (or
+ * only counted when idx is NULL); returns the count. */
+static int64_t kept_indices(const bool *rm, int64_t n, int64_t *idx)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!rm || !rm[i]) {
+            if (idx)
+                idx[k] = i;
+            k++;
+        }
+    return k;
+}
+
+/* FLAP's bias compensation: per source layer l, comp[2l] (o_proj) and
+ * comp[2l + 1] (down_proj) are (D) sums over the removed input channels c of
+ * W[:, c] * mean(x_c), or NULL where nothing was removed. */
+static double **flap_compensation(const model *m, const group_set *gs, const prune_plan *p)
+{
+    int L = p->before.n_layers;
+    double **comp = xcalloc(2 * (size_t)L, sizeof *comp);
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        if (p->c[i].n_removed == 0 || (g->kind != GROUP_ATTN && g->kind != GROUP_FFN))
+            continue;
+        for (int k = 0; k < g->n_members; k++) {
+            const group_member *mb = &g->members[k];
+            const act_stat *a = mb->axis == 1 ? group_set_find_act(gs, mb->tensor) : NULL;
+            const tensor *t = a ? model_tensor(m, mb->tensor) : NULL;
+            if (!t)
+                continue;
+            int64_t rows = t->shape[0], cols = t->shape[1];
+            double **cv = &comp[2 * g->layer + (g->kind == GROUP_FFN)];
+            if (!*cv)
+                *cv = xcalloc((size_t)rows, sizeof **cv);
+            float *w = xmalloc((size_t)cols * sizeof *w); /* (cols) one row */
+            for (int64_t row = 0; row < rows; row++) {
+                tensor_get_f32(t, row * cols, cols, w);
+                for (int64_t r = 0; r < p->c[i].n_removed; r++) {
+                    int64_t a0 = mb->start + p->c[i].removed[r] * mb->stride;
+                    for (int64_t c = a0; c < a0 + mb->width && c < cols; c++)
+                        (*cv)[row] += (double)w[c] * a->mean[c];
+                }
+            }
+            free(w);
+        }
+    }
+    return comp;
+}
+
+/* The source of a lazily pruned model's matrices: each is sliced from source
+ * tensor `from` when a writer or the fingerprint asks. */
+typedef struct {
+    char *name; /* the pruned tensor's name */
+    int from;   /* index of its source tensor */
+} slice_entry;
+
+typedef struct {
+    tensor_source values; /* what the pruned model's `values` points at */
+    const model *src;
+    marks *mk;            /* (n_marks) = (src->n_tensors) */
+    int n_marks, n;
+    slice_entry *e;       /* (n) sorted by name */
+} slicer;
+
+/* dst (header set, storage of dst->dtype allocated here) = t's kept rows and
+ * columns, plus cv (or NULL) on a bias. */
+static void slice(const tensor *t, const marks *mk, const double *cv, tensor *dst)
+{
+    int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+    int64_t *ri = xmalloc((size_t)rows * sizeof *ri), *ci = xmalloc((size_t)cols * sizeof *ci);
+    int64_t nr = kept_indices(mk->ax[0], rows, ri), nc = kept_indices(t->ndim == 2 ? mk->ax[1] : NULL, cols, ci);
+    tensor_alloc(dst);
+    float *srow = xmalloc((size_t)cols * sizeof *srow), *drow = xmalloc((size_t)nc * sizeof *drow);
+    for (int64_t r = 0; r < nr; r++) {
+        tensor_get_f32(t, ri[r] * cols, cols, srow);
+        for (int64_t c = 0; c < nc; c++)
+            drow[c] = srow[ci[c]];
+        if (cv)
+            drow[0] = (float)(drow[0] + cv[r]);
+        tensor_set_f32(dst, r * nc, nc, drow);
+    }
+    if (cv) /* a compensated bias holds what its stored dtype can (the fingerprint's values) */
+        tensor_round_to(dst, dst->stored);
+    free(srow);
+    free(drow);
+    free(ri);
+    free(ci);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const slice_entry *)a)->name, ((const slice_entry *)b)->name);
+}
+
+static void slicer_fill(tensor *t, void *ctx)
+{
+    const slicer *s = ctx;
+    slice_entry key = {t->name, 0}, *e = bsearch(&key, s->e, (size_t)s->n, sizeof key, cmp_entry);
+    if (!e)
+        die("pruned tensor %s has no source", t->name);
+    slice(&s->src->tensors[e->from], &s->mk[e->from], NULL, t);
+}
+
+static void slicer_release(void *ctx)
+{
+    slicer *s = ctx;
+    marks_free(s->mk, s->n_marks);
+    for (int i = 0; i < s->n; i++)
+        free(s->e[i].name);
+    free(s->e);
+    free(s);
+}
+
+void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy, model *out)
+{
+    if (!src->has_weights)
+        die("%s: a bare config has no weights to prune", src->source);
+    double **comp = p->compensate ? flap_compensation(src, gs, p) : NULL;
+    slicer *sl = xcalloc(1, sizeof *sl);
+    sl->values = (tensor_source){slicer_fill, sl, slicer_release};
+    sl->src = src;
+    sl->mk = mark_removed(src, gs, p);
+    sl->n_marks = src->n_tensors;
+    sl->e = xmalloc((size_t)(src->n_tensors > 0 ? src->n_tensors : 1) * sizeof *sl->e);
+    memset(out, 0, sizeof *out);
+    out->source = xstrdup(src->source ? src->source : "pruned model");
+    config_copy(&out->cfg, &p->after);
+    out->extra_config = src->extra_config ? json_deep_copy(src->extra_config) : json_object();
+    if (src->tok.size) {
+        out->tok.format = xstrdup(src->tok.format);
+        out->tok.size = src->tok.size;
+        out->tok.data = xmalloc(src->tok.size);
+        memcpy(out->tok.data, src->tok.data, src->tok.size);
+    }
+
+    for (int ti = 0; ti < src->n_tensors; ti++) {
+        tensor *t = &src->tensors[ti];
+        const char *rest = NULL;
+        int l = model_layer_of(t->name, &rest), nl = l;
+        char *name = NULL;
+        if (l >= 0 && l < p->before.n_layers) {
+            nl = p->layer_map[l];
+            bool dropped = nl < 0;
+            /* a norm goes with the sub-block it feeds: what the config after implies */
+            int id = model_layer_weight_id(&p->after, rest);
+            int64_t shape[2];
+            if (!dropped && id >= 0 && !layer_weight_shape(&p->after, nl, id, shape) &&
+                (id == LW_ATTN_NORM || id == LW_ATTN_NORM_B || id == LW_FFN_NORM || id == LW_FFN_NORM_B))
+                dropped = true;
+            if (!dropped)
+                name = xasprintf("%s%d.%s", model_archs[p->after.arch].layer_prefix, nl, rest);
+        } else {
+            name = xstrdup(t->name);
+        }
+        int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+        int64_t nr = name ? kept_indices(sl->mk[ti].ax[0], rows, NULL) : 0;
+        int64_t nc = name ? kept_indices(t->ndim == 2 ? sl->mk[ti].ax[1] : NULL, cols, NULL) : 0;
+        if (nr > 0 && nc > 0) {
+            out->tensors = xrealloc(out->tensors, (size_t)(out->n_tensors + 1) * sizeof *out->tensors);
+            tensor *dst = &out->tensors[out->n_tensors++];
+            int64_t shape[2] = {nr, nc};
+            tensor_init_shape(dst, name, t->ndim, shape); /* (nr, nc), as held */
+            dst->dtype = t->dtype;
+            dst->stored = t->stored;
+            const double *cv = NULL; /* (nr) added to a bias (nc 1) */
+            int rid = l >= 0 ? model_layer_weight_id(&p->before, rest) : -1;
+            if (comp && l >= 0 && l < p->before.n_layers && rid == LW_BO)
+                cv = comp[2 * l];
+            if (comp && l >= 0 && l < p->before.n_layers && rid == LW_BDOWN)
+                cv = comp[2 * l + 1];
+            if (lazy && t->ndim == 2) { /* made when asked; vectors now (they are small) */
+                sl->e[sl->n++] = (slice_entry){xstrdup(name), ti};
+            } else {
+                slice(t, &sl->mk[ti], cv, dst);
+            }
+        }
+        free(name);
+    }
+    /* compensation biases the source lacks: zeros plus the removed channels' part */
+    for (int l = 0; comp && l < p->before.n_layers; l++) {
+        int nl = p->layer_map[l];
+        for (int which = 0; which < 2; which++) {
+            const char *rest = model_layer_weight_suffix(&p->after, which ? LW_BDOWN : LW_BO);
+            const char *prefix = model_archs[p->after.arch].layer_prefix;
+            if (!rest)
+                die("%s: bias compensation needs a %s bias, which a %s model cannot have", src->source,
+                    which ? "down projection" : "attention output", model_archs[p->after.arch].name);
+            bool kept = nl >= 0 && (which ? p->after.ffn_dim[nl] > 0 : p->after.n_heads[nl] > 0);
+            bool wanted = which ? p->after.down_bias : p->after.o_bias;
+            if (!kept && comp[2 * l + which])
+                warn("layer %d: the bias compensation of its removed %s goes with it", l, which ? "MLP" : "attention");
+            char *src_name = xasprintf("%s%d.%s", prefix, l, rest);
+            bool have = model_tensor(src, src_name) != NULL;
+            free(src_name);
+            if (!kept || !wanted || have)
+                continue;
+            char *name = xasprintf("%s%d.%s", prefix, nl, rest);
+            int64_t shape[2] = {p->after.dim, 0};
+            float *bias = xmalloc((size_t)p->after.dim * sizeof *bias); /* (D) */
+            for (int64_t r = 0; r < p->after.dim; r++)
+                bias[r] = comp[2 * l + which] ? (float)comp[2 * l + which][r] : 0.0f;
+            tensor_set_f32(model_new_tensor(out, name, 1, shape), 0, p->after.dim, bias);
+            free(bias);
+            free(name);
+        }
+    }
+    if (comp) {
+        for (int i = 0; i < 2 * p->before.n_layers; i++)
+            free(comp[i]);
+        free(comp);
+    }
+    if (lazy) {
+        qsort(sl->e, (size_t)sl->n, sizeof *sl->e, cmp_entry);
+        out->values = &sl->values;
+    } else {
+        slicer_release(sl);
+    }
+    model_bind(out);
+}
+
+void prune_mask(model *m, const group_set *gs, const prune_plan *p)
+{
+    marks *mk = mark_removed(m, gs, p);
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        tensor *t = &m->tensors[ti];
+        const char *rest;
+        int l = model_layer_of(t->name, &rest);
+        bool all = l >= 0 && l < p->before.n_layers && p->layer_map[l] < 0;
+        int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+        float *row = xmalloc((size_t)cols * sizeof *row); /* (cols) */
+        for (int64_t r = 0; r < rows; r++) {
+            tensor_get_f32(t, r * cols, cols, row);
+            for (int64_t c = 0; c < cols; c++)
+                if (all || (mk[ti].ax[0] && mk[ti].ax[0][r]) || (t->ndim == 2 && mk[ti].ax[1] && mk[ti].ax[1][c]))
+                    row[c] = 0;
+            tensor_set_f32(t, r * cols, cols, row);
+        }
+        free(row);
+    }
+    marks_free(mk, m->n_tensors);
+}
+
+/* ------------------------------------------------------------------ provenance */
+
+json_t *prune_provenance(const prune_plan *p, const group_set *gs, const model *base)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "base_fingerprint", json_string(gs->fingerprint));
+    if (base && base->provenance)
+        json_object_set(j, "base_provenance", base->provenance);
+    json_object_set_new(j, "mode", json_string(prune_mode_name(p->mode)));
+    json_object_set_new(j, "ratio", isnan(p->ratio) ? json_null() : json_real(p->ratio));
+    if (p->target_params >= 0)
+        json_object_set_new(j, "target_params", json_real(p->target_params));
+    json_object_set_new(j, "criterion", json_string(prune_criterion_name(p->criterion)));
+    json_object_set_new(j, "aggregate", json_string(prune_aggregate_name(p->aggregate)));
+    if (p->criterion == PRUNE_CRIT_RANDOM)
+        json_object_set_new(j, "seed", json_integer((json_int_t)p->seed));
+    json_object_set_new(j, "global", json_boolean(p->select == PRUNE_SELECT_GLOBAL));
+    if (p->select == PRUNE_SELECT_ADAPTIVE)
+        json_object_set_new(j, "selection", json_string(prune_select_name(p->select)));
+    if (p->compensate)
+        json_object_set_new(j, "bias_compensation", json_true());
+    json_object_set_new(j, "allow_empty", json_boolean(p->allow_empty));
+    if (p->first_layer >= 0)
+        json_object_set_new(j, "layers", json_pack("[i,i]", p->first_layer, p->last_layer));
+    json_object_set_new(j, "params_before", json_integer(config_param_count(&p->before)));
+    json_object_set_new(j, "params_after", json_integer(config_param_count(&p->after)));
+    json_t *groups = json_array();
+    for (int i = 0; i < p->n; i++) {
+        const group *g = &gs->g[p->c[i].group];
+        json_t *rm = json_array();
+        for (int64_t k = 0; k < p->c[i].n_removed; k++)
+            json_array_append_new(rm, json_integer(p->c[i].removed[k]));
+        json_array_append_new(groups, json_pack("{s:i,s:s,s:i,s:I,s:o}", "id", g->id, "kind",
+                                                group_kind_name(g->kind), "layer", g->layer, "units",
+                                                (json_int_t)g->units, "removed", rm));
+    }
+    json_object_set_new(j, "groups", groups);
+    return j;
+}
