@@ -1,6 +1,6 @@
-/* pare - the front end: "pare VERB ..." runs pare-VERB (git style), and three verbs
- * of its own: show (any stream as JSON lines), convert (any model to a checkpoint
- * stream), tokenize (text to token ids). */
+/* pare - the front end: "pare VERB ..." runs pare-VERB (git style), and four verbs
+ * of its own: show (any stream as JSON lines), compare (reports side by side),
+ * convert (any model to a checkpoint stream), tokenize (text to token ids). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "eval/report.h"
 #include "format/checkpoint.h"
 #include "format/gguf.h"
 #include "format/hf_export.h"
@@ -23,6 +24,7 @@ static const char usage[] =
     "\n"
     "Verbs of pare itself:\n"
     "  show [--data] [STREAM]          print any pare stream as JSON lines\n"
+    "  compare [--name N]... REPORT... print reports side by side: metrics, parameters, speed\n"
     "  convert -m MODEL [--tokenizer P] [--to FORMAT] [--dtype T] [-o PATH]\n"
     "                                  write a model as a checkpoint stream, GGUF or HF folder\n"
     "  tokenize (-m MODEL | --tokenizer PATH) [--bos] [FILE]\n"
@@ -36,6 +38,46 @@ static const char usage[] =
     "\n"
     "  -h, --help     show this help; 'pare VERB --help' for a verb\n"
     "      --version  show the version\n";
+
+static int cmd_compare(int argc, char **argv)
+{
+    static const char help[] = "usage: pare compare [-n NAME]... REPORT...\n"
+                               "Print report streams (pare-eval's) side by side on stdout: a row per task and\n"
+                               "metric, a column per report, then parameters and tokens/s where measured.\n"
+                               "  -n, --name NAME  the next report's column heading (default: its file name)\n";
+    static const struct option opts[] = {{"name", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char **names = xcalloc((size_t)argc, sizeof *names);
+    int n_names = 0, c;
+    while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+        if (c == 'n')
+            names[n_names++] = optarg;
+        else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else
+            usage_die("unknown option");
+    }
+    int n = argc - optind;
+    if (n < 1)
+        usage_die("compare takes one or more report streams");
+    if (n_names > n)
+        usage_die("%d names for %d reports", n_names, n);
+    report *r = xcalloc((size_t)n, sizeof *r);
+    for (int k = 0; k < n; k++) {
+        report_read(&r[k], argv[optind + k]);
+        if (k >= n_names) {
+            const char *slash = strrchr(argv[optind + k], '/');
+            names[k] = slash ? slash + 1 : argv[optind + k];
+        }
+    }
+    report_print_comparison(r, n, names, stdout);
+    for (int k = 0; k < n; k++)
+        report_free(&r[k]);
+    free(r);
+    free(names);
+    return 0;
+}
 
 static int cmd_show(int argc, char **argv)
 {
@@ -214,13 +256,14 @@ int main(int argc, char **argv)
         return 0;
     }
     int rc;
-    if (!strcmp(verb, "show") || !strcmp(verb, "convert") || !strcmp(verb, "tokenize")) {
+    if (!strcmp(verb, "show") || !strcmp(verb, "compare") || !strcmp(verb, "convert") || !strcmp(verb, "tokenize")) {
         char *name = xasprintf("pare %s", verb);
         set_progname(name);
         argv[1] = argv[0];
         argc--;
         argv++;
         rc = !strcmp(verb, "show") ? cmd_show(argc, argv)
+             : !strcmp(verb, "compare") ? cmd_compare(argc, argv)
              : !strcmp(verb, "convert") ? cmd_convert(argc, argv)
                                         : cmd_tokenize(argc, argv);
         if (fflush(stdout) != 0 || ferror(stdout))

@@ -246,6 +246,86 @@ void report_print_table(const report *r, FILE *f)
     }
 }
 
+/* Row (task, metric) of the comparison: its index in rows, added when new. */
+static int comparison_row(const report_metric **rows, int *n, const report_metric *m)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(rows[i]->task, m->task) && !strcmp(rows[i]->metric, m->metric))
+            return i;
+    rows[*n] = m;
+    return (*n)++;
+}
+
+static const report_metric *report_find(const report *r, const char *task, const char *metric)
+{
+    for (int i = 0; i < r->n_metrics; i++)
+        if (!strcmp(r->metrics[i].task, task) && !strcmp(r->metrics[i].metric, metric))
+            return &r->metrics[i];
+    return NULL;
+}
+
+void report_print_comparison(const report *r, int n, const char *const *names, FILE *f)
+{
+    int total = 0, width = 12;
+    for (int k = 0; k < n; k++) {
+        total += r[k].n_metrics;
+        if ((int)strlen(names[k]) + 2 > width)
+            width = (int)strlen(names[k]) + 2;
+    }
+    const report_metric **rows = xcalloc((size_t)total + 1, sizeof *rows);
+    int n_rows = 0, label_width = 16; /* "decode tokens/s" */
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < r[k].n_metrics; i++)
+            comparison_row(rows, &n_rows, &r[k].metrics[i]);
+    for (int i = 0; i < n_rows; i++) {
+        int w = (int)(strlen(rows[i]->task) + strlen(rows[i]->metric)) + 2;
+        label_width = w > label_width ? w : label_width;
+    }
+    fprintf(f, "%-*s", label_width, "");
+    for (int k = 0; k < n; k++)
+        fprintf(f, "%*s", width, names[k]);
+    fputc('\n', f);
+    for (int i = 0; i < n_rows; i++) {
+        char *label = xasprintf("%s %s", rows[i]->task, rows[i]->metric);
+        fprintf(f, "%-*s", label_width, label);
+        free(label);
+        for (int k = 0; k < n; k++) {
+            const report_metric *m = report_find(&r[k], rows[i]->task, rows[i]->metric);
+            if (!m)
+                fprintf(f, "%*s", width, "-");
+            else
+                fprintf(f, "%*.*f", width, strcmp(m->metric, "ppl") ? 4 : 2, m->value);
+        }
+        fputc('\n', f);
+    }
+    static const struct {
+        const char *key, *label;
+        double scale;
+        int digits;
+    } stats[] = {
+        {"params", "params (M)", 1e-6, 3},
+        {"tokens_per_s", "tokens/s", 1, 0},
+        {"decode_tokens_per_s", "decode tokens/s", 1, 0},
+    };
+    for (size_t s = 0; s < sizeof stats / sizeof *stats; s++) {
+        bool any = false;
+        for (int k = 0; k < n; k++)
+            any |= r[k].stats && !isnan(num(r[k].stats, stats[s].key));
+        if (!any)
+            continue;
+        fprintf(f, "%-*s", label_width, stats[s].label);
+        for (int k = 0; k < n; k++) {
+            double v = r[k].stats ? num(r[k].stats, stats[s].key) : NAN;
+            if (isnan(v))
+                fprintf(f, "%*s", width, "-");
+            else
+                fprintf(f, "%*.*f", width, stats[s].digits, v * stats[s].scale);
+        }
+        fputc('\n', f);
+    }
+    free(rows);
+}
+
 /* ---- reading ---- */
 
 static char *obj_str(const report *r, json_t *o, const char *key)

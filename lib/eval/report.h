@@ -53,6 +53,10 @@ void report_set_stats(report *r, json_t *stats);
 
 void report_write(const report *r, const char *path, int argc, char **argv);
 void report_print_table(const report *r, FILE *f);
+/* n reports side by side, column k headed names[k]: a row per task and metric any of
+ * them has (in the order they first appear; "-" where a report lacks it), then the
+ * parameters and speeds of their statistics where any has them. */
+void report_print_comparison(const report *r, int n, const char *const *names, FILE *f);
 json_t *report_to_json(const report *r);
 
 /* Read a report stream (dies naming path on anything wrong). */

@@ -32,7 +32,7 @@ programs() {
     pare --help > "$T/help"
     run $PY "$ROOT/tests/doc_vs_help.py" "$ROOT/man/pare.1" "$T/help" "pare VERB"
     [ "$status" -eq 0 ] || { echo "pare: $output"; return 1; }
-    for v in show convert tokenize; do
+    for v in show compare convert tokenize; do
         grep -q "^  $v " "$T/help" || { echo "pare --help lacks the verb $v"; return 1; }
         pare $v --help > "$T/vhelp"
         run $PY "$ROOT/tests/doc_vs_help.py" "$ROOT/man/pare.1" "$T/vhelp" "pare $v"

@@ -132,3 +132,28 @@ fingerprint() {
     [ "$status" -eq 1 ]
     [[ "$output" == *"pytorch_model-00002-of-00002.bin"* ]]
 }
+
+@test "pare compare: reports side by side, '-' where one lacks a metric, stats rows, refusals" {
+    need_data
+    head -c 20000 "$WIKI" > "$T/wiki.txt"
+    head -c 20000 "$PTB" > "$T/ptb.txt"
+    pare-eval -q -m "$MODEL" --tokenizer "$TOK" --ppl "$T/wiki.txt" --ppl "$T/ptb.txt" -o "$T/a.pare"
+    pare-eval -q -m "$MODEL" --tokenizer "$TOK" --ppl "$T/wiki.txt" --stats -o "$T/b.pare"
+    run pare compare -n dense "$T/a.pare" "$T/b.pare"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    echo "$output"
+    [[ "${lines[0]}" =~ ^\ +dense\ +b\.pare$ ]]
+    # the same model and text: the same perplexity in both columns, as pare show reads it
+    ppl=$(pare show "$T/a.pare" | jq -r 'select(.t == "metric" and .task == "wikitext2") | .value')
+    want=$(printf '%.2f' "$ppl")
+    [[ "${lines[1]}" =~ ^wikitext2\ ppl\ +$want\ +$want$ ]]
+    [[ "${lines[2]}" =~ ^ptb\ ppl\ +[0-9.]+\ +-$ ]]
+    [[ "$output" == *$'\nparams (M) '*' -  '*'0.260'* ]]
+    run pare compare -n a -n b -n c "$T/a.pare" "$T/b.pare"
+    [ "$status" -eq 2 ] && [[ "$output" == *"3 names for 2 reports"* ]]
+    run pare compare
+    [ "$status" -eq 2 ]
+    pare convert -m "$MODEL" --tokenizer "$TOK" -o "$T/m.pare"
+    run pare compare "$T/a.pare" "$T/m.pare"
+    [ "$status" -eq 1 ] && [[ "$output" == *"expected a report stream, got a checkpoint stream"* ]]
+}
