@@ -147,6 +147,21 @@ void bytes_put(bytes *b, const void *p, size_t n)
     b->n += n;
 }
 
+uint64_t load_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+float float_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 char *read_whole_file(const char *path, size_t *len)
 {
     bool is_stdin = strcmp(path, "-") == 0;

@@ -41,6 +41,11 @@ typedef struct {
 } bytes;
 void bytes_put(bytes *b, const void *p, size_t n);
 
+/* The little-endian unsigned integer of the n (1 to 8) bytes at p. */
+uint64_t load_le(const uint8_t *p, int n);
+/* The float whose IEEE 754 bits are u. */
+float float_from_bits(uint32_t u);
+
 /* Read a whole file ("-" is stdin) into memory; dies naming the file on failure.
  * The buffer has one extra NUL byte past *len. */
 char *read_whole_file(const char *path, size_t *len);

@@ -14,6 +14,7 @@
 #include "format/safetensors.h"
 #include "format/stream.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_folder.h"
 
 /* What a loader is given: the path, and for a file its first bytes with the
  * stream positioned after them. */

@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "format/pytorch.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_folder.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "pare reads little-endian payloads straight into memory: little-endian hosts only"

@@ -9,6 +9,8 @@
  * unused and byte pieces, byte fallback and <unk>. tok*.bin gives the ids of
  * llama2.c's run.c encode(). Encoding is O(n log n).
  *
+ * (tokenizer_folder.h finds the tokenizer of a model folder.)
+ *
  * Formats (tokenizer_format, a checkpoint's tokenizer record):
  *   sentencepiece  a ModelProto as it is
  *   llama2c        a llama2.c tok*.bin
@@ -33,7 +35,7 @@
 typedef struct tokenizer tokenizer;
 
 /* Load from a file (format detected: protobuf ModelProto or llama2.c tok.bin)
- * or a model folder (tokenizer_read_folder). Dies naming the file when it is
+ * or a model folder (tokenizer_folder.h). Dies naming the file when it is
  * neither, or when it is corrupt. */
 tokenizer *tokenizer_load_file(const char *path);
 /* Load from bytes held in a checkpoint; format one of the formats above.
@@ -90,15 +92,5 @@ bool tokenizer_is_bpe(const tokenizer *t);
 bool tokenizer_adds_dummy_prefix(const tokenizer *t);
 /* Id of the piece stored exactly as these bytes, -1 if none. */
 int tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len);
-
-/* The tokenizer of a Hugging Face model folder: with a tokenizer_config.json
- * naming ChatGLMTokenizer, ice_text.model ("chatglm") or else tokenizer.model
- * ("chatglm2"); otherwise tokenizer.model ("sentencepiece", or "llama2c" when
- * it is a tok.bin), else tokenizer.json ("hf-json", kept, not read). Returns the
- * format and the file's bytes in *data (malloc'd), or NULL when there is none.
- * Dies on an unreadable tokenizer_config.json or a missing ChatGLM model. */
-const char *tokenizer_read_folder(const char *dir, uint8_t **data, size_t *n);
-/* Writes into dir the files tokenizer_read_folder finds the same tokenizer in. */
-void tokenizer_write_folder(const char *dir, const char *format, const uint8_t *data, size_t n);
 
 #endif

@@ -1,9 +1,10 @@
 /* tokenizer_folder.c - which tokenizer a Hugging Face model folder holds, in
- * which files, and writing it back (tokenizer.h: tokenizer_read_folder,
- * tokenizer_write_folder). The one place that knows the file names. */
+ * which files, and writing it back (tokenizer_folder.h). */
 #include "base/atomic_file.h"
 #include "base/util.h"
-#include "text/tokenizer.h"
+#include "text/llama2c_tok.h"
+#include "text/sentencepiece.h"
+#include "text/tokenizer_folder.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -56,15 +57,12 @@ const char *tokenizer_read_folder(const char *dir, uint8_t **data, size_t *n)
         if (!*data)
             die("%s: tokenizer_config.json names ChatGLMTokenizer, but there is no ice_text.model "
                 "(ChatGLM-6B) or tokenizer.model (ChatGLM2/3)", dir);
-        const char *sniffed = tokenizer_sniff(*data, *n);
-        if (!sniffed || strcmp(sniffed, "sentencepiece") != 0)
+        if (!sentencepiece_sniff(*data, *n))
             die("%s/%s: not a tokenizer (not a SentencePiece model)", dir, name);
         return format;
     }
-    if ((*data = read_if_there(dir, "tokenizer.model", n))) {
-        const char *sniffed = tokenizer_sniff(*data, *n);
-        return sniffed && !strcmp(sniffed, "llama2c") ? "llama2c" : "sentencepiece";
-    }
+    if ((*data = read_if_there(dir, "tokenizer.model", n)))
+        return !sentencepiece_sniff(*data, *n) && llama2c_tok_sniff(*data, *n) ? "llama2c" : "sentencepiece";
     if ((*data = read_if_there(dir, "tokenizer.json", n)))
         return "hf-json";
     return NULL;

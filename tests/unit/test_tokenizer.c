@@ -14,6 +14,7 @@
 #include "spm_proto.h"
 #include "text/chatglm_text.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_folder.h"
 
 #include <stdbool.h>
 #include <stdint.h>
