@@ -104,6 +104,7 @@ backward_state *backward_state_new(const model *m, int B, int T)
     t->T = t->maxT = T;
     size_t N = (size_t)B * T, D = (size_t)c->dim, V = (size_t)c->vocab, hd = (size_t)c->head_dim;
     size_t rd = (size_t)config_rope_dim(c);
+    bool qk = model_archs[c->arch].qk_norm;
     size_t L = (size_t)c->n_layers, maxH = 0, maxKV = 0, maxF = 0, maxgrad = 0;
     for (int l = 0; l < c->n_layers; l++) {
         maxH = (size_t)c->n_heads[l] > maxH ? (size_t)c->n_heads[l] : maxH;
@@ -130,6 +131,10 @@ backward_state *backward_state_new(const model *m, int B, int T)
         {&t->a.q, N * maxH * hd},
         {&t->a.k, N * maxKV * hd},
         {&t->a.v, N * maxKV * hd},
+        {&t->a.q_in, qk ? N * maxH * hd : 0},
+        {&t->a.k_in, qk ? N * maxKV * hd : 0},
+        {&t->a.rstd_q, qk ? N * maxH : 0},
+        {&t->a.rstd_k, qk ? N * maxKV : 0},
         {&t->att.att, (size_t)B * maxH * T * T},
         {&t->a.ctx, N * maxH * hd},
         {&t->a.xmid, N * D},
@@ -154,7 +159,7 @@ backward_state *backward_state_new(const model *m, int B, int T)
         {&t->dnormf_b, D},
     };
     t->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], &t->arena_floats);
-    rope_tables(t->rope_cos, t->rope_sin, T, (int)rd, c->rope_theta);
+    rope_tables(t->rope_cos, t->rope_sin, T, c);
     t->att = (layer_causal){B, T, t->att.att, t->rope_cos, t->rope_sin, 0, NULL, NULL};
     return t;
 }
@@ -231,14 +236,15 @@ double model_loss_backward(const model *m, backward_state *t, const int *tokens,
 
     /* layers, last to first; without a sink no weight gradient is wanted (a frozen
      * base under LoRA): the maps' dW and db products are skipped, only the norms'
-     * (D values each) are still computed, rmsnorm_backward needing somewhere to put them */
+     * (D values each, hd for q_norm and k_norm) are still computed, rmsnorm_backward needing
+     * somewhere to put them */
     weight_grad wg[LW_COUNT];
     for (int l = L - 1; l >= 0; l--) {
         size_t n[LW_COUNT];
         float *g[LW_COUNT];
         layer_sizes(c, l, n);
         for (int i = 0; !sink && i < LW_COUNT; i++)
-            if (i != LW_ATTN_NORM && i != LW_FFN_NORM && i != LW_ATTN_NORM_B && i != LW_FFN_NORM_B)
+            if (!layer_weight_is_norm(i))
                 n[i] = 0;
         size_t used = point_grads(t->grad, n, LW_COUNT, g);
         memset(t->grad, 0, used * sizeof(float));

@@ -55,7 +55,7 @@ void forward_state_init(forward_state *s, const model *m, int B, int T)
         {&s->fused, N * (size_t)layer_fused_width(m)},
     };
     s->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], NULL);
-    rope_tables(s->rope_cos, s->rope_sin, T, (int)rd, c->rope_theta);
+    rope_tables(s->rope_cos, s->rope_sin, T, c);
     s->pos = xmalloc((size_t)T * 2 * sizeof *s->pos);
     s->block_pos = s->pos + T;
 }

@@ -7,6 +7,7 @@
 #include "compute/kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -101,17 +102,23 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dout, cons
 
 /* ---- rotary embedding ---- */
 
-void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta)
+void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const float *inv_freq)
 {
-    int half = hd / 2;
-    for (int i = 0; i < half; i++) {
-        float inv_freq = (float)(1.0 / pow((double)theta, (double)(2 * i) / hd));
+    for (int i = 0; i < half; i++)
         for (int t = 0; t < T; t++) {
-            float angle = (float)t * inv_freq;
+            float angle = (float)t * inv_freq[i];
             cos_t[(size_t)t * half + i] = (float)cos((double)angle);
             sin_t[(size_t)t * half + i] = (float)sin((double)angle);
         }
-    }
+}
+
+void rope_tables(float *cos_t, float *sin_t, int T, const model_config *c)
+{
+    int half = config_rope_dim(c) / 2;
+    float *inv = xmalloc((size_t)half * sizeof *inv);
+    config_rope_inv_freq(c, inv);
+    rope_tables_freq(cos_t, sin_t, T, half, inv);
+    free(inv);
 }
 
 /* One rotation of every pair of channels [off, off + rd) of each head by +angle

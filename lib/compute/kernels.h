@@ -34,10 +34,13 @@ void layernorm_forward(float *out, float *rstd, const float *x, const float *w, 
 void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int D);
 
-/* Rotary tables for positions 0..T-1: cos, sin (T, hd/2), angle pos * inv_freq[i],
- * inv_freq[i] = theta^(-2i/hd), computed in fp32 the way Hugging Face and llama2.c
- * do (the angle rounded to float, its cosine and sine exact). */
-void rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta);
+/* Rotary tables for positions 0..T-1: cos, sin (T, half), angle pos * inv_freq[i],
+ * computed in fp32 the way Hugging Face and llama2.c do (the angle rounded to
+ * float, its cosine and sine exact). */
+void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const float *inv_freq);
+/* The tables of model config c: (T, config_rope_dim / 2), its frequencies
+ * config_rope_inv_freq (theta and rope scaling). */
+void rope_tables(float *cos_t, float *sin_t, int T, const model_config *c);
 /* Rotate x (B, T, nh, hd) in place, token t of each sequence at position t.
  * ROPE_HALF pairs (i, i + hd/2) (Hugging Face); ROPE_INTERLEAVED pairs (2i, 2i+1)
  * (Meta, llama2.c). Row stride of x is ld floats (>= nh*hd). */

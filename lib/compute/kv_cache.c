@@ -68,7 +68,7 @@ void kv_cache_init(kv_cache *c, const model *m, int S, int pool, int rows, int o
         c->off[s] = (int)((int64_t)pool * s / S);
         c->cap[s] = (int)((int64_t)pool * (s + 1) / S) - c->off[s];
     }
-    rope_tables(c->rope_cos, c->rope_sin, (int)positions, config_rope_dim(cf), cf->rope_theta);
+    rope_tables(c->rope_cos, c->rope_sin, (int)positions, cf);
 }
 
 void kv_cache_free(kv_cache *c)

@@ -98,6 +98,29 @@ static void rope_apply(const model *m, const layer_causal *at, float *x, int nh,
         rot(x, at->rope_cos, at->rope_sin, at->B, at->T, nh, hd, rd, rd, at->block_pos, nh * hd, c->rope_style);
 }
 
+/* Qwen3's q_norm or k_norm w on x (N rows of nh heads of hd): each head RMS-normed
+ * over its hd channels with the one weight, in place; x_in (if not NULL) keeps x
+ * and rstd (N*nh) the heads' 1/rms for the backward. */
+static void head_norm(const model_config *c, const tensor *w, float *x, float *x_in, float *rstd, int N, int nh)
+{
+    int64_t rows = (int64_t)N * nh;
+    if (x_in)
+        memcpy(x_in, x, (size_t)rows * c->head_dim * sizeof(float));
+    rmsnorm_forward(x, x_in ? rstd : NULL, x_in ? x_in : x, tensor_vector(w), (int)rows, c->head_dim, c->norm_eps);
+}
+
+/* Its backward: dx (the gradient of the normed heads) becomes that of x_in, in
+ * place through scratch (as large as dx); dw += the weight's. */
+static void head_norm_backward(const model_config *c, const tensor *w, float *dw, float *dx, float *scratch,
+                               const float *x_in, const float *rstd, int N, int nh)
+{
+    int64_t rows = (int64_t)N * nh;
+    size_t n = (size_t)rows * c->head_dim;
+    memset(scratch, 0, n * sizeof(float));
+    rmsnorm_backward(scratch, dw, dx, x_in, tensor_vector(w), rstd, (int)rows, c->head_dim);
+    memcpy(dx, scratch, n * sizeof(float));
+}
+
 void layer_attend_causal(void *ctx, const model *m, int l, layer_acts *a, int N)
 {
     const layer_causal *at = ctx;
@@ -154,6 +177,10 @@ void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, c
         } else {
             float *const qkv[3] = {a->q, a->k, a->v};
             linear_parts(m, h, l, LW_QKV, LW_BQKV, a->fused, qkv, a->xn_a, N);
+        }
+        if (A->qk_norm) {
+            head_norm(c, w->q_norm, a->q, a->q_in, a->rstd_q, N, c->n_heads[l]);
+            head_norm(c, w->k_norm, a->k, a->k_in, a->rstd_k, N, c->n_kv_heads[l]);
         }
         h->attend(h->attend_ctx, m, l, a, N);
         if (A->scaled_residual)
@@ -276,6 +303,10 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
                            att->prefix);
         rope_apply(m, att, d->dq, H, false);
         rope_apply(m, att, d->dk, KV, false);
+        if (A->qk_norm) { /* d->dctx is free now: the norms' scratch */
+            head_norm_backward(c, w->q_norm, g[LW_Q_NORM], d->dq, d->dctx, a->q_in, a->rstd_q, N, H);
+            head_norm_backward(c, w->k_norm, g[LW_K_NORM], d->dk, d->dctx, a->k_in, a->rstd_k, N, KV);
+        }
         memset(d->dxn, 0, (size_t)N * D * sizeof(float));
         if (A->scaled_residual)
             scaled_residual_backward(c, d, N);

@@ -35,6 +35,9 @@ typedef struct {
     float *xn_a, *rstd_a; /* (N, D), (N) attention norm's output and 1/rms */
     float *q;             /* (N, H*hd), rotated by the attend hook */
     float *k, *v;         /* (N, KV*hd) */
+    float *q_in, *k_in;   /* with q/k norms (Qwen3): q and k before them, (N, H*hd) and
+                             (N, KV*hd) (backward only; NULL: normed in place) */
+    float *rstd_q, *rstd_k; /* (N*H), (N*KV) their 1/rms, kept when q_in is */
     float *ctx;           /* (N, H*hd) attention output, o_proj's input */
     float *xmid;          /* (N, D) residual between attention and MLP (backward only) */
     float *xn_m, *rstd_m; /* (N, D), (N) MLP norm's output and 1/rms */
@@ -109,7 +112,7 @@ typedef struct {
 /* Layer l's backward, for the training pass (causal attention over att, the
  * adapters lora, or NULL, with their dropout): d->dx holds d loss / d (layer
  * output) on entry and d loss / d (layer input x) on return; g[id] (zeroed; NULL:
- * not wanted, except the norms') receive the gradients of weight id (enum
+ * not wanted, except the norms', q_norm's and k_norm's) receive the gradients of weight id (enum
  * layer_weight_id), the adapters' go where lora_backward puts them.
  * Recomputes the layer's internals (into a) from x first. */
 void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,

@@ -5,14 +5,16 @@
  * KV key/value heads, F MLP width (H, KV and F per layer after pruning).
  *
  * Interpreted keys (everything else goes to model.extra_config, verbatim):
- *   model_type            "llama", "mistral" (read as llama), "qwen2" (llama + q/k/v biases)
+ *   model_type            "llama", "mistral" (read as llama), "qwen2" (llama + q/k/v biases),
+ *                         "qwen3" (llama + q_norm/k_norm)
  *   hidden_size           D                      required, > 0
  *   num_hidden_layers     L                      required, 1 to MODEL_MAX_LAYERS (4096)
  *   vocab_size            V                      required, > 0
  *   num_attention_heads   H: int or [L] ints     required, >= 0 (0: attention removed)
  *   num_key_value_heads   KV: int or [L] ints    default H; divides H; 0 exactly when H is 0
  *   intermediate_size     F: int or [L] ints     required, >= 0 (0: MLP removed)
- *   head_dim              hd                     default D / H (H a single nonzero int)
+ *   head_dim              hd                     default D / H (H a single nonzero int);
+ *                                                qwen3: default 128 (transformers' Qwen3Config)
  *   rms_norm_eps          default 1e-6 (the transformers default)
  *   rope_theta            default 10000
  *   rope_style            "half" (default, Hugging Face) or "interleaved" (llama2.c, Meta)
@@ -27,7 +29,13 @@
  *   bos_token_id, eos_token_id  int, null (-1) or, for eos, a list (its first id)
  *   hidden_act            must be "silu" when present
  *   mlp_bias              must be false when present
- *   rope_scaling          must be null when present
+ *   rope_scaling          null, or an object: "rope_type" (or the older "type") "default"
+ *                         (none), "linear" (with "factor") or "llama3" (with "factor",
+ *                         "low_freq_factor", "high_freq_factor",
+ *                         "original_max_position_embeddings"); any other type is refused
+ *                         by name; written back with these keys only
+ *   use_sliding_window    must be false when present (Qwen2/3: pare attends to every
+ *                         earlier token); kept with the extra keys
  *
  * ChatGLM (model_type "chatglm"; the published configs' own keys). ChatGLM2/3
  * when the config has multi_query_attention, ChatGLM-6B otherwise:
@@ -70,6 +78,8 @@ static const size_keys keys_of[ARCH_COUNT] = {
                       "max_sequence_length"},
     [ARCH_CHATGLM2] = {"num_layers", "padded_vocab_size", "ffn_hidden_size", "multi_query_group_num", "kv_channels",
                        "layernorm_epsilon", "seq_length"},
+    [ARCH_QWEN3] = {"num_hidden_layers", "vocab_size", "intermediate_size", "num_key_value_heads", "head_dim",
+                    "rms_norm_eps", "max_position_embeddings"},
 };
 
 /* The other keys each architecture interprets (NULL-terminated). */
@@ -79,7 +89,12 @@ static const char *const flag_keys[ARCH_COUNT][16] = {
     [ARCH_CHATGLM] = {"position_encoding_2d", "residual_scale_layers", NULL},
     [ARCH_CHATGLM2] = {"add_bias_linear", "add_qkv_bias", "apply_residual_connection_post_layernorm",
                        "multi_query_attention", "original_rope", "post_layer_norm", "rmsnorm", "rope_ratio", NULL},
+    [ARCH_QWEN3] = {"attention_bias", "down_proj_bias", "hidden_act", "mlp_bias", "o_proj_bias", "rope_scaling",
+                    "rope_style", "rope_theta", NULL},
 };
+
+/* ChatGLM-6B and ChatGLM2/3 read their own keys; the others LLaMA's. */
+static bool is_chatglm(enum model_arch a) { return a == ARCH_CHATGLM || a == ARCH_CHATGLM2; }
 
 static const char *const common_keys[] = {"bos_token_id", "eos_token_id", "hidden_size", "model_type",
                                           "num_attention_heads", "tie_word_embeddings", NULL};
@@ -193,9 +208,101 @@ static bool get_per_layer(json_t *j, const char *key, const char *src, int L, in
 static enum model_arch arch_of(json_t *j)
 {
     json_t *mt = get(j, "model_type");
-    if (!mt || !json_is_string(mt) || strcmp(json_string_value(mt), "chatglm"))
+    const char *type = mt && json_is_string(mt) ? json_string_value(mt) : "";
+    if (!strcmp(type, "qwen3"))
+        return ARCH_QWEN3;
+    if (strcmp(type, "chatglm"))
         return ARCH_LLAMA;
     return json_object_get(j, "multi_query_attention") ? ARCH_CHATGLM2 : ARCH_CHATGLM;
+}
+
+/* A number of the rope_scaling object rs, required. */
+static double scaling_number(json_t *rs, const char *key, const char *src)
+{
+    json_t *v = get(rs, key);
+    if (!v)
+        die("%s: \"rope_scaling\" has no \"%s\" (its rope_type needs one)", src, key);
+    if (!json_is_number(v) || !isfinite(json_number_value(v)))
+        die("%s: \"rope_scaling.%s\" must be a number", src, key);
+    return json_number_value(v);
+}
+
+/* rope_scaling: absent or null (none), or an object whose rope_type transformers
+ * computes as pare does (transformers' _compute_linear_scaling_rope_parameters,
+ * _compute_llama3_parameters); the checks keep its arithmetic finite. */
+static void rope_scaling_from_json(model_config *c, json_t *j, const char *src)
+{
+    rope_scaling_config *s = &c->rope_scaling;
+    *s = (rope_scaling_config){ROPE_SCALING_NONE, 1.0, 0, 0, 0};
+    json_t *rs = get(j, "rope_scaling");
+    if (!rs)
+        return;
+    if (!json_is_object(rs))
+        die("%s: \"rope_scaling\" must be an object or null", src);
+    json_t *t = get(rs, "rope_type");
+    const char *key = "rope_type";
+    if (!t) {
+        t = get(rs, "type");
+        key = "type";
+    }
+    if (!t)
+        die("%s: \"rope_scaling\" has no \"rope_type\"", src);
+    if (!json_is_string(t))
+        die("%s: \"rope_scaling.%s\" must be a string", src, key);
+    const char *type = json_string_value(t);
+    if (!strcmp(type, "default"))
+        return;
+    if (!strcmp(type, "linear"))
+        s->type = ROPE_SCALING_LINEAR;
+    else if (!strcmp(type, "llama3"))
+        s->type = ROPE_SCALING_LLAMA3;
+    else
+        die("%s: \"rope_scaling.%s\" is \"%s\", which pare does not implement (it reads llama3 and linear)", src,
+            key, type);
+    s->factor = scaling_number(rs, "factor", src);
+    if (!(s->factor > 0))
+        die("%s: \"rope_scaling.factor\" must be positive (%g)", src, s->factor);
+    if (s->type != ROPE_SCALING_LLAMA3)
+        return;
+    s->low_freq_factor = scaling_number(rs, "low_freq_factor", src);
+    s->high_freq_factor = scaling_number(rs, "high_freq_factor", src);
+    if (!(s->low_freq_factor > 0 && s->high_freq_factor > s->low_freq_factor))
+        die("%s: \"rope_scaling.low_freq_factor\" (%g) must be positive and below \"high_freq_factor\" (%g)", src,
+            s->low_freq_factor, s->high_freq_factor);
+    json_t *o = get(rs, "original_max_position_embeddings");
+    if (!o)
+        die("%s: \"rope_scaling\" has no \"original_max_position_embeddings\" (its rope_type needs one)", src);
+    if (!json_is_integer(o) || json_integer_value(o) <= 0 || json_integer_value(o) > 1000000000)
+        die("%s: \"rope_scaling.original_max_position_embeddings\" must be a positive integer", src);
+    s->original_max_seq = (int)json_integer_value(o);
+}
+
+/* transformers' float32 arithmetic on the CPU, step by step: a Python number meets a
+ * float32 tensor as a float32, and "number / tensor" is the tensor's reciprocal
+ * times the number (torch's Tensor.__rtruediv__). */
+void config_rope_inv_freq(const model_config *c, float *inv)
+{
+    int rd = config_rope_dim(c);
+    const rope_scaling_config *s = &c->rope_scaling;
+    float factor = (float)s->factor, low = (float)s->low_freq_factor, old_len = (float)s->original_max_seq;
+    float low_wavelen = (float)(s->original_max_seq / s->low_freq_factor);
+    float high_wavelen = (float)(s->original_max_seq / s->high_freq_factor);
+    float band = (float)(s->high_freq_factor - s->low_freq_factor);
+    for (int i = 0; i < rd / 2; i++) {
+        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / rd));
+        if (s->type == ROPE_SCALING_LINEAR) {
+            f = f / factor; /* inv_freq /= factor */
+        } else if (s->type == ROPE_SCALING_LLAMA3) {
+            float wavelen = (1.0f / f) * (float)(2 * M_PI);  /* 2 * math.pi / inv_freq */
+            float scaled = wavelen > low_wavelen ? f / factor : f;
+            if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) { /* is_medium_freq */
+                float smooth = ((1.0f / wavelen) * old_len - low) / band;
+                scaled = (1 - smooth) * scaled / factor + smooth * scaled;
+            }
+            f = scaled;
+        }
+        inv[i] = f;
+    }
 }
 
 /* The ChatGLM keys beyond the sizes: what its published configs say, checked
@@ -244,20 +351,23 @@ void config_from_json(model_config *c, json_t *j, const char *src)
     if (!json_is_string(mt))
         die("%s: \"model_type\" must be a string", src);
     const char *type = json_string_value(mt);
-    if (strcmp(type, "llama") && strcmp(type, "mistral") && strcmp(type, "qwen2") && strcmp(type, "chatglm"))
-        die("%s: unsupported model_type \"%s\" (pare reads llama, mistral, qwen2 and chatglm)", src, type);
+    if (strcmp(type, "llama") && strcmp(type, "mistral") && strcmp(type, "qwen2") && strcmp(type, "qwen3") &&
+        strcmp(type, "chatglm"))
+        die("%s: unsupported model_type \"%s\" (pare reads llama, mistral, qwen2, qwen3 and chatglm)", src, type);
     snprintf(c->model_type, sizeof c->model_type, "%s", type);
     c->arch = arch_of(j);
     const size_keys *K = &keys_of[c->arch];
-    bool glm = c->arch != ARCH_LLAMA;
+    bool glm = is_chatglm(c->arch);
 
     json_t *act = get(j, "hidden_act");
     if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu")))
         die("%s: unsupported hidden_act (pare implements silu only)", src);
     if (get_bool(j, "mlp_bias", src, false))
         die("%s: mlp_bias is not supported", src);
-    if (get(j, "rope_scaling"))
-        die("%s: rope_scaling is not supported", src);
+    if (glm && get(j, "rope_scaling"))
+        die("%s: rope_scaling is not supported for ChatGLM", src);
+    if (get_bool(j, "use_sliding_window", src, false))
+        die("%s: use_sliding_window true is not supported (pare attends to every earlier token)", src);
 
     c->dim = get_int(j, "hidden_size", src, true, 0);
     c->n_layers = get_int(j, K->layers, src, true, 0);
@@ -292,7 +402,9 @@ void config_from_json(model_config *c, json_t *j, const char *src)
     }
 
     json_t *hdv = get(j, K->head_dim);
-    if (hdv) {
+    if (!hdv && c->arch == ARCH_QWEN3) {
+        c->head_dim = 128;
+    } else if (hdv) {
         c->head_dim = get_int(j, K->head_dim, src, true, 0);
         if (c->head_dim <= 0)
             die("%s: head_dim must be positive (%d)", src, c->head_dim);
@@ -332,6 +444,7 @@ void config_from_json(model_config *c, json_t *j, const char *src)
     if (!(theta > 0 && isfinite(theta)))
         die("%s: rope_theta must be positive (%g)", src, theta);
     c->rope_theta = (float)theta;
+    rope_scaling_from_json(c, j, src);
 
     c->rope_style = ROPE_HALF;
     json_t *rs = get(j, "rope_style");
@@ -422,9 +535,25 @@ static json_t *chatglm_config_to_json(const model_config *c)
     return j;
 }
 
+/* rope_scaling's object, or NULL for none. */
+static json_t *rope_scaling_to_json(const rope_scaling_config *s)
+{
+    if (s->type == ROPE_SCALING_NONE)
+        return NULL;
+    json_t *j = json_object();
+    json_object_set_new(j, "rope_type", json_string(s->type == ROPE_SCALING_LINEAR ? "linear" : "llama3"));
+    json_object_set_new(j, "factor", json_real(s->factor));
+    if (s->type == ROPE_SCALING_LLAMA3) {
+        json_object_set_new(j, "low_freq_factor", json_real(s->low_freq_factor));
+        json_object_set_new(j, "high_freq_factor", json_real(s->high_freq_factor));
+        json_object_set_new(j, "original_max_position_embeddings", json_integer(s->original_max_seq));
+    }
+    return j;
+}
+
 json_t *config_to_json(const model_config *c)
 {
-    if (c->arch != ARCH_LLAMA)
+    if (is_chatglm(c->arch))
         return chatglm_config_to_json(c);
     json_t *j = json_object();
     json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
@@ -444,6 +573,9 @@ json_t *config_to_json(const model_config *c)
     json_object_set_new(j, "num_hidden_layers", json_integer(c->n_layers));
     json_object_set_new(j, "num_key_value_heads", per_layer(c->n_kv_heads, c->n_layers));
     json_object_set_new(j, "rms_norm_eps", json_float(c->norm_eps));
+    json_t *scaling = rope_scaling_to_json(&c->rope_scaling);
+    if (scaling)
+        json_object_set_new(j, "rope_scaling", scaling);
     json_object_set_new(j, "rope_style", json_string(rope_style_names[c->rope_style]));
     json_object_set_new(j, "rope_theta", json_float(c->rope_theta));
     json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tied));

@@ -44,26 +44,33 @@ static int cmp_spec(const void *a, const void *b)
 /* ---- the architectures: what a layer computes, and every weight's name ---- */
 
 /* LLaMA, Mistral, Qwen2 (Hugging Face transformers' names) */
-static const char *const llama_layer_names[LW_COUNT] = {
-    [LW_ATTN_NORM] = "input_layernorm.weight",
-    [LW_Q] = "self_attn.q_proj.weight",
-    [LW_K] = "self_attn.k_proj.weight",
-    [LW_V] = "self_attn.v_proj.weight",
-    [LW_O] = "self_attn.o_proj.weight",
-    [LW_BQ] = "self_attn.q_proj.bias",
-    [LW_BK] = "self_attn.k_proj.bias",
-    [LW_BV] = "self_attn.v_proj.bias",
-    [LW_BO] = "self_attn.o_proj.bias",
-    [LW_FFN_NORM] = "post_attention_layernorm.weight",
-    [LW_GATE] = "mlp.gate_proj.weight",
-    [LW_UP] = "mlp.up_proj.weight",
-    [LW_DOWN] = "mlp.down_proj.weight",
-    [LW_BDOWN] = "mlp.down_proj.bias",
-};
+#define LLAMA_LAYER_NAMES \
+    [LW_ATTN_NORM] = "input_layernorm.weight", \
+    [LW_Q] = "self_attn.q_proj.weight", \
+    [LW_K] = "self_attn.k_proj.weight", \
+    [LW_V] = "self_attn.v_proj.weight", \
+    [LW_O] = "self_attn.o_proj.weight", \
+    [LW_BQ] = "self_attn.q_proj.bias", \
+    [LW_BK] = "self_attn.k_proj.bias", \
+    [LW_BV] = "self_attn.v_proj.bias", \
+    [LW_BO] = "self_attn.o_proj.bias", \
+    [LW_FFN_NORM] = "post_attention_layernorm.weight", \
+    [LW_GATE] = "mlp.gate_proj.weight", \
+    [LW_UP] = "mlp.up_proj.weight", \
+    [LW_DOWN] = "mlp.down_proj.weight", \
+    [LW_BDOWN] = "mlp.down_proj.bias"
+static const char *const llama_layer_names[LW_COUNT] = {LLAMA_LAYER_NAMES};
 static const char *const llama_outer_names[MW_COUNT] = {
     [MW_EMBED] = "model.embed_tokens.weight",
     [MW_FINAL_NORM] = "model.norm.weight",
     [MW_LM_HEAD] = "lm_head.weight",
+};
+
+/* Qwen3 (transformers' modeling_qwen3.py): LLaMA's names and the per-head norms */
+static const char *const qwen3_layer_names[LW_COUNT] = {
+    LLAMA_LAYER_NAMES,
+    [LW_Q_NORM] = "self_attn.q_norm.weight",
+    [LW_K_NORM] = "self_attn.k_norm.weight",
 };
 
 /* ChatGLM-6B (THUDM/chatglm-6b's modeling_chatglm.py) */
@@ -106,13 +113,15 @@ static const char *const chatglm2_outer_names[MW_COUNT] = {
 
 const arch_desc model_archs[ARCH_COUNT] = {
     /* name, layer prefix, layer names, outer names, norm, MLP, q/k/v, fused gate/up, scaled residual,
-       rotary on half, 2D rotary */
+       rotary on half, 2D rotary, q/k norms */
     [ARCH_LLAMA] = {"llama", "model.layers.", llama_layer_names, llama_outer_names, NORM_RMS, MLP_SWIGLU,
-                    FUSED_NONE, false, false, false, false},
+                    FUSED_NONE, false, false, false, false, false},
     [ARCH_CHATGLM] = {"chatglm", "transformer.layers.", chatglm_layer_names, chatglm_outer_names, NORM_LAYER,
-                      MLP_GELU, FUSED_PER_HEAD, false, true, true, true},
+                      MLP_GELU, FUSED_PER_HEAD, false, true, true, true, false},
     [ARCH_CHATGLM2] = {"chatglm2", "transformer.encoder.layers.", chatglm2_layer_names, chatglm2_outer_names,
-                       NORM_RMS, MLP_SWIGLU, FUSED_CONCAT, true, false, true, false},
+                       NORM_RMS, MLP_SWIGLU, FUSED_CONCAT, true, false, true, false, false},
+    [ARCH_QWEN3] = {"qwen3", "model.layers.", qwen3_layer_names, llama_outer_names, NORM_RMS, MLP_SWIGLU,
+                    FUSED_NONE, false, false, false, false, true},
 };
 
 /* ---- the weight tables as data ---- */

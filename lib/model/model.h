@@ -1,4 +1,4 @@
-/* model.h - one in-memory model (LLaMA or ChatGLM architecture): config, named tensors bound
+/* model.h - one in-memory model (LLaMA, Qwen3 or ChatGLM architecture): config, named tensors bound
  * to its layers through the weight table, tokenizer bytes. Loaders (model_load.h)
  * fill it from files; this type knows no file format.
  *
@@ -16,25 +16,28 @@
 
 /* ---- the architectures ----
  *
- * pare reads three architectures. Each is one row of model_archs (model.c), which
+ * pare reads four architectures. Each is one row of model_archs (model.c), which
  * says what its layer computes and names its weights: an array of names per weight
  * table below (a weight's name in it, or NULL where it has no such weight), as
  * llama.cpp's llama-arch.cpp keys tensor names by architecture. The forward,
  * backward, graph and pruning code read these descriptions, never the name.
- *   ARCH_LLAMA     LLaMA, Mistral, Qwen2 (model_type llama, mistral, qwen2)
+ *   ARCH_LLAMA     LLaMA 1/2/3, Mistral, Qwen2/2.5 (model_type llama, mistral, qwen2)
+ *   ARCH_QWEN3     Qwen3 (model_type qwen3): LLaMA's layer with q_norm/k_norm, an
+ *                  RMSNorm of every query and key head over hd before rotary, one
+ *                  weight of hd per map shared by its heads
  *   ARCH_CHATGLM   ChatGLM-6B (model_type chatglm without multi_query_attention):
  *                  LayerNorm with bias, fused q/k/v interleaved per head, GeLU MLP,
  *                  every linear map with a bias, 2D rotary, residuals alpha * norm(x)
  *   ARCH_CHATGLM2  ChatGLM2/3-6B (model_type chatglm with multi_query_attention):
  *                  RMSNorm, fused [Q | K | V] with a bias, multi-query attention,
  *                  partial interleaved rotary, SwiGLU from one fused [gate | up] */
-enum model_arch { ARCH_LLAMA, ARCH_CHATGLM, ARCH_CHATGLM2, ARCH_COUNT };
+enum model_arch { ARCH_LLAMA, ARCH_CHATGLM, ARCH_CHATGLM2, ARCH_QWEN3, ARCH_COUNT };
 enum norm_kind { NORM_RMS, NORM_LAYER };    /* x*rsqrt(mean x^2)*w; (x-mean)*rsqrt(var)*w + b */
 enum mlp_kind { MLP_SWIGLU, MLP_GELU };     /* down(silu(gate) * up); down(gelu_tanh(up) + b) */
 enum fused_layout { FUSED_NONE, FUSED_PER_HEAD, FUSED_CONCAT }; /* how a fused map's rows split */
 
 typedef struct {
-    const char *name;          /* "llama", "chatglm", "chatglm2" (messages) */
+    const char *name;          /* "llama", "chatglm", "chatglm2", "qwen3" (messages) */
     const char *layer_prefix;  /* "model.layers." : layer weights are PREFIX N "." SUFFIX */
     const char *const *layer_names; /* [LW_COUNT] each layer weight's SUFFIX, NULL: none */
     const char *const *outer_names; /* [MW_COUNT] each outer weight's name, NULL: none */
@@ -46,10 +49,26 @@ typedef struct {
     bool scaled_residual;      /* h = alpha * norm(x) + f(norm(x)), alpha = sqrt(2 * alpha_layers) */
     bool rope_half;            /* rotary acts on the first half of a head's channels only */
     bool rope_2d;              /* ... and the second half rotates by the block position */
+    bool qk_norm;              /* q and k heads RMS-normed over hd before rotary (Qwen3) */
 } arch_desc;
 extern const arch_desc model_archs[ARCH_COUNT];
 
 enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
+
+/* Rotary frequency scaling (config.json's rope_scaling, as transformers'
+ * modeling_rope_utils computes the inverse frequencies): none; "linear", every
+ * frequency divided by factor; "llama3", wavelengths longer than
+ * original_max_position_embeddings / low_freq_factor divided by factor, those
+ * shorter than original_max_position_embeddings / high_freq_factor kept, and the
+ * band between interpolated (config_rope_inv_freq). */
+enum rope_scaling { ROPE_SCALING_NONE, ROPE_SCALING_LINEAR, ROPE_SCALING_LLAMA3 };
+typedef struct {
+    enum rope_scaling type;
+    double factor;            /* linear, llama3 (the config's numbers, as Python holds them) */
+    double low_freq_factor;   /* llama3 */
+    double high_freq_factor;  /* llama3 */
+    int original_max_seq;     /* llama3: original_max_position_embeddings */
+} rope_scaling_config;
 
 /* The most layers a config may give: real models have at most a few hundred, and a
  * config (a hundred bytes of JSON) must not make a program allocate and walk
@@ -57,7 +76,7 @@ enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
 #define MODEL_MAX_LAYERS 4096
 
 typedef struct {
-    char model_type[32]; /* "llama", "mistral" (same as llama), "qwen2" (always qkv_bias), "chatglm" */
+    char model_type[32]; /* "llama", "mistral" (same as llama), "qwen2" (always qkv_bias), "qwen3", "chatglm" */
     enum model_arch arch; /* model_archs[arch] says what a layer computes */
     int dim;             /* D */
     int n_layers;        /* L */
@@ -69,6 +88,7 @@ typedef struct {
     int *ffn_dim;        /* [L] MLP width; 0 = MLP removed */
     float norm_eps;
     float rope_theta;
+    rope_scaling_config rope_scaling;
     enum rope_style rope_style;
     bool tied;           /* lm_head shares the embedding */
     bool qkv_bias;       /* q/k/v projections have biases */
@@ -111,7 +131,8 @@ enum lora_target {
  *           weight), DIM_V vocabulary; a vector has cols DIM_NONE
  *   part    PART_ATTN (present when H > 0) or PART_MLP (present when F > 0): a
  *           norm goes with the sub-block it feeds
- *   opt     OPT_ALWAYS (present with its part), or the config flag that adds it
+ *   opt     OPT_ALWAYS (present with its part in every architecture that names
+ *           it: q_norm and k_norm are Qwen3's), or the config flag that adds it
  *           (an optional bias): OPT_QKV_BIAS, OPT_O_BIAS, OPT_DOWN_BIAS,
  *           OPT_UP_BIAS, OPT_NORM_BIAS (LayerNorm)
  *   lora    the LoRA target (enum lora_target) of a map an adapter can adapt, or
@@ -131,6 +152,8 @@ enum lora_target {
     X(BK, bk, DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, "attn_k.bias") \
     X(BV, bv, DIM_KV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, "attn_v.bias") \
     X(BQKV, bqkv, DIM_QKV, DIM_NONE, PART_ATTN, OPT_QKV_BIAS, LORA_NONE, NULL) \
+    X(Q_NORM, q_norm, DIM_HD, DIM_NONE, PART_ATTN, OPT_ALWAYS, LORA_NONE, "attn_q_norm.weight") \
+    X(K_NORM, k_norm, DIM_HD, DIM_NONE, PART_ATTN, OPT_ALWAYS, LORA_NONE, "attn_k_norm.weight") \
     X(BO, bo, DIM_D, DIM_NONE, PART_ATTN, OPT_O_BIAS, LORA_NONE, "attn_output.bias") \
     X(FFN_NORM, ffn_norm, DIM_D, DIM_NONE, PART_MLP, OPT_ALWAYS, LORA_NONE, "ffn_norm.weight") \
     X(FFN_NORM_B, ffn_norm_b, DIM_D, DIM_NONE, PART_MLP, OPT_NORM_BIAS, LORA_NONE, NULL) \
@@ -163,6 +186,15 @@ typedef struct {
 /* The table as data: layer_weight_table[LW_Q].gguf is "attn_q.weight"; a weight's
  * name in an architecture is model_archs[arch].layer_names[LW_Q]. */
 extern const weight_desc layer_weight_table[LW_COUNT];
+
+/* The norms' weights and biases, which scale rather than map: pruning drops them
+ * with the sub-block they belong to, and the backward computes their gradients even
+ * when no weight's is wanted. */
+static inline bool layer_weight_is_norm(int id)
+{
+    return id == LW_ATTN_NORM || id == LW_ATTN_NORM_B || id == LW_FFN_NORM || id == LW_FFN_NORM_B ||
+           id == LW_Q_NORM || id == LW_K_NORM;
+}
 
 /* The weights outside the layers, the same way: X(ID, field, rows, cols, gguf), the
  * names in each architecture's outer_names. The LM head is absent from a tied model
@@ -248,6 +280,9 @@ static inline int config_rope_dim(const model_config *c)
 {
     return model_archs[c->arch].rope_half ? c->head_dim / 2 : c->head_dim;
 }
+/* The rotary inverse frequencies inv_freq[i], i < config_rope_dim / 2: theta^(-2i/rd),
+ * then c->rope_scaling applied in fp32 as transformers applies it. */
+void config_rope_inv_freq(const model_config *c, float *inv_freq);
 /* Shape of weight id (enum layer_weight_id) of layer l under config c: returns
  * its ndim (1 or 2), or 0 when the config implies no such tensor. */
 int layer_weight_shape(const model_config *c, int l, int id, int64_t shape[2]);

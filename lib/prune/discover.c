@@ -76,6 +76,17 @@ static void unite_attention(nodes *nd, const graph *g, const graph_op *op)
     }
 }
 
+/* Per-head norm: channel by channel, and the channels of one head together. */
+static void unite_head_norm(nodes *nd, const graph *g, const graph_op *op)
+{
+    int64_t dim = g->values[op->in[0]].dim, hd = op->head_dim;
+    if (hd <= 0 || dim % hd)
+        die("dataflow: a per-head norm of %s has inconsistent head sizes", g->values[op->in[0]].name);
+    unite_channelwise(nd, g, op->out, op->in[0]);
+    for (int64_t c = 0; c < dim; c++)
+        unite(nd, node(nd, op->in[0], c - c % hd), node(nd, op->in[0], c));
+}
+
 static void unite_slice(nodes *nd, const graph *g, const graph_op *op)
 {
     const fused_part *p = &op->slice;
@@ -92,7 +103,8 @@ static void unite_slice(nodes *nd, const graph *g, const graph_op *op)
 typedef struct {
     const char *tensor;
     int axis;
-    int value;
+    int value;        /* -1: along no value (a weight shared by the heads): whole, in
+                         its layer's group only */
     int ndim;
     int64_t shape[2];
     int block;
@@ -103,16 +115,23 @@ typedef struct {
     int n, cap;
 } attachments;
 
-static void attach(attachments *as, const char *tensor, int axis, int value, int ndim, int64_t d0, int64_t d1,
-                   int block)
+static void attach_any(attachments *as, const char *tensor, int axis, int value, int ndim, int64_t d0, int64_t d1,
+                       int block)
 {
-    if (!tensor || value < 0)
+    if (!tensor)
         return;
     if (as->n == as->cap) {
         as->cap = as->cap ? 2 * as->cap : 256;
         as->a = xrealloc(as->a, (size_t)as->cap * sizeof *as->a);
     }
     as->a[as->n++] = (attachment){tensor, axis, value, ndim, {d0, d1}, block};
+}
+
+static void attach(attachments *as, const char *tensor, int axis, int value, int ndim, int64_t d0, int64_t d1,
+                   int block)
+{
+    if (value >= 0)
+        attach_any(as, tensor, axis, value, ndim, d0, d1, block);
 }
 
 static void collect_attachments(const graph *g, attachments *as)
@@ -127,6 +146,9 @@ static void collect_attachments(const graph *g, attachments *as)
         case OP_NORM:
             attach(as, op->weight, 0, op->out, 1, V[op->out].dim, 0, op->block);
             attach(as, op->bias, 0, op->out, 1, V[op->out].dim, 0, op->block);
+            break;
+        case OP_HEAD_NORM:
+            attach_any(as, op->weight, 0, -1, 1, op->head_dim, 0, op->block);
             break;
         case OP_LINEAR: {
             int64_t out_dim = op->out >= 0 ? V[op->out].dim : op->rows, in_dim = V[op->in[0]].dim;
@@ -290,6 +312,7 @@ void groups_from_graph(const graph *g, int n_layers, unsigned kinds, group_set *
             unite_channelwise(&nd, g, op->out, op->in[1]);
             break;
         case OP_ATTENTION: unite_attention(&nd, g, op); break;
+        case OP_HEAD_NORM: unite_head_norm(&nd, g, op); break;
         case OP_SLICE: unite_slice(&nd, g, op); break;
         case OP_EMBED:
         case OP_LINEAR: break; /* inputs and outputs are independent spaces */

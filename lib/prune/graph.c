@@ -1,5 +1,5 @@
-/* graph.c - dataflow descriptions: the builder functions and the LLaMA
- * architecture. This file says what the model computes; groups.c finds, from any
+/* graph.c - dataflow descriptions: the builder functions and the architectures
+ * of model_archs. This file says what the model computes; groups.c finds, from any
  * such description, what must be removed together. */
 #include "prune/graph.h"
 
@@ -106,6 +106,16 @@ static int norm(graph *g, const model_config *c, int l, int in, int weight, int 
     return out;
 }
 
+/* Qwen3's q_norm or k_norm of in (heads of hd channels), one weight for every head. */
+static int head_norm(graph *g, const model_config *c, int l, int in, int weight, const char *name)
+{
+    int out = graph_value_new(g, g->values[in].dim, l, "layers.%d.%s", l, name);
+    graph_op *op = graph_op_new(g, OP_HEAD_NORM, l, out, in, -1, -1);
+    op->weight = layer_weight(c, l, weight);
+    op->head_dim = c->head_dim;
+    return out;
+}
+
 /* The residual after a sub-block: its input x plus the branch, or with scaled
  * residuals alpha * (the normed input) plus the branch. */
 static int residual(graph *g, const arch_desc *A, int l, int x, int xn, int branch, const char *name)
@@ -139,6 +149,10 @@ void graph_model(const model_config *c, graph *g)
                     linear_parts(g, c, l, xn, w[p], b[p], 1, &dims[p], &qkv_names[p], &qkv[p]);
             } else {
                 linear_parts(g, c, l, xn, LW_QKV, LW_BQKV, 3, dims, qkv_names, qkv);
+            }
+            if (A->qk_norm) {
+                qkv[0] = head_norm(g, c, l, qkv[0], LW_Q_NORM, "q_norm");
+                qkv[1] = head_norm(g, c, l, qkv[1], LW_K_NORM, "k_norm");
             }
             int qr = graph_value_new(g, qd, l, "layers.%d.q_rope", l);
             int kr = graph_value_new(g, kvd, l, "layers.%d.k_rope", l);

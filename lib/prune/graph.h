@@ -14,6 +14,11 @@
 enum op_type {
     OP_EMBED,     /* out = E[token]:               E axis 1 ~ out */
     OP_NORM,      /* out = norm(in) * w (+ b):     out ~ in, w and b axis 0 ~ out */
+    OP_HEAD_NORM, /* out = norm of each head of in (head_dim channels) * w, one w
+                     shared by the heads:          out ~ in, channels of one head are
+                                                   inseparable; w runs along no value
+                                                   (it stays whole: only a layer group
+                                                   holds it) */
     OP_LINEAR,    /* out = in @ W^T (+ b):         W axis 1 ~ in, W axis 0 ~ out, b axis 0 ~ out */
     OP_ROPE,      /* out = rotate(in):             out ~ in */
     OP_ATTENTION, /* out = attention(q, k, v):     channels of one head are inseparable;
@@ -40,7 +45,7 @@ typedef struct {
     int out;              /* value id, -1 for none (the LM head's logits) */
     char *weight;         /* tensor name or NULL */
     char *bias;           /* tensor name or NULL */
-    int head_dim;         /* OP_ATTENTION: channels per head */
+    int head_dim;         /* OP_ATTENTION, OP_HEAD_NORM: channels per head */
     int64_t rows;         /* OP_EMBED, and OP_LINEAR with no out value: rows of the
                              weight (the vocabulary) */
     int block;            /* layer whose removable branch this op is in, or -1 */
@@ -59,7 +64,7 @@ graph_op *graph_op_new(graph *g, enum op_type type, int block, int out, int in0,
 void graph_free(graph *g);
 
 /* The dataflow of c's architecture (model_archs: separate or fused q/k/v, norms
- * with or without bias, SwiGLU with separate or fused gate/up or a GeLU MLP,
+ * with or without bias, per-head q/k norms, SwiGLU with separate or fused gate/up or a GeLU MLP,
  * plain or scaled residuals; optional biases, tied or untied head, per-layer head
  * counts and MLP widths; layers with no attention or no MLP omit that branch). */
 void graph_model(const model_config *c, graph *g);

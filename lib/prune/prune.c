@@ -1089,8 +1089,7 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy
             /* a norm goes with the sub-block it feeds: what the config after implies */
             int id = model_layer_weight_id(&p->after, rest);
             int64_t shape[2];
-            if (!dropped && id >= 0 && !layer_weight_shape(&p->after, nl, id, shape) &&
-                (id == LW_ATTN_NORM || id == LW_ATTN_NORM_B || id == LW_FFN_NORM || id == LW_FFN_NORM_B))
+            if (!dropped && id >= 0 && !layer_weight_shape(&p->after, nl, id, shape) && layer_weight_is_norm(id))
                 dropped = true;
             if (!dropped)
                 name = xasprintf("%s%d.%s", model_archs[p->after.arch].layer_prefix, nl, rest);

@@ -25,17 +25,35 @@ void fixture_model(model *m, const fixture_shape *sp, uint64_t seed)
     model_init_random(m, &c, seed);
 }
 
+const char *const fixture_today[FIXTURE_TODAY_COUNT] = {"tiny-llama3.json", "tiny-qwen2.json", "tiny-qwen3.json"};
+
+void fixture_json_model(model *m, json_t *j, uint64_t seed)
+{
+    model_config c;
+    config_from_json(&c, j, "fixture");
+    model_init_random(m, &c, seed);
+    config_free(&c);
+}
+
 void fixture_config_model(model *m, const char *config, uint64_t seed)
 {
     json_error_t err;
     json_t *j = json_loads(config, 0, &err);
     if (!j)
         die("fixture: bad config JSON: %s", err.text);
-    model_config c;
-    config_from_json(&c, j, "fixture");
-    model_init_random(m, &c, seed);
-    config_free(&c);
+    fixture_json_model(m, j, seed);
     json_decref(j);
+}
+
+json_t *fixture_config_json(const char *file)
+{
+    char *path = xasprintf("tests/configs/%s", file);
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j)
+        die("%s: %s (line %d)", path, err.text, err.line);
+    free(path);
+    return j;
 }
 
 void fixture_batch(int *tokens, int *targets, int B, int T, int V)

@@ -34,6 +34,17 @@ void fixture_model(model *m, const fixture_shape *sp, uint64_t seed);
 /* A model of the Hugging Face config.json text config (any architecture, e.g. a
  * ChatGLM one) with model_init_random's weights from seed. */
 void fixture_config_model(model *m, const char *config, uint64_t seed);
+/* The same from a config object. */
+void fixture_json_model(model *m, json_t *config, uint64_t seed);
+/* The config of tests/configs/FILE (a new reference; the tests run from the
+ * repository's root). */
+json_t *fixture_config_json(const char *file);
+
+/* Small configs of today's models in tests/configs: Llama 3 (GQA, llama3 rope
+ * scaling whose original_max_position_embeddings is 64, tied as Llama 3.2),
+ * Qwen2 (q/k/v biases) and Qwen3 (q_norm/k_norm, head_dim 16 with hidden 32). */
+#define FIXTURE_TODAY_COUNT 3
+extern const char *const fixture_today[FIXTURE_TODAY_COUNT];
 
 /* Tokens (B, T) at random, targets the next token (last of each sequence -1),
  * and one more target dropped to show unscored rows are left out. */

@@ -13,9 +13,12 @@
 
 /* ---- the weights ---- */
 
-#define model_names model_archs[ARCH_LLAMA].outer_names
-/* A layer's weight k is named "model.layers.L." + its LLaMA name. */
-#define layer_names(k) model_archs[ARCH_LLAMA].layer_names[k]
+#define model_names(c) model_archs[(c)->arch].outer_names
+/* A layer's weight k is named "model.layers.L." + its name in the architecture. */
+#define layer_names(c, k) model_archs[(c)->arch].layer_names[k]
+
+/* Qwen3's per-head q_norm and k_norm (transformers' Qwen3Attention). */
+static bool has_qk_norm(const model_config *c) { return !strcmp(c->model_type, "qwen3"); }
 
 /* Elements of weight k of layer l (l < 0: the model's) by the config; 0 if it has none. */
 static int64_t weight_numel(const model_config *c, int l, int k)
@@ -34,6 +37,8 @@ static int64_t weight_numel(const model_config *c, int l, int k)
     case REF_BK:
     case REF_BV: return attn && c->qkv_bias ? KV * hd : 0;
     case REF_WO: return attn ? D * H * hd : 0;
+    case REF_QNORM:
+    case REF_KNORM: return attn && has_qk_norm(c) ? hd : 0;
     case REF_BO: return attn && c->o_bias ? D : 0;
     case REF_FFN_NORM: return ffn ? D : 0;
     case REF_WGATE:
@@ -56,7 +61,7 @@ static double *fetch(const model *m, int l, int k, int64_t n)
     }
     if (!src || src->numel < n) {
         fprintf(stderr, "reference: the model has no %s%s (layer %d)\n", l < 0 ? "" : "layer's ",
-                l < 0 ? model_names[k] : layer_names(k), l);
+                l < 0 ? model_names(&m->cfg)[k] : layer_names(&m->cfg, k), l);
         exit(1);
     }
     double *d = xmalloc((size_t)n * sizeof *d);
@@ -98,12 +103,12 @@ int ref_slot_named(const ref_model *r, const char *name)
 {
     int s = -1;
     for (int k = 0; k < REF_MODEL_WEIGHTS; k++)
-        if (model_names[k] && !strcmp(name, model_names[k]))
+        if (model_names(r->cfg)[k] && !strcmp(name, model_names(r->cfg)[k]))
             s = k;
     int l, at = 0;
     if (s < 0 && sscanf(name, "model.layers.%d.%n", &l, &at) == 1 && at > 0 && l >= 0 && l < r->cfg->n_layers)
         for (int k = 0; k < REF_LAYER_WEIGHTS; k++)
-            if (layer_names(k) && !strcmp(name + at, layer_names(k)))
+            if (layer_names(r->cfg, k) && !strcmp(name + at, layer_names(r->cfg, k)))
                 s = ref_slot(l, k);
     if (s < 0 || !r->w[s] || (s == REF_LM_HEAD && r->cfg->tied))
         return -1;
@@ -201,17 +206,40 @@ static void rms_bwd(double *dx, double *dw, double *adw, const double *dy, const
     }
 }
 
+/* The inverse frequency of pair i: theta^(-2i/hd) in float as Hugging Face and
+ * llama2.c compute it, then rope_scaling as transformers' modeling_rope_utils
+ * defines it: linear divides every frequency by factor; llama3 divides those whose
+ * wavelength 2 pi / f exceeds original_max_position_embeddings / low_freq_factor,
+ * keeps those below original_max_position_embeddings / high_freq_factor, and
+ * between the two mixes f / factor and f by s = (original / wavelength - low) /
+ * (high - low). */
+static double inv_freq(const model_config *c, int i, int hd)
+{
+    double f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
+    const rope_scaling_config *sc = &c->rope_scaling;
+    if (sc->type == ROPE_SCALING_LINEAR)
+        return f / sc->factor;
+    if (sc->type != ROPE_SCALING_LLAMA3)
+        return f;
+    double wavelen = 2 * M_PI / f;
+    if (wavelen < sc->original_max_seq / sc->high_freq_factor)
+        return f;
+    if (wavelen > sc->original_max_seq / sc->low_freq_factor)
+        return f / sc->factor;
+    double s = (sc->original_max_seq / wavelen - sc->low_freq_factor) / (sc->high_freq_factor - sc->low_freq_factor);
+    return (1 - s) * f / sc->factor + s * f;
+}
+
 /* Rotate x (B, T, nh, hd) by +angle (dir 1) or -angle (dir -1, the backward).
- * Pairs (2i, 2i+1) interleaved or (i, i + hd/2) half; angle = pos * theta^(-2i/hd),
- * both in float as Hugging Face and llama2.c compute them, cos and sin in double. */
+ * Pairs (2i, 2i+1) interleaved or (i, i + hd/2) half; angle = pos * inv_freq(i),
+ * the angle in float as Hugging Face and llama2.c compute it, cos and sin in double. */
 static void rope(double *x, int B, int T, int nh, int hd, const model_config *c, int dir)
 {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < nh; h++)
                 for (int i = 0; i < hd / 2; i++) {
-                    float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
-                    float ang = (float)t * inv;
+                    float ang = (float)t * (float)inv_freq(c, i, hd);
                     double cs = cos((double)ang), sn = dir * sin((double)ang);
                     double *v = x + (((size_t)b * T + t) * nh + h) * hd;
                     int i0 = c->rope_style == ROPE_INTERLEAVED ? 2 * i : i;
@@ -302,6 +330,7 @@ typedef struct {
     double *x;                  /* (N, D) the layer's input; at L: the last residual */
     double *xna, *ra;           /* (N, D), (N): input_layernorm's output and 1/rms; at L: the final norm's */
     double *q, *k, *v;          /* (N, H*hd), (N, KV*hd) x2, after rotation */
+    double *qp, *kp, *rq, *rk;  /* Qwen3: q and k before their norms, (N*H), (N*KV) the heads' 1/rms */
     double *att, *ctx;          /* (B, H, T, T) probabilities, (N, H*hd) */
     double *xmid;               /* (N, D) after attention */
     double *xnm, *rm;           /* (N, D), (N): post_attention_layernorm's */
@@ -312,8 +341,8 @@ static void saved_free(saved *S, int L)
 {
     for (int l = 0; l <= L; l++) {
         saved *s = &S[l];
-        double *p[] = {s->x, s->xna, s->ra, s->q, s->k, s->v, s->att, s->ctx, s->xmid, s->xnm, s->rm, s->gate,
-                       s->up, s->hid};
+        double *p[] = {s->x,   s->xna, s->ra,  s->q,   s->k,  s->v,  s->qp,   s->kp, s->rq,
+                       s->rk,  s->att, s->ctx, s->xmid, s->xnm, s->rm, s->gate, s->up, s->hid};
         for (size_t i = 0; i < sizeof p / sizeof *p; i++)
             free(p[i]);
     }
@@ -368,6 +397,12 @@ static double *forward(const ref_model *r, const int *tokens, int B, int T, cons
             linear(s->q, s->xna, W(r, l, REF_WQ), W(r, l, REF_BQ), N, D, qd, hk, l, REF_LINEAR_Q);
             linear(s->k, s->xna, W(r, l, REF_WK), W(r, l, REF_BK), N, D, kvd, hk, l, REF_LINEAR_K);
             linear(s->v, s->xna, W(r, l, REF_WV), W(r, l, REF_BV), N, D, kvd, hk, l, REF_LINEAR_V);
+            if (has_qk_norm(c)) { /* every head of q and k RMS-normed over its hd channels */
+                s->qp = s->q, s->q = dz((size_t)N * qd), s->rq = dz((size_t)N * H);
+                s->kp = s->k, s->k = dz((size_t)N * kvd), s->rk = dz((size_t)N * KV);
+                rms_fwd(s->q, s->rq, s->qp, W(r, l, REF_QNORM), NULL, N * H, hd, eps);
+                rms_fwd(s->k, s->rk, s->kp, W(r, l, REF_KNORM), NULL, N * KV, hd, eps);
+            }
             rope(s->q, B, T, H, hd, c, 1);
             rope(s->k, B, T, KV, hd, c, 1);
             s->att = dz((size_t)B * H * T * T);
@@ -503,6 +538,14 @@ double ref_loss_grad(const ref_model *r, const int *tokens, const int *targets, 
             attn_bwd(dq, dk, dv, dctx, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
             rope(dq, B, T, H, hd, c, -1);
             rope(dk, B, T, KV, hd, c, -1);
+            if (has_qk_norm(c)) {
+                double *dqp = dz((size_t)N * qd), *dkp = dz((size_t)N * kvd);
+                rms_bwd(dqp, GRAD(l, REF_QNORM), ABSG(l, REF_QNORM), dq, s->qp, W(r, l, REF_QNORM), s->rq, N * H, hd);
+                rms_bwd(dkp, GRAD(l, REF_KNORM), ABSG(l, REF_KNORM), dk, s->kp, W(r, l, REF_KNORM), s->rk, N * KV,
+                        hd);
+                free(dq), free(dk);
+                dq = dqp, dk = dkp;
+            }
             lin_bwd(dxn, GRAD(l, REF_WQ), GRAD(l, REF_BQ), dq, s->xna, W(r, l, REF_WQ), N, D, qd);
             lin_bwd(dxn, GRAD(l, REF_WK), GRAD(l, REF_BK), dk, s->xna, W(r, l, REF_WK), N, D, kvd);
             lin_bwd(dxn, GRAD(l, REF_WV), GRAD(l, REF_BV), dv, s->xna, W(r, l, REF_WV), N, D, kvd);

@@ -1,7 +1,9 @@
 /* ref_llama.h - the unit tests' oracle: a LLaMA forward and backward pass in
  * double precision, written from the model's definition with loops only (no lib/
  * numerics). The forward, training, LoRA, pruning and scoring tests all check lib/
- * against this one reference.
+ * against this one reference. It reads the config as transformers does: Llama 3's
+ * rope scaling (linear, llama3), Qwen2's q/k/v biases, Qwen3's q_norm and k_norm
+ * (model_type qwen3).
  *
  * The reference holds its own copy of the weights as doubles (a test may perturb
  * them for finite differences). It reads the model in one place only (fetch() in
@@ -22,7 +24,8 @@ enum { REF_EMBED = MW_EMBED, REF_FINAL_NORM = MW_FINAL_NORM, REF_LM_HEAD = MW_LM
 /* A layer's weights: the slots of the model's weight table (model.h). */
 enum ref_layer_weight {
     REF_ATTN_NORM = LW_ATTN_NORM, REF_WQ = LW_Q, REF_BQ = LW_BQ, REF_WK = LW_K, REF_BK = LW_BK, REF_WV = LW_V,
-    REF_BV = LW_BV, REF_WO = LW_O, REF_BO = LW_BO, REF_FFN_NORM = LW_FFN_NORM, REF_WGATE = LW_GATE,
+    REF_BV = LW_BV, REF_WO = LW_O, REF_BO = LW_BO, REF_QNORM = LW_Q_NORM, REF_KNORM = LW_K_NORM,
+    REF_FFN_NORM = LW_FFN_NORM, REF_WGATE = LW_GATE,
     REF_WUP = LW_UP, REF_WDOWN = LW_DOWN, REF_BDOWN = LW_BDOWN, REF_LAYER_WEIGHTS = LW_COUNT
 };
 /* The linear maps, as the hook sees them (REF_LINEAR_HEAD with layer -1). */

@@ -245,7 +245,10 @@ static void test_rope_backward(void)
 {
     enum { B = 2, T = 6, nh = 3, hd = 8, ld = 27 };
     float cos_t[T * hd / 2], sin_t[T * hd / 2];
-    rope_tables(cos_t, sin_t, T, hd, 10000.0f);
+    float inv[hd / 2];
+    for (int i = 0; i < hd / 2; i++)
+        inv[i] = (float)(1.0 / pow(10000.0, 2.0 * i / hd));
+    rope_tables_freq(cos_t, sin_t, T, hd / 2, inv);
     for (int style = 0; style < 2; style++) {
         float *x, *dout;
         K.B = B, K.T = T, K.nh = nh, K.hd = hd, K.ld = ld, K.style = (enum rope_style)style;
@@ -652,6 +655,26 @@ static void test_model_heterogeneous(void)
     check_shape("heterogeneous tied", &sp, 2, 4, 8);
 }
 
+/* Today's models (tests/configs): Llama 3's scaled rotary, Qwen2's biases, Qwen3's
+ * q_norm and k_norm (their gradients too), tied and untied. */
+static void test_model_today(void)
+{
+    for (int i = 0; i < FIXTURE_TODAY_COUNT; i++)
+        for (int untie = 0; untie < 2; untie++) {
+            json_t *j = fixture_config_json(fixture_today[i]);
+            bool tied = json_is_true(json_object_get(j, "tie_word_embeddings"));
+            if (untie)
+                json_object_set_new(j, "tie_word_embeddings", json_boolean(!tied));
+            model m;
+            fixture_json_model(&m, j, 70 + i);
+            json_decref(j);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s", fixture_today[i], m.cfg.tied ? "tied" : "untied");
+            worst_model = fmax(worst_model, check_model_gradient(what, &m, 2, 8, 6, 3));
+            model_free(&m);
+        }
+}
+
 /* The same backward_state serves batch after batch: a second call gives the same;
  * a smaller batch (backward_state_set_batch) gives what a train of its size gives. */
 static void test_reuse(void)
@@ -773,6 +796,7 @@ int main(int argc, char **argv)
     TEST(test_model_gqa);
     TEST(test_model_bias);
     TEST(test_model_heterogeneous);
+    TEST(test_model_today);
     TEST(test_reuse);
     TEST(test_stories260k);
     TEST(test_summary);

@@ -1,4 +1,4 @@
-/* test_discover.c - the generic dependency analysis on LLaMA configs of every
+/* test_discover.c - the generic dependency analysis on LLaMA and Qwen3 configs of every
  * shape (MHA, GQA, biases, tied and untied, heterogeneous pruned layers) and on a
  * toy architecture written only for this test, which shows that a new
  * architecture needs a description and no change to the analysis. Expected
@@ -99,6 +99,11 @@ static void check_llama(const model_config *c)
             n_layer++;
             CHECK(g->units == 1);
             layer_params += g->unit_params;
+            /* Qwen3's q_norm and k_norm (hd each, shared by the heads) go with their
+             * layer, and with no group of heads or channels */
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+            bool qk = model_archs[c->arch].qk_norm && c->n_heads[l] > 0;
+            CHECK(qk ? slice_is(member(g, name, 0), 0, hd, hd) : member(g, name, 0) == NULL);
         }
     }
     int attn_layers = 0, ffn_layers = 0;
@@ -111,11 +116,13 @@ static void check_llama(const model_config *c)
      * norm and head */
     int64_t outside = (int64_t)c->vocab * c->dim * (c->tied ? 1 : 2) + c->dim;
     CHECK(layer_params + outside == total);
-    /* every LLaMA tensor but a bias has one axis along the hidden size, so the
-     * hidden group covers every parameter except the biases */
+    /* every LLaMA tensor but a bias (and Qwen3's per-head norms) has one axis along
+     * the hidden size, so the hidden group covers every parameter except those */
     int64_t biases = 0;
     for (int l = 0; l < c->n_layers && c->qkv_bias; l++)
         biases += config_q_dim(c, l) + 2 * config_kv_dim(c, l);
+    for (int l = 0; l < c->n_layers && model_archs[c->arch].qk_norm; l++)
+        biases += c->n_heads[l] > 0 ? 2 * c->head_dim : 0;
     CHECK(hidden_params == total - biases);
     (void)n_layer;
     group_set_free(&gs);
@@ -139,6 +146,15 @@ static void test_shapes(void)
     config_free(&c);
     int H4[] = {8, 0, 4, 6}, K4[] = {4, 0, 2, 3}, F4[] = {10, 7, 0, 3};
     make_config(&c, 4, 32, 4, H4, K4, F4, true, false); /* pruned, heterogeneous */
+    check_llama(&c);
+    /* Qwen3: the same groups, q_norm and k_norm in the layer groups only */
+    snprintf(c.model_type, sizeof c.model_type, "qwen3");
+    c.arch = ARCH_QWEN3;
+    check_llama(&c);
+    config_free(&c);
+    make_config(&c, 2, 16, 8, H2, K2, F2, false, true); /* Qwen3 with head_dim 8: q is 64 wide */
+    snprintf(c.model_type, sizeof c.model_type, "qwen3");
+    c.arch = ARCH_QWEN3;
     check_llama(&c);
     config_free(&c);
 }

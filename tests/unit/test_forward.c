@@ -185,6 +185,116 @@ static void test_gqa4_bias(void)
     check_against_reference("gqa4 bias interleaved tied", &sp, 3, 5, 6);
 }
 
+static double max_abs_diff_d(const double *a, const double *b, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++)
+        e = fmax(e, fabs(a[i] - b[i]));
+    return e;
+}
+
+/* logits (B*T, V) of m's reference and of its forward pass, the error between them */
+static double today_error(const model *m, const int *tokens, int B, int T, double *ref)
+{
+    forward_state s;
+    forward_state_init(&s, m, B, T);
+    model_forward(m, &s, tokens);
+    ref_model r;
+    ref_model_init(&r, m);
+    ref_forward(&r, tokens, B, T, NULL, ref);
+    ref_model_free(&r);
+    double e = rel_err(s.logits, ref, (int64_t)B * T * m->cfg.vocab);
+    forward_state_free(&s);
+    return e;
+}
+
+/* Today's models (tests/configs: Llama 3 with llama3 rope scaling, Qwen2 with
+ * biases, Qwen3 with q/k norms whose weights are not 1), tied and untied, and Llama 3
+ * with linear scaling: the forward pass against the reference, which reads the
+ * config as transformers does. The scaling and the norms matter: without them the
+ * reference computes other logits. */
+static void test_today_models(void)
+{
+    enum { B = 2, T = 40 }; /* positions past original_max_position_embeddings / 4 = 16 */
+    for (int i = 0; i < FIXTURE_TODAY_COUNT; i++)
+        for (int variant = 0; variant < 3; variant++) {
+            json_t *j = fixture_config_json(fixture_today[i]);
+            bool tied = json_is_true(json_object_get(j, "tie_word_embeddings"));
+            if (variant == 1)
+                json_object_set_new(j, "tie_word_embeddings", json_boolean(!tied));
+            if (variant == 2 && i != 0) {
+                json_decref(j);
+                continue;
+            }
+            if (variant == 2)
+                json_object_set_new(j, "rope_scaling", json_pack("{s:s, s:f}", "type", "linear", "factor", 4.0));
+            model m;
+            fixture_json_model(&m, j, 40 + i);
+            json_decref(j);
+            size_t n = (size_t)B * T * m.cfg.vocab;
+            int *tokens = rand_tokens(B * T, m.cfg.vocab);
+            double *ref = xmalloc(n * sizeof *ref), *plain = xmalloc(n * sizeof *plain);
+            double e = today_error(&m, tokens, B, T, ref);
+            fprintf(stderr, "    %s%s: max relative logit error %.2g\n", fixture_today[i],
+                    variant == 1 ? (tied ? " untied" : " tied") : variant == 2 ? " linear scaling" : "", e);
+            CHECK(e <= 1e-5);
+            /* what the reference computes without the scaling, or with norms of 1 */
+            if (m.cfg.rope_scaling.type != ROPE_SCALING_NONE) {
+                m.cfg.rope_scaling.type = ROPE_SCALING_NONE;
+                CHECK(today_error(&m, tokens, B, T, plain) <= 1e-5);
+                CHECK(max_abs_diff_d(ref, plain, n) > 1e-2);
+            }
+            if (model_archs[m.cfg.arch].qk_norm) {
+                for (int l = 0; l < m.cfg.n_layers; l++) {
+                    const tensor *w[2] = {m.layers[l].q_norm, m.layers[l].k_norm};
+                    for (int k = 0; k < 2; k++)
+                        for (int64_t x = 0; x < w[k]->numel; x++)
+                            ((float *)w[k]->data)[x] = 1.0f;
+                }
+                CHECK(today_error(&m, tokens, B, T, plain) <= 1e-5);
+                CHECK(max_abs_diff_d(ref, plain, n) > 1e-2);
+            }
+            free(ref), free(plain), free(tokens);
+            model_free(&m);
+        }
+}
+
+/* config_rope_inv_freq of the tiny Llama 3 (theta 5e5, hd 16, llama3: factor 8,
+ * low 1, high 4, original 64) against the formula by hand: pair 0 (wavelength
+ * 2 pi < 64/4) keeps its frequency, pair 1 (wavelength 32.4, between 16 and 64)
+ * is mixed with s = (64/32.4 - 1)/3, the rest (wavelength > 64) divided by 8;
+ * linear divides them all. */
+static void test_rope_scaling(void)
+{
+    json_t *j = fixture_config_json("tiny-llama3.json");
+    model_config c;
+    config_from_json(&c, j, "tiny-llama3.json");
+    float inv[8];
+    config_rope_inv_freq(&c, inv);
+    for (int i = 0; i < 8; i++) {
+        double f = pow(500000.0, -2.0 * i / 16), wl = 2 * M_PI / f, want = f / 8;
+        if (i == 0)
+            want = f;
+        if (i == 1) {
+            double s = (64 / wl - 1) / 3;
+            CHECK(wl > 16 && wl < 64 && s > 0.3 && s < 0.35);
+            want = (1 - s) * f / 8 + s * f;
+        }
+        CHECK_CLOSE(inv[i], want, 2e-7 * want);
+    }
+    c.rope_scaling.type = ROPE_SCALING_LINEAR;
+    config_rope_inv_freq(&c, inv);
+    for (int i = 0; i < 8; i++)
+        CHECK_CLOSE(inv[i], pow(500000.0, -2.0 * i / 16) / 8, 2e-7 * inv[i]);
+    /* the tables of the model's config turn by those frequencies */
+    float cos_t[3 * 8], sin_t[3 * 8];
+    rope_tables(cos_t, sin_t, 3, &c);
+    CHECK_CLOSE(cos_t[2 * 8 + 1], cos(2.0f * inv[1]), 1e-7);
+    CHECK_CLOSE(sin_t[2 * 8 + 5], sin(2.0f * inv[5]), 1e-7);
+    config_free(&c);
+    json_decref(j);
+}
+
 /* Pruned shapes: heads and widths differ per layer, one layer without attention,
  * one without MLP. */
 static void test_heterogeneous(void)
@@ -300,8 +410,10 @@ static void test_rope_formula(void)
 {
     enum { T = 40, hd = 16, nh = 2 };
     float theta = 10000.0f;
-    float cos_t[T * hd / 2], sin_t[T * hd / 2];
-    rope_tables(cos_t, sin_t, T, hd, theta);
+    float cos_t[T * hd / 2], sin_t[T * hd / 2], inv[hd / 2];
+    for (int i = 0; i < hd / 2; i++)
+        inv[i] = (float)(1.0 / pow(theta, 2.0 * i / hd));
+    rope_tables_freq(cos_t, sin_t, T, hd / 2, inv);
     for (int style = 0; style < 2; style++) {
         float x[T * nh * hd], x0[T * nh * hd];
         fixture_rng = 11 + style;
@@ -503,6 +615,8 @@ int main(int argc, char **argv)
     TEST(test_gqa2_untied);
     TEST(test_gqa4_bias);
     TEST(test_heterogeneous);
+    TEST(test_rope_scaling);
+    TEST(test_today_models);
     TEST(test_batch_independence);
     TEST(test_gqa_equals_repeated_mha);
     TEST(test_golden_stories260k);

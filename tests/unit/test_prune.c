@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "check.h"
 #include "compute/forward.h"
+#include "fixture.h"
 #include "format/checkpoint.h"
 #include "format/model_load.h"
 #include "model/model.h"
@@ -36,16 +37,16 @@ typedef struct {
     int H[4], KV[4], F[4];
     bool tied, bias;
     enum rope_style style;
-} fixture;
+} prune_fixture;
 
-static const fixture fixtures[] = {
+static const prune_fixture fixtures[] = {
     {"mha tied", 32, 3, 40, 8, {4, 4, 4}, {4, 4, 4}, {48, 48, 48}, true, false, ROPE_HALF},
     {"gqa2 untied", 32, 3, 40, 8, {4, 4, 4}, {2, 2, 2}, {40, 40, 40}, false, false, ROPE_INTERLEAVED},
     {"gqa4 bias", 48, 2, 33, 6, {8, 8}, {2, 2}, {36, 36}, false, true, ROPE_HALF},
     {"pruned heterogeneous", 24, 4, 30, 4, {4, 2, 0, 6}, {2, 1, 0, 3}, {20, 0, 12, 8}, true, false, ROPE_HALF},
 };
 
-static void fixture_config(model_config *c, const fixture *f)
+static void prune_fixture_config(model_config *c, const prune_fixture *f)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->model_type, sizeof c->model_type, "%s", f->bias ? "qwen2" : "llama");
@@ -71,10 +72,10 @@ static void fixture_config(model_config *c, const fixture *f)
     c->eos_id = 2;
 }
 
-static void fixture_model(model *m, const fixture *f, uint64_t seed)
+static void prune_fixture_model(model *m, const prune_fixture *f, uint64_t seed)
 {
     model_config c;
-    fixture_config(&c, f);
+    prune_fixture_config(&c, f);
     model_init_random(m, &c, seed);
     config_free(&c);
 }
@@ -280,13 +281,13 @@ static void check_hidden_equivalence(const model *orig, int trials, const char *
     group_set_free(&gs);
 }
 
-static void reload_fixture(model *m, const void *arg) { fixture_model(m, arg, 5); }
+static void reload_fixture(model *m, const void *arg) { prune_fixture_model(m, arg, 5); }
 
 static void test_equivalence_fixtures(void)
 {
     for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
         model m;
-        fixture_model(&m, &fixtures[i], 5);
+        prune_fixture_model(&m, &fixtures[i], 5);
         /* the reference itself, all channels kept, is the forward pass */
         int T = 6, V = m.cfg.vocab;
         int *tokens = rand_tokens(T, V);
@@ -300,6 +301,27 @@ static void test_equivalence_fixtures(void)
         check_masked_equivalence(&m, reload_fixture, &fixtures[i], PRUNE_BLOCK, 6, fixtures[i].name);
         check_masked_equivalence(&m, reload_fixture, &fixtures[i], PRUNE_LAYER, 3, fixtures[i].name);
         check_hidden_equivalence(&m, 4, fixtures[i].name);
+        model_free(&m);
+    }
+}
+
+static void reload_today(model *m, const void *arg)
+{
+    json_t *j = fixture_config_json(arg);
+    fixture_json_model(m, j, 6);
+    json_decref(j);
+}
+
+/* Today's models: Llama 3 (GQA, rope scaling), Qwen2 (q/k/v biases), Qwen3 (its
+ * q_norm and k_norm stay whole when heads go, and go with their layer). */
+static void test_equivalence_today(void)
+{
+    for (int i = 0; i < FIXTURE_TODAY_COUNT; i++) {
+        model m;
+        reload_today(&m, fixture_today[i]);
+        check_masked_equivalence(&m, reload_today, fixture_today[i], PRUNE_BLOCK, 6, fixture_today[i]);
+        check_masked_equivalence(&m, reload_today, fixture_today[i], PRUNE_LAYER, 3, fixture_today[i]);
+        check_hidden_equivalence(&m, 4, fixture_today[i]);
         model_free(&m);
     }
 }
@@ -458,9 +480,9 @@ static void test_paper_counts(void)
     /* GQA: Llama-3-8B (8 kv heads of 4 query heads): 2 kv units and 3584 of 14336
      * MLP channels go per layer at 0.25 on layers 4-29 (more_results in LLM-Pruner) */
     {
-        fixture f3 = {"llama-3-8b", 4096, 1, 128256, 128, {32}, {8}, {14336}, false, false, ROPE_HALF};
+        prune_fixture f3 = {"llama-3-8b", 4096, 1, 128256, 128, {32}, {8}, {14336}, false, false, ROPE_HALF};
         model_config c3;
-        fixture_config(&c3, &f3); /* one layer, widened to 32 below */
+        prune_fixture_config(&c3, &f3); /* one layer, widened to 32 below */
         c3.n_layers = 32;
         c3.n_heads = xrealloc(c3.n_heads, 32 * sizeof(int));
         c3.n_kv_heads = xrealloc(c3.n_kv_heads, 32 * sizeof(int));
@@ -501,7 +523,7 @@ static void test_paper_counts(void)
 static void test_magnitude_importance(void)
 {
     model m;
-    fixture_model(&m, &fixtures[2], 3); /* GQA, 4 query heads per kv head, biases */
+    prune_fixture_model(&m, &fixtures[2], 3); /* GQA, 4 query heads per kv head, biases */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     const model_config *c = &m.cfg;
@@ -611,7 +633,7 @@ static prune_options opts(enum prune_mode mode, double ratio)
 static void test_local_plan(void)
 {
     model m;
-    fixture_model(&m, &fixtures[1], 9); /* GQA 2, 3 layers, F 40 */
+    prune_fixture_model(&m, &fixtures[1], 9); /* GQA 2, 3 layers, F 40 */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     prune_options o = opts(PRUNE_BLOCK, 0.5);
@@ -642,7 +664,7 @@ static void test_local_plan(void)
 
     /* survivors keep their order: the pruned gate rows are the kept rows in order */
     model src, out;
-    fixture_model(&src, &fixtures[1], 9);
+    prune_fixture_model(&src, &fixtures[1], 9);
     prune_apply(&src, &gs, &p, false, &out);
     int gi = find_group(&gs, GROUP_FFN, 0), pi = -1;
     for (int i = 0; i < p.n; i++)
@@ -674,7 +696,7 @@ static void test_local_plan(void)
     o.allow_empty = true;
     plan_for(&p, &m, &gs, &o);
     CHECK(p.after.n_heads[0] == 0 && p.after.n_kv_heads[0] == 0 && p.after.ffn_dim[2] == 0);
-    fixture_model(&src, &fixtures[1], 9);
+    prune_fixture_model(&src, &fixtures[1], 9);
     prune_apply(&src, &gs, &p, true, &out);
     CHECK(!model_tensor(&out, "model.layers.0.input_layernorm.weight"));
     CHECK(!model_tensor(&out, "model.layers.0.post_attention_layernorm.weight"));
@@ -695,7 +717,7 @@ static void test_local_plan(void)
 static void test_global_and_layer_plans(void)
 {
     model m;
-    fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
+    prune_fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     prune_options o = opts(PRUNE_BLOCK, 0.5);
@@ -744,7 +766,7 @@ static void test_global_and_layer_plans(void)
         if (gs.g[p.c[i].group].layer != kept)
             CHECK(p.imp[i][0] <= p.imp[kept][0]);
     model src, out;
-    fixture_model(&src, &fixtures[0], 11);
+    prune_fixture_model(&src, &fixtures[0], 11);
     prune_apply(&src, &gs, &p, false, &out);
     char name[64];
     snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.weight", kept);
@@ -761,7 +783,7 @@ static void test_global_and_layer_plans(void)
 static void test_target_params(void)
 {
     model m;
-    fixture_model(&m, &fixtures[1], 4);
+    prune_fixture_model(&m, &fixtures[1], 4);
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     int64_t total = config_param_count(&m.cfg);
@@ -826,7 +848,7 @@ static void make_plan(void *arg)
 static void test_adaptive_plan(void)
 {
     model m;
-    fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
+    prune_fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     prune_options o = opts(PRUNE_BLOCK, 0.3);
@@ -885,7 +907,7 @@ static void test_adaptive_plan(void)
 static void test_scores_stream(void)
 {
     model m;
-    fixture_model(&m, &fixtures[1], 13);
+    prune_fixture_model(&m, &fixtures[1], 13);
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     /* element1 and mix: made-up values with a known order; no vector */
@@ -968,7 +990,7 @@ static void test_scores_stream(void)
 static void test_provenance_replay_and_checkpoint(void)
 {
     model m;
-    fixture_model(&m, &fixtures[3], 21); /* heterogeneous, already pruned */
+    prune_fixture_model(&m, &fixtures[3], 21); /* heterogeneous, already pruned */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
     prune_options o = opts(PRUNE_BLOCK, 0.5);
@@ -1061,6 +1083,7 @@ int main(void)
     TEST(test_scores_stream);
     TEST(test_provenance_replay_and_checkpoint);
     TEST(test_equivalence_fixtures);
+    TEST(test_equivalence_today);
     TEST(test_equivalence_stories260k);
     return check_report();
 }
