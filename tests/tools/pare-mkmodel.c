@@ -32,7 +32,7 @@ static void usage(FILE *f)
             "  --max-seq N          max_position_embeddings (default 256)\n"
             "  --tied | --untied    share the embedding with the LM head (default untied)\n"
             "  --qkv-bias           q/k/v projections with biases\n"
-            "  --model-type T       llama (default), mistral, qwen2, chatglm (ChatGLM-6B:\n"
+            "  --model-type T       llama (default), mistral, qwen2, qwen3, chatglm (ChatGLM-6B:\n"
             "                       --kv-heads, --tied, --qkv-bias, --rope ignored) or chatglm2\n"
             "                       (ChatGLM2/3: --kv-heads the multi-query groups; --tied,\n"
             "                       --rope ignored), written with their own config keys\n"
@@ -47,6 +47,11 @@ static void usage(FILE *f)
             "                       published checkpoints carry (LLaMA, ChatGLM-6B: one per\n"
             "                       layer, *.rotary_emb.inv_freq; ChatGLM2/3: one\n"
             "                       transformer.rotary_pos_emb.inv_freq), which pare ignores\n"
+            "  --config FILE        the config.json to write (any model_type pare reads: a\n"
+            "                       published config such as Llama-3.1-8B's or Qwen3-8B's);\n"
+            "                       --vocab, --layers (a config of equal layers) and\n"
+            "                       --tied/--untied given with it replace its values, the\n"
+            "                       other shape options are refused\n"
             "  --tokenizer FILE     copy a tokenizer into the folder (tokenizer.model)\n"
             "  -o DIR               output folder (created if missing)\n"
             "  -h, --help           this help\n");
@@ -105,7 +110,7 @@ int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     enum { O_DIM = 256, O_LAYERS, O_HEADS, O_KV, O_FFN, O_VOCAB, O_HD, O_MAXSEQ, O_TIED, O_UNTIED,
-           O_BIAS, O_TYPE, O_ROPE, O_THETA, O_DTYPE, O_SEED, O_SHARDS, O_TOK, O_FORMAT, O_INV_FREQ };
+           O_BIAS, O_TYPE, O_ROPE, O_THETA, O_DTYPE, O_SEED, O_SHARDS, O_TOK, O_FORMAT, O_INV_FREQ, O_CONFIG };
     static const struct option opts[] = {
         {"dim", 1, 0, O_DIM},         {"layers", 1, 0, O_LAYERS},   {"heads", 1, 0, O_HEADS},
         {"kv-heads", 1, 0, O_KV},     {"ffn", 1, 0, O_FFN},         {"vocab", 1, 0, O_VOCAB},
@@ -113,19 +118,24 @@ int main(int argc, char **argv)
         {"untied", 0, 0, O_UNTIED},   {"qkv-bias", 0, 0, O_BIAS},   {"model-type", 1, 0, O_TYPE},
         {"rope", 1, 0, O_ROPE},       {"rope-theta", 1, 0, O_THETA}, {"dtype", 1, 0, O_DTYPE},
         {"seed", 1, 0, O_SEED},       {"shards", 1, 0, O_SHARDS},   {"tokenizer", 1, 0, O_TOK},
-        {"format", 1, 0, O_FORMAT},   {"inv-freq", 0, 0, O_INV_FREQ},
+        {"format", 1, 0, O_FORMAT},   {"inv-freq", 0, 0, O_INV_FREQ}, {"config", 1, 0, O_CONFIG},
         {"help", 0, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *heads = "4", *kv = NULL, *ffn = "64", *type = "llama", *rope = "half";
-    const char *out = NULL, *tok = NULL;
+    const char *out = NULL, *tok = NULL, *config = NULL, *shape_opt = NULL;
     int dim = 32, layers = 2, vocab = 64, head_dim = 0, max_seq = 256, shards = 1;
-    bool tied = false, bias = false, inv_freq = false;
+    bool tied = false, bias = false, inv_freq = false, set_vocab = false, set_layers = false, set_tied = false;
     enum hf_weights format = HF_SAFETENSORS;
     double theta = 10000;
     long seed = 1;
     enum dtype dtype = DTYPE_F32;
     int c;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    int idx = 0;
+    while ((c = getopt_long(argc, argv, "o:h", opts, &idx)) != -1) {
+        if (c == O_DIM || c == O_HEADS || c == O_KV || c == O_FFN || c == O_HD || c == O_MAXSEQ || c == O_BIAS ||
+            c == O_TYPE || c == O_ROPE || c == O_THETA)
+            shape_opt = opts[idx].name;
+        set_vocab |= c == O_VOCAB, set_layers |= c == O_LAYERS, set_tied |= c == O_TIED || c == O_UNTIED;
         switch (c) {
         case O_DIM: dim = (int)parse_long("--dim", optarg, 1, 1 << 20); break;
         case O_LAYERS: layers = (int)parse_long("--layers", optarg, 1, 4096); break;
@@ -157,6 +167,7 @@ int main(int argc, char **argv)
                 usage_die("--format: expected safetensors or bin, got '%s'", optarg);
             break;
         case O_INV_FREQ: inv_freq = true; break;
+        case O_CONFIG: config = optarg; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -168,6 +179,9 @@ int main(int argc, char **argv)
         usage_die("no output folder (-o DIR)");
     if (strcmp(rope, "half") && strcmp(rope, "interleaved"))
         usage_die("--rope: expected half or interleaved, got '%s'", rope);
+
+    if (config && shape_opt)
+        usage_die("--%s: the shape comes from --config", shape_opt);
 
     /* Build the config as JSON so it goes through the same checks as a file. */
     int *h = xmalloc((size_t)layers * sizeof(int)), *k = xmalloc((size_t)layers * sizeof(int));
@@ -188,7 +202,21 @@ int main(int argc, char **argv)
     }
     bool glm = !strcmp(type, "chatglm"), glm2 = !strcmp(type, "chatglm2");
     json_t *j;
-    if (glm || glm2) {
+    if (config) {
+        json_error_t err;
+        j = json_load_file(config, 0, &err);
+        if (!j)
+            die("%s: %s (line %d)", config, err.text, err.line);
+        json_decref(hj), json_decref(kj), json_decref(fj);
+        const char *vocab_key = json_object_get(j, "padded_vocab_size") ? "padded_vocab_size" : "vocab_size";
+        const char *layers_key = json_object_get(j, "num_layers") ? "num_layers" : "num_hidden_layers";
+        if (set_vocab)
+            json_object_set_new(j, vocab_key, json_integer(vocab));
+        if (set_layers)
+            json_object_set_new(j, layers_key, json_integer(layers));
+        if (set_tied)
+            json_object_set_new(j, "tie_word_embeddings", json_boolean(tied));
+    } else if (glm || glm2) {
         /* the published configs' keys (config.c) */
         j = json_pack("{s:s, s:i, s:i, s:i, s:o, s:f, s:i, s:i, s:i, s:b}", "model_type", "chatglm",
                       "hidden_size", dim, "num_layers", layers, glm ? "vocab_size" : "padded_vocab_size", vocab,
@@ -221,12 +249,13 @@ int main(int argc, char **argv)
         if (!j)
             die("cannot build the config");
         json_object_set_new(j, "eos_token_id", json_integer(2));
-        json_object_set_new(j, "architectures", json_pack("[s]", !strcmp(type, "qwen2") ?
-                                                          "Qwen2ForCausalLM" : !strcmp(type, "mistral") ?
-                                                          "MistralForCausalLM" : "LlamaForCausalLM"));
+        json_object_set_new(j, "architectures", json_pack("[s]", !strcmp(type, "qwen2") ? "Qwen2ForCausalLM"
+                                                          : !strcmp(type, "qwen3")  ? "Qwen3ForCausalLM"
+                                                          : !strcmp(type, "mistral") ? "MistralForCausalLM"
+                                                                                     : "LlamaForCausalLM"));
     }
     model_config cfg;
-    config_from_json(&cfg, j, "the options");
+    config_from_json(&cfg, j, config ? config : "the options");
 
     /* Written one tensor at a time (a 7B-shaped model does not fit in memory);
      * the fingerprint printed is that of the folder as it loads back. */
