@@ -370,3 +370,85 @@ PY
     [[ "$output" == *"parameters: 6243584000 -> "* ]]
     [[ "$(grep -E '^ +4 ' <<<"$output")" == *"16/32"*"1/2"*"6848/13696"* ]]
 }
+
+# Today's models from their published configs (shared/data/configs), by hand. With
+# grouped-query attention a unit is one key/value head with its query heads, so at
+# 0.25 floor(0.75 x KV) key/value heads stay (6 of 8, or 3 of 4) and the MLP keeps
+# floor(0.75 x F) channels; the default layers are all but the first eighth and the
+# last sixteenth (3-26 of 28, 4-29 of 32, 4-33 of 36).
+#
+# Llama-3.1-8B (D 4096, 32 layers, 32 heads of 128 over 8 kv heads, F 14336, V 128256,
+# untied): a layer is q and o 2 x 4096 x 4096 + k and v 2 x 1024 x 4096 (41,943,040),
+# the MLP 3 x 4096 x 14336 (176,160,768) and two norms 8192: 218,112,000; outside, the
+# embedding and LM head 2 x 128256 x 4096 and the final norm 4096: 1,050,677,248.
+# Whole: 32 x 218,112,000 + 1,050,677,248 = 8,030,261,248. Pruned, 24 heads over 6
+# kv heads: 2 x 3072 x 4096 + 2 x 768 x 4096 + 3 x 4096 x 10752 + 8192 = 163,586,048;
+# layers 4-29: 6 x 218,112,000 + 26 x 163,586,048 + 1,050,677,248 = 6,612,586,496.
+@test "prune: Llama-3.1-8B (rope_scaling llama3) block 0.25 leaves 6,612,586,496 of 8,030,261,248 (dry run)" {
+    CFG="$DATA/configs/llama-3.1-8b.json"
+    pare-discover -q -m "$CFG" -o "$T/g.pare"
+    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"layers 4-29"* ]]
+    [[ "$output" == *"parameters: 8030261248 -> 6612586496 "* ]]
+    [[ "$(grep -E '^ +4 ' <<<"$output")" == *"24/32"*"6/8"*"10752/14336"*" 218112000 "*" 163586048 "* ]]
+    [[ "$(grep -E '^ +30 ' <<<"$output")" == *"32/32"*"8/8"*"14336/14336"* ]]
+}
+
+# Llama-3.2-3B (D 3072, 28 layers, 24 heads of 128 over 8 kv heads, F 8192, tied): a
+# layer is 2 x 3072 x 3072 + 2 x 1024 x 3072 + 3 x 3072 x 8192 + 6144 = 100,669,440;
+# outside, the one embedding 128256 x 3072 and the final norm: 394,005,504. Whole:
+# 28 x 100,669,440 + 394,005,504 = 3,212,749,824. Pruned, 18 heads over 6 kv heads:
+# 2 x 2304 x 3072 + 2 x 768 x 3072 + 3 x 3072 x 6144 + 6144 = 75,503,616; layers
+# 3-26: 4 x 100,669,440 + 24 x 75,503,616 + 394,005,504 = 2,608,770,048.
+@test "prune: Llama-3.2-3B (tied, head_dim 128) block 0.25 leaves 2,608,770,048 of 3,212,749,824 (dry run)" {
+    CFG="$DATA/configs/llama-3.2-3b.json"
+    pare-discover -q -m "$CFG" -o "$T/g.pare"
+    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"layers 3-26"* ]]
+    [[ "$output" == *"parameters: 3212749824 -> 2608770048 "* ]]
+    [[ "$(grep -E '^ +3 ' <<<"$output")" == *"18/24"*"6/8"*"6144/8192"*" 100669440 "*" 75503616 "* ]]
+    [[ "$(grep -E '^ +2 ' <<<"$output")" == *"24/24"*"8/8"*"8192/8192"* ]]
+}
+
+# Qwen2.5-7B (D 3584, 28 layers, 28 heads of 128 over 4 kv heads, F 18944, V 152064,
+# untied, q/k/v biases): a layer is q and o 2 x 3584 x 3584 + k and v 2 x 512 x 3584,
+# biases 3584 + 2 x 512, the MLP 3 x 3584 x 18944 and norms 7168: 233,057,792; outside
+# 2 x 152064 x 3584 + 3584 = 1,089,998,336. Whole: 28 x 233,057,792 + 1,089,998,336 =
+# 7,615,616,512. Pruned, 21 heads over 3 kv heads (a unit is 7 query heads):
+# 2 x 2688 x 3584 + 2688 + 2 x (384 x 3584 + 384) + 3 x 3584 x 14208 + 7168 =
+# 174,795,136; layers 3-26: 4 x 233,057,792 + 24 x 174,795,136 + 1,089,998,336 =
+# 6,217,312,768.
+@test "prune: Qwen2.5-7B (q/k/v biases) block 0.25 leaves 6,217,312,768 of 7,615,616,512 (dry run)" {
+    CFG="$DATA/configs/qwen2.5-7b.json"
+    pare-discover -q -m "$CFG" -o "$T/g.pare"
+    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"parameters: 7615616512 -> 6217312768 "* ]]
+    [[ "$(grep -E '^ +3 ' <<<"$output")" == *"21/28"*"3/4"*"14208/18944"*" 233057792 "*" 174795136 "* ]]
+}
+
+# Qwen3-8B (D 4096, 36 layers, 32 heads of 128 over 8 kv heads, F 12288, V 151936,
+# untied, q_norm and k_norm of 128 each): a layer is 41,943,040 of attention maps,
+# 256 of q/k norms, 3 x 4096 x 12288 of MLP and 8192 of norms: 192,946,432; outside
+# 2 x 151936 x 4096 + 4096 = 1,244,663,808. Whole: 36 x 192,946,432 + 1,244,663,808 =
+# 8,190,735,360. Pruned, 24 heads over 6 kv heads, the q/k norms kept whole:
+# 31,457,280 + 256 + 3 x 4096 x 9216 + 8192 = 144,711,936; layers 4-33: 6 x
+# 192,946,432 + 30 x 144,711,936 + 1,244,663,808 = 6,743,700,480. Channel 0.2: 3276 of
+# 4096 hidden channels stay in every tensor but the q/k norms (36 x 256 = 9216), each
+# having one hidden axis: (8,190,735,360 - 9216) / 4096 x 3276 + 9216 = 6,550,990,380.
+@test "prune: Qwen3-8B (q/k norms) block 0.25 leaves 6,743,700,480 of 8,190,735,360, channel 0.2 6,550,990,380 (dry run)" {
+    CFG="$DATA/configs/qwen3-8b.json"
+    pare-discover -q -m "$CFG" -o "$T/g.pare"
+    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"layers 4-33"* ]]
+    [[ "$output" == *"parameters: 8190735360 -> 6743700480 "* ]]
+    [[ "$(grep -E '^ +4 ' <<<"$output")" == *"24/32"*"6/8"*"9216/12288"*" 192946432 "*" 144711936 "* ]]
+    [[ "$(grep -E '^ +34 ' <<<"$output")" == *"32/32"*"8/8"*"12288/12288"* ]]
+    run pare-prune -m "$CFG" --mode channel --ratio 0.2 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"hidden size: 4096 -> 3276"* ]]
+    [[ "$output" == *"parameters: 8190735360 -> 6550990380 "* ]]
+}
