@@ -4,7 +4,7 @@ PREFIX  ?= /usr/local
 PARE_DATA ?= ../shared/data
 export PARE_DATA
 
-PKGS     = msgpack openblas jansson libarchive libxxhash
+PKGS     = msgpack openblas jansson libarchive libxxhash libpcre2-8 libutf8proc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
            -march=x86-64-v2 -Ilib $(shell pkg-config --cflags $(PKGS))

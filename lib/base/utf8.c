@@ -5,15 +5,18 @@
 
 #include "base/util.h"
 
-size_t utf8_char_len(const char *str, size_t n)
+size_t utf8_subpart_len(const char *str, size_t n, bool *ok)
 {
     const unsigned char *s = (const unsigned char *)str;
+    *ok = false;
     if (n == 0)
         return 0;
     unsigned c = s[0], lo = 0x80, hi = 0xBF; /* the second byte's range (table 3-7) */
     size_t len;
-    if (c < 0x80)
+    if (c < 0x80) {
+        *ok = true;
         return 1;
+    }
     if (c >= 0xC2 && c <= 0xDF) {
         len = 2;
     } else if (c >= 0xE0 && c <= 0xEF) {
@@ -25,14 +28,22 @@ size_t utf8_char_len(const char *str, size_t n)
         lo = c == 0xF0 ? 0x90 : lo; /* not overlong */
         hi = c == 0xF4 ? 0x8F : hi; /* not above U+10FFFF */
     } else {
-        return 0;
+        return 1;
     }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-    return len;
+    if (n < 2 || s[1] < lo || s[1] > hi)
+        return 1;
+    size_t k = 2;
+    while (k < len && k < n && (s[k] & 0xC0) == 0x80)
+        k++;
+    *ok = k == len;
+    return k;
+}
+
+size_t utf8_char_len(const char *str, size_t n)
+{
+    bool ok;
+    size_t len = utf8_subpart_len(str, n, &ok);
+    return ok ? len : 0;
 }
 
 long utf8_invalid_at(const char *s, size_t n)

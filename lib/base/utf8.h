@@ -7,6 +7,7 @@
 #ifndef PARE_UTF8_H
 #define PARE_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Length (1 to 4) of the well-formed character at the start of s[0..n), or 0 if
@@ -21,5 +22,12 @@ long utf8_invalid_at(const char *s, size_t n);
  * character, and each NUL, is replaced by U+FFFD (one per byte);
  * NUL-terminated, malloc'd. */
 char *utf8_replace_invalid(const char *s, size_t n);
+
+/* Length of the maximal subpart at the start of s[0..n) (Unicode chapter 3,
+ * "U+FFFD Substitution of Maximal Subparts"): the well-formed character there,
+ * or else the longest start of one that s holds before it goes wrong, at least
+ * one byte. *ok says which. Python's bytes.decode(errors="replace") and the
+ * WHATWG TextDecoder replace each ill-formed subpart by one U+FFFD. 0 when n is 0. */
+size_t utf8_subpart_len(const char *s, size_t n, bool *ok);
 
 #endif

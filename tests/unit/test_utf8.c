@@ -86,9 +86,76 @@ static void test_strings(void)
     CHECK(bad == 0);
 }
 
+/* Maximal subparts by their definition: the longest start of s that begins
+ * some well-formed sequence. Strings of up to 4 bytes drawn from bytes that
+ * stand for every class of table 3-7 (each edge of each range); a start is a
+ * "beginning" when some well-formed string over the same bytes has it as a prefix. */
+static const unsigned char edge[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
+                                     0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
+#define N_EDGE (sizeof edge)
+#define N_STRINGS (N_EDGE * N_EDGE * N_EDGE * N_EDGE)
+
+static size_t str_index(const unsigned char *digit, size_t len) // digits in edge[] -> slot
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++)
+        k = k * N_EDGE + digit[i];
+    return k;
+}
+
+static void test_maximal_subparts(void)
+{
+    static bool begins[5][N_STRINGS]; // [len][index]: some well-formed string starts so
+    unsigned char d[4], s[4];
+    for (size_t len = 1, count = N_EDGE; len <= 4; len++, count *= N_EDGE)
+        for (size_t k = 0; k < count; k++) {
+            size_t r = k;
+            for (size_t i = len; i-- > 0; r /= N_EDGE) {
+                d[i] = (unsigned char)(r % N_EDGE);
+                s[i] = edge[d[i]];
+            }
+            if (def_len(s, len) == len)
+                for (size_t p = 1; p <= len; p++)
+                    begins[p][str_index(d, p)] = true;
+        }
+    int wrong = 0;
+    for (size_t len = 1; len <= 4; len++) {
+        size_t count = 1;
+        for (size_t i = 0; i < len; i++)
+            count *= N_EDGE;
+        for (size_t k = 0; k < count; k++) {
+            size_t r = k;
+            for (size_t i = len; i-- > 0; r /= N_EDGE) {
+                d[i] = (unsigned char)(r % N_EDGE);
+                s[i] = edge[d[i]];
+            }
+            size_t want = def_len(s, len), p;
+            bool want_ok = want > 0;
+            if (!want_ok)
+                for (want = 1, p = 2; p <= len; p++)
+                    if (begins[p][str_index(d, p)])
+                        want = p;
+            bool ok;
+            size_t got = utf8_subpart_len((const char *)s, len, &ok);
+            if (got != want || ok != want_ok) {
+                if (wrong++ < 5)
+                    fprintf(stderr, "    %zu bytes %02x %02x %02x %02x: subpart %zu (%d), want %zu (%d)\n", len,
+                            s[0], len > 1 ? s[1] : 0, len > 2 ? s[2] : 0, len > 3 ? s[3] : 0, got, ok, want, want_ok);
+            }
+        }
+    }
+    CHECK(wrong == 0);
+    bool ok;
+    CHECK(utf8_subpart_len("", 0, &ok) == 0 && !ok);
+    CHECK(utf8_subpart_len("\xE2\x82", 2, &ok) == 2 && !ok);             /* cut short: one subpart */
+    CHECK(utf8_subpart_len("\xED\xA0\x80", 3, &ok) == 1 && !ok);         /* a surrogate: three */
+    CHECK(utf8_subpart_len("\xF0\x9F\x98\x80", 4, &ok) == 4 && ok);
+}
+
 int main(void)
 {
     TEST(test_every_short_string);
     TEST(test_strings);
+    TEST(test_maximal_subparts);
     return check_report();
 }
