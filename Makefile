@@ -114,6 +114,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/fuzz-obj/harness.o $(
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
+	@bench/bench-tokenize $(BUILD)
 
 # The pipeline on a random LLaMA-7B-shaped bf16 model (13.5 GB, made once in
 # BENCH_DIR, default $(BUILD)/bench-7b): time and peak RSS of each stage, and

@@ -30,7 +30,7 @@ static const char usage[] =
     "\n"
     "  -m, --model PATH        model: HF folder, llama2.c .bin, checkpoint stream ('-' = stdin)\n"
     "  -a, --adapter FILE      evaluate the model with this LoRA adapter stream (pare-lora), unmerged\n"
-    "      --tokenizer FILE    tokenizer (tokenizer.model, llama2.c tok*.bin or a model folder) if the model has none\n"
+    "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
     "perplexity:\n"
     "      --ppl FILE          perplexity on FILE (plain or compressed); may be repeated\n"
     "      --ppl-format F      auto (default; by the file name), wikitext, ptb or text\n"

@@ -24,7 +24,7 @@ static const char usage[] =
     "-o FILE), or with --merge the merged checkpoint.\n"
     "\n"
     "  -m, --model PATH        the model (a pruned checkpoint, HF folder, llama2.c .bin; '-' = stdin)\n"
-    "      --tokenizer FILE    tokenizer (tokenizer.model, llama2.c tok*.bin or a model folder) if the model has none\n"
+    "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
     "data:\n"
     "      --data FILE         Alpaca records (a JSON array or JSON lines of instruction/input/output);\n"
     "                          .gz, .xz, .zst, .bz2 and tar archives too\n"

@@ -109,7 +109,7 @@ static int cmd_convert(int argc, char **argv)
         "\n"
         "Write MODEL (HF folder, PyTorch folder, GGUF, llama2.c .bin, checkpoint) as FORMAT.\n"
         "  -m, --model PATH      the model\n"
-        "      --tokenizer PATH  a tokenizer to include (tokenizer.model, tok*.bin or a folder)\n"
+        "      --tokenizer PATH  a tokenizer to include (tokenizer.model, tok*.bin, tokenizer.json or a folder)\n"
         "      --to FORMAT       checkpoint (the default; a stream on stdout or -o FILE), gguf\n"
         "                        (llama.cpp: llama, or deci for per-layer widths; -o FILE), hf (-o DIR)\n"
         "      --dtype T         f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
@@ -169,7 +169,7 @@ static int cmd_tokenize(int argc, char **argv)
     static const char help[] = "usage: pare tokenize (-m MODEL | --tokenizer PATH) [--bos] [FILE]\n"
                                "Print the token ids of a text (FILE or stdin) on one line, space-separated.\n"
                                "  -m, --model PATH      use the model's tokenizer\n"
-                               "      --tokenizer PATH  tokenizer.model, llama2.c tok*.bin or a model folder\n"
+                               "      --tokenizer PATH  tokenizer.model, llama2.c tok*.bin, tokenizer.json or a model folder\n"
                                "      --bos             put the BOS id first ([gMASK] <sop> for ChatGLM)\n";
     const char *model_path = NULL, *tok_path = NULL;
     bool bos = false;

@@ -27,7 +27,7 @@ static const char usage[] =
     "\n"
     "  -m, --model PATH        the model the groups were found for (HF folder, llama2.c .bin,\n"
     "                          checkpoint; '-' = stdin when INPUT is a file)\n"
-    "      --tokenizer FILE    tokenizer (tokenizer.model, llama2.c tok*.bin or a model folder) if the model has none\n"
+    "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
     "      --calib FILE        calibration text: plain, JSON lines or a JSON array of records\n"
     "                          with \"text\" (or Alpaca instruction/input/output); .gz, .xz, .zst,\n"
     "                          .bz2 and tar archives too\n"

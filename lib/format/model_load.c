@@ -176,14 +176,15 @@ void model_load(model *m, const char *path, const char *tokenizer_path)
         const char *fmt;
         if (path_is_dir(tokenizer_path)) {
             fmt = tokenizer_read_folder(tokenizer_path, &data, &n);
-            if (!fmt || !strcmp(fmt, "hf-json"))
-                die("%s: no tokenizer in the folder (tokenizer.model, or ice_text.model with tokenizer_config.json)",
-                    tokenizer_path);
+            if (!fmt)
+                die("%s: no tokenizer in the folder (tokenizer.model, tokenizer.json, or ice_text.model with "
+                    "tokenizer_config.json)", tokenizer_path);
         } else {
             data = (uint8_t *)read_whole_file(tokenizer_path, &n);
             fmt = tokenizer_sniff(data, n);
             if (!fmt)
-                die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tokenizer)", tokenizer_path);
+                die("%s: not a tokenizer (neither a SentencePiece model, a llama2.c tokenizer nor a tokenizer.json)",
+                    tokenizer_path);
         }
         set_tokenizer(m, fmt, data, n);
     }

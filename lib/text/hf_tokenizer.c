@@ -592,7 +592,11 @@ hf_tokenizer *hf_tokenizer_load(const uint8_t *data, size_t n, const uint8_t *co
     h->bos = h->n_prefix ? h->prefix[0] : -1;
     h->eos = -1;
     if (config) {
-        char *name = xasprintf("%s (tokenizer_config.json)", source);
+        // the config's messages name it: beside tokenizer.json, or as a part of the bytes named source
+        size_t sn = strlen(source), tn = strlen("tokenizer.json");
+        char *name = sn >= tn && !strcmp(source + sn - tn, "tokenizer.json")
+                         ? xasprintf("%.*stokenizer_config.json", (int)(sn - tn), source)
+                         : xasprintf("%s (its tokenizer_config.json)", source);
         reader rc = {name};
         json_t *c = json_loadb((const char *)config, config_n, JSON_DECODE_INT_AS_REAL, &err); // model_max_length is 1e30
         if (!c)

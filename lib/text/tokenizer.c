@@ -5,8 +5,10 @@
  * The kinds, one file each:
  *   sentencepiece.c  tokenizer.model (sentencepiece, chatglm, chatglm2)
  *   llama2c_tok.c    llama2.c's tok*.bin (llama2c)
+ *   hf_json.c        Hugging Face tokenizer.json, byte-level BPE (hf-json)
  * A new kind is one more file giving a tokenizer_kind row, and the row in kinds[]. */
 #include "base/util.h"
+#include "text/hf_json.h"
 #include "text/llama2c_tok.h"
 #include "text/sentencepiece.h"
 #include "text/tokenizer.h"
@@ -18,7 +20,7 @@
 
 /* Every kind, in the order sniffing tries them. */
 static const tokenizer_kind *const kinds[] = {
-    &sentencepiece_kinds[0], &sentencepiece_kinds[1], &sentencepiece_kinds[2], &llama2c_kind,
+    &sentencepiece_kinds[0], &sentencepiece_kinds[1], &sentencepiece_kinds[2], &llama2c_kind, &hf_json_kind,
 };
 #define N_KINDS (sizeof kinds / sizeof *kinds)
 
@@ -76,18 +78,19 @@ tokenizer *tokenizer_load_file(const char *path)
     if (path_is_dir(path)) {
         format = tokenizer_read_folder(path, (uint8_t **)&data, &n);
         if (!format)
-            die("%s: no tokenizer in the folder (tokenizer.model, or ice_text.model with tokenizer_config.json)",
-                path);
-        if (!strcmp(format, "hf-json"))
-            die("%s: tokenizer.json is not read (only SentencePiece models and llama2.c tok.bin)", path);
-        tokenizer *t = tokenizer_load_blob(format, (const uint8_t *)data, n, path);
+            die("%s: no tokenizer in the folder (tokenizer.model, tokenizer.json, or ice_text.model with "
+                "tokenizer_config.json)", path);
+        // messages name the file the bytes came from
+        char *source = !strcmp(format, "hf-json") ? path_join(path, "tokenizer.json") : xstrdup(path);
+        tokenizer *t = tokenizer_load_blob(format, (const uint8_t *)data, n, source);
+        free(source);
         free(data);
         return t;
     }
     data = read_whole_file(path, &n);
     format = tokenizer_sniff((const uint8_t *)data, n);
     if (!format)
-        die("%s: not a tokenizer (neither a SentencePiece model nor a llama2.c tok.bin)", path);
+        die("%s: not a tokenizer (neither a SentencePiece model, a llama2.c tok.bin nor a tokenizer.json)", path);
     tokenizer *t = tokenizer_load_blob(format, (const uint8_t *)data, n, path);
     free(data);
     return t;

@@ -1,5 +1,6 @@
-/* tokenizer.h - SentencePiece tokenizers: the protobuf tokenizer.model (Llama,
- * Llama-2, ChatGLM's) and llama2.c's tok*.bin.
+/* tokenizer.h - tokenizers: SentencePiece's protobuf tokenizer.model (Llama,
+ * Llama-2, ChatGLM's), llama2.c's tok*.bin, and Hugging Face's tokenizer.json
+ * with a byte-level BPE (Llama 3, Qwen2/2.5/3).
  *
  * A SentencePiece model gives exactly the ids of SentencePiece 0.1.9x for any
  * bytes, BPE models (bpe_model.cc: merge the best-scoring adjacent pair first,
@@ -7,7 +8,8 @@
  * honouring the NormalizerSpec in the file (precompiled charsmap,
  * add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces), user-defined,
  * unused and byte pieces, byte fallback and <unk>. tok*.bin gives the ids of
- * llama2.c's run.c encode(). Encoding is O(n log n).
+ * llama2.c's run.c encode(). A tokenizer.json gives the ids of Hugging Face's
+ * tokenizers library (hf_tokenizer.h). Encoding is O(n log n).
  *
  * (tokenizer_folder.h finds the tokenizer of a model folder.)
  *
@@ -22,9 +24,15 @@
  *   chatglm2       ChatGLM2/3-6B's tokenizer.model, with [MASK] [gMASK] [sMASK]
  *                  sop eop appended as control pieces after the model's; BOS is
  *                  sop, EOS the model's </s>
+ *   hf-json        a tokenizer.json, then a NUL and tokenizer_config.json when
+ *                  the folder has one (hf_json.h); BOS is what its
+ *                  post-processor puts first (Llama 3's <|begin_of_text|>, Qwen
+ *                  none), EOS the config's eos_token; special tokens decode to
+ *                  nothing
  * In both ChatGLM formats encoding with bos puts [gMASK] <sop> first: the
  * prompt ends there and the text is what follows it. Special tokens written in
- * a text are text (as SentencePiece treats <s>). */
+ * a text are text in the SentencePiece formats (as SentencePiece treats <s>),
+ * and those tokens in hf-json (as the tokenizers library finds added tokens). */
 #ifndef PARE_TOKENIZER_H
 #define PARE_TOKENIZER_H
 
@@ -34,8 +42,8 @@
 
 typedef struct tokenizer tokenizer;
 
-/* Load from a file (format detected: protobuf ModelProto or llama2.c tok.bin)
- * or a model folder (tokenizer_folder.h). Dies naming the file when it is
+/* Load from a file (format detected: protobuf ModelProto, llama2.c tok.bin or
+ * a JSON object, read as tokenizer.json) or a model folder (tokenizer_folder.h). Dies naming the file when it is
  * neither, or when it is corrupt. */
 tokenizer *tokenizer_load_file(const char *path);
 /* Load from bytes held in a checkpoint; format one of the formats above.

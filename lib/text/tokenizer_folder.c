@@ -2,6 +2,7 @@
  * which files, and writing it back (tokenizer_folder.h). */
 #include "base/atomic_file.h"
 #include "base/util.h"
+#include "text/hf_json.h"
 #include "text/llama2c_tok.h"
 #include "text/sentencepiece.h"
 #include "text/tokenizer_folder.h"
@@ -20,7 +21,7 @@ static bool names_chatglm(const char *dir)
         return false;
     }
     json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
+    json_t *j = json_load_file(path, JSON_DECODE_INT_AS_REAL, &err); // Llama 3's model_max_length is 1e30
     if (!j)
         die("%s:%d: %s", path, err.line, err.text);
     const char *cls = json_string_value(json_object_get(j, "tokenizer_class"));
@@ -28,7 +29,7 @@ static bool names_chatglm(const char *dir)
     // The first ChatGLM-6B release put 20000 image tokens before the text pieces;
     // the published tokenizer_config.json says 0, and so do the ids here.
     json_t *image = json_object_get(j, "num_image_tokens");
-    if (chatglm && image && !(json_is_integer(image) && json_integer_value(image) == 0))
+    if (chatglm && image && !(json_is_number(image) && json_number_value(image) == 0))
         die("%s: num_image_tokens other than 0 is not supported (the published ChatGLM-6B has 0)", path);
     json_decref(j);
     free(path);
@@ -63,8 +64,19 @@ const char *tokenizer_read_folder(const char *dir, uint8_t **data, size_t *n)
     }
     if ((*data = read_if_there(dir, "tokenizer.model", n)))
         return !sentencepiece_sniff(*data, *n) && llama2c_tok_sniff(*data, *n) ? "llama2c" : "sentencepiece";
-    if ((*data = read_if_there(dir, "tokenizer.json", n)))
+    if ((*data = read_if_there(dir, "tokenizer.json", n))) {
+        // hf-json: tokenizer.json, then a NUL and tokenizer_config.json when there is one (hf_json.h)
+        size_t cn;
+        uint8_t *config = read_if_there(dir, "tokenizer_config.json", &cn);
+        if (config) {
+            *data = xrealloc(*data, *n + 1 + cn);
+            (*data)[*n] = 0;
+            memcpy(*data + *n + 1, config, cn);
+            *n += 1 + cn;
+            free(config);
+        }
         return "hf-json";
+    }
     return NULL;
 }
 
@@ -81,8 +93,15 @@ static void write_file(const char *dir, const char *name, const void *data, size
 void tokenizer_write_folder(const char *dir, const char *format, const uint8_t *data, size_t n)
 {
     bool glm = !strcmp(format, "chatglm"), glm2 = !strcmp(format, "chatglm2");
-    write_file(dir, !strcmp(format, "hf-json") ? "tokenizer.json" : glm ? "ice_text.model" : "tokenizer.model",
-               data, n);
+    if (!strcmp(format, "hf-json")) {
+        const uint8_t *config;
+        size_t config_n, json_n = hf_json_parts(data, n, &config, &config_n);
+        write_file(dir, "tokenizer.json", data, json_n);
+        if (config)
+            write_file(dir, "tokenizer_config.json", config, config_n);
+        return;
+    }
+    write_file(dir, glm ? "ice_text.model" : "tokenizer.model", data, n);
     if (!glm && !glm2)
         return;
     // What tokenizer_read_folder needs to find the mode again; for ChatGLM-6B

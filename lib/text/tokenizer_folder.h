@@ -10,7 +10,8 @@
 /* The tokenizer of a Hugging Face model folder: with a tokenizer_config.json
  * naming ChatGLMTokenizer, ice_text.model ("chatglm") or else tokenizer.model
  * ("chatglm2"); otherwise tokenizer.model ("sentencepiece", or "llama2c" when
- * it is a tok.bin), else tokenizer.json ("hf-json", kept, not read). Returns the
+ * it is a tok.bin), else tokenizer.json ("hf-json", followed by a NUL and
+ * tokenizer_config.json when the folder has one: hf_json.h). Returns the
  * format and the file's bytes in *data (malloc'd), or NULL when there is none.
  * Dies on an unreadable tokenizer_config.json or a missing ChatGLM model. */
 const char *tokenizer_read_folder(const char *dir, uint8_t **data, size_t *n);
