@@ -139,6 +139,8 @@ void *xmalloc_aligned(size_t n)
 
 void bytes_put(bytes *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 256;
         b->p = xrealloc(b->p, b->cap);

@@ -525,7 +525,8 @@ static void lay_out_pieces(hf_tokenizer *h, const str *by_id)
     for (int i = 0; i < h->n_ids; i++) {
         h->raw_off[i] = r;
         h->dec_off[i] = d;
-        memcpy(h->raw + r, by_id[i].s, by_id[i].n);
+        if (by_id[i].n) // an id no token has: nothing
+            memcpy(h->raw + r, by_id[i].s, by_id[i].n);
         size_t nb;
         if (h->type[i] & 0x80)
             nb = 0; // special: skipped in decoding

@@ -177,7 +177,7 @@ static int naive(char (*sym)[128], int n, char (*ml)[128], char (*mr)[128], int 
                 snprintf(sym[k++], sizeof sym[0], "%.120s", t);
                 i++;
             } else if (k != i) {
-                strcpy(sym[k++], sym[i]);
+                memmove(sym[k++], sym[i], sizeof sym[0]);
             } else {
                 k++;
             }
