@@ -1,6 +1,8 @@
 /* pare-lora - recover a pruned model with LoRA, the LLM-Pruner way: train
- * low-rank adapters on instruction data (or raw text), keep the best on a
- * held-out set, and write them as an adapter stream (or the merged checkpoint). */
+ * low-rank adapters (or, with --full, every weight) on instruction data or raw
+ * text, on its next tokens or by distillation from a teacher (the unpruned
+ * model, run beside it or read from its dumped logits), keep the best on a
+ * held-out set, and write them as an adapter stream (or a checkpoint). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +17,17 @@
 #include "model/model.h"
 #include "text/instruct.h"
 #include "text/tokenizer.h"
+#include "train/teacher.h"
 #include "train/train.h"
 
 static const char usage[] =
     "usage: pare-lora -m MODEL --data FILE [--text] [options] [-o FILE]\n"
+    "       pare-lora --teacher MODEL --data FILE [--text] --dump-logits [--top-k K] [-o FILE]\n"
     "\n"
     "Train LoRA adapters on MODEL (frozen) and write them as an adapter stream (stdout or\n"
-    "-o FILE), or with --merge the merged checkpoint.\n"
+    "-o FILE), or with --merge the merged checkpoint; with --full train every weight and\n"
+    "write the checkpoint. With --dump-logits write the teacher's top-k next-token\n"
+    "distributions over the data as a logits stream instead.\n"
     "\n"
     "  -m, --model PATH        the model (a pruned checkpoint, HF folder, llama2.c .bin; '-' = stdin)\n"
     "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
@@ -72,29 +78,43 @@ static const char *option_of(const char *key)
         {"rank", "--rank"}, {"alpha", "--alpha"}, {"dropout", "--dropout"}, {"targets", "--targets"}, {"lr", "--lr"},
         {"warmup", "--warmup"}, {"batch", "--batch"}, {"micro_batch", "--micro-batch"}, {"epochs", "--epochs"},
         {"eval_every", "--eval-every"}, {"log_every", "--log-every"}, {"max_grad_norm", "--max-grad-norm"},
-        {"seed", "--seed"}};
+        {"seed", "--seed"}, {"teacher", "the teacher (--teacher or --teacher-logits)"}, {"kd_weight", "--kd-weight"},
+        {"kd_temp", "--kd-temp"}, {"full", "--full"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(key, names[i][0]))
             return names[i][1];
     return NULL;
 }
 
+/* The data, tokenized with tok, and its split into training and validation samples. */
+static void load_data(instruct_data *d, const char *path, const tokenizer *tok, bool text, int cutoff,
+                      bool train_on_inputs)
+{
+    if (text)
+        instruct_load_text(d, path, tok, cutoff);
+    else if (!instruct_load_alpaca(d, path, tok, cutoff, train_on_inputs))
+        die("%s: not Alpaca JSON (a JSON array or JSON lines of instruction/input/output records; "
+            "use --text for raw text)", path);
+}
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     blas_init(argc, argv);
-    const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *out = NULL;
-    bool text = false, train_on_inputs = false, merge = false;
-    int cutoff = 256, val_size = 2000, rank = 8, threads = 0, dtype = -1;
+    const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *out = NULL, *teacher_path = NULL,
+               *logits_path = NULL;
+    bool text = false, train_on_inputs = false, merge = false, full = false, dump = false, kd_given = false;
+    int cutoff = 256, val_size = 2000, rank = 8, threads = 0, dtype = -1, top_k = 64;
     double alpha = 16, dropout = 0.05;
-    const char *target_list = "all";
+    const char *target_list = NULL;
     train_options o;
     train_options_default(&o);
     o.key_name = option_of;
 
     enum { OPT_TOK = 256, OPT_DATA, OPT_TEXT, OPT_CUTOFF, OPT_TOI, OPT_VAL, OPT_TARGETS, OPT_RANK, OPT_ALPHA,
            OPT_DROPOUT, OPT_LR, OPT_WARMUP, OPT_BATCH, OPT_MICRO, OPT_EPOCHS, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_LOG,
-           OPT_STATE, OPT_SAVE, OPT_MERGE, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION };
+           OPT_STATE, OPT_SAVE, OPT_MERGE, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION, OPT_TEACHER, OPT_LOGITS,
+           OPT_KD_WEIGHT, OPT_KD_TEMP, OPT_DUMP, OPT_TOPK, OPT_FULL };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},          {"tokenizer", required_argument, 0, OPT_TOK},
         {"data", required_argument, 0, OPT_DATA},      {"text", no_argument, 0, OPT_TEXT},
@@ -108,6 +128,10 @@ int main(int argc, char **argv)
         {"eval-every", required_argument, 0, OPT_EVAL}, {"log-every", required_argument, 0, OPT_LOG},
         {"state", required_argument, 0, OPT_STATE},    {"save-every", required_argument, 0, OPT_SAVE},
         {"merge", no_argument, 0, OPT_MERGE},          {"dtype", required_argument, 0, OPT_DTYPE},
+        {"teacher", required_argument, 0, OPT_TEACHER}, {"teacher-logits", required_argument, 0, OPT_LOGITS},
+        {"kd-weight", required_argument, 0, OPT_KD_WEIGHT}, {"kd-temp", required_argument, 0, OPT_KD_TEMP},
+        {"dump-logits", no_argument, 0, OPT_DUMP},     {"top-k", required_argument, 0, OPT_TOPK},
+        {"full", no_argument, 0, OPT_FULL},
         {"threads", required_argument, 0, 't'},
         {"output", required_argument, 0, 'o'},         {"progress", no_argument, 0, OPT_PROGRESS},
         {"quiet", no_argument, 0, 'q'},                {"help", no_argument, 0, 'h'},
@@ -139,6 +163,13 @@ int main(int argc, char **argv)
         case OPT_SAVE: o.save_every = (int)parse_long("--save-every", optarg, 1, 1 << 30); break;
         case OPT_MERGE: merge = true; break;
         case OPT_DTYPE: dtype = (int)parse_dtype("--dtype", optarg); break;
+        case OPT_TEACHER: teacher_path = optarg; break;
+        case OPT_LOGITS: logits_path = optarg; break;
+        case OPT_KD_WEIGHT: o.kd_weight = parse_double("--kd-weight", optarg, 0, 1), kd_given = true; break;
+        case OPT_KD_TEMP: o.kd_temp = parse_double("--kd-temp", optarg, 1e-3, 1e3); break;
+        case OPT_DUMP: dump = true; break;
+        case OPT_TOPK: top_k = (int)parse_long("--top-k", optarg, 1, 1 << 20); break;
+        case OPT_FULL: full = true; break;
         case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
         case OPT_PROGRESS: g_progress_mode = 1; break;
@@ -150,39 +181,62 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         usage_die("unexpected argument '%s'", argv[optind]);
-    if (!model_path)
+    if (dump && (!teacher_path || model_path))
+        usage_die("--dump-logits writes the logits of --teacher MODEL (and takes no -m)");
+    if (!dump && !model_path)
         usage_die("no model given (-m MODEL)");
     if (!data_path)
         usage_die("no training data given (--data FILE)");
-    if (!strcmp(model_path, "-") && !strcmp(data_path, "-"))
-        usage_die("the model and the data cannot both come from stdin");
+    if (!strcmp(data_path, "-") && ((model_path && !strcmp(model_path, "-")) || (teacher_path && !strcmp(teacher_path, "-"))))
+        usage_die("the models and the data cannot both come from stdin");
+    if (model_path && teacher_path && !strcmp(model_path, "-") && !strcmp(teacher_path, "-"))
+        usage_die("the model and the teacher cannot both come from stdin");
+    if (kd_given && !teacher_path && !logits_path)
+        usage_die("--kd-weight is for distillation (--teacher MODEL or --teacher-logits FILE)");
+    if (teacher_path && logits_path)
+        usage_die("--teacher and --teacher-logits are two routes to one teacher: give one");
     if (o.batch % o.micro_batch)
         usage_die("--batch %d is not a multiple of --micro-batch %d", o.batch, o.micro_batch);
-    if (dtype >= 0 && !merge)
-        usage_die("--dtype is for --merge (the adapter stream is fp32)");
+    if (dtype >= 0 && !merge && !full)
+        usage_die("--dtype is for --merge and --full (the adapter stream is fp32)");
+    if (full && (merge || target_list))
+        usage_die("--full trains every weight: --merge and --targets are for adapters");
     if (text && train_on_inputs)
         usage_die("--train-on-inputs is for Alpaca records (raw text has no prompt)");
     if ((!out || !strcmp(out, "-")) && isatty(STDOUT_FILENO))
         usage_die("refusing to write a binary stream to a terminal (redirect stdout or use -o FILE)");
     blas_set_threads(threads);
 
+    instruct_data d;
+    model tm;
+    tokenizer *ttok = NULL;
+    if (teacher_path) {
+        ttok = model_open(&tm, teacher_path, tok_path, "teach");
+        if (!ttok && dump)
+            die("%s: the teacher has no tokenizer (give --tokenizer FILE)", teacher_path);
+    }
+    if (dump) {
+        load_data(&d, data_path, ttok, text, cutoff, train_on_inputs);
+        info("%s: %d samples, %lld scored positions: the teacher's top %d at temperature %g", data_path, d.n,
+             (long long)d.scored, top_k, o.kd_temp);
+        teacher_dump(&tm, &d, top_k, o.kd_temp, o.micro_batch, out, argc, argv);
+        instruct_free(&d);
+        tokenizer_free(ttok);
+        model_free(&tm);
+        return 0;
+    }
+
     model m;
     tokenizer *tok = model_open(&m, model_path, tok_path, "train");
     if (!tok)
         die("%s: the model has no tokenizer (give --tokenizer FILE)", model_path);
-    unsigned targets = lora_targets_parse(m.cfg.arch, target_list);
-    if (!targets) {
+    unsigned targets = full ? 0 : lora_targets_parse(m.cfg.arch, target_list ? target_list : "all");
+    if (!full && !targets) {
         char *valid = lora_targets_string(m.cfg.arch, lora_arch_targets(m.cfg.arch));
         usage_die("--targets '%s': a %s model's targets are %s (or all)", target_list, model_archs[m.cfg.arch].name,
                   valid);
     }
-
-    instruct_data d;
-    if (text)
-        instruct_load_text(&d, data_path, tok, cutoff);
-    else if (!instruct_load_alpaca(&d, data_path, tok, cutoff, train_on_inputs))
-        die("%s: not Alpaca JSON (a JSON array or JSON lines of instruction/input/output records; "
-            "use --text for raw text)", data_path);
+    load_data(&d, data_path, tok, text, cutoff, train_on_inputs);
     int n_val = instruct_val_count(d.n, val_size), *train, *val;
     instruct_split(d.n, n_val, o.seed, &train, &val);
     if (text)
@@ -192,30 +246,52 @@ int main(int argc, char **argv)
         info("%s: %d records (%d cut at %d tokens, %d skipped): %d to train, %d to validate", data_path, d.records,
              d.truncated, cutoff, d.skipped, d.n - n_val, n_val);
 
-    lora_set *s = xcalloc(1, sizeof *s);
-    lora_init(s, &m, targets, rank, alpha);
-    lora_init_weights(s, o.seed);
-    s->dropout = dropout;
-    s->seed = o.seed;
-    int n_adapters = s->n;
-    size_t n_weights = s->n_weights;
+    teacher *teach = NULL;
+    if (teacher_path) {
+        teacher_check_vocab(&m, tok, &tm, ttok, teacher_path);
+        teach = teacher_live(&tm, o.micro_batch, instruct_max_len(&d));
+    } else if (logits_path) {
+        teach = teacher_from_logits(logits_path, &d, m.cfg.vocab);
+    }
+    lora_set *s = NULL;
+    if (!full) {
+        s = xcalloc(1, sizeof *s);
+        lora_init(s, &m, targets, rank, alpha);
+        lora_init_weights(s, o.seed);
+        s->dropout = dropout;
+        s->seed = o.seed;
+    }
+    train_job job = {.m = &m, .lora = s, .d = &d, .train = train, .val = val, .n_train = d.n - n_val,
+                     .n_val = n_val, .teacher = teach};
     train_result res;
-    lora_train(&m, s, &d, train, d.n - n_val, val, n_val, &o, &res);
-    if (merge)
+    train_run(&job, &o, &res);
+    if (full)
+        trained_write(&m, res.base_fingerprint, dtype, out, argc, argv, res.training);
+    else if (merge)
         adapter_write_merged(s, &m, dtype, out, argc, argv, res.training);
     else
         adapter_write(s, &m, out, argc, argv, res.training, res.curve);
     double rate = res.seconds > 0 ? (double)res.tokens_run / res.seconds : 0.0;
+    char what[64];
+    if (full)
+        snprintf(what, sizeof what, "every weight, %lld parameters", (long long)config_param_count(&m.cfg));
+    else
+        snprintf(what, sizeof what, "%d adapters, %zu parameters", s->n, s->n_weights);
     info("%lld steps (%lld run now) on %lld tokens in %.1f s, %.*f tok/s; val loss %.4f before, %.4f best (step "
-         "%lld); %d adapters, %zu parameters",
+         "%lld); %s",
          (long long)res.steps, (long long)res.steps_run, (long long)res.tokens_run, res.seconds,
-         rate_decimals(rate), rate, res.first_val, res.best_val,
-         (long long)res.best_step, n_adapters, n_weights);
+         rate_decimals(rate), rate, res.first_val, res.best_val, (long long)res.best_step, what);
     train_result_free(&res);
     free(train), free(val);
     instruct_free(&d);
+    teacher_free(teach);
+    if (teacher_path) {
+        tokenizer_free(ttok);
+        model_free(&tm);
+    }
     tokenizer_free(tok);
-    lora_destroy(s);
+    if (s)
+        lora_destroy(s);
     model_free(&m);
     if (fflush(stdout) != 0 || ferror(stdout))
         die("cannot write the output: write error");

@@ -197,15 +197,12 @@ static weight_grad grad_of(const model *m, const tensor *w, const float *g, size
 
 /* ---- the whole model ---- */
 
-double model_loss_backward(const model *m, backward_state *t, const int *tokens, const int *targets,
-                           grad_sink_fn sink, act_sink_fn act, void *ctx)
+float *model_forward_kept(const model *m, backward_state *t, const int *tokens, act_sink_fn act, void *ctx)
 {
     const model_config *c = &m->cfg;
-    int N = t->B * t->T, D = c->dim, V = c->vocab, L = c->n_layers;
+    int N = t->B * t->T, D = c->dim, L = c->n_layers;
     size_t ND = (size_t)N * D;
     const tensor *head = m->lm_head;
-
-    /* forward, keeping each layer's input */
     layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = &t->att, .act = act, .act_ctx = ctx,
                      .lora = t->lora, .dropout = true};
     embedding_forward(t->xs, tokens, m->embed, N);
@@ -216,14 +213,17 @@ double model_loss_backward(const model *m, backward_state *t, const int *tokens,
     if (act)
         act(ctx, head->name, t->xnf, N, D);
     matmul_forward(t->logits, t->xnf, head, NULL, N);
+    return t->logits;
+}
 
-    /* loss = mean cross-entropy over the scored targets; dlogits in place */
-    double sum = 0;
-    int64_t count = 0;
-    nll_accumulate(t->logits, targets, N, V, &sum, &count);
-    double loss = count ? sum / (double)count : 0.0;
-    crossentropy_softmax_backward(t->logits, t->logits, targets, N, V, count ? (float)(1.0 / count) : 0.0f);
-    float *dlogits = t->logits; /* (N, V) */
+void model_backward_from_logits(const model *m, backward_state *t, const int *tokens, grad_sink_fn sink, void *ctx)
+{
+    const model_config *c = &m->cfg;
+    int N = t->B * t->T, D = c->dim, L = c->n_layers;
+    size_t ND = (size_t)N * D;
+    const tensor *head = m->lm_head;
+    const float *xL = t->xs + L * ND;
+    const float *dlogits = t->logits; /* (N, V) the caller's gradient, in place of the logits */
 
     /* LM head (its weight gradient comes last, with the embedding's) and final norm */
     float *dx = t->d.dx, *dxn = t->d.dxn;
@@ -259,7 +259,7 @@ double model_loss_backward(const model *m, backward_state *t, const int *tokens,
 
     /* embedding (both uses when tied), final norm, LM head */
     if (!sink)
-        return loss;
+        return;
     size_t no[W_OUTER_COUNT];
     float *go[W_OUTER_COUNT];
     outer_sizes(c, no);
@@ -274,7 +274,19 @@ double model_loss_backward(const model *m, backward_state *t, const int *tokens,
         wg[k++] = grad_of(m, m->final_norm_b, t->dnormf_b, (size_t)D);
     if (!c->tied)
         wg[k++] = grad_of(m, head, go[W_HEAD], no[W_HEAD]);
-    if (sink)
-        sink(ctx, -1, wg, k);
-    return loss;
+    sink(ctx, -1, wg, k);
+}
+
+double model_loss_backward(const model *m, backward_state *t, const int *tokens, const int *targets,
+                           grad_sink_fn sink, act_sink_fn act, void *ctx)
+{
+    int N = t->B * t->T, V = m->cfg.vocab;
+    float *logits = model_forward_kept(m, t, tokens, act, ctx);
+    /* loss = mean cross-entropy over the scored targets; dlogits in place */
+    double sum = 0;
+    int64_t count = 0;
+    nll_accumulate(logits, targets, N, V, &sum, &count);
+    crossentropy_softmax_backward(logits, logits, targets, N, V, count ? (float)(1.0 / count) : 0.0f);
+    model_backward_from_logits(m, t, tokens, sink, ctx);
+    return count ? sum / (double)count : 0.0;
 }

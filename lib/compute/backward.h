@@ -69,6 +69,15 @@ void backward_state_set_lora(backward_state *t, struct lora_set *lora);
 double model_loss_backward(const model *m, backward_state *t, const int *tokens, const int *targets,
                            grad_sink_fn sink, act_sink_fn act, void *ctx);
 
+/* The same pass in two halves, for a loss of the caller's own (distillation):
+ * model_forward_kept runs the forward pass keeping what the backward needs (with
+ * the adapters' dropout, calling act as above) and returns the logits (B*T, V),
+ * which the caller overwrites in place with d loss / d logits; then
+ * model_backward_from_logits runs the backward pass from them, as
+ * model_loss_backward does after its cross-entropy (sink, the adapters' grads). */
+float *model_forward_kept(const model *m, backward_state *t, const int *tokens, act_sink_fn act, void *ctx);
+void model_backward_from_logits(const model *m, backward_state *t, const int *tokens, grad_sink_fn sink, void *ctx);
+
 /* Peak bytes of the buffers backward_state holds (for the memory benchmark). */
 size_t backward_state_bytes(const backward_state *t);
 

@@ -97,6 +97,31 @@ void adapter_write_merged(lora_set *s, model *m, int dtype, const char *path, in
     json_decref(prov);
 }
 
+void trained_write(model *m, const char *base_fp, int dtype, const char *path, int argc, char **argv,
+                   json_t *training)
+{
+    if (dtype >= 0)
+        model_set_dtype(m, (enum dtype)dtype);
+    else /* each back in its stored dtype, rounded now, so that the fingerprint is the output's */
+        for (int i = 0; i < m->n_tensors; i++) {
+            tensor *t = &m->tensors[i];
+            if (t->stored != DTYPE_F32 && t->ndim == 2)
+                tensor_convert(t, t->stored);
+            else if (t->stored != DTYPE_F32)
+                tensor_round_to(t, t->stored);
+        }
+    json_t *prov = json_object();
+    json_object_set_new(prov, "base_fingerprint", json_string(base_fp));
+    if (m->provenance)
+        json_object_set(prov, "base_provenance", m->provenance);
+    json_t *fj = json_object();
+    if (training)
+        json_object_set(fj, "training", training);
+    json_object_set_new(prov, "full", fj);
+    checkpoint_write(m, path, argc, argv, prov);
+    json_decref(prov);
+}
+
 void adapter_read(lora_set *s, const char *path, const model *m)
 {
     stream_reader r;

@@ -19,6 +19,12 @@ void adapter_write(const lora_set *s, const model *m, const char *path, int argc
  * rounded to the dtype each matrix is held in (the base's, to nearest even); with dtype >= 0,
  * the adapted matrices are held in dtype first and every tensor is written as dtype. */
 void adapter_write_merged(lora_set *s, model *m, int dtype, const char *path, int argc, char **argv, json_t *training);
+/* Write m, every weight of it trained (pare-lora --full), as a checkpoint stream
+ * whose provenance names the base (base_fp, m's provenance) and the training
+ * (training). With dtype >= 0 every tensor is written as dtype; else each in
+ * the dtype its base stored (rounded to nearest even). */
+void trained_write(model *m, const char *base_fp, int dtype, const char *path, int argc, char **argv,
+                   json_t *training);
 /* Read an adapter stream made for m (its fingerprint must be m's). */
 void adapter_read(lora_set *s, const char *path, const model *m);
 /* The adapter at path, read for m (adapter_read), allocated: passes given it compute

@@ -308,3 +308,30 @@ json_t *instruct_to_json(const instruct_data *d)
     }
     return j;
 }
+
+int64_t instruct_batch(const instruct_data *d, const int *idx, int b, int *tokens, int *targets, int *T_out)
+{
+    int T = 1;
+    for (int j = 0; j < b; j++)
+        T = instruct_len(d, idx[j]) > T ? instruct_len(d, idx[j]) : T;
+    int64_t n = 0;
+    for (int j = 0; j < b; j++) {
+        int len = instruct_len(d, idx[j]);
+        const int64_t o = d->off[idx[j]];
+        memcpy(tokens + (size_t)j * T, d->ids + o, (size_t)len * sizeof(int));
+        memcpy(targets + (size_t)j * T, d->targets + o, (size_t)len * sizeof(int));
+        for (int t = len; t < T; t++)
+            tokens[(size_t)j * T + t] = 0, targets[(size_t)j * T + t] = -1;
+        n += len;
+    }
+    *T_out = T;
+    return n;
+}
+
+int instruct_max_len(const instruct_data *d)
+{
+    int T = 1;
+    for (int i = 0; i < d->n; i++)
+        T = instruct_len(d, i) > T ? instruct_len(d, i) : T;
+    return T;
+}

@@ -60,6 +60,14 @@ void instruct_free(instruct_data *d);
 
 static inline int instruct_len(const instruct_data *d, int i) { return (int)(d->off[i + 1] - d->off[i]); }
 
+/* Samples idx[0..b) of d into tokens and targets (b, T), T the longest of them,
+ * each padded at the end with token 0 and target -1 (right padding: causal
+ * attention keeps the padding out of every real position). Returns the real
+ * tokens. */
+int64_t instruct_batch(const instruct_data *d, const int *idx, int b, int *tokens, int *targets, int *T);
+/* The longest sample's tokens (1 for none). */
+int instruct_max_len(const instruct_data *d);
+
 /* The validation set's size for S samples: min(val_size, S / 10) (at most a tenth
  * of the data, so that at least nine tenths train). */
 int instruct_val_count(int n, int val_size);

@@ -1,6 +1,6 @@
 /* fuzz_state - pare-lora's resume state (state.pare in a --state folder): the
  * input, re-sealed (reseal.h: its end record recomputed, so that mutations get
- * past the checksum), is the state file, and lora_train resumes from it as
+ * past the checksum), is the state file, and train_run resumes from it as
  * pare-lora does.
  *
  * The run is the one the seeds were saved by (tests/fuzz/run: pare-lora on the
@@ -8,7 +8,7 @@
  * --micro-batch 2 --warmup 1 --epochs 1 --rank 2 --targets q_proj), so that a
  * state's identity matches and mutations reach its counters and arrays: a state
  * that says it is finished returns at once, one that is not trains its remaining
- * steps. */
+ * steps (train_run with the adapters as pare-lora trains them). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,7 +42,9 @@ static void one(const uint8_t *data, size_t size)
     free(sealed);
     memcpy(g_lora.params, g_init, g_lora.n_params * sizeof(float));
     train_result res;
-    lora_train(&g_model, &g_lora, &g_data, g_train, g_data.n - g_n_val, g_val, g_n_val, &g_opt, &res);
+    train_job job = {.m = &g_model, .lora = &g_lora, .d = &g_data, .train = g_train, .val = g_val,
+                     .n_train = g_data.n - g_n_val, .n_val = g_n_val};
+    train_run(&job, &g_opt, &res);
     train_result_free(&res);
 }
 
@@ -85,6 +87,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (fuzz_run(one, data, size) && getenv("PARE_FUZZ_VERBOSE"))
         fprintf(stderr, "%s\n", fuzz_last_error());
-    g_lora.grads = NULL; /* lora_train allocates them and frees them at its end; the harness did after a die */
+    g_lora.grads = NULL; /* train_run allocates them and frees them at its end; the harness did after a die */
     return 0;
 }
