@@ -42,13 +42,13 @@ $(FRONT): cmd/pare/main.c $(BUILD)/libpare.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
 
 # The unit tests' shared parts: the reference model and the random fixtures.
-UNIT_REF = $(BUILD)/tests/ref_llama.o $(BUILD)/tests/ref_chatglm.o $(BUILD)/tests/fixture.o
+UNIT_REF = $(BUILD)/tests/ref_llama.o $(BUILD)/tests/ref_chatglm.o $(BUILD)/tests/ref_distill.o $(BUILD)/tests/fixture.o
 .SECONDARY: $(UNIT_REF)
 $(BUILD)/tests/%.o: tests/unit/%.c tests/unit/%.h lib/*/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/ref_llama.h tests/unit/ref_chatglm.h tests/unit/fixture.h $(UNIT_REF) $(BUILD)/libpare.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/ref_llama.h tests/unit/ref_chatglm.h tests/unit/ref_distill.h tests/unit/fixture.h $(UNIT_REF) $(BUILD)/libpare.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_REF) $(BUILD)/libpare.a $(LDFLAGS) $(LDLIBS)
 

@@ -75,8 +75,7 @@ void distill_loss(const float *logits, float *dlogits, const int *targets, int N
     double tau = tau_f, w = w_f;
     if (w > 0 && !t)
         die("distill_loss: a distillation weight without a teacher");
-    float *p = w > 0 && t->k == 0 && dlogits ? xmalloc((size_t)V * sizeof *p) : NULL;
-    float *scratch = w > 0 && t->k == 0 && !dlogits ? xmalloc((size_t)V * sizeof *scratch) : NULL;
+    float *p = t && t->k == 0 ? xmalloc((size_t)V * sizeof *p) : NULL;
     for (int r = 0; r < N; r++) {
         const float *z = logits + (size_t)r * V;
         float *g = dlogits ? dlogits + (size_t)r * V : NULL;
@@ -94,9 +93,9 @@ void distill_loss(const float *logits, float *dlogits, const int *targets, int N
         double lse1 = logsumexp_scaled(z, V, 1, mx);
         double lse = tau == 1 ? lse1 : logsumexp_scaled(z, V, 1 / tau, mx);
         double ce = lse1 - (double)z[y], kd = 0, ratio = 0;
-        if (w > 0) {
+        if (t) {
             if (t->k == 0)
-                kd = kd_whole(z, t->logits + (size_t)r * V, V, tau, lse, p ? p : scratch);
+                kd = kd_whole(z, t->logits + (size_t)r * V, V, tau, lse, p);
             else
                 kd = kd_topk(z, V, t->ids + (size_t)r * t->k, t->logp + (size_t)r * t->k, t->rest[r], t->k, tau,
                              lse, mx, mark, &ratio);
@@ -117,12 +116,11 @@ void distill_loss(const float *logits, float *dlogits, const int *targets, int N
                     g[t->ids[(size_t)r * t->k + i]] -= (float)(a_kd * exp((double)t->logp[(size_t)r * t->k + i]));
             g[y] -= (float)a_ce;
         }
-        if (w > 0 && t->k > 0)
+        if (t && t->k > 0)
             for (int i = 0; i < t->k; i++)
                 mark[t->ids[(size_t)r * t->k + i]] = 0;
     }
     free(p);
-    free(scratch);
 }
 
 /* Order of the kept entries: larger logit first, lower id on ties. */

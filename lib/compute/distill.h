@@ -36,7 +36,8 @@ typedef struct {
 } distill_sums;
 
 /* Rows of logits (N, V) whose target (N) is >= 0 (the rest are skipped): add
- * their kd (against teacher t, may be NULL when w is 0) and ce into *sums, and,
+ * their kd (against teacher t; none when t is NULL, which w 0 allows) and ce
+ * into *sums, and,
  * when dlogits is not NULL, set dlogits (N, V) (may equal logits: in place; not
  * +=) to the gradient of dscale * sum over the rows of (w kd + (1 - w) ce) (0 on
  * rows not scored). mark is scratch of V bytes, zero on entry and on return.

@@ -2,7 +2,10 @@
  * a double-precision reference of its forward written here; the whole model's
  * gradient (model_loss_backward) against finite differences of the double-precision
  * reference model (ref_llama.h), on tiny random models of every shape the forward
- * supports; the sink's order and coverage; the act sink; and, on stories260K, the
+ * supports; the sink's order and coverage; the act sink; every weight's gradient
+ * of the distillation loss as pare-lora --full accumulates it (train/params.h,
+ * compute/distill.h) against finite differences of the reference's logits and
+ * the loss's oracle (ref_distill.h); and, on stories260K, the
  * loss against the forward pass's mean NLL and a sample of gradients against
  * finite differences.
  *
@@ -20,13 +23,16 @@
 #include "base/util.h"
 #include "check.h"
 #include "compute/backward.h"
+#include "compute/distill.h"
 #include "compute/forward.h"
 #include "compute/kernels.h"
 #include "compute/matmul.h"
 #include "fixture.h"
 #include "format/model_load.h"
 #include "model/model.h"
+#include "ref_distill.h"
 #include "ref_llama.h"
+#include "train/params.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
 
@@ -411,9 +417,21 @@ static struct {
     ref_model r;
     const int *tokens, *targets;
     int B, T;
+    const distill_teacher *teacher; /* the distillation loss's, or NULL: cross-entropy */
+    float tau, w;
 } R;
 
-static double ref_loss_at_R(void) { return ref_loss(&R.r, R.tokens, R.targets, R.B, R.T, NULL); }
+static double ref_loss_at_R(void)
+{
+    if (!R.teacher)
+        return ref_loss(&R.r, R.tokens, R.targets, R.B, R.T, NULL);
+    int N = R.B * R.T, V = R.r.cfg->vocab;
+    double *lg = xmalloc((size_t)N * V * sizeof *lg);
+    ref_forward(&R.r, R.tokens, R.B, R.T, NULL, lg);
+    double loss = ref_distill_loss(lg, R.targets, N, V, R.teacher, R.tau, R.w, NULL, NULL);
+    free(lg);
+    return loss;
+}
 
 /* ---- what the sinks saw ---- */
 
@@ -607,6 +625,93 @@ static double check_model_gradient(const char *what, const model *m, int B, int 
 }
 
 
+/* Every weight's gradient of the distillation loss (teacher: random logits,
+ * whole or top k) as pare-lora --full takes it: the two halves of the pass
+ * around distill_loss, the sink adding into the parameters' flat gradient, two
+ * passes accumulated; against finite differences of the reference. */
+static double check_full_distill(const char *what, model *m, int B, int T, int k, float tau, float w)
+{
+    int N = B * T, V = m->cfg.vocab;
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    fixture_batch(tokens, targets, B, T, V);
+    float *y = xmalloc((size_t)N * V * sizeof *y), *logp = xmalloc((size_t)N * (k + 1) * sizeof *logp);
+    float *rest = xmalloc((size_t)N * sizeof *rest);
+    int32_t *ids = xmalloc((size_t)N * (k + 1) * sizeof *ids);
+    uint8_t *mark = xcalloc((size_t)V, 1);
+    for (int i = 0; i < N * V; i++)
+        y[i] = (float)(3 * fixture_urand());
+    distill_teacher dt = {.k = 0, .logits = y};
+    if (k) {
+        for (int r = 0; r < N; r++)
+            distill_topk(y + (size_t)r * V, V, k, tau, ids + (size_t)r * k, logp + (size_t)r * k, rest + r, mark);
+        dt = (distill_teacher){.k = k, .ids = ids, .logp = logp, .rest = rest};
+    }
+    int64_t count = 0;
+    for (int i = 0; i < N; i++)
+        count += targets[i] >= 0;
+    train_params p;
+    params_full(&p, m);
+    backward_state *t = backward_state_new(m, B, T);
+    double loss = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        float *logits = model_forward_kept(m, t, tokens, NULL, NULL);
+        distill_sums ds = {0};
+        distill_loss(logits, logits, targets, N, V, &dt, tau, w, (float)(0.5 / (double)count), &ds, mark);
+        model_backward_from_logits(m, t, tokens, params_grad_sink, &p);
+        loss = (w * ds.kd + (1 - w) * ds.ce) / (double)count;
+    }
+    R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.teacher = &dt, R.tau = tau, R.w = w;
+    ref_model_init(&R.r, m);
+    CHECK_CLOSE(ref_loss_at_R(), loss, 1e-5);
+    double worst = 0;
+    int checked = 0;
+    enum { n_idx = 8 };
+    int64_t idx[n_idx];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor *w_i = &m->tensors[i];
+        int n = 0;
+        int64_t top = 0;
+        for (int64_t j = 1; j < w_i->numel; j++)
+            if (fabsf(p.grads[p.off[i] + j]) > fabsf(p.grads[p.off[i] + top]))
+                top = j;
+        idx[n++] = top;
+        while (n < n_idx)
+            idx[n++] = (int64_t)fixture_irand((int)w_i->numel);
+        char label[200];
+        snprintf(label, sizeof label, "%s: %s", what, w_i->name);
+        int slot = ref_slot_named(&R.r, w_i->name);
+        CHECK(slot >= 0);
+        if (slot < 0)
+            continue;
+        worst = fmax(worst, fd_check_at(label, ref_loss_at_R, R.r.w[slot], idx, n, p.grads + p.off[i]));
+        checked += n;
+    }
+    fprintf(stderr, "    %-34s loss %.4f, %4d elements of %3d tensors, worst relative error %.2g\n", what, loss,
+            checked, m->n_tensors, worst);
+    R.teacher = NULL;
+    ref_model_free(&R.r);
+    backward_state_free(t);
+    params_free(&p);
+    free(tokens), free(targets), free(y), free(logp), free(rest), free(ids), free(mark);
+    return worst;
+}
+
+static void test_full_distill(void)
+{
+    static const int H[] = {4, 4, 4}, KV[] = {2, 2, 2}, F[] = {24, 24, 24};
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true,
+                        .style = ROPE_HALF};
+    model m;
+    fixture_model(&m, &sp, 71);
+    double e = check_full_distill("full, kd whole, tau 2, w .6", &m, 2, 5, 0, 2, 0.6f);
+    model_free(&m);
+    sp.tied = true, sp.KV = H;
+    fixture_model(&m, &sp, 72);
+    e = fmax(e, check_full_distill("full tied, kd top-4, tau 1, w 1", &m, 2, 5, 4, 1, 1));
+    model_free(&m);
+    fprintf(stderr, "    worst relative error of every weight's distillation gradient: %.2g\n", e);
+}
+
 static double worst_model;
 
 static void check_shape(const char *what, const fixture_shape *sp, int B, int T, uint64_t seed)
@@ -797,6 +902,7 @@ int main(int argc, char **argv)
     TEST(test_model_bias);
     TEST(test_model_heterogeneous);
     TEST(test_model_today);
+    TEST(test_full_distill);
     TEST(test_reuse);
     TEST(test_stories260k);
     TEST(test_summary);

@@ -3,6 +3,8 @@
  * the double-precision references (ref_llama.h, ref_chatglm.h) with the adapters
  * (dropout included), on tiny random models of every shape (MHA, GQA, biases,
  * pruned layers; ChatGLM-6B and ChatGLM2 with adapters on their fused maps); the
+ * same with the distillation loss (a teacher's distribution, whole or top-k, the
+ * gradient through the student only: compute/distill.h against ref_distill.h); the
  * same loss from the eval forward passes (model_forward, kv_cache_forward);
  * the merged model against base + adapter; the adapter stream round trip;
  * initialisation, dropout, targets and their names per architecture.
@@ -20,6 +22,7 @@
 #include "base/util.h"
 #include "check.h"
 #include "compute/backward.h"
+#include "compute/distill.h"
 #include "compute/forward.h"
 #include "compute/kv_cache.h"
 #include "compute/lora.h"
@@ -27,6 +30,7 @@
 #include "format/adapter.h"
 #include "model/model.h"
 #include "ref_chatglm.h"
+#include "ref_distill.h"
 #include "ref_llama.h"
 
 static const double FD_TOL = 1e-3, FD_FLOOR = 1e-3, FD_STEP = 1e-5;
@@ -43,6 +47,8 @@ static struct {
     int B, T;
     int b;        /* the sequence the ChatGLM reference is at */
     bool drop;    /* the training pass's dropout */
+    const distill_teacher *teacher; /* the distillation loss's teacher, or NULL: cross-entropy */
+    float tau, w;
 } R;
 
 /* y (O) += scale * B A drop(x) for row n of adapter a, from R.p. */
@@ -96,40 +102,50 @@ static void glm_adapter(void *ctx, const char *weight, int t, const double *x, i
         }
 }
 
-/* Mean cross-entropy of R.tokens against R.targets, ChatGLM's reference. */
-static double glm_loss_at_R(void)
+/* The logits (B*T, V) of R.tokens with the adapters, the reference's. */
+static void ref_logits_at_R(double *lg)
 {
     int V = R.m->cfg.vocab, T = R.T;
-    double *lg = xmalloc((size_t)T * V * sizeof *lg), loss = 0;
-    int count = 0;
-    ref_chatglm_hooks hooks = {.linear = glm_adapter};
-    for (R.b = 0; R.b < R.B; R.b++) {
-        ref_chatglm_logits_hooked(R.m, R.tokens + R.b * T, T, 0, &hooks, lg);
-        for (int t = 0; t < T; t++) {
-            int y = R.targets[R.b * T + t];
-            if (y < 0)
-                continue;
-            const double *row = lg + (size_t)t * V;
-            double mx = row[0], s = 0;
-            for (int i = 1; i < V; i++)
-                mx = fmax(mx, row[i]);
-            for (int i = 0; i < V; i++)
-                s += exp(row[i] - mx);
-            loss += mx + log(s) - row[y];
-            count++;
-        }
+    if (R.m->cfg.arch == ARCH_LLAMA) {
+        ref_hooks hooks = {.linear = ref_adapter};
+        ref_forward(&R.r, R.tokens, R.B, T, &hooks, lg);
+        return;
     }
-    free(lg);
-    return loss / count;
+    ref_chatglm_hooks hooks = {.linear = glm_adapter};
+    for (R.b = 0; R.b < R.B; R.b++)
+        ref_chatglm_logits_hooked(R.m, R.tokens + R.b * T, T, 0, &hooks, lg + (size_t)R.b * T * V);
 }
 
-/* Mean cross-entropy of R.tokens against R.targets with the adapters. */
+/* The loss of R.tokens against R.targets with the adapters: the mean
+ * cross-entropy, or with R.teacher the distillation loss (ref_distill.h). */
 static double ref_loss_at_R(void)
 {
-    if (R.m->cfg.arch != ARCH_LLAMA)
-        return glm_loss_at_R();
-    ref_hooks hooks = {.linear = ref_adapter};
-    return ref_loss(&R.r, R.tokens, R.targets, R.B, R.T, &hooks);
+    int N = R.B * R.T, V = R.m->cfg.vocab;
+    double *lg = xmalloc((size_t)N * V * sizeof *lg);
+    ref_logits_at_R(lg);
+    double loss = ref_distill_loss(lg, R.targets, N, V, R.teacher, R.teacher ? R.tau : 1, R.teacher ? R.w : 0,
+                                   NULL, NULL);
+    free(lg);
+    return loss;
+}
+
+/* The training pass's loss and adapters' gradients: model_loss_backward, or
+ * with R.teacher the distillation loss between its two halves. */
+static double lib_loss_backward(const model *m, backward_state *t, const int *tokens, const int *targets)
+{
+    if (!R.teacher)
+        return model_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
+    int N = R.B * R.T, V = m->cfg.vocab;
+    int64_t count = 0;
+    for (int i = 0; i < N; i++)
+        count += targets[i] >= 0;
+    float *logits = model_forward_kept(m, t, tokens, NULL, NULL);
+    distill_sums s = {0};
+    uint8_t *mark = xcalloc((size_t)V, 1);
+    distill_loss(logits, logits, targets, N, V, R.teacher, R.tau, R.w, (float)(1.0 / count), &s, mark);
+    model_backward_from_logits(m, t, tokens, NULL, NULL);
+    free(mark);
+    return (R.w * s.kd + (1 - R.w) * s.ce) / count;
 }
 
 /* ---- models and adapters ---- */
@@ -194,9 +210,9 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     lora_alloc_grads(s);
     backward_state *t = backward_state_new(m, B, T);
     backward_state_set_lora(t, s);
-    double loss = model_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
-
     R.m = m, R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
+    double loss = lib_loss_backward(m, t, tokens, targets);
+
     if (m->cfg.arch == ARCH_LLAMA)
         ref_model_init(&R.r, m);
     R.p = xmalloc(s->n_params * sizeof(double));
@@ -234,14 +250,22 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     /* without dropout the training pass's loss is the eval forward's */
     double p = s->dropout;
     s->dropout = 0;
-    double loss0 = model_loss_backward(m, t, tokens, targets, NULL, NULL, NULL);
+    double loss0 = lib_loss_backward(m, t, tokens, targets);
     forward_state st;
     forward_state_init(&st, m, B, T);
     st.lora = s;
     model_forward(m, &st, tokens);
     double nll = 0;
     int64_t count = 0;
-    nll_accumulate(st.logits, targets, N, V, &nll, &count);
+    if (R.teacher) { /* validation's loss */
+        distill_sums ds = {0};
+        uint8_t *mark = xcalloc((size_t)V, 1);
+        distill_loss(st.logits, NULL, targets, N, V, R.teacher, R.tau, R.w, 1, &ds, mark);
+        nll = R.w * ds.kd + (1 - R.w) * ds.ce, count = ds.count;
+        free(mark);
+    } else {
+        nll_accumulate(st.logits, targets, N, V, &nll, &count);
+    }
     CHECK_CLOSE(loss0, nll / count, 1e-6);
     R.drop = false;
     CHECK_CLOSE(ref_loss_at_R(), loss0, 1e-5);
@@ -340,6 +364,45 @@ static void test_gradient_chatglm(void)
     check_config("chatglm2, fused maps only", glm2, qkv | gate_up, 0.0f, 2, 5, 55);
     check_config("chatglm2 pruned, all, dropout", glm2_pruned, LORA_ALL_TARGETS, 0.1f, 2, 4, 56);
     fprintf(stderr, "    worst relative error of the adapters' gradients: %.2g\n", worst_all);
+}
+
+/* The distillation loss's gradient through the student: a teacher of random
+ * logits (N, V) at scale 3, whole or its top k (k > 0) at tau. */
+static void check_distill(const char *what, model *m, unsigned targets, float dropout, int B, int T, uint64_t seed,
+                          int k, float tau, float w)
+{
+    int N = B * T, V = m->cfg.vocab;
+    float *y = xmalloc((size_t)N * V * sizeof *y), *logp = xmalloc((size_t)N * (k ? k : 1) * sizeof *logp);
+    float *rest = xmalloc((size_t)N * sizeof *rest);
+    int32_t *ids = xmalloc((size_t)N * (k ? k : 1) * sizeof *ids);
+    uint8_t *mark = xcalloc((size_t)V, 1);
+    for (int i = 0; i < N * V; i++)
+        y[i] = (float)(3 * fixture_urand());
+    distill_teacher t = {.k = 0, .logits = y};
+    if (k) {
+        for (int r = 0; r < N; r++)
+            distill_topk(y + (size_t)r * V, V, k, tau, ids + (size_t)r * k, logp + (size_t)r * k, rest + r, mark);
+        t = (distill_teacher){.k = k, .ids = ids, .logp = logp, .rest = rest};
+    }
+    R.teacher = &t, R.tau = tau, R.w = w;
+    check_model(what, m, targets, dropout, B, T, seed);
+    R.teacher = NULL;
+    free(y), free(logp), free(rest), free(ids), free(mark);
+}
+
+static void test_gradient_distill(void)
+{
+    fixture_shape sp = {.D = 16, .L = 2, .V = 23, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    model m;
+    fixture_model(&m, &sp, 61);
+    check_distill("kd gqa whole, tau 2, w .7, dropout", &m, LORA_ALL_TARGETS, 0.1f, 2, 5, 61, 0, 2, 0.7f);
+    sp.KV = h4, sp.tied = true, sp.style = ROPE_INTERLEAVED;
+    fixture_model(&m, &sp, 62);
+    check_distill("kd mha tied top-4, tau 1, w 1", &m, LORA_ALL_TARGETS, 0.0f, 2, 5, 62, 4, 1, 1);
+    fixture_config_model(&m, glm2, 63);
+    check_distill("kd chatglm2 whole, tau 1, w 1", &m, LORA_ALL_TARGETS, 0.1f, 2, 5, 63, 0, 1, 1);
+    fixture_config_model(&m, glm6b, 64);
+    check_distill("kd chatglm-6b top-5, tau .5, w .5", &m, LORA_ALL_TARGETS, 0.1f, 2, 4, 64, 5, 0.5f, 0.5f);
 }
 
 /* A frozen base: no sink, no base gradient; the adapters' gradients are those a
@@ -622,6 +685,7 @@ int main(int argc, char **argv)
     TEST(test_gradient_bias);
     TEST(test_gradient_pruned);
     TEST(test_gradient_chatglm);
+    TEST(test_gradient_distill);
     TEST(test_frozen_base);
     TEST(test_merge);
     TEST(test_stream_round_trip);
