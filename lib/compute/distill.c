@@ -126,55 +126,47 @@ void distill_loss(const float *logits, float *dlogits, const int *targets, int N
 /* Order of the kept entries: larger logit first, lower id on ties. */
 static int before(const float *z, int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); }
 
+/* Put x at position i of the heap ids[0..n) (the worst kept, by `before`, at the
+ * root) and sift it down to where it belongs. */
+static void sift_down(const float *z, int32_t *ids, int n, int i, int32_t x)
+{
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && before(z, ids[c], ids[c + 1]))
+            c++;
+        if (!before(z, x, ids[c]))
+            break;
+        ids[i] = ids[c];
+        i = c;
+    }
+    ids[i] = x;
+}
+
 void distill_topk(const float *z, int V, int k, float tau_f, int32_t *ids, float *logp, float *rest, uint8_t *mark)
 {
     if (k < 1 || k >= V)
         die("distill_topk: k %d must be in 1..%d", k, V - 1);
     double tau = tau_f;
-    /* a min-heap (by `before`) of the k best so far: ids[0] is the worst kept */
+    /* a heap of the k best so far, the worst of them at the root */
     int n = 0;
     for (int32_t j = 0; j < V; j++) {
-        if (n == k && !before(z, j, ids[0]))
-            continue;
-        int i;
         if (n < k) { /* sift up */
-            i = n++;
+            int i = n++;
             while (i > 0 && before(z, ids[(i - 1) / 2], j)) {
                 ids[i] = ids[(i - 1) / 2];
                 i = (i - 1) / 2;
             }
-        } else { /* replace the root, sift down */
-            i = 0;
-            for (;;) {
-                int c = 2 * i + 1;
-                if (c >= k)
-                    break;
-                if (c + 1 < k && before(z, ids[c], ids[c + 1]))
-                    c++;
-                if (!before(z, j, ids[c]))
-                    break;
-                ids[i] = ids[c];
-                i = c;
-            }
+            ids[i] = j;
+        } else if (before(z, j, ids[0])) {
+            sift_down(z, ids, k, 0, j);
         }
-        ids[i] = j;
     }
-    /* heap to descending order: pop the worst to the end */
+    /* heap to descending order: the worst to the end, again and again */
     for (int end = k - 1; end > 0; end--) {
-        int32_t worst = ids[0], last = ids[end];
-        int i = 0;
-        for (;;) {
-            int c = 2 * i + 1;
-            if (c >= end)
-                break;
-            if (c + 1 < end && before(z, ids[c], ids[c + 1]))
-                c++;
-            if (!before(z, last, ids[c]))
-                break;
-            ids[i] = ids[c];
-            i = c;
-        }
-        ids[i] = last;
+        int32_t worst = ids[0];
+        sift_down(z, ids, end, 0, ids[end]);
         ids[end] = worst;
     }
     double mx = z[ids[0]], lse = logsumexp_scaled(z, V, 1 / tau, mx), sum = 0;

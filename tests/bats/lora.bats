@@ -69,19 +69,13 @@ for r in recs:
 PY
 }
 
-@test "lora: the same command gives the same bytes; kill -9 at random moments and resume gives them too" {
-    need_data
-    setup_small
-    start=$(date +%s%N)
-    lora --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
-    ms=$(( ($(date +%s%N) - start) / 1000000 ))
-    mv "$T/out.pare" "$T/ref.pare"
-    rm -rf "$T/st"
-    lora --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
-    cmp "$T/ref.pare" "$T/out.pare"
+# kill9_resumes MS: runs "pare-lora ${args[@]}" (writing $T/out.pare, its state in
+# $T/st) in the background and kills it with SIGKILL at random moments within MS
+# (an uninterrupted run's milliseconds), again and again, until a kill has come
+# and a run finishes (or four kills); the output must be $T/ref.pare byte for byte.
+kill9_resumes() {
+    local ms=$1 kills=0 i pid status
     rm -rf "$T/st" "$T/out.pare"
-    kills=0
-    lora_args --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
     for i in $(seq 1 25); do
         pare-lora "${args[@]}" 2>/dev/null &
         pid=$!
@@ -99,9 +93,29 @@ PY
     done
     echo "uninterrupted ${ms} ms, $kills kills"
     [ $kills -ge 1 ]
-    [ -f "$T/out.pare" ] || lora --epochs 2 --save-every 1 --state "$T/st" -o "$T/out.pare"
+    [ -f "$T/out.pare" ] || pare-lora "${args[@]}" 2>/dev/null
     cmp "$T/ref.pare" "$T/out.pare"
     ! ls -A "$T/st" | grep -q tmp   # no temporary file left behind
+}
+
+# the same run twice gives the same bytes; then killed and resumed, them too
+same_after_kills() {
+    rm -rf "$T/st"
+    lora_args "$@" --save-every 1 --state "$T/st" -o "$T/out.pare"
+    start=$(date +%s%N)
+    pare-lora "${args[@]}"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    mv "$T/out.pare" "$T/ref.pare"
+    rm -rf "$T/st"
+    pare-lora "${args[@]}"
+    cmp "$T/ref.pare" "$T/out.pare"
+    kill9_resumes $ms
+}
+
+@test "lora: the same command gives the same bytes; kill -9 at random moments and resume gives them too" {
+    need_data
+    setup_small
+    same_after_kills --epochs 2
 }
 
 @test "lora: SIGTERM saves the state and exits 1; the same command continues to the same adapter" {
@@ -286,4 +300,167 @@ PY
     run pare-eval -m "$T/m" --tokenizer "$TOK" -a "$T/cut.pare" --ppl "$T/t.txt"
     [ "$status" -eq 1 ]
     [[ "$output" == *"truncated"* ]]
+}
+
+# ---- distillation and every weight ----
+
+setup_teacher() {
+    setup_small
+    small --seed 9 -o "$T/teach" >/dev/null
+}
+
+@test "lora: distillation from a live teacher: the loss named, KL and CE apart in the curve; --kd-weight mixes them" {
+    need_data
+    setup_teacher
+    lora --epochs 1 --log-every 4 --teacher "$T/teach" -o "$T/a.pare"
+    lora --epochs 1 --log-every 4 --teacher "$T/teach" --kd-weight 0.25 --kd-temp 2 -o "$T/b.pare"
+    lora --epochs 1 --log-every 4 -o "$T/c.pare"
+    fp=$(pare-mkmodel --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --head-dim 4 --seed 9 -o "$T/t2")
+    for f in a b c; do pare show "$T/$f.pare" | head -1 > "$T/$f.json"; done
+    $PY - "$T" "$fp" <<'PY'
+import json, sys
+d, fp = sys.argv[1], sys.argv[2]
+a, b, c = (json.load(open(d + "/%s.json" % f)) for f in "abc")
+la, lb, lc = (x["training"]["loss"] for x in (a, b, c))
+assert la == {"name": "distillation", "kd_weight": 1.0, "kd_temp": 1.0,
+              "teacher": {"fingerprint": fp, "from": "model"}}, la
+assert lb["kd_weight"] == 0.25 and lb["kd_temp"] == 2.0, lb
+assert lc == {"name": "cross-entropy", "kd_weight": 0.0, "kd_temp": 1.0}, lc
+assert a["training"]["trained"] == "lora"
+for x, w in ((a, 1.0), (b, 0.25)):
+    curve = x["loss_curve"]
+    assert set(curve[0]) == {"step", "epoch", "val_loss", "val_kl", "val_ce"}, curve[0]
+    for p in curve:
+        if "loss" in p:
+            assert abs(p["loss"] - (w * p["kl"] + (1 - w) * p["ce"])) < 1e-7 * p["loss"], p
+        if "val_loss" in p:
+            assert abs(p["val_loss"] - (w * p["val_kl"] + (1 - w) * p["val_ce"])) < 1e-7 * p["val_loss"], p
+    assert x["training"]["best_val_loss"] < x["training"]["first_val_loss"], x["training"]
+    assert curve[-1]["val_kl"] < curve[0]["val_kl"], curve   # the student moves towards the teacher
+assert all("kl" not in p and "val_kl" not in p for p in c["loss_curve"])
+PY
+}
+
+@test "lora: --dump-logits writes the teacher's top-k; --teacher-logits trains from them as the live teacher does" {
+    need_data
+    setup_teacher
+    pare-lora -q --teacher "$T/teach" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --dump-logits \
+        --top-k 511 -o "$T/l511.pare"
+    pare-lora -q --teacher "$T/teach" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --dump-logits \
+        -o "$T/l64.pare"
+    pare show "$T/l64.pare" > "$T/l64.jsonl"
+    head -1 "$T/l64.jsonl" | jq -e '.pare == "logits" and .top_k == 64 and .temperature == 1 and
+        .data.samples == 179 and .positions == .data.scored and .model.config.vocab_size == 512'
+    [ "$(grep -c '"t":"logits"' "$T/l64.jsonl")" -eq 179 ]
+    [ "$(sed -n 2p "$T/l64.jsonl" | jq '.data.bytes')" -eq $((31 * 129 * 4)) ]
+    lora --epochs 1 --teacher "$T/teach" -o "$T/live.pare"
+    lora --epochs 1 --teacher-logits "$T/l511.pare" -o "$T/f511.pare"
+    lora --epochs 1 --teacher-logits "$T/l64.pare" -o "$T/f64.pare"
+    v() { pare show "$1" | head -1 | jq .training.best_val_loss; }
+    echo "best val: live $(v "$T/live.pare"), top-511 $(v "$T/f511.pare"), top-64 $(v "$T/f64.pare")"
+    close "$(v "$T/f511.pare")" "$(v "$T/live.pare")" 1e-4     # k = V - 1: one token in the rest, the same KL
+    pare show "$T/f64.pare" | head -1 | jq -e '.training.loss.teacher.from == "logits" and .training.loss.teacher.top_k == 64'
+    # the adapter merges as any other: merged = base + adapter
+    lora --epochs 1 --teacher-logits "$T/l64.pare" --merge -o "$T/m64.pare"
+    ppl() { pare-eval -q "$@" --ppl "$T/t.txt" --seq-len 32 --limit 20 --json | jq '.metrics[0].value'; }
+    close "$(ppl -m "$T/m" --tokenizer "$TOK" -a "$T/f64.pare")" "$(ppl -m "$T/m64.pare")" 1e-5
+    # read from a pipe: the same adapter
+    cat "$T/l64.pare" | pare-lora -q -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --batch 8 \
+        --micro-batch 2 --warmup 3 --lr 1e-3 --eval-every 5 -t 1 --epochs 1 --teacher-logits - -o "$T/p64.pare"
+    cmp <(pare show "$T/f64.pare" | tail -n +2) <(pare show "$T/p64.pare" | tail -n +2)
+}
+
+@test "lora: kill -9 and resume with a teacher, live or from logits, and with --full, give the same bytes" {
+    need_data
+    setup_teacher
+    same_after_kills --epochs 2 --teacher "$T/teach" --kd-weight 0.5 --kd-temp 2
+    pare-lora -q --teacher "$T/teach" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --dump-logits \
+        --kd-temp 2 -o "$T/l.pare"
+    same_after_kills --epochs 2 --teacher-logits "$T/l.pare" --kd-temp 2
+    same_after_kills --epochs 2 --full --lr 1e-4 --teacher-logits "$T/l.pare" --kd-temp 2
+}
+
+@test "lora: --full trains every weight and writes the checkpoint, in the base's dtype, its provenance naming the base" {
+    need_data
+    fp=$(small --seed 3 --dtype bf16 -o "$T/m")
+    head -c 12000 "$STORIES" > "$T/t.txt"
+    lora --epochs 1 --full --lr 5e-4 -o "$T/f.pare"
+    lora --epochs 1 --full --lr 5e-4 --dtype f32 -o "$T/f32.pare"
+    pare show "$T/f.pare" | head -1 > "$T/h.json"
+    jq -e --arg fp "$fp" '.pare == "checkpoint" and .provenance.base_fingerprint == $fp and
+        .provenance.full.training.trained == "full" and .provenance.full.training.loss.name == "cross-entropy"' "$T/h.json"
+    jq -e '.provenance.full.training.best_val_loss < .provenance.full.training.first_val_loss' "$T/h.json"
+    dtypes() { pare show "$1" | jq -rs '[.[] | select(.t == "tensor") | .dtype] | unique | join(",")'; }
+    [ "$(dtypes "$T/f.pare")" = bf16,f32 ] || [ "$(dtypes "$T/f.pare")" = bf16 ]
+    [ "$(dtypes "$T/f32.pare")" = f32 ]
+    # every tensor moved (norms and embedding too), and the file's fingerprint is its values'
+    pare convert -m "$T/m" --dtype f32 -o "$T/base.pare"
+    digests() { pare show "$1" | jq -r 'select(.t == "tensor") | .name + " " + .data.xxh64' | sort; }
+    [ "$(digests "$T/base.pare" | wc -l)" -eq "$(digests "$T/f32.pare" | wc -l)" ]
+    [ "$(comm -12 <(digests "$T/base.pare") <(digests "$T/f32.pare") | wc -l)" -eq 0 ]
+    pare convert -m "$T/f.pare" -o "$T/f2.pare"
+    [ "$(pare show "$T/f2.pare" | head -1 | jq -r .fingerprint)" = "$(jq -r .fingerprint "$T/h.json")" ]
+    ppl() { pare-eval -q "$@" --ppl "$T/t.txt" --seq-len 32 --limit 20 --json | jq '.metrics[0].value'; }
+    before=$(ppl -m "$T/m" --tokenizer "$TOK")
+    after=$(ppl -m "$T/f32.pare")
+    echo "ppl of the training text: before $before, after --full $after"
+    awk -v a="$after" -v b="$before" 'BEGIN { exit !(a < b) }'
+}
+
+@test "lora: a teacher of another vocabulary, logits made for other data or temperature, a state of another teacher are refused" {
+    need_data
+    setup_teacher
+    pare-mkmodel --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 600 --head-dim 4 --seed 9 -o "$T/t600" >/dev/null
+    run lora --epochs 1 --teacher "$T/t600" -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"$T/t600: the teacher's vocabulary has 600 tokens, the model's 512: a teacher must share the model's vocabulary"* ]]
+    pare-lora -q --teacher "$T/teach" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 32 --dump-logits -o "$T/l.pare"
+    run pare-lora -m "$T/m" --tokenizer "$TOK" --data "$T/t.txt" --text --cutoff 40 --teacher-logits "$T/l.pare" -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"$T/l.pare: made for other data: 179 samples"*"this run's data"*"has 143 samples"* ]]
+    run lora --epochs 1 --teacher-logits "$T/l.pare" --kd-temp 2 -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the teacher's logits are at temperature 1, this run's is 2"* ]]
+    head -c 20000 "$T/l.pare" > "$T/cut.pare"
+    run lora --epochs 1 --teacher-logits "$T/cut.pare" -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"truncated"* ]]
+    # a stream whose checksum holds but whose probabilities do not (re-sealed): the first
+    # position's first log-probability made 0.5, then its second token id made its first's
+    for edit in logp id; do
+        $PY - "$T/l.pare" "$T/bad.pare" "$edit" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+i = b.index(b"\xa4data", b.index(b"\xa1t\xa6logits"))   # the first record's payload key
+n = {0xc4: 1, 0xc5: 2, 0xc6: 4}[b[i + 5]]
+at = i + 6 + n   # the payload: k ids, k log-probabilities, the rest
+if sys.argv[3] == "logp":
+    b[at + 64 * 4:at + 64 * 4 + 4] = struct.pack("<f", 0.5)
+else:
+    b[at + 4:at + 8] = b[at:at + 4]
+open(sys.argv[2], "wb").write(b)
+PY
+        pare-reseal "$T/bad.pare" "$T/bad2.pare"
+        run lora --epochs 1 --teacher-logits "$T/bad2.pare" -o "$T/x.pare"
+        [ "$status" -eq 1 ]
+        want="a log-probability that is not finite or above 0"
+        [ $edit = id ] && want="a token id twice"
+        [[ "$output" == *"$T/bad2.pare: sample 0, position 0: $want"* ]]
+    done
+    # a state made with one teacher, resumed with another or with its logits
+    lora --epochs 1 --teacher "$T/teach" --state "$T/st" -o "$T/a.pare"
+    run lora --epochs 1 --teacher "$T/m" --state "$T/st" -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the teacher (--teacher or --teacher-logits) was"* ]]
+    run lora --epochs 1 --teacher "$T/teach" --kd-weight 0.5 --state "$T/st" -o "$T/x.pare"
+    [[ "$output" == *"--kd-weight was 1.0, this run has 0.5"* ]]
+    run lora --epochs 1 --state "$T/st" -o "$T/x.pare"
+    [ "$status" -eq 0 ]   # a state with a teacher, resumed without: the teacher keys are this run's to check
+    [ ! -e "$T/x.pare" ] || true
+    # usage
+    for bad in "--teacher $T/teach --teacher-logits $T/l.pare" "--kd-weight 0.5" "--full --merge" "--full --targets q" \
+               "--kd-weight 2" "--dump-logits"; do
+        run lora --epochs 1 $bad -o "$T/x.pare"
+        [ "$status" -eq 2 ] || { echo "$bad: status $status"; return 1; }
+    done
 }

@@ -66,3 +66,25 @@ void fixture_batch(int *tokens, int *targets, int B, int T, int V)
     if (T > 2)
         targets[1] = -1;
 }
+
+void fixture_teacher(distill_teacher *t, const float *y, int N, int V, int k, float tau)
+{
+    *t = (distill_teacher){.k = 0, .logits = y};
+    if (!k)
+        return;
+    int32_t *ids = xmalloc((size_t)N * k * sizeof *ids);
+    float *logp = xmalloc((size_t)N * k * sizeof *logp), *rest = xmalloc((size_t)N * sizeof *rest);
+    uint8_t *mark = xcalloc((size_t)V, 1);
+    for (int r = 0; r < N; r++)
+        distill_topk(y + (size_t)r * V, V, k, tau, ids + (size_t)r * k, logp + (size_t)r * k, rest + r, mark);
+    free(mark);
+    *t = (distill_teacher){.k = k, .ids = ids, .logp = logp, .rest = rest};
+}
+
+void fixture_teacher_free(distill_teacher *t)
+{
+    if (t->k) {
+        free((void *)t->ids), free((void *)t->logp), free((void *)t->rest);
+    }
+    memset(t, 0, sizeof *t);
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compute/distill.h"
 #include "model/model.h"
 
 extern uint64_t fixture_rng; /* the stream's state: set it to seed a fixture */
@@ -49,5 +50,10 @@ extern const char *const fixture_today[FIXTURE_TODAY_COUNT];
 /* Tokens (B, T) at random, targets the next token (last of each sequence -1),
  * and one more target dropped to show unscored rows are left out. */
 void fixture_batch(int *tokens, int *targets, int B, int T, int V);
+
+/* A teacher of N rows from its logits y (N, V): whole (k 0: it points at y),
+ * or its top k at tau (distill_topk; the arrays allocated here). */
+void fixture_teacher(distill_teacher *t, const float *y, int N, int V, int k, float tau);
+void fixture_teacher_free(distill_teacher *t);
 
 #endif

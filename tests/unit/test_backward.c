@@ -634,18 +634,12 @@ static double check_full_distill(const char *what, model *m, int B, int T, int k
     int N = B * T, V = m->cfg.vocab;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     fixture_batch(tokens, targets, B, T, V);
-    float *y = xmalloc((size_t)N * V * sizeof *y), *logp = xmalloc((size_t)N * (k + 1) * sizeof *logp);
-    float *rest = xmalloc((size_t)N * sizeof *rest);
-    int32_t *ids = xmalloc((size_t)N * (k + 1) * sizeof *ids);
+    float *y = xmalloc((size_t)N * V * sizeof *y);
     uint8_t *mark = xcalloc((size_t)V, 1);
     for (int i = 0; i < N * V; i++)
         y[i] = (float)(3 * fixture_urand());
-    distill_teacher dt = {.k = 0, .logits = y};
-    if (k) {
-        for (int r = 0; r < N; r++)
-            distill_topk(y + (size_t)r * V, V, k, tau, ids + (size_t)r * k, logp + (size_t)r * k, rest + r, mark);
-        dt = (distill_teacher){.k = k, .ids = ids, .logp = logp, .rest = rest};
-    }
+    distill_teacher dt;
+    fixture_teacher(&dt, y, N, V, k, tau);
     int64_t count = 0;
     for (int i = 0; i < N; i++)
         count += targets[i] >= 0;
@@ -692,7 +686,8 @@ static double check_full_distill(const char *what, model *m, int B, int T, int k
     ref_model_free(&R.r);
     backward_state_free(t);
     params_free(&p);
-    free(tokens), free(targets), free(y), free(logp), free(rest), free(ids), free(mark);
+    fixture_teacher_free(&dt);
+    free(tokens), free(targets), free(y), free(mark);
     return worst;
 }
 

@@ -32,23 +32,6 @@ static float *rand_row(int64_t n, double scale, double **d)
     return f;
 }
 
-/* A top-k teacher of N rows from teacher logits y (N, V): arrays malloc'd into *t. */
-static void topk_teacher(distill_teacher *t, const float *y, int N, int V, int k, float tau)
-{
-    int32_t *ids = xmalloc((size_t)N * k * sizeof *ids);
-    float *logp = xmalloc((size_t)N * k * sizeof *logp), *rest = xmalloc((size_t)N * sizeof *rest);
-    uint8_t *mark = xcalloc((size_t)V, 1);
-    for (int r = 0; r < N; r++)
-        distill_topk(y + (size_t)r * V, V, k, tau, ids + (size_t)r * k, logp + (size_t)r * k, rest + r, mark);
-    free(mark);
-    *t = (distill_teacher){.k = k, .ids = ids, .logp = logp, .rest = rest};
-}
-
-static void topk_free(distill_teacher *t)
-{
-    free((void *)t->ids), free((void *)t->logp), free((void *)t->rest);
-}
-
 static double worst;
 
 /* distill_loss at (tau, w) against the oracle: the terms' sums, and every
@@ -124,10 +107,10 @@ static void test_loss(void)
         snprintf(what, sizeof what, "whole teacher, tau %g, w %g", tau, w);
         check_loss(what, z, zd, targets, N, V, &whole, tau, w);
         distill_teacher tk;
-        topk_teacher(&tk, y, N, V, K, tau);
+        fixture_teacher(&tk, y, N, V, K, tau);
         snprintf(what, sizeof what, "top-%d teacher, tau %g, w %g", K, tau, w);
         check_loss(what, z, zd, targets, N, V, &tk, tau, w);
-        topk_free(&tk);
+        fixture_teacher_free(&tk);
     }
     /* cross-entropy alone needs no teacher */
     check_loss("no teacher (cross-entropy)", z, zd, targets, N, V, NULL, 1, 0);
@@ -197,7 +180,7 @@ static void test_topk_bound(void)
     uint8_t *mark = xcalloc(V, 1);
     for (int k = 1; k < V; k++) {
         distill_teacher tk;
-        topk_teacher(&tk, y, N, V, k, 1.5f);
+        fixture_teacher(&tk, y, N, V, k, 1.5f);
         distill_sums s = {0};
         distill_loss(z, NULL, targets, N, V, &tk, 1.5f, 1, 1, &s, mark);
         double kl = s.kd / N;
@@ -206,7 +189,7 @@ static void test_topk_bound(void)
         if (k == V - 1)
             CHECK_CLOSE(kl, kl_whole, 1e-5);
         prev = kl;
-        topk_free(&tk);
+        fixture_teacher_free(&tk);
     }
     fprintf(stderr, "    top-k KL rises to the whole KL %.5f as k goes 1..%d\n", kl_whole, V - 1);
     free(z), free(zd), free(y), free(yd), free(mark);

@@ -372,22 +372,16 @@ static void check_distill(const char *what, model *m, unsigned targets, float dr
                           int k, float tau, float w)
 {
     int N = B * T, V = m->cfg.vocab;
-    float *y = xmalloc((size_t)N * V * sizeof *y), *logp = xmalloc((size_t)N * (k ? k : 1) * sizeof *logp);
-    float *rest = xmalloc((size_t)N * sizeof *rest);
-    int32_t *ids = xmalloc((size_t)N * (k ? k : 1) * sizeof *ids);
-    uint8_t *mark = xcalloc((size_t)V, 1);
+    float *y = xmalloc((size_t)N * V * sizeof *y);
     for (int i = 0; i < N * V; i++)
         y[i] = (float)(3 * fixture_urand());
-    distill_teacher t = {.k = 0, .logits = y};
-    if (k) {
-        for (int r = 0; r < N; r++)
-            distill_topk(y + (size_t)r * V, V, k, tau, ids + (size_t)r * k, logp + (size_t)r * k, rest + r, mark);
-        t = (distill_teacher){.k = k, .ids = ids, .logp = logp, .rest = rest};
-    }
+    distill_teacher t;
+    fixture_teacher(&t, y, N, V, k, tau);
     R.teacher = &t, R.tau = tau, R.w = w;
     check_model(what, m, targets, dropout, B, T, seed);
     R.teacher = NULL;
-    free(y), free(logp), free(rest), free(ids), free(mark);
+    fixture_teacher_free(&t);
+    free(y);
 }
 
 static void test_gradient_distill(void)
