@@ -12,6 +12,7 @@
 
 #include <cblas.h>
 
+#include "base/cpu.h"
 #include "base/util.h"
 
 /* ---- RMSNorm ---- */
@@ -20,15 +21,11 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
 {
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D;
-        float *o = out + (size_t)n * D;
-        double ss = 0;
-        for (int i = 0; i < D; i++)
-            ss += (double)xr[i] * xr[i];
+        double ss = cpu()->sum_squares(xr, (size_t)D);
         float r = (float)(1.0 / sqrt(ss / D + (double)eps));
         if (rstd)
             rstd[n] = r;
-        for (int i = 0; i < D; i++)
-            o[i] = w[i] * (xr[i] * r);
+        cpu()->scale_mul(out + (size_t)n * D, xr, w, r, (size_t)D);
     }
 }
 
@@ -202,17 +199,7 @@ void attention_forward(float *ctx, float *att, const float *q, const float *k, c
             for (int i = 0; i < T; i++) {
                 float *row = p + (size_t)i * T;
                 int last = last_key(i, prefix, T);
-                float mx = row[0];
-                for (int j = 1; j <= last; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                double sum = 0;
-                for (int j = 0; j <= last; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j <= last; j++)
-                    row[j] *= inv;
+                softmax_forward(row, row, 1, last + 1);
                 for (int j = last + 1; j < T; j++)
                     row[j] = 0.0f;
             }
@@ -265,10 +252,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *dp, const float 
 
 void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i];
-        hid[i] = g / (1.0f + expf(-g)) * up[i];
-    }
+    cpu()->swiglu(hid, gate, up, (size_t)n);
 }
 
 /* hid = silu(g) * u: dg = dh * u * s * (1 + g * (1 - s)), s = sigmoid(g);
@@ -310,28 +294,16 @@ void softmax_forward(float *p, const float *x, int n, int V)
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * V;
         float *pr = p + (size_t)r * V;
-        float mx = xr[0];
-        for (int j = 1; j < V; j++)
-            mx = xr[j] > mx ? xr[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < V; j++) {
-            pr[j] = expf(xr[j] - mx);
-            sum += pr[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < V; j++)
-            pr[j] *= inv;
+        float mx = cpu()->max(xr, (size_t)V);
+        double sum = cpu()->exp_sum(pr, xr, mx, (size_t)V);
+        cpu()->scale(pr, (float)(1.0 / sum), (size_t)V);
     }
 }
 
 double crossentropy_row(const float *logits, int V, int target)
 {
-    double mx = logits[0];
-    for (int j = 1; j < V; j++)
-        mx = logits[j] > mx ? logits[j] : mx;
-    double sum = 0;
-    for (int j = 0; j < V; j++)
-        sum += exp((double)logits[j] - mx);
+    double mx = cpu()->max(logits, (size_t)V);
+    double sum = cpu()->exp_sum_f64(logits, mx, (size_t)V);
     return log(sum) + mx - (double)logits[target];
 }
 
@@ -348,7 +320,6 @@ void crossentropy_softmax_backward(float *dlogits, const float *logits, const in
         }
         softmax_forward(d, logits + (size_t)r * V, 1, V);
         d[targets[r]] -= 1.0f;
-        for (int j = 0; j < V; j++)
-            d[j] *= dloss;
+        cpu()->scale(d, dloss, (size_t)V);
     }
 }

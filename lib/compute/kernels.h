@@ -89,7 +89,8 @@ void gelu_forward(float *out, const float *x, int64_t n);
 void gelu_backward(float *dx, const float *dout, const float *x, int64_t n);
 
 /* Row-wise softmax of x (n, V) into p (may equal x), in fp32 with the max
- * subtracted; the sum in double. */
+ * subtracted; the sum in double. The loops of this and the next are the CPU's
+ * (base/cpu.h). */
 void softmax_forward(float *p, const float *x, int n, int V);
 /* -log softmax(logits)[target] for one row, log-sum-exp in double. */
 double crossentropy_row(const float *logits, int V, int target);

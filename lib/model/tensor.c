@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "base/util.h"
 
 const char *dtype_name(enum dtype t)
@@ -112,19 +113,12 @@ uint16_t f32_to_f16(float f)
 
 void dtype_to_f32(float *dst, const void *src, size_t n, enum dtype t)
 {
-    if (t == DTYPE_F32) {
+    if (t == DTYPE_F32)
         memcpy(dst, src, n * 4);
-        return;
-    }
-    const uint16_t *h = src;
-    if (t == DTYPE_BF16) /* a shift: the loop vectorises */
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)h[i] << 16;
-            memcpy(dst + i, &u, 4);
-        }
+    else if (t == DTYPE_BF16)
+        cpu()->bf16_to_f32(dst, src, n);
     else
-        for (size_t i = 0; i < n; i++)
-            dst[i] = f16_to_f32(h[i]);
+        cpu()->f16_to_f32(dst, src, n);
 }
 
 void dtype_from_f32(void *dst, const float *src, size_t n, enum dtype t)
@@ -348,32 +342,16 @@ bool tensor_equal(const tensor *a, const tensor *b)
     return true;
 }
 
-/* A value is not finite when its exponent bits are all ones. The branch-free scan
- * vectorises. */
-#define FIRST_NON_FINITE(type, mask)                                                                           \
-    do {                                                                                                       \
-        const type *u = t->data;                                                                               \
-        for (int64_t s = 0; s < t->numel; s += block) {                                                        \
-            int64_t e = s + block < t->numel ? s + block : t->numel;                                           \
-            unsigned bad = 0;                                                                                  \
-            for (int64_t i = s; i < e; i++)                                                                    \
-                bad |= (u[i] & (mask)) == (mask);                                                              \
-            if (bad)                                                                                           \
-                for (int64_t i = s; i < e; i++)                                                                \
-                    if ((u[i] & (mask)) == (mask))                                                             \
-                        return i;                                                                              \
-        }                                                                                                      \
-    } while (0)
-
+/* A value is not finite when its exponent bits are all ones. */
 int64_t tensor_first_non_finite(const tensor *t)
 {
-    const int64_t block = 1 << 16;
+    size_t n = (size_t)t->numel, at = n;
     switch (t->dtype) {
-    case DTYPE_F32: FIRST_NON_FINITE(uint32_t, 0x7f800000u); break;
-    case DTYPE_BF16: FIRST_NON_FINITE(uint16_t, 0x7f80u); break;
-    case DTYPE_F16: FIRST_NON_FINITE(uint16_t, 0x7c00u); break;
+    case DTYPE_F32: at = cpu()->first_all_ones32(t->data, n, 0x7f800000u); break;
+    case DTYPE_BF16: at = cpu()->first_all_ones16(t->data, n, 0x7f80u); break;
+    case DTYPE_F16: at = cpu()->first_all_ones16(t->data, n, 0x7c00u); break;
     }
-    return -1;
+    return at < n ? (int64_t)at : -1;
 }
 
 tensor tensor_wrap(float *data, int64_t rows, int64_t cols)

@@ -1,0 +1,474 @@
+/* cpu_loops.c - pare's inner loops, written once over a vector of VW floats and
+ * compiled once per instruction set (the Makefile builds this file three times,
+ * with CPU_VARIANT set to baseline, avx2 or avx512 and that set's flags); each
+ * build defines its table cpu_kernels_VARIANT (cpu.h says what each loop does).
+ *
+ * The few operations that differ between the sets are the wrappers below; the
+ * loops use only those. A loop's last n % VW values go through the same vector
+ * code from a padded copy, so that every value is computed the same way wherever
+ * it sits. */
+#include "base/cpu.h"
+
+#include <string.h>
+
+#include <immintrin.h>
+
+#if !defined(CPU_VARIANT)
+#error "cpu_loops.c is compiled with -DCPU_VARIANT=baseline|avx2|avx512 (see the Makefile)"
+#endif
+
+#if defined(__AVX512F__)
+enum { VW = 16 };
+typedef __m512 vf;
+#define vload _mm512_loadu_ps
+#define vstore _mm512_storeu_ps
+#define vset1 _mm512_set1_ps
+#define vadd _mm512_add_ps
+#define vsub _mm512_sub_ps
+#define vmul _mm512_mul_ps
+#define vdiv _mm512_div_ps
+#define vmax _mm512_max_ps
+#define vmin _mm512_min_ps
+#define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define vround(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+static inline vf vpow2(vf n) /* 2^n for integral n in [-126, 127] */
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+static inline float vhmax(vf x) { return _mm512_reduce_max_ps(x); }
+/* x's values added into acc, in double */
+static inline void vadd_double(double acc[VW], vf x)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), lo));
+    _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), hi));
+}
+/* x's squares, taken in double, added into acc */
+static inline void vadd_double_sq(double acc[VW], vf x)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), _mm512_mul_pd(lo, lo)));
+    _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), _mm512_mul_pd(hi, hi)));
+}
+static inline vf vload_bf16(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+static inline vf vload_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+typedef __m512d vd; /* VW / 2 doubles */
+#define vdset1 _mm512_set1_pd
+#define vdadd _mm512_add_pd
+#define vdsub _mm512_sub_pd
+#define vdmul _mm512_mul_pd
+#define vdmax _mm512_max_pd
+#define vdfma(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define vdround(x) _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vdslli52(x) _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(x), 52))
+static inline vd vdload_f(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+static inline double vdhsum(vd x) { return _mm512_reduce_add_pd(x); }
+#elif defined(__AVX2__)
+enum { VW = 8 };
+typedef __m256 vf;
+#define vload _mm256_loadu_ps
+#define vstore _mm256_storeu_ps
+#define vset1 _mm256_set1_ps
+#define vadd _mm256_add_ps
+#define vsub _mm256_sub_ps
+#define vmul _mm256_mul_ps
+#define vdiv _mm256_div_ps
+#define vmax _mm256_max_ps
+#define vmin _mm256_min_ps
+#define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define vround(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+static inline vf vpow2(vf n)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+static inline float vhmax(vf x)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline void vadd_double(double acc[VW], vf x)
+{
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    _mm256_storeu_pd(acc, _mm256_add_pd(_mm256_loadu_pd(acc), lo));
+    _mm256_storeu_pd(acc + 4, _mm256_add_pd(_mm256_loadu_pd(acc + 4), hi));
+}
+static inline void vadd_double_sq(double acc[VW], vf x)
+{
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    _mm256_storeu_pd(acc, _mm256_add_pd(_mm256_loadu_pd(acc), _mm256_mul_pd(lo, lo)));
+    _mm256_storeu_pd(acc + 4, _mm256_add_pd(_mm256_loadu_pd(acc + 4), _mm256_mul_pd(hi, hi)));
+}
+static inline vf vload_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+static inline vf vload_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+typedef __m256d vd;
+#define vdset1 _mm256_set1_pd
+#define vdadd _mm256_add_pd
+#define vdsub _mm256_sub_pd
+#define vdmul _mm256_mul_pd
+#define vdmax _mm256_max_pd
+#define vdfma(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define vdround(x) _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vdslli52(x) _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(x), 52))
+static inline vd vdload_f(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+static inline double vdhsum(vd x)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+#else /* x86-64-v2: SSE4.1, no FMA, no F16C */
+enum { VW = 4 };
+typedef __m128 vf;
+#define vload _mm_loadu_ps
+#define vstore _mm_storeu_ps
+#define vset1 _mm_set1_ps
+#define vadd _mm_add_ps
+#define vsub _mm_sub_ps
+#define vmul _mm_mul_ps
+#define vdiv _mm_div_ps
+#define vmax _mm_max_ps
+#define vmin _mm_min_ps
+#define vfma(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define vround(x) _mm_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+static inline vf vpow2(vf n)
+{
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23));
+}
+static inline float vhmax(vf x)
+{
+    __m128 m = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline void vadd_double(double acc[VW], vf x)
+{
+    __m128d lo = _mm_cvtps_pd(x), hi = _mm_cvtps_pd(_mm_movehl_ps(x, x));
+    _mm_storeu_pd(acc, _mm_add_pd(_mm_loadu_pd(acc), lo));
+    _mm_storeu_pd(acc + 2, _mm_add_pd(_mm_loadu_pd(acc + 2), hi));
+}
+static inline void vadd_double_sq(double acc[VW], vf x)
+{
+    __m128d lo = _mm_cvtps_pd(x), hi = _mm_cvtps_pd(_mm_movehl_ps(x, x));
+    _mm_storeu_pd(acc, _mm_add_pd(_mm_loadu_pd(acc), _mm_mul_pd(lo, lo)));
+    _mm_storeu_pd(acc + 2, _mm_add_pd(_mm_loadu_pd(acc + 2), _mm_mul_pd(hi, hi)));
+}
+static inline vf vload_bf16(const uint16_t *p)
+{
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p)), 16));
+}
+/* f16 without F16C, exactly (F. Giesen's method): exponent and mantissa moved
+ * into place and rebased; infinities and NaNs get the rest of the exponent;
+ * zeros and subnormals are renormalised by one float subtraction (exact). */
+static inline vf vload_f16(const uint16_t *p)
+{
+    __m128i h = _mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p));
+    const __m128i exp_mask = _mm_set1_epi32(0x7c00 << 13);
+    __m128i o = _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x7fff)), 13);
+    __m128i e = _mm_and_si128(o, exp_mask);
+    o = _mm_add_epi32(o, _mm_set1_epi32((127 - 15) << 23));
+    __m128i inf_nan = _mm_cmpeq_epi32(e, exp_mask), tiny = _mm_cmpeq_epi32(e, _mm_setzero_si128());
+    o = _mm_add_epi32(o, _mm_and_si128(inf_nan, _mm_set1_epi32((128 - 16) << 23)));
+    __m128 renorm = _mm_sub_ps(_mm_castsi128_ps(_mm_add_epi32(o, _mm_set1_epi32(1 << 23))),
+                               _mm_castsi128_ps(_mm_set1_epi32(113 << 23)));
+    o = _mm_or_si128(_mm_andnot_si128(tiny, o), _mm_and_si128(tiny, _mm_castps_si128(renorm)));
+    o = _mm_or_si128(o, _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16));
+    return _mm_castsi128_ps(o);
+}
+typedef __m128d vd;
+#define vdset1 _mm_set1_pd
+#define vdadd _mm_add_pd
+#define vdsub _mm_sub_pd
+#define vdmul _mm_mul_pd
+#define vdmax _mm_max_pd
+#define vdfma(a, b, c) _mm_add_pd(_mm_mul_pd(a, b), c)
+#define vdround(x) _mm_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vdslli52(x) _mm_castsi128_pd(_mm_slli_epi64(_mm_castpd_si128(x), 52))
+static inline vd vdload_f(const float *p) { return _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)p))); }
+static inline double vdhsum(vd x) { return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x))); }
+#endif
+
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#define NAME(f) CAT(f##_, CPU_VARIANT)
+#define STR2(a) #a
+#define STR(a) STR2(a)
+
+static double sum_double(const double acc[VW])
+{
+    double s = 0;
+    for (int i = 0; i < VW; i++)
+        s += acc[i];
+    return s;
+}
+
+/* exp(x) for x <= 88.7 (Cephes' expf: x = n ln2 + r, |r| <= ln2/2, e^r by a
+ * polynomial of degree 7, times 2^n); below -87.3 it is clamped there (about
+ * 1e-38, where e^x is already below every sum it is added to). Relative error
+ * about 2e-7. */
+static inline vf vexp(vf x)
+{
+    x = vmin(vmax(x, vset1(-87.3365447f)), vset1(88.7228391f));
+    vf n = vround(vmul(x, vset1(1.44269504088896341f)));
+    vf r = vsub(x, vmul(n, vset1(0.693359375f)));
+    r = vsub(r, vmul(n, vset1(-2.12194440e-4f)));
+    vf p = vset1(1.9875691500e-4f);
+    p = vfma(p, r, vset1(1.3981999507e-3f));
+    p = vfma(p, r, vset1(8.3334519073e-3f));
+    p = vfma(p, r, vset1(4.1665795894e-2f));
+    p = vfma(p, r, vset1(1.6666665459e-1f));
+    p = vfma(p, r, vset1(5.0000001201e-1f));
+    p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+    /* 2^n in two halves, so that n = 128 (x near 88.7) does not overflow the exponent */
+    vf h = vround(vmul(n, vset1(0.5f)));
+    return vmul(vmul(p, vpow2(h)), vpow2(vsub(n, h)));
+}
+
+/* exp(x) in double for x <= 0 (x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor
+ * series to r^13, times 2^n); below -708 it is clamped there (about 1e-308).
+ * Relative error about 1e-16. */
+static inline vd vexpd(vd x)
+{
+    x = vdmax(x, vdset1(-708.0));
+    vd n = vdround(vdmul(x, vdset1(1.4426950408889634)));
+    vd r = vdsub(x, vdmul(n, vdset1(6.93147180369123816490e-01)));
+    r = vdsub(r, vdmul(n, vdset1(1.90821492927058770002e-10)));
+    vd p = vdset1(1.0 / 6227020800.0);
+    static const double inv_fact[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                      1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,      1.0 / 120.0,
+                                      1.0 / 24.0,        1.0 / 6.0,        0.5,              1.0,
+                                      1.0};
+    for (size_t k = 0; k < sizeof inv_fact / sizeof inv_fact[0]; k++)
+        p = vdfma(p, r, vdset1(inv_fact[k]));
+    /* 2^n: n + 1023 in the low bits of a double (by adding 1.5 * 2^52), shifted into the exponent */
+    return vdmul(p, vdslli52(vdadd(n, vdset1(6755399441055744.0 + 1023.0))));
+}
+
+/* ---- widening ---- */
+
+static void NAME(bf16_to_f32)(float *dst, const uint16_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vstore(dst + i, vload_bf16(src + i));
+    for (; i < n; i++) {
+        uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &u, 4);
+    }
+}
+
+static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vstore(dst + i, vload_f16(src + i));
+    if (i < n) {
+        uint16_t h[VW] = {0};
+        float f[VW];
+        memcpy(h, src + i, (n - i) * sizeof *h);
+        vstore(f, vload_f16(h));
+        memcpy(dst + i, f, (n - i) * sizeof *f);
+    }
+}
+
+/* ---- the non-finite scan: branch-free blocks, the first hit found in the block that has one ---- */
+
+#define FIRST_ALL_ONES(type)                                                                                   \
+    enum { BLOCK = 1024 };                                                                                     \
+    for (size_t s = 0; s < n; s += BLOCK) {                                                                    \
+        size_t e = s + BLOCK < n ? s + BLOCK : n;                                                              \
+        type bad = 0;                                                                                          \
+        for (size_t i = s; i < e; i++)                                                                         \
+            bad |= (type)((x[i] & mask) == mask);                                                              \
+        if (bad)                                                                                               \
+            for (size_t i = s; i < e; i++)                                                                     \
+                if ((x[i] & mask) == mask)                                                                     \
+                    return i;                                                                                  \
+    }                                                                                                          \
+    return n
+
+static size_t NAME(first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask)
+{
+#if defined(__AVX512BW__)
+    const __m512i m = _mm512_set1_epi16((short)mask);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __mmask32 k = _mm512_cmpeq_epi16_mask(_mm512_and_si512(_mm512_loadu_si512(x + i), m), m);
+        if (k)
+            return i + (size_t)__builtin_ctz(k);
+    }
+    for (; i < n; i++)
+        if ((x[i] & mask) == mask)
+            return i;
+    return n;
+#else
+    FIRST_ALL_ONES(uint16_t);
+#endif
+}
+
+static size_t NAME(first_all_ones32)(const uint32_t *x, size_t n, uint32_t mask)
+{
+#if defined(__AVX512F__)
+    const __m512i m = _mm512_set1_epi32((int)mask);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 k = _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(x + i), m), m);
+        if (k)
+            return i + (size_t)__builtin_ctz(k);
+    }
+    for (; i < n; i++)
+        if ((x[i] & mask) == mask)
+            return i;
+    return n;
+#else
+    FIRST_ALL_ONES(uint32_t);
+#endif
+}
+
+/* ---- row loops ---- */
+
+/* The n % VW values past the last whole vector: copied in (zeros after them),
+ * and back out by the caller. */
+static inline size_t tail(float buf[VW], const float *x, size_t i, size_t n)
+{
+    memset(buf, 0, VW * sizeof *buf);
+    if (x)
+        memcpy(buf, x + i, (n - i) * sizeof *buf);
+    return n - i;
+}
+
+static double NAME(sum_squares)(const float *x, size_t n)
+{
+    double acc[VW] = {0};
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vadd_double_sq(acc, vload(x + i));
+    if (i < n) {
+        float b[VW];
+        tail(b, x, i, n);
+        vadd_double_sq(acc, vload(b));
+    }
+    return sum_double(acc);
+}
+
+static void NAME(scale_mul)(float *out, const float *x, const float *w, float s, size_t n)
+{
+    vf vs = vset1(s);
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vstore(out + i, vmul(vload(w + i), vmul(vload(x + i), vs)));
+    for (; i < n; i++)
+        out[i] = w[i] * (x[i] * s);
+}
+
+static inline vf silu_times(vf g, vf u)
+{
+    vf one = vset1(1.0f);
+    return vmul(vdiv(g, vadd(one, vexp(vsub(vset1(0.0f), g)))), u);
+}
+
+static void NAME(swiglu)(float *hid, const float *gate, const float *up, size_t n)
+{
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vstore(hid + i, silu_times(vload(gate + i), vload(up + i)));
+    if (i < n) {
+        float g[VW], u[VW];
+        size_t m = tail(g, gate, i, n);
+        tail(u, up, i, n);
+        vstore(g, silu_times(vload(g), vload(u)));
+        memcpy(hid + i, g, m * sizeof *g);
+    }
+}
+
+static float NAME(max)(const float *x, size_t n)
+{
+    size_t i = 0;
+    float m = x[0];
+    if (n >= VW) {
+        vf v = vload(x);
+        for (i = VW; i + VW <= n; i += VW)
+            v = vmax(v, vload(x + i));
+        m = vhmax(v);
+    }
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static double NAME(exp_sum)(float *out, const float *x, float shift, size_t n)
+{
+    double acc[VW] = {0};
+    vf vs = vset1(shift);
+    size_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf e = vexp(vsub(vload(x + i), vs));
+        if (out)
+            vstore(out + i, e);
+        vadd_double(acc, e);
+    }
+    if (i < n) {
+        float b[VW];
+        size_t m = tail(b, x, i, n);
+        vstore(b, vexp(vsub(vload(b), vs)));
+        for (size_t j = m; j < VW; j++)
+            b[j] = 0.0f; /* the padding adds nothing */
+        vadd_double(acc, vload(b));
+        if (out)
+            memcpy(out + i, b, m * sizeof *b);
+    }
+    return sum_double(acc);
+}
+
+static double NAME(exp_sum_f64)(const float *x, double shift, size_t n)
+{
+    enum { DW = VW / 2 };
+    vd acc = vdset1(0.0), vs = vdset1(shift);
+    size_t i = 0;
+    for (; i + DW <= n; i += DW)
+        acc = vdadd(acc, vexpd(vdsub(vdload_f(x + i), vs)));
+    double sum = vdhsum(acc);
+    if (i < n) {
+        float b[VW];
+        size_t m = tail(b, x, i, n);
+        double e[DW];
+        vd v = vexpd(vdsub(vdload_f(b), vs));
+        memcpy(e, &v, sizeof e);
+        for (size_t j = 0; j < m; j++)
+            sum += e[j];
+    }
+    return sum;
+}
+
+static void NAME(scale)(float *x, float s, size_t n)
+{
+    vf vs = vset1(s);
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vstore(x + i, vmul(vload(x + i), vs));
+    for (; i < n; i++)
+        x[i] *= s;
+}
+
+const cpu_kernels NAME(cpu_kernels) = {
+    .name = STR(CPU_VARIANT),
+    .bf16_to_f32 = NAME(bf16_to_f32),
+    .f16_to_f32 = NAME(f16_to_f32),
+    .first_all_ones16 = NAME(first_all_ones16),
+    .first_all_ones32 = NAME(first_all_ones32),
+    .sum_squares = NAME(sum_squares),
+    .scale_mul = NAME(scale_mul),
+    .swiglu = NAME(swiglu),
+    .max = NAME(max),
+    .exp_sum = NAME(exp_sum),
+    .exp_sum_f64 = NAME(exp_sum_f64),
+    .scale = NAME(scale),
+};
