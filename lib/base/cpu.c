@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "base/util.h"
 
@@ -11,6 +14,15 @@ const cpu_kernels *_Atomic cpu_active;
 static const char *const level_names[CPU_LEVELS] = {"baseline", "avx2", "avx512"};
 
 const char *cpu_level_name(enum cpu_level level) { return level_names[level]; }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* F16C from cpuid leaf 1 (clang 14's __builtin_cpu_supports does not know it). */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
 
 /* The builtins check the instruction sets and that the system saves their
  * registers (XCR0). */
@@ -22,7 +34,7 @@ int cpu_supports(enum cpu_level level)
     case CPU_BASELINE:
         return 1;
     case CPU_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case CPU_AVX512:
         return cpu_supports(CPU_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
