@@ -15,6 +15,7 @@
 #include "format/safetensors.h"
 #include "model/model.h"
 #include "model/tensor.h"
+#include "text/tokenizer.h"
 
 static void usage(FILE *f)
 {
@@ -267,7 +268,8 @@ int main(int argc, char **argv)
     if (tok) {
         size_t n;
         uint8_t *data = (uint8_t *)read_whole_file(tok, &n);
-        m.tok.format = xstrdup("sentencepiece");
+        const char *format = tokenizer_sniff(data, n); /* tokenizer.model, tok*.bin, ... */
+        m.tok.format = xstrdup(format ? format : "sentencepiece");
         m.tok.data = data;
         m.tok.size = n;
     }
