@@ -12,10 +12,10 @@
  * computes that layer's weight gradients into one buffer sized for the largest
  * layer, hands them to the sink and reuses the buffer for the next layer. The
  * logits become their own gradient in place; the LM head's weight gradient is
- * computed last, from them, beside the embedding's (tied: the same buffer, so the
- * embedding gets both of its uses). So the peak is
+ * computed last, from them, then the embedding's in the same buffer (tied: the
+ * embedding gets both of its uses there). So the peak is
  *     weights + (L+1) N D + N V + one layer's internals
- *     + max(largest layer, embedding + untied LM head)
+ *     + max(largest layer, embedding)
  * and nothing the size of the whole model's gradient is ever held.
  *
  * Each layer is layer_forward and layer_backward (layer.c), the same layer the
@@ -32,10 +32,6 @@
 #include "compute/kernels.h"
 #include "compute/layer.h"
 #include "compute/matmul.h"
-
-/* The tensors outside the layers: the embedding and an untied LM head share the
- * gradient buffer; the final norm's gradient, computed first, has its own. */
-enum { W_EMBED, W_HEAD, W_OUTER_COUNT };
 
 struct backward_state {
     int B, T;        /* the batch of the next pass */
@@ -54,8 +50,8 @@ struct backward_state {
     layer_causal att;/* att (B, maxH, T, T) softmax probabilities, rope tables (T, hd/2) */
     float *rope_cos, *rope_sin;
     struct lora_set *lora; /* backward_state_set_lora */
-    /* weight gradients: one layer's, or the embedding's and LM head's */
-    float *grad;     /* (max(largest layer, V*D [+ V*D untied])) */
+    /* weight gradients: one layer's, or the embedding's, or the LM head's */
+    float *grad;     /* (max(largest layer, V*D)) */
     float *dnormf;   /* (D) the final norm's */
     float *dnormf_b; /* (D) the final norm's bias's (LayerNorm) */
 };
@@ -69,13 +65,6 @@ static void layer_sizes(const model_config *c, int l, size_t n[LW_COUNT])
         int ndim = layer_weight_shape(c, l, id, shape);
         n[id] = ndim == 0 ? 0 : (size_t)shape[0] * (ndim == 2 ? (size_t)shape[1] : 1);
     }
-}
-
-static void outer_sizes(const model_config *c, size_t n[W_OUTER_COUNT])
-{
-    size_t D = (size_t)c->dim, V = (size_t)c->vocab;
-    n[W_EMBED] = V * D;
-    n[W_HEAD] = c->tied ? 0 : V * D;
 }
 
 /* Point g[i] into buf at consecutive, aligned offsets (NULL where n[i] is 0, or
@@ -116,11 +105,7 @@ backward_state *backward_state_new(const model *m, int B, int T)
         size_t used = point_grads(NULL, n, LW_COUNT, g);
         maxgrad = used > maxgrad ? used : maxgrad;
     }
-    size_t no[W_OUTER_COUNT];
-    float *go[W_OUTER_COUNT];
-    outer_sizes(c, no);
-    size_t used = point_grads(NULL, no, W_OUTER_COUNT, go);
-    maxgrad = used > maxgrad ? used : maxgrad;
+    maxgrad = V * D > maxgrad ? V * D : maxgrad; /* the outer tensors' gradients, one at a time */
     arena_part bufs[] = {
         {&t->xs, (L + 1) * N * D},
         {&t->xnf, N * D},
@@ -257,23 +242,27 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
             sink(ctx, l, wg, k);
     }
 
-    /* embedding (both uses when tied), final norm, LM head */
+    /* the outer tensors through one buffer of V x D: an untied LM head alone, then
+     * the embedding (a tied one with both of its uses) with the final norm */
     if (!sink)
         return;
-    size_t no[W_OUTER_COUNT];
-    float *go[W_OUTER_COUNT];
-    outer_sizes(c, no);
-    memset(t->grad, 0, point_grads(t->grad, no, W_OUTER_COUNT, go) * sizeof(float));
-    float *dhead = c->tied ? go[W_EMBED] : go[W_HEAD];
-    matmul_backward(NULL, dhead, NULL, dlogits, t->xnf, head, N);
-    embedding_backward(go[W_EMBED], dx, tokens, N, D);
+    size_t VD = (size_t)c->vocab * D;
     int k = 0;
-    wg[k++] = grad_of(m, m->embed, go[W_EMBED], no[W_EMBED]);
+    if (!c->tied) {
+        memset(t->grad, 0, VD * sizeof(float));
+        matmul_backward(NULL, t->grad, NULL, dlogits, t->xnf, head, N);
+        wg[k++] = grad_of(m, head, t->grad, VD);
+        sink(ctx, -1, wg, k);
+        k = 0;
+    }
+    memset(t->grad, 0, VD * sizeof(float));
+    if (c->tied)
+        matmul_backward(NULL, t->grad, NULL, dlogits, t->xnf, head, N);
+    embedding_backward(t->grad, dx, tokens, N, D);
+    wg[k++] = grad_of(m, m->embed, t->grad, VD);
     wg[k++] = grad_of(m, m->final_norm, t->dnormf, (size_t)D);
     if (m->final_norm_b)
         wg[k++] = grad_of(m, m->final_norm_b, t->dnormf_b, (size_t)D);
-    if (!c->tied)
-        wg[k++] = grad_of(m, head, go[W_HEAD], no[W_HEAD]);
     sink(ctx, -1, wg, k);
 }
 

@@ -22,13 +22,14 @@ typedef struct {
 
 /* Called for each layer from the last to the first (layer >= 0) with the gradients
  * of all that layer's weights (n = 0 for a layer with neither attention nor MLP),
- * then once with layer -1 for the tensors outside the layers (embedding, final
- * norm, LM head; a tied embedding gets the sum of both of its uses). Every tensor
- * of the model is delivered exactly once per pass. Within a layer the order is
- * input_layernorm, q/k/v/o_proj weights, q/k/v/o_proj biases, then
- * post_attention_layernorm, gate/up/down_proj weight, down_proj bias (those present);
- * outside: embedding, final norm, LM head (untied). The gradient buffers are reused
- * for the next call. */
+ * then with layer -1 for the tensors outside the layers: an untied LM head alone,
+ * then the embedding (a tied one gets the sum of both of its uses) with the final
+ * norm (and its bias), so that one vocabulary-sized gradient is held at a time.
+ * Every tensor of the model is delivered exactly once per pass. Within a layer the
+ * order is the weight table's (model.h: input_layernorm, q/k/v/o_proj weights and
+ * biases, q_norm, k_norm, post_attention_layernorm, gate/up/down_proj weights,
+ * down_proj bias, those present). The gradient buffers are reused for the next
+ * call. */
 typedef void (*grad_sink_fn)(void *ctx, int layer, const weight_grad *grads, int n);
 
 /* act_sink_fn (layer.h) is called during the forward pass with the input of
@@ -41,8 +42,8 @@ typedef struct backward_state backward_state; /* saved activations and one layer
 /* Buffers for batches of B sequences of T tokens of m (which must have its
  * tensor list, as loaded or built by model_init_random): every layer's input
  * residual (L+1) * N * D, the logits N * V, one layer's internals and activation
- * gradients, and one weight-gradient buffer of max(largest layer, embedding
- * [+ untied LM head]) floats. The peak memory of a pass is the weights plus
+ * gradients, and one weight-gradient buffer of max(largest layer, embedding)
+ * floats. The peak memory of a pass is the weights plus
  * backward_state_bytes plus what the sinks hold. Each layer's internals are
  * recomputed from its saved input during the backward pass. */
 backward_state *backward_state_new(const model *m, int B, int T);

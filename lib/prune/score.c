@@ -434,12 +434,14 @@ static void write_sum(scorer *s, const tref *t, const char *quantity, const floa
 
 /* ------------------------------------------------------------------ sinks */
 
+/* The gradient of tensor name in this call, or NULL (the outer tensors come in
+ * more than one call: backward.h). */
 static const float *grad_named(const weight_grad *grads, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
         if (!strcmp(grads[i].name, name))
             return grads[i].grad;
-    die("the backward pass gave no gradient for %s", name);
+    return NULL;
 }
 
 static void grad_sink(void *ctx, int layer, const weight_grad *grads, int n)
@@ -452,9 +454,9 @@ static void grad_sink(void *ctx, int layer, const weight_grad *grads, int n)
     for (int i = 0; i < s->n_t && (s->pass == PASS_E2 || (s->pass == PASS_BATCH && !s->pw && s->chunk == 0));
          i++) {
         tref *t = &s->t[i];
-        if (t->pos != pos)
+        const float *g = t->pos == pos ? grad_named(grads, n, t->name) : NULL;
+        if (!g)
             continue;
-        const float *g = grad_named(grads, n, t->name);
         if (s->pass == PASS_E2)
             reduce_tensor(s, t, 0, t->rows, t->w, NULL, 0, g, inv_s, true, 1u << SCORE_ELEMENT2);
         else
@@ -466,9 +468,9 @@ static void grad_sink(void *ctx, int layer, const weight_grad *grads, int n)
     for (int k = s->chunk ? s->chunk_end[s->chunk - 1] : 0; k < s->chunk_end[s->chunk]; k++) {
         piece *p = &s->pieces[k];
         tref *t = &s->t[p->t];
-        if (t->pos != pos)
+        const float *g = t->pos == pos ? grad_named(grads, n, t->name) : NULL;
+        if (!g)
             continue;
-        const float *g = grad_named(grads, n, t->name);
         int64_t C = t->cols;
         if (s->pass == PASS_FISHER) {
             const float *gp = g + p->r0 * C; /* (r1 - r0, C) */

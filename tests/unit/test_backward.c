@@ -518,8 +518,9 @@ static void check_seen(const seen *s)
 {
     const model *m = s->m;
     int L = m->cfg.n_layers;
-    CHECK(s->n_calls == L + 1);
-    bool order = s->n_calls == L + 1;
+    int outer = m->cfg.tied ? 1 : 2; /* an untied LM head comes alone, before the embedding */
+    CHECK(s->n_calls == L + outer);
+    bool order = s->n_calls == L + outer;
     for (int i = 0; order && i < s->n_calls; i++)
         order = s->layers[i] == (i < L ? L - 1 - i : -1);
     CHECK(order);
