@@ -84,6 +84,12 @@ static void kv_f32(buf *b, const char *arch, const char *key, float v)
     put(b, &v, 4);
 }
 
+static void kv_f64(buf *b, const char *key, double v)
+{
+    kv_key(b, NULL, key, GT_FLOAT64);
+    put(b, &v, 8);
+}
+
 static void kv_bool(buf *b, const char *key, bool v)
 {
     kv_key(b, NULL, key, GT_BOOL);
@@ -122,15 +128,49 @@ static bool layers_alike(const model_config *c)
     return true;
 }
 
+/* llama.cpp's architecture for c: qwen3 (its layer with q/k norms; one width for
+ * every layer, no rope_freqs), qwen2 (q/k/v biases, no MLP bias, no rope_freqs; one
+ * width, q_proj hidden x hidden), llama (one width), and deci for per-layer widths
+ * (both add whichever biases are present, of any width, and apply rope_freqs). Dies
+ * naming the rule for what none of them runs. */
+static const char *gguf_arch(const model_config *c, const char *path)
+{
+    bool alike = layers_alike(c);
+    if (c->arch == ARCH_QWEN3) {
+        if (!alike)
+            die("%s: the layers differ in width (a pruned Qwen3); llama.cpp's qwen3 architecture has one width for "
+                "every layer, and deci, which has per-layer widths, has no q/k norms (prune every layer alike, "
+                "--layers 0-%d, to write GGUF)", path, c->n_layers - 1);
+        if (c->rope_scaling.type == ROPE_SCALING_LLAMA3)
+            die("%s: llama3 rope scaling in a Qwen3 model; llama.cpp's qwen3 architecture does not apply "
+                "rope_freqs", path);
+        return "qwen3";
+    }
+    bool hidden_q = true; /* llama.cpp's qwen2 holds q_proj as hidden x hidden */
+    for (int l = 0; l < c->n_layers; l++)
+        hidden_q &= c->n_heads[l] == 0 || config_q_dim(c, l) == c->dim;
+    if (!strcmp(c->model_type, "qwen2") && alike && hidden_q && !c->down_bias &&
+        c->rope_scaling.type != ROPE_SCALING_LLAMA3)
+        return "qwen2";
+    return alike ? "llama" : "deci";
+}
+
+/* llama.cpp's rotary layout of architecture arch: NEOX (the half layout) for the
+ * Qwen architectures, the interleaved pairs for llama and deci. */
+static enum rope_style gguf_rope_style(const char *arch)
+{
+    return !strncmp(arch, "qwen", 4) ? ROPE_HALF : ROPE_INTERLEAVED;
+}
+
 /* The rules of llama.cpp's loader and graph that a model must meet. */
 static void check_runnable(const model *m, const char *path)
 {
     const model_config *c = &m->cfg;
     if (!m->has_weights)
         die("%s: the model has no weights (a bare config)", path);
-    if (c->arch != ARCH_LLAMA)
+    if (c->arch != ARCH_LLAMA && c->arch != ARCH_QWEN3)
         die("%s: GGUF cannot hold a %s model: llama.cpp has no ChatGLM-6B architecture, and pare writes "
-            "GGUF for LLaMA models only (write a checkpoint or a Hugging Face folder instead)",
+            "GGUF for LLaMA, Qwen2 and Qwen3 models only (write a checkpoint or a Hugging Face folder instead)",
             path, model_archs[c->arch].name);
     if (c->n_heads[0] == 0)
         die("%s: layer 0 has no attention heads; llama.cpp reads the attention shape from "
@@ -143,10 +183,6 @@ static void check_runnable(const model *m, const char *path)
         if (c->n_heads[l] == 0 && c->ffn_dim[l] == 0)
             die("%s: layer %d has neither attention nor MLP; llama.cpp's deci loader still "
                 "requires its MLP tensors (drop the layer with --mode layer instead)", path, l);
-        if (c->qkv_bias && c->n_heads[l] > 0 && config_q_dim(c, l) != c->dim)
-            die("%s: layer %d has q/k/v biases and %d heads of %d (not the hidden size %d); "
-                "llama.cpp reads q biases of the hidden size only", path, l, c->n_heads[l],
-                c->head_dim, c->dim);
     }
     if (c->head_dim % 2)
         die("%s: head dimension %d is odd; rotary embeddings need pairs", path, c->head_dim);
@@ -231,9 +267,37 @@ typedef struct {
     char *name;
     const tensor *t;
     enum dtype dtype;
-    bool rope;          /* q/k rows to put in the interleaved layout */
+    bool rope;          /* q/k rows to put in the architecture's rotary layout */
     uint64_t offset;
 } out_tensor;
+
+/* llama3 rope scaling as llama.cpp applies it: a tensor rope_freqs.weight of rd/2
+ * factors by which it divides each frequency (convert_hf_to_gguf.py writes them
+ * from the config: 1, factor, or 1 / ((1 - smooth) / factor + smooth)); here each
+ * is the unscaled frequency over pare's scaled one, so that llama.cpp turns by
+ * pare's angles. And the parameters themselves, under keys llama.cpp does not
+ * read, for pare's reader (gguf_read) to hold the config again. */
+static void put_rope_freqs(buf *b, const model_config *c, tensor *rf)
+{
+    int half = config_rope_dim(c) / 2;
+    model_config plain = *c;
+    plain.rope_scaling.type = ROPE_SCALING_NONE;
+    float *base = xmalloc((size_t)half * sizeof *base), *scaled = xmalloc((size_t)half * sizeof *scaled);
+    config_rope_inv_freq(&plain, base);
+    config_rope_inv_freq(c, scaled);
+    int64_t shape[2] = {half, 0};
+    tensor_init_as(rf, "rope_freqs.weight", 1, shape, DTYPE_F32);
+    for (int i = 0; i < half; i++)
+        ((float *)rf->data)[i] = base[i] / scaled[i];
+    free(base);
+    free(scaled);
+    const rope_scaling_config *s = &c->rope_scaling;
+    kv_str(b, "pare.rope_scaling.rope_type", "llama3");
+    kv_f64(b, "pare.rope_scaling.factor", s->factor);
+    kv_f64(b, "pare.rope_scaling.low_freq_factor", s->low_freq_factor);
+    kv_f64(b, "pare.rope_scaling.high_freq_factor", s->high_freq_factor);
+    kv_u32(b, NULL, "pare.rope_scaling.original_max_position_embeddings", (uint32_t)s->original_max_seq);
+}
 
 static size_t pad_to(uint64_t n) { return (size_t)((GGUF_ALIGNMENT - n % GGUF_ALIGNMENT) % GGUF_ALIGNMENT); }
 
@@ -241,8 +305,9 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
 {
     const model_config *c = &m->cfg;
     check_runnable(m, path);
-    bool deci = !layers_alike(c);
-    const char *arch = deci ? "deci" : "llama";
+    const char *arch = gguf_arch(c, path);
+    bool deci = !strcmp(arch, "deci");
+    enum rope_style style = gguf_rope_style(arch);
     int L = c->n_layers;
 
     buf b = {0};
@@ -262,11 +327,22 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     kv_u32(&b, arch, "rope.dimension_count", (uint32_t)c->head_dim);
     kv_f32(&b, arch, "rope.freq_base", c->rope_theta);
     kv_f32(&b, arch, "attention.layer_norm_rms_epsilon", c->norm_eps);
+    if (c->rope_scaling.type == ROPE_SCALING_LINEAR) { /* llama.cpp's freq_scale = 1 / factor */
+        char *key = xasprintf("%s.rope.scaling.type", arch);
+        kv_str(&b, key, "linear");
+        free(key);
+        kv_f32(&b, arch, "rope.scaling.factor", (float)c->rope_scaling.factor);
+    }
     put_tokenizer(&b, m, path);
 
-    /* The tensors in llama.cpp's order: embedding, blocks, output. */
-    out_tensor *ts = xcalloc((size_t)m->n_tensors, sizeof *ts);
+    /* The tensors in llama.cpp's order: rotary factors, embedding, blocks, output. */
+    out_tensor *ts = xcalloc((size_t)m->n_tensors + 1, sizeof *ts);
     int nt = 0;
+    tensor rope_freqs = {0};
+    if (c->rope_scaling.type == ROPE_SCALING_LLAMA3) {
+        put_rope_freqs(&b, c, &rope_freqs);
+        ts[nt++] = (out_tensor){xstrdup(rope_freqs.name), &rope_freqs, 0, false, 0};
+    }
     if (m->embed)
         ts[nt++] = (out_tensor){xstrdup(model_weight_gguf[MW_EMBED]), m->embed, 0, false, 0};
     for (int l = 0; l < L; l++)
@@ -280,8 +356,9 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
         ts[nt++] = (out_tensor){xstrdup(model_weight_gguf[MW_FINAL_NORM]), m->final_norm, 0, false, 0};
     if (m->lm_head && !c->tied)
         ts[nt++] = (out_tensor){xstrdup(model_weight_gguf[MW_LM_HEAD]), m->lm_head, 0, false, 0};
-    if (nt != m->n_tensors)
-        die("%s: %d of the model's %d tensors have no GGUF name", path, m->n_tensors - nt, m->n_tensors);
+    if (nt != m->n_tensors + (rope_freqs.data != NULL))
+        die("%s: %d of the model's %d tensors have no GGUF name", path, m->n_tensors + (rope_freqs.data != NULL) - nt,
+            m->n_tensors);
 
     uint64_t off = 0;
     for (int i = 0; i < nt; i++) {
@@ -330,7 +407,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
         }
         if (ts[i].rope) {
             rope_permute_rows(perm, src, t->shape[0], t->ndim == 2 ? t->shape[1] : 1, c->head_dim,
-                              c->rope_style, ROPE_INTERLEAVED);
+                              c->rope_style, style);
             src = perm;
         }
         if (ts[i].dtype == DTYPE_F32) {
@@ -349,6 +426,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     free(wide);
     free(half);
     free(ts);
+    tensor_free(&rope_freqs);
 }
 
 /* ---- reading ---- */
@@ -650,20 +728,85 @@ static void read_tokenizer(model *m, const gguf_file *g)
     tokenizer_free(tokenizer_load_blob("sentencepiece", b.out.p, b.out.n, g->path)); /* check it */
 }
 
-static const char *hf_name_of(const char *gname, int *layer, char *out, size_t outn)
+/* The Hugging Face name of GGUF tensor gname in architecture a, or NULL. */
+static const char *hf_name_of(enum model_arch a, const char *gname, int *layer, char *out, size_t outn)
 {
     for (int k = 0; k < MW_COUNT; k++)
         if (model_weight_gguf[k] && !strcmp(gname, model_weight_gguf[k]))
-            return model_archs[ARCH_LLAMA].outer_names[k];
+            return model_archs[a].outer_names[k];
     int l, used = 0;
     if (sscanf(gname, "blk.%d.%n", &l, &used) == 1 && used > 0 && l >= 0)
         for (int k = 0; k < LW_COUNT; k++)
-            if (layer_weight_table[k].gguf && !strcmp(gname + used, layer_weight_table[k].gguf)) {
-                snprintf(out, outn, "model.layers.%d.%s", l, model_archs[ARCH_LLAMA].layer_names[k]);
+            if (layer_weight_table[k].gguf && model_archs[a].layer_names[k] &&
+                !strcmp(gname + used, layer_weight_table[k].gguf)) {
+                snprintf(out, outn, "%s%d.%s", model_archs[a].layer_prefix, l, model_archs[a].layer_names[k]);
                 *layer = l;
                 return out;
             }
     return NULL;
+}
+
+/* The config's rope_scaling from the rotary keys: linear from rope.scaling.type and
+ * .factor; llama3 from the pare.rope_scaling.* keys pare writes beside rope_freqs
+ * (tensor rf, NULL when absent), whose factors must be the ones they give. */
+static json_t *rope_scaling_of(const gguf_file *g, const char *arch, const gguf_tensor *rf)
+{
+    char *type = NULL;
+    char *key = xasprintf("%s.rope.scaling.type", arch);
+    type = get_str(g, key);
+    free(key);
+    json_t *j = NULL;
+    if (type && strcmp(type, "none") && strcmp(type, "linear"))
+        die("%s: GGUF key %s.rope.scaling.type is \"%s\"; pare reads linear rope scaling (and llama3's rope_freqs)",
+            g->path, arch, type);
+    if (type && !strcmp(type, "linear")) {
+        double factor = get_float(g, arch, "rope.scaling.factor", -1);
+        if (!(factor > 0))
+            die("%s: GGUF key %s.rope.scaling.factor is missing or not positive", g->path, arch);
+        j = json_pack("{s:s, s:f}", "rope_type", "linear", "factor", factor);
+    }
+    free(type);
+    if (!rf)
+        return j;
+    if (j)
+        die("%s: rope_freqs beside linear rope scaling, which pare does not model", g->path);
+    char *rt = get_str(g, "pare.rope_scaling.rope_type");
+    if (!rt || strcmp(rt, "llama3"))
+        die("%s: tensor rope_freqs.weight (per-frequency rope factors) without pare's llama3 keys "
+            "(pare.rope_scaling.*): pare holds llama3 scaling by its parameters, which the factors alone do not give",
+            g->path);
+    free(rt);
+    j = json_pack("{s:s, s:f, s:f, s:f, s:I}", "rope_type", "llama3", "factor",
+                  get_float(g, NULL, "pare.rope_scaling.factor", 0), "low_freq_factor",
+                  get_float(g, NULL, "pare.rope_scaling.low_freq_factor", 0), "high_freq_factor",
+                  get_float(g, NULL, "pare.rope_scaling.high_freq_factor", 0), "original_max_position_embeddings",
+                  (json_int_t)get_int(g, NULL, "pare.rope_scaling.original_max_position_embeddings", -1));
+    return j;
+}
+
+/* rope_freqs.weight (F32, rd/2 values) must hold the factors m's llama3
+ * parameters give, as gguf_write writes them. */
+static void check_rope_freqs(const model *m, const gguf_file *g, const gguf_tensor *rf, size_t data_start)
+{
+    const model_config *c = &m->cfg;
+    int half = config_rope_dim(c) / 2;
+    if (rf->type != GGML_F32 || rf->ndim != 1 || rf->ne[0] != (uint64_t)half || data_start > g->n ||
+        rf->offset > g->n - data_start || (uint64_t)half * 4 > g->n - data_start - rf->offset)
+        die("%s: rope_freqs.weight is not %d F32 values in the file", g->path, half);
+    model_config plain = *c;
+    plain.rope_scaling.type = ROPE_SCALING_NONE;
+    float *base = xmalloc((size_t)half * sizeof *base), *scaled = xmalloc((size_t)half * sizeof *scaled);
+    config_rope_inv_freq(&plain, base);
+    config_rope_inv_freq(c, scaled);
+    for (int i = 0; i < half; i++) {
+        float f;
+        memcpy(&f, g->p + data_start + rf->offset + 4 * (size_t)i, 4);
+        if (f != base[i] / scaled[i])
+            die("%s: rope_freqs.weight[%d] is %g, but the pare.rope_scaling keys give %g", g->path, i, (double)f,
+                (double)(base[i] / scaled[i]));
+    }
+    free(base);
+    free(scaled);
 }
 
 void gguf_read(model *m, const char *path)
@@ -734,8 +877,10 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
     size_t data_start = g.pos + (size_t)((align - (int64_t)(g.pos % (size_t)align)) % align);
 
     char *arch = get_str(&g, "general.architecture");
-    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "deci")))
-        die("%s: GGUF architecture \"%s\"; pare reads llama and deci", path, arch ? arch : "(none)");
+    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "deci") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")))
+        die("%s: GGUF architecture \"%s\"; pare reads llama, deci, qwen2 and qwen3", path, arch ? arch : "(none)");
+    bool qwen3 = !strcmp(arch, "qwen3"), qwen2 = !strcmp(arch, "qwen2");
+    enum model_arch a = qwen3 ? ARCH_QWEN3 : ARCH_LLAMA;
 
     /* The config, as config.json keys. */
     int L = (int)get_int(&g, arch, "block_count", -1);
@@ -753,13 +898,13 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
     if (get_int(&g, arch, "rope.dimension_count", hd) != hd)
         die("%s: rope.dimension_count differs from the head size (partial rotary), which pare "
             "does not model", path);
-    if (find_kv(&g, arch, "rope.scaling.type"))
-        die("%s: rope scaling, which pare does not model", path);
-
     bool has_q_bias = false, has_o_bias = false, has_down_bias = false, has_output = false;
     int64_t V = -1;
+    const gguf_tensor *rope_freqs = NULL;
     for (uint64_t i = 0; i < n_tensors; i++) {
         const char *nm = gt[i].name;
+        if (!strcmp(nm, "rope_freqs.weight"))
+            rope_freqs = &gt[i];
         has_q_bias |= strstr(nm, ".attn_q.bias") != NULL;
         has_o_bias |= strstr(nm, ".attn_output.bias") != NULL;
         has_down_bias |= strstr(nm, ".ffn_down.bias") != NULL;
@@ -776,7 +921,7 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
         json_array_append_new(ak, json_integer(KV[l]));
         json_array_append_new(af, json_integer(F[l]));
     }
-    json_object_set_new(j, "model_type", json_string("llama"));
+    json_object_set_new(j, "model_type", json_string(qwen3 ? "qwen3" : qwen2 ? "qwen2" : "llama"));
     json_object_set_new(j, "hidden_size", json_integer(D));
     json_object_set_new(j, "num_hidden_layers", json_integer(L));
     json_object_set_new(j, "num_attention_heads", ah);
@@ -789,7 +934,10 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
     json_object_set_new(j, "rms_norm_eps",
                         json_real((float)get_float(&g, arch, "attention.layer_norm_rms_epsilon", 1e-5)));
     json_object_set_new(j, "rope_theta", json_real((float)get_float(&g, arch, "rope.freq_base", 10000)));
-    json_object_set_new(j, "rope_style", json_string("interleaved"));
+    json_object_set_new(j, "rope_style", json_string(qwen2 || qwen3 ? "half" : "interleaved"));
+    json_t *scaling = rope_scaling_of(&g, arch, rope_freqs);
+    if (scaling)
+        json_object_set_new(j, "rope_scaling", scaling);
     json_object_set_new(j, "tie_word_embeddings", json_boolean(!has_output));
     json_object_set_new(j, "attention_bias", json_boolean(has_q_bias));
     json_object_set_new(j, "o_proj_bias", json_boolean(has_o_bias));
@@ -800,14 +948,16 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
     json_object_set_new(j, "eos_token_id", eos < V ? json_integer(eos) : json_null());
     model_set_config(m, j, path);
     json_decref(j);
-    free(H), free(KV), free(F), free(arch);
+    free(H), free(KV), free(F);
 
     /* The tensors. */
     for (uint64_t i = 0; i < n_tensors; i++) {
         gguf_tensor *t = &gt[i];
         char nb[128];
         int layer = -1;
-        const char *hf = hf_name_of(t->name, &layer, nb, sizeof nb);
+        if (t == rope_freqs)
+            continue;
+        const char *hf = hf_name_of(a, t->name, &layer, nb, sizeof nb);
         if (!hf)
             die("%s: tensor %s is not one pare reads", path, t->name);
         enum dtype dt;
@@ -828,6 +978,9 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
         tensor *mt = model_new_tensor_as(m, hf, t->ndim, shape, dt); /* kept as stored */
         memcpy(mt->data, g.p + data_start + t->offset, (size_t)bytes);
     }
+    if (rope_freqs)
+        check_rope_freqs(m, &g, rope_freqs, data_start);
+    free(arch);
     read_tokenizer(m, &g);
     for (uint64_t i = 0; i < n_tensors; i++)
         free(gt[i].name);

@@ -25,7 +25,7 @@ llama_ppl() {
         rc=0
         "$LLAMA_PPL" -m "$1" -f "$T/text.txt" -c 128 -b 128 -t 1 -lv 4 > "$T/llama.log" 2>&1 || rc=$?
         [ "$rc" -eq 0 ] || { echo "llama-perplexity failed with status $rc:" >&2; tail -15 "$T/llama.log" >&2; return 1; }
-        arch=$(sed -n 's/.*print_info: arch *= *\([a-z]*\).*/\1/p' "$T/llama.log" | head -1)
+        arch=$(sed -n 's/.*print_info: arch *= *\([a-z0-9]*\).*/\1/p' "$T/llama.log" | head -1)
         ppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 \2/p' "$T/llama.log")
         [ -n "$ppl" ] && [ -n "$arch" ] && { echo "$ppl $arch"; return 0; }
         echo "llama-perplexity run $try: no final estimate in its log" >&2
@@ -112,6 +112,65 @@ agrees() {
         -o "$T/n.pare" "$T/s.pare"
     a=$(pare_ppl "$T/f.pare"); b=$(pare_ppl "$T/n.pare")
     ! close "${a%% *}" "${b%% *}" 1e-3
+}
+
+# a random model of family $1 (tests/configs/tiny-$1.json) in $T/$1, TinyStories' tokenizer
+today() {
+    pare-mkmodel --config "$ROOT/tests/configs/tiny-$1.json" --tokenizer "$TOK" --seed 13 -o "$T/$1" >/dev/null
+}
+
+@test "llamacpp: Llama 3 with llama3 rope scaling as llama (rope_freqs), and deci when pruned" {
+    today llama3
+    agrees "$T/llama3" f32 llama
+    agrees "$T/llama3" bf16 llama
+    # llama.cpp applied the factors: pare without the scaling computes another perplexity
+    read -r lp le arch <<<"$(llama_ppl "$T/m.gguf")"
+    cp -r "$T/llama3" "$T/plain"
+    jq 'del(.rope_scaling)' "$T/llama3/config.json" > "$T/plain/config.json"
+    read -r pp pe <<<"$(pare_ppl "$T/plain")"
+    echo "llama.cpp $lp, pare without rope scaling $pp"
+    run close "$pp" "$lp" 1e-3
+    [ "$status" -eq 1 ]
+    pare-discover -q -m "$T/llama3" -o "$T/g.pare"
+    pare-prune -q -m "$T/llama3" --ratio 0.5 --layers 1-1 -o "$T/b.pare" "$T/g.pare"
+    agrees "$T/b.pare" f32 deci
+    # linear scaling through llama.cpp's own keys
+    jq '.rope_scaling = {"rope_type": "linear", "factor": 4.0}' "$T/plain/config.json" > "$T/c.json"
+    mv "$T/c.json" "$T/plain/config.json"
+    agrees "$T/plain" f32 llama
+}
+
+@test "llamacpp: Qwen2 as qwen2, and as deci with its biases when pruned" {
+    today qwen2
+    agrees "$T/qwen2" f32 qwen2
+    agrees "$T/qwen2" f16 qwen2
+    pare-discover -q -m "$T/qwen2" -o "$T/g.pare"
+    pare-prune -q -m "$T/qwen2" --ratio 0.5 --layers 1-1 -o "$T/b.pare" "$T/g.pare"
+    agrees "$T/b.pare" f32 deci
+    # every layer alike, but q_proj no longer hidden x hidden: llama (qwen2 holds it square)
+    pare-prune -q -m "$T/qwen2" --ratio 0.5 --layers 0-2 -o "$T/u.pare" "$T/g.pare"
+    agrees "$T/u.pare" f32 llama
+}
+
+@test "llamacpp: Qwen3 as qwen3 (q/k norms), pruned alike in every layer; per-layer widths refused" {
+    today qwen3
+    agrees "$T/qwen3" f32 qwen3
+    agrees "$T/qwen3" bf16 qwen3
+    pare-discover -q -m "$T/qwen3" -o "$T/g.pare"
+    pare-prune -q -m "$T/qwen3" --ratio 0.5 --layers 0-2 -o "$T/u.pare" "$T/g.pare"
+    agrees "$T/u.pare" f32 qwen3
+    pare-prune -q -m "$T/qwen3" --ratio 0.5 --layers 1-1 -o "$T/b.pare" "$T/g.pare"
+    run pare convert -m "$T/b.pare" --to gguf -o "$T/b.gguf"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"the layers differ in width (a pruned Qwen3); llama.cpp's qwen3 architecture has one width"* ]]
+    [[ "$output" == *"--layers 0-2"* ]]
+    # GGUF -> checkpoint -> GGUF is byte-identical for the three
+    for m in "$T/qwen3" "$T/u.pare"; do
+        pare convert -m "$m" --to gguf --dtype bf16 -o "$T/a.gguf"
+        pare convert -m "$T/a.gguf" -o "$T/a.pare"
+        pare convert -m "$T/a.pare" --to gguf --dtype bf16 -o "$T/c.gguf"
+        cmp "$T/a.gguf" "$T/c.gguf"
+    done
 }
 
 @test "llamacpp: GGUF -> checkpoint -> GGUF is byte-identical (llama and deci, f32, f16, bf16)" {

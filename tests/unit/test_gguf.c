@@ -11,6 +11,7 @@
 
 #include "base/util.h"
 #include "check.h"
+#include "fixture.h"
 #include "format/gguf.h"
 #include "format/model_load.h"
 #include "format/rope_layout.h"
@@ -94,16 +95,29 @@ static uint64_t le64(const uint8_t *p)
     return v;
 }
 
-/* Write, read back, compare: the read model is the written one in the interleaved
- * layout (fingerprints equal for f32; values equal to the rounding otherwise). */
+/* Write, read back, compare: the read model is the written one in the rotary
+ * layout of llama.cpp's architecture (the interleaved one for llama and deci, the
+ * half one for qwen2 and qwen3), fingerprints equal for f32 (unless a Qwen2 went as
+ * deci, which reads back as llama); values equal to the rounding otherwise. A
+ * llama3-scaled model's file holds one more tensor, rope_freqs.weight. */
 static void round_trip(model *m, enum dtype dt, const char *arch)
 {
     char *p = path_join(tmpdir, "m.gguf");
     gguf_write(m, p, dt);
     model r;
     model_load(&r, p, NULL);
-    CHECK(r.cfg.rope_style == ROPE_INTERLEAVED);
-    model_set_rope_style(m, ROPE_INTERLEAVED);
+    enum rope_style style = !strncmp(arch, "qwen", 4) ? ROPE_HALF : ROPE_INTERLEAVED;
+    CHECK(r.cfg.rope_style == style);
+    const rope_scaling_config *rs = &r.cfg.rope_scaling, *ms = &m->cfg.rope_scaling;
+    CHECK(rs->type == ms->type);
+    CHECK(ms->type == ROPE_SCALING_NONE || rs->factor == ms->factor);
+    CHECK(ms->type != ROPE_SCALING_LLAMA3 || (rs->low_freq_factor == ms->low_freq_factor &&
+                                               rs->high_freq_factor == ms->high_freq_factor &&
+                                               rs->original_max_seq == ms->original_max_seq));
+    bool same_type = !strcmp(r.cfg.model_type, m->cfg.model_type);
+    CHECK(same_type || (!strcmp(arch, "deci") && !strcmp(m->cfg.model_type, "qwen2")));
+    int extra = m->cfg.rope_scaling.type == ROPE_SCALING_LLAMA3;
+    model_set_rope_style(m, style);
     CHECK(r.n_tensors == m->n_tensors);
     int bad = 0;
     for (int i = 0; i < r.n_tensors && i < m->n_tensors; i++) {
@@ -121,7 +135,7 @@ static void round_trip(model *m, enum dtype dt, const char *arch)
         }
     }
     CHECK(bad == 0);
-    if (dt == DTYPE_F32) {
+    if (dt == DTYPE_F32 && same_type) {
         char f1[17], f2[17];
         model_fingerprint(m, f1);
         model_fingerprint(&r, f2);
@@ -131,7 +145,7 @@ static void round_trip(model *m, enum dtype dt, const char *arch)
     size_t n;
     uint8_t *b = slurp(p, &n);
     CHECK(n > 64 && !memcmp(b, "GGUF", 4) && b[4] == 3 && b[5] == 0);
-    CHECK(le64(b + 8) == (uint64_t)m->n_tensors);
+    CHECK(le64(b + 8) == (uint64_t)(m->n_tensors + extra));
     CHECK(le64(b + 24) == strlen("general.architecture") && !memcmp(b + 32, "general.architecture", 20));
     CHECK(le64(b + 56) == strlen(arch) && !memcmp(b + 64, arch, strlen(arch)));
     free(b);
@@ -170,6 +184,50 @@ static void test_round_trips(void)
     round_trip(&m, DTYPE_F16, "llama");
     model_free(&m);
     config_free(&c);
+    /* and per-layer q/k/v biases of other widths than the hidden size (deci) */
+    int hb[3] = {4, 2, 4}, kb[3] = {2, 1, 2};
+    config(&c, hb, kb, f, 3, true);
+    c.qkv_bias = true;
+    model_init_random(&m, &c, 7);
+    add_tokenizer(&m);
+    round_trip(&m, DTYPE_F32, "deci");
+    model_free(&m);
+    config_free(&c);
+}
+
+/* Today's models: Llama 3 (llama with rope_freqs; llama3 scaling read back from
+ * pare's keys), Qwen2 (qwen2, in the half layout), Qwen3 (qwen3 with its q/k
+ * norms); per-layer widths as deci (Llama 3 keeps its rope_freqs, Qwen2 its
+ * biases of other widths), and linear scaling through llama.cpp's keys. */
+static void test_today(void)
+{
+    static const char *const arch[FIXTURE_TODAY_COUNT] = {"llama", "qwen2", "qwen3"};
+    for (int i = 0; i < FIXTURE_TODAY_COUNT; i++)
+        for (int pruned = 0; pruned < 2; pruned++) {
+            json_t *j = fixture_config_json(fixture_today[i]);
+            if (pruned && i == 2) { /* Qwen3 leaves only with one width for every layer */
+                json_object_set_new(j, "num_attention_heads", json_integer(2));
+                json_object_set_new(j, "num_key_value_heads", json_integer(1));
+            } else if (pruned) {
+                json_object_set_new(j, "head_dim", json_integer(i == 1 ? 8 : 16));
+                json_object_set_new(j, "num_attention_heads", json_pack("[i,i,i]", 2, 4, 2));
+                json_object_set_new(j, "num_key_value_heads", json_pack("[i,i,i]", 1, 2, 1));
+            }
+            model m;
+            fixture_json_model(&m, j, 30 + i);
+            add_tokenizer(&m);
+            round_trip(&m, pruned ? DTYPE_F32 : DTYPE_BF16, pruned && i < 2 ? "deci" : arch[i]);
+            model_free(&m);
+            json_decref(j);
+        }
+    json_t *j = fixture_config_json("tiny-llama3.json");
+    json_object_set_new(j, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "linear", "factor", 4.0));
+    model m;
+    fixture_json_model(&m, j, 33);
+    add_tokenizer(&m);
+    round_trip(&m, DTYPE_F32, "llama");
+    model_free(&m);
+    json_decref(j);
 }
 
 /* ---- refusals ---- */
@@ -207,8 +265,6 @@ static void test_refusals(void)
     CHECK(dies_with(write_refused, &r1, "layer 1 keeps its attention but has no MLP"));
     refusal r2 = {{4, 4, 0}, {2, 2, 0}, {24, 24, 0}, false, false};
     CHECK(dies_with(write_refused, &r2, "layer 2 has neither attention nor MLP"));
-    refusal r3 = {{4, 2, 4}, {2, 1, 2}, {24, 24, 24}, true, false};
-    CHECK(dies_with(write_refused, &r3, "layer 1 has q/k/v biases"));
     refusal r4 = {{4, 4, 4}, {2, 2, 2}, {24, 24, 24}, false, true};
     CHECK(dies_with(write_refused, &r4, "no tokenizer"));
     char *p = path_join(tmpdir, "refused.gguf");
@@ -260,6 +316,79 @@ static void test_refusals(void)
     config_free(&c);
 }
 
+/* A copy of file src with the first occurrence of from (k bytes) replaced by to
+ * (k bytes), written to dst; false if from is not there. */
+static bool patched(const char *src, const char *dst, const char *from, const void *to, size_t k)
+{
+    size_t n;
+    uint8_t *b = slurp(src, &n), *at = find_bytes(b, n, from, k);
+    if (at) {
+        memcpy(at, to, k);
+        FILE *o = fopen(dst, "wb");
+        fwrite(b, 1, n, o);
+        fclose(o);
+    }
+    free(b);
+    return at != NULL;
+}
+
+static void write_today(void *arg)
+{
+    model m;
+    fixture_json_model(&m, arg, 5);
+    add_tokenizer(&m);
+    char *p = path_join(tmpdir, "refused.gguf");
+    gguf_write(&m, p, DTYPE_F32);
+}
+
+/* Rope scaling and Qwen3 that llama.cpp (or pare reading GGUF) cannot follow. */
+static void test_today_refusals(void)
+{
+    json_t *j = fixture_config_json("tiny-qwen3.json");
+    json_object_set_new(j, "num_attention_heads", json_pack("[i,i,i]", 2, 4, 2));
+    json_object_set_new(j, "num_key_value_heads", json_pack("[i,i,i]", 1, 2, 1));
+    CHECK(dies_with(write_today, j, "the layers differ in width (a pruned Qwen3)", "no q/k norms", NULL));
+    json_decref(j);
+    j = fixture_config_json("tiny-qwen3.json");
+    json_object_set_new(j, "rope_scaling", json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor", 8.0,
+                                                     "low_freq_factor", 1.0, "high_freq_factor", 4.0,
+                                                     "original_max_position_embeddings", 64));
+    CHECK(dies_with(write_today, j, "llama3 rope scaling in a Qwen3 model", NULL));
+    json_decref(j);
+
+    model m;
+    char *good = path_join(tmpdir, "good.gguf"), *bad = path_join(tmpdir, "bad.gguf");
+    j = fixture_config_json("tiny-llama3.json");
+    fixture_json_model(&m, j, 6);
+    add_tokenizer(&m);
+    gguf_write(&m, good, DTYPE_F32);
+    model_free(&m);
+    double four = 4.0;
+    CHECK(patched(good, bad, "pare.rope_scaling.rope_type", "pare.rope_scaling.rope_typo", 27));
+    CHECK(dies_with(read_path, bad, "tensor rope_freqs.weight", "without pare's llama3 keys", NULL));
+    /* the factor key's value (after its type) made 4: the factors no longer follow */
+    size_t n;
+    uint8_t *b = slurp(good, &n), *at = find_bytes(b, n, "pare.rope_scaling.factor", 24);
+    CHECK(at != NULL);
+    if (at) {
+        uint8_t was[8];
+        memcpy(was, at + 24 + 4, 8);
+        CHECK(patched(good, bad, (const char *)was, &four, 8));
+        CHECK(dies_with(read_path, bad, "rope_freqs.weight[", "but the pare.rope_scaling keys give", NULL));
+    }
+    free(b);
+    json_object_set_new(j, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "linear", "factor", 4.0));
+    fixture_json_model(&m, j, 7);
+    add_tokenizer(&m);
+    gguf_write(&m, good, DTYPE_F32);
+    model_free(&m);
+    CHECK(patched(good, bad, "linear", "yarn__", 6));
+    CHECK(dies_with(read_path, bad, "GGUF key llama.rope.scaling.type is \"yarn__\"", NULL));
+    json_decref(j);
+    free(good);
+    free(bad);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -268,7 +397,9 @@ int main(int argc, char **argv)
         die("cannot create a temporary folder");
     TEST(test_rope_permutation);
     TEST(test_round_trips);
+    TEST(test_today);
     TEST(test_refusals);
+    TEST(test_today_refusals);
     char *cmd = xasprintf("rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", tmpdir);
