@@ -111,7 +111,8 @@ static int cmd_convert(int argc, char **argv)
         "  -m, --model PATH      the model\n"
         "      --tokenizer PATH  a tokenizer to include (tokenizer.model, tok*.bin, tokenizer.json or a folder)\n"
         "      --to FORMAT       checkpoint (the default; a stream on stdout or -o FILE), gguf\n"
-        "                        (llama.cpp: llama, or deci for per-layer widths; -o FILE), hf (-o DIR)\n"
+        "                        (llama.cpp: llama, qwen2, qwen3, or deci for per-layer widths;\n"
+        "                        -o FILE), hf (-o DIR)\n"
         "      --dtype T         f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
         "                        checkpoint: default each tensor as read)\n"
         "  -o, --output PATH     write to PATH (atomically) instead of stdout\n";
