@@ -121,8 +121,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/fuzz-obj/harness.o $(
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a \
 	    $(FUZZ_WRAP) $(LDFLAGS) $(LDLIBS)
 
+# The C benchmarks, then pare-eval against llama.cpp's llama-perplexity on the GGUF
+# files of an 8-layer LLaMA-7B-shaped slice (made once in BENCH_DIR, default
+# $(BUILD)/bench-llamacpp: 19 GB) and pare-score against PyTorch on it.
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
+	@bench/bench-llamacpp $(BUILD)
 	@bench/bench-tokenize $(BUILD)
 
 # The pipeline on a random LLaMA-7B-shaped bf16 model (13.5 GB, made once in

@@ -809,8 +809,29 @@ static void check_rope_freqs(const model *m, const gguf_file *g, const gguf_tens
     free(scaled);
 }
 
+static void gguf_parse(model *m, const uint8_t *p, size_t n, const char *path, tensor_map *map);
+
+/* The file mapped privately: every tensor points into the mapping (the format
+ * aligns each to general.alignment, a multiple of 8), none is copied. Where the
+ * system cannot map it, it is read whole and the tensors copied out. */
 void gguf_read(model *m, const char *path)
 {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("%s: %s", path, strerror(errno));
+    tensor_map *map = NULL;
+    if (fseeko(f, 0, SEEK_END) == 0) {
+        off_t size = ftello(f);
+        if (size > 0)
+            map = tensor_map_file(fileno(f), (size_t)size);
+        if (map)
+            gguf_parse(m, (const uint8_t *)tensor_map_base(map), (size_t)size, path, map);
+    }
+    fclose(f);
+    if (map) {
+        tensor_map_release(map); /* the tensors hold their own references */
+        return;
+    }
     size_t n;
     const uint8_t *p = map_file(path, &n);
     gguf_read_mem(m, p, n, path);
@@ -818,6 +839,12 @@ void gguf_read(model *m, const char *path)
 }
 
 void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
+{
+    gguf_parse(m, p, n, path, NULL);
+}
+
+/* p (n bytes) is the file; with map, p is its start and tensors point into it. */
+static void gguf_parse(model *m, const uint8_t *p, size_t n, const char *path, tensor_map *map)
 {
     memset(m, 0, sizeof *m);
     m->source = xstrdup(path);
@@ -976,7 +1003,13 @@ void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
             die("%s: tensor %s lies outside the file (truncated?)", path, t->name);
         int64_t shape[2] = {t->ndim == 2 ? (int64_t)t->ne[1] : (int64_t)t->ne[0], (int64_t)t->ne[0]};
         tensor *mt = model_new_tensor_as(m, hf, t->ndim, shape, dt); /* kept as stored */
-        memcpy(mt->data, g.p + data_start + t->offset, (size_t)bytes);
+        const uint8_t *at = g.p + data_start + t->offset;
+        if (map) { /* the buffer was never touched: it costs no memory */
+            tensor_drop_data(mt);
+            tensor_use_map(mt, map, at, dt);
+        } else {
+            memcpy(mt->data, at, (size_t)bytes);
+        }
     }
     if (rope_freqs)
         check_rope_freqs(m, &g, rope_freqs, data_start);

@@ -99,7 +99,8 @@ static uint64_t le64(const uint8_t *p)
  * layout of llama.cpp's architecture (the interleaved one for llama and deci, the
  * half one for qwen2 and qwen3), fingerprints equal for f32 (unless a Qwen2 went as
  * deci, which reads back as llama); values equal to the rounding otherwise. A
- * llama3-scaled model's file holds one more tensor, rope_freqs.weight. */
+ * llama3-scaled model's file holds one more tensor, rope_freqs.weight. Matrices
+ * read point into the mapped file. */
 static void round_trip(model *m, enum dtype dt, const char *arch)
 {
     char *p = path_join(tmpdir, "m.gguf");
@@ -125,6 +126,7 @@ static void round_trip(model *m, enum dtype dt, const char *arch)
         CHECK(!strcmp(a->name, b->name) && a->numel == b->numel);
         enum dtype want = b->ndim == 1 ? DTYPE_F32 : dt;
         CHECK(a->stored == want);
+        CHECK(a->ndim == 1 || a->map != NULL); /* matrices point into the mapped file, uncopied */
         for (int64_t e = 0; e < a->numel && e < b->numel; e++) {
             float x, got;
             tensor_get_f32(b, e, 1, &x);
