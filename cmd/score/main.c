@@ -182,6 +182,8 @@ int main(int argc, char **argv)
     char kind[16];
     groups_read(&gs, input, kind);
     const char *stream_name = strcmp(input, "-") ? input : "stdin";
+    if (!gs.n)
+        die("%s: the stream holds no groups: nothing to score", stream_name);
     if (!gs.weights)
         die("%s: the groups were found from a bare config (planning only); run pare-discover on the model itself",
             stream_name);

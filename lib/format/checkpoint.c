@@ -103,10 +103,11 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
         return t;
     }
     /* A new tensor's values must fit in the rest of the stream before its buffer is
-     * allocated (dims are at most 2^40: the product cannot overflow in doubles). */
-    double bytes = (double)dtype_size(dtype) * (double)shape[0] * (double)(ndim == 2 ? shape[1] : 1);
-    if (bytes > (double)stream_bytes_left(r))
-        stream_die(r, "tensor '%s' of %.0f bytes does not fit in the rest of the stream", name, bytes);
+     * allocated (read_tensor_record checked that the shape has at most 2^40 elements). */
+    uint64_t bytes = (uint64_t)tensor_shape_numel(ndim, shape) * dtype_size(dtype);
+    if (bytes > stream_bytes_left(r))
+        stream_die(r, "tensor '%s' of %llu bytes does not fit in the rest of the stream", name,
+                   (unsigned long long)bytes);
     if (tl->n == tl->cap) {
         tl->cap = tl->cap ? 2 * tl->cap : 64;
         tl->t = xrealloc(tl->t, (size_t)tl->cap * sizeof *tl->t);
@@ -116,11 +117,9 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
     memset(t, 0, sizeof *t);
     t->name = xstrdup(name);
     t->ndim = ndim;
-    t->numel = 1;
-    for (int d = 0; d < ndim; d++) {
-        t->shape[d] = shape[d];
-        t->numel *= shape[d];
-    }
+    t->shape[0] = shape[0];
+    t->shape[1] = ndim == 2 ? shape[1] : 0;
+    t->numel = tensor_shape_numel(ndim, shape);
     t->stored = t->dtype = dtype; /* storage comes with its first record */
     tl->filled[tl->n] = 0;
     tl->n++;
@@ -142,8 +141,10 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
     if (ndim < 1 || ndim > 2)
         stream_die(r, "tensor '%s' has %d dimensions (1 or 2 expected)", name, ndim);
     for (int d = 0; d < ndim; d++)
-        if (!mp_int(&shape->via.array.ptr[d], &dims[d]) || dims[d] <= 0 || dims[d] > ((int64_t)1 << 40))
+        if (!mp_int(&shape->via.array.ptr[d], &dims[d]) || dims[d] <= 0)
             stream_die(r, "tensor '%s' has an invalid shape", name);
+    if (tensor_shape_numel(ndim, dims) < 0)
+        stream_die(r, "tensor '%s' has more than 2^40 elements", name);
     size_t esize = dtype_size((enum dtype)dtype);
     tensor *t = find_or_add(r, tl, name, ndim, dims, (enum dtype)dtype);
     int64_t *filled = &tl->filled[t - tl->t];

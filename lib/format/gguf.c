@@ -892,9 +892,10 @@ static void gguf_parse(model *m, const uint8_t *p, size_t n, const char *path, t
             gt[i].ndim = 2;
         gt[i].ne[0] = ne[0];
         gt[i].ne[1] = nd >= 2 ? ne[1] : 1;
-        if (gt[i].ne[0] > (1ULL << 40) || gt[i].ne[1] > (1ULL << 40) ||
-            gt[i].ne[0] * gt[i].ne[1] > (1ULL << 40))
-            die("%s: tensor %s is too large", path, gt[i].name);
+        int64_t sh[2] = {gt[i].ne[0] > INT64_MAX ? -1 : (int64_t)gt[i].ne[0],
+                         gt[i].ne[1] > INT64_MAX ? -1 : (int64_t)gt[i].ne[1]};
+        if (tensor_shape_numel(2, sh) < 0)
+            die("%s: tensor %s is too large (more than 2^40 elements)", path, gt[i].name);
         gt[i].type = rd_u32(&g);
         gt[i].offset = rd_u64(&g);
     }

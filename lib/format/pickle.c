@@ -359,20 +359,19 @@ static int rebuild_tensor(pk_parser *k, int args)
     r->storage_numel = st->ref.storage_numel;
     r->offset = int_of(k, a->items[1], "a storage offset");
     r->ndim = size->n;
-    r->numel = 1;
-    int64_t shape[8] = {0}, strides[8] = {0};
-    for (int d = 0; d < size->n && d < 8; d++) {
-        shape[d] = int_of(k, size->items[d], "a tensor dimension");
-        strides[d] = int_of(k, stride->items[d], "a tensor stride");
-        if (shape[d] < 0 || shape[d] > (1LL << 40))
-            die("%s: a tensor dimension of %lld", k->source, (long long)shape[d]);
-        r->numel *= shape[d];
-        if (r->numel > (1LL << 40))
-            die("%s: a tensor of more than 2^40 elements", k->source);
-    }
     if (r->ndim < 1 || r->ndim > 2)
         die("%s: a tensor of %d dimensions (in storage %s); pare reads 1- and 2-dimensional "
             "tensors", k->source, r->ndim, r->storage);
+    int64_t shape[2] = {0}, strides[2] = {0};
+    for (int d = 0; d < r->ndim; d++) {
+        shape[d] = int_of(k, size->items[d], "a tensor dimension");
+        strides[d] = int_of(k, stride->items[d], "a tensor stride");
+        if (shape[d] < 0)
+            die("%s: a tensor dimension of %lld", k->source, (long long)shape[d]);
+    }
+    r->numel = tensor_shape_numel(r->ndim, shape);
+    if (r->numel < 0)
+        die("%s: a tensor of more than 2^40 elements", k->source);
     /* Contiguous (row-major): stride[d] = product of the later dimensions; a
      * dimension of size 1 may have any stride. */
     int64_t want = 1;

@@ -77,17 +77,16 @@ static void parse_entry(const char *path, const char *name, json_t *v, uint64_t 
         die("%s: tensor %s has %zu dimensions; pare reads 1- and 2-dimensional tensors", path,
             name, nd);
     e->ndim = (int)nd;
-    e->numel = 1;
     e->shape[1] = 0;
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(shape, i);
-        if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > (1LL << 40))
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
             die("%s: tensor %s has a bad shape", path, name);
         e->shape[i] = json_integer_value(d);
-        e->numel *= e->shape[i];
-        if (e->numel > (1LL << 40))
-            die("%s: tensor %s is too large", path, name);
     }
+    e->numel = tensor_shape_numel(e->ndim, e->shape);
+    if (e->numel < 0)
+        die("%s: tensor %s is too large (more than 2^40 elements)", path, name);
     json_t *b = json_array_get(off, 0), *en = json_array_get(off, 1);
     if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
         json_integer_value(en) < json_integer_value(b))

@@ -91,7 +91,7 @@ void zip_open(zip_archive *z, const uint8_t *p, size_t n, const char *source)
         if (eocd < 20 || memcmp(p + eocd - 20, "PK\6\7", 4))
             die("%s: zip archive: Zip64 values without a Zip64 locator", source);
         uint64_t z64 = le(p + eocd - 20 + 8, 8);
-        if (z64 > n - 56 || memcmp(p + z64, "PK\6\6", 4))
+        if (n < 56 || z64 > n - 56 || memcmp(p + z64, "PK\6\6", 4))
             die("%s: zip archive: bad Zip64 end-of-central-directory record", source);
         count = le(p + z64 + 32, 8);
         cd_size = le(p + z64 + 40, 8);
@@ -125,7 +125,7 @@ void zip_open(zip_archive *z, const uint8_t *p, size_t n, const char *source)
                 "uncompressed, and pare reads only those", source, name, method);
         if (csize != usize)
             die("%s: zip entry %s: stored, but its sizes differ", source, name);
-        if (off > n - 30 || memcmp(p + off, "PK\3\4", 4))
+        if (n < 30 || off > n - 30 || memcmp(p + off, "PK\3\4", 4))
             die("%s: zip entry %s: no local header at offset %llu", source, name,
                 (unsigned long long)off);
         uint64_t data = off + 30 + le(p + off + 26, 2) + le(p + off + 28, 2);

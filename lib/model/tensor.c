@@ -195,14 +195,28 @@ void tensor_use_map(tensor *t, tensor_map *m, const void *p, enum dtype dtype)
 
 /* ---- tensors ---- */
 
+int64_t tensor_shape_numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0 || shape[d] > TENSOR_MAX_NUMEL || (shape[d] > 0 && n > TENSOR_MAX_NUMEL / shape[d]))
+            return -1;
+        n *= shape[d];
+    }
+    return n;
+}
+
 void tensor_init_shape(tensor *t, const char *name, int ndim, const int64_t shape[2])
 {
+    int64_t numel = tensor_shape_numel(ndim, shape);
+    if (numel < 0) /* the readers refuse such shapes first, naming their file */
+        die("tensor %s: a shape of more than 2^40 elements", name);
     memset(t, 0, sizeof *t);
     t->name = xstrdup(name);
     t->ndim = ndim;
     t->shape[0] = shape[0];
     t->shape[1] = ndim == 2 ? shape[1] : 0;
-    t->numel = shape[0] * (ndim == 2 ? shape[1] : 1);
+    t->numel = numel;
 }
 
 void tensor_alloc(tensor *t)

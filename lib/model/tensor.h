@@ -36,6 +36,14 @@ typedef struct tensor {
     tensor_map *map;     /* the mapping data lies in, or NULL: data is owned (64-byte aligned) */
 } tensor;
 
+/* The most elements pare reads in one tensor (2^40: 4 TiB of fp32). */
+#define TENSOR_MAX_NUMEL ((int64_t)1 << 40)
+/* The element count of shape[0..ndim), or -1 when a dimension is negative or
+ * exceeds TENSOR_MAX_NUMEL, or their product does. Every reader sizes a tensor from its file's
+ * dimensions with this: the limit is checked before each multiplication, so no
+ * product can overflow, whatever dimensions the file claims. */
+int64_t tensor_shape_numel(int ndim, const int64_t *shape);
+
 /* t named name (copied), shape (ndim 1: shape[0] values), with uninitialised,
  * 64-byte aligned fp32 storage (tensor_init) or storage of dtype (tensor_init_as,
  * which also sets stored); tensor_free releases name and storage. */

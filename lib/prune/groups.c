@@ -142,7 +142,7 @@ void group_read_record(stream_reader *r, const msgpack_object *rec, group *g)
     free(kind);
     g->kind = (enum group_kind)k;
     g->layer = (int)need_int(r, rec, "layer", -1, INT32_MAX);
-    g->units = need_int(r, rec, "units", 1, INT64_MAX / 4);
+    g->units = need_int(r, rec, "units", 1, TENSOR_MAX_NUMEL);
     g->unit_params = need_int(r, rec, "unit_params", 0, INT64_MAX / 4);
     const msgpack_object *mem = mp_get(rec, "members");
     if (!mem || mem->type != MSGPACK_OBJECT_ARRAY || mem->via.array.size == 0)
@@ -156,13 +156,22 @@ void group_read_record(stream_reader *r, const msgpack_object *rec, group *g)
         if (!gm->tensor)
             stream_die(r, "group %d: member %d has no tensor", g->id, m);
         gm->axis = (int)need_int(r, o, "axis", 0, 1);
-        gm->start = need_int(r, o, "start", 0, INT64_MAX / 4);
-        gm->stride = need_int(r, o, "stride", 0, INT64_MAX / 4);
-        gm->width = need_int(r, o, "width", 1, INT64_MAX / 4);
+        gm->start = need_int(r, o, "start", 0, TENSOR_MAX_NUMEL);
+        gm->stride = need_int(r, o, "stride", 0, TENSOR_MAX_NUMEL);
+        gm->width = need_int(r, o, "width", 1, TENSOR_MAX_NUMEL);
+        /* the last unit's end, start + (units - 1) * stride + width, is an index of a
+         * tensor's axis: at most 2^40, the product checked before it is taken, so that
+         * the readers' slice arithmetic cannot overflow */
+        int64_t steps[2] = {g->units - 1, gm->stride}, reach = tensor_shape_numel(2, steps);
+        if (reach < 0 || reach + gm->start + gm->width > TENSOR_MAX_NUMEL)
+            stream_die(r, "group %d: the units of member %s reach past index 2^40", g->id, gm->tensor);
     }
     const msgpack_object *sc = mp_get(rec, "scores");
     if (sc && sc->type == MSGPACK_OBJECT_MAP) {
-        size_t want = (size_t)g->n_members * (size_t)g->units * sizeof(float);
+        int64_t values[2] = {g->n_members, g->units}, nv = tensor_shape_numel(2, values);
+        if (nv < 0)
+            stream_die(r, "group %d: statistics of more than 2^40 values", g->id);
+        size_t want = (size_t)nv * sizeof(float);
         g->n_stats = (int)sc->via.map.size;
         g->stats = xcalloc((size_t)g->n_stats, sizeof *g->stats);
         for (int s = 0; s < g->n_stats; s++) {

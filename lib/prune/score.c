@@ -119,7 +119,7 @@ static int cmp_tref(const void *a, const void *b) { return strcmp(((const tref *
 static tref *find_tref(const scorer *s, const char *name)
 {
     tref key = {.name = (char *)name};
-    return bsearch(&key, s->t, (size_t)s->n_t, sizeof *s->t, cmp_tref);
+    return s->n_t ? bsearch(&key, s->t, (size_t)s->n_t, sizeof *s->t, cmp_tref) : NULL;
 }
 
 /* The trefs of every tensor the groups name, with the members that name them; the
@@ -151,7 +151,8 @@ static void scorer_init(scorer *s, const model *m, group_set *gs, unsigned stats
             t->refs[t->n_refs++] = (member_ref){gi, k};
         }
     }
-    qsort(s->t, (size_t)s->n_t, sizeof *s->t, cmp_tref);
+    if (s->n_t) /* no groups name no tensor: s->t is NULL */
+        qsort(s->t, (size_t)s->n_t, sizeof *s->t, cmp_tref);
     for (int i = 0; i < s->n_t; i++) {
         tref *t = &s->t[i];
         if (t->layer >= L)
@@ -973,10 +974,17 @@ void score_merge(char *const *paths, int n, const char *label, group_set *gs)
             char *tensor = same_str(in, n, "tensor"), *q = same_str(in, n, "quantity");
             tref *t = find_tref(&s, tensor);
             const msgpack_object *sh = mp_get(&in[0].rec, "shape");
-            int64_t R, C;
+            int64_t RC[2], nv;
             if (!t || !sh || sh->type != MSGPACK_OBJECT_ARRAY || sh->via.array.size != 2 ||
-                !mp_int(&sh->via.array.ptr[0], &R) || !mp_int(&sh->via.array.ptr[1], &C) || R < 1 || C < 1)
+                !mp_int(&sh->via.array.ptr[0], &RC[0]) || !mp_int(&sh->via.array.ptr[1], &RC[1]) || RC[0] < 1 ||
+                RC[1] < 1 || (nv = tensor_shape_numel(2, RC)) < 0)
                 stream_die(&in[0].r, "sum record for %s: a tensor no group names, or a bad shape", tensor);
+            /* the shape sizes the buffers: its values must be in the stream first */
+            size_t count = (size_t)nv;
+            if (!in[0].r.payload_key || in[0].r.payload_len != count * sizeof(float))
+                stream_die(&in[0].r, "record %llu: payload is not %zu float32 values", (unsigned long long)in[0].r.records,
+                           count);
+            int64_t R = RC[0], C = RC[1];
             if (t->rows < 0) {
                 t->rows = R;
                 t->cols = C;
@@ -985,7 +993,6 @@ void score_merge(char *const *paths, int n, const char *label, group_set *gs)
                 stream_die(&in[0].r, "sum record for %s: shape %lldx%lld, then %lldx%lld", tensor, (long long)t->rows,
                            (long long)t->cols, (long long)R, (long long)C);
             }
-            size_t count = (size_t)(R * C);
             if (count > cap_f) {
                 free(gsum);
                 free(fsum);
@@ -1041,6 +1048,8 @@ void score_merge(char *const *paths, int n, const char *label, group_set *gs)
         }
         free(type);
     }
+    if (!gs->n)
+        stream_die(&in[0].r, "the partials hold no groups: nothing to merge");
     if (!have_scorer)
         scorer_init(&s, NULL, gs, mask, L);
     if (pending)

@@ -290,6 +290,10 @@ PY
     run pare-score -m "$T/a/config.json" --tokenizer "$TOK" --calib "$STORIES" "$T/gc.pare"
     [ "$status" -eq 1 ]
     [[ "$output" == *"no weights"* ]]
+    # a groups stream of this model without groups (the header and end of pare-discover's, re-sealed)
+    run pare-score -m "$MODEL" --tokenizer "$TOK" --calib "$STORIES" "$ROOT/tests/fuzz/crashes/groups-none"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "pare-score: error: "*"groups-none: the stream holds no groups: nothing to score" ]]
     # usage
     run pare-score -m "$MODEL" "$T/g.pare"
     [ "$status" -eq 2 ]

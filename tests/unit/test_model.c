@@ -269,6 +269,27 @@ static void read_st(void *arg)
     safetensors_read(arg, &ts, &n, &cap);
 }
 
+/* tensor_shape_numel against exact products: 2^40 elements is the limit, whatever
+ * the dimensions' product would be in 64 bits (2^80 and 2^64 wrap to 0 there) */
+static void test_shape_numel(void)
+{
+    const int64_t M = (int64_t)1 << 40;
+    CHECK(tensor_shape_numel(1, (int64_t[]){M}) == M);
+    CHECK(tensor_shape_numel(1, (int64_t[]){M + 1}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){1 << 20, 1 << 20}) == M);
+    CHECK(tensor_shape_numel(2, (int64_t[]){(1 << 20) + 1, 1 << 20}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){M, 1}) == M);
+    CHECK(tensor_shape_numel(2, (int64_t[]){M, 2}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){M, M}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){(int64_t)1 << 32, (int64_t)1 << 32}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){INT64_MAX, INT64_MAX}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){0, 5}) == 0);
+    CHECK(tensor_shape_numel(2, (int64_t[]){0, M + 1}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){3, -1}) == -1);
+    CHECK(tensor_shape_numel(2, (int64_t[]){4096, 11008}) == 4096 * 11008);
+    CHECK(tensor_shape_numel(0, NULL) == 1);
+}
+
 static void test_safetensors_errors(void)
 {
     char *p = write_raw_safetensors("i8.safetensors",
@@ -286,6 +307,20 @@ static void test_safetensors_errors(void)
     p = write_raw_safetensors("span.safetensors",
                               "{\"c\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8);
     CHECK(dies_with(read_st, p, p, "data_offsets"));
+    free(p);
+    /* each dimension within 2^40, their product not (it overflowed 64 bits before it was checked) */
+    p = write_raw_safetensors("2p80.safetensors",
+                              "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}}",
+                              4);
+    CHECK(dies_with(read_st, p, p, "tensor w is too large (more than 2^40 elements)"));
+    free(p);
+    p = write_raw_safetensors("2p64.safetensors",
+                              "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 4);
+    CHECK(dies_with(read_st, p, p, "too large"));
+    free(p);
+    p = write_raw_safetensors("empty-wide.safetensors",
+                              "{\"w\":{\"dtype\":\"F32\",\"shape\":[0,1099511627777],\"data_offsets\":[0,0]}}", 4);
+    CHECK(dies_with(read_st, p, p, "too large"));
     free(p);
     p = write_raw_safetensors("garbage.safetensors", "{not json", 0);
     CHECK(dies_with(read_st, p, p, "header"));
@@ -1030,6 +1065,7 @@ int main(void)
         die("cannot create a temporary folder");
     TEST(test_dtype_conversions);
     TEST(test_safetensors_round_trip);
+    TEST(test_shape_numel);
     TEST(test_safetensors_errors);
     TEST(test_config_errors);
     TEST(test_config_round_trip);
