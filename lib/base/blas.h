@@ -7,6 +7,8 @@
  * and OpenBLAS reports a generic core, re-executes the program with the matching
  * core type set (OpenBLAS reads the variable only when it loads), then checks a
  * small sgemm against a plain loop and falls back silently if it disagrees.
+ * OPENBLAS_THREAD_TIMEOUT, when unset, is set to 4 the same way (idle OpenBLAS
+ * threads sleep at once instead of spinning on sched_yield for 0.1 s).
  * A value set by the user is never overridden. */
 void blas_init(int argc, char **argv);
 /* Threads for OpenBLAS: n > 0, else PARE_THREADS, else all cores. */

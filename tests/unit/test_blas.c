@@ -27,9 +27,9 @@ static int child_main(int argc, char **argv)
     if (!fgets(line, sizeof line, stdin))
         line[0] = 0;
     line[strcspn(line, "\n")] = 0;
-    const char *ct = getenv("OPENBLAS_CORETYPE");
-    printf("core=%s\nenv=%s\nmarker=%s\nmarker_core=%s\nhook=%s\nstdin=%s\nargs=%d:%s\n", blas_core_name(),
-           ct ? ct : "(unset)", getenv("PARE_BLAS_REEXEC") ? "set" : "unset",
+    const char *ct = getenv("OPENBLAS_CORETYPE"), *to = getenv("OPENBLAS_THREAD_TIMEOUT");
+    printf("core=%s\nenv=%s\ntimeout=%s\nmarker=%s\nmarker_core=%s\nhook=%s\nstdin=%s\nargs=%d:%s\n",
+           blas_core_name(), ct ? ct : "(unset)", to ? to : "(unset)", getenv("PARE_BLAS_REEXEC") ? "set" : "unset",
            getenv("PARE_BLAS_CORE0") ? "set" : "unset", getenv("PARE_BLAS_TEST") ? "set" : "unset", line, argc,
            argc > 3 ? argv[3] : "");
     return 0;
@@ -40,9 +40,10 @@ typedef struct {
     int starts;
 } child_result;
 
-/* Run this binary as a child with OPENBLAS_CORETYPE = coretype (NULL: unset) and
- * PARE_BLAS_TEST = hook (NULL: unset), "hello" on its stdin. */
-static void run_child(const char *coretype, const char *hook, child_result *r)
+/* Run this binary as a child with OPENBLAS_CORETYPE = coretype (NULL: unset),
+ * PARE_BLAS_TEST = hook (NULL: unset) and OPENBLAS_THREAD_TIMEOUT = timeout (NULL:
+ * unset), "hello" on its stdin. */
+static void run_child_timeout(const char *coretype, const char *hook, const char *timeout, child_result *r)
 {
     memset(r, 0, sizeof *r);
     char count_path[] = "/tmp/test_blas_XXXXXX";
@@ -64,6 +65,10 @@ static void run_child(const char *coretype, const char *hook, child_result *r)
             setenv("PARE_BLAS_TEST", hook, 1);
         else
             unsetenv("PARE_BLAS_TEST");
+        if (timeout)
+            setenv("OPENBLAS_THREAD_TIMEOUT", timeout, 1);
+        else
+            unsetenv("OPENBLAS_THREAD_TIMEOUT");
         char *args[] = {"test_blas", "child", count_path, "extra arg", NULL};
         execv("/proc/self/exe", args);
         _exit(127);
@@ -87,6 +92,13 @@ static void run_child(const char *coretype, const char *hook, child_result *r)
     if (f)
         fclose(f);
     unlink(count_path);
+}
+
+/* The same with the library's own default timeout set, so that only the core type
+ * can cause a re-execution. */
+static void run_child(const char *coretype, const char *hook, child_result *r)
+{
+    run_child_timeout(coretype, hook, "28", r);
 }
 
 static int has(const child_result *r, const char *s) { return strstr(r->out, s) != NULL; }
@@ -209,6 +221,25 @@ static void test_reexec_fallback(void)
     CHECK(has(&r, "stdin=hello\n"));
 }
 
+/* OPENBLAS_THREAD_TIMEOUT unset: set to 4 by one re-execution (the core type the
+ * user chose kept); a value the user set stays, without one. */
+static void test_thread_timeout(void)
+{
+    child_result r;
+    run_child_timeout("Prescott", NULL, NULL, &r);
+    CHECK(r.starts == 2);
+    CHECK(has(&r, "timeout=4\n") && has(&r, "core=Prescott\n") && has(&r, "marker=unset\n"));
+    CHECK(has(&r, "stdin=hello\n") && has(&r, "args=4:extra arg\n"));
+    run_child_timeout("Prescott", NULL, "10", &r);
+    CHECK(r.starts == 1);
+    CHECK(has(&r, "timeout=10\n") && has(&r, "core=Prescott\n"));
+    if (cpu_avx512()) { /* with the core's re-execution: still one, both set */
+        run_child_timeout("Prescott", "generic", NULL, &r);
+        CHECK(r.starts == 2);
+        CHECK(has(&r, "timeout=4\n") && has(&r, "core=SkylakeX\n"));
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "child") == 0)
@@ -221,5 +252,6 @@ int main(int argc, char **argv)
     TEST(test_user_value_untouched);
     TEST(test_reexec_from_generic);
     TEST(test_reexec_fallback);
+    TEST(test_thread_timeout);
     return check_report();
 }
