@@ -23,7 +23,11 @@ enum prompt_mask prompt_mask_resolve(const model *m, const tokenizer *tok, enum 
     const arch_desc *A = &model_archs[m->cfg.arch];
     const char *format = tokenizer_format(tok);
     *gmask = *sop = -1;
-    *bos = !strcmp(format, "chatglm2");
+    /* the tokenizer's own prefix where it puts one when encoding: ChatGLM2's [gMASK]
+     * sop, a tokenizer.json's post-processor's BOS (Llama 3's <|begin_of_text|>;
+     * Qwen's puts none); LLaMA's SentencePiece requests go without BOS, as the
+     * harness of the paper encodes them */
+    *bos = !strcmp(format, "chatglm2") || !strcmp(format, "hf-json");
     if (k == PROMPT_MASK_AUTO)
         k = A->rope_2d ? PROMPT_MASK_PREFIX : PROMPT_MASK_CAUSAL;
     if (k == PROMPT_MASK_CAUSAL)

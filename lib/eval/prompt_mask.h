@@ -20,7 +20,8 @@ int prompt_mask_from_name(const char *s); /* "auto", "prefix", "causal"; -1 othe
 const char *prompt_mask_name(enum prompt_mask k);
 /* How m reads a request or a prompt with tok under k: PREFIX (then *gmask, *sop
  * the ids of [gMASK] and <sop>) or CAUSAL (they -1); AUTO resolved as above; *bos:
- * the tokenizer's prefix goes first (ChatGLM2's [gMASK] sop). Dies when PREFIX is
+ * the tokenizer's prefix goes first (ChatGLM2's [gMASK] sop; a tokenizer.json's
+ * post-processor's BOS: Llama 3's, none for Qwen). Dies when PREFIX is
  * asked of a model other than ChatGLM-6B or without ChatGLM-6B's tokenizer. */
 enum prompt_mask prompt_mask_resolve(const model *m, const tokenizer *tok, enum prompt_mask k, int *gmask, int *sop,
                                      bool *bos);

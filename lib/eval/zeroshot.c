@@ -26,9 +26,21 @@ static json_t *ids_json(const int *ids, int n)
     return a;
 }
 
+/* What goes before a request's context (prompt_mask_resolve's bos). */
+static const char *bos_rule(const tokenizer *tok, bool bos)
+{
+    const int *ids;
+    if (!bos || tokenizer_prefix(tok, &ids) == 0)
+        return strcmp(tokenizer_format(tok), "hf-json") ? "none" : "none (the tokenizer's post-processor adds none)";
+    if (!strcmp(tokenizer_format(tok), "hf-json"))
+        return "BOS before the context, as the tokenizer's post-processor puts it";
+    return "[gMASK] sop before the context, as ChatGLM2's tokenizer puts them";
+}
+
 static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d, const zeroshot_options *o,
                         enum task_metric metric, enum prompt_mask mask, bool bos)
 {
+    bool hf = !strcmp(tokenizer_format(tok), "hf-json");
     bool glm = mask == PROMPT_MASK_PREFIX;
     const char *form =
         glm ? "context [gMASK] <sop> continuation (ChatGLM-6B's): the context and [gMASK] see each other, <sop> and "
@@ -55,9 +67,10 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
         "{s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "harness",
         "lm-evaluation-harness 4d21ab6b (LLM-Pruner's), 0-shot", "dataset", t->dataset, "split", t->split, "file",
         d->path, "format", d->format, "items_in_file", d->n_items, "prompt", t->prompt, "continuation",
-        t->continuation, "max_length", zeroshot_max_length(m), "truncation", truncation, "bos",
-        bos ? "[gMASK] sop before the context, as ChatGLM2's tokenizer puts them" : "none",
-        "tokenization", "context and continuation tokenized separately, each with the SentencePiece dummy prefix",
+        t->continuation, "max_length", zeroshot_max_length(m), "truncation", truncation, "bos", bos_rule(tok, bos),
+        "tokenization",
+        hf ? "context and continuation tokenized separately (byte-level BPE)"
+           : "context and continuation tokenized separately, each with the SentencePiece dummy prefix",
         "tokenizer", tokenizer_format(tok), "score", "sum of natural-log probabilities of the continuation tokens",
         "decision", decision, "stderr", "sqrt(p(1-p)/(n-1))");
     json_object_set_new(p, "mask", json_string(prompt_mask_name(mask)));

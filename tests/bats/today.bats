@@ -1,15 +1,21 @@
 #!/usr/bin/env bats
-# Today's models end to end on random models of their shape (tests/configs): Llama 3
-# (grouped-query attention, llama3 rope scaling with original_max_position_embeddings
-# 64, so 128-token windows feel it; tied, as Llama 3.2), Qwen2 (q/k/v biases) and
-# Qwen3 (q_norm/k_norm, head_dim 16 over a hidden size of 32) run discover -> score
-# -> prune -> lora -> eval and leave as Hugging Face folders; bad configs are
-# refused naming the file and the key.
+# Today's models end to end on random models of their shape (tests/configs) with
+# their real tokenizers (shared/data/tokenizers: Llama 3's, and Qwen3's, which
+# Qwen2/2.5 share): Llama 3 (grouped-query attention, llama3 rope scaling with
+# original_max_position_embeddings 64, so 128-token windows feel it; tied, as Llama
+# 3.2), Qwen2 (q/k/v biases) and Qwen3 (q_norm/k_norm, head_dim 16 over a hidden
+# size of 32) run discover -> score -> prune -> lora -> eval (a zero-shot request
+# starts with Llama 3's BOS, with none for Qwen) and leave as Hugging Face folders;
+# bad configs are refused naming the file and the key.
 load helper
 
-# a random model of family $1 (llama3, qwen2, qwen3) in $T/$1, with TinyStories' tokenizer
+# a random model of family $1 (llama3, qwen2, qwen3) in $T/$1, with its tokenizer and
+# vocabulary (Llama 3's 128256; Qwen's 151936, its tokenizer's 151669 ids padded)
 family() {
-    pare-mkmodel --config "$ROOT/tests/configs/tiny-$1.json" --tokenizer "$TOK" --seed 11 -o "$T/$1" >/dev/null
+    local tok=qwen3 vocab=151936
+    [ "$1" = llama3 ] && tok=llama3 vocab=128256
+    pare-mkmodel --config "$ROOT/tests/configs/tiny-$1.json" --tokenizer "$DATA/tokenizers/$tok" --vocab $vocab \
+        --seed 11 -o "$T/$1" >/dev/null
 }
 
 # "PPL" of pare-eval on the first 8 windows of $T/text.txt, any extra options after the model
@@ -20,9 +26,9 @@ ppl() {
 pipeline() {
     local f=$1 m="$T/$1"
     family "$f"
-    head -c 20000 "$STORIES" > "$T/text.txt"
+    head -c 4000 "$STORIES" > "$T/text.txt"
     pare-discover -q -m "$m" -o "$T/g.pare"
-    pare-score -q -m "$m" --calib "$STORIES" -o "$T/s.pare" "$T/g.pare"
+    pare-score -q -m "$m" --calib "$STORIES" --samples 4 -o "$T/s.pare" "$T/g.pare"
     pare-prune -q -m "$m" --ratio 0.5 -o "$T/p.pare" "$T/s.pare"
     # the pruned checkpoint keeps the family: its model_type, rope scaling and norms
     pare show "$T/p.pare" | head -1 | jq -c '.config' > "$T/p.json"
@@ -40,10 +46,14 @@ pipeline() {
     b=$(ppl "$T/merged.pare")
     echo "$f: pruned + adapter $a, merged $b"
     close "$a" "$b" 1e-4
-    # perplexity and a zero-shot task on the recovered model
+    # perplexity and a zero-shot task on the recovered model, each request with the
+    # model's own BOS rule: Llama 3's <|begin_of_text|> (128000) first, nothing for Qwen
     pare-eval -q -m "$T/merged.pare" --ppl "$T/text.txt" --limit 8 --data-dir "$DATA" --tasks piqa --limit 8 \
-        --json > "$T/r.json"
+        --items --json > "$T/r.json"
     jq -e '[.metrics[] | .task] | index("piqa") != null' "$T/r.json"
+    q=$(printf 'Question' | pare tokenize -m "$T/merged.pare")
+    if [ "$f" = llama3 ]; then want="[128000,$q]"; else want="[$q]"; fi
+    jq -e --argjson w "$want" '[.items[].context_ids[][0:($w | length)]] | unique == [$w]' "$T/r.json"
     # the unpruned model leaves as a Hugging Face folder that computes the same
     pare convert -m "$m" --to hf -o "$T/hf"
     jq -e --arg t "$(jq -r .model_type "$ROOT/tests/configs/tiny-$f.json")" '.model_type == $t' "$T/hf/config.json"

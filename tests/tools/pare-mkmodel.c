@@ -53,7 +53,8 @@ static void usage(FILE *f)
             "                       --vocab, --layers (a config of equal layers) and\n"
             "                       --tied/--untied given with it replace its values, the\n"
             "                       other shape options are refused\n"
-            "  --tokenizer FILE     copy a tokenizer into the folder (tokenizer.model)\n"
+            "  --tokenizer PATH     copy a tokenizer into the folder: a tokenizer.model, tok*.bin,\n"
+            "                       tokenizer.json or a folder holding one\n"
             "  -o DIR               output folder (created if missing)\n"
             "  -h, --help           this help\n");
 }
@@ -265,13 +266,14 @@ int main(int argc, char **argv)
     model_init_random_shapes(&m, &cfg, (uint64_t)seed, dtype, &rs);
     json_decref(m.extra_config);
     m.extra_config = config_extra(j);
-    if (tok) {
+    if (tok) { /* a tokenizer file or folder, as every program reads it */
+        tokenizer *t = tokenizer_load_file(tok);
         size_t n;
-        uint8_t *data = (uint8_t *)read_whole_file(tok, &n);
-        const char *format = tokenizer_sniff(data, n); /* tokenizer.model, tok*.bin, ... */
-        m.tok.format = xstrdup(format ? format : "sentencepiece");
-        m.tok.data = data;
+        const uint8_t *data = tokenizer_data(t, &n);
+        m.tok.format = xstrdup(tokenizer_format(t));
+        m.tok.data = memcpy(xmalloc(n), data, n);
         m.tok.size = n;
+        tokenizer_free(t);
     }
     if (inv_freq)
         add_inv_freq(&m, &cfg);
