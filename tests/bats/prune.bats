@@ -371,6 +371,17 @@ PY
     [[ "$(grep -E '^ +4 ' <<<"$output")" == *"16/32"*"1/2"*"6848/13696"* ]]
 }
 
+# pare-prune --ratio 0.25 --dry-run of shared/data/configs/$1.json (its groups found
+# by pare-discover) into $output: the default layers $2, parameters $3 -> $4
+plan_quarter() {
+    CFG="$DATA/configs/$1.json"
+    pare-discover -q -m "$CFG" -o "$T/g.pare"
+    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"layers $2"* ]]
+    [[ "$output" == *"parameters: $3 -> $4 "* ]]
+}
+
 # Today's models from their published configs (shared/data/configs), by hand. With
 # grouped-query attention a unit is one key/value head with its query heads, so at
 # 0.25 floor(0.75 x KV) key/value heads stay (6 of 8, or 3 of 4) and the MLP keeps
@@ -385,12 +396,7 @@ PY
 # kv heads: 2 x 3072 x 4096 + 2 x 768 x 4096 + 3 x 4096 x 10752 + 8192 = 163,586,048;
 # layers 4-29: 6 x 218,112,000 + 26 x 163,586,048 + 1,050,677,248 = 6,612,586,496.
 @test "prune: Llama-3.1-8B (rope_scaling llama3) block 0.25 leaves 6,612,586,496 of 8,030,261,248 (dry run)" {
-    CFG="$DATA/configs/llama-3.1-8b.json"
-    pare-discover -q -m "$CFG" -o "$T/g.pare"
-    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
-    [ "$status" -eq 0 ]
-    [[ "$output" == *"layers 4-29"* ]]
-    [[ "$output" == *"parameters: 8030261248 -> 6612586496 "* ]]
+    plan_quarter llama-3.1-8b 4-29 8030261248 6612586496
     [[ "$(grep -E '^ +4 ' <<<"$output")" == *"24/32"*"6/8"*"10752/14336"*" 218112000 "*" 163586048 "* ]]
     [[ "$(grep -E '^ +30 ' <<<"$output")" == *"32/32"*"8/8"*"14336/14336"* ]]
 }
@@ -402,12 +408,7 @@ PY
 # 2 x 2304 x 3072 + 2 x 768 x 3072 + 3 x 3072 x 6144 + 6144 = 75,503,616; layers
 # 3-26: 4 x 100,669,440 + 24 x 75,503,616 + 394,005,504 = 2,608,770,048.
 @test "prune: Llama-3.2-3B (tied, head_dim 128) block 0.25 leaves 2,608,770,048 of 3,212,749,824 (dry run)" {
-    CFG="$DATA/configs/llama-3.2-3b.json"
-    pare-discover -q -m "$CFG" -o "$T/g.pare"
-    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
-    [ "$status" -eq 0 ]
-    [[ "$output" == *"layers 3-26"* ]]
-    [[ "$output" == *"parameters: 3212749824 -> 2608770048 "* ]]
+    plan_quarter llama-3.2-3b 3-26 3212749824 2608770048
     [[ "$(grep -E '^ +3 ' <<<"$output")" == *"18/24"*"6/8"*"6144/8192"*" 100669440 "*" 75503616 "* ]]
     [[ "$(grep -E '^ +2 ' <<<"$output")" == *"24/24"*"8/8"*"8192/8192"* ]]
 }
@@ -421,11 +422,7 @@ PY
 # 174,795,136; layers 3-26: 4 x 233,057,792 + 24 x 174,795,136 + 1,089,998,336 =
 # 6,217,312,768.
 @test "prune: Qwen2.5-7B (q/k/v biases) block 0.25 leaves 6,217,312,768 of 7,615,616,512 (dry run)" {
-    CFG="$DATA/configs/qwen2.5-7b.json"
-    pare-discover -q -m "$CFG" -o "$T/g.pare"
-    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
-    [ "$status" -eq 0 ]
-    [[ "$output" == *"parameters: 7615616512 -> 6217312768 "* ]]
+    plan_quarter qwen2.5-7b 3-26 7615616512 6217312768
     [[ "$(grep -E '^ +3 ' <<<"$output")" == *"21/28"*"3/4"*"14208/18944"*" 233057792 "*" 174795136 "* ]]
 }
 
@@ -439,12 +436,7 @@ PY
 # 4096 hidden channels stay in every tensor but the q/k norms (36 x 256 = 9216), each
 # having one hidden axis: (8,190,735,360 - 9216) / 4096 x 3276 + 9216 = 6,550,990,380.
 @test "prune: Qwen3-8B (q/k norms) block 0.25 leaves 6,743,700,480 of 8,190,735,360, channel 0.2 6,550,990,380 (dry run)" {
-    CFG="$DATA/configs/qwen3-8b.json"
-    pare-discover -q -m "$CFG" -o "$T/g.pare"
-    run pare-prune -m "$CFG" --ratio 0.25 --dry-run "$T/g.pare"
-    [ "$status" -eq 0 ]
-    [[ "$output" == *"layers 4-33"* ]]
-    [[ "$output" == *"parameters: 8190735360 -> 6743700480 "* ]]
+    plan_quarter qwen3-8b 4-33 8190735360 6743700480
     [[ "$(grep -E '^ +4 ' <<<"$output")" == *"24/32"*"6/8"*"9216/12288"*" 192946432 "*" 144711936 "* ]]
     [[ "$(grep -E '^ +34 ' <<<"$output")" == *"32/32"*"8/8"*"12288/12288"* ]]
     run pare-prune -m "$CFG" --mode channel --ratio 0.2 --dry-run "$T/g.pare"
