@@ -284,7 +284,10 @@ int main(int argc, char **argv)
             json_t *protocol_j = json_pack(
                 "{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I}", "protocol", ppl_protocol_name(protocol), "dataset",
                 ppl_files[i], "split", d.split, "format", ppl_format_name(d.format), "window", seq_len, "bos",
-                llamacpp ? "first token of every window" : "once, at the start of the text", "tokenization",
+                tokenizer_bos(tok) < 0 ? "none (the tokenizer adds none)"
+                : llamacpp             ? "first token of every window"
+                                       : "once, at the start of the text",
+                "tokenization",
                 d.format == PPL_TEXT ? "the file as one text, tokenized once"
                                      : "rows joined with \"\\n\\n\", tokenized once",
                 "windows", (json_int_t)res.windows, "tokens", (json_int_t)res.tokens);

@@ -156,8 +156,8 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
         windows = o->max_windows;
     if (windows == 0)
         die("%s: %zu tokens is less than one window of %d", what, n, seq_len);
-    if (llamacpp && (o->bos < 0 || seq_len < 4))
-        die("%s: the llama.cpp protocol needs a BOS token and windows of at least 4 tokens", what);
+    if (llamacpp && seq_len < 4)
+        die("%s: the llama.cpp protocol needs windows of at least 4 tokens", what);
     if (batch > windows)
         batch = (int)windows;
 
@@ -177,7 +177,7 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
         for (int i = 0; i < batch; i++) {
             const int *src = ids + (size_t)(w + (i < b ? i : 0)) * seq_len;
             memcpy(tok + (size_t)i * seq_len, src, (size_t)seq_len * sizeof *tok);
-            if (llamacpp)
+            if (llamacpp && o->bos >= 0)
                 tok[(size_t)i * seq_len] = o->bos;
             for (int t = 0; t < seq_len; t++)
                 target[i * seq_len + t] = (i < b && t >= first && t + 1 < seq_len) ? src[t + 1] : -1;

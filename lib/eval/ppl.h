@@ -47,7 +47,8 @@ typedef struct {
     int seq_len;          /* window length in tokens */
     int batch;            /* windows per forward pass */
     int64_t max_windows;  /* > 0: stop early (quick runs) */
-    int bos;              /* the BOS id (llama.cpp protocol) */
+    int bos;              /* the BOS id (llama.cpp protocol: each window's first token),
+                             -1 when the tokenizer adds none (Qwen: the windows as they are) */
 } ppl_options;
 
 typedef struct {
