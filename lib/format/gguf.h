@@ -12,7 +12,9 @@
  * q/k rows are stored in the interleaved rotary layout llama.cpp computes with
  * (rope_layout.h): pare permutes a half-layout model on writing and reads GGUF as
  * rope_style "interleaved". 1-dimensional tensors are always F32 (as llama.cpp's
- * converters write them); matrices F32, F16 or BF16. */
+ * converters write them); matrices F32, F16 or BF16.
+ *
+ * gguf_read.c reads, gguf_write.c writes; the format's numbers below serve both. */
 #ifndef PARE_GGUF_H
 #define PARE_GGUF_H
 
@@ -22,6 +24,22 @@
 
 #include "model/model.h"
 #include "model/tensor.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pare reads little-endian payloads straight into memory: little-endian hosts only"
+#endif
+
+#define GGUF_VERSION 3
+#define GGUF_ALIGNMENT 32
+
+/* The types of key/value values. */
+enum gguf_type {
+    GT_UINT8, GT_INT8, GT_UINT16, GT_INT16, GT_UINT32, GT_INT32, GT_FLOAT32, GT_BOOL,
+    GT_STRING, GT_ARRAY, GT_UINT64, GT_INT64, GT_FLOAT64, GT_COUNT
+};
+
+/* The tensor types pare reads and writes. */
+enum ggml_type { GGML_F32 = 0, GGML_F16 = 1, GGML_BF16 = 30 };
 
 /* Write m (bound, with a SentencePiece or llama2.c tokenizer) to path, atomically,
  * matrices stored as dtype. Dies with a message naming the rule when llama.cpp

@@ -1,4 +1,4 @@
-/* protobuf.c - the protobuf wire format, read (protobuf.h). */
+/* protobuf.c - the protobuf wire format, read and written (protobuf.h). */
 #include "base/util.h"
 #include "text/protobuf.h"
 
@@ -51,4 +51,37 @@ int pb_next(pb_reader *r, pb_field *f)
     default: // groups (3, 4) are not used by sentencepiece_model.proto
         return -1;
     }
+}
+
+static void put_varint(bytes *out, uint64_t v)
+{
+    uint8_t x[10];
+    int n = 0;
+    do {
+        x[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            x[n] |= 0x80;
+        n++;
+    } while (v);
+    bytes_put(out, x, (size_t)n);
+}
+
+void pb_put_int(bytes *out, int field, uint64_t v)
+{
+    put_varint(out, (uint64_t)field << 3);
+    put_varint(out, v);
+}
+
+void pb_put_float(bytes *out, int field, float v)
+{
+    put_varint(out, (uint64_t)field << 3 | 5);
+    bytes_put(out, &v, 4);
+}
+
+void pb_put_bytes(bytes *out, int field, const void *p, size_t n)
+{
+    put_varint(out, (uint64_t)field << 3 | 2);
+    put_varint(out, n);
+    bytes_put(out, p, n);
 }

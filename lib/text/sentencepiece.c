@@ -533,6 +533,37 @@ static size_t sp_shown(const tokenizer *t, int id, char *out)
     return at;
 }
 
+/* ---- writing a ModelProto ---- */
+
+void sentencepiece_put_piece(bytes *model, const char *s, size_t n, float score, int type)
+{
+    bytes p = { 0 };
+    pb_put_bytes(&p, 1, s, n);
+    pb_put_float(&p, 2, score);
+    pb_put_int(&p, 3, (uint64_t)type);
+    pb_put_bytes(model, 1, p.p, p.n);
+    free(p.p);
+}
+
+void sentencepiece_put_bpe_specs(bytes *model, bool byte_fallback, const char *bos, size_t bos_len, const char *eos,
+                                 size_t eos_len, bool add_dummy_prefix)
+{
+    bytes ts = { 0 }, ns = { 0 };
+    pb_put_int(&ts, 3, 2); // model_type BPE
+    pb_put_int(&ts, 35, byte_fallback);
+    if (bos)
+        pb_put_bytes(&ts, 46, bos, bos_len);
+    if (eos)
+        pb_put_bytes(&ts, 47, eos, eos_len);
+    pb_put_bytes(model, 2, ts.p, ts.n);
+    pb_put_int(&ns, 3, add_dummy_prefix);
+    pb_put_int(&ns, 4, 0); // remove_extra_whitespaces
+    pb_put_int(&ns, 5, 1); // escape_whitespaces
+    pb_put_bytes(model, 3, ns.p, ns.n);
+    free(ts.p);
+    free(ns.p);
+}
+
 const tokenizer_kind sentencepiece_kinds[3] = {
     { "sentencepiece", sentencepiece_sniff, load_plain, sp_encode, sp_shown, sp_free },
     { "chatglm", NULL, load_chatglm, sp_encode, sp_shown, sp_free },
