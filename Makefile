@@ -39,7 +39,9 @@ $(BUILD)/lib/base/cpu_loops-%.o: lib/base/cpu_loops.c lib/*/*.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CPU_FLAGS_$*) -DCPU_VARIANT=$* -c -o $@ $<
 
+# Made anew, so that the object of a source file that is gone leaves with it.
 $(BUILD)/libpare.a: $(LIB_OBJ)
+	rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/bin/pare-%: cmd/%/main.c $(BUILD)/libpare.a

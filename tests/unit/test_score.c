@@ -15,6 +15,7 @@
 
 #include "base/util.h"
 #include "check.h"
+#include "fixture.h"
 #include "format/model_load.h"
 #include "model/model.h"
 #include "prune/groups.h"
@@ -380,28 +381,10 @@ static char *stories_text(void) { return path_join(check_data_dir(), "text/tinys
 /* The reference's gradient against central differences of its own loss. */
 static void test_reference_gradient(void)
 {
-    model_config c = {0};
-    snprintf(c.model_type, sizeof c.model_type, "llama");
-    c.dim = 16;
-    c.n_layers = 2;
-    c.vocab = 24;
-    c.head_dim = 4;
-    c.max_seq = 32;
-    int H[2] = {4, 4}, KV[2] = {2, 2}, F[2] = {20, 12};
-    c.n_heads = H;
-    c.n_kv_heads = KV;
-    c.ffn_dim = F;
-    c.norm_eps = 1e-5f;
-    c.rope_theta = 10000;
-    c.rope_style = ROPE_HALF;
-    c.tied = false;
-    c.qkv_bias = true;
-    c.o_bias = true;
-    c.down_bias = true;
-    c.bos_id = 1;
-    c.eos_id = 2;
+    fixture_shape sh = {16, 2, 24, 4, (const int[]){4, 4}, (const int[]){2, 2}, (const int[]){20, 12}, false, true,
+                        true, true, ROPE_HALF};
     model m;
-    model_init_random(&m, &c, 7);
+    fixture_model(&m, &sh, 7);
     int B = 2, T = 5, tok[10], tgt[10];
     for (int i = 0; i < B * T; i++) {
         tok[i] = (int)(next_u64() % 24);
@@ -550,43 +533,18 @@ static void test_stories_reference(void)
     model_free(&m);
 }
 
-typedef struct {
+/* Random models of other shapes (fixture.h). */
+static const struct {
     const char *name;
-    int D, L, V, hd;
-    int H[4], KV[4], F[4];
-    bool tied, qkv_bias, o_bias, down_bias;
-    enum rope_style style;
-} fixture;
-
-static const fixture fixtures[] = {
-    {"mha untied half", 24, 2, 40, 6, {4, 4}, {4, 4}, {32, 32}, false, false, false, false, ROPE_HALF},
-    {"gqa biases", 32, 2, 36, 8, {4, 4}, {2, 2}, {24, 40}, true, true, true, true, ROPE_INTERLEAVED},
-    {"pruned heterogeneous", 16, 3, 30, 4, {4, 0, 2}, {2, 0, 1}, {12, 8, 0}, true, false, false, false, ROPE_HALF},
+    fixture_shape shape;
+} fixtures[] = {
+    {"mha untied half", {24, 2, 40, 6, (const int[]){4, 4}, (const int[]){4, 4}, (const int[]){32, 32}, false, false,
+                         false, false, ROPE_HALF}},
+    {"gqa biases", {32, 2, 36, 8, (const int[]){4, 4}, (const int[]){2, 2}, (const int[]){24, 40}, true, true, true,
+                    true, ROPE_INTERLEAVED}},
+    {"pruned heterogeneous", {16, 3, 30, 4, (const int[]){4, 0, 2}, (const int[]){2, 0, 1}, (const int[]){12, 8, 0},
+                              true, false, false, false, ROPE_HALF}},
 };
-
-static void fixture_model(model *m, const fixture *f, uint64_t seed)
-{
-    model_config c = {0};
-    snprintf(c.model_type, sizeof c.model_type, "llama");
-    c.dim = f->D;
-    c.n_layers = f->L;
-    c.vocab = f->V;
-    c.head_dim = f->hd;
-    c.max_seq = 64;
-    c.n_heads = (int *)f->H;
-    c.n_kv_heads = (int *)f->KV;
-    c.ffn_dim = (int *)f->F;
-    c.norm_eps = 1e-5f;
-    c.rope_theta = 10000;
-    c.rope_style = f->style;
-    c.tied = f->tied;
-    c.qkv_bias = f->qkv_bias;
-    c.o_bias = f->o_bias;
-    c.down_bias = f->down_bias;
-    c.bos_id = 1;
-    c.eos_id = 2;
-    model_init_random(m, &c, seed);
-}
 
 static void random_calib(calib *c, int V, int samples, int T)
 {
@@ -601,9 +559,9 @@ static void test_fixtures_reference(void)
 {
     for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
         model m;
-        fixture_model(&m, &fixtures[i], 11 + i);
+        fixture_model(&m, &fixtures[i].shape, 11 + i);
         calib c;
-        random_calib(&c, fixtures[i].V, 4, 12);
+        random_calib(&c, fixtures[i].shape.V, 4, 12);
         check_against_reference(&m, &c, fixtures[i].name, 1e-4);
         calib_free(&c);
         model_free(&m);
@@ -615,7 +573,8 @@ static void test_fixtures_reference(void)
 static void test_gqa_query_rows(void)
 {
     model m;
-    fixture f = {"gqa4", 16, 1, 20, 2, {8}, {2}, {8}, true, false, false, false, ROPE_HALF};
+    fixture_shape f = {16, 1, 20, 2, (const int[]){8}, (const int[]){2}, (const int[]){8}, true, false, false, false,
+                       ROPE_HALF};
     fixture_model(&m, &f, 5);
     calib c;
     random_calib(&c, f.V, 3, 8);
@@ -705,6 +664,26 @@ static void test_chunks_and_separable(void)
     model_free(&m);
 }
 
+/* The partial streams of shards 0..n-1 of m on c, every statistic, written
+ * into dir as p0.pare, p1.pare, ... (paths[k], malloc'd); shard 1 holds its
+ * Fisher in chunks of fisher_memory bytes. */
+static void write_partials(const model *m, const calib *c, int n, size_t fisher_memory, const char *dir,
+                           char **paths)
+{
+    for (int k = 0; k < n; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%d.pare", k);
+        paths[k] = path_join(dir, name);
+        group_set gs;
+        groups_discover(m, GROUP_KIND_ALL, &gs);
+        score_options o = {.stats = SCORE_ALL, .shard = k, .shards = n, .fisher_memory = k == 1 ? fisher_memory : 0};
+        char *argv[] = {"test"};
+        score_summary sum;
+        score_write_partial(m, c, &gs, &o, paths[k], 1, argv, &sum);
+        group_set_free(&gs);
+    }
+}
+
 /* Three shards merged give the unsharded statistics to float rounding, in any
  * order; merged twice, byte-identical streams. */
 static void test_shards_merge(void)
@@ -722,17 +701,7 @@ static void test_shards_merge(void)
     char dir[] = "/tmp/pare-test-shards-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char *paths[3];
-    for (int k = 0; k < 3; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "p%d.pare", k);
-        paths[k] = path_join(dir, name);
-        group_set gs;
-        groups_discover(&m, GROUP_KIND_ALL, &gs);
-        score_options o = {.stats = SCORE_ALL, .shard = k, .shards = 3, .fisher_memory = k == 1 ? 150000 : 0};
-        char *argv[] = {"test"};
-        score_write_partial(&m, &c, &gs, &o, paths[k], 1, argv, &sum);
-        group_set_free(&gs);
-    }
+    write_partials(&m, &c, 3, 150000, dir, paths);
     char *order[3] = {paths[2], paths[0], paths[1]};
     group_set merged, ref;
     score_merge(order, 3, "merge", &merged);
@@ -789,6 +758,43 @@ static void test_shards_merge(void)
     calib_free(&c);
     free(text);
     tokenizer_free(tok);
+    model_free(&m);
+}
+
+/* Two shards of a ChatGLM-6B-shaped random model merged give its unsharded
+ * statistics: the merge takes the layer count from the model's config read as
+ * every program reads it (ChatGLM's key is num_layers, not num_hidden_layers). */
+static void test_shards_merge_chatglm(void)
+{
+    model m;
+    fixture_config_model(&m,
+                         "{\"model_type\":\"chatglm\",\"hidden_size\":16,\"num_layers\":3,\"vocab_size\":40,"
+                         "\"num_attention_heads\":4,\"inner_hidden_size\":24,\"position_encoding_2d\":true}",
+                         77);
+    calib c;
+    random_calib(&c, 40, 6, 24);
+    group_set whole;
+    score_summary sum;
+    score_with(&m, &c, SCORE_ALL, 0, &whole, &sum);
+    char dir[] = "/tmp/pare-test-shards-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *paths[2];
+    write_partials(&m, &c, 2, 4000, dir, paths);
+    group_set merged;
+    score_merge(paths, 2, "merge", &merged);
+    double d = stats_diff(&merged, &whole, NULL, true), da = acts_diff(&merged, &whole);
+    fprintf(stderr, "  ChatGLM-6B, 2 shards merged: statistics within %.2g, activations within %.2g of one run\n", d,
+            da);
+    CHECK(merged.n == whole.n && d < 1e-5 && da < 1e-5);
+    CHECK(json_equal(merged.calibration, whole.calibration) && !strcmp(merged.fingerprint, whole.fingerprint));
+    for (int k = 0; k < 2; k++) {
+        unlink(paths[k]);
+        free(paths[k]);
+    }
+    rmdir(dir);
+    group_set_free(&merged);
+    group_set_free(&whole);
+    calib_free(&c);
     model_free(&m);
 }
 
@@ -1031,6 +1037,7 @@ int main(void)
     TEST(test_gqa_query_rows);
     TEST(test_chunks_and_separable);
     TEST(test_shards_merge);
+    TEST(test_shards_merge_chatglm);
     TEST(test_prune_same_units);
     TEST(test_flap_wanda);
     return check_report();
