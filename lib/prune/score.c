@@ -938,9 +938,10 @@ void score_merge(char *const *paths, int n, const char *label, group_set *gs)
         die("%s: the shards score %lld targets, the calibration has %lld samples of %lld tokens",
             label, (long long)targets, (long long)samples, (long long)seq_len);
 
-    int L = (int)json_integer_value(json_object_get(gs->config, "num_hidden_layers"));
-    if (L < 1)
-        stream_die(&in[0].r, "the model's config has no num_hidden_layers");
+    model_config cfg; /* read as every program reads a config: each architecture names its keys */
+    config_from_json(&cfg, gs->config, in[0].path);
+    int L = cfg.n_layers;
+    config_free(&cfg);
 
     /* records, in lock step */
     scorer s;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# ChatGLM-6B and ChatGLM2 end to end on tiny random models: discover -> score ->
-# prune -> lora -> eval, the checkpoint's config keys, and GGUF refused. The
+# ChatGLM-6B and ChatGLM2 end to end on tiny random models: discover -> score (and
+# two shards merged) -> prune -> lora -> eval, the checkpoint's config keys, and GGUF refused. The
 # pipeline's models use the tok512 tokenizer (Llama-style SentencePiece, 512
 # pieces) with a vocabulary of 512; the zero-shot tests train ChatGLM tokenizers
 # (python3-sentencepiece) for the [gMASK] <sop> prompt forms.
@@ -18,6 +18,14 @@ pipeline() {
     pare-discover -q -m "$T/$1" -o "$T/g.pare"
     pare-score -q -m "$T/$1" --calib "$T/t.txt" -o "$T/s.pare" "$T/g.pare"
     pare-prune -q -m "$T/$1" --ratio 0.5 --layers 0-2 -o "$T/p.pare" "$T/s.pare"
+    # two shards merged: the unsharded header, and the same units pruned
+    for i in 0 1; do
+        pare-score -q -m "$T/$1" --calib "$T/t.txt" --shard $i/2 -o "$T/part$i.pare" "$T/g.pare"
+    done
+    pare-score -q --merge "$T/part1.pare" "$T/part0.pare" -o "$T/merged.pare"
+    diff <(pare show "$T/merged.pare" | head -1 | jq -S 'del(.argv)') <(pare show "$T/s.pare" | head -1 | jq -S 'del(.argv)')
+    pare-prune -q -m "$T/$1" --ratio 0.5 --layers 0-2 -o "$T/pm.pare" "$T/merged.pare"
+    diff <(pare show "$T/pm.pare" | head -1 | jq -c .provenance.groups) <(pare show "$T/p.pare" | head -1 | jq -c .provenance.groups)
     pare-lora -q -m "$T/p.pare" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --warmup 2 \
         --epochs 1 --eval-every 5 -t 1 -o "$T/a.pare"
     pare-eval -q -m "$T/p.pare" -a "$T/a.pare" --ppl "$T/t.txt" --limit 4 --json > "$T/r.json"

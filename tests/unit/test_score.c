@@ -762,7 +762,7 @@ static void test_shards_merge(void)
 }
 
 /* Two shards of a ChatGLM-6B-shaped random model merged give its unsharded
- * statistics: the merge takes the layer count from the model's config read as
+ * statistics (to 1e-4, as the other statistics here): the merge takes the layer count from the model's config read as
  * every program reads it (ChatGLM's key is num_layers, not num_hidden_layers). */
 static void test_shards_merge_chatglm(void)
 {
@@ -782,10 +782,15 @@ static void test_shards_merge_chatglm(void)
     write_partials(&m, &c, 2, 4000, dir, paths);
     group_set merged;
     score_merge(paths, 2, "merge", &merged);
-    double d = stats_diff(&merged, &whole, NULL, true), da = acts_diff(&merged, &whole);
+    double w[SCORE_MEMBER_STATS];
+    double d = stats_diff_by(&merged, &whole, NULL, NULL, true, w), da = acts_diff(&merged, &whole);
+    print_worst("ChatGLM-6B, 2 shards merged vs one run", w);
     fprintf(stderr, "  ChatGLM-6B, 2 shards merged: statistics within %.2g, activations within %.2g of one run\n", d,
             da);
-    CHECK(merged.n == whole.n && d < 1e-5 && da < 1e-5);
+    /* float rounding of batch products of other sizes: 1.6e-5 (element1) and 3.1e-5
+     * (mix) here, 2.4e-6 and 5.1e-6 for a LLaMA model of the same shape; one shard
+     * merged is within 1.5e-7 */
+    CHECK(merged.n == whole.n && d < 1e-4 && da < 1e-5);
     CHECK(json_equal(merged.calibration, whole.calibration) && !strcmp(merged.fingerprint, whole.fingerprint));
     for (int k = 0; k < 2; k++) {
         unlink(paths[k]);
