@@ -1,0 +1,259 @@
+/* score_reduce.c - the statistics' accumulators (score_reduce.h). */
+#include "prune/score_reduce.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+static int layer_of_name(const char *name)
+{
+    const char *rest;
+    return model_layer_of(name, &rest);
+}
+
+int scorer_position(const scorer *s, int layer) { return layer >= 0 ? s->L - 1 - layer : s->L; }
+
+static int cmp_tref(const void *a, const void *b) { return strcmp(((const tref *)a)->name, ((const tref *)b)->name); }
+
+tref *scorer_find_tref(const scorer *s, const char *name)
+{
+    tref key = {.name = (char *)name};
+    return s->n_t ? bsearch(&key, s->t, (size_t)s->n_t, sizeof *s->t, cmp_tref) : NULL;
+}
+
+void scorer_init(scorer *s, const model *m, group_set *gs, unsigned stats, int L)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->gs = gs;
+    s->stats = stats;
+    s->L = L;
+    for (int gi = 0; gi < gs->n; gi++) {
+        const group *g = &gs->g[gi];
+        for (int k = 0; k < g->n_members; k++) {
+            const char *name = g->members[k].tensor;
+            tref *t = NULL;
+            for (int i = 0; i < s->n_t && !t; i++) /* groups are few per tensor: sorted later */
+                if (!strcmp(s->t[i].name, name))
+                    t = &s->t[i];
+            if (!t) {
+                s->t = xrealloc(s->t, (size_t)(s->n_t + 1) * sizeof *s->t);
+                t = &s->t[s->n_t++];
+                memset(t, 0, sizeof *t);
+                t->name = xstrdup(name);
+                t->layer = layer_of_name(name);
+                t->rows = t->cols = -1;
+            }
+            t->refs = xrealloc(t->refs, (size_t)(t->n_refs + 1) * sizeof *t->refs);
+            t->refs[t->n_refs++] = (member_ref){gi, k};
+        }
+    }
+    if (s->n_t) /* no groups name no tensor: s->t is NULL */
+        qsort(s->t, (size_t)s->n_t, sizeof *s->t, cmp_tref);
+    for (int i = 0; i < s->n_t; i++) {
+        tref *t = &s->t[i];
+        if (t->layer >= L)
+            die("the groups name %s, but the model has %d layers", t->name, L);
+        t->pos = scorer_position(s, t->layer);
+        if (m) {
+            const tensor *w = model_tensor(m, t->name);
+            if (!w)
+                die("%s: the groups name tensor %s, which the model lacks", m->source, t->name);
+            t->w = w;
+            t->rows = w->shape[0];
+            t->cols = w->ndim == 2 ? w->shape[1] : 1;
+        }
+    }
+    s->acc = xcalloc((size_t)(gs->n > 0 ? gs->n : 1), sizeof *s->acc);
+    for (int gi = 0; gi < gs->n; gi++)
+        s->acc[gi] = xcalloc((size_t)gs->g[gi].n_members * NS * (size_t)gs->g[gi].units, sizeof(double));
+}
+
+void scorer_check_shape(scorer *s, const tref *t)
+{
+    for (int r = 0; r < t->n_refs; r++) {
+        const group *g = &s->gs->g[t->refs[r].g];
+        const group_member *mb = &g->members[t->refs[r].k];
+        int64_t n = mb->axis == 0 ? t->rows : t->cols;
+        int64_t end = mb->start + (g->units - 1) * mb->stride + mb->width;
+        if (mb->axis == 1 && t->cols == 1 && t->rows > 1)
+            die("group %d: member %s has no axis 1 (a vector)", g->id, t->name);
+        if (end > n)
+            die("group %d: the units of member %s reach index %lld of axis %d, which has %lld", g->id, t->name,
+                (long long)end - 1, mb->axis, (long long)n);
+    }
+    int64_t d = t->rows > t->cols ? t->rows : t->cols;
+    if (d > s->maxdim) {
+        s->maxdim = d;
+        free(s->scratch);
+        s->scratch = xmalloc(2 * NS * (size_t)d * sizeof(double));
+        free(s->wrow);
+        s->wrow = xmalloc((size_t)d * sizeof(float));
+    }
+}
+
+void scorer_free(scorer *s)
+{
+    for (int i = 0; i < s->n_t; i++) {
+        free(s->t[i].name);
+        free(s->t[i].refs);
+    }
+    free(s->t);
+    for (int gi = 0; gi < s->gs->n; gi++)
+        free(s->acc[gi]);
+    free(s->acc);
+    free(s->scratch);
+    free(s->wrow);
+    for (int i = 0; i < s->n_a; i++) {
+        free(s->a[i].tensor);
+        free(s->a[i].sum);
+    }
+    free(s->a);
+    free(s->tmp);
+    free(s->pieces);
+    free(s->chunk_end);
+}
+
+/* ------------------------------------------------------------------ reduction */
+
+void scorer_reduce(scorer *s, const tref *t, int64_t r0, int64_t r1, const tensor *w, const float *g,
+                          double sg, const float *f, double sf, bool f_is_grad, unsigned mask)
+{
+    int64_t R = t->rows, C = t->cols;
+    bool ax[2] = {false, false};
+    for (int r = 0; r < t->n_refs; r++)
+        ax[s->gs->g[t->refs[r].g].members[t->refs[r].k].axis] = true;
+    int act[NS], na = 0;
+    for (int k = 0; k < NS; k++)
+        if (mask & (1u << k))
+            act[na++] = k;
+    if (!na)
+        return;
+    double *ch[2][NS]; /* per axis and statistic: (R) or (C) channel values */
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < NS; k++)
+            ch[a][k] = s->scratch + ((size_t)a * NS + (size_t)k) * (size_t)s->maxdim;
+    for (int j = 0; j < na; j++) {
+        if (ax[1])
+            memset(ch[1][act[j]], 0, (size_t)C * sizeof(double));
+        if (ax[0] && (r0 > 0 || r1 < R))
+            memset(ch[0][act[j]], 0, (size_t)R * sizeof(double));
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *wr = NULL, *gr = g ? g + r * C : NULL, *fr = f ? f + (r - r0) * C : NULL;
+        if (w) {
+            tensor_get_f32(w, r * C, C, s->wrow);
+            wr = s->wrow;
+        }
+        double rs[NS] = {0};
+        for (int64_t c = 0; c < C; c++) {
+            double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
+            if (f_is_grad)
+                fv *= fv;
+            double a = gr ? sg * wv * gr[c] : 0.0, b = sf * wv * wv * fv;
+            double v[NS] = {a, fabs(a), b, fabs(a - 0.5 * b), fabs(wv), wv * wv};
+            for (int j = 0; j < na; j++)
+                rs[act[j]] += v[act[j]];
+            if (ax[1])
+                for (int j = 0; j < na; j++)
+                    ch[1][act[j]][c] += v[act[j]];
+        }
+        if (ax[0])
+            for (int j = 0; j < na; j++)
+                ch[0][act[j]][r] = rs[act[j]];
+    }
+    for (int r = 0; r < t->n_refs; r++) {
+        const group *gr = &s->gs->g[t->refs[r].g];
+        const group_member *mb = &gr->members[t->refs[r].k];
+        int64_t U = gr->units;
+        double *dst = s->acc[t->refs[r].g] + (size_t)t->refs[r].k * NS * (size_t)U; /* (NS, U) */
+        for (int j = 0; j < na; j++) {
+            int k = act[j];
+            const double *v = ch[mb->axis][k];
+            for (int64_t u = 0; u < U; u++) {
+                int64_t a = mb->start + u * mb->stride;
+                double sum = 0;
+                for (int64_t c = a; c < a + mb->width; c++)
+                    sum += k == SCORE_VECTOR ? fabs(v[c]) : v[c];
+                dst[(size_t)k * U + u] += sum;
+            }
+        }
+    }
+}
+
+void scorer_finalize_stats(scorer *s, unsigned mask, bool keep)
+{
+    for (int gi = 0; gi < s->gs->n; gi++) {
+        group *g = &s->gs->g[gi];
+        int64_t U = g->units, M = g->n_members;
+        group_stat *st = xcalloc(NS, sizeof *st);
+        int n = 0;
+        for (int k = 0; k < NS; k++) {
+            const group_stat *old = keep ? group_find_stat(g, score_stat_name(k)) : NULL;
+            if (!(mask & (1u << k)) && !old)
+                continue;
+            st[n].name = xstrdup(score_stat_name(k));
+            st[n].values = xmalloc((size_t)(M * U) * sizeof(float));
+            if (mask & (1u << k))
+                for (int64_t mi = 0; mi < M; mi++)
+                    for (int64_t u = 0; u < U; u++)
+                        st[n].values[mi * U + u] = (float)s->acc[gi][((size_t)mi * NS + (size_t)k) * U + u];
+            else
+                memcpy(st[n].values, old->values, (size_t)(M * U) * sizeof(float));
+            n++;
+        }
+        for (int i = 0; i < g->n_stats; i++) {
+            free(g->stats[i].name);
+            free(g->stats[i].values);
+        }
+        free(g->stats);
+        g->stats = st;
+        g->n_stats = n;
+    }
+}
+
+act_acc *scorer_find_act(scorer *s, const char *tensor, int64_t I)
+{
+    for (int i = 0; i < s->n_a; i++)
+        if (!strcmp(s->a[i].tensor, tensor)) {
+            if (s->a[i].I != I)
+                die("activations of %s: %lld channels, then %lld", tensor, (long long)s->a[i].I, (long long)I);
+            return &s->a[i];
+        }
+    s->a = xrealloc(s->a, (size_t)(s->n_a + 1) * sizeof *s->a);
+    act_acc *a = &s->a[s->n_a++];
+    a->tensor = xstrdup(tensor);
+    a->tokens = 0;
+    a->I = I;
+    a->sum = xcalloc(2 * (size_t)I, sizeof(double));
+    a->sumsq = a->sum + I;
+    return a;
+}
+
+void scorer_finalize_acts(scorer *s)
+{
+    group_set *gs = s->gs;
+    for (int i = 0; i < gs->n_act; i++) {
+        free(gs->act[i].tensor);
+        free(gs->act[i].mean);
+    }
+    free(gs->act);
+    gs->n_act = s->n_a;
+    gs->act = xcalloc((size_t)(s->n_a > 0 ? s->n_a : 1), sizeof *gs->act);
+    for (int i = 0; i < s->n_a; i++) {
+        const act_acc *a = &s->a[i];
+        act_stat *o = &gs->act[i];
+        o->tensor = xstrdup(a->tensor);
+        o->tokens = a->tokens;
+        act_stat_alloc(o, a->I);
+        double n = a->tokens > 0 ? (double)a->tokens : 1.0;
+        for (int64_t c = 0; c < a->I; c++) {
+            double mean = a->sum[c] / n, var = a->sumsq[c] / n - mean * mean;
+            o->mean[c] = (float)mean;
+            o->var[c] = (float)(var > 0 ? var : 0);
+            o->sqnorm[c] = (float)a->sumsq[c];
+        }
+    }
+}
