@@ -41,6 +41,18 @@ enum prune_criterion {
  * (adaptive, FLAP's AL-AM). */
 enum prune_select { PRUNE_SELECT_LOCAL, PRUNE_SELECT_GLOBAL, PRUNE_SELECT_ADAPTIVE, PRUNE_SELECT_COUNT };
 
+/* What a criterion is computed from: the weights alone (l1, l2), the weights and
+ * activation statistics (flap, wanda), measured per unit (ablation, influence). */
+static inline bool prune_criterion_is_magnitude(enum prune_criterion c) { return c == PRUNE_CRIT_L1 || c == PRUNE_CRIT_L2; }
+static inline bool prune_criterion_is_activation(enum prune_criterion c)
+{
+    return c == PRUNE_CRIT_FLAP || c == PRUNE_CRIT_WANDA;
+}
+static inline bool prune_criterion_is_per_unit(enum prune_criterion c)
+{
+    return c == PRUNE_CRIT_ABLATION || c == PRUNE_CRIT_INFLUENCE;
+}
+
 /* Names and their inverses (-1 if unknown). */
 const char *prune_mode_name(enum prune_mode m);
 int prune_mode_from_name(const char *s);
