@@ -11,7 +11,7 @@
 #include "eval/report.h"
 #include "format/checkpoint.h"
 #include "format/gguf.h"
-#include "format/hf_export.h"
+#include "format/hf_folder.h"
 #include "format/model_load.h"
 #include "format/show.h"
 #include "model/model.h"

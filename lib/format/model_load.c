@@ -11,7 +11,7 @@
 #include "format/gguf.h"
 #include "format/llama2c.h"
 #include "format/pytorch.h"
-#include "format/safetensors.h"
+#include "format/hf_folder.h"
 #include "format/stream.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_folder.h"

@@ -1,4 +1,4 @@
-/* safetensors.h - the Hugging Face .safetensors format and model folders.
+/* safetensors.h - the Hugging Face .safetensors format (folders of them: hf_folder.h).
  *
  * A .safetensors file is an 8-byte little-endian header length N, N bytes of JSON
  * {NAME: {"dtype": "F32"|"F16"|"BF16", "shape": [...], "data_offsets": [b, e]},
@@ -22,21 +22,5 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap);
  * even). A tensor without values (data NULL) gets them from src, one at a time.
  * The file appears under its name only when complete. */
 void safetensors_write(const char *path, const tensor *ts, int n, enum dtype dtype, const tensor_source *src);
-
-/* Read a Hugging Face folder's weights (model.safetensors, or the shards of
- * model.safetensors.index.json, checked against its weight_map) into *ts, *n. */
-void hf_read_weights(const char *dir, tensor **ts, int *n);
-
-/* Write m as a Hugging Face folder (created if missing): config.json (canonical
- * config, extra keys, torch_dtype) and model.safetensors, or with shards > 1,
- * model-0000i-of-0000N.safetensors and model.safetensors.index.json. A tokenizer of
- * m is written as tokenizer.model. Tensors without data get theirs from m->values,
- * one at a time. */
-void hf_write_folder(const model *m, const char *dir, enum dtype dtype, int shards);
-/* The same with the weights in format: HF_SAFETENSORS as above, or HF_PYTORCH,
- * torch.save's zip checkpoints (pytorch_write): pytorch_model.bin, or
- * pytorch_model-0000i-of-0000N.bin and pytorch_model.bin.index.json. */
-enum hf_weights { HF_SAFETENSORS, HF_PYTORCH };
-void hf_write_folder_as(const model *m, const char *dir, enum dtype dtype, int shards, enum hf_weights format);
 
 #endif

@@ -5,7 +5,7 @@
 
 #include "base/util.h"
 #include "format/model_load.h"
-#include "format/safetensors.h"
+#include "format/hf_folder.h"
 #include "fuzz.h"
 #include "model/model.h"
 #include "model/tensor.h"

@@ -12,7 +12,7 @@
 
 #include "base/util.h"
 #include "format/model_load.h"
-#include "format/safetensors.h"
+#include "format/hf_folder.h"
 #include "model/model.h"
 #include "model/tensor.h"
 #include "text/tokenizer.h"

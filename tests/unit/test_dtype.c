@@ -16,7 +16,7 @@
 #include "compute/forward.h"
 #include "format/checkpoint.h"
 #include "format/model_load.h"
-#include "format/safetensors.h"
+#include "format/hf_folder.h"
 #include "model/model.h"
 
 enum { D = 256, L = 2, V = 2500, HD = 32, B = 2, T = 12 };

@@ -22,6 +22,7 @@
 #include "format/checkpoint.h"
 #include "format/llama2c.h"
 #include "format/model_load.h"
+#include "format/hf_folder.h"
 #include "format/safetensors.h"
 #include "model/model.h"
 #include "model/tensor.h"
