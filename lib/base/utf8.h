@@ -30,4 +30,14 @@ char *utf8_replace_invalid(const char *s, size_t n);
  * WHATWG TextDecoder replace each ill-formed subpart by one U+FFFD. 0 when n is 0. */
 size_t utf8_subpart_len(const char *s, size_t n, bool *ok);
 
+/* Whether byte c continues a character (10xxxxxx). */
+static inline int utf8_is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+/* The code point of the well-formed character at s, and its length in *len. */
+unsigned utf8_decode(const char *s, size_t *len);
+/* Code point cp (at most U+10FFFF) written as UTF-8 to out; its length (1 to 4). */
+size_t utf8_encode(unsigned cp, char *out);
+/* The characters of a well-formed NUL-terminated string. */
+size_t utf8_chars(const char *s);
+
 #endif

@@ -81,60 +81,7 @@ double task_stderr(int64_t correct, int64_t n)
     return sqrt(p * (1.0 - p) / (double)(n - 1));
 }
 
-/* ---- UTF-8 and Python string semantics ---- */
-
-/* Decode one code point of valid UTF-8 at s; *len bytes. */
-static unsigned decode(const unsigned char *s, int *len)
-{
-    if (s[0] < 0x80) {
-        *len = 1;
-        return s[0];
-    }
-    if (s[0] < 0xE0) {
-        *len = 2;
-        return (unsigned)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
-    }
-    if (s[0] < 0xF0) {
-        *len = 3;
-        return (unsigned)(s[0] & 0x0F) << 12 | (unsigned)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-    }
-    *len = 4;
-    return (unsigned)(s[0] & 0x07) << 18 | (unsigned)(s[1] & 0x3F) << 12 | (unsigned)(s[2] & 0x3F) << 6 |
-           (s[3] & 0x3F);
-}
-
-static int encode(unsigned cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-int task_utf8_chars(const char *str)
-{
-    int n = 0;
-    for (const unsigned char *s = (const unsigned char *)str; *s; s++)
-        if ((*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
+/* ---- Python string semantics ---- */
 
 /* Python's str.isspace() */
 static bool py_space(unsigned c)
@@ -148,18 +95,18 @@ char *task_py_strip(const char *str)
     const unsigned char *s = (const unsigned char *)str;
     size_t n = strlen(str), a = 0, b = n;
     while (a < n) {
-        int len;
-        unsigned c = decode(s + a, &len);
+        size_t len;
+        unsigned c = utf8_decode((const char *)s + a, &len);
         if (!py_space(c))
             break;
-        a += (size_t)len;
+        a += len;
     }
     /* from the end: find the last non-space code point */
     size_t i = a, end = a;
     while (i < n) {
-        int len;
-        unsigned c = decode(s + i, &len);
-        i += (size_t)len;
+        size_t len;
+        unsigned c = utf8_decode((const char *)s + i, &len);
+        i += len;
         if (!py_space(c))
             end = i;
     }
@@ -204,11 +151,11 @@ char *task_py_capitalize(const char *str)
     size_t n = strlen(str), i = 0, o = 0;
     char *out = xmalloc(2 * n + 8);
     while (i < n) {
-        int len;
-        unsigned c = decode(s + i, &len);
+        size_t len;
+        unsigned c = utf8_decode((const char *)s + i, &len);
         c = i == 0 ? to_upper(c) : to_lower(c);
-        i += (size_t)len;
-        o += (size_t)encode(c, out + o);
+        i += len;
+        o += utf8_encode(c, out + o);
     }
     out[o] = 0;
     return out;
@@ -432,7 +379,7 @@ static void add_choice(task_item *it, char *ctx, const char *choice)
     int i = it->n++;
     it->ctx[i] = ctx;
     it->cont[i] = xasprintf(" %s", choice);
-    it->chars[i] = task_utf8_chars(choice);
+    it->chars[i] = (int)utf8_chars(choice);
 }
 
 /* The letter of an answer key: "1".."5" -> "A".."E" (ARC's num_to_letter). */

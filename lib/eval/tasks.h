@@ -97,6 +97,5 @@ double task_stderr(int64_t correct, int64_t n);
 char *task_hellaswag_preprocess(const char *s);
 char *task_py_capitalize(const char *s); /* Python's str.capitalize */
 char *task_py_strip(const char *s);      /* Python's str.strip() */
-int task_utf8_chars(const char *s);       /* code points of valid UTF-8 */
 
 #endif

@@ -1,4 +1,5 @@
 /* bpe.c - merging a text's symbols, best-scoring pair first (bpe.h). */
+#include "base/utf8.h"
 #include "base/util.h"
 #include "text/bpe.h"
 
@@ -70,7 +71,7 @@ static size_t add_bigrams(bigram_set *set, const tokenizer *t, symbol_len_fn sym
         if (n < 2 || piece_map_find(t, &t->mergeable, s, n) != id)
             continue;
         count += piece_bigrams(set, symbol_len, s, n, symbol_len(s, n));
-        if (space_alone && s[0] == ' ' && ((uint8_t)s[1] & 0xc0) == 0x80)
+        if (space_alone && s[0] == ' ' && utf8_is_continuation((uint8_t)s[1]))
             count += piece_bigrams(set, symbol_len, s, n, 1);
     }
     return count;

@@ -5,6 +5,7 @@
  * Encoding is run.c's encode(): a " " prefix, each UTF-8 character that is a
  * token is a symbol, any other becomes byte tokens (id = byte + 3) that never
  * merge; merges (bpe.c) into any token whose score is above -1e10. */
+#include "base/utf8.h"
 #include "base/util.h"
 #include "text/bpe.h"
 #include "text/llama2c_tok.h"
@@ -45,7 +46,7 @@ bool llama2c_tok_sniff(const uint8_t *data, size_t n)
 static size_t symbol_len(const char *s, size_t n)
 {
     size_t len = 1;
-    while (len < n && len < 4 && ((uint8_t)s[len] & 0xc0) == 0x80)
+    while (len < n && len < 4 && utf8_is_continuation((uint8_t)s[len]))
         len++;
     return len;
 }

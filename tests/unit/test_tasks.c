@@ -77,7 +77,7 @@ static void test_preprocess(void)
     s = task_py_strip("\xC2\xA0\t a b \xE3\x80\x80\n"); /* U+00A0 and U+3000 are Python white space */
     CHECK(str_is(s, "a b"));
     free(s);
-    CHECK(task_utf8_chars("caf\xC3\xA9") == 4);
+    CHECK(utf8_chars("caf\xC3\xA9") == 4);
     CHECK(utf8_invalid_at("ok\xC3\xA9", 4) == -1);
     CHECK(utf8_invalid_at("ok\xE9 latin-1", 11) == 2);
     CHECK(utf8_invalid_at("\xC0\x80", 2) == 0);         /* overlong */

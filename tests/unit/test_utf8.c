@@ -3,7 +3,8 @@
  * ...), then accept only the shortest form of a scalar value (not a surrogate, at
  * most U+10FFFF). Every 1-, 2- and 3-byte string, and every 4-byte string with
  * the last two bytes drawn from a set that covers each class, must agree; then
- * utf8_invalid_at and utf8_replace_invalid on strings made of those pieces. */
+ * utf8_invalid_at and utf8_replace_invalid on strings made of those pieces; every
+ * scalar value encoded, checked by the definition's decoding, and decoded back. */
 #include <stdbool.h>
 #include <string.h>
 
@@ -152,10 +153,31 @@ static void test_maximal_subparts(void)
     CHECK(utf8_subpart_len("\xF0\x9F\x98\x80", 4, &ok) == 4 && ok);
 }
 
+/* Every scalar value: utf8_encode gives the one well-formed form the definition
+ * decodes to it, utf8_decode gives it back; utf8_chars counts characters. */
+static void test_code_points(void)
+{
+    int wrong = 0;
+    for (unsigned cp = 0; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        unsigned char s[4];
+        size_t n = utf8_encode(cp, (char *)s), back_len;
+        unsigned long def_cp = n == 1 ? s[0] : s[0] & (0x7F >> n);
+        for (size_t k = 1; k < n; k++)
+            def_cp = def_cp << 6 | (s[k] & 0x3F);
+        wrong += def_len(s, n) != n || def_cp != cp || utf8_decode((char *)s, &back_len) != cp || back_len != n;
+    }
+    CHECK(wrong == 0);
+    CHECK(utf8_chars("caf\xC3\xA9 \xF0\x9F\x98\x80") == 6);
+    CHECK(utf8_chars("") == 0);
+}
+
 int main(void)
 {
     TEST(test_every_short_string);
     TEST(test_strings);
     TEST(test_maximal_subparts);
+    TEST(test_code_points);
     return check_report();
 }
