@@ -109,15 +109,6 @@ void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const float *
         }
 }
 
-void rope_tables(float *cos_t, float *sin_t, int T, const model_config *c)
-{
-    int half = config_rope_dim(c) / 2;
-    float *inv = xmalloc((size_t)half * sizeof *inv);
-    config_rope_inv_freq(c, inv);
-    rope_tables_freq(cos_t, sin_t, T, half, inv);
-    free(inv);
-}
-
 /* One rotation of every pair of channels [off, off + rd) of each head by +angle
  * (sign 1) or -angle (sign -1), token t at position pos[t] (t without pos). */
 static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,

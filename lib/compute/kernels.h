@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "model/model.h"
+#include "model/rope_style.h"
 
 /* out (N, D) = x * rsqrt(mean(x^2) + eps) * w, the mean over D taken in double.
  * rstd (N), if not NULL, receives rsqrt(mean(x^2) + eps) for the backward pass.
@@ -38,9 +38,6 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dout, cons
  * computed in fp32 the way Hugging Face and llama2.c do (the angle rounded to
  * float, its cosine and sine exact). */
 void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const float *inv_freq);
-/* The tables of model config c: (T, config_rope_dim / 2), its frequencies
- * config_rope_inv_freq (theta and rope scaling). */
-void rope_tables(float *cos_t, float *sin_t, int T, const model_config *c);
 /* Rotate x (B, T, nh, hd) in place, token t of each sequence at position t.
  * ROPE_HALF pairs (i, i + hd/2) (Hugging Face); ROPE_INTERLEAVED pairs (2i, 2i+1)
  * (Meta, llama2.c). Row stride of x is ld floats (>= nh*hd). */

@@ -6,8 +6,10 @@
 #include "compute/layer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "compute/kernels.h"
 #include "compute/lora.h"
 #include "compute/matmul.h"
@@ -25,6 +27,15 @@ static void linear(const layer_hooks *h, int l, int id, const tensor *w, const t
         matmul_forward(out, in, w, b, N);
     if (h->lora)
         lora_forward(h->lora, l, lora_target_of(id), out, in, N, h->dropout);
+}
+
+void rope_tables(float *cos_t, float *sin_t, int T, const model_config *c)
+{
+    int half = config_rope_dim(c) / 2;
+    float *inv = xmalloc((size_t)half * sizeof *inv);
+    config_rope_inv_freq(c, inv);
+    rope_tables_freq(cos_t, sin_t, T, half, inv);
+    free(inv);
 }
 
 void layer_positions(int start, int T, int prefix, int *pos, int *block_pos)

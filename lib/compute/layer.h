@@ -59,6 +59,10 @@ typedef struct {
                                           positions 0..T-1, block positions 0 */
 } layer_causal;
 
+/* The rotary tables (kernels.h) of model config c: (T, config_rope_dim / 2), its frequencies
+ * config_rope_inv_freq (theta and rope scaling). */
+void rope_tables(float *cos_t, float *sin_t, int T, const model_config *c);
+
 /* ChatGLM-6B's positions of tokens start .. start + T - 1 (into pos[0..T) and
  * block_pos[0..T)) for a prompt of P tokens ending in [gMASK] (then <sop> and
  * what follows): pos t and block 0 for t < P, pos P - 1 and block t - P + 1 after.

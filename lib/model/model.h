@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "model/rope_style.h"
 #include "model/tensor.h"
 
 /* ---- the architectures ----
@@ -52,8 +53,6 @@ typedef struct {
     bool qk_norm;              /* q and k heads RMS-normed over hd before rotary (Qwen3) */
 } arch_desc;
 extern const arch_desc model_archs[ARCH_COUNT];
-
-enum rope_style { ROPE_HALF, ROPE_INTERLEAVED };
 
 /* Rotary frequency scaling (config.json's rope_scaling, as transformers'
  * modeling_rope_utils computes the inverse frequencies): none; "linear", every

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "compute/forward.h"
 #include "compute/kernels.h"
+#include "compute/layer.h"
 #include "compute/matmul.h"
 #include "fixture.h"
 #include "format/model_load.h"
