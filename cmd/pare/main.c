@@ -9,10 +9,8 @@
 
 #include "base/util.h"
 #include "eval/report.h"
-#include "format/checkpoint.h"
-#include "format/gguf.h"
-#include "format/hf_folder.h"
 #include "format/model_load.h"
+#include "format/model_save.h"
 #include "format/show.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
@@ -143,24 +141,16 @@ static int cmd_convert(int argc, char **argv)
         usage_die("unexpected argument '%s'", argv[optind]);
     if (!model_path)
         usage_die("no model given (-m MODEL)");
-    bool gguf = !strcmp(to, "gguf"), hf = !strcmp(to, "hf");
-    if (!gguf && !hf && strcmp(to, "checkpoint"))
+    int fmt = model_out_from_name(to);
+    if (fmt < 0)
         usage_die("--to: unknown format '%s' (checkpoint, gguf, hf)", to);
-    if ((gguf || hf) && (!out || !strcmp(out, "-")))
-        usage_die("--to %s needs -o %s", to, gguf ? "FILE" : "DIR");
+    if (fmt != MODEL_OUT_CHECKPOINT && (!out || !strcmp(out, "-")))
+        usage_die("--to %s needs -o %s", to, fmt == MODEL_OUT_GGUF ? "FILE" : "DIR");
     model m;
     model_load(&m, model_path, tok);
-    if (gguf || hf) {
-        enum dtype dt = dtype < 0 ? DTYPE_F32 : (enum dtype)dtype;
-        if (gguf)
-            gguf_write(&m, out, dt);
-        else
-            hf_export(&m, out, dt);
-    } else {
-        if (dtype >= 0)
-            model_set_dtype(&m, (enum dtype)dtype);
-        checkpoint_write(&m, out, argc, argv, m.provenance);
-    }
+    if (fmt == MODEL_OUT_CHECKPOINT && dtype >= 0)
+        model_set_dtype(&m, (enum dtype)dtype);
+    model_save(&m, out, (enum model_out)fmt, dtype >= 0 ? dtype : DTYPE_F32, argc, argv, m.provenance);
     model_free(&m);
     return 0;
 }

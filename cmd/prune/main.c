@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "base/util.h"
-#include "format/checkpoint.h"
 #include "format/model_load.h"
+#include "format/model_save.h"
 #include "model/model.h"
 #include "prune/groups.h"
 #include "prune/prune.h"
@@ -235,7 +235,7 @@ int main(int argc, char **argv)
         prune_apply(&m, &gs, &plan, true, &pruned);
         if (dtype >= 0)
             model_set_dtype(&pruned, (enum dtype)dtype);
-        checkpoint_write(&pruned, out, argc, argv, provenance);
+        model_save(&pruned, out, model_out_of_path(out), -1, argc, argv, provenance);
         json_decref(provenance);
         model_free(&pruned);
     }

@@ -9,6 +9,7 @@
 
 #include "base/util.h"
 #include "format/checkpoint.h"
+#include "format/model_save.h"
 #include "format/stream.h"
 
 /* s's targets as its model names them, in the forward's order: ["q_proj", ...]. */
@@ -93,7 +94,7 @@ void adapter_write_merged(lora_set *s, model *m, int dtype, const char *path, in
     if (m->provenance)
         json_object_set(prov, "base_provenance", m->provenance);
     json_object_set_new(prov, "lora", lj);
-    checkpoint_write(m, path, argc, argv, prov);
+    model_save(m, path, model_out_of_path(path), -1, argc, argv, prov);
     json_decref(prov);
 }
 

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "format/gguf.h"
 
 #define CHUNK_BYTES ((size_t)1 << 30) /* tensors above this are split into records */
 
@@ -48,11 +47,6 @@ void checkpoint_write(const model *m, const char *path, int argc, char **argv, j
 {
     if (!m->has_weights)
         die("%s: a bare config has no weights to write", m->source);
-    size_t pl = path ? strlen(path) : 0;
-    if (pl > 5 && !strcmp(path + pl - 5, ".gguf")) {
-        gguf_write(m, path, m->embed->dtype); /* the matrices as held: the input's dtype, or --dtype's */
-        return;
-    }
     stream_writer w;
     stream_writer_open(&w, path);
 

@@ -12,7 +12,7 @@
  * tokenizer, provenance) and binds it. */
 void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix, size_t prefix_len);
 /* Write m as a checkpoint stream to path (NULL/"-" = stdout). provenance may be NULL.
- * A path ending in ".gguf" gets a GGUF file for llama.cpp instead (gguf_write, matrices in the dtype the embedding is held in). */
+ * (model_save.h chooses between this and the other formats a model goes out as.) */
 void checkpoint_write(const model *m, const char *path, int argc, char **argv, json_t *provenance);
 
 #endif
