@@ -8,6 +8,7 @@
 #include "format/model_load.h"
 #include "model/model.h"
 #include "prune/groups.h"
+#include "prune/groups_stream.h"
 
 static const char usage[] =
     "usage: pare-discover -m MODEL [--kinds LIST] [-o FILE]\n"

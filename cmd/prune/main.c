@@ -12,6 +12,7 @@
 #include "format/model_save.h"
 #include "model/model.h"
 #include "prune/groups.h"
+#include "prune/groups_stream.h"
 #include "prune/prune.h"
 #include "prune/rank.h"
 #include "prune/recipe.h"

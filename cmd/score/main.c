@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "prune/ablate.h"
 #include "prune/groups.h"
+#include "prune/groups_stream.h"
 #include "prune/score.h"
 #include "text/calib.h"
 #include "text/tokenizer.h"

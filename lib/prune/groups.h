@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 
-#include "format/stream.h"
 #include "model/model.h"
 
 enum group_kind { GROUP_ATTN, GROUP_FFN, GROUP_HIDDEN, GROUP_LAYER, GROUP_KIND_COUNT };
@@ -76,18 +75,10 @@ unsigned group_kinds_parse(const char *list, char *bad, size_t bad_size);
  * then layer groups). */
 void groups_discover(const model *m, unsigned kinds, group_set *gs);
 
-/* Streams: kind "groups" (or "scores" when the groups carry stats). */
-void groups_write(const group_set *gs, const char *kind, const char *path, int argc, char **argv);
-/* Read a groups or scores stream ("-" = stdin); *kind_out gets "groups" or "scores". */
-void groups_read(group_set *gs, const char *path, char kind_out[16]);
 /* Dies unless gs was found for model m (fingerprint), naming both. */
 void groups_check_model(const group_set *gs, const model *m, const char *stream_name);
 void group_set_free(group_set *gs);
 
-/* One group record: pack it on w, or parse rec (dies naming the stream on a bad
- * record). For stages that stream groups alongside other records (pare-score). */
-void group_write_record(stream_writer *w, const group *g);
-void group_read_record(stream_reader *r, const msgpack_object *rec, group *g);
 void group_free(group *g);
 
 /* Lookups. */

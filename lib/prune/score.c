@@ -13,6 +13,7 @@
  * is also the order of a partial stream's sum records. When F is held
  * element-wise, the trefs in that order are cut into "pieces" (runs of rows;
  * whole tensors for a shard) and the pieces into chunks that fit the budget. */
+#include "prune/groups_stream.h"
 #include "prune/score.h"
 #include "prune/score_reduce.h"
 

@@ -1,6 +1,7 @@
 /* score_merge.c - the partial streams of every shard of one pare-score run
  * merged into its scores: the raw sums of each tensor added up in shard order
  * and reduced as the unsharded run reduces its gradients (score.h). */
+#include "prune/groups_stream.h"
 #include "prune/score.h"
 #include "prune/score_reduce.h"
 

@@ -23,6 +23,7 @@
 #include "fuzz.h"
 #include "model/model.h"
 #include "prune/groups.h"
+#include "prune/groups_stream.h"
 #include "prune/score.h"
 
 static model g_model; /* for adapters */

@@ -20,6 +20,7 @@
 #include "format/model_load.h"
 #include "model/model.h"
 #include "prune/groups.h"
+#include "prune/groups_stream.h"
 #include "prune/prune.h"
 #include "ref_llama.h"
 

@@ -19,6 +19,7 @@
 #include "format/model_load.h"
 #include "model/model.h"
 #include "prune/groups.h"
+#include "prune/groups_stream.h"
 #include "prune/prune.h"
 #include "prune/score.h"
 #include "ref_llama.h"
