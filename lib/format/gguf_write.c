@@ -318,7 +318,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
     for (int l = 0; l < L; l++)
         for (int k = 0; k < LW_COUNT; k++) {
             const tensor *t = m->layers[l].slot[k];
-            bool permute = k == LW_Q || k == LW_K || k == LW_BQ || k == LW_BK; /* rotary rows */
+            bool permute = layer_weight_is_rotary(k);
             if (t)
                 ts[nt++] = (out_tensor){xasprintf("blk.%d.%s", l, layer_weight_table[k].gguf), t, 0, permute, 0};
         }

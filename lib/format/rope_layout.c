@@ -26,15 +26,15 @@ void rope_permute_rows(float *dst, const float *src, int64_t rows, int64_t cols,
 
 void model_set_rope_style(model *m, enum rope_style to)
 {
-    static const char *const names[] = {"self_attn.q_proj.weight", "self_attn.q_proj.bias",
-                                        "self_attn.k_proj.weight", "self_attn.k_proj.bias"};
     if (m->cfg.rope_style == to)
         return;
     for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int k = 0; k < 4; k++) {
-            char *name = xasprintf("model.layers.%d.%s", l, names[k]);
+        for (int k = 0; k < LW_COUNT; k++) {
+            if (!layer_weight_is_rotary(k) || !model_layer_weight_suffix(&m->cfg, k))
+                continue;
+            char name[256];
+            layer_weight_name(&m->cfg, name, sizeof name, l, k);
             tensor *t = model_tensor(m, name);
-            free(name);
             if (!t)
                 continue;
             int64_t cols = t->ndim == 2 ? t->shape[1] : 1;

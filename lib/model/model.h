@@ -195,6 +195,14 @@ static inline bool layer_weight_is_norm(int id)
            id == LW_Q_NORM || id == LW_K_NORM;
 }
 
+/* The weights whose rows (a norm: whose entries) run along the channels of
+ * rotary heads, q's and k's: their order within a head is the config's
+ * rope_style (rope_layout.h converts between the two). */
+static inline bool layer_weight_is_rotary(int id)
+{
+    return id == LW_Q || id == LW_K || id == LW_BQ || id == LW_BK || id == LW_Q_NORM || id == LW_K_NORM;
+}
+
 /* The weights outside the layers, the same way: X(ID, field, rows, cols, gguf), the
  * names in each architecture's outer_names. The LM head is absent from a tied model
  * (the embedding serves as both). */
