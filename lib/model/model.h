@@ -203,6 +203,11 @@ static inline bool layer_weight_is_rotary(int id)
     return id == LW_Q || id == LW_K || id == LW_BQ || id == LW_BK || id == LW_Q_NORM || id == LW_K_NORM;
 }
 
+/* The maps whose output is added to the residual stream (o_proj and down_proj,
+ * by whatever name an architecture gives them): a random model draws them with
+ * half the spread, so that activations keep their size through any depth. */
+static inline bool layer_weight_feeds_residual(int id) { return id == LW_O || id == LW_DOWN; }
+
 /* The weights outside the layers, the same way: X(ID, field, rows, cols, gguf), the
  * names in each architecture's outer_names. The LM head is absent from a tied model
  * (the embedding serves as both). */
@@ -366,18 +371,20 @@ void model_fingerprint(const model *m, char out[17]);
 /* A model of config cfg (deep-copied) with random weights, deterministic in seed:
  * each tensor is drawn from its own generator seeded from (seed, name), so a tensor
  * does not depend on the shapes of the others. Matrices ~ N(0, s^2) with
- * s = 1/sqrt(fan_in) (halved for o_proj and down_proj, which feed the residual),
+ * s = 1/sqrt(fan_in) (halved for the maps that feed the residual,
+ * layer_weight_feeds_residual),
  * embedding ~ N(0, 1/D) (tied logits stay near unit scale), norms ~ 1 + N(0, 0.1^2),
  * biases ~ N(0, 0.1^2). Bound. */
 void model_init_random(model *m, const model_config *cfg, uint64_t seed);
 /* The same model's tensors named and shaped but without values (data NULL; m is
  * for writing only, not bound), and in *rs the source that gives each its values,
  * rounded to dtype, when a writer asks: a model larger than memory is made one
- * tensor at a time. m->values points at rs->src (rs must outlive m). */
+ * tensor at a time. m->values points at rs->src and rs at m->cfg (rs must
+ * outlive m, and m stay where it is). */
 typedef struct {
     tensor_source src;
     uint64_t seed;
-    int dim;
+    const model_config *cfg;
 } random_source;
 void model_init_random_shapes(model *m, const model_config *cfg, uint64_t seed, enum dtype dtype, random_source *rs);
 

@@ -42,10 +42,21 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* Whether t is a map that feeds the residual stream (the table says which). */
+static bool feeds_residual(const model_config *c, const tensor *t)
+{
+    const char *rest;
+    if (model_layer_of(t->name, &rest) < 0)
+        return false;
+    int id = model_layer_weight_id(c, rest);
+    return id >= 0 && layer_weight_feeds_residual(id);
+}
+
 /* Values of the random model's tensor t (storage of any dtype, rounded to nearest
  * even when narrower than fp32): normal with a mean and spread by its role. */
-static void fill(tensor *t, int dim, uint64_t seed)
+static void fill(tensor *t, const model_config *c, uint64_t seed)
 {
+    int dim = c->dim;
     rng r = {XXH64(t->name, strlen(t->name), seed), false, 0};
     double mean = 0, std;
     if (ends_with(t->name, "norm.weight")) {
@@ -57,7 +68,7 @@ static void fill(tensor *t, int dim, uint64_t seed)
         std = 1 / sqrt((double)dim);
     } else {
         std = 1 / sqrt((double)t->shape[1]);
-        if (ends_with(t->name, "o_proj.weight") || ends_with(t->name, "down_proj.weight"))
+        if (feeds_residual(c, t))
             std *= 0.5;
     }
     float block[4096];
@@ -84,7 +95,7 @@ static void specs_as_tensors(model *m, const model_config *cfg, enum dtype dtype
         t->stored = t->dtype = dtype;
         if (with_values) {
             tensor_alloc(t);
-            fill(t, cfg->dim, seed);
+            fill(t, &m->cfg, seed);
         }
     }
     tensor_specs_free(specs, n);
@@ -100,12 +111,12 @@ static void fill_from_source(tensor *t, void *ctx)
 {
     const random_source *rs = ctx;
     tensor_alloc(t);
-    fill(t, rs->dim, rs->seed);
+    fill(t, rs->cfg, rs->seed);
 }
 
 void model_init_random_shapes(model *m, const model_config *cfg, uint64_t seed, enum dtype dtype, random_source *rs)
 {
     specs_as_tensors(m, cfg, dtype, false, seed);
-    *rs = (random_source){{fill_from_source, rs, NULL}, seed, cfg->dim};
+    *rs = (random_source){{fill_from_source, rs, NULL}, seed, &m->cfg};
     m->values = &rs->src;
 }
