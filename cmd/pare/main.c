@@ -108,13 +108,13 @@ static int cmd_convert(int argc, char **argv)
         "Write MODEL (HF folder, PyTorch folder, GGUF, llama2.c .bin, checkpoint) as FORMAT.\n"
         "  -m, --model PATH      the model\n"
         "      --tokenizer PATH  a tokenizer to include (tokenizer.model, tok*.bin, tokenizer.json or a folder)\n"
-        "      --to FORMAT       checkpoint (the default; a stream on stdout or -o FILE), gguf\n"
-        "                        (llama.cpp: llama, qwen2, qwen3, or deci for per-layer widths;\n"
-        "                        -o FILE), hf (-o DIR)\n"
+        "      --to FORMAT       checkpoint (the default, but gguf for -o FILE.gguf; a stream on stdout\n"
+        "                        or -o FILE), gguf (llama.cpp: llama, qwen2, qwen3, or deci for\n"
+        "                        per-layer widths; -o FILE), hf (-o DIR)\n"
         "      --dtype T         f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
         "                        checkpoint: default each tensor as read)\n"
         "  -o, --output PATH     write to PATH (atomically) instead of stdout\n";
-    const char *model_path = NULL, *tok = NULL, *out = NULL, *to = "checkpoint";
+    const char *model_path = NULL, *tok = NULL, *out = NULL, *to = NULL;
     int dtype = -1; /* --dtype, or -1: the format's default */
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, 'T'},
@@ -141,11 +141,11 @@ static int cmd_convert(int argc, char **argv)
         usage_die("unexpected argument '%s'", argv[optind]);
     if (!model_path)
         usage_die("no model given (-m MODEL)");
-    int fmt = model_out_from_name(to);
+    int fmt = to ? model_out_from_name(to) : (int)model_out_of_path(out);
     if (fmt < 0)
         usage_die("--to: unknown format '%s' (checkpoint, gguf, hf)", to);
     if (fmt != MODEL_OUT_CHECKPOINT && (!out || !strcmp(out, "-")))
-        usage_die("--to %s needs -o %s", to, fmt == MODEL_OUT_GGUF ? "FILE" : "DIR");
+        usage_die("--to %s needs -o %s", to ? to : "gguf", fmt == MODEL_OUT_GGUF ? "FILE" : "DIR");
     model m;
     model_load(&m, model_path, tok);
     if (fmt == MODEL_OUT_CHECKPOINT && dtype >= 0)
