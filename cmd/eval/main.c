@@ -296,8 +296,7 @@ int main(int argc, char **argv)
             json_object_set_new(protocol_j, "mask", json_string("causal"));
             if (model_archs[m.cfg.arch].rope_2d)
                 json_object_set_new(protocol_j, "prompt_form",
-                                    json_string("the windows read causally: positions 0, 1, ..., block positions 0 "
-                                                "(not ChatGLM-6B's native [gMASK] <sop> form)"));
+                                    json_string("the windows read causally: " PROMPT_FORM_NOT_NATIVE));
             report_add_metric(&rep, d.task, "ppl", res.ppl, res.predicted, llamacpp ? res.ppl_err : NAN,
                               protocol_j);
             double rate = (double)res.windows * seq_len / res.seconds;

@@ -176,14 +176,6 @@ int gen_tokens(const model *m, struct lora_set *lora, const int *ids, int P, boo
  * prompt_form) into form (GEN_FORM_MAX). */
 static void prompt_form(char *form, const model *m, const tokenizer *tok, enum prompt_mask mask)
 {
-    if (mask == PROMPT_MASK_PREFIX) {
-        snprintf(form, GEN_FORM_MAX, "%s",
-                 "prompt [gMASK] <sop> generated (ChatGLM-6B's): the prompt and [gMASK] see each other, <sop> and "
-                 "the generated tokens see them and, causally, each other; positions 0.. over the prompt and "
-                 "[gMASK], then [gMASK]'s; block positions 0 over the prompt and [gMASK], then 1, 2, ... from "
-                 "<sop>; <sop> predicts the first generated token; <eop> ends");
-        return;
-    }
     const char *format = tokenizer_format(tok), *order;
     const int *ids;
     if (!strcmp(format, "chatglm"))
@@ -192,10 +184,8 @@ static void prompt_form(char *form, const model *m, const tokenizer *tok, enum p
         order = "[gMASK] sop prompt generated";
     else
         order = tokenizer_prefix(tok, &ids) > 0 ? "BOS prompt generated" : "prompt generated";
-    snprintf(form, GEN_FORM_MAX, "%s, causal: every token sees those before it%s", order,
-             model_archs[m->cfg.arch].rope_2d
-                 ? "; positions 0, 1, ..., block positions 0 (not ChatGLM-6B's native [gMASK] <sop> form)"
-                 : "");
+    prompt_form_describe(form, GEN_FORM_MAX, m, mask, "prompt", "generated", "generated tokens", "; <eop> ends",
+                         order);
 }
 
 void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const char *prompt, const gen_params *p, uint64_t stream,

@@ -1,6 +1,7 @@
 /* prompt_mask.c - ChatGLM-6B's prompt form or the causal reading (prompt_mask.h). */
 #include "eval/prompt_mask.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -43,4 +44,18 @@ enum prompt_mask prompt_mask_resolve(const model *m, const tokenizer *tok, enum 
     *gmask = ids[0];
     *sop = ids[1];
     return k;
+}
+
+void prompt_form_describe(char *out, size_t n, const model *m, enum prompt_mask mask, const char *first,
+                          const char *then, const char *then_tokens, const char *tail, const char *order)
+{
+    if (mask == PROMPT_MASK_PREFIX)
+        snprintf(out, n,
+                 "%s [gMASK] <sop> %s (ChatGLM-6B's): the %s and [gMASK] see each other, <sop> and the %s see them "
+                 "and, causally, each other; positions 0.. over the %s and [gMASK], then [gMASK]'s; block positions "
+                 "0 over the %s and [gMASK], then 1, 2, ... from <sop>; <sop> predicts the first %s token%s",
+                 first, then, first, then_tokens, first, first, then, tail);
+    else
+        snprintf(out, n, "%s, causal: every token sees those before it%s%s", order,
+                 model_archs[m->cfg.arch].rope_2d ? "; " : "", model_archs[m->cfg.arch].rope_2d ? PROMPT_FORM_NOT_NATIVE : "");
 }

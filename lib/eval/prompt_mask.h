@@ -26,4 +26,16 @@ const char *prompt_mask_name(enum prompt_mask k);
 enum prompt_mask prompt_mask_resolve(const model *m, const tokenizer *tok, enum prompt_mask k, int *gmask, int *sop,
                                      bool *bos);
 
+/* A protocol's prompt_form, in words, written to out (n bytes). Under
+ * PROMPT_MASK_PREFIX, ChatGLM-6B's form: first is what comes before [gMASK]
+ * ("context", "prompt"), then what follows <sop> ("continuation", "generated";
+ * then_tokens its tokens, "continuation", "generated tokens") and a last
+ * clause (tail: "" or "; <eop> ends"). Causally: order ("context
+ * continuation") read causally, with PROMPT_FORM_NOT_NATIVE for a model of
+ * ChatGLM-6B's 2D positions. */
+void prompt_form_describe(char *out, size_t n, const model *m, enum prompt_mask mask, const char *first,
+                          const char *then, const char *then_tokens, const char *tail, const char *order);
+/* What a causal reading is for a model of ChatGLM-6B's 2D positions. */
+#define PROMPT_FORM_NOT_NATIVE "positions 0, 1, ..., block positions 0 (not ChatGLM-6B's native [gMASK] <sop> form)"
+
 #endif

@@ -42,15 +42,9 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
 {
     bool hf = !strcmp(tokenizer_format(tok), "hf-json");
     bool glm = mask == PROMPT_MASK_PREFIX;
-    const char *form =
-        glm ? "context [gMASK] <sop> continuation (ChatGLM-6B's): the context and [gMASK] see each other, <sop> and "
-              "the continuation see them and, causally, each other; positions 0.. over the context and [gMASK], "
-              "then [gMASK]'s; block positions 0 over the context and [gMASK], then 1, 2, ... from <sop>; <sop> "
-              "predicts the first continuation token"
-        : model_archs[m->cfg.arch].rope_2d
-            ? "context continuation, causal: every token sees those before it; positions 0, 1, ..., block "
-              "positions 0 (not ChatGLM-6B's native [gMASK] <sop> form)"
-            : "context continuation, causal: every token sees those before it";
+    char form[512];
+    prompt_form_describe(form, sizeof form, m, mask, "context", "continuation", "continuation", "",
+                         "context continuation");
     const char *truncation =
         glm ? "left: the last max_length-1-n tokens of the context, n the continuation's, are read before [gMASK] "
               "<sop> (a continuation of max_length-1 tokens or more is scored on its last max_length-1 tokens, "
