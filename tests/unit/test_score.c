@@ -762,8 +762,40 @@ static void test_shards_merge(void)
     model_free(&m);
 }
 
+/* The worst over groups, statistics and members of max_u |a - b| / max_u |b|: the
+ * error of a's values relative to the member's largest, per statistic in w. */
+static double stats_diff_normwise(const group_set *a, const group_set *b, double w[SCORE_MEMBER_STATS])
+{
+    double worst = a->n == b->n ? 0 : INFINITY;
+    for (int k = 0; k < SCORE_MEMBER_STATS; k++)
+        w[k] = 0;
+    for (int i = 0; i < a->n && i < b->n; i++) {
+        const group *ga = &a->g[i], *gb = &b->g[i];
+        for (int s = 0; s < gb->n_stats; s++) {
+            int k = score_stat_from_name(gb->stats[s].name);
+            const group_stat *sa = group_find_stat(ga, gb->stats[s].name);
+            if (k < 0 || k >= SCORE_MEMBER_STATS)
+                continue;
+            if (!sa)
+                return INFINITY;
+            for (int mi = 0; mi < gb->n_members; mi++) {
+                const float *x = sa->values + mi * gb->units, *y = gb->stats[s].values + mi * gb->units;
+                double num = 0, den = 0;
+                for (int64_t u = 0; u < gb->units; u++) {
+                    num = fmax(num, fabs((double)x[u] - y[u]));
+                    den = fmax(den, fabs((double)y[u]));
+                }
+                double d = num / fmax(den, 1e-30);
+                w[k] = fmax(w[k], d);
+                worst = fmax(worst, d);
+            }
+        }
+    }
+    return worst;
+}
+
 /* Two shards of a ChatGLM-6B-shaped random model merged give its unsharded
- * statistics (to 1e-4, as the other statistics here): the merge takes the layer count from the model's config read as
+ * statistics (to 1e-5 of each member's largest unit): the merge takes the layer count from the model's config read as
  * every program reads it (ChatGLM's key is num_layers, not num_hidden_layers). */
 static void test_shards_merge_chatglm(void)
 {
@@ -784,14 +816,14 @@ static void test_shards_merge_chatglm(void)
     group_set merged;
     score_merge(paths, 2, "merge", &merged);
     double w[SCORE_MEMBER_STATS];
-    double d = stats_diff_by(&merged, &whole, NULL, NULL, true, w), da = acts_diff(&merged, &whole);
+    double d = stats_diff_normwise(&merged, &whole, w), da = acts_diff(&merged, &whole);
     print_worst("ChatGLM-6B, 2 shards merged vs one run", w);
     fprintf(stderr, "  ChatGLM-6B, 2 shards merged: statistics within %.2g, activations within %.2g of one run\n", d,
             da);
-    /* float rounding of batch products of other sizes: 1.6e-5 (element1) and 3.1e-5
-     * (mix) here, 2.4e-6 and 5.1e-6 for a LLaMA model of the same shape; one shard
-     * merged is within 1.5e-7 */
-    CHECK(merged.n == whole.n && d < 1e-4 && da < 1e-5);
+    /* float rounding of batch products of other sizes, relative to each member's
+     * largest unit (a unit of a layer-0 norm bias whose gradient nearly cancels
+     * over the tokens differs by 5.5e-4 of itself) */
+    CHECK(merged.n == whole.n && d < 1e-5 && da < 1e-5);
     CHECK(json_equal(merged.calibration, whole.calibration) && !strcmp(merged.fingerprint, whole.fingerprint));
     for (int k = 0; k < 2; k++) {
         unlink(paths[k]);
