@@ -91,156 +91,188 @@ static void read_glm(const loglik_request *r, int max_len, const int **tok, int 
     *tok = r->ctx + (r->n_ctx - *P);
 }
 
-void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
+/* One loglik_run: the requests, how each is read, its groups and the buffers
+ * of a forward pass (rows token rows). */
+typedef struct {
+    loglik_engine *e;
+    loglik_request *req;
+    int n, V;
+    bool glm;          /* ChatGLM-6B's form */
+    int lead;          /* 1 in that form: [gMASK] after a context, <sop> before a continuation */
+    group *g;          /* (ng) */
+    int ng;
+    int *gof;          /* (n) each request's group */
+    const int **xc;    /* (n) the continuation tokens scored */
+    int *xn;           /* (n) how many */
+    int *order;        /* (n) the requests, group by group */
+    int rows;
+    int *tokens, *slot, *len, *out; /* (rows) */
+    int *which, *wslot; /* (n) a batch's continuations: request, and its context's slot */
+} run;
+
+/* 1. Truncation and grouping: requests with the same context pointer and the
+ *    same truncation share one group (an item's requests are adjacent, so the
+ *    search looks back over the last few groups only); the rows a pass needs. */
+static void group_requests(run *r, int max_len)
 {
-    const int V = e->m->cfg.vocab;
-    int max_len = e->max_len;
-    /* ChatGLM-6B's form: each context is followed by [gMASK] (its prompt), each
-     * continuation read after <sop>, which predicts its first token */
-    bool glm = e->gmask >= 0;
-    int lead = glm ? 1 : 0;
-    if (glm && max_len < 2)
-        die("%s: a model of %d positions cannot read [gMASK] <sop>", e->what ? e->what : "loglik", max_len);
-    /* 1. truncation and grouping: requests with the same context pointer and the same
-     *    truncation share one group; an item's requests are adjacent, so the search
-     *    looks back over the last few groups only */
-    group *g = xmalloc((size_t)(n ? n : 1) * sizeof *g);
-    int *gof = xmalloc((size_t)(n ? n : 1) * sizeof *gof);
-    const int **xc = xmalloc((size_t)(n ? n : 1) * sizeof *xc); /* the continuation tokens scored */
-    int *xn = xmalloc((size_t)(n ? n : 1) * sizeof *xn);
-    int ng = 0, rows = e->budget;
-    for (int i = 0; i < n; i++) {
-        loglik_request *r = &req[i];
-        if (r->n_ctx < 1 || r->n_cont < 1)
-            die("%s: item %d: an empty context or continuation", e->what ? e->what : "loglik", r->item);
+    loglik_engine *e = r->e;
+    r->rows = e->budget;
+    for (int i = 0; i < r->n; i++) {
+        loglik_request *q = &r->req[i];
+        if (q->n_ctx < 1 || q->n_cont < 1)
+            die("%s: item %d: an empty context or continuation", e->what ? e->what : "loglik", q->item);
         const int *tok;
         int P;
-        if (glm)
-            read_glm(r, max_len, &tok, &P, &xc[i], &xn[i]);
+        if (r->glm)
+            read_glm(q, max_len, &tok, &P, &r->xc[i], &r->xn[i]);
         else
-            read_causal(r, max_len, &tok, &P, &xc[i], &xn[i]);
-        r->scored = xn[i];
+            read_causal(q, max_len, &tok, &P, &r->xc[i], &r->xn[i]);
+        q->scored = r->xn[i];
         int found = -1;
-        for (int k = ng - 1; k >= 0 && k >= ng - LOOKBACK; k--)
-            if (g[k].tok == tok && g[k].P == P) {
+        for (int k = r->ng - 1; k >= 0 && k >= r->ng - LOOKBACK; k--)
+            if (r->g[k].tok == tok && r->g[k].P == P) {
                 found = k;
                 break;
             }
         if (found < 0) {
-            found = ng++;
-            g[found] = (group){tok, P, 0, 0};
+            found = r->ng++;
+            r->g[found] = (group){tok, P, 0, 0};
         }
-        gof[i] = found;
-        g[found].count++;
-        rows = P + lead > rows ? P + lead : rows;
-        rows = xn[i] - 1 + lead > rows ? xn[i] - 1 + lead : rows;
+        r->gof[i] = found;
+        r->g[found].count++;
+        r->rows = P + r->lead > r->rows ? P + r->lead : r->rows;
+        r->rows = r->xn[i] - 1 + r->lead > r->rows ? r->xn[i] - 1 + r->lead : r->rows;
     }
-    /* requests listed group by group */
-    int *order = xmalloc((size_t)(n ? n : 1) * sizeof *order);
-    for (int k = 0, at = 0; k < ng; k++) {
-        g[k].first = at;
-        at += g[k].count;
-        g[k].count = 0;
+    /* the requests listed group by group */
+    for (int k = 0, at = 0; k < r->ng; k++) {
+        r->g[k].first = at;
+        at += r->g[k].count;
+        r->g[k].count = 0;
     }
-    for (int i = 0; i < n; i++) {
-        group *gg = &g[gof[i]];
-        order[gg->first + gg->count++] = i;
+    for (int i = 0; i < r->n; i++) {
+        group *gg = &r->g[r->gof[i]];
+        r->order[gg->first + gg->count++] = i;
     }
-    ensure_cache(e, rows);
+}
+
+/* 2a. The contexts of groups [g0, g0 + G) (with [gMASK]) into the cache; causal:
+ *     logits at each context's last token, which predict the continuation's first. */
+static void read_contexts(run *r, int g0, int G)
+{
+    loglik_engine *e = r->e;
     kv_cache *c = &e->cache;
-    c->blocks = glm;
-    rows = c->rows;
-    int *tokens = xmalloc((size_t)rows * sizeof *tokens);
-    int *slot = xmalloc((size_t)rows * sizeof *slot);
-    int *len = xmalloc((size_t)rows * sizeof *len);
-    int *out = xmalloc((size_t)rows * sizeof *out);
-    int *which = xmalloc((size_t)(n ? n : 1) * sizeof *which); /* continuations of a batch: request */
-    int *wslot = xmalloc((size_t)(n ? n : 1) * sizeof *wslot); /* and the slot of its context */
-    int done = 0;
+    int N = 0;
+    for (int s = 0; s < G; s++) {
+        const group *gg = &r->g[g0 + s];
+        r->len[s] = gg->P + r->lead;
+        r->slot[s] = s;
+        memcpy(r->tokens + N, gg->tok, (size_t)gg->P * sizeof *r->tokens);
+        if (r->glm)
+            r->tokens[N + gg->P] = e->gmask;
+        N += r->len[s];
+        r->out[s] = N - 1;
+    }
+    kv_cache_layout(c, G, r->len);
+    kv_cache_forward(e->m, c, r->tokens, G, r->len, r->slot, true, r->out, r->glm ? 0 : G);
+    for (int s = 0; s < G; s++) {
+        const group *gg = &r->g[g0 + s];
+        const float *row = c->logits + (size_t)s * r->V;
+        double lse = r->glm ? 0 : log_sum_exp(row, r->V);
+        for (int k = 0; k < gg->count; k++) {
+            int ri = r->order[gg->first + k];
+            r->req[ri].ll = r->glm ? 0 : (double)row[r->xc[ri][0]] - lse;
+        }
+    }
+}
+
+/* 2b. Every continuation of groups [g0, g0 + G) but its last token (after <sop>),
+ *     read after its cached context, in chunks of at most rows rows. */
+static void read_continuations(run *r, int g0, int G)
+{
+    loglik_engine *e = r->e;
+    kv_cache *c = &e->cache;
+    int nl = 0, lead = r->lead;
+    for (int s = 0; s < G; s++)
+        for (int k = 0; k < r->g[g0 + s].count; k++) {
+            int ri = r->order[r->g[g0 + s].first + k];
+            if (r->xn[ri] - 1 + lead > 0) {
+                r->which[nl] = ri;
+                r->wslot[nl++] = s;
+            }
+        }
+    for (int a = 0; a < nl;) {
+        int b = a, N = 0;
+        while (b < nl && (b == a || N + r->xn[r->which[b]] - 1 + lead <= r->rows))
+            N += r->xn[r->which[b++]] - 1 + lead;
+        int R = b - a;
+        N = 0;
+        for (int q = 0; q < R; q++) {
+            r->slot[q] = r->wslot[a + q];
+            r->len[q] = r->xn[r->which[a + q]] - 1 + lead;
+            if (r->glm)
+                r->tokens[N] = e->sop;
+            memcpy(r->tokens + N + lead, r->xc[r->which[a + q]], (size_t)(r->len[q] - lead) * sizeof *r->tokens);
+            for (int t = 0; t < r->len[q]; t++)
+                r->out[N + t] = N + t;
+            N += r->len[q];
+        }
+        kv_cache_forward(e->m, c, r->tokens, R, r->len, r->slot, false, r->out, N);
+        const float *row = c->logits;
+        for (int q = 0; q < R; q++) {
+            loglik_request *rq = &r->req[r->which[a + q]];
+            const int *x = r->xc[r->which[a + q]];
+            for (int t = 0; t < r->len[q]; t++, row += r->V)
+                rq->ll += (double)row[x[t + 1 - lead]] - log_sum_exp(row, r->V);
+        }
+        a = b;
+    }
+}
+
+void loglik_run(loglik_engine *e, loglik_request *req, int n, progress *p)
+{
+    int max_len = e->max_len;
+    /* ChatGLM-6B's form: each context is followed by [gMASK] (its prompt), each
+     * continuation read after <sop>, which predicts its first token */
+    bool glm = e->gmask >= 0;
+    if (glm && max_len < 2)
+        die("%s: a model of %d positions cannot read [gMASK] <sop>", e->what ? e->what : "loglik", max_len);
+    size_t n1 = (size_t)(n ? n : 1);
+    run r = {.e = e, .req = req, .n = n, .V = e->m->cfg.vocab, .glm = glm, .lead = glm ? 1 : 0,
+             .g = xmalloc(n1 * sizeof *r.g), .gof = xmalloc(n1 * sizeof *r.gof), .xc = xmalloc(n1 * sizeof *r.xc),
+             .xn = xmalloc(n1 * sizeof *r.xn), .order = xmalloc(n1 * sizeof *r.order),
+             .which = xmalloc(n1 * sizeof *r.which), .wslot = xmalloc(n1 * sizeof *r.wslot)};
+    group_requests(&r, max_len);
+    ensure_cache(e, r.rows);
+    e->cache.blocks = glm;
+    r.rows = e->cache.rows;
+    r.tokens = xmalloc((size_t)r.rows * sizeof *r.tokens);
+    r.slot = xmalloc((size_t)r.rows * sizeof *r.slot);
+    r.len = xmalloc((size_t)r.rows * sizeof *r.len);
+    r.out = xmalloc((size_t)r.rows * sizeof *r.out);
     /* 2. batches of consecutive groups whose contexts fill at most rows token rows
      *    (packed, no padding) */
-    for (int g0 = 0; g0 < ng;) {
+    int done = 0;
+    for (int g0 = 0; g0 < r.ng;) {
         int g1 = g0, N = 0;
-        while (g1 < ng && (g1 == g0 || N + g[g1].P + lead <= rows))
-            N += g[g1++].P + lead;
-        int G = g1 - g0;
-        /* 2a. the contexts (with [gMASK]) into the cache; causal: logits at each
-         *     context's last token, which predict the continuation's first */
-        N = 0;
-        for (int s = 0; s < G; s++) {
-            const group *gg = &g[g0 + s];
-            len[s] = gg->P + lead;
-            slot[s] = s;
-            memcpy(tokens + N, gg->tok, (size_t)gg->P * sizeof *tokens);
-            if (glm)
-                tokens[N + gg->P] = e->gmask;
-            N += len[s];
-            out[s] = N - 1;
-        }
-        kv_cache_layout(c, G, len);
-        kv_cache_forward(e->m, c, tokens, G, len, slot, true, out, glm ? 0 : G);
-        for (int s = 0; s < G; s++) {
-            const group *gg = &g[g0 + s];
-            const float *row = c->logits + (size_t)s * V;
-            double lse = glm ? 0 : log_sum_exp(row, V);
-            for (int k = 0; k < gg->count; k++) {
-                loglik_request *r = &req[order[gg->first + k]];
-                r->ll = glm ? 0 : (double)row[xc[order[gg->first + k]][0]] - lse;
-            }
-        }
-        /* 2b. every continuation of the batch but its last token (after <sop>),
-         *     read after its cached context, in chunks of at most rows rows */
-        int nl = 0;
-        for (int s = 0; s < G; s++)
-            for (int k = 0; k < g[g0 + s].count; k++) {
-                int ri = order[g[g0 + s].first + k];
-                if (xn[ri] - 1 + lead > 0) {
-                    which[nl] = ri;
-                    wslot[nl++] = s;
-                }
-            }
-        for (int a = 0; a < nl;) {
-            int b = a;
-            N = 0;
-            while (b < nl && (b == a || N + xn[which[b]] - 1 + lead <= rows))
-                N += xn[which[b++]] - 1 + lead;
-            int R = b - a;
-            N = 0;
-            for (int q = 0; q < R; q++) {
-                slot[q] = wslot[a + q];
-                len[q] = xn[which[a + q]] - 1 + lead;
-                if (glm)
-                    tokens[N] = e->sop;
-                memcpy(tokens + N + lead, xc[which[a + q]], (size_t)(len[q] - lead) * sizeof *tokens);
-                for (int t = 0; t < len[q]; t++)
-                    out[N + t] = N + t;
-                N += len[q];
-            }
-            kv_cache_forward(e->m, c, tokens, R, len, slot, false, out, N);
-            const float *row = c->logits;
-            for (int q = 0; q < R; q++) {
-                loglik_request *rq = &req[which[a + q]];
-                const int *x = xc[which[a + q]];
-                for (int t = 0; t < len[q]; t++, row += V)
-                    rq->ll += (double)row[x[t + 1 - lead]] - log_sum_exp(row, V);
-            }
-            a = b;
-        }
-        for (int s = 0; s < G; s++)
-            done += g[g0 + s].count;
+        while (g1 < r.ng && (g1 == g0 || N + r.g[g1].P + r.lead <= r.rows))
+            N += r.g[g1++].P + r.lead;
+        read_contexts(&r, g0, g1 - g0);
+        read_continuations(&r, g0, g1 - g0);
+        for (int s = g0; s < g1; s++)
+            done += r.g[s].count;
         if (p)
             progress_update(p, done);
         g0 = g1;
     }
-    free(tokens);
-    free(slot);
-    free(len);
-    free(out);
-    free(which);
-    free(wslot);
-    free(order);
-    free(gof);
-    free(xc);
-    free(xn);
-    free(g);
+    free(r.tokens);
+    free(r.slot);
+    free(r.len);
+    free(r.out);
+    free(r.which);
+    free(r.wslot);
+    free(r.order);
+    free(r.gof);
+    free(r.xc);
+    free(r.xn);
+    free(r.g);
 }
