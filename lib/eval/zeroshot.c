@@ -75,6 +75,154 @@ static json_t *protocol(const model *m, const tokenizer *tok, const task_data *d
     return p;
 }
 
+/* One run's requests: this shard's items, every choice tokenized, and the
+ * distinct ones scored. */
+typedef struct {
+    int n_items, n_req, n_run;
+    int *item_of;          /* (n_items) the item each is */
+    loglik_request *req;   /* (n_req) every choice of every item, item by item */
+    int **ctx_ids, **cont_ids; /* (n_req) owned where not shared */
+    loglik_request *run;   /* (n_run) the distinct ones */
+    int *run_of;           /* (n_req) which of them each is */
+} requests;
+
+/* The requests of items shard, shard + shards, ... < n_all: the context tokenized
+ * once per item where choices share it (bos: with the tokenizer's prefix), a
+ * choice repeated within an item scored once (so that the tie between the
+ * copies is exact whatever the batch); counts the requests that will be
+ * truncated (extra: tokens read between context and continuation). */
+static void build_requests(requests *rq, const task_data *d, const tokenizer *tok, int shard, int shards, int n_all,
+                           bool bos, int extra, int max_len, zeroshot_result *res)
+{
+    memset(rq, 0, sizeof *rq);
+    for (int i = shard; i < n_all; i += shards) {
+        rq->n_items++;
+        rq->n_req += d->items[i].n;
+    }
+    size_t nr = (size_t)(rq->n_req ? rq->n_req : 1);
+    rq->item_of = xmalloc((size_t)(rq->n_items ? rq->n_items : 1) * sizeof *rq->item_of);
+    rq->req = xcalloc(nr, sizeof *rq->req);
+    rq->ctx_ids = xcalloc(nr, sizeof *rq->ctx_ids);
+    rq->cont_ids = xcalloc(nr, sizeof *rq->cont_ids);
+    rq->run = xcalloc(nr, sizeof *rq->run);
+    rq->run_of = xmalloc(nr * sizeof *rq->run_of);
+    int k = 0, q = 0;
+    for (int i = shard; i < n_all; i += shards) {
+        const task_item *it = &d->items[i];
+        rq->item_of[k++] = i;
+        for (int c = 0; c < it->n; c++, q++) {
+            loglik_request *r = &rq->req[q];
+            int shared = -1;
+            for (int e = 0; e < c; e++)
+                if (it->ctx[e] == it->ctx[c])
+                    shared = e;
+            if (shared >= 0) {
+                r->ctx = rq->req[q - c + shared].ctx;
+                r->n_ctx = rq->req[q - c + shared].n_ctx;
+            } else {
+                r->n_ctx = (int)tokenizer_encode(tok, it->ctx[c], strlen(it->ctx[c]), bos, &rq->ctx_ids[q]);
+                r->ctx = rq->ctx_ids[q];
+            }
+            r->n_cont = (int)tokenizer_encode(tok, it->cont[c], strlen(it->cont[c]), false, &rq->cont_ids[q]);
+            r->cont = rq->cont_ids[q];
+            r->item = i;
+            rq->run_of[q] = rq->n_run;
+            for (int e = 0; e < c; e++)
+                if (it->ctx[e] == it->ctx[c] && !strcmp(it->cont[e], it->cont[c]))
+                    rq->run_of[q] = rq->run_of[q - c + e];
+            if (rq->run_of[q] == rq->n_run)
+                rq->run[rq->n_run++] = *r;
+            if (r->n_ctx + r->n_cont + extra > max_len + 1)
+                res->truncated++;
+            if (r->n_ctx < 1)
+                die("%s:%d: the context encodes to no tokens", d->path, it->line);
+        }
+    }
+}
+
+static void requests_free(requests *rq)
+{
+    for (int i = 0; i < rq->n_req; i++) {
+        free(rq->ctx_ids[i]);
+        free(rq->cont_ids[i]);
+    }
+    free(rq->ctx_ids);
+    free(rq->cont_ids);
+    free(rq->req);
+    free(rq->run);
+    free(rq->run_of);
+    free(rq->item_of);
+}
+
+/* The log-likelihood of every distinct request, given to its copies; warns of
+ * continuations clipped to what the model reads. */
+static void score_requests(requests *rq, const model *m, struct lora_set *lora, const task_info *task, int max_len,
+                           int gmask, int sop, int budget, int extra, zeroshot_result *res)
+{
+    loglik_engine e;
+    loglik_init(&e, m, lora, max_len, budget);
+    e.what = task->name;
+    e.gmask = gmask;
+    e.sop = sop;
+    progress p;
+    progress_start(&p, task->name, "req", rq->n_run);
+    loglik_run(&e, rq->run, rq->n_run, &p);
+    progress_end(&p, rq->n_run);
+    loglik_free(&e);
+    for (int i = 0; i < rq->n_req; i++) {
+        rq->req[i].ll = rq->run[rq->run_of[i]].ll;
+        rq->req[i].scored = rq->run[rq->run_of[i]].scored;
+        res->clipped += rq->req[i].scored < rq->req[i].n_cont;
+    }
+    if (res->clipped)
+        warn("%s: %lld continuations are longer than the %d tokens the model can read%s; each was scored on its "
+             "last %d tokens (the harness stops on them)",
+             task->name, (long long)res->clipped, max_len - extra / 2, extra ? " after [gMASK] <sop>" : "",
+             max_len - extra / 2);
+}
+
+/* An item's record for the report (--items): its choices, their ids and scores, the predictions. */
+static json_t *item_record(const task_info *task, const task_item *it, int index, const loglik_request *req,
+                           const double *ll, int pred, int pred_norm)
+{
+    json_t *ctxs = json_array(), *conts = json_array(), *lls = json_array(), *cids = json_array(),
+           *xids = json_array(), *chars = json_array();
+    for (int c = 0; c < it->n; c++) {
+        json_array_append_new(ctxs, json_string(it->ctx[c]));
+        json_array_append_new(conts, json_string(it->cont[c]));
+        json_array_append_new(lls, isfinite(ll[c]) ? json_real(ll[c]) : json_null());
+        json_array_append_new(cids, ids_json(req[c].ctx, req[c].n_ctx));
+        json_array_append_new(xids, ids_json(req[c].cont, req[c].n_cont));
+        json_array_append_new(chars, json_integer(it->chars[c]));
+    }
+    json_t *rec = json_pack("{s:s,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:i}", "task", task->name, "index", index,
+                            "line", it->line, "gold", it->gold, "context", ctxs, "continuation", conts, "context_ids",
+                            cids, "continuation_ids", xids, "chars", chars, "ll", lls, "pred", pred);
+    if (task->has_acc_norm)
+        json_object_set_new(rec, "pred_norm", json_integer(pred_norm));
+    return rec;
+}
+
+/* Each item's choice by log-likelihood and by length-normalized log-likelihood:
+ * how many are right; with items, each one's record. */
+static void decide(const requests *rq, const task_data *d, const task_info *task, bool items, report *rep,
+                   int64_t *correct, int64_t *correct_norm)
+{
+    *correct = *correct_norm = 0;
+    for (int j = 0, q = 0; j < rq->n_items; j++) {
+        const task_item *it = &d->items[rq->item_of[j]];
+        double ll[TASK_MAX_CHOICES];
+        for (int c = 0; c < it->n; c++)
+            ll[c] = rq->req[q + c].ll;
+        int pred = task_argmax(ll, it->n), pred_norm = task_argmax_norm(ll, it->chars, it->n);
+        *correct += pred == it->gold;
+        *correct_norm += pred_norm == it->gold;
+        if (items)
+            report_add_item(rep, item_record(task, it, rq->item_of[j], rq->req + q, ll, pred, pred_norm));
+        q += it->n;
+    }
+}
+
 void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, const task_info *task, const char *path,
                   const zeroshot_options *o, report *rep, zeroshot_result *res)
 {
@@ -82,137 +230,31 @@ void zeroshot_run(const model *m, struct lora_set *lora, const tokenizer *tok, c
     memset(res, 0, sizeof *res);
     task_data d;
     task_load(&d, task, path);
-    int n_all = d.n_items;
-    if (o->limit > 0 && o->limit < n_all)
-        n_all = (int)o->limit;
+    int n_all = o->limit > 0 && o->limit < d.n_items ? (int)o->limit : d.n_items;
     int shards = o->shards > 0 ? o->shards : 1, shard = o->shards > 0 ? o->shard : 0;
-    /* this run's items, their requests, their tokens */
-    int n_items = 0, n_req = 0;
-    for (int i = shard; i < n_all; i += shards) {
-        n_items++;
-        n_req += d.items[i].n;
-    }
-    int *item_of = xmalloc((size_t)(n_items ? n_items : 1) * sizeof *item_of);
-    loglik_request *req = xcalloc((size_t)(n_req ? n_req : 1), sizeof *req);
-    int **ctx_ids = xcalloc((size_t)(n_req ? n_req : 1), sizeof *ctx_ids); /* owned where not shared */
-    int **cont_ids = xcalloc((size_t)(n_req ? n_req : 1), sizeof *cont_ids);
-    loglik_request *run = xcalloc((size_t)(n_req ? n_req : 1), sizeof *run); /* the distinct ones */
-    int *run_of = xmalloc((size_t)(n_req ? n_req : 1) * sizeof *run_of);
-    int n_run = 0;
-    int max_len = zeroshot_max_length(m);
-    int gmask, sop;
+    int max_len = zeroshot_max_length(m), gmask, sop;
     bool bos;
     enum prompt_mask mask = prompt_mask_resolve(m, tok, o->mask, &gmask, &sop, &bos);
     int extra = mask == PROMPT_MASK_PREFIX ? 2 : 0; /* [gMASK] <sop> read between them */
-    int k = 0, q = 0;
-    for (int i = shard; i < n_all; i += shards) {
-        const task_item *it = &d.items[i];
-        item_of[k++] = i;
-        for (int c = 0; c < it->n; c++, q++) {
-            loglik_request *r = &req[q];
-            int shared = -1;
-            for (int e = 0; e < c; e++)
-                if (it->ctx[e] == it->ctx[c])
-                    shared = e;
-            if (shared >= 0) {
-                r->ctx = req[q - c + shared].ctx;
-                r->n_ctx = req[q - c + shared].n_ctx;
-            } else {
-                r->n_ctx = (int)tokenizer_encode(tok, it->ctx[c], strlen(it->ctx[c]), bos, &ctx_ids[q]);
-                r->ctx = ctx_ids[q];
-            }
-            r->n_cont = (int)tokenizer_encode(tok, it->cont[c], strlen(it->cont[c]), false, &cont_ids[q]);
-            r->cont = cont_ids[q];
-            r->item = i;
-            /* a choice repeated within an item is scored once, so that the tie between
-             * the copies is exact whatever the batch */
-            run_of[q] = n_run;
-            for (int e = 0; e < c; e++)
-                if (it->ctx[e] == it->ctx[c] && !strcmp(it->cont[e], it->cont[c]))
-                    run_of[q] = run_of[q - c + e];
-            if (run_of[q] == n_run)
-                run[n_run++] = *r;
-            if (r->n_ctx + r->n_cont + extra > max_len + 1)
-                res->truncated++;
-            if (r->n_ctx < 1)
-                die("%s:%d: the context encodes to no tokens", d.path, it->line);
-        }
-    }
-    /* scoring */
-    loglik_engine e;
-    loglik_init(&e, m, lora, max_len, o->budget);
-    e.what = task->name;
-    e.gmask = gmask;
-    e.sop = sop;
-    progress p;
-    progress_start(&p, task->name, "req", n_run);
-    loglik_run(&e, run, n_run, &p);
-    progress_end(&p, n_run);
-    loglik_free(&e);
-    for (int i = 0; i < n_req; i++) {
-        req[i].ll = run[run_of[i]].ll;
-        req[i].scored = run[run_of[i]].scored;
-        res->clipped += req[i].scored < req[i].n_cont;
-    }
-    if (res->clipped)
-        warn("%s: %lld continuations are longer than the %d tokens the model can read%s; each was scored on its "
-             "last %d tokens (the harness stops on them)",
-             task->name, (long long)res->clipped, max_len - extra / 2, extra ? " after [gMASK] <sop>" : "",
-             max_len - extra / 2);
-    /* decisions */
-    int64_t correct = 0, correct_norm = 0;
-    q = 0;
-    for (int j = 0; j < n_items; j++) {
-        const task_item *it = &d.items[item_of[j]];
-        double ll[TASK_MAX_CHOICES];
-        for (int c = 0; c < it->n; c++)
-            ll[c] = req[q + c].ll;
-        int pred = task_argmax(ll, it->n), pred_norm = task_argmax_norm(ll, it->chars, it->n);
-        correct += pred == it->gold;
-        correct_norm += pred_norm == it->gold;
-        if (o->items) {
-            json_t *ctxs = json_array(), *conts = json_array(), *lls = json_array(), *cids = json_array(),
-                   *xids = json_array(), *chars = json_array();
-            for (int c = 0; c < it->n; c++) {
-                json_array_append_new(ctxs, json_string(it->ctx[c]));
-                json_array_append_new(conts, json_string(it->cont[c]));
-                json_array_append_new(lls, isfinite(ll[c]) ? json_real(ll[c]) : json_null());
-                json_array_append_new(cids, ids_json(req[q + c].ctx, req[q + c].n_ctx));
-                json_array_append_new(xids, ids_json(req[q + c].cont, req[q + c].n_cont));
-                json_array_append_new(chars, json_integer(it->chars[c]));
-            }
-            json_t *rec = json_pack("{s:s,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:o,s:o,s:i}", "task", task->name, "index",
-                                    item_of[j], "line", it->line, "gold", it->gold, "context", ctxs, "continuation",
-                                    conts, "context_ids", cids, "continuation_ids", xids, "chars", chars, "ll", lls,
-                                    "pred", pred);
-            if (task->has_acc_norm)
-                json_object_set_new(rec, "pred_norm", json_integer(pred_norm));
-            report_add_item(rep, rec);
-        }
-        q += it->n;
-    }
-    report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC), correct, n_items, task->paper_metric == TASK_ACC,
-                        protocol(m, tok, &d, o, TASK_ACC, mask, bos));
+
+    requests rq;
+    build_requests(&rq, &d, tok, shard, shards, n_all, bos, extra, max_len, res);
+    score_requests(&rq, m, lora, task, max_len, gmask, sop, o->budget, extra, res);
+    int64_t correct, correct_norm;
+    decide(&rq, &d, task, o->items, rep, &correct, &correct_norm);
+    report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC), correct, rq.n_items,
+                        task->paper_metric == TASK_ACC, protocol(m, tok, &d, o, TASK_ACC, mask, bos));
     if (task->has_acc_norm)
-        report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC_NORM), correct_norm, n_items,
+        report_add_accuracy(rep, task->name, task_metric_name(TASK_ACC_NORM), correct_norm, rq.n_items,
                             task->paper_metric == TASK_ACC_NORM, protocol(m, tok, &d, o, TASK_ACC_NORM, mask, bos));
     size_t pl = strlen(path), dl = strlen(task->default_file);
     bool shipped = pl >= dl && !strcmp(path + pl - dl, task->default_file);
     if (!o->limit && shipped && d.n_items != task->expected_items)
         warn("%s: %d items, but the %s split of %s has %d", d.path, d.n_items, task->split, task->dataset,
              task->expected_items);
-    for (int i = 0; i < n_req; i++) {
-        free(ctx_ids[i]);
-        free(cont_ids[i]);
-    }
-    free(ctx_ids);
-    free(cont_ids);
-    free(req);
-    free(run);
-    free(run_of);
-    free(item_of);
-    res->items = n_items;
-    res->requests = n_req;
+    res->items = rq.n_items;
+    res->requests = rq.n_req;
+    requests_free(&rq);
     res->seconds = now_seconds() - t0;
     res->cpu_seconds = cpu_seconds() - c0;
     task_data_free(&d);
