@@ -2,12 +2,12 @@
  * stream, run the model forward and backward on calibration samples, and write
  * the groups again with their scores (or a shard's partial sums; or merge them). */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/blas.h"
+#include "base/options.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "format/open.h"
@@ -25,37 +25,7 @@ static const char usage[] =
     "\n"
     "Score the groups of the groups stream INPUT (default stdin) on calibration text and\n"
     "write them with their statistics as a scores stream (stdout or -o FILE).\n"
-    "\n"
-    "  -m, --model PATH        the model the groups were found for (HF folder, llama2.c .bin,\n"
-    "                          checkpoint; '-' = stdin when INPUT is a file)\n"
-    "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
-    "      --calib FILE        calibration text: plain, JSON lines or a JSON array of records\n"
-    "                          with \"text\" (or Alpaca instruction/input/output); .gz, .xz, .zst,\n"
-    "                          .bz2 and tar archives too\n"
-    "      --calib-format F    auto (default), text, jsonl or json\n"
-    "      --samples N         calibration windows (default 10)\n"
-    "      --seq-len N         tokens per window (default 64)\n"
-    "      --seed N            seed of the window draw (default 42)\n"
-    "      --stats LIST        statistics to compute: vector, element1, element2, mix, l1, l2,\n"
-    "                          activations, or all (default all); and, not in all, ablation\n"
-    "                          (the loss change of removing each unit, by forward passes) and\n"
-    "                          influence (Block Influence of each layer group)\n"
-    "      --ablate N          ablation of a sample of N units per group (seeded by --seed)\n"
-    "                          instead of every unit\n"
-    "      --fisher-memory B   bytes for the element-wise Fisher of a chunk of layers (mix and\n"
-    "                          shards; suffix K, M, G or T; default: 2/5 of the weights less the\n"
-    "                          backward pass's buffers, at least 16M)\n"
-    "sharding:\n"
-    "      --shard I/N         score samples I, I+N, ... and write a partial stream\n"
-    "      --merge             merge the PARTIAL files of every shard into the scores stream\n"
-    "output:\n"
-    "  -t, --threads N         threads (default: PARE_THREADS, else all cores)\n"
-    "  -o, --output FILE       write the stream to FILE (atomically)\n"
-    "      --progress          show progress even when stderr is not a terminal\n"
-    "  -q, --quiet             no progress and no summary\n"
-    "  -h, --help              show this help\n"
-    "      --version           show the version\n";
-
+    "\n";
 /* "123", "64M", "1.5G" -> bytes */
 static size_t parse_bytes(const char *opt, const char *s)
 {
@@ -75,6 +45,37 @@ static size_t parse_bytes(const char *opt, const char *s)
     return (size_t)(v * mult);
 }
 
+/* --fisher-memory B */
+static void bytes_option(const char *name, const char *arg, void *value) { *(size_t *)value = parse_bytes(name, arg); }
+
+/* --stats LIST */
+static void stats_option(const char *name, const char *arg, void *value)
+{
+    char bad[64];
+    unsigned *stats = value;
+    *stats = score_stats_parse(arg, bad, sizeof bad);
+    if (!*stats && *bad)
+        usage_die("%s: unknown statistic '%s' (vector, element1, element2, mix, l1, l2, activations, all)", name, bad);
+    if (!*stats)
+        usage_die("%s: no statistic given", name);
+}
+
+/* --calib-format F */
+static void calib_format_option(const char *name, const char *arg, void *value)
+{
+    int f = calib_format_from_name(arg);
+    if (f < 0)
+        usage_die("%s: unknown format '%s' (auto, text, jsonl, json)", name, arg);
+    *(enum calib_format *)value = (enum calib_format)f;
+}
+
+/* --shard I/N */
+static void shard_option(const char *name, const char *arg, void *value)
+{
+    score_options *o = value;
+    parse_shard(name, arg, &o->shard, &o->shards);
+}
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
@@ -82,86 +83,76 @@ int main(int argc, char **argv)
     const char *model_path = NULL, *tok_path = NULL, *calib_path = NULL, *out = NULL, *input = "-";
     enum calib_format format = CALIB_AUTO;
     int samples = 10, seq_len = 64, threads = 0;
-    uint64_t seed = 42;
+    int64_t seed = 42;
     score_options o = {.stats = SCORE_ALL};
     ablate_options ao = {0};
-    bool merge = false, calib_opts = false;
-
-    enum { OPT_TOK = 256, OPT_CALIB, OPT_FORMAT, OPT_SAMPLES, OPT_SEQ, OPT_SEED, OPT_STATS, OPT_FISHER, OPT_SHARD,
-           OPT_MERGE, OPT_PROGRESS, OPT_VERSION, OPT_ABLATE };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},         {"tokenizer", required_argument, 0, OPT_TOK},
-        {"calib", required_argument, 0, OPT_CALIB},   {"calib-format", required_argument, 0, OPT_FORMAT},
-        {"samples", required_argument, 0, OPT_SAMPLES}, {"seq-len", required_argument, 0, OPT_SEQ},
-        {"seed", required_argument, 0, OPT_SEED},     {"stats", required_argument, 0, OPT_STATS},
-        {"fisher-memory", required_argument, 0, OPT_FISHER}, {"shard", required_argument, 0, OPT_SHARD},
-        {"merge", no_argument, 0, OPT_MERGE},         {"threads", required_argument, 0, 't'},
-        {"output", required_argument, 0, 'o'},        {"progress", no_argument, 0, OPT_PROGRESS},
-        {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION},     {"ablate", required_argument, 0, OPT_ABLATE},
-        {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case OPT_TOK: tok_path = optarg; break;
-        case OPT_CALIB: calib_path = optarg; break;
-        case OPT_FORMAT: {
-            int f = calib_format_from_name(optarg);
-            if (f < 0)
-                usage_die("--calib-format: unknown format '%s' (auto, text, jsonl, json)", optarg);
-            format = (enum calib_format)f;
-            calib_opts = true;
-            break;
-        }
-        case OPT_SAMPLES: samples = (int)parse_long("--samples", optarg, 1, 1 << 20); calib_opts = true; break;
-        case OPT_SEQ: seq_len = (int)parse_long("--seq-len", optarg, 2, 1 << 20); calib_opts = true; break;
-        case OPT_SEED: seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); calib_opts = true; break;
-        case OPT_STATS: {
-            char bad[64];
-            o.stats = score_stats_parse(optarg, bad, sizeof bad);
-            if (!o.stats && *bad)
-                usage_die("--stats: unknown statistic '%s' (vector, element1, element2, mix, l1, l2, activations, "
-                          "all)",
-                          bad);
-            if (!o.stats)
-                usage_die("--stats: no statistic given");
-            calib_opts = true;
-            break;
-        }
-        case OPT_FISHER: o.fisher_memory = parse_bytes("--fisher-memory", optarg); break;
-        case OPT_SHARD: parse_shard("--shard", optarg, &o.shard, &o.shards); break;
-        case OPT_MERGE: merge = true; break;
-        case OPT_ABLATE: ao.per_group = parse_long("--ablate", optarg, 1, INT32_MAX); calib_opts = true; break;
-        case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
-        case 'o': out = optarg; break;
-        case OPT_PROGRESS: g_progress_mode = 1; break;
-        case 'q': g_quiet = true; g_progress_mode = 0; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case OPT_VERSION: printf("pare-score %s\n", PARE_VERSION); return 0;
-        default: usage_die("unknown option");
-        }
-    }
+    bool merge = false;
+    option opts[] = {
+        OPT_STRING('m', "model", "PATH",
+                   "the model the groups were found for (HF folder, llama2.c .bin,\n"
+                   "checkpoint; '-' = stdin when INPUT is a file)",
+                   &model_path),
+        OPT_TOKENIZER(&tok_path),
+        OPT_STRING(0, "calib", "FILE",
+                   "calibration text: plain, JSON lines or a JSON array of records\n"
+                   "with \"text\" (or Alpaca instruction/input/output); .gz, .xz, .zst,\n"
+                   ".bz2 and tar archives too",
+                   &calib_path),
+        OPT_FUNC(0, "calib-format", "F", "auto (default), text, jsonl or json", calib_format_option, &format),
+        OPT_INT(0, "samples", "N", "calibration windows", &samples, 1, 1 << 20, "10"),
+        OPT_INT(0, "seq-len", "N", "tokens per window", &seq_len, 2, 1 << 20, "64"),
+        OPT_SEED("seed of the window draw", &seed, "42"),
+        OPT_FUNC(0, "stats", "LIST",
+                 "statistics to compute: vector, element1, element2, mix, l1, l2,\n"
+                 "activations, or all (default all); and, not in all, ablation\n"
+                 "(the loss change of removing each unit, by forward passes) and\n"
+                 "influence (Block Influence of each layer group)",
+                 stats_option, &o.stats),
+        OPT_INT64(0, "ablate", "N",
+                  "ablation of a sample of N units per group (seeded by --seed)\n"
+                  "instead of every unit",
+                  &ao.per_group, 1, INT32_MAX, NULL),
+        OPT_FUNC(0, "fisher-memory", "B",
+                 "bytes for the element-wise Fisher of a chunk of layers (mix and\n"
+                 "shards; suffix K, M, G or T; default: 2/5 of the weights less the\n"
+                 "backward pass's buffers, at least 16M)",
+                 bytes_option, &o.fisher_memory),
+        OPT_SECTION("sharding:"),
+        OPT_FUNC(0, "shard", "I/N", "score samples I, I+N, ... and write a partial stream", shard_option, &o),
+        OPT_FLAG(0, "merge", "merge the PARTIAL files of every shard into the scores stream", &merge),
+        OPT_SECTION("output:"),
+        OPT_THREADS(&threads),
+        OPT_OUTPUT("write the stream to FILE (atomically)", &out),
+        OPT_PROGRESS,
+        OPT_QUIET("no progress and no summary"),
+        OPT_END,
+    };
+    int first = options_parse(opts, usage, argc, argv);
+    bool calib_opts = false;
+    for (const char *const *k = (const char *const[]){"calib-format", "samples", "seq-len", "seed", "stats", "ablate",
+                                                      NULL};
+         *k; k++)
+        calib_opts |= options_given(opts, *k);
 
     group_set gs;
     if (merge) {
         if (model_path || tok_path || calib_path || calib_opts || o.shards)
             usage_die("--merge takes partial files only, no model, calibration or shard options");
-        if (optind >= argc)
+        if (first >= argc)
             usage_die("--merge: no partial files given");
-        score_merge(argv + optind, argc - optind, "--merge", &gs);
+        score_merge(argv + first, argc - first, "--merge", &gs);
         groups_write(&gs, "scores", out, argc, argv);
-        info("merged %d partials: %d groups scored", argc - optind, gs.n);
+        info("merged %d partials: %d groups scored", argc - first, gs.n);
         group_set_free(&gs);
         if (fflush(stdout) != 0 || ferror(stdout))
             die("cannot write the output: write error");
         return 0;
     }
 
-    if (argc - optind > 1)
-        usage_die("unexpected argument '%s'", argv[optind + 1]);
-    if (optind < argc)
-        input = argv[optind];
+    if (argc - first > 1)
+        usage_die("unexpected argument '%s'", argv[first + 1]);
+    if (first < argc)
+        input = argv[first];
     if (!model_path)
         usage_die("no model given (-m MODEL)");
     if (!calib_path)
