@@ -2,11 +2,11 @@
  * remove the least important ones from every member tensor, and write the smaller
  * model as a checkpoint stream (or, with --dry-run, print the plan). */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/options.h"
 #include "base/util.h"
 #include "format/model_load.h"
 #include "format/model_save.h"
@@ -25,38 +25,7 @@ static const char usage[] =
     "Prune MODEL with the groups or scores stream INPUT (default stdin) and write the\n"
     "pruned model as a checkpoint stream (stdout or -o FILE).\n"
     "\n"
-    "  -m, --model PATH        the model the stream was made for (HF folder, llama2.c .bin,\n"
-    "                          checkpoint; config.json alone with --dry-run)\n"
-    "      --tokenizer FILE    tokenizer to put in the checkpoint if the model has none\n"
-    "      --ratio R           remove this fraction of each group's channels, R in [0, 1)\n"
-    "      --target-params P   instead remove the fraction P of all parameters (solves for R)\n"
-    "      --mode M            block (attention heads and MLP channels; default), channel\n"
-    "                          (hidden size) or layer (whole blocks)\n"
-    "      --layers A-B        layers to prune, inclusive (default: all but the first L/8\n"
-    "                          and the last L/16)\n"
-    "      --select S          how units are ranked: local (per group; default), global\n"
-    "                          (across the selected layers, per kind) or adaptive (scores\n"
-    "                          standardised per layer and kind, attention and MLP ranked\n"
-    "                          together by parameter cost: FLAP's AL-AM)\n"
-    "      --global            the same as --select global\n"
-    "      --criterion C       vector, element1, element2, mix, flap, wanda, ablation, influence\n"
-    "                          (scores streams), l1, l2, random (default: element1 for scores,\n"
-    "                          l2 for groups), or auto (with --validate)\n"
-    "      --validate FILE     with --criterion auto: try every criterion the stream serves with\n"
-    "                          local, global and adaptive selection, keep the plan whose pruned\n"
-    "                          model has the lowest loss on FILE (16 windows of 128 tokens)\n"
-    "      --rank-check        with --dry-run: Spearman's rho of each criterion with the\n"
-    "                          stream's ablation statistic, per group kind\n"
-    "      --no-compensation   flap: no bias compensation of the removed channels\n"
-    "      --aggregate A       combine a unit's members: sum (default), mean, max, prod, first\n"
-    "      --seed N            seed of the random criterion (default 42)\n"
-    "      --allow-empty       let a layer lose its whole attention or MLP\n"
-    "      --dry-run           print the plan on stdout instead of pruning (needs no weights)\n"
-    "      --dtype T           write the weights as f32, f16 or bf16 (default: as read)\n"
-    "  -o, --output FILE       write the checkpoint to FILE (atomically; FILE.gguf: a GGUF for llama.cpp)\n"
-    "  -q, --quiet             no summary line on stderr\n"
-    "  -h, --help              show this help\n"
-    "      --version           show the version\n";
+    "\n";
 
 /* "A-B" or "A" */
 static void parse_layers(const char *s, int *first, int *last)
@@ -94,92 +63,126 @@ static void load_validation(calib *v, const model *m, const char *path)
     tokenizer_free(tok);
 }
 
+/* --layers A-B */
+static void layers_option(const char *name, const char *arg, void *value)
+{
+    (void)name;
+    prune_options *o = value;
+    parse_layers(arg, &o->first_layer, &o->last_layer);
+}
+
+/* --ratio R, --target-params P */
+static void fraction_option(const char *name, const char *arg, void *value) { *(double *)value = parse_fraction(name, arg); }
+
+static void mode_option(const char *name, const char *arg, void *value)
+{
+    int m = prune_mode_from_name(arg);
+    if (m < 0)
+        usage_die("%s: unknown mode '%s' (block, channel, layer)", name, arg);
+    *(enum prune_mode *)value = (enum prune_mode)m;
+}
+
+static void global_option(const char *name, const char *arg, void *value)
+{
+    (void)name, (void)arg;
+    *(enum prune_select *)value = PRUNE_SELECT_GLOBAL;
+}
+
+static void select_option(const char *name, const char *arg, void *value)
+{
+    int s = prune_select_from_name(arg);
+    if (s < 0)
+        usage_die("%s: unknown selection '%s' (local, global, adaptive)", name, arg);
+    *(enum prune_select *)value = (enum prune_select)s;
+}
+
+/* --criterion C: a criterion, or auto (PRUNE_CRIT_DEFAULT, with the option given) */
+static void criterion_option(const char *name, const char *arg, void *value)
+{
+    int k = prune_criterion_from_name(arg);
+    if (k < 0 && strcmp(arg, "auto"))
+        usage_die("%s: unknown criterion '%s' (vector, element1, element2, mix, flap, wanda, ablation, influence, l1, "
+                  "l2, random, auto)",
+                  name, arg);
+    *(enum prune_criterion *)value = k < 0 ? PRUNE_CRIT_DEFAULT : (enum prune_criterion)k;
+}
+
+static void aggregate_option(const char *name, const char *arg, void *value)
+{
+    int a = prune_aggregate_from_name(arg);
+    if (a < 0)
+        usage_die("%s: unknown aggregate '%s' (sum, mean, max, prod, first)", name, arg);
+    *(enum prune_aggregate *)value = (enum prune_aggregate)a;
+}
+
+static void dtype_option(const char *name, const char *arg, void *value) { *(int *)value = (int)parse_dtype(name, arg); }
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     const char *model_path = NULL, *tok_path = NULL, *out = NULL, *input = "-";
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = -1, .target_params = -1, .first_layer = -1,
                        .last_layer = -1, .aggregate = PRUNE_AGG_SUM, .seed = 42};
-    bool dry_run = false, layers_given = false, auto_crit = false, rank_check = false;
+    bool dry_run = false, rank_check = false;
     int dtype = -1; /* --dtype, or -1: each tensor as read */
     const char *validate = NULL;
-
-    enum { OPT_TOK = 256, OPT_RATIO, OPT_TARGET, OPT_MODE, OPT_LAYERS, OPT_GLOBAL, OPT_SELECT, OPT_CRIT, OPT_AGG,
-           OPT_SEED, OPT_EMPTY, OPT_DRY, OPT_VERSION, OPT_NOCOMP, OPT_VALIDATE, OPT_RANKCHECK, OPT_DTYPE };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},        {"tokenizer", required_argument, 0, OPT_TOK},
-        {"ratio", required_argument, 0, OPT_RATIO},  {"target-params", required_argument, 0, OPT_TARGET},
-        {"mode", required_argument, 0, OPT_MODE},    {"layers", required_argument, 0, OPT_LAYERS},
-        {"global", no_argument, 0, OPT_GLOBAL},      {"criterion", required_argument, 0, OPT_CRIT},
-        {"aggregate", required_argument, 0, OPT_AGG}, {"seed", required_argument, 0, OPT_SEED},
-        {"allow-empty", no_argument, 0, OPT_EMPTY},  {"dry-run", no_argument, 0, OPT_DRY},
-        {"no-compensation", no_argument, 0, OPT_NOCOMP}, {"select", required_argument, 0, OPT_SELECT},
-        {"validate", required_argument, 0, OPT_VALIDATE}, {"rank-check", no_argument, 0, OPT_RANKCHECK},
-        {"dtype", required_argument, 0, OPT_DTYPE},  {"output", required_argument, 0, 'o'},
-        {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, OPT_VERSION},
-        {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "m:o:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case OPT_TOK: tok_path = optarg; break;
-        case OPT_RATIO: o.ratio = parse_fraction("--ratio", optarg); break;
-        case OPT_TARGET: o.target_params = parse_fraction("--target-params", optarg); break;
-        case OPT_MODE: {
-            int m = prune_mode_from_name(optarg);
-            if (m < 0)
-                usage_die("--mode: unknown mode '%s' (block, channel, layer)", optarg);
-            o.mode = (enum prune_mode)m;
-            break;
-        }
-        case OPT_LAYERS:
-            parse_layers(optarg, &o.first_layer, &o.last_layer);
-            layers_given = true;
-            break;
-        case OPT_GLOBAL: o.select = PRUNE_SELECT_GLOBAL; break;
-        case OPT_SELECT: {
-            int s = prune_select_from_name(optarg);
-            if (s < 0)
-                usage_die("--select: unknown selection '%s' (local, global, adaptive)", optarg);
-            o.select = (enum prune_select)s;
-            break;
-        }
-        case OPT_CRIT: {
-            int k = prune_criterion_from_name(optarg);
-            auto_crit = !strcmp(optarg, "auto");
-            if (k < 0 && !auto_crit)
-                usage_die("--criterion: unknown criterion '%s' (vector, element1, element2, mix, flap, wanda, "
-                          "ablation, influence, l1, l2, random, auto)",
-                          optarg);
-            o.criterion = k < 0 ? PRUNE_CRIT_DEFAULT : (enum prune_criterion)k;
-            break;
-        }
-        case OPT_VALIDATE: validate = optarg; break;
-        case OPT_RANKCHECK: rank_check = true; break;
-        case OPT_AGG: {
-            int a = prune_aggregate_from_name(optarg);
-            if (a < 0)
-                usage_die("--aggregate: unknown aggregate '%s' (sum, mean, max, prod, first)", optarg);
-            o.aggregate = (enum prune_aggregate)a;
-            break;
-        }
-        case OPT_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
-        case OPT_EMPTY: o.allow_empty = true; break;
-        case OPT_DRY: dry_run = true; break;
-        case OPT_NOCOMP: o.no_compensation = true; break;
-        case OPT_DTYPE: dtype = (int)parse_dtype("--dtype", optarg); break;
-        case 'o': out = optarg; break;
-        case 'q': g_quiet = true; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case OPT_VERSION: printf("pare-prune %s\n", PARE_VERSION); return 0;
-        default: usage_die("unknown option");
-        }
-    }
-    if (argc - optind > 1)
-        usage_die("unexpected argument '%s'", argv[optind + 1]);
-    if (optind < argc)
-        input = argv[optind];
+    option opts[] = {
+        OPT_STRING('m', "model", "PATH",
+                   "the model the stream was made for (HF folder, llama2.c .bin,\n"
+                   "checkpoint; config.json alone with --dry-run)",
+                   &model_path),
+        OPT_STRING(0, "tokenizer", "FILE", "tokenizer to put in the checkpoint if the model has none", &tok_path),
+        OPT_FUNC(0, "ratio", "R", "remove this fraction of each group's channels, R in [0, 1)", fraction_option,
+                 &o.ratio),
+        OPT_FUNC(0, "target-params", "P", "instead remove the fraction P of all parameters (solves for R)",
+                 fraction_option, &o.target_params),
+        OPT_FUNC(0, "mode", "M",
+                 "block (attention heads and MLP channels; default), channel\n"
+                 "(hidden size) or layer (whole blocks)",
+                 mode_option, &o.mode),
+        OPT_FUNC(0, "layers", "A-B",
+                 "layers to prune, inclusive (default: all but the first L/8\n"
+                 "and the last L/16)",
+                 layers_option, &o),
+        OPT_FUNC(0, "select", "S",
+                 "how units are ranked: local (per group; default), global\n"
+                 "(across the selected layers, per kind) or adaptive (scores\n"
+                 "standardised per layer and kind, attention and MLP ranked\n"
+                 "together by parameter cost: FLAP's AL-AM)",
+                 select_option, &o.select),
+        OPT_FUNC(0, "global", NULL, "the same as --select global", global_option, &o.select),
+        OPT_FUNC(0, "criterion", "C",
+                 "vector, element1, element2, mix, flap, wanda, ablation, influence\n"
+                 "(scores streams), l1, l2, random (default: element1 for scores,\n"
+                 "l2 for groups), or auto (with --validate)",
+                 criterion_option, &o.criterion),
+        OPT_STRING(0, "validate", "FILE",
+                   "with --criterion auto: try every criterion the stream serves with\n"
+                   "local, global and adaptive selection, keep the plan whose pruned\n"
+                   "model has the lowest loss on FILE (16 windows of 128 tokens)",
+                   &validate),
+        OPT_FLAG(0, "rank-check",
+                 "with --dry-run: Spearman's rho of each criterion with the\n"
+                 "stream's ablation statistic, per group kind",
+                 &rank_check),
+        OPT_FLAG(0, "no-compensation", "flap: no bias compensation of the removed channels", &o.no_compensation),
+        OPT_FUNC(0, "aggregate", "A", "combine a unit's members: sum (default), mean, max, prod, first",
+                 aggregate_option, &o.aggregate),
+        OPT_SEED("seed of the random criterion", (int64_t *)&o.seed, "42"),
+        OPT_FLAG(0, "allow-empty", "let a layer lose its whole attention or MLP", &o.allow_empty),
+        OPT_FLAG(0, "dry-run", "print the plan on stdout instead of pruning (needs no weights)", &dry_run),
+        OPT_FUNC(0, "dtype", "T", "write the weights as f32, f16 or bf16 (default: as read)", dtype_option, &dtype),
+        OPT_OUTPUT("write the checkpoint to FILE (atomically; FILE.gguf: a GGUF for llama.cpp)", &out),
+        OPT_QUIET("no summary line on stderr"),
+        OPT_END,
+    };
+    int first = options_parse(opts, usage, argc, argv);
+    bool layers_given = options_given(opts, "layers");
+    bool auto_crit = options_given(opts, "criterion") && o.criterion == PRUNE_CRIT_DEFAULT;
+    if (argc - first > 1)
+        usage_die("unexpected argument '%s'", argv[first + 1]);
+    if (first < argc)
+        input = argv[first];
     if (!model_path)
         usage_die("no model given (-m MODEL)");
     if ((o.ratio < 0) == (o.target_params < 0))
