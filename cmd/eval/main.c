@@ -1,12 +1,12 @@
 /* pare-eval - measure a model as the LLM-Pruner paper does: perplexity, the seven
  * zero-shot tasks, generation samples, size and speed; or merge shard reports. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/blas.h"
+#include "base/options.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "compute/lora.h"
@@ -27,46 +27,7 @@ static const char usage[] =
     "       pare-eval --merge REPORT [REPORT ...] [-o FILE | --json]\n"
     "\n"
     "Evaluate a model and write a report stream (stdout or -o FILE); a table goes to stderr.\n"
-    "\n"
-    "  -m, --model PATH        model: HF folder, llama2.c .bin, checkpoint stream ('-' = stdin)\n"
-    "  -a, --adapter FILE      evaluate the model with this LoRA adapter stream (pare-lora), unmerged\n"
-    "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
-    "perplexity:\n"
-    "      --ppl FILE          perplexity on FILE (plain or compressed); may be repeated\n"
-    "      --ppl-format F      auto (default; by the file name), wikitext, ptb or text\n"
-    "      --ppl-protocol P    llm-pruner (the default; every token of each window scored) or\n"
-    "                          llama.cpp (llama-perplexity's: BOS first in each window, its second half scored)\n"
-    "      --seq-len N         window length in tokens (default 128; llama-perplexity's -c)\n"
-    "      --batch N           windows per forward pass (default 4)\n"
-    "zero-shot tasks (lm-evaluation-harness 4d21ab6b, 0-shot):\n"
-    "      --tasks LIST        comma-separated: boolq, piqa, hellaswag, winogrande, arc_easy,\n"
-    "                          arc_challenge, openbookqa, or all\n"
-    "      --task-file T=FILE  read task T from FILE (adds T to the tasks)\n"
-    "      --data-dir DIR      folder of the default task files (default: PARE_DATA, else ../shared/data)\n"
-    "      --items             add one record per item (contexts, token ids, log-likelihoods)\n"
-    "      --glm-mask MASK     ChatGLM-6B's reading of a request and of a generation prompt: prefix (the\n"
-    "                          default: context [gMASK] <sop> continuation, or prompt [gMASK] <sop> generated,\n"
-    "                          the context or prompt bidirectional) or causal (context continuation; the\n"
-    "                          prompt [gMASK] <sop> and what follows read causally)\n"
-    "      --limit N           at most N windows per perplexity data set and the first N items per task\n"
-    "generation (top-k 50, top-p 0.95, temperature 1):\n"
-    "      --generate          sample from the paper's five prompts\n"
-    "      --prompt TEXT       sample from TEXT instead; may be repeated\n"
-    "      --max-length N      tokens in all, prompt included (default 128)\n"
-    "      --seed N            random seed (default 42)\n"
-    "statistics:\n"
-    "      --stats             parameters, MACs, weight memory, peak RSS, latency, tokens/s\n"
-    "sharding:\n"
-    "      --shard I/N         evaluate items I, I+N, ... of each task; a partial report\n"
-    "      --merge             merge the REPORT files given as operands (shards or whole reports)\n"
-    "output:\n"
-    "  -t, --threads N         threads (default: PARE_THREADS, else all cores)\n"
-    "  -o, --output FILE       write the report stream to FILE (atomically)\n"
-    "      --json              print the report as one JSON object on stdout instead\n"
-    "      --progress          show progress even when stderr is not a terminal\n"
-    "  -q, --quiet             no progress and no table\n"
-    "  -h, --help              show this help\n"
-    "      --version           show the version\n";
+    "\n";
 
 /* --tasks LIST: set want[id] for each name. */
 static void parse_tasks(const char *list, bool *want)
@@ -86,6 +47,81 @@ static void parse_tasks(const char *list, bool *want)
         want[task_info_id(ti)] = true;
     }
     free(copy);
+}
+
+static void tasks_option(const char *name, const char *arg, void *value)
+{
+    (void)name;
+    parse_tasks(arg, value);
+}
+
+/* The tasks asked for, and the files given for some. */
+typedef struct {
+    bool want[TASK_COUNT];
+    const char *file[TASK_COUNT];
+} task_choice;
+
+/* --task-file T=FILE */
+static void task_file_option(const char *name, const char *arg, void *value)
+{
+    task_choice *tc = value;
+    const char *eq = strchr(arg, '=');
+    char task[32];
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof task || !eq[1])
+        usage_die("%s: expected TASK=FILE, got '%s'", name, arg);
+    snprintf(task, sizeof task, "%.*s", (int)(eq - arg), arg);
+    const task_info *ti = task_info_find(task);
+    if (!ti)
+        usage_die("%s: unknown task '%s'", name, task);
+    tc->file[task_info_id(ti)] = eq + 1;
+    tc->want[task_info_id(ti)] = true;
+}
+
+/* A repeated option's arguments, in order. */
+typedef struct {
+    const char **items;
+    int n;
+    bool *also; /* set when one is given (--prompt: generate) */
+} arg_list;
+
+static void list_option(const char *name, const char *arg, void *value)
+{
+    (void)name;
+    arg_list *l = value;
+    l->items[l->n++] = arg;
+    if (l->also)
+        *l->also = true;
+}
+
+static void ppl_format_option(const char *name, const char *arg, void *value)
+{
+    int f = ppl_format_from_name(arg);
+    if (f < 0)
+        usage_die("%s: unknown format '%s' (auto, wikitext, ptb, text)", name, arg);
+    *(enum ppl_format *)value = (enum ppl_format)f;
+}
+
+static void ppl_protocol_option(const char *name, const char *arg, void *value)
+{
+    int p = ppl_protocol_from_name(arg);
+    if (p < 0)
+        usage_die("%s: unknown protocol '%s' (llm-pruner, llama.cpp)", name, arg);
+    *(enum ppl_protocol *)value = (enum ppl_protocol)p;
+}
+
+static void glm_mask_option(const char *name, const char *arg, void *value)
+{
+    int k = prompt_mask_from_name(arg);
+    if (k < 0 || k == PROMPT_MASK_AUTO)
+        usage_die("%s: unknown mask '%s' (prefix, causal)", name, arg);
+    *(enum prompt_mask *)value = (enum prompt_mask)k;
+}
+
+/* --shard I/N into int[2] */
+static void shard_option(const char *name, const char *arg, void *value)
+{
+    int *v = value;
+    parse_shard(name, arg, &v[0], &v[1]);
 }
 
 static void print_task_line(const report *rep, const task_info *t, const zeroshot_result *res)
@@ -123,11 +159,10 @@ int main(int argc, char **argv)
     blas_init(argc, argv);
 
     const char *model_path = NULL, *tok_path = NULL, *out = NULL, *data_dir = NULL, *adapter_path = NULL;
-    const char **ppl_files = xcalloc((size_t)argc, sizeof *ppl_files);
-    const char **prompts = xcalloc((size_t)argc, sizeof *prompts);
-    const char *task_file[TASK_COUNT] = {0};
-    bool want[TASK_COUNT] = {0};
-    int n_ppl = 0, n_prompts = 0, seq_len = 128, batch = 4, threads = 0, shard = 0, shards = 0;
+    task_choice tc = {0};
+    bool *want = tc.want;
+    const char **task_file = tc.file;
+    int seq_len = 128, batch = 4, threads = 0, shard_of[2] = {0, 0};
     int64_t limit = 0;
     enum ppl_format format = PPL_AUTO;
     enum ppl_protocol protocol = PPL_PROTOCOL_LLM_PRUNER;
@@ -135,100 +170,63 @@ int main(int argc, char **argv)
     bool json = false, items = false, gen = false, stats = false, merge = false;
     gen_params gp;
     gen_params_default(&gp);
-
-    enum {
-        OPT_TOK = 256, OPT_PPL, OPT_FORMAT, OPT_SEQ, OPT_BATCH, OPT_LIMIT, OPT_JSON, OPT_PROGRESS, OPT_VERSION,
-        OPT_TASKS, OPT_TASK_FILE, OPT_DATA_DIR, OPT_ITEMS, OPT_GENERATE, OPT_PROMPT, OPT_MAX_LENGTH, OPT_SEED,
-        OPT_STATS, OPT_SHARD, OPT_MERGE, OPT_PROTOCOL, OPT_GLM_MASK
+    arg_list ppl = {xcalloc((size_t)argc, sizeof(char *)), 0, NULL}, prompt = {xcalloc((size_t)argc, sizeof(char *)), 0, &gen};
+    option opts[] = {
+        OPT_STRING('m', "model", "PATH", "model: HF folder, llama2.c .bin, checkpoint stream ('-' = stdin)",
+                   &model_path),
+        OPT_STRING('a', "adapter", "FILE", "evaluate the model with this LoRA adapter stream (pare-lora), unmerged",
+                   &adapter_path),
+        OPT_TOKENIZER(&tok_path),
+        OPT_SECTION("perplexity:"),
+        OPT_FUNC(0, "ppl", "FILE", "perplexity on FILE (plain or compressed); may be repeated", list_option, &ppl),
+        OPT_FUNC(0, "ppl-format", "F", "auto (default; by the file name), wikitext, ptb or text", ppl_format_option,
+                 &format),
+        OPT_FUNC(0, "ppl-protocol", "P",
+                 "llm-pruner (the default; every token of each window scored) or\n"
+                 "llama.cpp (llama-perplexity's: BOS first in each window, its second half scored)",
+                 ppl_protocol_option, &protocol),
+        OPT_INT(0, "seq-len", "N", "window length in tokens (default 128; llama-perplexity's -c)", &seq_len, 2,
+                1 << 20, NULL),
+        OPT_INT(0, "batch", "N", "windows per forward pass", &batch, 1, 4096, "4"),
+        OPT_SECTION("zero-shot tasks (lm-evaluation-harness 4d21ab6b, 0-shot):"),
+        OPT_FUNC(0, "tasks", "LIST",
+                 "comma-separated: boolq, piqa, hellaswag, winogrande, arc_easy,\n"
+                 "arc_challenge, openbookqa, or all",
+                 tasks_option, want),
+        OPT_FUNC(0, "task-file", "T=FILE", "read task T from FILE (adds T to the tasks)", task_file_option, &tc),
+        OPT_STRING(0, "data-dir", "DIR", "folder of the default task files (default: PARE_DATA, else ../shared/data)",
+                   &data_dir),
+        OPT_FLAG(0, "items", "add one record per item (contexts, token ids, log-likelihoods)", &items),
+        OPT_FUNC(0, "glm-mask", "MASK",
+                 "ChatGLM-6B's reading of a request and of a generation prompt: prefix (the\n"
+                 "default: context [gMASK] <sop> continuation, or prompt [gMASK] <sop> generated,\n"
+                 "the context or prompt bidirectional) or causal (context continuation; the\n"
+                 "prompt [gMASK] <sop> and what follows read causally)",
+                 glm_mask_option, &glm_mask),
+        OPT_INT64(0, "limit", "N", "at most N windows per perplexity data set and the first N items per task", &limit,
+                  1, INT64_MAX, NULL),
+        OPT_SECTION("generation (top-k 50, top-p 0.95, temperature 1):"),
+        OPT_FLAG(0, "generate", "sample from the paper's five prompts", &gen),
+        OPT_FUNC(0, "prompt", "TEXT", "sample from TEXT instead; may be repeated", list_option, &prompt),
+        OPT_INT(0, "max-length", "N", "tokens in all, prompt included", &gp.max_length, 2, 1 << 20, "128"),
+        OPT_SEED("random seed", (int64_t *)&gp.seed, "42"),
+        OPT_SECTION("statistics:"),
+        OPT_FLAG(0, "stats", "parameters, MACs, weight memory, peak RSS, latency, tokens/s", &stats),
+        OPT_SECTION("sharding:"),
+        OPT_FUNC(0, "shard", "I/N", "evaluate items I, I+N, ... of each task; a partial report", shard_option,
+                 shard_of),
+        OPT_FLAG(0, "merge", "merge the REPORT files given as operands (shards or whole reports)", &merge),
+        OPT_SECTION("output:"),
+        OPT_THREADS(&threads),
+        OPT_OUTPUT("write the report stream to FILE (atomically)", &out),
+        OPT_FLAG(0, "json", "print the report as one JSON object on stdout instead", &json),
+        OPT_PROGRESS,
+        OPT_QUIET("no progress and no table"),
+        OPT_END,
     };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, OPT_TOK},
-        {"adapter", required_argument, 0, 'a'},
-        {"ppl", required_argument, 0, OPT_PPL},     {"ppl-format", required_argument, 0, OPT_FORMAT},
-        {"ppl-protocol", required_argument, 0, OPT_PROTOCOL},
-        {"seq-len", required_argument, 0, OPT_SEQ}, {"batch", required_argument, 0, OPT_BATCH},
-        {"limit", required_argument, 0, OPT_LIMIT}, {"tasks", required_argument, 0, OPT_TASKS},
-        {"task-file", required_argument, 0, OPT_TASK_FILE}, {"data-dir", required_argument, 0, OPT_DATA_DIR},
-        {"items", no_argument, 0, OPT_ITEMS},       {"generate", no_argument, 0, OPT_GENERATE},
-        {"glm-mask", required_argument, 0, OPT_GLM_MASK},
-        {"prompt", required_argument, 0, OPT_PROMPT}, {"max-length", required_argument, 0, OPT_MAX_LENGTH},
-        {"seed", required_argument, 0, OPT_SEED},   {"stats", no_argument, 0, OPT_STATS},
-        {"shard", required_argument, 0, OPT_SHARD}, {"merge", no_argument, 0, OPT_MERGE},
-        {"threads", required_argument, 0, 't'},     {"output", required_argument, 0, 'o'},
-        {"json", no_argument, 0, OPT_JSON},         {"progress", no_argument, 0, OPT_PROGRESS},
-        {"quiet", no_argument, 0, 'q'},             {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION},   {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "m:a:t:o:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'a': adapter_path = optarg; break;
-        case OPT_TOK: tok_path = optarg; break;
-        case OPT_PPL: ppl_files[n_ppl++] = optarg; break;
-        case OPT_FORMAT: {
-            int f = ppl_format_from_name(optarg);
-            if (f < 0)
-                usage_die("--ppl-format: unknown format '%s' (auto, wikitext, ptb, text)", optarg);
-            format = (enum ppl_format)f;
-            break;
-        }
-        case OPT_PROTOCOL: {
-            int p = ppl_protocol_from_name(optarg);
-            if (p < 0)
-                usage_die("--ppl-protocol: unknown protocol '%s' (llm-pruner, llama.cpp)", optarg);
-            protocol = (enum ppl_protocol)p;
-            break;
-        }
-        case OPT_SEQ: seq_len = (int)parse_long("--seq-len", optarg, 2, 1 << 20); break;
-        case OPT_BATCH: batch = (int)parse_long("--batch", optarg, 1, 4096); break;
-        case OPT_LIMIT: limit = parse_long("--limit", optarg, 1, INT64_MAX); break;
-        case OPT_TASKS: parse_tasks(optarg, want); break;
-        case OPT_TASK_FILE: {
-            const char *eq = strchr(optarg, '=');
-            char name[32];
-            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof name || !eq[1])
-                usage_die("--task-file: expected TASK=FILE, got '%s'", optarg);
-            snprintf(name, sizeof name, "%.*s", (int)(eq - optarg), optarg);
-            const task_info *ti = task_info_find(name);
-            if (!ti)
-                usage_die("--task-file: unknown task '%s'", name);
-            task_file[task_info_id(ti)] = eq + 1;
-            want[task_info_id(ti)] = true;
-            break;
-        }
-        case OPT_DATA_DIR: data_dir = optarg; break;
-        case OPT_ITEMS: items = true; break;
-        case OPT_GLM_MASK: {
-            int k = prompt_mask_from_name(optarg);
-            if (k < 0 || k == PROMPT_MASK_AUTO)
-                usage_die("--glm-mask: unknown mask '%s' (prefix, causal)", optarg);
-            glm_mask = (enum prompt_mask)k;
-            break;
-        }
-        case OPT_GENERATE: gen = true; break;
-        case OPT_PROMPT: prompts[n_prompts++] = optarg; gen = true; break;
-        case OPT_MAX_LENGTH: gp.max_length = (int)parse_long("--max-length", optarg, 2, 1 << 20); break;
-        case OPT_SEED: gp.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
-        case OPT_STATS: stats = true; break;
-        case OPT_SHARD: parse_shard("--shard", optarg, &shard, &shards); break;
-        case OPT_MERGE: merge = true; break;
-        case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
-        case 'o': out = optarg; break;
-        case OPT_JSON: json = true; break;
-        case OPT_PROGRESS: g_progress_mode = 1; break;
-        case 'q': g_quiet = true; g_progress_mode = 0; break;
-        case 'h':
-        case OPT_VERSION:
-            if (c == 'h')
-                fputs(usage, stdout);
-            else
-                printf("pare-eval %s\n", PARE_VERSION);
-            free(ppl_files);
-            free(prompts);
-            return 0;
-        default: usage_die("unknown option");
-        }
-    }
+    int first = options_parse(opts, usage, argc, argv);
+    int shard = shard_of[0], shards = shard_of[1], n_ppl = ppl.n, n_prompts = prompt.n;
+    const char **ppl_files = ppl.items, **prompts = prompt.items;
     bool any_task = false;
     for (int i = 0; i < TASK_COUNT; i++)
         any_task |= want[i];
@@ -237,19 +235,19 @@ int main(int argc, char **argv)
     if (merge) {
         if (model_path || adapter_path || n_ppl || any_task || gen || stats || shards)
             usage_die("--merge takes report files only, no model or evaluation options");
-        int n = argc - optind;
+        int n = argc - first;
         if (n < 1)
             usage_die("--merge: no report files given");
         report *in = xcalloc((size_t)n, sizeof *in);
         for (int i = 0; i < n; i++)
-            report_read(&in[i], argv[optind + i]);
+            report_read(&in[i], argv[first + i]);
         report_merge(&rep, in, n);
         for (int i = 0; i < n; i++)
             report_free(&in[i]);
         free(in);
     } else {
-        if (optind < argc)
-            usage_die("unexpected argument '%s'", argv[optind]);
+        if (first < argc)
+            usage_die("unexpected argument '%s'", argv[first]);
         if (!model_path)
             usage_die("no model given (-m MODEL)");
         if (!n_ppl && !any_task && !gen && !stats)
