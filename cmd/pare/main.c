@@ -2,11 +2,11 @@
  * of its own: show (any stream as JSON lines), compare (reports side by side),
  * convert (any model to a checkpoint stream), tokenize (text to token ids). */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/options.h"
 #include "base/util.h"
 #include "eval/report.h"
 #include "format/model_load.h"
@@ -37,36 +37,43 @@ static const char usage[] =
     "  -h, --help     show this help; 'pare VERB --help' for a verb\n"
     "      --version  show the version\n";
 
+/* --name NAME, repeated: the names in order */
+typedef struct {
+    const char **items;
+    int n;
+} name_list;
+
+static void name_option(const char *name, const char *arg, void *value)
+{
+    (void)name;
+    name_list *l = value;
+    l->items[l->n++] = arg;
+}
+
 static int cmd_compare(int argc, char **argv)
 {
     static const char help[] = "usage: pare compare [-n NAME]... REPORT...\n"
                                "Print report streams (pare-eval's) side by side on stdout: a row per task and\n"
-                               "metric, a column per report, then parameters and tokens/s where measured.\n"
-                               "  -n, --name NAME  the next report's column heading (default: its file name)\n";
-    static const struct option opts[] = {{"name", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char **names = xcalloc((size_t)argc, sizeof *names);
-    int n_names = 0, c;
-    while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-        if (c == 'n')
-            names[n_names++] = optarg;
-        else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else
-            usage_die("unknown option");
-    }
-    int n = argc - optind;
+                               "metric, a column per report, then parameters and tokens/s where measured.\n";
+    name_list nl = {xcalloc((size_t)argc, sizeof(char *)), 0};
+    option opts[] = {
+        OPT_FUNC('n', "name", "NAME", "the next report's column heading (default: its file name)", name_option, &nl),
+        OPT_END,
+    };
+    int first = options_parse(opts, help, argc, argv);
+    const char **names = nl.items;
+    int n_names = nl.n;
+    int n = argc - first;
     if (n < 1)
         usage_die("compare takes one or more report streams");
     if (n_names > n)
         usage_die("%d names for %d reports", n_names, n);
     report *r = xcalloc((size_t)n, sizeof *r);
     for (int k = 0; k < n; k++) {
-        report_read(&r[k], argv[optind + k]);
+        report_read(&r[k], argv[first + k]);
         if (k >= n_names) {
-            const char *slash = strrchr(argv[optind + k], '/');
-            names[k] = slash ? slash + 1 : argv[optind + k];
+            const char *slash = strrchr(argv[first + k], '/');
+            names[k] = slash ? slash + 1 : argv[first + k];
         }
     }
     report_print_comparison(r, n, names, stdout);
@@ -80,65 +87,48 @@ static int cmd_compare(int argc, char **argv)
 static int cmd_show(int argc, char **argv)
 {
     static const char help[] = "usage: pare show [--data] [STREAM]\n"
-                               "Print a pare stream (stdin by default) as JSON lines: header, records, end.\n"
-                               "  --data   decode bulk payloads (tensors as numbers) instead of summarising them\n";
+                               "Print a pare stream (stdin by default) as JSON lines: header, records, end.\n";
     bool data = false;
-    static const struct option opts[] = {{"data", no_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'd')
-            data = true;
-        else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else
-            usage_die("unknown option");
-    }
-    if (argc - optind > 1)
+    option opts[] = {
+        OPT_FLAG(0, "data", "decode bulk payloads (tensors as numbers) instead of summarising them", &data),
+        OPT_END,
+    };
+    int first = options_parse(opts, help, argc, argv);
+    if (argc - first > 1)
         usage_die("show takes one stream");
-    show_stream(optind < argc ? argv[optind] : "-", data, stdout);
+    show_stream(first < argc ? argv[first] : "-", data, stdout);
     return 0;
 }
+
+static void dtype_option(const char *name, const char *arg, void *value) { *(int *)value = (int)parse_dtype(name, arg); }
 
 static int cmd_convert(int argc, char **argv)
 {
     static const char help[] =
         "usage: pare convert -m MODEL [--tokenizer PATH] [--to FORMAT] [--dtype T] [-o PATH]\n"
         "\n"
-        "Write MODEL (HF folder, PyTorch folder, GGUF, llama2.c .bin, checkpoint) as FORMAT.\n"
-        "  -m, --model PATH      the model\n"
-        "      --tokenizer PATH  a tokenizer to include (tokenizer.model, tok*.bin, tokenizer.json or a folder)\n"
-        "      --to FORMAT       checkpoint (the default, but gguf for -o FILE.gguf; a stream on stdout\n"
-        "                        or -o FILE), gguf (llama.cpp: llama, qwen2, qwen3, or deci for\n"
-        "                        per-layer widths; -o FILE), hf (-o DIR)\n"
-        "      --dtype T         f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
-        "                        checkpoint: default each tensor as read)\n"
-        "  -o, --output PATH     write to PATH (atomically) instead of stdout\n";
+        "Write MODEL (HF folder, PyTorch folder, GGUF, llama2.c .bin, checkpoint) as FORMAT.\n";
     const char *model_path = NULL, *tok = NULL, *out = NULL, *to = NULL;
     int dtype = -1; /* --dtype, or -1: the format's default */
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"tokenizer", required_argument, 0, 'T'},
-                                         {"to", required_argument, 0, 't'},
-                                         {"dtype", required_argument, 0, 'd'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'T': tok = optarg; break;
-        case 't': to = optarg; break;
-        case 'd':
-            dtype = (int)parse_dtype("--dtype", optarg);
-            break;
-        case 'o': out = optarg; break;
-        case 'h': fputs(help, stdout); return 0;
-        default: usage_die("unknown option");
-        }
-    }
-    if (optind < argc)
-        usage_die("unexpected argument '%s'", argv[optind]);
+    option opts[] = {
+        OPT_STRING('m', "model", "PATH", "the model", &model_path),
+        OPT_STRING(0, "tokenizer", "PATH", "a tokenizer to include (tokenizer.model, tok*.bin, tokenizer.json or a folder)",
+                   &tok),
+        OPT_STRING(0, "to", "FORMAT",
+                   "checkpoint (the default, but gguf for -o FILE.gguf; a stream on stdout\n"
+                   "or -o FILE), gguf (llama.cpp: llama, qwen2, qwen3, or deci for\n"
+                   "per-layer widths; -o FILE), hf (-o DIR)",
+                   &to),
+        OPT_FUNC(0, "dtype", "T",
+                 "f32, f16 or bf16 for the matrices (gguf, hf: default f32;\n"
+                 "checkpoint: default each tensor as read)",
+                 dtype_option, &dtype),
+        OPT_STRING('o', "output", "PATH", "write to PATH (atomically) instead of stdout", &out),
+        OPT_END,
+    };
+    int first = options_parse(opts, help, argc, argv);
+    if (first < argc)
+        usage_die("unexpected argument '%s'", argv[first]);
     if (!model_path)
         usage_die("no model given (-m MODEL)");
     int fmt = to ? model_out_from_name(to) : (int)model_out_of_path(out);
@@ -158,28 +148,18 @@ static int cmd_convert(int argc, char **argv)
 static int cmd_tokenize(int argc, char **argv)
 {
     static const char help[] = "usage: pare tokenize (-m MODEL | --tokenizer PATH) [--bos] [FILE]\n"
-                               "Print the token ids of a text (FILE or stdin) on one line, space-separated.\n"
-                               "  -m, --model PATH      use the model's tokenizer\n"
-                               "      --tokenizer PATH  tokenizer.model, llama2.c tok*.bin, tokenizer.json or a model folder\n"
-                               "      --bos             put the BOS id first ([gMASK] <sop> for ChatGLM)\n";
+                               "Print the token ids of a text (FILE or stdin) on one line, space-separated.\n";
     const char *model_path = NULL, *tok_path = NULL;
     bool bos = false;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"tokenizer", required_argument, 0, 'T'},
-                                         {"bos", no_argument, 0, 'b'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'T': tok_path = optarg; break;
-        case 'b': bos = true; break;
-        case 'h': fputs(help, stdout); return 0;
-        default: usage_die("unknown option");
-        }
-    }
-    if (argc - optind > 1)
+    option opts[] = {
+        OPT_STRING('m', "model", "PATH", "use the model's tokenizer", &model_path),
+        OPT_STRING(0, "tokenizer", "PATH", "tokenizer.model, llama2.c tok*.bin, tokenizer.json or a model folder",
+                   &tok_path),
+        OPT_FLAG(0, "bos", "put the BOS id first ([gMASK] <sop> for ChatGLM)", &bos),
+        OPT_END,
+    };
+    int first = options_parse(opts, help, argc, argv);
+    if (argc - first > 1)
         usage_die("tokenize takes one text file");
     if (!model_path && !tok_path)
         usage_die("give -m MODEL or --tokenizer PATH");
@@ -195,7 +175,7 @@ static int cmd_tokenize(int argc, char **argv)
         model_free(&m);
     }
     size_t len;
-    char *text = read_whole_file(optind < argc ? argv[optind] : "-", &len);
+    char *text = read_whole_file(first < argc ? argv[first] : "-", &len);
     int *ids;
     size_t n = tokenizer_encode(t, text, len, bos, &ids);
     for (size_t i = 0; i < n; i++)

@@ -67,6 +67,9 @@ void options_help(const option *opts, const char *usage, FILE *f)
     for (const option *o = opts; o->kind != OPTK_END; o++)
         if (o->kind != OPTK_SECTION && left_of(o, left, sizeof left) + 2 > col)
             col = left_of(o, left, sizeof left) + 2;
+    for (size_t i = 0; i < sizeof help_opts / sizeof *help_opts; i++)
+        if (left_of(&help_opts[i], left, sizeof left) + 2 > col)
+            col = left_of(&help_opts[i], left, sizeof left) + 2;
     fputs(usage, f);
     for (const option *o = opts; o->kind != OPTK_END; o++) {
         if (o->kind == OPTK_SECTION)
