@@ -3,12 +3,12 @@
  * text, on its next tokens or by distillation from a teacher (the unpruned
  * model, run beside it or read from its dumped logits), keep the best on a
  * held-out set, and write them as an adapter stream (or a checkpoint). */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/blas.h"
+#include "base/options.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "compute/lora.h"
@@ -28,58 +28,7 @@ static const char usage[] =
     "-o FILE), or with --merge the merged checkpoint; with --full train every weight and\n"
     "write the checkpoint. With --dump-logits write the teacher's top-k next-token\n"
     "distributions over the data as a logits stream instead.\n"
-    "\n"
-    "  -m, --model PATH        the model (a pruned checkpoint, HF folder, llama2.c .bin; '-' = stdin)\n"
-    "      --tokenizer FILE    tokenizer (tokenizer.model, tok*.bin, tokenizer.json or a model folder) if the model has none\n"
-    "data:\n"
-    "      --data FILE         Alpaca records (a JSON array or JSON lines of instruction/input/output);\n"
-    "                          .gz, .xz, .zst, .bz2 and tar archives too\n"
-    "      --text              FILE is raw text: train on consecutive windows of --cutoff tokens\n"
-    "      --cutoff N          most tokens of a sample (default 256)\n"
-    "      --train-on-inputs   score the prompt tokens too (default: masked from the loss)\n"
-    "      --val-size N        held-out validation samples (default 2000; at most a tenth of the data)\n"
-    "adapters:\n"
-    "      --targets LIST      linear maps to adapt, by the model's module names: LLaMA's (Llama 3's,\n"
-    "                          Qwen2's, Qwen3's) q_proj, k_proj,\n"
-    "                          v_proj, o_proj, gate_proj, up_proj, down_proj (or q, k, v, o, gate, up, down);\n"
-    "                          ChatGLM's query_key_value, dense, dense_h_to_4h, dense_4h_to_h; or all,\n"
-    "                          every linear map the model has (default all)\n"
-    "      --rank N            rank r (default 8)\n"
-    "      --alpha X           scaling alpha; the term is alpha/r * B A x (default 16)\n"
-    "      --dropout P         dropout on the adapters' input (default 0.05)\n"
-    "loss:\n"
-    "      --teacher MODEL     distil from MODEL (its vocabulary the model's; usually the unpruned\n"
-    "                          model), run forward beside the training\n"
-    "      --teacher-logits FILE  distil from the teacher's distributions in FILE (--dump-logits)\n"
-    "      --kd-weight W       loss = W * T^2 KL(teacher || model) + (1 - W) * cross-entropy (default 1)\n"
-    "      --kd-temp T         temperature T of both distributions (default 1)\n"
-    "      --dump-logits       write --teacher's top-k distributions at every scored position of\n"
-    "                          the data as a logits stream, and train nothing\n"
-    "      --top-k K           tokens kept a position by --dump-logits (default 64)\n"
-    "training:\n"
-    "      --full              train every weight of MODEL, not adapters; writes the checkpoint\n"
-    "      --lr X              peak learning rate (default 1e-4)\n"
-    "      --warmup N          warm-up steps, then linear decay to 0 (default 100)\n"
-    "      --batch N           samples per optimiser step (default 64)\n"
-    "      --micro-batch N     samples per forward/backward pass; gradients accumulate (default 4)\n"
-    "      --epochs N          passes over the training samples (default 2)\n"
-    "      --max-grad-norm X   clip the gradient's norm (default 1.0; 0 = off)\n"
-    "      --seed N            seed of the split, the initialisation, the shuffles, dropout (default 42)\n"
-    "      --eval-every N      validation loss every N steps, and at the end (default 100)\n"
-    "      --log-every N       a loss-curve point and a progress line every N steps (default 10)\n"
-    "stop and resume:\n"
-    "      --state DIR         save the training state in DIR and resume from it when present\n"
-    "      --save-every N      save the state every N steps (default 200), at the end and on SIGINT/SIGTERM\n"
-    "output:\n"
-    "      --merge             write the merged checkpoint instead of the adapter stream\n"
-    "      --dtype T           with --merge: merge into and write f32, f16 or bf16 weights\n"
-    "                          (default: each weight in the base's dtype, rounded to nearest even)\n"
-    "  -t, --threads N         threads (default: PARE_THREADS, else all cores)\n"
-    "  -o, --output FILE       write the stream to FILE (atomically)\n"
-    "      --progress          a progress line after every step\n"
-    "  -q, --quiet             no progress and no summary\n"
-    "  -h, --help              show this help\n"
-    "      --version           show the version\n";
+    "\n";
 
 /* The option behind each identity key of the training state, for its messages. */
 static const char *option_of(const char *key)
@@ -108,90 +57,97 @@ static void load_data(instruct_data *d, const char *path, const tokenizer *tok, 
             "use --text for raw text)", path);
 }
 
+static void dtype_option(const char *name, const char *arg, void *value) { *(int *)value = (int)parse_dtype(name, arg); }
+
 int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     blas_init(argc, argv);
     const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *out = NULL, *teacher_path = NULL,
                *logits_path = NULL;
-    bool text = false, train_on_inputs = false, merge = false, full = false, dump = false, kd_given = false;
+    bool text = false, train_on_inputs = false, merge = false, full = false, dump = false;
     int cutoff = 256, val_size = 2000, rank = 8, threads = 0, dtype = -1, top_k = 64;
     double alpha = 16, dropout = 0.05;
     const char *target_list = NULL;
     train_options o;
     train_options_default(&o);
     o.key_name = option_of;
-
-    enum { OPT_TOK = 256, OPT_DATA, OPT_TEXT, OPT_CUTOFF, OPT_TOI, OPT_VAL, OPT_TARGETS, OPT_RANK, OPT_ALPHA,
-           OPT_DROPOUT, OPT_LR, OPT_WARMUP, OPT_BATCH, OPT_MICRO, OPT_EPOCHS, OPT_CLIP, OPT_SEED, OPT_EVAL, OPT_LOG,
-           OPT_STATE, OPT_SAVE, OPT_MERGE, OPT_DTYPE, OPT_PROGRESS, OPT_VERSION, OPT_TEACHER, OPT_LOGITS,
-           OPT_KD_WEIGHT, OPT_KD_TEMP, OPT_DUMP, OPT_TOPK, OPT_FULL };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},          {"tokenizer", required_argument, 0, OPT_TOK},
-        {"data", required_argument, 0, OPT_DATA},      {"text", no_argument, 0, OPT_TEXT},
-        {"cutoff", required_argument, 0, OPT_CUTOFF},  {"train-on-inputs", no_argument, 0, OPT_TOI},
-        {"val-size", required_argument, 0, OPT_VAL},   {"targets", required_argument, 0, OPT_TARGETS},
-        {"rank", required_argument, 0, OPT_RANK},      {"alpha", required_argument, 0, OPT_ALPHA},
-        {"dropout", required_argument, 0, OPT_DROPOUT}, {"lr", required_argument, 0, OPT_LR},
-        {"warmup", required_argument, 0, OPT_WARMUP},  {"batch", required_argument, 0, OPT_BATCH},
-        {"micro-batch", required_argument, 0, OPT_MICRO}, {"epochs", required_argument, 0, OPT_EPOCHS},
-        {"max-grad-norm", required_argument, 0, OPT_CLIP}, {"seed", required_argument, 0, OPT_SEED},
-        {"eval-every", required_argument, 0, OPT_EVAL}, {"log-every", required_argument, 0, OPT_LOG},
-        {"state", required_argument, 0, OPT_STATE},    {"save-every", required_argument, 0, OPT_SAVE},
-        {"merge", no_argument, 0, OPT_MERGE},          {"dtype", required_argument, 0, OPT_DTYPE},
-        {"teacher", required_argument, 0, OPT_TEACHER}, {"teacher-logits", required_argument, 0, OPT_LOGITS},
-        {"kd-weight", required_argument, 0, OPT_KD_WEIGHT}, {"kd-temp", required_argument, 0, OPT_KD_TEMP},
-        {"dump-logits", no_argument, 0, OPT_DUMP},     {"top-k", required_argument, 0, OPT_TOPK},
-        {"full", no_argument, 0, OPT_FULL},
-        {"threads", required_argument, 0, 't'},
-        {"output", required_argument, 0, 'o'},         {"progress", no_argument, 0, OPT_PROGRESS},
-        {"quiet", no_argument, 0, 'q'},                {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION},      {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "m:t:o:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case OPT_TOK: tok_path = optarg; break;
-        case OPT_DATA: data_path = optarg; break;
-        case OPT_TEXT: text = true; break;
-        case OPT_CUTOFF: cutoff = (int)parse_long("--cutoff", optarg, 2, 1 << 20); break;
-        case OPT_TOI: train_on_inputs = true; break;
-        case OPT_VAL: val_size = (int)parse_long("--val-size", optarg, 0, 1 << 30); break;
-        case OPT_TARGETS: target_list = optarg; break;
-        case OPT_RANK: rank = (int)parse_long("--rank", optarg, 1, 1 << 16); break;
-        case OPT_ALPHA: alpha = parse_double("--alpha", optarg, 0, 1e9); break;
-        case OPT_DROPOUT: dropout = parse_double("--dropout", optarg, 0, 0.99); break;
-        case OPT_LR: o.lr = parse_double("--lr", optarg, 0, 1e9); break;
-        case OPT_WARMUP: o.warmup = (int)parse_long("--warmup", optarg, 0, 1 << 30); break;
-        case OPT_BATCH: o.batch = (int)parse_long("--batch", optarg, 1, 1 << 24); break;
-        case OPT_MICRO: o.micro_batch = (int)parse_long("--micro-batch", optarg, 1, 4096); break;
-        case OPT_EPOCHS: o.epochs = (int)parse_long("--epochs", optarg, 1, 1 << 20); break;
-        case OPT_CLIP: o.max_grad_norm = parse_double("--max-grad-norm", optarg, 0, 1e30); break;
-        case OPT_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
-        case OPT_EVAL: o.eval_every = (int)parse_long("--eval-every", optarg, 1, 1 << 30); break;
-        case OPT_LOG: o.log_every = (int)parse_long("--log-every", optarg, 1, 1 << 30); break;
-        case OPT_STATE: o.state_dir = optarg; break;
-        case OPT_SAVE: o.save_every = (int)parse_long("--save-every", optarg, 1, 1 << 30); break;
-        case OPT_MERGE: merge = true; break;
-        case OPT_DTYPE: dtype = (int)parse_dtype("--dtype", optarg); break;
-        case OPT_TEACHER: teacher_path = optarg; break;
-        case OPT_LOGITS: logits_path = optarg; break;
-        case OPT_KD_WEIGHT: o.kd_weight = parse_double("--kd-weight", optarg, 0, 1), kd_given = true; break;
-        case OPT_KD_TEMP: o.kd_temp = parse_double("--kd-temp", optarg, 1e-3, 1e3); break;
-        case OPT_DUMP: dump = true; break;
-        case OPT_TOPK: top_k = (int)parse_long("--top-k", optarg, 1, 1 << 20); break;
-        case OPT_FULL: full = true; break;
-        case 't': threads = (int)parse_long("--threads", optarg, 1, 4096); break;
-        case 'o': out = optarg; break;
-        case OPT_PROGRESS: g_progress_mode = 1; break;
-        case 'q': g_quiet = true; g_progress_mode = 0; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case OPT_VERSION: printf("pare-lora %s\n", PARE_VERSION); return 0;
-        default: usage_die("unknown option");
-        }
-    }
-    if (optind < argc)
-        usage_die("unexpected argument '%s'", argv[optind]);
+    option opts[] = {
+        OPT_STRING('m', "model", "PATH", "the model (a pruned checkpoint, HF folder, llama2.c .bin; '-' = stdin)",
+                   &model_path),
+        OPT_TOKENIZER(&tok_path),
+        OPT_SECTION("data:"),
+        OPT_STRING(0, "data", "FILE",
+                   "Alpaca records (a JSON array or JSON lines of instruction/input/output);\n"
+                   ".gz, .xz, .zst, .bz2 and tar archives too",
+                   &data_path),
+        OPT_FLAG(0, "text", "FILE is raw text: train on consecutive windows of --cutoff tokens", &text),
+        OPT_INT(0, "cutoff", "N", "most tokens of a sample", &cutoff, 2, 1 << 20, "256"),
+        OPT_FLAG(0, "train-on-inputs", "score the prompt tokens too (default: masked from the loss)", &train_on_inputs),
+        OPT_INT(0, "val-size", "N", "held-out validation samples (default 2000; at most a tenth of the data)",
+                &val_size, 0, 1 << 30, NULL),
+        OPT_SECTION("adapters:"),
+        OPT_STRING(0, "targets", "LIST",
+                   "linear maps to adapt, by the model's module names: LLaMA's (Llama 3's,\n"
+                   "Qwen2's, Qwen3's) q_proj, k_proj,\n"
+                   "v_proj, o_proj, gate_proj, up_proj, down_proj (or q, k, v, o, gate, up, down);\n"
+                   "ChatGLM's query_key_value, dense, dense_h_to_4h, dense_4h_to_h; or all,\n"
+                   "every linear map the model has (default all)",
+                   &target_list),
+        OPT_INT(0, "rank", "N", "rank r", &rank, 1, 1 << 16, "8"),
+        OPT_DOUBLE(0, "alpha", "X", "scaling alpha; the term is alpha/r * B A x", &alpha, 0, 1e9, "16"),
+        OPT_DOUBLE(0, "dropout", "P", "dropout on the adapters' input", &dropout, 0, 0.99, "0.05"),
+        OPT_SECTION("loss:"),
+        OPT_STRING(0, "teacher", "MODEL",
+                   "distil from MODEL (its vocabulary the model's; usually the unpruned\n"
+                   "model), run forward beside the training",
+                   &teacher_path),
+        OPT_STRING(0, "teacher-logits", "FILE", "distil from the teacher's distributions in FILE (--dump-logits)",
+                   &logits_path),
+        OPT_DOUBLE(0, "kd-weight", "W", "loss = W * T^2 KL(teacher || model) + (1 - W) * cross-entropy",
+                   &o.kd_weight, 0, 1, "1"),
+        OPT_DOUBLE(0, "kd-temp", "T", "temperature T of both distributions", &o.kd_temp, 1e-3, 1e3, "1"),
+        OPT_FLAG(0, "dump-logits",
+                 "write --teacher's top-k distributions at every scored position of\n"
+                 "the data as a logits stream, and train nothing",
+                 &dump),
+        OPT_INT(0, "top-k", "K", "tokens kept a position by --dump-logits", &top_k, 1, 1 << 20, "64"),
+        OPT_SECTION("training:"),
+        OPT_FLAG(0, "full", "train every weight of MODEL, not adapters; writes the checkpoint", &full),
+        OPT_DOUBLE(0, "lr", "X", "peak learning rate", &o.lr, 0, 1e9, "1e-4"),
+        OPT_INT(0, "warmup", "N", "warm-up steps, then linear decay to 0", &o.warmup, 0, 1 << 30, "100"),
+        OPT_INT(0, "batch", "N", "samples per optimiser step", &o.batch, 1, 1 << 24, "64"),
+        OPT_INT(0, "micro-batch", "N", "samples per forward/backward pass; gradients accumulate", &o.micro_batch, 1,
+                4096, "4"),
+        OPT_INT(0, "epochs", "N", "passes over the training samples", &o.epochs, 1, 1 << 20, "2"),
+        OPT_DOUBLE(0, "max-grad-norm", "X", "clip the gradient's norm (default 1.0; 0 = off)", &o.max_grad_norm, 0,
+                   1e30, NULL),
+        OPT_SEED("seed of the split, the initialisation, the shuffles, dropout", (int64_t *)&o.seed, "42"),
+        OPT_INT(0, "eval-every", "N", "validation loss every N steps, and at the end", &o.eval_every, 1, 1 << 30,
+                "100"),
+        OPT_INT(0, "log-every", "N", "a loss-curve point and a progress line every N steps", &o.log_every, 1,
+                1 << 30, "10"),
+        OPT_SECTION("stop and resume:"),
+        OPT_STRING(0, "state", "DIR", "save the training state in DIR and resume from it when present",
+                   &o.state_dir),
+        OPT_INT(0, "save-every", "N", "save the state every N steps (default 200), at the end and on SIGINT/SIGTERM",
+                &o.save_every, 1, 1 << 30, NULL),
+        OPT_SECTION("output:"),
+        OPT_FLAG(0, "merge", "write the merged checkpoint instead of the adapter stream", &merge),
+        OPT_FUNC(0, "dtype", "T",
+                 "with --merge: merge into and write f32, f16 or bf16 weights\n"
+                 "(default: each weight in the base's dtype, rounded to nearest even)",
+                 dtype_option, &dtype),
+        OPT_THREADS(&threads),
+        OPT_OUTPUT("write the stream to FILE (atomically)", &out),
+        OPT_FUNC(0, "progress", NULL, "a progress line after every step", option_progress, NULL),
+        OPT_QUIET("no progress and no summary"),
+        OPT_END,
+    };
+    int first = options_parse(opts, usage, argc, argv);
+    bool kd_given = options_given(opts, "kd-weight");
+    if (first < argc)
+        usage_die("unexpected argument '%s'", argv[first]);
     if (dump && (!teacher_path || model_path))
         usage_die("--dump-logits writes the logits of --teacher MODEL (and takes no -m)");
     if (!dump && !model_path)
