@@ -13,11 +13,7 @@
 
 static void append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
 {
-    if (*len + n + 1 > *cap) {
-        while (*len + n + 1 > *cap)
-            *cap = *cap ? 2 * *cap : 1 << 16;
-        *buf = xrealloc(*buf, *cap);
-    }
+    GROW(*buf, *cap, *len + n + 1, 1 << 16);
     memcpy(*buf + *len, p, n);
     *len += n;
 }

@@ -34,6 +34,20 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned allocation (for tensors), freed with free(). */
 void *xmalloc_aligned(size_t n);
 
+/* Room for n elements in the array p of capacity cap (elements): when n > cap,
+ * cap doubles (from first) until n fits and p is reallocated. p and cap are
+ * lvalues, evaluated more than once. */
+#define GROW(p, cap, n, first)                                                                                     \
+    do {                                                                                                           \
+        if ((size_t)(n) > (size_t)(cap)) {                                                                         \
+            size_t grow_cap_ = (cap) ? (size_t)(cap) : (size_t)(first);                                            \
+            while (grow_cap_ < (size_t)(n))                                                                        \
+                grow_cap_ *= 2;                                                                                    \
+            (p) = xrealloc((p), grow_cap_ * sizeof *(p));                                                          \
+            (cap) = grow_cap_;                                                                                     \
+        }                                                                                                          \
+    } while (0)
+
 /* A growable byte buffer ({0} is empty); bytes_put appends n bytes of p. */
 typedef struct {
     uint8_t *p;

@@ -362,10 +362,7 @@ static json_t *get_array(const lines *L, json_t *o, const char *key, int min, in
 
 static task_item *new_item(task_data *d, int *cap, int line)
 {
-    if (d->n_items == *cap) {
-        *cap = *cap ? 2 * *cap : 256;
-        d->items = xrealloc(d->items, (size_t)*cap * sizeof *d->items);
-    }
+    GROW(d->items, *cap, d->n_items + 1, 256);
     task_item *it = &d->items[d->n_items++];
     memset(it, 0, sizeof *it);
     it->line = line;

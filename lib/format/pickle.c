@@ -165,10 +165,7 @@ static uint64_t take_le(pk_parser *k, int bytes)
 
 static int new_node(pk_parser *k, enum pk_type t)
 {
-    if (k->n_nodes == k->cap_nodes) {
-        k->cap_nodes = k->cap_nodes ? 2 * k->cap_nodes : 256;
-        k->nodes = xrealloc(k->nodes, (size_t)k->cap_nodes * sizeof *k->nodes);
-    }
+    GROW(k->nodes, k->cap_nodes, k->n_nodes + 1, 256);
     pk_node *x = &k->nodes[k->n_nodes];
     memset(x, 0, sizeof *x);
     x->type = t;
@@ -178,19 +175,13 @@ static int new_node(pk_parser *k, enum pk_type t)
 static void node_add(pk_parser *k, int node, int item)
 {
     pk_node *x = &k->nodes[node];
-    if (x->n == x->cap) {
-        x->cap = x->cap ? 2 * x->cap : 4;
-        x->items = xrealloc(x->items, (size_t)x->cap * sizeof *x->items);
-    }
+    GROW(x->items, x->cap, x->n + 1, 4);
     x->items[x->n++] = item;
 }
 
 static void push(pk_parser *k, int v)
 {
-    if (k->sp == k->cap_stack) {
-        k->cap_stack = k->cap_stack ? 2 * k->cap_stack : 64;
-        k->stack = xrealloc(k->stack, (size_t)k->cap_stack * sizeof *k->stack);
-    }
+    GROW(k->stack, k->cap_stack, k->sp + 1, 64);
     k->stack[k->sp++] = v;
 }
 

@@ -27,10 +27,7 @@ bool pytorch_sniff(const uint8_t *p, size_t n)
 /* Append the tensor of ref r, its values taken from storage bytes s. */
 static void add_tensor(const pt_ref *r, const uint8_t *s, tensor **ts, int *n, int *cap)
 {
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 64;
-        *ts = xrealloc(*ts, (size_t)*cap * sizeof **ts);
-    }
+    GROW(*ts, *cap, *n + 1, 64);
     tensor *t = &(*ts)[(*n)++];
     tensor_init_as(t, r->name, r->ndim, r->shape, r->dtype); /* kept as stored */
     size_t es = dtype_size(r->dtype);

@@ -321,10 +321,7 @@ typedef struct {
 
 static msgpack_object *objbuf_next(objbuf *b)
 {
-    if (b->n == b->cap) {
-        b->cap = b->cap ? 2 * b->cap : 16;
-        b->p = xrealloc(b->p, b->cap * sizeof *b->p);
-    }
+    GROW(b->p, b->cap, b->n + 1, 16);
     return &b->p[b->n++];
 }
 

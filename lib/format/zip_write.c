@@ -41,10 +41,7 @@ void zip_writer_begin(zip_writer *z, const char *name)
 {
     if (z->open)
         die("%s: zip entry %s begun inside another", z->path, name);
-    if (z->n == z->cap) {
-        z->cap = z->cap ? 2 * z->cap : 64;
-        z->entries = xrealloc(z->entries, (size_t)z->cap * sizeof *z->entries);
-    }
+    GROW(z->entries, z->cap, z->n + 1, 64);
     size_t nl = strlen(name);
     if (nl > 0xFFFF)
         die("%s: zip entry name too long", z->path);

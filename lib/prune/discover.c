@@ -120,10 +120,7 @@ static void attach_any(attachments *as, const char *tensor, int axis, int value,
 {
     if (!tensor)
         return;
-    if (as->n == as->cap) {
-        as->cap = as->cap ? 2 * as->cap : 256;
-        as->a = xrealloc(as->a, (size_t)as->cap * sizeof *as->a);
-    }
+    GROW(as->a, as->cap, as->n + 1, 256);
     as->a[as->n++] = (attachment){tensor, axis, value, ndim, {d0, d1}, block};
 }
 
@@ -327,10 +324,7 @@ void groups_from_graph(const graph *g, int n_layers, unsigned kinds, group_set *
         for (int64_t c = 0; c < g->values[v].dim; c++) {
             int32_t node_id = (int32_t)node(&nd, v, c), r = find(&nd, node_id);
             if (r == node_id) { /* roots are first nodes: a new component */
-                if (n_comps == cap_comps) {
-                    cap_comps = cap_comps ? 2 * cap_comps : 1024;
-                    comps = xrealloc(comps, (size_t)cap_comps * sizeof *comps);
-                }
+                GROW(comps, cap_comps, n_comps + 1, 1024);
                 comps[n_comps] = (component){0};
                 comp_of_root[r] = n_comps++;
             }

@@ -211,10 +211,7 @@ void groups_read(group_set *gs, const char *path, char kind_out[16])
         }
         if (!mp_is_str(mp_get(&rec, "t"), "group"))
             continue;
-        if (gs->n == cap) {
-            cap = cap ? 2 * cap : 64;
-            gs->g = xrealloc(gs->g, (size_t)cap * sizeof *gs->g);
-        }
+        GROW(gs->g, cap, gs->n + 1, 64);
         group_read_record(&r, &rec, &gs->g[gs->n++]);
     }
     stream_reader_close(&r);

@@ -175,10 +175,7 @@ static void plan_chunks(scorer *s, size_t budget, bool split)
                 }
                 if (k < 1)
                     k = 1;
-                if (s->n_pieces == cap) {
-                    cap = cap ? 2 * cap : 64;
-                    s->pieces = xrealloc(s->pieces, (size_t)cap * sizeof *s->pieces);
-                }
+                GROW(s->pieces, cap, s->n_pieces + 1, 64);
                 s->pieces[s->n_pieces++] = (piece){i, r0, r0 + k, NULL};
                 used += (size_t)k * row;
                 r0 += k;

@@ -181,10 +181,7 @@ static void merge_group(merger *mg)
     group_set *gs = mg->gs;
     if (mg->have_scorer)
         stream_die(&in[0].r, "a group record after the sums");
-    if (gs->n == mg->cap) {
-        mg->cap = mg->cap ? 2 * mg->cap : 64;
-        gs->g = xrealloc(gs->g, (size_t)mg->cap * sizeof *gs->g);
-    }
+    GROW(gs->g, mg->cap, gs->n + 1, 64);
     group_read_record(&in[0].r, &in[0].rec, &gs->g[gs->n++]);
     for (int k = 1; k < mg->n; k++) {
         int64_t id;

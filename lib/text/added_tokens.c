@@ -121,10 +121,7 @@ static size_t char_start_before(const char *s, size_t i) // the first byte of th
 
 static void push(added_piece **out, size_t *n_out, size_t *cap, size_t start, size_t end, int id)
 {
-    if (*n_out == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *out = xrealloc(*out, *cap * sizeof **out);
-    }
+    GROW(*out, *cap, *n_out + 1, 64);
     (*out)[(*n_out)++] = (added_piece){start, end, id};
 }
 

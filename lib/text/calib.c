@@ -28,11 +28,7 @@ typedef struct {
 
 static void sb_add(strbuf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        while (b->len + n + 1 > b->cap)
-            b->cap = b->cap ? 2 * b->cap : 1 << 16;
-        b->buf = xrealloc(b->buf, b->cap);
-    }
+    GROW(b->buf, b->cap, b->len + n + 1, 1 << 16);
     memcpy(b->buf + b->len, s, n);
     b->len += n;
     b->buf[b->len] = 0;

@@ -725,10 +725,7 @@ typedef struct {
 
 static void push_id(encoder *e, int id)
 {
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 256;
-        e->ids = xrealloc(e->ids, e->cap * sizeof *e->ids);
-    }
+    GROW(e->ids, e->cap, e->n + 1, 256);
     e->ids[e->n++] = id;
 }
 

@@ -31,10 +31,7 @@ typedef struct {
 
 static void add_sample(samples *s, const int *ids, const int *targets, int len)
 {
-    if (s->n + 2 > s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 1024;
-        s->off = xrealloc(s->off, (size_t)s->cap * sizeof *s->off);
-    }
+    GROW(s->off, s->cap, s->n + 2, 1024);
     if (s->n_ids + len > s->cap_ids) {
         while (s->n_ids + len > s->cap_ids)
             s->cap_ids = s->cap_ids ? 2 * s->cap_ids : 1 << 10;
@@ -72,11 +69,7 @@ static void finish(instruct_data *d, samples *s)
 
 static void sb_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    if (*len + n + 1 > *cap) {
-        while (*len + n + 1 > *cap)
-            *cap = *cap ? 2 * *cap : 256;
-        *buf = xrealloc(*buf, *cap);
-    }
+    GROW(*buf, *cap, *len + n + 1, 256);
     memcpy(*buf + *len, s, n);
     *len += n;
     (*buf)[*len] = 0;

@@ -274,10 +274,7 @@ static bool before(candidate a, candidate b)
 
 static void heap_push(rank_bpe_pass *p, candidate c)
 {
-    if (p->heap_n == p->heap_cap) {
-        p->heap_cap = p->heap_cap ? p->heap_cap * 2 : 64;
-        p->heap = xrealloc(p->heap, p->heap_cap * sizeof *p->heap);
-    }
+    GROW(p->heap, p->heap_cap, p->heap_n + 1, 64);
     size_t i = p->heap_n++;
     while (i > 0 && before(c, p->heap[(i - 1) / 2])) {
         p->heap[i] = p->heap[(i - 1) / 2];
@@ -319,10 +316,7 @@ static void queue_pair(const rank_bpe *b, rank_bpe_pass *p, int left)
 
 static void append_id(int **ids, size_t *n_ids, size_t *cap, int id)
 {
-    if (*n_ids == *cap) {
-        *cap = *cap ? *cap * 2 : 256;
-        *ids = xrealloc(*ids, *cap * sizeof **ids);
-    }
+    GROW(*ids, *cap, *n_ids + 1, 256);
     (*ids)[(*n_ids)++] = id;
 }
 
@@ -443,10 +437,7 @@ size_t rank_bpe_encode_word(const rank_bpe *b, rank_bpe_pass *p, const uint8_t *
         return w->n_ids;
     }
     size_t first = *n_ids, count = merge_word(b, p, s, k, ids, n_ids, cap);
-    if (p->n_words == p->words_cap) {
-        p->words_cap = p->words_cap ? p->words_cap * 2 : 1024;
-        p->words = xrealloc(p->words, p->words_cap * sizeof *p->words);
-    }
+    GROW(p->words, p->words_cap, p->n_words + 1, 1024);
     if (p->cache_ids_n + count > p->cache_ids_cap) {
         p->cache_ids_cap = (p->cache_ids_n + count) * 2;
         p->cache_ids = xrealloc(p->cache_ids, p->cache_ids_cap * sizeof *p->cache_ids);

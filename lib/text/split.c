@@ -83,19 +83,13 @@ typedef struct {
 
 static void push_cut(cut **c, size_t *n, size_t *cap, size_t start, size_t end, bool match)
 {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *c = xrealloc(*c, *cap * sizeof **c);
-    }
+    GROW(*c, *cap, *n + 1, 64);
     (*c)[(*n)++] = (cut){start, end, match};
 }
 
 static void push_span(span **out, size_t *n_out, size_t *cap, size_t start, size_t end)
 {
-    if (*n_out == *cap) {
-        *cap = *cap ? *cap * 2 : 256;
-        *out = xrealloc(*out, *cap * sizeof **out);
-    }
+    GROW(*out, *cap, *n_out + 1, 256);
     (*out)[(*n_out)++] = (span){start, end};
 }
 
