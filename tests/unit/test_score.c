@@ -377,6 +377,28 @@ static void load_stories(model *m, tokenizer **tok)
 
 static char *stories_text(void) { return path_join(check_data_dir(), "text/tinystories/tinystories_train_sample.txt"); }
 
+/* stories260K with its tokenizer and samples x seq_len calibration windows of TinyStories drawn with seed. */
+typedef struct {
+    model m;
+    tokenizer *tok;
+    calib c;
+} stories;
+
+static void stories_open(stories *s, int samples, int seq_len, uint64_t seed)
+{
+    load_stories(&s->m, &s->tok);
+    char *text = stories_text();
+    calib_load(&s->c, text, CALIB_AUTO, s->tok, samples, seq_len, seed);
+    free(text);
+}
+
+static void stories_close(stories *s)
+{
+    calib_free(&s->c);
+    tokenizer_free(s->tok);
+    model_free(&s->m);
+}
+
 /* ================================================================== tests */
 
 /* The reference's gradient against central differences of its own loss. */
@@ -520,18 +542,13 @@ static void check_against_reference(const model *m, const calib *c, const char *
 
 static void test_stories_reference(void)
 {
-    model m;
-    tokenizer *tok;
-    load_stories(&m, &tok);
-    char *text = stories_text();
-    calib c;
-    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
-    CHECK(c.n_tokens > 10000);
-    check_against_reference(&m, &c, "stories260K", 1e-4);
-    calib_free(&c);
-    free(text);
-    tokenizer_free(tok);
-    model_free(&m);
+    stories st;
+    stories_open(&st, 10, 64, 42);
+    model *m = &st.m;
+    calib *c = &st.c;
+    CHECK(c->n_tokens > 10000);
+    check_against_reference(m, c, "stories260K", 1e-4);
+    stories_close(&st);
 }
 
 /* Random models of other shapes (fixture.h). */
@@ -627,24 +644,22 @@ static void score_with(const model *m, const calib *c, unsigned stats, size_t fi
  * (separable, no element-wise F) gives what the element-wise F gives. */
 static void test_chunks_and_separable(void)
 {
-    model m;
-    tokenizer *tok;
-    load_stories(&m, &tok);
-    char *text = stories_text();
-    calib c;
-    calib_load(&c, text, CALIB_AUTO, tok, 6, 32, 9);
+    stories st;
+    stories_open(&st, 6, 32, 9);
+    model *m = &st.m;
+    calib *c = &st.c;
     group_set one, many, e2;
     score_summary s1, s2, s3;
-    score_with(&m, &c, SCORE_ALL, 0, &one, &s1);
-    score_with(&m, &c, SCORE_ALL, 100000, &many, &s2);
+    score_with(m, c, SCORE_ALL, 0, &one, &s1);
+    score_with(m, c, SCORE_ALL, 100000, &many, &s2);
     CHECK(s1.chunks == 1);
     CHECK(s2.chunks >= 4);
     CHECK(s2.passes == (int64_t)s2.chunks * (6 + 1));
     score_options o = {.stats = SCORE_ALL, .fisher_memory = 100000};
-    CHECK(score_chunks(&m, &many, &o, 6, 32) == s2.chunks);
+    CHECK(score_chunks(m, &many, &o, 6, 32) == s2.chunks);
     CHECK(stats_diff(&many, &one, NULL, true) == 0);
     CHECK(acts_diff(&many, &one) == 0);
-    score_with(&m, &c, 1u << SCORE_ELEMENT2, 0, &e2, &s3);
+    score_with(m, c, 1u << SCORE_ELEMENT2, 0, &e2, &s3);
     CHECK(s3.passes == 6); /* per-sample passes only */
     CHECK(e2.g[0].n_stats == 1 && e2.n_act == 0);
     double d = stats_diff(&e2, &one, "element2", true);
@@ -652,17 +667,14 @@ static void test_chunks_and_separable(void)
     /* no gradient statistic at all: no pass */
     group_set mag;
     score_summary s4;
-    score_with(&m, &c, (1u << SCORE_L1) | (1u << SCORE_L2), 0, &mag, &s4);
+    score_with(m, c, (1u << SCORE_L1) | (1u << SCORE_L2), 0, &mag, &s4);
     CHECK(s4.passes == 0);
     CHECK(stats_diff(&mag, &one, "l2", false) == 0);
     group_set_free(&one);
     group_set_free(&many);
     group_set_free(&e2);
     group_set_free(&mag);
-    calib_free(&c);
-    free(text);
-    tokenizer_free(tok);
-    model_free(&m);
+    stories_close(&st);
 }
 
 /* The partial streams of shards 0..n-1 of m on c, every statistic, written
@@ -689,26 +701,24 @@ static void write_partials(const model *m, const calib *c, int n, size_t fisher_
  * order; merged twice, byte-identical streams. */
 static void test_shards_merge(void)
 {
-    model m;
-    tokenizer *tok;
-    load_stories(&m, &tok);
-    char *text = stories_text();
-    calib c;
-    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    stories st;
+    stories_open(&st, 10, 64, 42);
+    model *m = &st.m;
+    calib *c = &st.c;
     group_set whole;
     score_summary sum;
-    score_with(&m, &c, SCORE_ALL, 0, &whole, &sum);
+    score_with(m, c, SCORE_ALL, 0, &whole, &sum);
 
     char dir[] = "/tmp/pare-test-shards-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char *paths[3];
-    write_partials(&m, &c, 3, 150000, dir, paths);
+    write_partials(m, c, 3, 150000, dir, paths);
     char *order[3] = {paths[2], paths[0], paths[1]};
     group_set merged, ref;
     score_merge(order, 3, "merge", &merged);
     reference r;
-    reference_compute(&r, &m, &c);
-    reference_scores(&m, &r, &whole, &ref);
+    reference_compute(&r, m, c);
+    reference_scores(m, &r, &whole, &ref);
     double w[SCORE_MEMBER_STATS];
     double d = stats_diff_by(&merged, &whole, &ref, NULL, true, w), da = acts_diff(&merged, &whole);
     print_worst("3 shards merged vs one run", w);
@@ -718,7 +728,7 @@ static void test_shards_merge(void)
      * differently: 1.2e-6 with OpenBLAS's Zen kernels, below 1e-6 with SkylakeX */
     CHECK(da < 1e-5);
     CHECK(stats_diff_by(&merged, &ref, NULL, NULL, false, NULL) < 1e-4);
-    reference_free(&r, &m);
+    reference_free(&r, m);
     group_set_free(&ref);
     CHECK(json_equal(merged.calibration, whole.calibration));
     CHECK(!strcmp(merged.fingerprint, whole.fingerprint));
@@ -756,10 +766,7 @@ static void test_shards_merge(void)
     group_set_free(&again);
     group_set_free(&merged);
     group_set_free(&whole);
-    calib_free(&c);
-    free(text);
-    tokenizer_free(tok);
-    model_free(&m);
+    stories_close(&st);
 }
 
 /* The worst over groups, statistics and members of max_u |a - b| / max_u |b|: the
@@ -840,18 +847,16 @@ static void test_shards_merge_chatglm(void)
  * for every criterion. */
 static void test_prune_same_units(void)
 {
-    model m;
-    tokenizer *tok;
-    load_stories(&m, &tok);
-    char *text = stories_text();
-    calib c;
-    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    stories st;
+    stories_open(&st, 10, 64, 42);
+    model *m = &st.m;
+    calib *c = &st.c;
     group_set gs, ref;
     score_summary sum;
-    score_with(&m, &c, SCORE_ALL, 0, &gs, &sum);
+    score_with(m, c, SCORE_ALL, 0, &gs, &sum);
     reference r;
-    reference_compute(&r, &m, &c);
-    reference_scores(&m, &r, &gs, &ref);
+    reference_compute(&r, m, c);
+    reference_scores(m, &r, &gs, &ref);
     const char *crit[] = {"vector", "element1", "element2", "mix", "l1", "l2", "random", "flap", "wanda"};
     double ratios[] = {0.25, 0.5};
     enum prune_mode modes[] = {PRUNE_BLOCK, PRUNE_CHANNEL, PRUNE_LAYER};
@@ -869,8 +874,8 @@ static void test_prune_same_units(void)
                     o.last_layer = 3;
                 }
                 prune_plan a, b;
-                prune_plan_make(&a, &m, &gs, "scores", "pare", &o);
-                prune_plan_make(&b, &m, &ref, "scores", "reference", &o);
+                prune_plan_make(&a, m, &gs, "scores", "pare", &o);
+                prune_plan_make(&b, m, &ref, "scores", "reference", &o);
                 bool same = a.n == b.n;
                 for (int i = 0; same && i < a.n; i++)
                     same = a.c[i].n_removed == b.c[i].n_removed &&
@@ -885,29 +890,24 @@ static void test_prune_same_units(void)
             }
     CHECK(differ == 0);
     CHECK(plans == 9 * 6 - 4);
-    reference_free(&r, &m);
+    reference_free(&r, m);
     group_set_free(&ref);
     group_set_free(&gs);
-    calib_free(&c);
-    free(text);
-    tokenizer_free(tok);
-    model_free(&m);
+    stories_close(&st);
 }
 
 /* flap and wanda from their definitions; FLAP's bias compensation: each removed
  * input channel c of o_proj / down_proj adds W[:, c] * mean(x_c) to the bias. */
 static void test_flap_wanda(void)
 {
-    model m;
-    tokenizer *tok;
-    load_stories(&m, &tok);
-    char *text = stories_text();
-    calib c;
-    calib_load(&c, text, CALIB_AUTO, tok, 10, 64, 42);
+    stories st;
+    stories_open(&st, 10, 64, 42);
+    model *m = &st.m;
+    calib *c = &st.c;
     group_set gs;
     score_summary sum;
-    score_with(&m, &c, SCORE_ALL, 0, &gs, &sum);
-    const model_config *cf = &m.cfg;
+    score_with(m, c, SCORE_ALL, 0, &gs, &sum);
+    const model_config *cf = &m->cfg;
     int hd = cf->head_dim, D = cf->dim;
     for (int i = 0; i < gs.n; i++) {
         const group *g = &gs.g[i];
@@ -916,12 +916,12 @@ static void test_flap_wanda(void)
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", g->layer,
                  g->kind == GROUP_ATTN ? "self_attn.o_proj.weight" : "mlp.down_proj.weight");
-        const tensor *t = model_tensor(&m, name);
+        const tensor *t = model_tensor(m, name);
         const act_stat *a = group_set_find_act(&gs, name);
         CHECK(a && a->tokens == 640 && a->channels == t->shape[1]);
         double *fl = xmalloc((size_t)g->units * sizeof *fl), *wa = xmalloc((size_t)g->units * sizeof *wa);
-        prune_importance(&m, &gs, g, PRUNE_CRIT_FLAP, PRUNE_AGG_SUM, 0, "t", fl);
-        prune_importance(&m, &gs, g, PRUNE_CRIT_WANDA, PRUNE_AGG_SUM, 0, "t", wa);
+        prune_importance(m, &gs, g, PRUNE_CRIT_FLAP, PRUNE_AGG_SUM, 0, "t", fl);
+        prune_importance(m, &gs, g, PRUNE_CRIT_WANDA, PRUNE_AGG_SUM, 0, "t", wa);
         int rep = cf->n_heads[g->layer] / cf->n_kv_heads[g->layer];
         for (int64_t u = 0; u < g->units; u++) {
             double want_f = 0, want_w = 0;
@@ -946,7 +946,7 @@ static void test_flap_wanda(void)
     prune_options ao = {.mode = PRUNE_BLOCK, .ratio = 0.3, .target_params = -1, .first_layer = 0, .last_layer = 4,
                         .criterion = PRUNE_CRIT_FLAP, .select = PRUNE_SELECT_ADAPTIVE, .aggregate = PRUNE_AGG_SUM};
     prune_plan ap;
-    prune_plan_make(&ap, &m, &gs, "scores", "t", &ao);
+    prune_plan_make(&ap, m, &gs, "scores", "t", &ao);
     double rm_max = -1e300;
     double *zs[16] = {0};
     for (int i = 0; i < ap.n; i++) {
@@ -954,7 +954,7 @@ static void test_flap_wanda(void)
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", g->layer,
                  g->kind == GROUP_ATTN ? "self_attn.o_proj.weight" : "mlp.down_proj.weight");
-        const tensor *t = model_tensor(&m, name);
+        const tensor *t = model_tensor(m, name);
         const act_stat *a = group_set_find_act(&gs, name);
         int64_t C = t->shape[1], R = t->shape[0];
         double *mc = xcalloc((size_t)C, sizeof *mc), mean = 0, var = 0;
@@ -1000,10 +1000,10 @@ static void test_flap_wanda(void)
     prune_options o = {.mode = PRUNE_BLOCK, .ratio = 0.5, .target_params = -1, .first_layer = 1, .last_layer = 3,
                        .criterion = PRUNE_CRIT_FLAP, .aggregate = PRUNE_AGG_SUM, .seed = 42};
     prune_plan p;
-    prune_plan_make(&p, &m, &gs, "scores", "t", &o);
+    prune_plan_make(&p, m, &gs, "scores", "t", &o);
     CHECK(p.compensate && p.after.o_bias && p.after.down_bias);
     model out;
-    prune_apply(&m, &gs, &p, false, &out);
+    prune_apply(m, &gs, &p, false, &out);
     CHECK(out.cfg.o_bias && out.cfg.down_bias);
     CHECK(config_param_count(&out.cfg) == config_param_count(&p.after));
     int64_t counted = 0;
@@ -1016,7 +1016,7 @@ static void test_flap_wanda(void)
             snprintf(bname, sizeof bname, "model.layers.%d.%s", l, which ? "mlp.down_proj.bias" : "self_attn.o_proj.bias");
             snprintf(wname, sizeof wname, "model.layers.%d.%s", l,
                      which ? "mlp.down_proj.weight" : "self_attn.o_proj.weight");
-            const tensor *b = model_tensor(&out, bname), *w = model_tensor(&m, wname);
+            const tensor *b = model_tensor(&out, bname), *w = model_tensor(m, wname);
             const act_stat *a = group_set_find_act(&gs, wname);
             CHECK(b && b->numel == D);
             const prune_choice *ch = NULL;
@@ -1043,7 +1043,7 @@ static void test_flap_wanda(void)
     /* without compensation: no biases */
     prune_plan q;
     o.no_compensation = true;
-    prune_plan_make(&q, &m, &gs, "scores", "t", &o);
+    prune_plan_make(&q, m, &gs, "scores", "t", &o);
     CHECK(!q.compensate && !q.after.o_bias && !q.after.down_bias);
     for (int i = 0; i < p.n; i++)
         CHECK(p.c[i].n_removed == q.c[i].n_removed &&
@@ -1052,17 +1052,14 @@ static void test_flap_wanda(void)
     o.no_compensation = false;
     o.criterion = PRUNE_CRIT_WANDA;
     prune_plan wp;
-    prune_plan_make(&wp, &m, &gs, "scores", "t", &o);
+    prune_plan_make(&wp, m, &gs, "scores", "t", &o);
     CHECK(!wp.compensate);
     prune_plan_free(&wp);
     prune_plan_free(&q);
     prune_plan_free(&p);
     model_free(&out);
     group_set_free(&gs);
-    calib_free(&c);
-    free(text);
-    tokenizer_free(tok);
-    model_free(&m);
+    stories_close(&st);
 }
 
 int main(void)
