@@ -392,6 +392,16 @@ static void stories_open(stories *s, int samples, int seq_len, uint64_t seed)
     free(text);
 }
 
+/* The same, and every statistic scored into gs. */
+static void score_with(const model *m, const calib *c, unsigned stats, size_t fisher_memory, group_set *gs,
+                       score_summary *sum);
+static void stories_scored(stories *s, int samples, int seq_len, uint64_t seed, group_set *gs)
+{
+    stories_open(s, samples, seq_len, seed);
+    score_summary sum;
+    score_with(&s->m, &s->c, SCORE_ALL, 0, gs, &sum);
+}
+
 static void stories_close(stories *s)
 {
     calib_free(&s->c);
@@ -702,12 +712,10 @@ static void write_partials(const model *m, const calib *c, int n, size_t fisher_
 static void test_shards_merge(void)
 {
     stories st;
-    stories_open(&st, 10, 64, 42);
+    group_set whole;
+    stories_scored(&st, 10, 64, 42, &whole);
     model *m = &st.m;
     calib *c = &st.c;
-    group_set whole;
-    score_summary sum;
-    score_with(m, c, SCORE_ALL, 0, &whole, &sum);
 
     char dir[] = "/tmp/pare-test-shards-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -901,12 +909,9 @@ static void test_prune_same_units(void)
 static void test_flap_wanda(void)
 {
     stories st;
-    stories_open(&st, 10, 64, 42);
-    model *m = &st.m;
-    calib *c = &st.c;
     group_set gs;
-    score_summary sum;
-    score_with(m, c, SCORE_ALL, 0, &gs, &sum);
+    stories_scored(&st, 10, 64, 42, &gs);
+    model *m = &st.m;
     const model_config *cf = &m->cfg;
     int hd = cf->head_dim, D = cf->dim;
     for (int i = 0; i < gs.n; i++) {
