@@ -291,11 +291,16 @@ void softmax_forward(float *p, const float *x, int n, int V)
     }
 }
 
+double logsumexp_row(const float *row, int V)
+{
+    double mx = cpu()->max(row, (size_t)V);
+    double sum = cpu()->exp_sum_f64(row, mx, (size_t)V);
+    return mx + log(sum);
+}
+
 double crossentropy_row(const float *logits, int V, int target)
 {
-    double mx = cpu()->max(logits, (size_t)V);
-    double sum = cpu()->exp_sum_f64(logits, mx, (size_t)V);
-    return log(sum) + mx - (double)logits[target];
+    return logsumexp_row(logits, V) - (double)logits[target];
 }
 
 /* dlogits = (softmax(logits) - onehot(target)) * dloss per row; rows with a

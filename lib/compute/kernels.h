@@ -89,6 +89,8 @@ void gelu_backward(float *dx, const float *dout, const float *x, int64_t n);
  * subtracted; the sum in double. The loops of this and the next are the CPU's
  * (base/cpu.h). */
 void softmax_forward(float *p, const float *x, int n, int V);
+/* log sum_j exp(row[j]) over V values, in double: log softmax(row)[j] = row[j] - this. */
+double logsumexp_row(const float *row, int V);
 /* -log softmax(logits)[target] for one row, log-sum-exp in double. */
 double crossentropy_row(const float *logits, int V, int target);
 /* dlogits (n, V) = (not +=) (softmax(logits) - onehot(target)) * dloss, the

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "compute/kernels.h"
 
 /* Groups searched back for a shared context: an item's choices are adjacent. */
 #define LOOKBACK 32
@@ -33,18 +34,6 @@ void loglik_free(loglik_engine *e)
     if (e->ready)
         kv_cache_free(&e->cache);
     memset(e, 0, sizeof *e);
-}
-
-/* log sum exp of a row of logits, in double: log softmax(row)[j] = row[j] - this. */
-static double log_sum_exp(const float *row, int V)
-{
-    double mx = row[0];
-    for (int j = 1; j < V; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    double s = 0;
-    for (int j = 0; j < V; j++)
-        s += exp((double)row[j] - mx);
-    return mx + log(s);
 }
 
 /* The cache must take rows new rows, and a pool and slots of as many tokens. */
@@ -177,7 +166,7 @@ static void read_contexts(run *r, int g0, int G)
     for (int s = 0; s < G; s++) {
         const group *gg = &r->g[g0 + s];
         const float *row = c->logits + (size_t)s * r->V;
-        double lse = r->glm ? 0 : log_sum_exp(row, r->V);
+        double lse = r->glm ? 0 : logsumexp_row(row, r->V);
         for (int k = 0; k < gg->count; k++) {
             int ri = r->order[gg->first + k];
             r->req[ri].ll = r->glm ? 0 : (double)row[r->xc[ri][0]] - lse;
@@ -222,7 +211,7 @@ static void read_continuations(run *r, int g0, int G)
             loglik_request *rq = &r->req[r->which[a + q]];
             const int *x = r->xc[r->which[a + q]];
             for (int t = 0; t < r->len[q]; t++, row += r->V)
-                rq->ll += (double)row[x[t + 1 - lead]] - log_sum_exp(row, r->V);
+                rq->ll += (double)row[x[t + 1 - lead]] - logsumexp_row(row, r->V);
         }
         a = b;
     }
