@@ -161,56 +161,54 @@ char *task_py_capitalize(const char *str)
     return out;
 }
 
-char *task_hellaswag_preprocess(const char *text)
+/* s with every occurrence of from replaced by to (no longer than from), left to
+ * right without overlap, as Python's str.replace; s is freed. */
+static char *replace_all(char *s, const char *from, const char *to)
 {
-    /* 1. strip */
-    char *s = task_py_strip(text);
-    size_t n = strlen(s);
-    /* 2. " [title]" -> ". " */
-    char *a = xmalloc(n + 1);
-    size_t o = 0;
+    size_t n = strlen(s), fn = strlen(from), tn = strlen(to), o = 0;
+    char *out = xmalloc(n + 1);
     for (size_t i = 0; i < n;) {
-        if (!strncmp(s + i, " [title]", 8)) {
-            a[o++] = '.';
-            a[o++] = ' ';
-            i += 8;
-        } else
-            a[o++] = s[i++];
+        if (!strncmp(s + i, from, fn)) {
+            memcpy(out + o, to, tn);
+            o += tn;
+            i += fn;
+        } else {
+            out[o++] = s[i++];
+        }
     }
-    a[o] = 0;
+    out[o] = 0;
     free(s);
-    /* 3. delete "[" ... nearest "]" when no newline lies between (re.sub(r"\[.*?\]", "")) */
-    n = o;
-    char *b = xmalloc(n + 1);
-    o = 0;
+    return out;
+}
+
+/* s without each "[" ... nearest "]" that has no newline between (re.sub(r"\[.*?\]", "")); s is freed. */
+static char *drop_brackets(char *s)
+{
+    size_t n = strlen(s), o = 0;
+    char *out = xmalloc(n + 1);
     for (size_t i = 0; i < n;) {
-        if (a[i] == '[') {
+        if (s[i] == '[') {
             size_t j = i + 1;
-            while (j < n && a[j] != ']' && a[j] != '\n')
+            while (j < n && s[j] != ']' && s[j] != '\n')
                 j++;
-            if (j < n && a[j] == ']') {
+            if (j < n && s[j] == ']') {
                 i = j + 1;
                 continue;
             }
         }
-        b[o++] = a[i++];
+        out[o++] = s[i++];
     }
-    b[o] = 0;
-    free(a);
-    /* 4. "  " -> " ", one non-overlapping pass */
-    n = o;
-    char *c = xmalloc(n + 1);
-    o = 0;
-    for (size_t i = 0; i < n;) {
-        if (b[i] == ' ' && i + 1 < n && b[i + 1] == ' ') {
-            c[o++] = ' ';
-            i += 2;
-        } else
-            c[o++] = b[i++];
-    }
-    c[o] = 0;
-    free(b);
-    return c;
+    out[o] = 0;
+    free(s);
+    return out;
+}
+
+char *task_hellaswag_preprocess(const char *text)
+{
+    char *s = task_py_strip(text);       /* 1. strip */
+    s = replace_all(s, " [title]", ". "); /* 2 */
+    s = drop_brackets(s);                 /* 3 */
+    return replace_all(s, "  ", " ");     /* 4. one non-overlapping pass */
 }
 
 /* ---- reading ---- */

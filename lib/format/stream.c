@@ -338,17 +338,23 @@ static void *objbuf_to_zone(objbuf *b, msgpack_zone *z)
     return p;
 }
 
+/* count values read into the zone (what: "an array", "a map" in messages). */
+static void *rd_items(stream_reader *r, msgpack_zone *z, uint64_t count, const char *what, int depth)
+{
+    need_bytes(r, count, what);
+    objbuf b = {0};
+    for (uint64_t i = 0; i < count; i++)
+        rd_value(r, z, objbuf_next(&b), depth + 1);
+    return objbuf_to_zone(&b, z);
+}
+
 static void rd_array(stream_reader *r, msgpack_zone *z, msgpack_object *o, uint64_t n, int depth)
 {
     if (n > MAX_ITEMS)
         stream_die(r, "corrupt stream: an array of %llu items", (unsigned long long)n);
-    need_bytes(r, n, "an array");
-    objbuf b = {0};
-    for (uint64_t i = 0; i < n; i++)
-        rd_value(r, z, objbuf_next(&b), depth + 1);
     o->type = MSGPACK_OBJECT_ARRAY;
     o->via.array.size = (uint32_t)n;
-    o->via.array.ptr = objbuf_to_zone(&b, z);
+    o->via.array.ptr = rd_items(r, z, n, "an array", depth);
 }
 
 /* A map's n pairs, as 2n objects (msgpack_object_kv is a key and a value). */
@@ -356,13 +362,9 @@ static void rd_map(stream_reader *r, msgpack_zone *z, msgpack_object *o, uint64_
 {
     if (n > MAX_ITEMS)
         stream_die(r, "corrupt stream: a map of %llu entries", (unsigned long long)n);
-    need_bytes(r, 2 * n, "a map");
-    objbuf b = {0};
-    for (uint64_t i = 0; i < 2 * n; i++)
-        rd_value(r, z, objbuf_next(&b), depth + 1);
     o->type = MSGPACK_OBJECT_MAP;
     o->via.map.size = (uint32_t)n;
-    o->via.map.ptr = objbuf_to_zone(&b, z);
+    o->via.map.ptr = rd_items(r, z, 2 * n, "a map", depth);
 }
 
 /* One value whose first byte c has been read. */
