@@ -157,10 +157,13 @@ uint64_t load_le(const uint8_t *p, int n)
     return v;
 }
 
-float float_from_bits(uint32_t u)
+FILE *open_read(const char *path, uint64_t *size)
 {
-    float f;
-    memcpy(&f, &u, sizeof f);
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0)
+        die("cannot read '%s': %s", path, strerror(errno));
+    *size = (uint64_t)st.st_size;
     return f;
 }
 

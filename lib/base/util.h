@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define PARE_VERSION "0.1.0"
 
@@ -57,9 +58,22 @@ void bytes_put(bytes *b, const void *p, size_t n);
 
 /* The little-endian unsigned integer of the n (1 to 8) bytes at p. */
 uint64_t load_le(const uint8_t *p, int n);
-/* The float whose IEEE 754 bits are u. */
-float float_from_bits(uint32_t u);
+/* The float whose IEEE 754 bits are u, and the bits of f. */
+static inline float float_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline uint32_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
 
+/* path opened for reading ("rb"), and its size in bytes; dies naming it. */
+FILE *open_read(const char *path, uint64_t *size);
 /* Read a whole file ("-" is stdin) into memory; dies naming the file on failure.
  * The buffer has one extra NUL byte past *len. */
 char *read_whole_file(const char *path, size_t *len);

@@ -51,12 +51,8 @@ static void read_layers(reader *r, model *m, int id)
 void llama2c_load(model *m, const char *path)
 {
     memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        die("cannot read '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        die("cannot read '%s': %s", path, strerror(errno));
+    uint64_t file_size;
+    FILE *f = open_read(path, &file_size);
     int32_t h[7];
     if (fread(h, 4, 7, f) != 7)
         die("%s: not a model: too short for a llama2.c header", path);
@@ -89,7 +85,7 @@ void llama2c_load(model *m, const char *path)
     double approx = (double)V * dim * (tied ? 1 : 2) +
                     (double)L * (2.0 * dim + 2.0 * dim * dim + 2.0 * (double)kvd * dim + 3.0 * hidden * dim) +
                     dim + (double)seq * hd;
-    uint64_t want = 28 + 4 * floats, have = (uint64_t)st.st_size;
+    uint64_t want = 28 + 4 * floats, have = file_size;
     if (approx > 0x1p60)
         want = UINT64_MAX;
     if (have != want)

@@ -101,13 +101,8 @@ static void parse_entry(const char *path, const char *name, json_t *v, uint64_t 
 
 void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        die("cannot read '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        die("cannot read '%s': %s", path, strerror(errno));
-    uint64_t size = (uint64_t)st.st_size;
+    uint64_t size;
+    FILE *f = open_read(path, &size);
     uint8_t lb[8];
     if (size < 8 || fread(lb, 1, 8, f) != 8)
         die("%s: not a safetensors file (too short)", path);

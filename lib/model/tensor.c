@@ -40,18 +40,11 @@ enum dtype parse_dtype(const char *opt, const char *s)
 
 size_t dtype_size(enum dtype t) { return t == DTYPE_F32 ? 4 : 2; }
 
-float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+float bf16_to_f32(uint16_t h) { return float_from_bits((uint32_t)h << 16); }
 
 uint16_t f32_to_bf16(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = float_bits(f);
     if ((u & 0x7fffffff) > 0x7f800000) /* NaN: keep it a NaN */
         return (uint16_t)((u >> 16) | 0x40);
     u += 0x7fff + ((u >> 16) & 1);
@@ -78,15 +71,12 @@ float f16_to_f32(uint16_t h)
     } else {
         u = sign | ((exp + 127 - 15) << 23) | (man << 13);
     }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return float_from_bits(u);
 }
 
 uint16_t f32_to_f16(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
+    uint32_t u = float_bits(f);
     uint32_t sign = (u >> 16) & 0x8000;
     int32_t exp = (int32_t)((u >> 23) & 0xff) - 127 + 15;
     uint32_t man = u & 0x7fffff;
