@@ -179,10 +179,7 @@ int main(int argc, char **argv)
     int first = options_parse(opts, usage, argc, argv);
     bool layers_given = options_given(opts, "layers");
     bool auto_crit = options_given(opts, "criterion") && o.criterion == PRUNE_CRIT_DEFAULT;
-    if (argc - first > 1)
-        usage_die("unexpected argument '%s'", argv[first + 1]);
-    if (first < argc)
-        input = argv[first];
+    input = options_one_operand(argc, argv, first, "-");
     if (!model_path)
         usage_die("no model given (-m MODEL)");
     if ((o.ratio < 0) == (o.target_params < 0))

@@ -149,10 +149,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    if (argc - first > 1)
-        usage_die("unexpected argument '%s'", argv[first + 1]);
-    if (first < argc)
-        input = argv[first];
+    input = options_one_operand(argc, argv, first, "-");
     if (!model_path)
         usage_die("no model given (-m MODEL)");
     if (!calib_path)

@@ -106,6 +106,13 @@ static void apply(const option *o, const char *arg)
     }
 }
 
+const char *options_one_operand(int argc, char **argv, int first, const char *def)
+{
+    if (argc - first > 1)
+        usage_die("unexpected argument '%s'", argv[first + 1]);
+    return first < argc ? argv[first] : def;
+}
+
 bool options_given(const option *opts, const char *long_name)
 {
     for (const option *o = opts; o->kind != OPTK_END; o++)

@@ -82,6 +82,9 @@ void option_progress(const char *name, const char *arg, void *value);
  * added); usage is the text --help prints before the options (usage lines and a
  * description). Returns the index of the first operand. */
 int options_parse(option *opts, const char *usage, int argc, char **argv);
+/* The one operand a program takes, argv[first], or def when there is none; a
+ * usage error when there are more. */
+const char *options_one_operand(int argc, char **argv, int first, const char *def);
 /* Whether the option of that long name was on the command line. */
 bool options_given(const option *opts, const char *long_name);
 /* The --help text: usage, then the table. */
