@@ -42,6 +42,14 @@ static void kv_key(buf *b, const char *arch, const char *key, enum gguf_type t)
     b->keys++;
 }
 
+/* An array key: its element type and count (the elements follow). */
+static void kv_array(buf *b, const char *arch, const char *key, enum gguf_type et, uint64_t n)
+{
+    kv_key(b, arch, key, GT_ARRAY);
+    put_u32(b, et);
+    put_u64(b, n);
+}
+
 static void kv_u32(buf *b, const char *arch, const char *key, uint32_t v)
 {
     kv_key(b, arch, key, GT_UINT32);
@@ -80,9 +88,7 @@ static void kv_layers(buf *b, const char *arch, const char *key, const int *v, i
         kv_u32(b, arch, key, (uint32_t)v[0]);
         return;
     }
-    kv_key(b, arch, key, GT_ARRAY);
-    put_u32(b, GT_INT32);
-    put_u64(b, (uint64_t)L);
+    kv_array(b, arch, key, GT_INT32, (uint64_t)L);
     for (int l = 0; l < L; l++) {
         int32_t x = v[l];
         put(b, &x, 4);
@@ -180,9 +186,7 @@ static void put_tokenizer(buf *b, const model *m, const char *path)
     bool llama2c = !strcmp(tokenizer_format(t), "llama2c");
 
     kv_str(b, "tokenizer.ggml.model", "llama");
-    kv_key(b, NULL, "tokenizer.ggml.tokens", GT_ARRAY);
-    put_u32(b, GT_STRING);
-    put_u64(b, (uint64_t)V);
+    kv_array(b, NULL, "tokenizer.ggml.tokens", GT_STRING, (uint64_t)V);
     for (int id = 0; id < V; id++) {
         size_t len;
         const char *p = tokenizer_piece_raw(t, id, &len);
@@ -207,16 +211,12 @@ static void put_tokenizer(buf *b, const model *m, const char *path)
         }
         put_str(b, p, len);
     }
-    kv_key(b, NULL, "tokenizer.ggml.scores", GT_ARRAY);
-    put_u32(b, GT_FLOAT32);
-    put_u64(b, (uint64_t)V);
+    kv_array(b, NULL, "tokenizer.ggml.scores", GT_FLOAT32, (uint64_t)V);
     for (int id = 0; id < V; id++) {
         float s = tokenizer_score(t, id);
         put(b, &s, 4);
     }
-    kv_key(b, NULL, "tokenizer.ggml.token_type", GT_ARRAY);
-    put_u32(b, GT_INT32);
-    put_u64(b, (uint64_t)V);
+    kv_array(b, NULL, "tokenizer.ggml.token_type", GT_INT32, (uint64_t)V);
     for (int id = 0; id < V; id++) {
         int32_t ty = tokenizer_piece_type(t, id);
         put(b, &ty, 4);
