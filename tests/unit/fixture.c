@@ -12,17 +12,26 @@ double fixture_urand(void) { return (float)((rng_next(&fixture_rng) >> 40) / (do
 
 int fixture_irand(int n) { return (int)rng_below(&fixture_rng, (uint64_t)n); }
 
+void fixture_config(model_config *c, const fixture_shape *sp)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->model_type, "llama");
+    c->dim = sp->D, c->n_layers = sp->L, c->vocab = sp->V, c->head_dim = sp->hd, c->max_seq = 64;
+    size_t bytes = (size_t)sp->L * sizeof(int);
+    c->n_heads = memcpy(xmalloc(bytes), sp->H, bytes);
+    c->n_kv_heads = memcpy(xmalloc(bytes), sp->KV, bytes);
+    c->ffn_dim = memcpy(xmalloc(bytes), sp->F, bytes);
+    c->norm_eps = 1e-5f, c->rope_theta = 10000.0f, c->rope_style = sp->style;
+    c->tied = sp->tied, c->qkv_bias = sp->qkv_bias, c->o_bias = sp->o_bias, c->down_bias = sp->down_bias;
+    c->bos_id = 1, c->eos_id = 2;
+}
+
 void fixture_model(model *m, const fixture_shape *sp, uint64_t seed)
 {
     model_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.model_type, "llama");
-    c.dim = sp->D, c.n_layers = sp->L, c.vocab = sp->V, c.head_dim = sp->hd, c.max_seq = 64;
-    c.n_heads = (int *)sp->H, c.n_kv_heads = (int *)sp->KV, c.ffn_dim = (int *)sp->F;
-    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = sp->style;
-    c.tied = sp->tied, c.qkv_bias = sp->qkv_bias, c.o_bias = sp->o_bias, c.down_bias = sp->down_bias;
-    c.bos_id = 1, c.eos_id = 2;
+    fixture_config(&c, sp);
     model_init_random(m, &c, seed);
+    config_free(&c);
 }
 
 const char *const fixture_today[FIXTURE_TODAY_COUNT] = {"tiny-llama3.json", "tiny-qwen2.json", "tiny-qwen3.json"};

@@ -25,6 +25,10 @@ typedef struct {
     enum rope_style style;
 } fixture_shape;
 
+/* The "llama" config of that shape (theta 1e4, eps 1e-5, 64 positions, BOS 1,
+ * EOS 2), its per-layer arrays its own (config_free frees them). */
+void fixture_config(model_config *c, const fixture_shape *sp);
+
 /* A "llama" model of that shape (theta 1e4, eps 1e-5) with model_init_random's
  * weights from seed. Its scales give attention scores of order one: a softmax far
  * from uniform and far from one-hot. (Scores of order ten would amplify the fp32

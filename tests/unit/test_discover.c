@@ -7,6 +7,7 @@
 
 #include "base/util.h"
 #include "check.h"
+#include "fixture.h"
 #include "model/model.h"
 #include "prune/graph.h"
 #include "prune/groups.h"
@@ -14,27 +15,8 @@
 static void make_config(model_config *c, int L, int D, int hd, const int *H, const int *KV, const int *F, bool tied,
                         bool bias)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->model_type, sizeof c->model_type, "llama");
-    c->dim = D;
-    c->n_layers = L;
-    c->vocab = 50;
-    c->head_dim = hd;
-    c->max_seq = 64;
-    c->n_heads = xmalloc((size_t)L * sizeof(int));
-    c->n_kv_heads = xmalloc((size_t)L * sizeof(int));
-    c->ffn_dim = xmalloc((size_t)L * sizeof(int));
-    for (int l = 0; l < L; l++) {
-        c->n_heads[l] = H[l];
-        c->n_kv_heads[l] = KV[l];
-        c->ffn_dim[l] = F[l];
-    }
-    c->norm_eps = 1e-5f;
-    c->rope_theta = 10000;
-    c->tied = tied;
-    c->qkv_bias = bias;
-    c->bos_id = 1;
-    c->eos_id = 2;
+    fixture_shape sh = {D, L, 50, hd, H, KV, F, tied, bias, false, false, ROPE_HALF};
+    fixture_config(c, &sh);
 }
 
 static const group_member *member(const group *g, const char *tensor, int axis)

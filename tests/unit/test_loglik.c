@@ -10,6 +10,7 @@
 #include "base/blas.h"
 #include "base/util.h"
 #include "check.h"
+#include "fixture.h"
 #include "compute/forward.h"
 #include "compute/kv_cache.h"
 #include "eval/generate.h"
@@ -20,23 +21,9 @@
 /* Layers: full with GQA, attention only, MLP only. */
 static void het_config(model_config *c)
 {
-    static const int heads[] = {4, 2, 0}, kv[] = {2, 1, 0}, ffn[] = {24, 0, 20};
-    memset(c, 0, sizeof *c);
-    snprintf(c->model_type, sizeof c->model_type, "llama");
-    c->dim = 16;
-    c->n_layers = 3;
-    c->vocab = 40;
-    c->head_dim = 6;
-    c->max_seq = 64;
-    c->n_heads = memcpy(xmalloc(sizeof heads), heads, sizeof heads);
-    c->n_kv_heads = memcpy(xmalloc(sizeof kv), kv, sizeof kv);
-    c->ffn_dim = memcpy(xmalloc(sizeof ffn), ffn, sizeof ffn);
-    c->norm_eps = 1e-5f;
-    c->rope_theta = 10000;
-    c->rope_style = ROPE_HALF;
-    c->qkv_bias = true;
-    c->bos_id = 1;
-    c->eos_id = 2;
+    fixture_shape sh = {16, 3, 40, 6, (const int[]){4, 2, 0}, (const int[]){2, 1, 0}, (const int[]){24, 0, 20},
+                        false, true, false, false, ROPE_HALF};
+    fixture_config(c, &sh);
 }
 
 static model g_model;

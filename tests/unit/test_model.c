@@ -18,6 +18,7 @@
 #include "base/rng.h"
 #include "base/util.h"
 #include "check.h"
+#include "fixture.h"
 #include "compute/lora.h"
 #include "format/checkpoint.h"
 #include "format/llama2c.h"
@@ -524,23 +525,9 @@ static void test_bare_config(void)
 
 static void het_config(model_config *c, bool tied, bool bias)
 {
-    static int heads[3] = {4, 2, 0}, kv[3] = {2, 1, 0}, ffn[3] = {24, 0, 8};
-    memset(c, 0, sizeof *c);
-    snprintf(c->model_type, sizeof c->model_type, "llama");
-    c->dim = 16;
-    c->n_layers = 3;
-    c->vocab = 32;
-    c->head_dim = 6;
-    c->max_seq = 64;
-    c->n_heads = memcpy(xmalloc(sizeof heads), heads, sizeof heads);
-    c->n_kv_heads = memcpy(xmalloc(sizeof kv), kv, sizeof kv);
-    c->ffn_dim = memcpy(xmalloc(sizeof ffn), ffn, sizeof ffn);
-    c->norm_eps = 1e-5f;
-    c->rope_theta = 10000;
-    c->tied = tied;
-    c->qkv_bias = bias;
-    c->bos_id = 1;
-    c->eos_id = 2;
+    fixture_shape sh = {16, 3, 32, 6, (const int[]){4, 2, 0}, (const int[]){2, 1, 0}, (const int[]){24, 0, 8},
+                        tied, bias, false, false, ROPE_HALF};
+    fixture_config(c, &sh);
 }
 
 /* The weight table (model.h) against what the rest derives from it: every field
