@@ -1,6 +1,7 @@
 /* fixture.c - random fixtures of the unit tests (fixture.h). */
 #include "fixture.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/rng.h"
@@ -96,4 +97,26 @@ void fixture_teacher_free(distill_teacher *t)
         free((void *)t->ids), free((void *)t->logp), free((void *)t->rest);
     }
     memset(t, 0, sizeof *t);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+prune_choice fixture_choice(uint64_t *rng, int group, int64_t U, int64_t lo, int64_t hi)
+{
+    prune_choice c = {.group = group};
+    c.n_removed = lo + (int64_t)rng_below(rng, (uint64_t)(hi - lo + 1));
+    c.removed = xmalloc((size_t)(U > 0 ? U : 1) * sizeof(int64_t));
+    int *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
+    for (int64_t u = 0; u < U; u++)
+        perm[u] = (int)u;
+    rng_shuffle(perm, (int)U, rng);
+    for (int64_t k = 0; k < c.n_removed; k++)
+        c.removed[k] = perm[k];
+    qsort(c.removed, (size_t)c.n_removed, sizeof *c.removed, cmp_i64);
+    free(perm);
+    return c;
 }

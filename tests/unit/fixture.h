@@ -12,6 +12,7 @@
 
 #include "compute/distill.h"
 #include "model/model.h"
+#include "prune/prune.h"
 
 extern uint64_t fixture_rng; /* the stream's state: set it to seed a fixture */
 
@@ -59,5 +60,9 @@ void fixture_batch(int *tokens, int *targets, int B, int T, int V);
  * or its top k at tau (distill_topk; the arrays allocated here). */
 void fixture_teacher(distill_teacher *t, const float *y, int N, int V, int k, float tau);
 void fixture_teacher_free(distill_teacher *t);
+
+/* A random choice of n units of a group of U (n in [lo, hi]), ascending, drawn
+ * from the stream *rng (rng.h). */
+prune_choice fixture_choice(uint64_t *rng, int group, int64_t U, int64_t lo, int64_t hi);
 
 #endif

@@ -360,31 +360,6 @@ static void test_gradients(void)
 
 /* ---- pruned equals masked ---- */
 
-static prune_choice random_choice(int group, int64_t U, int64_t lo, int64_t hi)
-{
-    prune_choice c = {.group = group};
-    c.n_removed = lo + rand_below(hi - lo + 1);
-    c.removed = xmalloc((size_t)(U > 0 ? U : 1) * sizeof(int64_t));
-    int *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
-    for (int64_t u = 0; u < U; u++)
-        perm[u] = (int)u;
-    rng_shuffle(perm, (int)U, &rng);
-    for (int64_t k = 0; k < c.n_removed; k++)
-        perm[k] = perm[k];
-    /* ascending */
-    int n = (int)c.n_removed;
-    for (int a = 1; a < n; a++)
-        for (int b = a; b > 0 && perm[b - 1] > perm[b]; b--) {
-            int x = perm[b];
-            perm[b] = perm[b - 1];
-            perm[b - 1] = x;
-        }
-    for (int64_t k = 0; k < c.n_removed; k++)
-        c.removed[k] = perm[k];
-    free(perm);
-    return c;
-}
-
 static void check_pruned(int which, enum prune_mode mode, int trials)
 {
     model orig;
@@ -403,11 +378,11 @@ static void check_pruned(int which, enum prune_mode mode, int trials)
              * a masked one: at least one unit stays there */
             int64_t hi = which == 0 ? g->units - 1 : g->units;
             if (mode == PRUNE_BLOCK && (g->kind == GROUP_ATTN || g->kind == GROUP_FFN))
-                c[n++] = random_choice(i, g->units, 1, hi);
+                c[n++] = fixture_choice(&rng, i, g->units, 1, hi);
             if (mode == PRUNE_CHANNEL && g->kind == GROUP_HIDDEN)
-                c[n++] = random_choice(i, g->units, 1, g->units - 1);
+                c[n++] = fixture_choice(&rng, i, g->units, 1, g->units - 1);
             if (mode == PRUNE_LAYER && g->kind == GROUP_LAYER && g->layer == 1)
-                c[n++] = random_choice(i, 1, 1, 1);
+                c[n++] = fixture_choice(&rng, i, 1, 1, 1);
         }
         prune_plan p;
         prune_plan_manual(&p, &orig, &gs, mode, n, c);

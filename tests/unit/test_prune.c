@@ -136,22 +136,6 @@ static int find_group(const group_set *gs, enum group_kind k, int layer)
     return -1;
 }
 
-/* A random subset of a group's units: n of U (n in [lo, hi]). */
-static prune_choice random_choice(int group, int64_t U, int64_t lo, int64_t hi)
-{
-    prune_choice c = {.group = group};
-    c.n_removed = lo + rand_below(hi - lo + 1);
-    c.removed = xmalloc((size_t)(U > 0 ? U : 1) * sizeof(int64_t));
-    int *perm = xmalloc((size_t)(U > 0 ? U : 1) * sizeof *perm);
-    for (int64_t u = 0; u < U; u++)
-        perm[u] = (int)u;
-    rng_shuffle(perm, (int)U, &rng);
-    for (int64_t k = 0; k < c.n_removed; k++)
-        c.removed[k] = perm[k];
-    free(perm);
-    return c;
-}
-
 static void free_choices(prune_choice *c, int n)
 {
     for (int i = 0; i < n; i++)
@@ -198,9 +182,9 @@ static void check_masked_equivalence(const model *orig, reload_fn reload, const 
             const group *g = &gs.g[i];
             if (mode == PRUNE_BLOCK && (g->kind == GROUP_ATTN || g->kind == GROUP_FFN))
                 /* sometimes every unit: the sub-block goes, with its norm */
-                c[n++] = random_choice(i, g->units, 0, g->units);
+                c[n++] = fixture_choice(&rng, i, g->units, 0, g->units);
             else if (mode == PRUNE_LAYER && g->kind == GROUP_LAYER && rand_below(2))
-                c[n++] = random_choice(i, 1, 1, 1);
+                c[n++] = fixture_choice(&rng, i, 1, 1, 1);
         }
         if (mode == PRUNE_LAYER && n == gs.n - find_group(&gs, GROUP_LAYER, 0)) {
             free(c[--n].removed); /* keep at least one layer */
@@ -250,7 +234,7 @@ static void check_hidden_equivalence(const model *orig, int trials, const char *
     bool *keep = xmalloc((size_t)D * sizeof *keep);
     for (int trial = 0; trial < trials; trial++) {
         int *tokens = rand_tokens(T, V);
-        prune_choice c = random_choice(0, D, trial == 0 ? 0 : 1, D - 1);
+        prune_choice c = fixture_choice(&rng, 0, D, trial == 0 ? 0 : 1, D - 1);
         prune_plan p;
         prune_plan_manual(&p, orig, &gs, PRUNE_CHANNEL, 1, &c);
         model pruned;
