@@ -33,28 +33,9 @@
 
 #include "base/blas.h"
 #include "base/util.h"
+#include "bench_mem.h"
 #include "compute/backward.h"
 #include "model/model.h"
-
-static double peak_rss_bytes(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss * 1024.0; /* kilobytes on Linux */
-}
-
-/* Current resident size from /proc/self/statm (0 if unreadable). */
-static double rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return (double)resident * 4096.0;
-}
 
 /* The gradient sink: reads every gradient, nothing more. */
 typedef struct {

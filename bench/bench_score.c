@@ -24,36 +24,12 @@
 
 #include "base/blas.h"
 #include "base/util.h"
+#include "bench_mem.h"
 #include "compute/backward.h"
 #include "model/model.h"
 #include "prune/groups.h"
 #include "prune/score.h"
 #include "text/calib.h"
-
-static double peak_rss_bytes(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss * 1024.0; /* kilobytes on Linux */
-}
-
-static double rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return (double)resident * 4096.0;
-}
-
-static int env_int(const char *name, int dflt, int lo, int hi)
-{
-    const char *v = getenv(name);
-    return v && *v ? (int)parse_long(name, v, lo, hi) : dflt;
-}
 
 int main(int argc, char **argv)
 {
