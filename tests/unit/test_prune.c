@@ -615,15 +615,22 @@ static prune_options opts(enum prune_mode mode, double ratio)
                            .aggregate = PRUNE_AGG_SUM, .criterion = PRUNE_CRIT_L2, .seed = 42};
 }
 
+/* The same over layers first..last. */
+static prune_options opts_range(enum prune_mode mode, double ratio, int first, int last)
+{
+    prune_options o = opts(mode, ratio);
+    o.first_layer = first;
+    o.last_layer = last;
+    return o;
+}
+
 static void test_local_plan(void)
 {
     model m;
     prune_fixture_model(&m, &fixtures[1], 9); /* GQA 2, 3 layers, F 40 */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    prune_options o = opts(PRUNE_BLOCK, 0.5);
-    o.first_layer = 0;
-    o.last_layer = 2;
+    prune_options o = opts_range(PRUNE_BLOCK, 0.5, 0, 2);
     prune_plan p;
     plan_for(&p, &m, &gs, &o);
     CHECK(p.n == 6);
@@ -705,9 +712,7 @@ static void test_global_and_layer_plans(void)
     prune_fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    prune_options o = opts(PRUNE_BLOCK, 0.5);
-    o.first_layer = 0;
-    o.last_layer = 2;
+    prune_options o = opts_range(PRUNE_BLOCK, 0.5, 0, 2);
     o.select = PRUNE_SELECT_GLOBAL;
     prune_plan p;
     plan_for(&p, &m, &gs, &o);
@@ -738,9 +743,7 @@ static void test_global_and_layer_plans(void)
     prune_plan_free(&p);
 
     /* layer mode: floor(3 * 0.7) = 2 layers go, the least important, renumbered */
-    o = opts(PRUNE_LAYER, 0.7);
-    o.first_layer = 0;
-    o.last_layer = 2;
+    o = opts_range(PRUNE_LAYER, 0.7, 0, 2);
     plan_for(&p, &m, &gs, &o);
     CHECK(p.after.n_layers == 1);
     int kept = -1;
@@ -836,9 +839,7 @@ static void test_adaptive_plan(void)
     prune_fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    prune_options o = opts(PRUNE_BLOCK, 0.3);
-    o.first_layer = 0;
-    o.last_layer = 2;
+    prune_options o = opts_range(PRUNE_BLOCK, 0.3, 0, 2);
     o.select = PRUNE_SELECT_ADAPTIVE;
     prune_plan p;
     plan_for(&p, &m, &gs, &o);
@@ -978,9 +979,7 @@ static void test_provenance_replay_and_checkpoint(void)
     prune_fixture_model(&m, &fixtures[3], 21); /* heterogeneous, already pruned */
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);
-    prune_options o = opts(PRUNE_BLOCK, 0.5);
-    o.first_layer = 0;
-    o.last_layer = 3;
+    prune_options o = opts_range(PRUNE_BLOCK, 0.5, 0, 3);
     prune_plan p;
     plan_for(&p, &m, &gs, &o);
     json_t *prov = prune_provenance(&p, &gs, &m);
