@@ -141,6 +141,20 @@ static void test_pickle_subset(void)
     pt_refs_free(r, n);
 }
 
+/* A state dict of one tensor "w" (tensor_call's arguments) into p, b viewing it. */
+static void one_tensor(pk *p, byte_view *b, const char *cls, const char *key, int numel, int offset, int ndim,
+                       const int *shape, const int *stride)
+{
+    start_dict(p);
+    str(p, "w");
+    tensor_call(p, cls, key, numel, offset, ndim, shape, stride);
+    end_dict(p);
+    b->n = p->n;
+}
+
+/* Whether the pickle of these opcodes alone is refused with msg. */
+#define OPS_DIE(ops, msg) (p.n = 0, OP(&p, ops), b.n = p.n, dies_with(parse_state_dict, &b, (msg)))
+
 static void test_pickle_refusals(void)
 {
     pk p;
@@ -164,72 +178,35 @@ static void test_pickle_refusals(void)
     CHECK(dies_with(parse_state_dict, &b, "global builtins.eval"));
 
     /* a storage class not in the subset */
-    start_dict(&p);
-    str(&p, "w");
-    tensor_call(&p, "LongStorage", "0", 12, 0, 2, s2, st2);
-    end_dict(&p);
-    b.n = p.n;
+    one_tensor(&p, &b, "LongStorage", "0", 12, 0, 2, s2, st2);
     CHECK(dies_with(parse_state_dict, &b, "global torch.LongStorage"));
 
     /* transposed: stride (1, 3) */
-    start_dict(&p);
-    str(&p, "w");
-    tensor_call(&p, "FloatStorage", "0", 12, 0, 2, s2, (int[]){1, 3});
-    end_dict(&p);
-    b.n = p.n;
+    one_tensor(&p, &b, "FloatStorage", "0", 12, 0, 2, s2, (int[]){1, 3});
     CHECK(dies_with(parse_state_dict, &b, "stride (1, 3)"));
     CHECK(dies_with(parse_state_dict, &b, "not contiguous"));
 
     /* past the end of its storage */
-    start_dict(&p);
-    str(&p, "w");
-    tensor_call(&p, "FloatStorage", "0", 12, 4, 2, s2, st2);
-    end_dict(&p);
-    b.n = p.n;
+    one_tensor(&p, &b, "FloatStorage", "0", 12, 4, 2, s2, st2);
     CHECK(dies_with(parse_state_dict, &b, "outside its storage"));
 
     /* 3 dimensions */
-    start_dict(&p);
-    str(&p, "w");
-    tensor_call(&p, "FloatStorage", "0", 8, 0, 3, (int[]){2, 2, 2}, (int[]){4, 2, 1});
-    end_dict(&p);
-    b.n = p.n;
+    one_tensor(&p, &b, "FloatStorage", "0", 8, 0, 3, (int[]){2, 2, 2}, (int[]){4, 2, 1});
     CHECK(dies_with(parse_state_dict, &b, "3 dimensions"));
 
     /* opcodes outside the subset: known by name, or unknown */
-    p.n = 0;
-    OP(&p, "\x80\x02" "G\x3f\xf0\x00\x00\x00\x00\x00\x00.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "opcode BINFLOAT (0x47)"));
-    p.n = 0;
-    OP(&p, "\x80\x02" "\x93.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "opcode STACK_GLOBAL"));
-    p.n = 0;
-    OP(&p, "\x80\x02" "\xff.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "unknown opcode 0xff"));
+    CHECK(OPS_DIE("\x80\x02" "G\x3f\xf0\x00\x00\x00\x00\x00\x00.", "opcode BINFLOAT (0x47)"));
+    CHECK(OPS_DIE("\x80\x02" "\x93.", "opcode STACK_GLOBAL"));
+    CHECK(OPS_DIE("\x80\x02" "\xff.", "unknown opcode 0xff"));
 
     /* not a dict; not tensors; truncated; bad memo */
-    p.n = 0;
-    OP(&p, "\x80\x02]q\x00.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "holds a list, not a state_dict"));
-    p.n = 0;
-    OP(&p, "\x80\x02}(X\x01\x00\x00\x00" "aK\x01u.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "entry a is an int, not a tensor"));
+    CHECK(OPS_DIE("\x80\x02]q\x00.", "holds a list, not a state_dict"));
+    CHECK(OPS_DIE("\x80\x02}(X\x01\x00\x00\x00" "aK\x01u.", "entry a is an int, not a tensor"));
     start_dict(&p);
     b.n = p.n;
     CHECK(dies_with(parse_state_dict, &b, "ends without STOP"));
-    p.n = 0;
-    OP(&p, "\x80\x02h\x05.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "memo key never stored"));
-    p.n = 0;
-    OP(&p, "\x80\x02(u.");
-    b.n = p.n;
-    CHECK(dies_with(parse_state_dict, &b, "SETITEMS on something that is not a dict"));
+    CHECK(OPS_DIE("\x80\x02h\x05.", "memo key never stored"));
+    CHECK(OPS_DIE("\x80\x02(u.", "SETITEMS on something that is not a dict"));
 }
 
 /* ---- the stories260K checkpoints torch.save wrote ---- */
