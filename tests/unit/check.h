@@ -48,6 +48,25 @@ static inline const char *check_data_dir(void)
     return d && *d ? d : "../shared/data";
 }
 
+/* A test's temporary folder: made from a mkdtemp template (dies when it cannot
+ * be), and removed with everything in it; true when the removal worked. */
+static inline void check_make_dir(char *template_)
+{
+    if (!mkdtemp(template_)) {
+        perror(template_);
+        exit(1);
+    }
+}
+static inline bool check_remove_dir(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    bool ok = system(cmd) == 0;
+    if (!ok)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    return ok;
+}
+
 static inline int check_report(void)
 {
     fprintf(stderr, "  %d checks, %d failed\n", check_count, check_failures);

@@ -395,16 +395,12 @@ int main(int argc, char **argv)
 {
     (void)argc;
     set_progname(argv[0]);
-    if (!mkdtemp(tmpdir))
-        die("cannot create a temporary folder");
+    check_make_dir(tmpdir);
     TEST(test_rope_permutation);
     TEST(test_round_trips);
     TEST(test_today);
     TEST(test_refusals);
     TEST(test_today_refusals);
-    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", tmpdir);
-    free(cmd);
+    check_remove_dir(tmpdir);
     return check_report();
 }

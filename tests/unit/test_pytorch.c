@@ -438,14 +438,8 @@ int main(int argc, char **argv)
     TEST(test_pickle_refusals);
     TEST(test_stories_torch);
     TEST(test_damaged_files);
-    if (!mkdtemp(tmpdir)) {
-        perror(tmpdir);
-        return 1;
-    }
+    check_make_dir(tmpdir);
     TEST(test_write);
-    char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", tmpdir);
-    free(cmd);
+    check_remove_dir(tmpdir);
     return check_report();
 }

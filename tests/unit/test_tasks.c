@@ -258,8 +258,7 @@ int main(void)
 {
     set_progname("test_tasks");
     snprintf(g_dir, sizeof g_dir, "/tmp/pare-test-tasks-XXXXXX");
-    if (!mkdtemp(g_dir))
-        die("mkdtemp failed");
+    check_make_dir(g_dir);
     TEST(test_preprocess);
     TEST(test_decisions);
     TEST(test_boolq);
@@ -268,9 +267,6 @@ int main(void)
     TEST(test_winogrande);
     TEST(test_arc_obqa);
     TEST(test_shipped_files);
-    char *cmd = xasprintf("rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", g_dir);
-    free(cmd);
+    check_remove_dir(g_dir);
     return check_report();
 }
