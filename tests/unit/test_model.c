@@ -292,52 +292,47 @@ static void test_shape_numel(void)
     CHECK(tensor_shape_numel(0, NULL) == 1);
 }
 
+/* Whether the raw safetensors file write_raw_safetensors makes of these
+ * arguments is refused with msg (NULL: any message). */
+static bool raw_st_dies(const char *name, const char *header, size_t data, const char *msg)
+{
+    char *p = write_raw_safetensors(name, header, data);
+    bool dies = dies_with(read_st, p, p, msg);
+    free(p);
+    return dies;
+}
+
 static void test_safetensors_errors(void)
 {
-    char *p = write_raw_safetensors("i8.safetensors",
-                                    "{\"w\":{\"dtype\":\"I8\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2);
-    CHECK(dies_with(read_st, p, p, "tensor w has dtype I8"));
-    free(p);
-    p = write_raw_safetensors("f64.safetensors",
-                              "{\"x.y\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8);
-    CHECK(dies_with(read_st, p, p, "tensor x.y has dtype F64"));
-    free(p);
-    p = write_raw_safetensors("3d.safetensors",
-                              "{\"c\":{\"dtype\":\"F32\",\"shape\":[1,1,1],\"data_offsets\":[0,4]}}", 4);
-    CHECK(dies_with(read_st, p, p, "3 dimensions"));
-    free(p);
-    p = write_raw_safetensors("span.safetensors",
-                              "{\"c\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8);
-    CHECK(dies_with(read_st, p, p, "data_offsets"));
-    free(p);
+    CHECK(raw_st_dies("i8.safetensors", "{\"w\":{\"dtype\":\"I8\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2,
+                      "tensor w has dtype I8"));
+    CHECK(raw_st_dies("f64.safetensors", "{\"x.y\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
+                      "tensor x.y has dtype F64"));
+    CHECK(raw_st_dies("3d.safetensors", "{\"c\":{\"dtype\":\"F32\",\"shape\":[1,1,1],\"data_offsets\":[0,4]}}", 4,
+                      "3 dimensions"));
+    CHECK(raw_st_dies("span.safetensors", "{\"c\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8,
+                      "data_offsets"));
     /* each dimension within 2^40, their product not (it overflowed 64 bits before it was checked) */
-    p = write_raw_safetensors("2p80.safetensors",
-                              "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}}",
-                              4);
-    CHECK(dies_with(read_st, p, p, "tensor w is too large (more than 2^40 elements)"));
-    free(p);
-    p = write_raw_safetensors("2p64.safetensors",
-                              "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 4);
-    CHECK(dies_with(read_st, p, p, "too large"));
-    free(p);
-    p = write_raw_safetensors("empty-wide.safetensors",
-                              "{\"w\":{\"dtype\":\"F32\",\"shape\":[0,1099511627777],\"data_offsets\":[0,0]}}", 4);
-    CHECK(dies_with(read_st, p, p, "too large"));
-    free(p);
-    p = write_raw_safetensors("garbage.safetensors", "{not json", 0);
-    CHECK(dies_with(read_st, p, p, "header"));
-    free(p);
-    p = write_raw_safetensors("dup.safetensors",
-                              "{\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                              "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
-    CHECK(dies_with(read_st, p, p, NULL));
-    free(p);
+    CHECK(raw_st_dies("2p80.safetensors",
+                      "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}}",
+                      4, "tensor w is too large (more than 2^40 elements)"));
+    CHECK(raw_st_dies("2p64.safetensors",
+                      "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 4,
+                      "too large"));
+    CHECK(raw_st_dies("empty-wide.safetensors",
+                      "{\"w\":{\"dtype\":\"F32\",\"shape\":[0,1099511627777],\"data_offsets\":[0,0]}}", 4,
+                      "too large"));
+    CHECK(raw_st_dies("garbage.safetensors", "{not json", 0, "header"));
+    CHECK(raw_st_dies("dup.safetensors",
+                      "{\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                      "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                      4, NULL));
 
     /* a valid file cut short: in the data, and in the header */
     tensor t;
     make_tensor(&t, "w", 2, 16, 16);
     memset(t.data, 0, 16 * 16 * 4);
-    p = tmp("cut.safetensors");
+    char *p = tmp("cut.safetensors");
     safetensors_write(p, &t, 1, DTYPE_F32, NULL);
     struct stat st;
     stat(p, &st);
