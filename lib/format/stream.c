@@ -367,6 +367,17 @@ static void rd_map(stream_reader *r, msgpack_zone *z, msgpack_object *o, uint64_
     o->via.map.ptr = rd_items(r, z, 2 * n, "a map", depth);
 }
 
+/* A str or bin object of the next n bytes. */
+static void rd_blob(stream_reader *r, msgpack_zone *z, msgpack_object *o, msgpack_object_type type, uint64_t n)
+{
+    char *p = rd_raw(r, z, n);
+    o->type = type;
+    if (type == MSGPACK_OBJECT_STR)
+        o->via.str.size = (uint32_t)n, o->via.str.ptr = p;
+    else
+        o->via.bin.size = (uint32_t)n, o->via.bin.ptr = p;
+}
+
 /* One value whose first byte c has been read. */
 static void rd_value_tag(stream_reader *r, msgpack_zone *z, msgpack_object *o, int depth, uint8_t c)
 {
@@ -383,30 +394,19 @@ static void rd_value_tag(stream_reader *r, msgpack_zone *z, msgpack_object *o, i
     } else if ((c & 0xf0) == 0x90) {
         rd_array(r, z, o, c & 0x0f, depth);
     } else if ((c & 0xe0) == 0xa0) {
-        uint32_t n = c & 0x1f;
-        o->type = MSGPACK_OBJECT_STR;
-        o->via.str.size = n;
-        o->via.str.ptr = rd_raw(r, z, n);
+        rd_blob(r, z, o, MSGPACK_OBJECT_STR, c & 0x1f);
     } else {
-        uint64_t n;
         switch (c) {
         case 0xc0: o->type = MSGPACK_OBJECT_NIL; break;
         case 0xc2: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = false; break;
         case 0xc3: o->type = MSGPACK_OBJECT_BOOLEAN; o->via.boolean = true; break;
         case 0xc4: case 0xc5: case 0xc6:
-            n = rd_be(r, c == 0xc4 ? 1 : c == 0xc5 ? 2 : 4);
-            o->type = MSGPACK_OBJECT_BIN;
-            o->via.bin.size = (uint32_t)n;
-            o->via.bin.ptr = rd_raw(r, z, n);
+            rd_blob(r, z, o, MSGPACK_OBJECT_BIN, rd_be(r, c == 0xc4 ? 1 : c == 0xc5 ? 2 : 4));
             break;
-        case 0xca: {
-            uint32_t u = (uint32_t)rd_be(r, 4);
-            float f;
-            memcpy(&f, &u, 4);
+        case 0xca:
             o->type = MSGPACK_OBJECT_FLOAT32;
-            o->via.f64 = f;
+            o->via.f64 = float_from_bits((uint32_t)rd_be(r, 4));
             break;
-        }
         case 0xcb: {
             uint64_t u = rd_be(r, 8);
             memcpy(&o->via.f64, &u, 8);
@@ -426,10 +426,7 @@ static void rd_value_tag(stream_reader *r, msgpack_zone *z, msgpack_object *o, i
             break;
         }
         case 0xd9: case 0xda: case 0xdb:
-            n = rd_be(r, c == 0xd9 ? 1 : c == 0xda ? 2 : 4);
-            o->type = MSGPACK_OBJECT_STR;
-            o->via.str.size = (uint32_t)n;
-            o->via.str.ptr = rd_raw(r, z, n);
+            rd_blob(r, z, o, MSGPACK_OBJECT_STR, rd_be(r, c == 0xd9 ? 1 : c == 0xda ? 2 : 4));
             break;
         case 0xdc: case 0xdd: rd_array(r, z, o, rd_be(r, c == 0xdc ? 2 : 4), depth); break;
         case 0xde: case 0xdf: rd_map(r, z, o, rd_be(r, c == 0xde ? 2 : 4), depth); break;
