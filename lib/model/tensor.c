@@ -261,6 +261,13 @@ void tensor_free(tensor *t)
     t->name = NULL;
 }
 
+void tensors_free(tensor *ts, int n)
+{
+    for (int i = 0; i < n; i++)
+        tensor_free(&ts[i]);
+    free(ts);
+}
+
 void tensor_convert(tensor *t, enum dtype dtype)
 {
     if (t->dtype == dtype)

@@ -54,6 +54,8 @@ void tensor_init_as(tensor *t, const char *name, int ndim, const int64_t shape[2
 void tensor_init_shape(tensor *t, const char *name, int ndim, const int64_t shape[2]);
 void tensor_alloc(tensor *t);
 void tensor_free(tensor *t);
+/* Free n tensors and the array that holds them (what the readers return). */
+void tensors_free(tensor *ts, int n);
 /* Release t's values only (a consumed input), keeping its name and shape. */
 void tensor_drop_data(tensor *t);
 /* Bytes of t's values in memory. */

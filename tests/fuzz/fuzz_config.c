@@ -24,9 +24,7 @@ static void as_index(const uint8_t *data, size_t size)
     tensor *ts = NULL;
     int n = 0;
     hf_read_weights(fuzz_dir(), &ts, &n);
-    for (int i = 0; i < n; i++)
-        tensor_free(&ts[i]);
-    free(ts);
+    tensors_free(ts, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

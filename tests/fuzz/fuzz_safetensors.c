@@ -12,9 +12,7 @@ static void one(const uint8_t *data, size_t size)
     tensor *ts = NULL;
     int n = 0, cap = 0;
     safetensors_read(path, &ts, &n, &cap);
-    for (int i = 0; i < n; i++)
-        tensor_free(&ts[i]);
-    free(ts);
+    tensors_free(ts, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

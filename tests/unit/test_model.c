@@ -169,13 +169,6 @@ static void make_tensor(tensor *t, const char *name, int ndim, int64_t s0, int64
     t->data = xmalloc_aligned((size_t)t->numel * 4);
 }
 
-static void free_tensors(tensor *ts, int n)
-{
-    for (int i = 0; i < n; i++)
-        tensor_free(&ts[i]);
-    free(ts);
-}
-
 static void test_safetensors_round_trip(void)
 {
     tensor in[3];
@@ -241,7 +234,7 @@ static void test_safetensors_round_trip(void)
         float neg0;
         tensor_get_f32(b, 1, 1, &neg0);
         CHECK(signbit(neg0));
-        free_tensors(out, n);
+        tensors_free(out, n);
         free(p);
     }
     for (int i = 0; i < 3; i++) {

@@ -350,13 +350,6 @@ static tensor *make_tensors(int n, int64_t rows, int64_t cols)
     return ts;
 }
 
-static void free_tensors(tensor *ts, int n)
-{
-    for (int i = 0; i < n; i++)
-        tensor_free(&ts[i]);
-    free(ts);
-}
-
 /* Write ts as dtype to tmpdir/NAME.bin, read it back: the same names in the same
  * order, shapes, the dtype written and the values rounded to it. */
 static void check_round_trip(const char *name, tensor *ts, int n, enum dtype dtype)
@@ -379,9 +372,7 @@ static void check_round_trip(const char *name, tensor *ts, int n, enum dtype dty
         tensor_free(&want);
     }
     CHECK(same);
-    for (int i = 0; i < nb; i++)
-        tensor_free(&back[i]);
-    free(back);
+    tensors_free(back, nb);
     free(path);
 }
 
@@ -415,19 +406,19 @@ static void test_write(void)
     zip_close(&z);
     free(p);
     free(path);
-    free_tensors(ts, 3);
+    tensors_free(ts, 3);
 
     /* one item (SETITEM); 1100 items (two SETITEMS batches, memo keys past 255,
      * storage keys "10" sorting before "2"); a storage of more than 65535 elements */
     ts = make_tensors(1, 4, 0);
     check_round_trip("one", ts, 1, DTYPE_BF16);
-    free_tensors(ts, 1);
+    tensors_free(ts, 1);
     ts = make_tensors(1100, 1, 0);
     check_round_trip("many", ts, 1100, DTYPE_F32);
-    free_tensors(ts, 1100);
+    tensors_free(ts, 1100);
     ts = make_tensors(2, 2, 40000);
     check_round_trip("large", ts, 2, DTYPE_F16);
-    free_tensors(ts, 2);
+    tensors_free(ts, 2);
 }
 
 int main(int argc, char **argv)
