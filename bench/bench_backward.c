@@ -81,16 +81,8 @@ int main(int argc, char **argv)
     int L = 8, B = 10, T = 64, N = B * T;
     if (getenv("PARE_BENCH_LAYERS"))
         L = (int)parse_long("PARE_BENCH_LAYERS", getenv("PARE_BENCH_LAYERS"), 1, 64);
-    int *heads = xmalloc(L * sizeof(int)), *ffn = xmalloc(L * sizeof(int));
-    for (int l = 0; l < L; l++)
-        heads[l] = 16, ffn[l] = 5632;
     model_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.model_type, "llama");
-    c.dim = 2048, c.n_layers = L, c.vocab = 32000, c.head_dim = 128, c.max_seq = 2048;
-    c.n_heads = c.n_kv_heads = heads, c.ffn_dim = ffn;
-    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = ROPE_HALF, c.tied = false;
-    c.bos_id = 1, c.eos_id = 2;
+    bench_config(&c, L, 32000, 2048);
     double weights = (double)config_param_count(&c) * sizeof(float);
     printf("bench_backward: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
     printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 32000, untied, random weights\n", L);
@@ -139,7 +131,8 @@ int main(int argc, char **argv)
            B, T, dt, N / dt, gf, 100 * gf / sg, sg, N, F, D);
     free(a), free(cc);
     backward_state_free(t);
-    free(tokens), free(targets), free(heads), free(ffn);
+    free(tokens), free(targets);
+    config_free(&c);
     model_free(&m);
     return peak / weights < 1.5 ? 0 : 1;
 }

@@ -5,9 +5,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "base/util.h"
+#include "model/model.h"
 
 static inline double peak_rss_bytes(void)
 {
@@ -34,6 +36,23 @@ static inline int env_int(const char *name, int dflt, int lo, int hi)
 {
     const char *v = getenv(name);
     return v && *v ? (int)parse_long(name, v, lo, hi) : dflt;
+}
+
+/* The benchmarks' LLaMA shape (TinyLlama-1.1B's layer: D 2048, 16 heads of 128, F
+ * 5632) with L layers, vocabulary V, untied; its per-layer arrays its own
+ * (config_free frees them). */
+static inline void bench_config(model_config *c, int L, int V, int max_seq)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->model_type, "llama");
+    c->dim = 2048, c->n_layers = L, c->vocab = V, c->head_dim = 128, c->max_seq = max_seq;
+    c->n_heads = xmalloc((size_t)L * sizeof(int));
+    c->n_kv_heads = xmalloc((size_t)L * sizeof(int));
+    c->ffn_dim = xmalloc((size_t)L * sizeof(int));
+    for (int l = 0; l < L; l++)
+        c->n_heads[l] = c->n_kv_heads[l] = 16, c->ffn_dim[l] = 5632;
+    c->norm_eps = 1e-5f, c->rope_theta = 10000.0f, c->rope_style = ROPE_HALF, c->tied = false;
+    c->bos_id = 1, c->eos_id = 2;
 }
 
 #endif

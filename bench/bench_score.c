@@ -38,16 +38,8 @@ int main(int argc, char **argv)
     blas_set_threads(0);
     int L = env_int("PARE_BENCH_LAYERS", 5, 1, 64), S = env_int("PARE_BENCH_SAMPLES", 4, 1, 1000);
     int T = env_int("PARE_BENCH_SEQ", 32, 2, 4096);
-    int *heads = xmalloc(L * sizeof(int)), *ffn = xmalloc(L * sizeof(int));
-    for (int l = 0; l < L; l++)
-        heads[l] = 16, ffn[l] = 5632;
     model_config c;
-    memset(&c, 0, sizeof c);
-    strcpy(c.model_type, "llama");
-    c.dim = 2048, c.n_layers = L, c.vocab = 8000, c.head_dim = 128, c.max_seq = 4096;
-    c.n_heads = c.n_kv_heads = heads, c.ffn_dim = ffn;
-    c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope_style = ROPE_HALF, c.tied = false;
-    c.bos_id = 1, c.eos_id = 2;
+    bench_config(&c, L, 8000, 4096);
     double weights = (double)config_param_count(&c) * sizeof(float);
     printf("bench_score: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
     printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 8000, untied, random weights\n", L);
@@ -86,7 +78,7 @@ int main(int argc, char **argv)
     printf("peak RSS                 %8.1f MB = %.3f x weights (target < 1.5)\n", peak / 1e6, peak / weights);
     group_set_free(&gs);
     calib_free(&cal);
-    free(heads), free(ffn);
+    config_free(&c);
     model_free(&m);
     if (peak >= 1.5 * weights) {
         fprintf(stderr, "bench_score: peak RSS %.3f x the weights, over 1.5\n", peak / weights);
