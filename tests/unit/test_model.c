@@ -351,6 +351,7 @@ static void parse_config_text(void *arg)
     free(p);
 }
 
+#define HEADS_FFN "\"num_attention_heads\":8,\"intermediate_size\":128}"
 #define BASE "\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":3,\"vocab_size\":100"
 
 static void test_config_errors(void)
@@ -358,23 +359,22 @@ static void test_config_errors(void)
     static const struct {
         const char *json, *needle;
     } cases[] = {
-        {"{\"model_type\":\"llama\",\"num_hidden_layers\":3,\"vocab_size\":100,\"num_attention_heads\":8,"
-         "\"intermediate_size\":128}", "missing required key \"hidden_size\""},
+        {"{\"model_type\":\"llama\",\"num_hidden_layers\":3,\"vocab_size\":100," HEADS_FFN,
+         "missing required key \"hidden_size\""},
         {"{" BASE ",\"intermediate_size\":128}", "num_attention_heads"},
         {"{" BASE ",\"num_attention_heads\":8}", "intermediate_size"},
-        {"{\"hidden_size\":64,\"num_hidden_layers\":3,\"vocab_size\":100,\"num_attention_heads\":8,"
-         "\"intermediate_size\":128}", "model_type"},
+        {"{\"hidden_size\":64,\"num_hidden_layers\":3,\"vocab_size\":100," HEADS_FFN, "model_type"},
         {"{\"model_type\":\"gpt2\",\"hidden_size\":64,\"num_hidden_layers\":3,\"vocab_size\":100,"
-         "\"num_attention_heads\":8,\"intermediate_size\":128}", "unsupported model_type \"gpt2\""},
+         HEADS_FFN, "unsupported model_type \"gpt2\""},
         {"{" BASE ",\"num_attention_heads\":8,\"num_key_value_heads\":3,\"intermediate_size\":128}",
          "does not divide"},
         {"{" BASE ",\"num_attention_heads\":8,\"intermediate_size\":[128,128]}", "has 2 values"},
         {"{" BASE ",\"num_attention_heads\":8,\"intermediate_size\":-5}", "negative"},
         {"{" BASE ",\"num_attention_heads\":8,\"intermediate_size\":[128,-1,3]}", "negative"},
         {"{\"model_type\":\"llama\",\"hidden_size\":0,\"num_hidden_layers\":3,\"vocab_size\":100,"
-         "\"num_attention_heads\":8,\"intermediate_size\":128}", "hidden_size must be positive"},
+         HEADS_FFN, "hidden_size must be positive"},
         {"{\"model_type\":\"llama\",\"hidden_size\":64,\"num_hidden_layers\":0,\"vocab_size\":100,"
-         "\"num_attention_heads\":8,\"intermediate_size\":128}", "num_hidden_layers must be from 1 to 4096"},
+         HEADS_FFN, "num_hidden_layers must be from 1 to 4096"},
         {"{" BASE ",\"num_attention_heads\":[8,0,8],\"num_key_value_heads\":[8,2,8],\"head_dim\":8,"
          "\"intermediate_size\":128}", "0 attention heads"},
         {"{" BASE ",\"num_attention_heads\":[8,4,8],\"num_key_value_heads\":[8,0,8],\"head_dim\":8,"
