@@ -28,6 +28,26 @@ static void hook(const ref *r, const char *fmt, int l, int t, const double *x, i
     r->h->linear(r->h->ctx, name, t, x, (int)nin, y, (int)nout);
 }
 
+static double *w(const ref *r, int64_t *rows, int64_t *cols, const char *fmt, int l);
+static void norm(const ref *r, double *y, const double *x, const double *g, const double *b);
+
+/* The layer's norm PREFIX+name (its weight, and ChatGLM-6B's bias) of each of
+ * the T rows of x (T, Dk) into xn. */
+static void norm_rows(const ref *r, const char *prefix, const char *name, int l, double *xn, const double *x, int T)
+{
+    char f[160];
+    snprintf(f, sizeof f, "%s%s.weight", prefix, name);
+    double *g = w(r, NULL, NULL, f, l), *b = NULL;
+    if (!r->glm2) {
+        snprintf(f, sizeof f, "%s%s.bias", prefix, name);
+        b = w(r, NULL, NULL, f, l);
+    }
+    for (int t = 0; t < T; t++)
+        norm(r, xn + (size_t)t * r->Dk, x + (size_t)t * r->Dk, g, b);
+    free(g);
+    free(b);
+}
+
 /* Tensor "name" (printf-style) as doubles; dies when absent. */
 static double *w(const ref *r, int64_t *rows, int64_t *cols, const char *fmt, int l)
 {
@@ -117,16 +137,7 @@ static void logits_of(const model *m, const int *tokens, int T, int prefix, cons
     for (int l = 0; l < L; l++) {
         int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
         if (H > 0) {
-            snprintf(f, sizeof f, "%sinput_layernorm.weight", P);
-            double *g = w(&r, NULL, NULL, f, l), *b = NULL;
-            if (!r.glm2) {
-                snprintf(f, sizeof f, "%sinput_layernorm.bias", P);
-                b = w(&r, NULL, NULL, f, l);
-            }
-            for (int t = 0; t < T; t++)
-                norm(&r, xn + t * Dk, x + t * Dk, g, b);
-            free(g);
-            free(b);
+            norm_rows(&r, P, "input_layernorm", l, xn, x, T);
             int64_t O, I;
             snprintf(f, sizeof f, "%s%squery_key_value.weight", P, att);
             double *Wq = w(&r, &O, &I, f, l);
@@ -208,16 +219,7 @@ static void logits_of(const model *m, const int *tokens, int T, int prefix, cons
             free(ctx);
         }
         if (F > 0) {
-            snprintf(f, sizeof f, "%spost_attention_layernorm.weight", P);
-            double *g = w(&r, NULL, NULL, f, l), *b = NULL;
-            if (!r.glm2) {
-                snprintf(f, sizeof f, "%spost_attention_layernorm.bias", P);
-                b = w(&r, NULL, NULL, f, l);
-            }
-            for (int t = 0; t < T; t++)
-                norm(&r, xn + t * Dk, x + t * Dk, g, b);
-            free(g);
-            free(b);
+            norm_rows(&r, P, "post_attention_layernorm", l, xn, x, T);
             int64_t O, I, O2, I2;
             snprintf(f, sizeof f, "%smlp.dense_h_to_4h.weight", P);
             double *W1 = w(&r, &O, &I, f, l), *b1 = NULL;
