@@ -84,14 +84,11 @@ int main(int argc, char **argv)
     model_config c;
     bench_config(&c, L, 32000, 2048);
     double weights = (double)config_param_count(&c) * sizeof(float);
-    printf("bench_backward: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
-    printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 32000, untied, random weights\n", L);
-    double t0 = now_seconds();
     model m;
-    model_init_random(&m, &c, 1);
+    double built = bench_model(&m, &c, "bench_backward");
     double rss_model = rss_bytes();
     printf("weights                  %8.1f MB (%lld parameters; built in %.1f s)\n", weights / 1e6,
-           (long long)config_param_count(&c), now_seconds() - t0);
+           (long long)config_param_count(&c), built);
 
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
     for (int i = 0; i < N; i++)
@@ -100,7 +97,7 @@ int main(int argc, char **argv)
         targets[i] = i % T + 1 < T ? tokens[i + 1] : -1;
     backward_state *t = backward_state_new(&m, B, T);
     reader r = {0, 0, 0};
-    t0 = now_seconds();
+    double t0 = now_seconds();
     double loss = model_loss_backward(&m, t, tokens, targets, read_grads, NULL, &r);
     double dt = now_seconds() - t0;
     double peak = peak_rss_bytes();

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "base/blas.h"
 #include "base/util.h"
 #include "model/model.h"
 
@@ -53,6 +54,18 @@ static inline void bench_config(model_config *c, int L, int V, int max_seq)
         c->n_heads[l] = c->n_kv_heads[l] = 16, c->ffn_dim[l] = 5632;
     c->norm_eps = 1e-5f, c->rope_theta = 10000.0f, c->rope_style = ROPE_HALF, c->tied = false;
     c->bos_id = 1, c->eos_id = 2;
+}
+
+/* m, a random model of c (seed 1), after the benchmark's header lines (its
+ * name, OpenBLAS's core and threads, the shape); the seconds it took to build. */
+static inline double bench_model(model *m, const model_config *c, const char *name)
+{
+    printf("%s: OpenBLAS core %s, %d threads\n", name, blas_core_name(), blas_threads());
+    printf("model                    D %d, L %d, %d heads of %d, F %d, V %d, %s, random weights\n", c->dim,
+           c->n_layers, c->n_heads[0], c->head_dim, c->ffn_dim[0], c->vocab, c->tied ? "tied" : "untied");
+    double t0 = now_seconds();
+    model_init_random(m, c, 1);
+    return now_seconds() - t0;
 }
 
 #endif

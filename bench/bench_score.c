@@ -41,13 +41,10 @@ int main(int argc, char **argv)
     model_config c;
     bench_config(&c, L, 8000, 4096);
     double weights = (double)config_param_count(&c) * sizeof(float);
-    printf("bench_score: OpenBLAS core %s, %d threads\n", blas_core_name(), blas_threads());
-    printf("model                    D 2048, L %d, 16 heads of 128, F 5632, V 8000, untied, random weights\n", L);
-    double t0 = now_seconds();
     model m;
-    model_init_random(&m, &c, 1);
+    double built = bench_model(&m, &c, "bench_score");
     printf("weights                  %8.1f MB (%lld parameters; built in %.1f s)\n", weights / 1e6,
-           (long long)config_param_count(&c), now_seconds() - t0);
+           (long long)config_param_count(&c), built);
 
     group_set gs;
     groups_discover(&m, GROUP_KIND_ALL, &gs);

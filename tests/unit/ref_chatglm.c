@@ -48,6 +48,13 @@ static void norm_rows(const ref *r, const char *prefix, const char *name, int l,
     free(b);
 }
 
+/* x (Dk) = the residual (ChatGLM2: x; ChatGLM-6B: alpha times the normed xn) + y. */
+static void add_residual(const ref *r, double *x, const double *xn, const double *y, double alpha)
+{
+    for (int i = 0; i < r->Dk; i++)
+        x[i] = (r->glm2 ? x[i] : alpha * xn[i]) + y[i];
+}
+
 /* Tensor "name" (printf-style) as doubles; dies when absent. */
 static double *w(const ref *r, int64_t *rows, int64_t *cols, const char *fmt, int l)
 {
@@ -210,8 +217,7 @@ static void logits_of(const model *m, const int *tokens, int T, int prefix, cons
                 matvec(&r, y, Wo, bo, O, I, ctx + t * H * hd, false, true);
                 snprintf(f, sizeof f, "%s%sdense.weight", P, att);
                 hook(&r, f, l, t, ctx + t * H * hd, I, y, O);
-                for (int i = 0; i < Dk; i++)
-                    x[t * Dk + i] = (r.glm2 ? x[t * Dk + i] : alpha * xn[t * Dk + i]) + y[i];
+                add_residual(&r, x + t * Dk, xn + t * Dk, y, alpha);
             }
             free(y);
             free(Wo);
@@ -244,8 +250,7 @@ static void logits_of(const model *m, const int *tokens, int T, int prefix, cons
                 matvec(&r, y, W2, b2, O2, I2, hid, false, true);
                 snprintf(f, sizeof f, "%smlp.dense_4h_to_h.weight", P);
                 hook(&r, f, l, t, hid, I2, y, O2);
-                for (int i = 0; i < Dk; i++)
-                    x[t * Dk + i] = (r.glm2 ? x[t * Dk + i] : alpha * xn[t * Dk + i]) + y[i];
+                add_residual(&r, x + t * Dk, xn + t * Dk, y, alpha);
             }
             free(u);
             free(hid);
