@@ -355,7 +355,215 @@ static void check_rope_freqs(const model *m, const gguf_file *g, const gguf_tens
     free(scaled);
 }
 
-static void gguf_parse(model *m, const uint8_t *p, size_t n, const char *path, tensor_map *map);
+
+/* The header and the key/value table; returns the tensor count. */
+static uint64_t read_kvs(gguf_file *g)
+{
+    if (!gguf_sniff(g->p, g->n))
+        die("%s: not a GGUF file", g->path);
+    g->pos = 4;
+    uint32_t version = rd_u32(g);
+    if (version != 2 && version != 3)
+        die("%s: GGUF version %u; pare reads versions 2 and 3", g->path, version);
+    uint64_t n_tensors = rd_u64(g);
+    g->n_kv = rd_u64(g);
+    if (g->n_kv > g->n / 13 || n_tensors > g->n / 24)
+        bad(g, "more keys or tensors than the file could hold");
+    g->kv = xcalloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        uint64_t kl = rd_u64(g);
+        g->kv[i].key = (const char *)need(g, kl);
+        g->kv[i].key_len = (size_t)kl;
+        g->kv[i].type = rd_u32(g);
+        g->kv[i].val = g->p + g->pos;
+        skip_value(g, g->kv[i].type, 0);
+    }
+    return n_tensors;
+}
+
+/* The n tensor infos: names, shapes (1 or 2 dimensions), types, offsets. */
+static gguf_tensor *read_tensor_infos(gguf_file *g, uint64_t n)
+{
+    gguf_tensor *gt = xcalloc(n ? n : 1, sizeof *gt);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t nl = rd_u64(g);
+        if (nl > 256)
+            bad(g, "a tensor name longer than 256 bytes");
+        const uint8_t *s = need(g, nl);
+        gt[i].name = xmalloc((size_t)nl + 1);
+        memcpy(gt[i].name, s, (size_t)nl);
+        gt[i].name[nl] = 0;
+        uint32_t nd = rd_u32(g);
+        if (nd < 1 || nd > 4)
+            bad(g, "a tensor of other than 1 to 4 dimensions");
+        gt[i].ndim = (int)nd;
+        uint64_t ne[4];
+        for (uint32_t d = 0; d < nd; d++)
+            ne[d] = rd_u64(g);
+        for (uint32_t d = 2; d < nd; d++)
+            if (ne[d] != 1)
+                die("%s: tensor %s has %u dimensions; pare reads 1 and 2", g->path, gt[i].name, nd);
+        if (nd > 2)
+            gt[i].ndim = 2;
+        gt[i].ne[0] = ne[0];
+        gt[i].ne[1] = nd >= 2 ? ne[1] : 1;
+        int64_t sh[2] = {gt[i].ne[0] > INT64_MAX ? -1 : (int64_t)gt[i].ne[0],
+                         gt[i].ne[1] > INT64_MAX ? -1 : (int64_t)gt[i].ne[1]};
+        if (tensor_shape_numel(2, sh) < 0)
+            die("%s: tensor %s is too large (more than 2^40 elements)", g->path, gt[i].name);
+        gt[i].type = rd_u32(g);
+        gt[i].offset = rd_u64(g);
+    }
+    return gt;
+}
+
+/* The config of architecture arch (llama, deci, qwen2, qwen3) as config.json
+ * keys, from its keys and from which tensors there are. */
+static json_t *config_of(const gguf_file *g, const char *arch, const gguf_tensor *gt, uint64_t n_tensors,
+                         const gguf_tensor *rope_freqs)
+{
+    bool qwen3 = !strcmp(arch, "qwen3"), qwen2 = !strcmp(arch, "qwen2");
+    int L = (int)get_int(g, arch, "block_count", -1);
+    int64_t D = get_int(g, arch, "embedding_length", -1);
+    if (L <= 0 || L > MODEL_MAX_LAYERS || D <= 0 || D > (1 << 24))
+        die("%s: block_count %d or embedding_length %lld out of range", g->path, L, (long long)D);
+    int *H = xmalloc((size_t)L * sizeof(int)), *KV = xmalloc((size_t)L * sizeof(int)),
+        *F = xmalloc((size_t)L * sizeof(int));
+    get_layers(g, arch, "attention.head_count", H, L, NULL);
+    get_layers(g, arch, "attention.head_count_kv", KV, L, H);
+    get_layers(g, arch, "feed_forward_length", F, L, NULL);
+    int64_t hd = get_int(g, arch, "attention.key_length", H[0] ? D / H[0] : 0);
+    if (get_int(g, arch, "attention.value_length", hd) != hd)
+        die("%s: value_length differs from key_length, which pare does not model", g->path);
+    if (get_int(g, arch, "rope.dimension_count", hd) != hd)
+        die("%s: rope.dimension_count differs from the head size (partial rotary), which pare "
+            "does not model", g->path);
+    bool has_q_bias = false, has_o_bias = false, has_down_bias = false, has_output = false;
+    int64_t V = -1;
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        const char *nm = gt[i].name;
+        has_q_bias |= strstr(nm, ".attn_q.bias") != NULL;
+        has_o_bias |= strstr(nm, ".attn_output.bias") != NULL;
+        has_down_bias |= strstr(nm, ".ffn_down.bias") != NULL;
+        has_output |= !strcmp(nm, "output.weight");
+        if (!strcmp(nm, "token_embd.weight"))
+            V = (int64_t)gt[i].ne[1];
+    }
+    if (V <= 0)
+        die("%s: no token_embd.weight", g->path);
+    json_t *j = json_object();
+    json_t *ah = json_array(), *ak = json_array(), *af = json_array();
+    for (int l = 0; l < L; l++) {
+        json_array_append_new(ah, json_integer(H[l]));
+        json_array_append_new(ak, json_integer(KV[l]));
+        json_array_append_new(af, json_integer(F[l]));
+    }
+    free(H), free(KV), free(F);
+    json_object_set_new(j, "model_type", json_string(qwen3 ? "qwen3" : qwen2 ? "qwen2" : "llama"));
+    json_object_set_new(j, "hidden_size", json_integer(D));
+    json_object_set_new(j, "num_hidden_layers", json_integer(L));
+    json_object_set_new(j, "num_attention_heads", ah);
+    json_object_set_new(j, "num_key_value_heads", ak);
+    json_object_set_new(j, "intermediate_size", af);
+    json_object_set_new(j, "head_dim", json_integer(hd));
+    json_object_set_new(j, "vocab_size", json_integer(V));
+    json_object_set_new(j, "max_position_embeddings", json_integer(get_int(g, arch, "context_length", 2048)));
+    json_object_set_new(j, "rms_norm_eps",
+                        json_real((float)get_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-5)));
+    json_object_set_new(j, "rope_theta", json_real((float)get_float(g, arch, "rope.freq_base", 10000)));
+    json_object_set_new(j, "rope_style", json_string(qwen2 || qwen3 ? "half" : "interleaved"));
+    json_t *scaling = rope_scaling_of(g, arch, rope_freqs);
+    if (scaling)
+        json_object_set_new(j, "rope_scaling", scaling);
+    json_object_set_new(j, "tie_word_embeddings", json_boolean(!has_output));
+    json_object_set_new(j, "attention_bias", json_boolean(has_q_bias));
+    json_object_set_new(j, "o_proj_bias", json_boolean(has_o_bias));
+    json_object_set_new(j, "down_proj_bias", json_boolean(has_down_bias));
+    int64_t bos = get_int(g, NULL, "tokenizer.ggml.bos_token_id", 1LL << 40);
+    int64_t eos = get_int(g, NULL, "tokenizer.ggml.eos_token_id", 1LL << 40);
+    json_object_set_new(j, "bos_token_id", bos < V ? json_integer(bos) : json_null());
+    json_object_set_new(j, "eos_token_id", eos < V ? json_integer(eos) : json_null());
+    return j;
+}
+
+/* Every tensor but rope_freqs into m by its Hugging Face name, kept in its
+ * stored dtype; the data start at data_start, each at a multiple of align.
+ * With map (the file's mapping, g->p its start) the tensors point into it. */
+static void read_tensors(model *m, const gguf_file *g, const gguf_tensor *gt, uint64_t n_tensors, enum model_arch a,
+                         const gguf_tensor *rope_freqs, int64_t align, size_t data_start, tensor_map *map)
+{
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        const gguf_tensor *t = &gt[i];
+        char nb[128];
+        int layer = -1;
+        if (t == rope_freqs)
+            continue;
+        const char *hf = hf_name_of(a, t->name, &layer, nb, sizeof nb);
+        if (!hf)
+            die("%s: tensor %s is not one pare reads", g->path, t->name);
+        enum dtype dt;
+        if (t->type == GGML_F32)
+            dt = DTYPE_F32;
+        else if (t->type == GGML_F16)
+            dt = DTYPE_F16;
+        else if (t->type == GGML_BF16)
+            dt = DTYPE_BF16;
+        else
+            die("%s: tensor %s has ggml type %u; pare reads F32, F16 and BF16 (not quantized "
+                "types)", g->path, t->name, t->type);
+        uint64_t numel = t->ne[0] * t->ne[1], bytes = numel * dtype_size(dt);
+        if (t->offset % (uint64_t)align || data_start > g->n || t->offset > g->n - data_start ||
+            bytes > g->n - data_start - t->offset)
+            die("%s: tensor %s lies outside the file (truncated?)", g->path, t->name);
+        int64_t shape[2] = {t->ndim == 2 ? (int64_t)t->ne[1] : (int64_t)t->ne[0], (int64_t)t->ne[0]};
+        tensor *mt = model_new_tensor_as(m, hf, t->ndim, shape, dt); /* kept as stored */
+        const uint8_t *at = g->p + data_start + t->offset;
+        if (map) { /* the buffer was never touched: it costs no memory */
+            tensor_drop_data(mt);
+            tensor_use_map(mt, map, at, dt);
+        } else {
+            memcpy(mt->data, at, (size_t)bytes);
+        }
+    }
+}
+
+/* p (n bytes) is the file; with map, p is its start and tensors point into it. */
+static void gguf_parse(model *m, const uint8_t *p, size_t n, const char *path, tensor_map *map)
+{
+    memset(m, 0, sizeof *m);
+    m->source = xstrdup(path);
+    gguf_file g = {.path = path, .p = p, .n = n};
+    uint64_t n_tensors = read_kvs(&g);
+    gguf_tensor *gt = read_tensor_infos(&g, n_tensors);
+    int64_t align = get_int(&g, NULL, "general.alignment", GGUF_ALIGNMENT);
+    if (align <= 0 || align % 8)
+        die("%s: general.alignment %lld is not a positive multiple of 8", path, (long long)align);
+    size_t data_start = g.pos + (size_t)((align - (int64_t)(g.pos % (size_t)align)) % align);
+
+    char *arch = get_str(&g, "general.architecture");
+    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "deci") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")))
+        die("%s: GGUF architecture \"%s\"; pare reads llama, deci, qwen2 and qwen3", path, arch ? arch : "(none)");
+    enum model_arch a = !strcmp(arch, "qwen3") ? ARCH_QWEN3 : ARCH_LLAMA;
+    const gguf_tensor *rope_freqs = NULL;
+    for (uint64_t i = 0; i < n_tensors; i++)
+        if (!strcmp(gt[i].name, "rope_freqs.weight"))
+            rope_freqs = &gt[i];
+    json_t *j = config_of(&g, arch, gt, n_tensors, rope_freqs);
+    model_set_config(m, j, path);
+    json_decref(j);
+    read_tensors(m, &g, gt, n_tensors, a, rope_freqs, align, data_start, map);
+    if (rope_freqs)
+        check_rope_freqs(m, &g, rope_freqs, data_start);
+    free(arch);
+    read_tokenizer(m, &g);
+    for (uint64_t i = 0; i < n_tensors; i++)
+        free(gt[i].name);
+    free(gt);
+    free(g.kv);
+    if (!m->extra_config)
+        m->extra_config = json_object();
+    model_bind(m);
+}
 
 /* The file mapped privately: every tensor points into the mapping (the format
  * aligns each to general.alignment, a multiple of 8), none is copied. Where the
@@ -387,186 +595,4 @@ void gguf_read(model *m, const char *path)
 void gguf_read_mem(model *m, const uint8_t *p, size_t n, const char *path)
 {
     gguf_parse(m, p, n, path, NULL);
-}
-
-/* p (n bytes) is the file; with map, p is its start and tensors point into it. */
-static void gguf_parse(model *m, const uint8_t *p, size_t n, const char *path, tensor_map *map)
-{
-    memset(m, 0, sizeof *m);
-    m->source = xstrdup(path);
-    gguf_file g = {.path = path, .p = p, .n = n};
-
-    if (!gguf_sniff(g.p, g.n))
-        die("%s: not a GGUF file", path);
-    g.pos = 4;
-    uint32_t version = rd_u32(&g);
-    if (version != 2 && version != 3)
-        die("%s: GGUF version %u; pare reads versions 2 and 3", path, version);
-    uint64_t n_tensors = rd_u64(&g);
-    g.n_kv = rd_u64(&g);
-    if (g.n_kv > g.n / 13 || n_tensors > g.n / 24)
-        bad(&g, "more keys or tensors than the file could hold");
-    g.kv = xcalloc(g.n_kv ? g.n_kv : 1, sizeof *g.kv);
-    for (uint64_t i = 0; i < g.n_kv; i++) {
-        uint64_t kl = rd_u64(&g);
-        g.kv[i].key = (const char *)need(&g, kl);
-        g.kv[i].key_len = (size_t)kl;
-        g.kv[i].type = rd_u32(&g);
-        g.kv[i].val = g.p + g.pos;
-        skip_value(&g, g.kv[i].type, 0);
-    }
-    gguf_tensor *gt = xcalloc(n_tensors ? n_tensors : 1, sizeof *gt);
-    for (uint64_t i = 0; i < n_tensors; i++) {
-        uint64_t nl = rd_u64(&g);
-        if (nl > 256)
-            bad(&g, "a tensor name longer than 256 bytes");
-        const uint8_t *s = need(&g, nl);
-        gt[i].name = xmalloc((size_t)nl + 1);
-        memcpy(gt[i].name, s, (size_t)nl);
-        gt[i].name[nl] = 0;
-        uint32_t nd = rd_u32(&g);
-        if (nd < 1 || nd > 4)
-            bad(&g, "a tensor of other than 1 to 4 dimensions");
-        gt[i].ndim = (int)nd;
-        uint64_t ne[4];
-        for (uint32_t d = 0; d < nd; d++)
-            ne[d] = rd_u64(&g);
-        for (uint32_t d = 2; d < nd; d++)
-            if (ne[d] != 1)
-                die("%s: tensor %s has %u dimensions; pare reads 1 and 2", path, gt[i].name, nd);
-        if (nd > 2)
-            gt[i].ndim = 2;
-        gt[i].ne[0] = ne[0];
-        gt[i].ne[1] = nd >= 2 ? ne[1] : 1;
-        int64_t sh[2] = {gt[i].ne[0] > INT64_MAX ? -1 : (int64_t)gt[i].ne[0],
-                         gt[i].ne[1] > INT64_MAX ? -1 : (int64_t)gt[i].ne[1]};
-        if (tensor_shape_numel(2, sh) < 0)
-            die("%s: tensor %s is too large (more than 2^40 elements)", path, gt[i].name);
-        gt[i].type = rd_u32(&g);
-        gt[i].offset = rd_u64(&g);
-    }
-    int64_t align = get_int(&g, NULL, "general.alignment", GGUF_ALIGNMENT);
-    if (align <= 0 || align % 8)
-        die("%s: general.alignment %lld is not a positive multiple of 8", path, (long long)align);
-    size_t data_start = g.pos + (size_t)((align - (int64_t)(g.pos % (size_t)align)) % align);
-
-    char *arch = get_str(&g, "general.architecture");
-    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "deci") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")))
-        die("%s: GGUF architecture \"%s\"; pare reads llama, deci, qwen2 and qwen3", path, arch ? arch : "(none)");
-    bool qwen3 = !strcmp(arch, "qwen3"), qwen2 = !strcmp(arch, "qwen2");
-    enum model_arch a = qwen3 ? ARCH_QWEN3 : ARCH_LLAMA;
-
-    /* The config, as config.json keys. */
-    int L = (int)get_int(&g, arch, "block_count", -1);
-    int64_t D = get_int(&g, arch, "embedding_length", -1);
-    if (L <= 0 || L > MODEL_MAX_LAYERS || D <= 0 || D > (1 << 24))
-        die("%s: block_count %d or embedding_length %lld out of range", path, L, (long long)D);
-    int *H = xmalloc((size_t)L * sizeof(int)), *KV = xmalloc((size_t)L * sizeof(int)),
-        *F = xmalloc((size_t)L * sizeof(int));
-    get_layers(&g, arch, "attention.head_count", H, L, NULL);
-    get_layers(&g, arch, "attention.head_count_kv", KV, L, H);
-    get_layers(&g, arch, "feed_forward_length", F, L, NULL);
-    int64_t hd = get_int(&g, arch, "attention.key_length", H[0] ? D / H[0] : 0);
-    if (get_int(&g, arch, "attention.value_length", hd) != hd)
-        die("%s: value_length differs from key_length, which pare does not model", path);
-    if (get_int(&g, arch, "rope.dimension_count", hd) != hd)
-        die("%s: rope.dimension_count differs from the head size (partial rotary), which pare "
-            "does not model", path);
-    bool has_q_bias = false, has_o_bias = false, has_down_bias = false, has_output = false;
-    int64_t V = -1;
-    const gguf_tensor *rope_freqs = NULL;
-    for (uint64_t i = 0; i < n_tensors; i++) {
-        const char *nm = gt[i].name;
-        if (!strcmp(nm, "rope_freqs.weight"))
-            rope_freqs = &gt[i];
-        has_q_bias |= strstr(nm, ".attn_q.bias") != NULL;
-        has_o_bias |= strstr(nm, ".attn_output.bias") != NULL;
-        has_down_bias |= strstr(nm, ".ffn_down.bias") != NULL;
-        has_output |= !strcmp(nm, "output.weight");
-        if (!strcmp(nm, "token_embd.weight"))
-            V = (int64_t)gt[i].ne[1];
-    }
-    if (V <= 0)
-        die("%s: no token_embd.weight", path);
-    json_t *j = json_object();
-    json_t *ah = json_array(), *ak = json_array(), *af = json_array();
-    for (int l = 0; l < L; l++) {
-        json_array_append_new(ah, json_integer(H[l]));
-        json_array_append_new(ak, json_integer(KV[l]));
-        json_array_append_new(af, json_integer(F[l]));
-    }
-    json_object_set_new(j, "model_type", json_string(qwen3 ? "qwen3" : qwen2 ? "qwen2" : "llama"));
-    json_object_set_new(j, "hidden_size", json_integer(D));
-    json_object_set_new(j, "num_hidden_layers", json_integer(L));
-    json_object_set_new(j, "num_attention_heads", ah);
-    json_object_set_new(j, "num_key_value_heads", ak);
-    json_object_set_new(j, "intermediate_size", af);
-    json_object_set_new(j, "head_dim", json_integer(hd));
-    json_object_set_new(j, "vocab_size", json_integer(V));
-    json_object_set_new(j, "max_position_embeddings",
-                        json_integer(get_int(&g, arch, "context_length", 2048)));
-    json_object_set_new(j, "rms_norm_eps",
-                        json_real((float)get_float(&g, arch, "attention.layer_norm_rms_epsilon", 1e-5)));
-    json_object_set_new(j, "rope_theta", json_real((float)get_float(&g, arch, "rope.freq_base", 10000)));
-    json_object_set_new(j, "rope_style", json_string(qwen2 || qwen3 ? "half" : "interleaved"));
-    json_t *scaling = rope_scaling_of(&g, arch, rope_freqs);
-    if (scaling)
-        json_object_set_new(j, "rope_scaling", scaling);
-    json_object_set_new(j, "tie_word_embeddings", json_boolean(!has_output));
-    json_object_set_new(j, "attention_bias", json_boolean(has_q_bias));
-    json_object_set_new(j, "o_proj_bias", json_boolean(has_o_bias));
-    json_object_set_new(j, "down_proj_bias", json_boolean(has_down_bias));
-    int64_t bos = get_int(&g, NULL, "tokenizer.ggml.bos_token_id", 1LL << 40);
-    int64_t eos = get_int(&g, NULL, "tokenizer.ggml.eos_token_id", 1LL << 40);
-    json_object_set_new(j, "bos_token_id", bos < V ? json_integer(bos) : json_null());
-    json_object_set_new(j, "eos_token_id", eos < V ? json_integer(eos) : json_null());
-    model_set_config(m, j, path);
-    json_decref(j);
-    free(H), free(KV), free(F);
-
-    /* The tensors. */
-    for (uint64_t i = 0; i < n_tensors; i++) {
-        gguf_tensor *t = &gt[i];
-        char nb[128];
-        int layer = -1;
-        if (t == rope_freqs)
-            continue;
-        const char *hf = hf_name_of(a, t->name, &layer, nb, sizeof nb);
-        if (!hf)
-            die("%s: tensor %s is not one pare reads", path, t->name);
-        enum dtype dt;
-        if (t->type == GGML_F32)
-            dt = DTYPE_F32;
-        else if (t->type == GGML_F16)
-            dt = DTYPE_F16;
-        else if (t->type == GGML_BF16)
-            dt = DTYPE_BF16;
-        else
-            die("%s: tensor %s has ggml type %u; pare reads F32, F16 and BF16 (not quantized "
-                "types)", path, t->name, t->type);
-        uint64_t numel = t->ne[0] * t->ne[1], bytes = numel * dtype_size(dt);
-        if (t->offset % (uint64_t)align || data_start > g.n || t->offset > g.n - data_start ||
-            bytes > g.n - data_start - t->offset)
-            die("%s: tensor %s lies outside the file (truncated?)", path, t->name);
-        int64_t shape[2] = {t->ndim == 2 ? (int64_t)t->ne[1] : (int64_t)t->ne[0], (int64_t)t->ne[0]};
-        tensor *mt = model_new_tensor_as(m, hf, t->ndim, shape, dt); /* kept as stored */
-        const uint8_t *at = g.p + data_start + t->offset;
-        if (map) { /* the buffer was never touched: it costs no memory */
-            tensor_drop_data(mt);
-            tensor_use_map(mt, map, at, dt);
-        } else {
-            memcpy(mt->data, at, (size_t)bytes);
-        }
-    }
-    if (rope_freqs)
-        check_rope_freqs(m, &g, rope_freqs, data_start);
-    free(arch);
-    read_tokenizer(m, &g);
-    for (uint64_t i = 0; i < n_tensors; i++)
-        free(gt[i].name);
-    free(gt);
-    free(g.kv);
-    if (!m->extra_config)
-        m->extra_config = json_object();
-    model_bind(m);
 }
