@@ -51,6 +51,22 @@ agrees() {
     close "$pe" "$le" 1e-2
 }
 
+# today_agrees MODEL DTYPE ARCH: the random MODEL (today) agrees with llama.cpp as
+# ARCH in f32 and DTYPE, and its groups are in $T/g.pare
+today_agrees() {
+    today "$1"
+    agrees "$T/$1" f32 "$3"
+    agrees "$T/$1" "$2" "$3"
+    pare-discover -q -m "$T/$1" -o "$T/g.pare"
+}
+
+# halve MODEL LAYERS OUT [ARCH]: pare-prune at ratio 0.5 over LAYERS with $T/g.pare,
+# into $T/OUT; with ARCH, the pruned model agrees with llama.cpp as ARCH in f32
+halve() {
+    pare-prune -q -m "$T/$1" --ratio 0.5 --layers "$2" -o "$T/$3" "$T/g.pare"
+    [ -z "$4" ] || agrees "$T/$3" f32 "$4"
+}
+
 @test "llamacpp: stories260K as GGUF: llama-perplexity's PPL equals pare-eval --ppl-protocol llama.cpp" {
     pare convert -m "$MODEL" --tokenizer "$TOK" -o "$T/s.pare"
     agrees "$T/s.pare" f32 llama
@@ -132,8 +148,7 @@ today() {
     run close "$pp" "$lp" 1e-3
     [ "$status" -eq 1 ]
     pare-discover -q -m "$T/llama3" -o "$T/g.pare"
-    pare-prune -q -m "$T/llama3" --ratio 0.5 --layers 1-1 -o "$T/b.pare" "$T/g.pare"
-    agrees "$T/b.pare" f32 deci
+    halve llama3 1-1 b.pare deci
     # linear scaling through llama.cpp's own keys
     jq '.rope_scaling = {"rope_type": "linear", "factor": 4.0}' "$T/plain/config.json" > "$T/c.json"
     mv "$T/c.json" "$T/plain/config.json"
@@ -141,25 +156,16 @@ today() {
 }
 
 @test "llamacpp: Qwen2 as qwen2, and as deci with its biases when pruned" {
-    today qwen2
-    agrees "$T/qwen2" f32 qwen2
-    agrees "$T/qwen2" f16 qwen2
-    pare-discover -q -m "$T/qwen2" -o "$T/g.pare"
-    pare-prune -q -m "$T/qwen2" --ratio 0.5 --layers 1-1 -o "$T/b.pare" "$T/g.pare"
-    agrees "$T/b.pare" f32 deci
+    today_agrees qwen2 f16 qwen2
+    halve qwen2 1-1 b.pare deci
     # every layer alike, but q_proj no longer hidden x hidden: llama (qwen2 holds it square)
-    pare-prune -q -m "$T/qwen2" --ratio 0.5 --layers 0-2 -o "$T/u.pare" "$T/g.pare"
-    agrees "$T/u.pare" f32 llama
+    halve qwen2 0-2 u.pare llama
 }
 
 @test "llamacpp: Qwen3 as qwen3 (q/k norms), pruned alike in every layer; per-layer widths refused" {
-    today qwen3
-    agrees "$T/qwen3" f32 qwen3
-    agrees "$T/qwen3" bf16 qwen3
-    pare-discover -q -m "$T/qwen3" -o "$T/g.pare"
-    pare-prune -q -m "$T/qwen3" --ratio 0.5 --layers 0-2 -o "$T/u.pare" "$T/g.pare"
-    agrees "$T/u.pare" f32 qwen3
-    pare-prune -q -m "$T/qwen3" --ratio 0.5 --layers 1-1 -o "$T/b.pare" "$T/g.pare"
+    today_agrees qwen3 bf16 qwen3
+    halve qwen3 0-2 u.pare qwen3
+    halve qwen3 1-1 b.pare
     run pare convert -m "$T/b.pare" --to gguf -o "$T/b.gguf"
     [ "$status" -eq 1 ]
     [[ "$output" == *"the layers differ in width (a pruned Qwen3); llama.cpp's qwen3 architecture has one width"* ]]
