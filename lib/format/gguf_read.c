@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "text/hf_json_write.h"
 #include "text/sentencepiece.h"
 #include "text/tokenizer.h"
 
@@ -222,6 +223,65 @@ static const uint8_t *array_of(const gguf_file *g, const char *key, uint32_t wan
     return kv->val + 12;
 }
 
+/* The strings of a GGUF string array (pointers into the file), *n of them. */
+static const char **strings_of(const gguf_file *g, const uint8_t *a, uint64_t n, size_t **len)
+{
+    if (n > (uint64_t)INT32_MAX)
+        die("%s: a GGUF string array of %llu strings is too long", g->path, (unsigned long long)n);
+    const char **s = xmalloc((size_t)(n ? n : 1) * sizeof *s);
+    *len = xmalloc((size_t)(n ? n : 1) * sizeof **len);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t l;
+        memcpy(&l, a, 8);
+        s[i] = (const char *)a + 8;
+        (*len)[i] = (size_t)l;
+        a += 8 + l;
+    }
+    return s;
+}
+
+/* A "gpt2" tokenizer (byte-level BPE) as the tokenizer.json it was written from
+ * (hf_json_write.h). */
+static void read_gpt2_tokenizer(model *m, const gguf_file *g)
+{
+    uint64_t nt = 0, ny = 0, nm = 0;
+    const uint8_t *tok = array_of(g, "tokenizer.ggml.tokens", GT_STRING, &nt);
+    const uint8_t *ty = array_of(g, "tokenizer.ggml.token_type", GT_INT32, &ny);
+    const uint8_t *mg = array_of(g, "tokenizer.ggml.merges", GT_STRING, &nm);
+    if (!tok || (ty && ny != nt) || !mg)
+        die("%s: tokenizer.ggml.tokens, token_type and merges are missing or disagree", g->path);
+    size_t *len, *merge_len;
+    const char **tokens = strings_of(g, tok, nt, &len), **merges = strings_of(g, mg, nm, &merge_len);
+    int32_t *types = xmalloc((size_t)(nt ? nt : 1) * sizeof *types);
+    for (uint64_t i = 0; i < nt; i++)
+        if (ty)
+            memcpy(&types[i], ty + 4 * i, 4);
+        else
+            types[i] = 1;
+    int64_t bos = get_int(g, NULL, "tokenizer.ggml.bos_token_id", 1LL << 40);
+    int64_t eos = get_int(g, NULL, "tokenizer.ggml.eos_token_id", 1LL << 40);
+    const gguf_kv *ab = find_kv(g, NULL, "tokenizer.ggml.add_bos_token");
+    char *pre = get_str(g, "tokenizer.ggml.pre");
+    hf_vocab v = {(int)nt, tokens, len, types, (int)nm, merges, merge_len, pre,
+                  bos < (int64_t)nt ? (int)bos : -1, eos < (int64_t)nt ? (int)eos : -1,
+                  ab && ab->type == GT_BOOL && ab->val[0]};
+    char err[256];
+    size_t n;
+    uint8_t *blob = hf_json_from_vocab(&v, &n, err, sizeof err);
+    if (!blob)
+        die("%s: %s", g->path, err);
+    free(pre);
+    free(tokens);
+    free(len);
+    free(merges);
+    free(merge_len);
+    free(types);
+    m->tok.format = xstrdup("hf-json");
+    m->tok.data = blob;
+    m->tok.size = n;
+    tokenizer_free(tokenizer_load_blob("hf-json", blob, n, g->path)); /* check it */
+}
+
 static void read_tokenizer(model *m, const gguf_file *g)
 {
     char *tm = get_str(g, "tokenizer.ggml.model");
@@ -229,9 +289,14 @@ static void read_tokenizer(model *m, const gguf_file *g)
         free(tm);
         return;
     }
+    if (!strcmp(tm, "gpt2")) {
+        free(tm);
+        read_gpt2_tokenizer(m, g);
+        return;
+    }
     if (strcmp(tm, "llama"))
-        die("%s: tokenizer.ggml.model is \"%s\"; pare reads the SentencePiece \"llama\" tokenizer",
-            g->path, tm);
+        die("%s: tokenizer.ggml.model is \"%s\"; pare reads the SentencePiece \"llama\" tokenizer and the "
+            "byte-level BPE \"gpt2\" one", g->path, tm);
     free(tm);
     uint64_t nt = 0, ns = 0, ny = 0;
     const uint8_t *tok = array_of(g, "tokenizer.ggml.tokens", GT_STRING, &nt);

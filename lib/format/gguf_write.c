@@ -164,16 +164,70 @@ static void check_runnable(const model *m, const char *path)
         die("%s: head dimension %d is odd; rotary embeddings need pairs", path, c->head_dim);
 }
 
-/* The tokenizer as GGUF's tokenizer.ggml.* keys (SentencePiece "llama" model). */
+/* A tokenizer.json as GGUF's "gpt2" tokenizer, as llama.cpp's convert_hf_to_gguf.py
+ * writes it: tokenizer.ggml.pre by the pre-tokenizer's regex, the tokens as the
+ * file writes them ("Ġthe"), an id no token has as [PADn] of type unused, up to
+ * the model's vocabulary; the merges in rank order; BOS (added when the
+ * post-processor puts it first) and EOS, each the config's when the tokenizer
+ * names none. */
+static void put_gpt2_tokenizer(buf *b, const model *m, const tokenizer *t, const char *path)
+{
+    const char *pre = tokenizer_pre_name(t);
+    if (!pre)
+        die("%s: the model's tokenizer.json has a pre-tokenizer llama.cpp knows by no name (pare writes "
+            "Llama 3's as llama-bpe and Qwen2's as qwen2); llama.cpp would give other ids", path);
+    int V = tokenizer_vocab_size(t);
+    if (V > m->cfg.vocab)
+        die("%s: the tokenizer has %d tokens but the model's vocabulary is %d", path, V, m->cfg.vocab);
+    kv_str(b, "tokenizer.ggml.model", "gpt2");
+    kv_str(b, "tokenizer.ggml.pre", pre);
+    kv_array(b, NULL, "tokenizer.ggml.tokens", GT_STRING, (uint64_t)m->cfg.vocab);
+    for (int id = 0; id < m->cfg.vocab; id++) {
+        size_t len = 0;
+        const char *p = id < V ? tokenizer_piece_raw(t, id, &len) : NULL;
+        if (len) {
+            put_str(b, p, len);
+        } else {
+            char pad[32];
+            snprintf(pad, sizeof pad, "[PAD%d]", id);
+            put_str(b, pad, strlen(pad));
+        }
+    }
+    kv_array(b, NULL, "tokenizer.ggml.token_type", GT_INT32, (uint64_t)m->cfg.vocab);
+    for (int id = 0; id < m->cfg.vocab; id++) {
+        int32_t ty = id < V ? tokenizer_piece_type(t, id) : 5;
+        put(b, &ty, 4);
+    }
+    kv_array(b, NULL, "tokenizer.ggml.merges", GT_STRING, (uint64_t)tokenizer_merge_count(t));
+    for (int i = 0; i < tokenizer_merge_count(t); i++) {
+        size_t len;
+        const char *s = tokenizer_merge(t, i, &len);
+        put_str(b, s, len);
+    }
+    // BOS and EOS: the tokenizer's, else config.json's (Qwen's BOS, which no text gets)
+    int bos = tokenizer_bos(t) >= 0 ? tokenizer_bos(t) : m->cfg.bos_id;
+    int eos = tokenizer_eos(t) >= 0 ? tokenizer_eos(t) : m->cfg.eos_id;
+    if (bos >= 0 && bos < m->cfg.vocab)
+        kv_u32(b, NULL, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0 && eos < m->cfg.vocab)
+        kv_u32(b, NULL, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", tokenizer_bos(t) >= 0);
+    kv_bool(b, "tokenizer.ggml.add_eos_token", false);
+}
+
+/* The tokenizer as GGUF's tokenizer.ggml.* keys (SentencePiece "llama" model, or
+ * "gpt2" for a tokenizer.json). */
 static void put_tokenizer(buf *b, const model *m, const char *path)
 {
     if (!m->tok.size)
         die("%s: the model has no tokenizer, which a GGUF file must hold (give --tokenizer FILE)",
             path);
-    if (!strcmp(m->tok.format, "hf-json"))
-        die("%s: the model's tokenizer is a tokenizer.json; GGUF's llama tokenizer is written from "
-            "a SentencePiece tokenizer.model or a llama2.c tok*.bin (give --tokenizer FILE)", path);
     tokenizer *t = tokenizer_load_blob(m->tok.format, m->tok.data, m->tok.size, path);
+    if (!strcmp(m->tok.format, "hf-json")) {
+        put_gpt2_tokenizer(b, m, t, path);
+        tokenizer_free(t);
+        return;
+    }
     if (strcmp(m->tok.format, "sentencepiece") && strcmp(m->tok.format, "llama2c"))
         die("%s: the model's tokenizer is ChatGLM's (%s), which GGUF's llama tokenizer cannot hold", path,
             m->tok.format);

@@ -23,6 +23,14 @@ static const char LLAMA3_REGEX[] =
 static const char QWEN2_REGEX[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
     "\\s+(?!\\S)|\\s+";
+/* What a tokenizer.json whose pre-tokenizer llama.cpp names so holds besides the regex. */
+static const struct {
+    const char *name, *regex;
+    bool nfc, ignore_merges;
+} llama_cpp_pre[] = {
+    {"llama-bpe", LLAMA3_REGEX, false, true},
+    {"qwen2", QWEN2_REGEX, true, false},
+};
 /* GPT-2's, the ByteLevel pre-tokenizer's own when use_regex is true (byte_level.rs). */
 static const char GPT2_REGEX[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
@@ -221,12 +229,10 @@ static bool read_pre_tokenizer(hf_tokenizer *h, const reader *r, const json_t *j
     if (b < 0)
         bad(r, key, "unknown behavior '%s'", behavior);
     add_step(h, r, path, (pre_step){compile(r, path, p, n, literal, b, get_bool(r, j, path, "invert", false)), false});
-    if (!literal && h->n_steps == 1) {
-        if (n == strlen(LLAMA3_REGEX) && !memcmp(p, LLAMA3_REGEX, n))
-            h->pre_name = "llama-bpe";
-        else if (n == strlen(QWEN2_REGEX) && !memcmp(p, QWEN2_REGEX, n))
-            h->pre_name = "qwen2";
-    }
+    if (!literal && h->n_steps == 1)
+        for (size_t k = 0; k < sizeof llama_cpp_pre / sizeof *llama_cpp_pre; k++)
+            if (n == strlen(llama_cpp_pre[k].regex) && !memcmp(p, llama_cpp_pre[k].regex, n))
+                h->pre_name = llama_cpp_pre[k].name;
     return false;
 }
 
@@ -710,6 +716,17 @@ const char *hf_merge(const hf_tokenizer *h, int i, size_t *len)
 }
 
 const char *hf_pre_name(const hf_tokenizer *h) { return h->pre_name; }
+
+const char *hf_pre_regex(const char *name, bool *nfc, bool *ignore_merges)
+{
+    for (size_t k = 0; k < sizeof llama_cpp_pre / sizeof *llama_cpp_pre; k++)
+        if (!strcmp(name, llama_cpp_pre[k].name)) {
+            *nfc = llama_cpp_pre[k].nfc;
+            *ignore_merges = llama_cpp_pre[k].ignore_merges;
+            return llama_cpp_pre[k].regex;
+        }
+    return NULL;
+}
 
 /* ---- encoding ---- */
 

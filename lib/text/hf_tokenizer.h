@@ -69,5 +69,9 @@ const char *hf_merge(const hf_tokenizer *h, int i, size_t *len);
 /* The name llama.cpp gives the pre-tokenizer (tokenizer.ggml.pre): "llama-bpe"
  * for Llama 3's Split regex, "qwen2" for Qwen2's; NULL for any other. */
 const char *hf_pre_name(const hf_tokenizer *h);
+/* The other way: the Split regex of a tokenizer.json whose pre-tokenizer
+ * llama.cpp names so, with what else such a file has (Qwen2's NFC normalizer,
+ * Llama 3's ignore_merges); NULL for a name not above. */
+const char *hf_pre_regex(const char *name, bool *nfc, bool *ignore_merges);
 
 #endif

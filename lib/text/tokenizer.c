@@ -9,6 +9,7 @@
  * A new kind is one more file giving a tokenizer_kind row, and the row in kinds[]. */
 #include "base/util.h"
 #include "text/hf_json.h"
+#include "text/hf_tokenizer.h"
 #include "text/llama2c_tok.h"
 #include "text/sentencepiece.h"
 #include "text/tokenizer.h"
@@ -194,4 +195,21 @@ size_t tokenizer_encode_prompt(const tokenizer *t, const char *text, size_t len,
     for (int i = 0; i < t->n_prefix; i++)
         (*ids)[n + (size_t)i] = t->prefix[i];
     return n + (size_t)t->n_prefix;
+}
+
+int tokenizer_merge_count(const tokenizer *t)
+{
+    return t->kind == &hf_json_kind ? hf_merge_count(t->kind_data) : 0;
+}
+
+const char *tokenizer_merge(const tokenizer *t, int i, size_t *len)
+{
+    if (i < 0 || i >= tokenizer_merge_count(t))
+        die("merge %d out of range (%d merges)", i, tokenizer_merge_count(t));
+    return hf_merge(t->kind_data, i, len);
+}
+
+const char *tokenizer_pre_name(const tokenizer *t)
+{
+    return t->kind == &hf_json_kind ? hf_pre_name(t->kind_data) : NULL;
 }

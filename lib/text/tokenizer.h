@@ -100,5 +100,12 @@ bool tokenizer_is_bpe(const tokenizer *t);
 bool tokenizer_adds_dummy_prefix(const tokenizer *t);
 /* Id of the piece stored exactly as these bytes, -1 if none. */
 int tokenizer_piece_id(const tokenizer *t, const char *piece, size_t len);
+/* What GGUF's "gpt2" tokenizer holds besides the pieces, for hf-json (0 merges
+ * and NULL for the other formats): the merges in rank order, each "left right"
+ * as tokenizer.json writes it, and the name llama.cpp gives the pre-tokenizer
+ * (tokenizer.ggml.pre: "llama-bpe", "qwen2"; NULL when it has none for it). */
+int tokenizer_merge_count(const tokenizer *t);
+const char *tokenizer_merge(const tokenizer *t, int i, size_t *len);
+const char *tokenizer_pre_name(const tokenizer *t);
 
 #endif

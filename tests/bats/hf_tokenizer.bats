@@ -127,3 +127,77 @@ JS
     [ "$status" -eq 1 ]
     [ "$output" = "pare tokenize: error: $T/d/tokenizer_config.json: eos_token: '<|nosuch|>' is not a token of the tokenizer" ]
 }
+
+# The texts llama.cpp is compared on, each with a tail of 400 tokens or more so
+# that llama-perplexity's whole chunks of 128 cover the text (llamacpp_ids.py):
+# WikiText-2 test, PTB valid, and the torture file's texts that llama.cpp reads as
+# the library does (well-formed UTF-8 already in NFC, no added token written in
+# them: llama-perplexity does not look for special tokens, nor does llama.cpp's
+# qwen2 pre-tokenizer normalize), joined by blank lines.
+llamacpp_texts() {
+    "$PY" - "$WIKI" "$PTB" "$ORACLE/unicode-torture.txt" "$T" <<'PY'
+import sys, unicodedata
+wiki, ptb, torture, out = sys.argv[1:]
+tail = ("\n\n" + " ".join(["the"] * 400) + "\n").encode()
+kept = []
+for r in open(torture, "rb").read().split(b"\0"):
+    try:
+        s = r.decode("utf-8")
+    except UnicodeDecodeError:
+        continue
+    if unicodedata.is_normalized("NFC", s) and "\0" not in s and not any(
+            t in s for t in ("<|", "<think>", "</think>", "<tool_call>", "</tool_call>")):
+        kept.append(r)
+assert len(kept) >= 80, len(kept)
+for name, data in (("wiki", open(wiki, "rb").read()), ("ptb", open(ptb, "rb").read()), ("torture", b"\n\n".join(kept))):
+    open(f"{out}/{name}.txt", "wb").write(data + tail)
+PY
+}
+
+# "N same" when the ids in file $1 (llama.cpp's) are the first ids in file $2 (pare's)
+# and cover at least all but the tail's 400, else where they differ.
+same_prefix() {
+    "$PY" -c 'import sys
+a, b = open(sys.argv[1]).read().split(), open(sys.argv[2]).read().split()
+ok = a == b[:len(a)] and len(a) >= len(b) - 400
+print(len(a), "same" if ok else "differ at %s" % next((i for i in range(len(a)) if a[i] != b[i]), len(a)))' "$1" "$2"
+}
+
+@test "hf_tokenizer: a GGUF holds it as llama.cpp's gpt2 tokenizer; llama.cpp's ids equal pare's on WikiText-2, PTB and the torture texts; it reads back to the same ids and bytes" {
+    need_oracle
+    LLAMA_PPL="$DATA/../tools/llama.cpp/llama-perplexity"
+    [ -x "$LLAMA_PPL" ] || { echo "missing: $LLAMA_PPL"; return 1; }
+    llamacpp_texts
+    for spec in llama3:128256:llama-bpe qwen3:151936:qwen2; do
+        name=${spec%%:*} rest=${spec#*:}
+        V=${rest%%:*} pre=${rest#*:}
+        pare-mkmodel --dim 16 --layers 1 --heads 2 --ffn 32 --vocab "$V" --tied -o "$T/$name" >/dev/null
+        cp "$DATA/tokenizers/$name/tokenizer.json" "$DATA/tokenizers/$name/tokenizer_config.json" "$T/$name/"
+        pare convert -m "$T/$name" --to gguf -o "$T/$name.gguf"
+        grep -aq "tokenizer.ggml.pre" "$T/$name.gguf" && grep -aq "$pre" "$T/$name.gguf"
+        for text in wiki ptb torture; do
+            "$PY" "$ORACLE/llamacpp_ids.py" "$LLAMA_PPL" "$T/$name.gguf" "$T/$text.txt" >"$T/llama.ids"
+            pare tokenize --bos -m "$T/$name" "$T/$text.txt" >"$T/pare.ids"
+            run same_prefix "$T/llama.ids" "$T/pare.ids"
+            echo "$name $text: $output"
+            [[ "$output" == *" same" ]]
+        done
+        # read back: the same ids as the folder's tokenizer, and the same GGUF again
+        pare tokenize --bos -m "$T/$name.gguf" "$T/torture.txt" >"$T/back.ids"
+        cmp "$T/back.ids" "$T/pare.ids"
+        pare convert -m "$T/$name.gguf" -o "$T/$name.pare"
+        pare show "$T/$name.pare" | grep -q '"t":"tokenizer","format":"hf-json"'
+        pare convert -m "$T/$name.pare" --to gguf -o "$T/$name.2.gguf"
+        cmp "$T/$name.gguf" "$T/$name.2.gguf"
+    done
+}
+
+@test "hf_tokenizer: GGUF refuses a tokenizer.json whose pre-tokenizer llama.cpp has no name for" {
+    need_tokenizers
+    pare-mkmodel --dim 16 --layers 1 --heads 2 --ffn 32 --vocab 128256 --tied -o "$T/m" >/dev/null
+    jq -c '.pre_tokenizer.pretokenizers[0].pattern.Regex = "\\s+|\\S+"' "$LLAMA3/tokenizer.json" >"$T/m/tokenizer.json"
+    run pare convert -m "$T/m" --to gguf -o "$T/m.gguf"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"error: $T/m.gguf: the model's tokenizer.json has a pre-tokenizer llama.cpp knows by no name"* ]]
+    [ ! -e "$T/m.gguf" ]
+}
