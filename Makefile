@@ -117,6 +117,7 @@ $(BUILD)/fuzz/fuzz_stream_reseal: tests/fuzz/fuzz_stream.c $(BUILD)/fuzz-obj/har
 	    $(FUZZ_WRAP) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/fuzz/fuzz_stream_reseal $(BUILD)/fuzz/fuzz_state: tests/fuzz/reseal.h
+$(BUILD)/fuzz/fuzz_tokenizer $(BUILD)/fuzz/fuzz_hf_tokenizer: tests/fuzz/tokenizer_use.h
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/fuzz-obj/harness.o $(BUILD)/libpare.a
 	@mkdir -p $(dir $@)

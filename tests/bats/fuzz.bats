@@ -32,6 +32,7 @@ replay() {
         mkdir -p "$T/pt" && cp "$S260/../stories260K-torch/config.json" "$T/pt/" && cp "$f" "$T/pt/pytorch_model.bin"
         cmd=(pare convert -m "$T/pt" -o "$T/out.pare") ;;
     tokenizer-*) cmd=(pare tokenize --tokenizer "$f" "$S260/../../eval/ptb/ptb.valid.txt") ;;
+    hf_tokenizer-*) cmd=(pare tokenize --tokenizer "$f" "$S260/../../eval/ptb/ptb.valid.txt") ;;
     tasks-*)
         local task="${name#tasks-}"
         task="${task%%-*}"
