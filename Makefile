@@ -133,10 +133,11 @@ bench: all $(BENCHES)
 	@bench/bench-tokenize $(BUILD)
 
 # The pipeline on a random LLaMA-7B-shaped bf16 model (13.5 GB, made once in
-# BENCH_DIR, default $(BUILD)/bench-7b): time and peak RSS of each stage, and
+# BENCH_DIR, default $(BUILD)/bench-7b): time, peak RSS, peak anonymous memory and
+# bytes read of each stage (bench/memcap), under a memory cap with MEMCAP=8G, and
 # PyTorch beside pare on a slice of it. Not part of test or CI (about an hour).
 bench-7b: all
-	@bench/bench-7b $(BUILD)
+	@MEMCAP="$(MEMCAP)" bench/bench-7b $(BUILD)
 
 demo: all
 	@PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" ./tools/demo

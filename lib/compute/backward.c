@@ -190,9 +190,12 @@ float *model_forward_kept(const model *m, backward_state *t, const int *tokens, 
     const tensor *head = m->lm_head;
     layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = &t->att, .act = act, .act_ctx = ctx,
                      .lora = t->lora, .dropout = true};
+    model_prefetch_layer(m, 0);
     embedding_forward(t->xs, tokens, m->embed, N);
-    for (int l = 0; l < L; l++)
+    for (int l = 0; l < L; l++) {
+        model_prefetch_layer(m, l + 1);
         layer_forward(m, l, &h, &t->a, t->xs + l * ND, t->xs + (l + 1) * ND, N, true);
+    }
     const float *xL = t->xs + L * ND;
     layer_norm_forward(m, m->final_norm, m->final_norm_b, t->xnf, t->rstdf, xL, N);
     if (act)
@@ -233,6 +236,7 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
                 n[i] = 0;
         size_t used = point_grads(t->grad, n, LW_COUNT, g);
         memset(t->grad, 0, used * sizeof(float));
+        model_prefetch_layer(m, l - 1);
         layer_backward(m, l, t->lora, &t->att, &t->a, &t->d, t->xs + l * ND, g);
         int k = 0;
         for (int i = 0; i < LW_COUNT; i++)

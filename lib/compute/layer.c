@@ -225,9 +225,12 @@ void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, c
 
 void layers_forward(const model *m, const layer_hooks *h, layer_acts *a, const int *tokens, float *x, int N)
 {
+    model_prefetch_layer(m, 0);
     embedding_forward(x, tokens, m->embed, N);
-    for (int l = 0; l < m->cfg.n_layers; l++)
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        model_prefetch_layer(m, l + 1);
         layer_forward(m, l, h, a, x, x, N, true);
+    }
 }
 
 /* The backward of linear(): din += dout @ W, g[id] and g[bias] the weight's and

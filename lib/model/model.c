@@ -402,7 +402,10 @@ void model_bind(model *m)
     }
     tensor_specs_free(specs, ns);
 
-    for (k = 0; k < m->n_tensors; k++) {
+    /* last tensor first: model_fingerprint, which most programs take next, goes
+     * through them in name order, and so starts with those read last here (a model
+     * larger than the memory is then not read from disk twice whole) */
+    for (k = m->n_tensors - 1; k >= 0; k--) {
         int64_t at = m->tensors[k].data ? tensor_first_non_finite(&m->tensors[k]) : -1;
         if (at >= 0) {
             float v;
@@ -429,6 +432,17 @@ void model_bind(model *m)
             m->layers[l].slot[id] = model_layer_weight_suffix(c, id) ? model_tensor(m, name) : NULL;
         }
     m->has_weights = true;
+}
+
+void model_prefetch_layer(const model *m, int l)
+{
+    if (l == m->cfg.n_layers) {
+        tensor_prefetch(m->final_norm);
+        tensor_prefetch(m->lm_head);
+    } else if (l >= 0 && l < m->cfg.n_layers && m->layers) {
+        for (int id = 0; id < LW_COUNT; id++)
+            tensor_prefetch(m->layers[l].slot[id]);
+    }
 }
 
 void model_set_dtype(model *m, enum dtype dtype)

@@ -350,6 +350,10 @@ tensor *model_tensor(const model *m, const char *name);
  * every value is finite, set has_weights and point embed/layers/... at them;
  * vectors are widened to fp32 in memory (tensor_vector). Dies naming m->source otherwise. */
 void model_bind(model *m);
+/* Start reading the weights of layer l (tensor_prefetch); l == L: the final norm
+ * and the LM head; nothing for other l. A pass over the layers asks for layer
+ * l + 1 (backward: l - 1) as it starts layer l. */
+void model_prefetch_layer(const model *m, int l);
 
 /* Make dtype the dtype m's tensors are written in: matrices are held in it when it
  * is a half-precision dtype (rounded to nearest even; vectors stay fp32 in memory

@@ -183,6 +183,15 @@ void tensor_use_map(tensor *t, tensor_map *m, const void *p, enum dtype dtype)
     t->dtype = t->stored = dtype;
 }
 
+void tensor_prefetch(const tensor *t)
+{
+    if (!t || !t->map || !t->data)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), at = (uintptr_t)t->data;
+    uintptr_t start = at & ~(page - 1), end = at + tensor_bytes(t);
+    (void)madvise((void *)start, end - start, MADV_WILLNEED);
+}
+
 /* ---- tensors ---- */
 
 int64_t tensor_shape_numel(int ndim, const int64_t *shape)

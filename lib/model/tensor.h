@@ -98,6 +98,11 @@ const char *tensor_map_base(const tensor_map *m);
 /* Point t (shape set, no data) at values of dtype at p inside m; takes a reference. */
 void tensor_use_map(tensor *t, tensor_map *m, const void *p, enum dtype dtype);
 void tensor_map_release(tensor_map *m);
+/* Start reading t's values from its file (madvise MADV_WILLNEED) when they lie in a
+ * mapping, so that a pass over the layers finds the next layer's weights read while
+ * it computes this one's (under a memory cap the weights do not stay cached);
+ * nothing for values in memory. A hint: it returns at once, and never fails. */
+void tensor_prefetch(const tensor *t);
 /* Values [start, start + n) of t (flat, row-major) as fp32 into out (n). */
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out);
 /* Set values [start, start + n) of t from fp32 in (n), in t's storage. */
