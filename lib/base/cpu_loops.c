@@ -295,20 +295,25 @@ static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
     }                                                                                                          \
     return n
 
+/* AVX-512: a compare mask per vector of lanes values, the first set bit found by
+ * counting zeros; the tail one at a time. */
+#define FIRST_ALL_ONES_AVX512(lanes, set1, cmpeq, stype)                                                      \
+    const __m512i m = set1((stype)mask);                                                                       \
+    size_t i = 0;                                                                                              \
+    for (; i + (lanes) <= n; i += (lanes)) {                                                                   \
+        uint64_t k = cmpeq(_mm512_and_si512(_mm512_loadu_si512(x + i), m), m);                                 \
+        if (k)                                                                                                 \
+            return i + (size_t)__builtin_ctzll(k);                                                             \
+    }                                                                                                          \
+    for (; i < n; i++)                                                                                         \
+        if ((x[i] & mask) == mask)                                                                             \
+            return i;                                                                                          \
+    return n
+
 static size_t NAME(first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask)
 {
 #if defined(__AVX512BW__)
-    const __m512i m = _mm512_set1_epi16((short)mask);
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __mmask32 k = _mm512_cmpeq_epi16_mask(_mm512_and_si512(_mm512_loadu_si512(x + i), m), m);
-        if (k)
-            return i + (size_t)__builtin_ctz(k);
-    }
-    for (; i < n; i++)
-        if ((x[i] & mask) == mask)
-            return i;
-    return n;
+    FIRST_ALL_ONES_AVX512(32, _mm512_set1_epi16, _mm512_cmpeq_epi16_mask, short);
 #else
     FIRST_ALL_ONES(uint16_t);
 #endif
@@ -317,17 +322,7 @@ static size_t NAME(first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask)
 static size_t NAME(first_all_ones32)(const uint32_t *x, size_t n, uint32_t mask)
 {
 #if defined(__AVX512F__)
-    const __m512i m = _mm512_set1_epi32((int)mask);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __mmask16 k = _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(x + i), m), m);
-        if (k)
-            return i + (size_t)__builtin_ctz(k);
-    }
-    for (; i < n; i++)
-        if ((x[i] & mask) == mask)
-            return i;
-    return n;
+    FIRST_ALL_ONES_AVX512(16, _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, int);
 #else
     FIRST_ALL_ONES(uint32_t);
 #endif
