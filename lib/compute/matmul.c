@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 
+#include "base/parallel.h"
 #include "base/util.h"
 
 /* An fp32 panel's size. OpenBLAS packs the input anew for each panel's sgemm, so
@@ -38,10 +39,24 @@ static int panel_rows(const tensor *w)
     return (int)(p < w->shape[0] ? p : w->shape[0]);
 }
 
-/* Panel of P rows from row o0 of w as fp32 into buf (P, I). */
+typedef struct {
+    float *buf;
+    const tensor *w;
+    int64_t start; /* the panel's first value in w */
+} widen_job;
+
+static void widen_part(void *ctx, int64_t b, int64_t e)
+{
+    const widen_job *j = ctx;
+    tensor_get_f32(j->w, j->start + b, e - b, j->buf + b);
+}
+
+/* Panel of P rows from row o0 of w as fp32 into buf (P, I), on every thread
+ * (OpenBLAS's are asleep meanwhile): exact, however it is cut. */
 static void widen_panel(float *buf, const tensor *w, int o0, int P)
 {
-    tensor_get_f32(w, (int64_t)o0 * w->shape[1], (int64_t)P * w->shape[1], buf);
+    widen_job j = {buf, w, (int64_t)o0 * w->shape[1]};
+    parallel_for((int64_t)P * w->shape[1], 1 << 16, widen_part, &j);
 }
 
 /* out (N, O) = in (N, I) @ W^T + beta * out. */
