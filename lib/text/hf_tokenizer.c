@@ -65,7 +65,8 @@ struct hf_tokenizer {
     int n_prefix, n_suffix;
     int bos, eos;
 
-    char **merge; // (M) "left right"
+    char *merge_text; // every merge as "left right", back to back
+    size_t *merge_off; // (M + 1) merge i is merge_text[merge_off[i] .. merge_off[i + 1])
     int n_merges;
     char *added_text; // the added tokens' contents (and normalized contents), which the sets point into
 };
@@ -371,7 +372,7 @@ static void read_model(hf_tokenizer *h, const reader *r, const json_t *model, st
     memset(h->type, 5, (size_t)h->n_ids + 1); // unused until a token has the id
 
     h->model = rank_bpe_new();
-    uint8_t *bytes = NULL;
+    uint8_t *raw = NULL;
     size_t cap = 0;
     json_object_foreach(vocab, k, v) {
         int id = (int)json_integer_value(v);
@@ -380,27 +381,28 @@ static void read_model(hf_tokenizer *h, const reader *r, const json_t *model, st
         h->type[id] = 1;
         if (len > cap) {
             cap = len * 2;
-            bytes = xrealloc(bytes, cap);
+            raw = xrealloc(raw, cap);
         }
         size_t nb;
-        if (len && byte_level_decode(k, len, bytes, &nb)) // other tokens cannot come out of byte-level text
-            rank_bpe_add_token(h->model, id, bytes, nb);
+        if (len && byte_level_decode(k, len, raw, &nb)) // other tokens cannot come out of byte-level text
+            rank_bpe_add_token(h->model, id, raw, nb);
     }
 
-    // merges: "a b", or ["a", "b"]
-    h->merge = xmalloc((json_array_size(merges) + 1) * sizeof *h->merge);
+    // merges: "a b", or ["a", "b"]; kept as "a b", back to back
+    h->merge_off = xmalloc((json_array_size(merges) + 1) * sizeof *h->merge_off);
+    bytes merge_text = {0};
     uint8_t *lb = NULL, *rb = NULL;
     size_t lcap = 0, rcap = 0;
     for (size_t i = 0; i < json_array_size(merges); i++) {
         json_t *m = json_array_get(merges, i);
-        char key[64];
-        snprintf(key, sizeof key, "model.merges[%zu]", i);
+        char key[64]; // named only for a message
+#define MERGE_KEY (snprintf(key, sizeof key, "model.merges[%zu]", i), key)
         const char *l, *rt;
         size_t ln, rn;
         if (json_is_string(m)) {
             const char *t = json_string_value(m), *sp = memchr(t, ' ', json_string_length(m));
             if (!sp || memchr(sp + 1, ' ', json_string_length(m) - (size_t)(sp + 1 - t)))
-                bad(r, key, "must be two tokens with one space between them");
+                bad(r, MERGE_KEY, "must be two tokens with one space between them");
             l = t;
             ln = (size_t)(sp - t);
             rt = sp + 1;
@@ -412,7 +414,7 @@ static void read_model(hf_tokenizer *h, const reader *r, const json_t *model, st
             rt = json_string_value(json_array_get(m, 1));
             rn = json_string_length(json_array_get(m, 1));
         } else {
-            bad(r, key, "must be a string \"a b\" or an array [\"a\", \"b\"]");
+            bad(r, MERGE_KEY, "must be a string \"a b\" or an array [\"a\", \"b\"]");
         }
         if (ln + 1 > lcap)
             lb = xrealloc(lb, lcap = ln * 2 + 1);
@@ -424,17 +426,23 @@ static void read_model(hf_tokenizer *h, const reader *r, const json_t *model, st
                   : !rok || !rbn ? RANK_BPE_NO_RIGHT
                                  : rank_bpe_add_merge(h->model, lb, lbn, rb, rbn);
         if (res == RANK_BPE_NO_LEFT)
-            bad(r, key, "'%.*s' is not a byte-level token of model.vocab", (int)(ln > 60 ? 60 : ln), l);
+            bad(r, MERGE_KEY, "'%.*s' is not a byte-level token of model.vocab", (int)(ln > 60 ? 60 : ln), l);
         if (res == RANK_BPE_NO_RIGHT)
-            bad(r, key, "'%.*s' is not a byte-level token of model.vocab", (int)(rn > 60 ? 60 : rn), rt);
+            bad(r, MERGE_KEY, "'%.*s' is not a byte-level token of model.vocab", (int)(rn > 60 ? 60 : rn), rt);
         if (res == RANK_BPE_NO_RESULT)
-            bad(r, key, "'%.*s%.*s' (the merged token) is not in model.vocab", (int)(ln > 60 ? 60 : ln), l,
+            bad(r, MERGE_KEY, "'%.*s%.*s' (the merged token) is not in model.vocab", (int)(ln > 60 ? 60 : ln), l,
                 (int)(rn > 60 ? 60 : rn), rt);
-        h->merge[h->n_merges++] = xasprintf("%.*s %.*s", (int)ln, l, (int)rn, rt);
+        h->merge_off[h->n_merges++] = merge_text.n;
+        bytes_put(&merge_text, l, ln);
+        bytes_put(&merge_text, " ", 1);
+        bytes_put(&merge_text, rt, rn);
+#undef MERGE_KEY
     }
+    h->merge_off[h->n_merges] = merge_text.n;
+    h->merge_text = (char *)merge_text.p;
     free(lb);
     free(rb);
-    free(bytes);
+    free(raw);
     rank_bpe_set_ignore_merges(h->model, get_bool(r, model, "model.ignore_merges", "ignore_merges", false));
     h->unk = -1;
     if ((s = get_string(r, model, "model.unk_token", "unk_token", &n))) {
@@ -635,9 +643,8 @@ void hf_tokenizer_free(hf_tokenizer *h)
         split_free(h->step[i].sp);
     free(h->prefix);
     free(h->suffix);
-    for (int i = 0; i < h->n_merges; i++)
-        free(h->merge[i]);
-    free(h->merge);
+    free(h->merge_text);
+    free(h->merge_off);
     free(h->added_text);
     free(h);
 }
@@ -711,8 +718,8 @@ int hf_merge_count(const hf_tokenizer *h) { return h->n_merges; }
 
 const char *hf_merge(const hf_tokenizer *h, int i, size_t *len)
 {
-    *len = strlen(h->merge[i]);
-    return h->merge[i];
+    *len = h->merge_off[i + 1] - h->merge_off[i];
+    return h->merge_text + h->merge_off[i];
 }
 
 const char *hf_pre_name(const hf_tokenizer *h) { return h->pre_name; }
