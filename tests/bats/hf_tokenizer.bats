@@ -26,7 +26,7 @@ need_oracle() {
         { echo "the oracle is not installed in $ORACLE (tools/install-deps)"; return 1; }
 }
 
-@test "hf_tokenizer: ids equal @huggingface/tokenizers' on WikiText-2, PTB, the torture file and random texts" {
+@test "hf_tokenizer: ids equal @huggingface/tokenizers' on WikiText-2, PTB, the torture file and random texts, and with added-token flags set" {
     need_oracle
     run node "$ORACLE/hf_oracle.mjs" --tool "$(tok_lines)" --data "$DATA" --torture "$ORACLE/unicode-torture.txt"
     echo "$output"
@@ -42,6 +42,8 @@ need_oracle() {
         [[ "$output" == *"$t unicode torture decoded: 110 texts, 0 differ"* ]]
         [[ "$output" == *"$t random: 2000 texts, 0 differ"* ]]
     done
+    [[ "$output" == *"qwen3 with added-token flags: 2007 texts, 0 differ"* ]]
+    [[ "$output" == *"qwen3 with added-token flags, unicode torture: 110 texts, 0 differ"* ]]
     [[ "$output" == *"hf_oracle: "*" comparisons, 0 differ"* ]]
 }
 

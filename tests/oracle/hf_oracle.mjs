@@ -19,6 +19,7 @@
 // alternating ROUNDS times (make bench).
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 let Tokenizer;
@@ -216,6 +217,24 @@ for (const name of folders) {
     compareDecoded(`${name} unicode torture`, dir, js, recs);
   }
   compareIds(`${name} random`, dir, js, randomTexts(2000, 42), 0, false);
+}
+// Added-token flags the published files leave false: Qwen3's with lstrip and rstrip on
+// <|im_start|>, rstrip on <|im_end|>, lstrip on <think>, and <tool_call> matched after
+// normalization (normalized: true). (single_word is left out: the JavaScript port
+// ignores it; tests/unit/test_split.c holds the library's own cases for it.)
+{
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf_oracle-"));
+  const j = JSON.parse(fs.readFileSync(path.join(args.data, "tokenizers/qwen3/tokenizer.json"), "utf8"));
+  const flags = { "<|im_start|>": { lstrip: true, rstrip: true }, "<|im_end|>": { rstrip: true },
+    "<think>": { lstrip: true }, "<tool_call>": { normalized: true } };
+  j.added_tokens = j.added_tokens.map((a) => ({ ...a, ...(flags[a.content] ?? {}) }));
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(j));
+  const js = new Tokenizer(j, {});
+  const texts = [" <|im_start|> user \n<|im_end|>  \n", "a  <think>  b", "x<tool_call>y <tool_call> z",
+    "\t<|im_start|>\t<|im_start|>", "<|im_end|>", "  <think>", "a\u00a0<|im_start|>\u3000b"].map((t) => Buffer.from(t));
+  compareIds("qwen3 with added-token flags", dir, js, texts.concat(randomTexts(2000, 7)), 0, false);
+  if (torture) compareIds("qwen3 with added-token flags, unicode torture", dir, js, records(torture, 0), 0, false);
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 console.log(`hf_oracle: ${checked} comparisons, ${failed} differ`);
 process.exit(failed ? 1 : 0);
