@@ -26,7 +26,7 @@ need_oracle() {
         { echo "the oracle is not installed in $ORACLE (tools/install-deps)"; return 1; }
 }
 
-@test "hf_tokenizer: ids equal @huggingface/tokenizers' on WikiText-2, PTB, the torture file and random texts, and with added-token flags set" {
+@test "hf_tokenizer: ids equal @huggingface/tokenizers' on WikiText-2, PTB, the torture file and random texts, with added-token flags set, and with other pre-tokenizers and normalizers" {
     need_oracle
     run node "$ORACLE/hf_oracle.mjs" --tool "$(tok_lines)" --data "$DATA" --torture "$ORACLE/unicode-torture.txt"
     echo "$output"
@@ -44,6 +44,10 @@ need_oracle() {
     done
     [[ "$output" == *"qwen3 with added-token flags: 2007 texts, 0 differ"* ]]
     [[ "$output" == *"qwen3 with added-token flags, unicode torture: 110 texts, 0 differ"* ]]
+    for v in "GPT-2 ByteLevel" "GPT-2 ByteLevel, no prefix space" NFKC NFD "Split Removed" "Split invert"; do
+        [[ "$output" == *"llama3 with $v, unicode torture: 110 texts, 0 differ"* ]]
+        [[ "$output" == *"qwen3 with $v, wikitext-2 test (200 kB) whole: 1 texts, 0 differ"* ]]
+    done
     [[ "$output" == *"hf_oracle: "*" comparisons, 0 differ"* ]]
 }
 

@@ -236,5 +236,35 @@ for (const name of folders) {
   if (torture) compareIds("qwen3 with added-token flags, unicode torture", dir, js, records(torture, 0), 0, false);
   fs.rmSync(dir, { recursive: true, force: true });
 }
+// Other pieces pare reads, in files made from Llama 3's and Qwen3's: GPT-2's ByteLevel
+// pre-tokenizer with its own regex (with and without the prefix space), the NFKC and NFD
+// normalizers, Split with Removed and with invert. (The JavaScript port reads Split's
+// MergedWithPrevious, MergedWithNext and Contiguous as Isolated; tests/unit/test_split.c
+// holds the library's own cases for them.)
+{
+  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
+  const split = (pattern, behavior, invert) => ({ type: "Sequence", pretokenizers: [
+    { type: "Split", pattern, behavior, invert }, byteLevel] });
+  const variants = {
+    "GPT-2 ByteLevel": (j) => { j.pre_tokenizer = { ...byteLevel, add_prefix_space: true, use_regex: true }; },
+    "GPT-2 ByteLevel, no prefix space": (j) => { j.pre_tokenizer = { ...byteLevel, use_regex: true }; },
+    "NFKC": (j) => { j.normalizer = { type: "NFKC" }; },
+    "NFD": (j) => { j.normalizer = { type: "Sequence", normalizers: [{ type: "NFD" }] }; },
+    "Split Removed": (j) => { j.pre_tokenizer = split({ Regex: "\\p{P}+" }, "Removed", false); },
+    "Split invert": (j) => { j.pre_tokenizer = split({ Regex: "\\p{L}+|\\p{N}" }, "Removed", true); },
+  };
+  const sample = wiki.subarray(0, 200000);
+  for (const base of folders)
+    for (const [what, edit] of Object.entries(variants)) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf_oracle-"));
+      const j = JSON.parse(fs.readFileSync(path.join(args.data, "tokenizers", base, "tokenizer.json"), "utf8"));
+      edit(j);
+      fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(j));
+      const js = new Tokenizer(j, {});
+      compareWhole(`${base} with ${what}, wikitext-2 test (200 kB)`, dir, js, sample);
+      if (torture) compareIds(`${base} with ${what}, unicode torture`, dir, js, records(torture, 0), 0, false);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
 console.log(`hf_oracle: ${checked} comparisons, ${failed} differ`);
 process.exit(failed ? 1 : 0);
