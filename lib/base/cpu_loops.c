@@ -279,25 +279,10 @@ static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
     }
 }
 
-/* ---- the non-finite scan: branch-free blocks, the first hit found in the block that has one ---- */
+/* ---- the non-finite scan: a compare mask per vector, the first set bit found by counting zeros ---- */
 
-#define FIRST_ALL_ONES(type)                                                                                   \
-    enum { BLOCK = 1024 };                                                                                     \
-    for (size_t s = 0; s < n; s += BLOCK) {                                                                    \
-        size_t e = s + BLOCK < n ? s + BLOCK : n;                                                              \
-        type bad = 0;                                                                                          \
-        for (size_t i = s; i < e; i++)                                                                         \
-            bad |= (type)((x[i] & mask) == mask);                                                              \
-        if (bad)                                                                                               \
-            for (size_t i = s; i < e; i++)                                                                     \
-                if ((x[i] & mask) == mask)                                                                     \
-                    return i;                                                                                  \
-    }                                                                                                          \
-    return n
-
-/* AVX-512: a compare mask per vector of lanes values, the first set bit found by
- * counting zeros; the tail one at a time. */
-#define FIRST_ALL_ONES_AVX512(lanes, set1, cmpeq, stype)                                                      \
+#if defined(__AVX512F__)
+#define FIRST_ALL_ONES(type, lanes, set1, cmpeq, stype)                                                       \
     const __m512i m = set1((stype)mask);                                                                       \
     size_t i = 0;                                                                                              \
     for (; i + (lanes) <= n; i += (lanes)) {                                                                   \
@@ -309,24 +294,49 @@ static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
         if ((x[i] & mask) == mask)                                                                             \
             return i;                                                                                          \
     return n
-
-static size_t NAME(first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask)
-{
-#if defined(__AVX512BW__)
-    FIRST_ALL_ONES_AVX512(32, _mm512_set1_epi16, _mm512_cmpeq_epi16_mask, short);
+#define SCAN16 FIRST_ALL_ONES(uint16_t, 32, _mm512_set1_epi16, _mm512_cmpeq_epi16_mask, short)
+#define SCAN32 FIRST_ALL_ONES(uint32_t, 16, _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, int)
 #else
-    FIRST_ALL_ONES(uint16_t);
-#endif
-}
-
-static size_t NAME(first_all_ones32)(const uint32_t *x, size_t n, uint32_t mask)
-{
-#if defined(__AVX512F__)
-    FIRST_ALL_ONES_AVX512(16, _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, int);
+#if defined(__AVX2__)
+typedef __m256i vbits;
+#define VB_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define VB_AND _mm256_and_si256
+#define VB_MOVEMASK _mm256_movemask_epi8
+#define VB_SET16 _mm256_set1_epi16
+#define VB_SET32 _mm256_set1_epi32
+#define VB_EQ16 _mm256_cmpeq_epi16
+#define VB_EQ32 _mm256_cmpeq_epi32
 #else
-    FIRST_ALL_ONES(uint32_t);
+typedef __m128i vbits;
+#define VB_LOAD(p) _mm_loadu_si128((const __m128i *)(p))
+#define VB_AND _mm_and_si128
+#define VB_MOVEMASK _mm_movemask_epi8
+#define VB_SET16 _mm_set1_epi16
+#define VB_SET32 _mm_set1_epi32
+#define VB_EQ16 _mm_cmpeq_epi16
+#define VB_EQ32 _mm_cmpeq_epi32
 #endif
-}
+/* the byte mask of the lanes that compare equal: sizeof(type) bits a lane */
+#define FIRST_ALL_ONES(type, set1, eq, stype)                                                                  \
+    const vbits m = set1((stype)mask);                                                                         \
+    const size_t lanes = sizeof(vbits) / sizeof(type);                                                         \
+    size_t i = 0;                                                                                              \
+    for (; i + lanes <= n; i += lanes) {                                                                       \
+        unsigned k = (unsigned)VB_MOVEMASK(eq(VB_AND(VB_LOAD(x + i), m), m));                                  \
+        if (k)                                                                                                 \
+            return i + (size_t)__builtin_ctz(k) / sizeof(type);                                                \
+    }                                                                                                          \
+    for (; i < n; i++)                                                                                         \
+        if ((x[i] & mask) == mask)                                                                             \
+            return i;                                                                                          \
+    return n
+#define SCAN16 FIRST_ALL_ONES(uint16_t, VB_SET16, VB_EQ16, short)
+#define SCAN32 FIRST_ALL_ONES(uint32_t, VB_SET32, VB_EQ32, int)
+#endif
+
+static size_t NAME(first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask) { SCAN16; }
+
+static size_t NAME(first_all_ones32)(const uint32_t *x, size_t n, uint32_t mask) { SCAN32; }
 
 /* ---- row loops ---- */
 
