@@ -5,8 +5,9 @@
 # original_max_position_embeddings 64, so 128-token windows feel it; tied, as Llama
 # 3.2), Qwen2 (q/k/v biases) and Qwen3 (q_norm/k_norm, head_dim 16 over a hidden
 # size of 32) run discover -> score -> prune -> lora -> eval (a zero-shot request
-# starts with Llama 3's BOS, with none for Qwen) and leave as Hugging Face folders;
-# bad configs are refused naming the file and the key.
+# starts with Llama 3's BOS, with none for Qwen) -> GGUF (llama-perplexity gives the
+# perplexity pare-eval --ppl-protocol llama.cpp gives) and leave as Hugging Face
+# folders; bad configs are refused naming the file and the key.
 load helper
 
 # a random model of family $1 (llama3, qwen2, qwen3) in $T/$1, with its tokenizer and
@@ -23,13 +24,15 @@ ppl() {
     pare-eval -q -m "$@" --ppl "$T/text.txt" --limit 8 --json | jq -r '.metrics[0].value'
 }
 
+# pipeline FAMILY ARCH: every stage on a random model of FAMILY, the pruned and
+# recovered model as a GGUF of llama.cpp's architecture ARCH
 pipeline() {
     local f=$1 m="$T/$1"
     family "$f"
-    head -c 4000 "$STORIES" > "$T/text.txt"
+    head -c 2000 "$STORIES" > "$T/text.txt"
     pare-discover -q -m "$m" -o "$T/g.pare"
-    pare-score -q -m "$m" --calib "$STORIES" --samples 4 -o "$T/s.pare" "$T/g.pare"
-    pare-prune -q -m "$m" --ratio 0.5 -o "$T/p.pare" "$T/s.pare"
+    pare-score -q -m "$m" --calib "$STORIES" --samples 4 --seq-len 32 --stats element1 -o "$T/s.pare" "$T/g.pare"
+    pare-prune -q -m "$m" --ratio 0.5 --criterion element1 -o "$T/p.pare" "$T/s.pare"
     # the pruned checkpoint keeps the family: its model_type, rope scaling and norms
     pare show "$T/p.pare" | head -1 | jq -c '.config' > "$T/p.json"
     jq -e --arg t "$(jq -r .model_type "$ROOT/tests/configs/tiny-$f.json")" '.model_type == $t' "$T/p.json"
@@ -54,15 +57,20 @@ pipeline() {
     q=$(printf 'Question' | pare tokenize -m "$T/merged.pare")
     if [ "$f" = llama3 ]; then want="[128000,$q]"; else want="[$q]"; fi
     jq -e --argjson w "$want" '[.items[].context_ids[][0:($w | length)]] | unique == [$w]' "$T/r.json"
+    # the recovered model leaves as GGUF (its tokenizer as llama.cpp's gpt2), and
+    # llama-perplexity gives the perplexity pare-eval --ppl-protocol llama.cpp gives
+    head -c 8000 "$STORIES" | tr -d '\r' > "$T/text.txt"
+    agrees "$T/merged.pare" f32 "$2"
     # the unpruned model leaves as a Hugging Face folder that computes the same
     pare convert -m "$m" --to hf -o "$T/hf"
     jq -e --arg t "$(jq -r .model_type "$ROOT/tests/configs/tiny-$f.json")" '.model_type == $t' "$T/hf/config.json"
+    head -c 2000 "$STORIES" > "$T/text.txt"
     [ "$(ppl "$m")" = "$(ppl "$T/hf")" ]
 }
 
-@test "today: Llama 3 (GQA, llama3 rope scaling, tied) discover, score, prune, lora, eval, HF out" {
+@test "today: Llama 3 (GQA, llama3 rope scaling, tied) discover, score, prune, lora, eval, GGUF, HF out" {
     need_data
-    pipeline llama3
+    pipeline llama3 llama
     # the scaling reaches the output folder and is applied: without it another perplexity
     jq -e '.rope_scaling.rope_type == "llama3" and .rope_scaling.original_max_position_embeddings == 64' \
         "$T/hf/config.json"
@@ -70,15 +78,15 @@ pipeline() {
     [ "$(ppl "$T/llama3")" != "$(ppl "$T/hf")" ]
 }
 
-@test "today: Qwen2 (q/k/v biases) discover, score, prune, lora, eval, HF out" {
+@test "today: Qwen2 (q/k/v biases) discover, score, prune, lora, eval, GGUF, HF out" {
     need_data
-    pipeline qwen2
+    pipeline qwen2 llama
     pare show "$T/p.pare" | grep -q '"model.layers.1.self_attn.q_proj.bias"'
 }
 
-@test "today: Qwen3 (q_norm, k_norm) discover, score, prune, lora, eval, HF out" {
+@test "today: Qwen3 (q_norm, k_norm) discover, score, prune, lora, eval, GGUF, HF out" {
     need_data
-    pipeline qwen3
+    pipeline qwen3 qwen3
     # heads go, the norms shared by the heads stay whole (16 = head_dim); a layer
     # group holds them, no head group does
     pare show "$T/p.pare" | jq -se '[.[] | select(.t == "tensor" and .name == "model.layers.1.self_attn.q_norm.weight")] |
