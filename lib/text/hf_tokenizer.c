@@ -147,21 +147,33 @@ static const char *type_of(const reader *r, const json_t *obj, const char *path)
 
 /* ---- the parts ---- */
 
-static void read_normalizer(hf_tokenizer *h, const reader *r, const json_t *j, const char *path)
+/* Reads one part (a normalizer, a pre-tokenizer, a post-processor) named path. */
+typedef void (*read_part_fn)(hf_tokenizer *h, const reader *r, const json_t *j, const char *path, void *ctx);
+
+/* Whether j (of the given type) is a Sequence; if so, read is called on each of
+ * its parts, the array under key, named path.key[i]. */
+static bool read_sequence(hf_tokenizer *h, const reader *r, const json_t *j, const char *type, const char *path,
+                          const char *key, read_part_fn read, void *ctx)
+{
+    if (strcmp(type, "Sequence"))
+        return false;
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", path, key);
+    json_t *list = need(r, j, name, key, JSON_ARRAY);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        snprintf(name, sizeof name, "%s.%s[%zu]", path, key, i);
+        read(h, r, json_array_get(list, i), name, ctx);
+    }
+    return true;
+}
+
+static void read_normalizer(hf_tokenizer *h, const reader *r, const json_t *j, const char *path, void *ctx)
 {
     if (!j || json_is_null(j))
         return;
     const char *type = type_of(r, j, path);
-    if (!strcmp(type, "Sequence")) {
-        char key[256];
-        snprintf(key, sizeof key, "%s.normalizers", path);
-        json_t *list = need(r, j, key, "normalizers", JSON_ARRAY);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(key, sizeof key, "%s.normalizers[%zu]", path, i);
-            read_normalizer(h, r, json_array_get(list, i), key);
-        }
+    if (read_sequence(h, r, j, type, path, "normalizers", read_normalizer, ctx))
         return;
-    }
     for (int f = 0; f < 4; f++)
         if (!strcmp(type, unicode_form_names[f])) {
             if (h->n_forms == MAX_FORMS)
@@ -189,23 +201,17 @@ static split *compile(const reader *r, const char *path, const char *p, size_t n
     return sp;
 }
 
-/* Returns whether the ByteLevel step was read (it must be the last). */
-static bool read_pre_tokenizer(hf_tokenizer *h, const reader *r, const json_t *j, const char *path, bool done)
+/* *done (ctx) is set once the ByteLevel step is read: it must be the last. */
+static void read_pre_tokenizer(hf_tokenizer *h, const reader *r, const json_t *j, const char *path, void *ctx)
 {
+    bool *done = ctx;
     if (!j || json_is_null(j))
-        return done;
+        return;
     const char *type = type_of(r, j, path);
     char key[256];
-    if (!strcmp(type, "Sequence")) {
-        snprintf(key, sizeof key, "%s.pretokenizers", path);
-        json_t *list = need(r, j, key, "pretokenizers", JSON_ARRAY);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(key, sizeof key, "%s.pretokenizers[%zu]", path, i);
-            done = read_pre_tokenizer(h, r, json_array_get(list, i), key, done);
-        }
-        return done;
-    }
-    if (done)
+    if (read_sequence(h, r, j, type, path, "pretokenizers", read_pre_tokenizer, ctx))
+        return;
+    if (*done)
         bad(r, path, "a pre-tokenizer after ByteLevel is not supported (ByteLevel must come last)");
     if (!strcmp(type, "ByteLevel")) {
         bool regex = get_bool(r, j, path, "use_regex", true);
@@ -213,7 +219,8 @@ static bool read_pre_tokenizer(hf_tokenizer *h, const reader *r, const json_t *j
                  (pre_step){regex ? compile(r, path, GPT2_REGEX, strlen(GPT2_REGEX), false, SPLIT_ISOLATED, false)
                                   : NULL,
                             get_bool(r, j, path, "add_prefix_space", true)});
-        return true;
+        *done = true;
+        return;
     }
     if (strcmp(type, "Split"))
         bad(r, path, "pre-tokenizer '%s' is not supported (Split, ByteLevel, or a Sequence of them)", type);
@@ -234,25 +241,17 @@ static bool read_pre_tokenizer(hf_tokenizer *h, const reader *r, const json_t *j
         for (size_t k = 0; k < sizeof llama_cpp_pre / sizeof *llama_cpp_pre; k++)
             if (n == strlen(llama_cpp_pre[k].regex) && !memcmp(p, llama_cpp_pre[k].regex, n))
                 h->pre_name = llama_cpp_pre[k].name;
-    return false;
 }
 
 /* One post-processor; prefix and suffix are filled from TemplateProcessing. */
-static void read_post_processor(hf_tokenizer *h, const reader *r, const json_t *j, const char *path)
+static void read_post_processor(hf_tokenizer *h, const reader *r, const json_t *j, const char *path, void *ctx)
 {
     if (!j || json_is_null(j))
         return;
     const char *type = type_of(r, j, path);
     char key[256];
-    if (!strcmp(type, "Sequence")) {
-        snprintf(key, sizeof key, "%s.processors", path);
-        json_t *list = need(r, j, key, "processors", JSON_ARRAY);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(key, sizeof key, "%s.processors[%zu]", path, i);
-            read_post_processor(h, r, json_array_get(list, i), key);
-        }
+    if (read_sequence(h, r, j, type, path, "processors", read_post_processor, ctx))
         return;
-    }
     if (!strcmp(type, "ByteLevel"))
         return; // it changes offsets, not ids
     if (strcmp(type, "TemplateProcessing"))
@@ -594,8 +593,10 @@ hf_tokenizer *hf_tokenizer_load(const uint8_t *data, size_t n, const uint8_t *co
     json_t *model = json_object_get(j, "model");
     if (!json_is_object(model))
         bad(&r, "model", model ? "must be an object" : "missing");
-    read_normalizer(h, &r, json_object_get(j, "normalizer"), "normalizer");
-    if (!read_pre_tokenizer(h, &r, json_object_get(j, "pre_tokenizer"), "pre_tokenizer", false))
+    read_normalizer(h, &r, json_object_get(j, "normalizer"), "normalizer", NULL);
+    bool byte_level_read = false;
+    read_pre_tokenizer(h, &r, json_object_get(j, "pre_tokenizer"), "pre_tokenizer", &byte_level_read);
+    if (!byte_level_read)
         bad(&r, "pre_tokenizer", "no ByteLevel pre-tokenizer: only byte-level BPE is supported");
     read_decoder(&r, json_object_get(j, "decoder"), "decoder");
     str *by_id;
@@ -603,7 +604,7 @@ hf_tokenizer *hf_tokenizer_load(const uint8_t *data, size_t n, const uint8_t *co
     read_added(h, &r, added, by_id, json_object_get(model, "vocab"));
     lay_out_pieces(h, by_id);
     free(by_id);
-    read_post_processor(h, &r, json_object_get(j, "post_processor"), "post_processor");
+    read_post_processor(h, &r, json_object_get(j, "post_processor"), "post_processor", NULL);
     h->bos = h->n_prefix ? h->prefix[0] : -1;
     h->eos = -1;
     if (config) {
