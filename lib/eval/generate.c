@@ -214,23 +214,21 @@ void generate(const model *m, struct lora_set *lora, const tokenizer *tok, const
     }
     int *next = xmalloc((size_t)(total - P) * sizeof *next);
     int n = gen_tokens(m, lora, ids, P, prefix, tokenizer_eos(tok), p, stream, total, next, NULL);
-    char *text = NULL;
-    size_t used = 0, cap = 0;
+    /* A model's vocabulary may be padded past its tokenizer's (Qwen's 151,936 rows
+     * for 151,669 tokens): such an id decodes to nothing, as Hugging Face drops it. */
+    bytes text = {0};
     for (int i = 0; i < n && next[i] != tokenizer_eos(tok); i++) {
+        if (next[i] >= tokenizer_vocab_size(tok))
+            continue;
         size_t pl;
         const char *piece = tokenizer_piece(tok, next[i], &pl);
-        if (used + pl + 1 > cap) {
-            cap = 2 * (used + pl + 1) + 64;
-            text = xrealloc(text, cap);
-        }
-        memcpy(text + used, piece, pl);
-        used += pl;
+        bytes_put(&text, piece, pl);
     }
-    res->text = utf8_replace_invalid(text ? text : "", used);
+    res->text = utf8_replace_invalid(text.n ? (const char *)text.p : "", text.n);
     res->prompt_tokens = P;
     res->new_tokens = n;
     res->seconds = now_seconds() - t0;
-    free(text);
+    free(text.p);
     free(next);
     free(ids);
 }

@@ -490,3 +490,18 @@ PY
     grep -qE '^0\.2	auto: [a-z0-9]+	(local|global|adaptive)	[0-9]+	' <<<"$output"
     [[ "$output" == *"rank check: Spearman"* ]]
 }
+
+@test "eval generate: ids of a vocabulary padded past the tokenizer's decode to nothing, as Hugging Face drops them" {
+    need_data
+    # 2048 rows of logits for tok512's 512 pieces (Qwen pads 151,669 tokens to 151,936):
+    # a random model draws mostly ids that no piece has
+    pare-mkmodel --vocab 2048 --tokenizer "$TOK" -o "$T/padded" > /dev/null
+    run pare-eval -q -m "$T/padded" --prompt "Once upon a time" --max-length 64 --json
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    echo "$output" > "$T/g.json"
+    $PY - "$T/g.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["samples"][0]
+assert s["tokens"] == 64 - s["prompt_tokens"], s
+PY
+}
