@@ -263,7 +263,7 @@ int main(int argc, char **argv)
         lora_set *lora = adapter_path ? adapter_load(adapter_path, &m) : NULL;
 
         char fp[17];
-        model_fingerprint(&m, fp);
+        model_bound_fingerprint(&m, fp);
         report_init(&rep, fp, model_path);
         rep.shard = shard;
         rep.shards = shards;

@@ -188,7 +188,7 @@ void lora_init(lora_set *s, const model *m, unsigned targets, int rank, double a
     s->n_params = off;
     s->params = xmalloc_aligned(off * sizeof(float));
     memset(s->params, 0, off * sizeof(float));
-    model_fingerprint(m, s->fingerprint);
+    model_bound_fingerprint(m, s->fingerprint);
 }
 
 void lora_alloc_grads(lora_set *s)
@@ -344,6 +344,7 @@ void lora_backward(lora_set *s, int layer, int target, float *din, const float *
 
 void lora_merge(const lora_set *s, model *m)
 {
+    m->fingerprint[0] = 0; /* other values */
     for (int k = 0; k < s->n; k++) {
         const lora_adapter *a = &s->ad[k];
         tensor *w = model_tensor(m, a->name);

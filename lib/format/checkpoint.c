@@ -120,7 +120,10 @@ static tensor *find_or_add(stream_reader *r, tensor_list *tl, const char *name, 
     return t;
 }
 
-static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tensor_list *tl)
+/* A tensor record: its values kept (in place in the mapped file when they can be),
+ * and scanned (checked and fingerprinted, model_bind_scanned) while they are fresh
+ * from the stream's own pass over them. */
+static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tensor_list *tl, model_scan *scan)
 {
     char *name = mp_strdup(mp_get(rec, "name"));
     char *dt = mp_strdup(mp_get(rec, "dtype"));
@@ -165,6 +168,7 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
             tensor_alloc(t);
         stream_read_payload(r, (char *)t->data + (size_t)offset * esize, (uint64_t)n * esize);
     }
+    model_scan_values(scan, t, offset, n);
     *filled += n;
     free(name);
     free(dt);
@@ -193,13 +197,14 @@ void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix,
         m->provenance = mp_to_json(prov);
 
     tensor_list tl = {0};
+    model_scan *scan = model_scan_begin(&m->cfg);
     if (r.file_start != UINT64_MAX)
         tl.map = tensor_map_file(fileno(f), (size_t)(r.file_start + r.size));
     msgpack_object rec;
     while (stream_next(&r, &rec)) {
         const msgpack_object *t = mp_get(&rec, "t");
         if (mp_is_str(t, "tensor")) {
-            read_tensor_record(&r, &rec, &tl);
+            read_tensor_record(&r, &rec, &tl, scan);
         } else if (mp_is_str(t, "tokenizer")) {
             char *format = mp_strdup(mp_get(&rec, "format"));
             if (!format || !r.payload_key)
@@ -226,5 +231,5 @@ void checkpoint_read(model *m, FILE *f, const char *name, const uint8_t *prefix,
     m->n_tensors = tl.n;
     m->has_weights = true;
     free(tl.filled);
-    model_bind(m);
+    model_bind_scanned(m, scan); /* one pass: the stream's checksum, the values' check, the fingerprint */
 }

@@ -28,6 +28,7 @@ void model_set_rope_style(model *m, enum rope_style to)
 {
     if (m->cfg.rope_style == to)
         return;
+    m->fingerprint[0] = 0; /* another config, rows moved */
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < LW_COUNT; k++) {
             if (!layer_weight_is_rotary(k) || !model_layer_weight_suffix(&m->cfg, k))

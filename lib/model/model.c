@@ -347,7 +347,98 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf, n, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
 }
 
-void model_bind(model *m)
+/* ---- the scan: values checked and fingerprinted in one pass ---- */
+
+struct model_scan {
+    XXH64_state_t *h;
+    bool check;     /* values checked (model_bind), or only hashed (model_fingerprint) */
+    int n_tensors;  /* tensors begun */
+    int64_t next;   /* the next value expected of the last one */
+    int64_t numel;  /* its values */
+    bool whole;     /* every tensor begun at 0 and continued where it ended, in name order */
+    char *last;     /* the last tensor's name */
+    char *bad;      /* the first tensor with a non-finite value, at bad_at (bad_value) */
+    int64_t bad_at;
+    float bad_value;
+};
+
+static void hash_i64(XXH64_state_t *h, int64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+    XXH64_update(h, b, 8);
+}
+
+static model_scan *scan_begin(const model_config *c, bool check)
+{
+    model_scan *s = xcalloc(1, sizeof *s);
+    s->h = XXH64_createState();
+    if (!s->h)
+        die("out of memory");
+    XXH64_reset(s->h, 0);
+    char *cfg = config_canonical(c);
+    XXH64_update(s->h, cfg, strlen(cfg));
+    free(cfg);
+    s->check = check;
+    s->whole = true;
+    return s;
+}
+
+model_scan *model_scan_begin(const model_config *c) { return scan_begin(c, true); }
+
+void model_scan_values(model_scan *s, const tensor *t, int64_t start, int64_t n)
+{
+    if (start == 0) {
+        if (s->n_tensors && (s->next != s->numel || strcmp(s->last, t->name) >= 0))
+            s->whole = false;
+        s->n_tensors++;
+        free(s->last);
+        s->last = xstrdup(t->name);
+        s->numel = t->numel;
+        XXH64_update(s->h, t->name, strlen(t->name) + 1);
+        XXH64_update(s->h, "f32", 4);
+        hash_i64(s->h, t->ndim);
+        for (int d = 0; d < t->ndim; d++)
+            hash_i64(s->h, t->shape[d]);
+    } else if (!s->last || strcmp(s->last, t->name) || start != s->next) {
+        s->whole = false;
+    }
+    s->next = start + n;
+    float buf[4096];
+    for (int64_t b = start; b < start + n; b += 4096) {
+        int64_t k = start + n - b < 4096 ? start + n - b : 4096;
+        int64_t at = s->check && !s->bad ? tensor_first_non_finite(t, b, k) : -1;
+        tensor_get_f32(t, b, k, buf);
+        if (at >= 0) {
+            s->bad = xstrdup(t->name);
+            s->bad_at = at;
+            s->bad_value = buf[at - b];
+        }
+        XXH64_update(s->h, buf, (size_t)k * sizeof(float));
+    }
+}
+
+static void scan_digest(model_scan *s, char out[17])
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(s->h));
+}
+
+void model_scan_free(model_scan *s)
+{
+    if (!s)
+        return;
+    XXH64_freeState(s->h);
+    free(s->last);
+    free(s->bad);
+    free(s);
+}
+
+/* ---- binding ---- */
+
+void model_bind(model *m) { model_bind_scanned(m, NULL); }
+
+void model_bind_scanned(model *m, model_scan *scan)
 {
     const char *src = m->source ? m->source : "model";
     const model_config *c = &m->cfg;
@@ -402,18 +493,29 @@ void model_bind(model *m)
     }
     tensor_specs_free(specs, ns);
 
-    /* last tensor first: model_fingerprint, which most programs take next, goes
-     * through them in name order, and so starts with those read last here (a model
-     * larger than the memory is then not read from disk twice whole) */
-    for (k = m->n_tensors - 1; k >= 0; k--) {
-        int64_t at = m->tensors[k].data ? tensor_first_non_finite(&m->tensors[k]) : -1;
-        if (at >= 0) {
-            float v;
-            tensor_get_f32(&m->tensors[k], at, 1, &v);
-            die("%s: tensor %s has a non-finite value (%g) at index %lld", src, m->tensors[k].name, (double)v,
-                (long long)at);
-        }
+    /* The loader's scan stands when it went through these tensors (sorted, so the
+     * same set when as many, in order and whole), each to its end; else one pass
+     * here, in name order, that checks and fingerprints together. */
+    if (scan && !(scan->whole && scan->n_tensors == m->n_tensors && scan->next == scan->numel)) {
+        model_scan_free(scan);
+        scan = NULL;
     }
+    bool all_data = true;
+    for (k = 0; k < m->n_tensors; k++)
+        all_data &= m->tensors[k].data != NULL;
+    if (!scan) {
+        scan = model_scan_begin(c);
+        for (k = 0; k < m->n_tensors; k++)
+            if (m->tensors[k].data)
+                model_scan_values(scan, &m->tensors[k], 0, m->tensors[k].numel);
+    }
+    if (scan->bad)
+        die("%s: tensor %s has a non-finite value (%g) at index %lld", src, scan->bad, (double)scan->bad_value,
+            (long long)scan->bad_at);
+    m->fingerprint[0] = 0;
+    if (all_data)
+        scan_digest(scan, m->fingerprint);
+    model_scan_free(scan);
 
     for (k = 0; k < m->n_tensors; k++)
         if (m->tensors[k].ndim == 1)
@@ -447,6 +549,7 @@ void model_prefetch_layer(const model *m, int l)
 
 void model_set_dtype(model *m, enum dtype dtype)
 {
+    m->fingerprint[0] = 0; /* rounded: other values */
     for (int i = 0; i < m->n_tensors; i++) {
         tensor *t = &m->tensors[i];
         if (dtype != DTYPE_F32) { /* narrower: rounded now, so the fingerprint is the output's */
@@ -492,41 +595,25 @@ json_t *model_config_json(const model *m)
 
 /* ---- fingerprint ---- */
 
-static void hash_i64(XXH64_state_t *h, int64_t v)
-{
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
-    XXH64_update(h, b, 8);
-}
-
 void model_fingerprint(const model *m, char out[17])
 {
-    XXH64_state_t *h = XXH64_createState();
-    if (!h)
-        die("out of memory");
-    XXH64_reset(h, 0);
-    char *cfg = config_canonical(&m->cfg);
-    XXH64_update(h, cfg, strlen(cfg));
-    free(cfg);
+    model_scan *s = scan_begin(&m->cfg, false);
     for (int i = 0; i < m->n_tensors; i++) {
         tensor tmp;
         const tensor *t = tensor_values(&m->tensors[i], m->values, &tmp);
-        XXH64_update(h, t->name, strlen(t->name) + 1);
-        XXH64_update(h, "f32", 4);
-        hash_i64(h, t->ndim);
-        for (int d = 0; d < t->ndim; d++)
-            hash_i64(h, t->shape[d]);
-        float buf[4096];
-        for (int64_t s = 0; s < t->numel; s += 4096) {
-            int64_t n = t->numel - s < 4096 ? t->numel - s : 4096;
-            tensor_get_f32(t, s, n, buf);
-            XXH64_update(h, buf, (size_t)n * sizeof(float));
-        }
+        model_scan_values(s, t, 0, t->numel);
         tensor_values_done(t, &tmp);
     }
-    snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(h));
-    XXH64_freeState(h);
+    scan_digest(s, out);
+    model_scan_free(s);
+}
+
+void model_bound_fingerprint(const model *m, char out[17])
+{
+    if (m->fingerprint[0])
+        memcpy(out, m->fingerprint, 17);
+    else
+        model_fingerprint(m, out);
 }
 
 void model_free(model *m)

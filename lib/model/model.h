@@ -265,6 +265,10 @@ typedef struct {
     layer_weights *layers;       /* [L] */
     tokenizer_blob tok;          /* size 0 when the model has none */
     json_t *provenance;          /* from a checkpoint header, or NULL */
+    char fingerprint[17];        /* the fingerprint model_bind took of the values it bound
+                                    (model_bound_fingerprint), "" when it took none; it
+                                    does not follow later changes: whoever changes a bound
+                                    model's values or config on purpose clears it */
 } model;
 
 /* Loading from files is model_load.h's (the model type knows no file format). */
@@ -348,8 +352,27 @@ tensor *model_tensor(const model *m, const char *name);
  * and "*.rotary_pos_emb.inv_freq" buffers are dropped, their values unread; a
  * tied model's lm_head.weight is dropped when it equals the embedding), check
  * every value is finite, set has_weights and point embed/layers/... at them;
- * vectors are widened to fp32 in memory (tensor_vector). Dies naming m->source otherwise. */
+ * vectors are widened to fp32 in memory (tensor_vector). Dies naming m->source otherwise.
+ * The values are checked and fingerprinted (m->fingerprint) in one pass in name
+ * order (a model_scan), so that a model larger than the memory is read from disk
+ * once for both; when some tensor has no data (a lazily made model), those with
+ * data are checked and no fingerprint is taken. */
 void model_bind(model *m);
+/* One pass over a model's values in name order: each value checked for being
+ * finite and hashed into the fingerprint (model_fingerprint's bytes), a block at a
+ * time. A loader that reads the tensors one after another in name order runs it as
+ * it reads, while each tensor's values are fresh in memory, and hands it to
+ * model_bind_scanned instead of model_bind, which then reads the values no more. */
+typedef struct model_scan model_scan;
+model_scan *model_scan_begin(const model_config *c);
+/* The next values, [start, start + n), of t: start 0 begins t (its name and shape
+ * are hashed), later calls continue it where the last one ended. */
+void model_scan_values(model_scan *s, const tensor *t, int64_t start, int64_t n);
+void model_scan_free(model_scan *s);
+/* model_bind with the scan s of m's tensors (taken; NULL: model_bind). s stands
+ * for the values only when it went through exactly the tensors m holds once bound
+ * (none dropped), each whole: else model_bind scans them itself. */
+void model_bind_scanned(model *m, model_scan *s);
 /* Start reading the weights of layer l (tensor_prefetch); l == L: the final norm
  * and the LM head; nothing for other l. A pass over the layers asks for layer
  * l + 1 (backward: l - 1) as it starts layer l. */
@@ -371,6 +394,11 @@ void model_materialize(model *m);
  * widening whatever the dtype, so a bf16 model and its exact fp32 widening have
  * one fingerprint, that of fp32 models before weights kept their dtype. */
 void model_fingerprint(const model *m, char out[17]);
+/* m's fingerprint as bound: m->fingerprint, which model_bind took in its one pass
+ * over the values, else (none taken, or cleared since) model_fingerprint's. For
+ * those that name the model they were given as loaded (the stages' streams, the
+ * adapters, the report): naming it takes no second pass over the weights. */
+void model_bound_fingerprint(const model *m, char out[17]);
 
 /* A model of config cfg (deep-copied) with random weights, deterministic in seed:
  * each tensor is drawn from its own generator seeded from (seed, name), so a tensor

@@ -363,15 +363,16 @@ bool tensor_equal(const tensor *a, const tensor *b)
 }
 
 /* A value is not finite when its exponent bits are all ones. */
-int64_t tensor_first_non_finite(const tensor *t)
+int64_t tensor_first_non_finite(const tensor *t, int64_t start, int64_t n)
 {
-    size_t n = (size_t)t->numel, at = n;
+    const void *p = value_at(t, start);
+    size_t k = (size_t)n, at = k;
     switch (t->dtype) {
-    case DTYPE_F32: at = cpu()->first_all_ones32(t->data, n, 0x7f800000u); break;
-    case DTYPE_BF16: at = cpu()->first_all_ones16(t->data, n, 0x7f80u); break;
-    case DTYPE_F16: at = cpu()->first_all_ones16(t->data, n, 0x7c00u); break;
+    case DTYPE_F32: at = cpu()->first_all_ones32(p, k, 0x7f800000u); break;
+    case DTYPE_BF16: at = cpu()->first_all_ones16(p, k, 0x7f80u); break;
+    case DTYPE_F16: at = cpu()->first_all_ones16(p, k, 0x7c00u); break;
     }
-    return at < n ? (int64_t)at : -1;
+    return at < k ? start + (int64_t)at : -1;
 }
 
 tensor tensor_wrap(float *data, int64_t rows, int64_t cols)

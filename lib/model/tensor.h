@@ -115,8 +115,8 @@ void tensor_write_as(const tensor *t, int64_t start, int64_t n, enum dtype dtype
 /* Whether a and b hold the same number of values, bit for bit the same as fp32
  * (whatever the dtype of each). */
 bool tensor_equal(const tensor *a, const tensor *b);
-/* Index of t's first non-finite value, or -1. */
-int64_t tensor_first_non_finite(const tensor *t);
+/* Index of the first non-finite value among values [start, start + n) of t, or -1. */
+int64_t tensor_first_non_finite(const tensor *t, int64_t start, int64_t n);
 /* A tensor over fp32 memory the caller owns (no name): rows x cols, or a vector of rows values
  * when cols is 0. For tests and benchmarks that build weights by hand. */
 tensor tensor_wrap(float *data, int64_t rows, int64_t cols);

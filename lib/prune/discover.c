@@ -422,7 +422,7 @@ void groups_discover(const model *m, unsigned kinds, group_set *gs)
     graph_model(&m->cfg, &g);
     groups_from_graph(&g, m->cfg.n_layers, kinds, gs);
     graph_free(&g);
-    model_fingerprint(m, gs->fingerprint);
+    model_bound_fingerprint(m, gs->fingerprint);
     gs->config = model_config_json(m);
     gs->weights = m->has_weights;
 }

@@ -54,7 +54,7 @@ const act_stat *group_set_find_act(const group_set *gs, const char *tensor)
 void groups_check_model(const group_set *gs, const model *m, const char *stream_name)
 {
     char fp[17];
-    model_fingerprint(m, fp);
+    model_bound_fingerprint(m, fp);
     if (strcmp(fp, gs->fingerprint) != 0)
         die("%s: the stream was made for model %s, but '%s' is %s", stream_name, gs->fingerprint, m->source, fp);
 }

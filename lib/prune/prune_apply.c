@@ -277,6 +277,7 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy
 
 void prune_mask(model *m, const group_set *gs, const prune_plan *p)
 {
+    m->fingerprint[0] = 0; /* units zeroed: other values */
     marks *mk = mark_removed(m, gs, p);
     for (int ti = 0; ti < m->n_tensors; ti++) {
         tensor *t = &m->tensors[ti];

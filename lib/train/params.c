@@ -24,6 +24,7 @@ void params_lora(train_params *p, lora_set *s, model *m)
 void params_full(train_params *p, model *m)
 {
     memset(p, 0, sizeof *p);
+    m->fingerprint[0] = 0; /* every weight trained: other values */
     p->m = m;
     p->n_spans = m->n_tensors;
     p->spans = xmalloc((size_t)m->n_tensors * sizeof *p->spans);

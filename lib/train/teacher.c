@@ -52,7 +52,7 @@ teacher *teacher_live(const model *m, int B, int T)
     teacher *t = xcalloc(1, sizeof *t);
     t->m = m;
     forward_state_init(&t->fs, m, B, T);
-    model_fingerprint(m, t->fingerprint);
+    model_bound_fingerprint(m, t->fingerprint);
     return t;
 }
 
@@ -125,7 +125,7 @@ void teacher_dump(const model *m, const instruct_data *d, int k, double tau, int
     if (k < 1 || k >= V)
         die("top-k %d must be below the vocabulary's %d tokens", k, V);
     char fp[17];
-    model_fingerprint(m, fp);
+    model_bound_fingerprint(m, fp);
     forward_state fs;
     forward_state_init(&fs, m, b, T);
     int *tokens = xmalloc((size_t)b * T * sizeof *tokens), *targets = xmalloc((size_t)b * T * sizeof *targets);

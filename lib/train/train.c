@@ -186,7 +186,7 @@ static void trainer_open(trainer *tr, const train_job *job, const train_options 
     if (job->lora)
         memcpy(res->base_fingerprint, job->lora->fingerprint, sizeof res->base_fingerprint);
     else
-        model_fingerprint(job->m, res->base_fingerprint);
+        model_bound_fingerprint(job->m, res->base_fingerprint);
     tr->id = identity(tr, res->base_fingerprint);
     tr->per_epoch = (job->n_train + o->batch - 1) / o->batch;
     tr->total = tr->per_epoch * o->epochs;

@@ -25,6 +25,7 @@
 #include "format/model_load.h"
 #include "format/hf_folder.h"
 #include "format/safetensors.h"
+#include "format/stream.h"
 #include "model/model.h"
 #include "model/tensor.h"
 #include "prune/graph.h"
@@ -859,6 +860,140 @@ static void test_checkpoint(void)
     config_free(&c);
 }
 
+/* ---- one pass over the values: the check and the fingerprint ---- */
+
+/* m's tensors as a checkpoint at path, in name order or reversed (the stream
+ * format allows any record order), the value at flat index bad of tensor `bad_name`
+ * replaced by NaN when bad_name is set */
+static void write_checkpoint_order(const model *m, const char *path, bool reversed, const char *bad_name,
+                                   int64_t bad)
+{
+    stream_writer w;
+    stream_writer_open(&w, path);
+    char *argv[] = {"test_model"};
+    stream_write_header(&w, "checkpoint", 1, argv, 1);
+    mp_pack_str(&w.pk, "config");
+    json_t *config = model_config_json(m);
+    mp_pack_json(&w.pk, config);
+    json_decref(config);
+    stream_end_record(&w);
+    for (int k = 0; k < m->n_tensors; k++) {
+        const tensor *t = &m->tensors[reversed ? m->n_tensors - 1 - k : k];
+        float *v = xmalloc((size_t)t->numel * sizeof *v);
+        tensor_get_f32(t, 0, t->numel, v);
+        if (bad_name && !strcmp(t->name, bad_name))
+            v[bad] = NAN;
+        stream_begin_record(&w, "tensor", 5);
+        mp_pack_kv_str(&w.pk, "name", t->name);
+        mp_pack_kv_str(&w.pk, "dtype", "f32");
+        mp_pack_str(&w.pk, "shape");
+        msgpack_pack_array(&w.pk, (size_t)t->ndim);
+        for (int d = 0; d < t->ndim; d++)
+            msgpack_pack_int64(&w.pk, t->shape[d]);
+        stream_write_payload(&w, "data", v, (size_t)t->numel * sizeof *v);
+        free(v);
+    }
+    stream_writer_close(&w);
+}
+
+static model_scan *g_scan; /* for the binding failure below */
+
+static void bind_scanned_global(void *arg)
+{
+    (void)arg;
+    model_bind_scanned(&g_model, g_scan);
+}
+
+static void test_scan(void)
+{
+    model_config c;
+    het_config(&c, false, true);
+    model m, r;
+    model_init_random(&m, &c, 5);
+    char fp[17], fp2[17];
+    model_fingerprint(&m, fp);
+    /* binding took the fingerprint in its pass over the values */
+    CHECK(!strcmp(m.fingerprint, fp));
+
+    /* a loader's scan that went through the tensors in name order, each whole (the
+     * last in two pieces), stands: binding reads the values no more, so a value
+     * changed after the scan leaves the fingerprint the scan took */
+    model_scan *s = model_scan_begin(&m.cfg);
+    for (int k = 0; k < m.n_tensors; k++) {
+        const tensor *t = &m.tensors[k];
+        int64_t half = k == m.n_tensors - 1 ? t->numel / 2 : t->numel;
+        model_scan_values(s, t, 0, half);
+        if (half < t->numel)
+            model_scan_values(s, t, half, t->numel - half);
+    }
+    float *v = tensor_f32(m.layers[1].wv);
+    float old = v[3];
+    v[3] = nextafterf(old, INFINITY);
+    model_bind_scanned(&m, s);
+    CHECK(!strcmp(m.fingerprint, fp));
+    model_fingerprint(&m, fp2);
+    CHECK(strcmp(fp2, fp) != 0);
+    /* a scan that does not stand: binding scans again, and names the values it binds */
+    for (int kind = 0; kind < 4; kind++) {
+        s = model_scan_begin(&m.cfg);
+        for (int k = 0; k < m.n_tensors; k++) {
+            const tensor *t = &m.tensors[kind == 0 ? m.n_tensors - 1 - k : k]; /* 0: out of order */
+            if (kind == 1 && k == 2)                                             /* 1: a tensor skipped */
+                continue;
+            int64_t n = kind == 2 && k == m.n_tensors - 1 ? t->numel - 1 : t->numel; /* 2: the last cut short */
+            model_scan_values(s, t, 0, n);
+            if (kind == 3 && k == 1) /* 3: a tensor scanned twice */
+                model_scan_values(s, t, 0, t->numel);
+        }
+        m.fingerprint[0] = 0;
+        model_bind_scanned(&m, s);
+        CHECK(!strcmp(m.fingerprint, fp2));
+    }
+    v[3] = old;
+
+    /* a non-finite value the scan met is refused by binding, after the checks of
+     * names and shapes, naming the tensor and the index */
+    model_init_random(&g_model, &c, 5);
+    tensor *down = (tensor *)g_model.layers[0].w_down;
+    tensor_f32(down)[17] = INFINITY;
+    g_scan = model_scan_begin(&c);
+    for (int k = 0; k < g_model.n_tensors; k++)
+        model_scan_values(g_scan, &g_model.tensors[k], 0, g_model.tensors[k].numel);
+    CHECK(dies_with(bind_scanned_global, NULL, "down_proj.weight has a non-finite value (inf) at index 17"));
+    tensor_f32(down)[17] = 0;
+    model_scan_free(g_scan);
+    model_free(&g_model);
+
+    /* changing a bound model's values on purpose clears its fingerprint: the bound
+     * fingerprint is then computed */
+    model_set_dtype(&m, DTYPE_BF16);
+    CHECK(m.fingerprint[0] == 0);
+    model_fingerprint(&m, fp2);
+    char fp3[17];
+    model_bound_fingerprint(&m, fp3);
+    CHECK(strcmp(fp2, fp) != 0 && !strcmp(fp3, fp2));
+    model_free(&m);
+
+    /* checkpoints: records in name order are scanned as the stream is read; in
+     * another order binding scans them; either way the fingerprint is the model's */
+    model_init_random(&m, &c, 5);
+    char *p = tmp("scan.pare");
+    for (int reversed = 0; reversed < 2; reversed++) {
+        write_checkpoint_order(&m, p, reversed, NULL, 0);
+        model_load(&r, p, NULL);
+        CHECK(!strcmp(r.fingerprint, fp));
+        model_fingerprint(&r, fp2);
+        CHECK(!strcmp(fp2, fp));
+        model_free(&r);
+        /* a NaN in a record: refused with the tensor and the index */
+        write_checkpoint_order(&m, p, reversed, "model.layers.1.self_attn.v_proj.weight", 5);
+        CHECK(dies_with(load_path, p, "v_proj.weight has a non-finite value (nan) at index 5"));
+    }
+    free(p);
+    model_free(&m);
+    config_free(&c);
+}
+
 /* ---- stories260K ---- */
 
 /* floats of the .bin at float offset off (after the 28-byte header) */
@@ -918,6 +1053,7 @@ static void test_llama2c(void)
     char fp[17];
     model_fingerprint(&m, fp);
     CHECK(!strcmp(fp, STORIES260K_FINGERPRINT));
+    CHECK(!strcmp(m.fingerprint, STORIES260K_FINGERPRINT)); /* the one its loading took */
     if (strcmp(fp, STORIES260K_FINGERPRINT))
         fprintf(stderr, "    stories260K fingerprint %s\n", fp);
     model_free(&m);
@@ -1051,6 +1187,7 @@ int main(void)
     TEST(test_bind_errors);
     TEST(test_folders);
     TEST(test_checkpoint);
+    TEST(test_scan);
     TEST(test_llama2c);
     TEST(test_stories_hf);
     rm_rf(tmpdir);
