@@ -195,15 +195,27 @@ int main(int argc, char **argv)
     if (!strcmp(input, "-") && isatty(STDIN_FILENO))
         usage_die("no groups or scores stream on stdin (pare-discover -m MODEL | pare-prune -m MODEL ...)");
 
+    /* Writing the pruned model reads every value of the model: its check and
+     * fingerprint are taken in that pass (prune_scan), not in one of their own as
+     * it is loaded, once the stream is known to be of a model of its config. */
     model m;
-    model_load(&m, model_path, tok_path);
+    bool unscanned = false;
+    if (!dry_run && !auto_crit)
+        unscanned = model_load_unscanned(&m, model_path, tok_path);
+    else
+        model_load(&m, model_path, tok_path);
     if (!m.has_weights && !dry_run)
         die("%s: a bare config has no weights to prune (--dry-run prints the plan)", model_path);
     group_set gs;
     char kind[16];
     groups_read(&gs, input, kind);
     const char *stream_name = strcmp(input, "-") ? input : "stdin";
-    groups_check_model(&gs, &m, stream_name);
+    if (unscanned && !groups_config_is(&gs, &m)) {
+        model_scan_finish(&m, NULL);
+        unscanned = false;
+    }
+    if (!unscanned)
+        groups_check_model(&gs, &m, stream_name);
     if (layers_given && o.last_layer >= m.cfg.n_layers)
         die("--layers %d-%d: out of range (the model has layers 0-%d)", o.first_layer, o.last_layer,
             m.cfg.n_layers - 1);
@@ -225,6 +237,14 @@ int main(int argc, char **argv)
         if (rank_check)
             rank_check_print(&m, &gs, o.aggregate, o.seed, stream_name, stdout);
     } else {
+        model pruned;
+        prune_apply(&m, &gs, &plan, true, &pruned);
+        if (dtype >= 0)
+            model_set_dtype(&pruned, (enum dtype)dtype);
+        enum model_out to = model_out_of_path(out);
+        prune_scan(&m, &pruned, unscanned, to == MODEL_OUT_CHECKPOINT);
+        if (unscanned)
+            groups_check_model(&gs, &m, stream_name);
         info("%s: %lld -> %lld parameters (%.2f%% kept), ratio %.6g, criterion %s%s", prune_mode_name(o.mode),
              (long long)config_param_count(&plan.before), (long long)config_param_count(&plan.after),
              100.0 * (double)config_param_count(&plan.after) / (double)config_param_count(&plan.before), plan.ratio,
@@ -232,11 +252,7 @@ int main(int argc, char **argv)
         json_t *provenance = prune_provenance(&plan, &gs, &m);
         if (auto_crit)
             json_object_set_new(provenance, "auto", recipe_to_json(&rr));
-        model pruned;
-        prune_apply(&m, &gs, &plan, true, &pruned);
-        if (dtype >= 0)
-            model_set_dtype(&pruned, (enum dtype)dtype);
-        model_save(&pruned, out, model_out_of_path(out), -1, argc, argv, provenance);
+        model_save(&pruned, out, to, -1, argc, argv, provenance);
         json_decref(provenance);
         model_free(&pruned);
     }

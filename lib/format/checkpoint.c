@@ -51,7 +51,7 @@ void checkpoint_write(const model *m, const char *path, int argc, char **argv, j
     stream_writer_open(&w, path);
 
     char fp[17];
-    model_fingerprint(m, fp);
+    model_bound_fingerprint(m, fp); /* taken while binding or pruning, else computed now */
     json_t *config = model_config_json(m);
     stream_write_header(&w, "checkpoint", argc, argv, provenance ? 3 : 2);
     mp_pack_str(&w.pk, "config");

@@ -24,6 +24,7 @@ typedef struct {
     FILE *f;          /* NULL for a folder or a .json path */
     uint8_t head[16];
     size_t n;         /* bytes in head */
+    bool unscanned;   /* model_load_unscanned: a folder's values left unread */
 } source;
 
 static bool ends_with(const char *s, const char *suffix)
@@ -80,7 +81,10 @@ static void load_hf_folder(model *m, const source *s)
     load_config_file(m, cfg);
     free(cfg);
     hf_read_weights(dir, &m->tensors, &m->n_tensors);
-    model_bind(m);
+    if (s->unscanned)
+        model_bind_unscanned(m);
+    else
+        model_bind(m);
 
     uint8_t *data;
     size_t n;
@@ -146,10 +150,10 @@ static const struct {
     {is_any, load_llama2c},                 /* anything else: a llama2.c .bin */
 };
 
-void model_load(model *m, const char *path, const char *tokenizer_path)
+static bool load(model *m, const char *path, const char *tokenizer_path, bool unscanned)
 {
     memset(m, 0, sizeof *m);
-    source s = {.path = path};
+    source s = {.path = path, .unscanned = unscanned};
     if (!strcmp(path, "-")) {
         s.path = "stdin";
         s.stdin_ = true;
@@ -167,6 +171,7 @@ void model_load(model *m, const char *path, const char *tokenizer_path)
     while (!loaders[i].match(&s))
         i++;
     loaders[i].load(m, &s);
+    unscanned = unscanned && loaders[i].load == load_hf_folder;
     if (s.f && s.f != stdin)
         fclose(s.f);
 
@@ -188,4 +193,12 @@ void model_load(model *m, const char *path, const char *tokenizer_path)
         }
         set_tokenizer(m, fmt, data, n);
     }
+    return unscanned;
+}
+
+void model_load(model *m, const char *path, const char *tokenizer_path) { load(m, path, tokenizer_path, false); }
+
+bool model_load_unscanned(model *m, const char *path, const char *tokenizer_path)
+{
+    return load(m, path, tokenizer_path, true);
 }

@@ -20,5 +20,11 @@
  *   anything else a llama2.c .bin (rope_style "interleaved", q/k as in the file).
  * The result is bound (model_bind) unless it has no weights. */
 void model_load(model *m, const char *path, const char *tokenizer_path);
+/* model_load, but a Hugging Face folder's values are left unread
+ * (model_bind_unscanned) for a caller that reads them all in a pass of its own and
+ * finishes binding there (model_scan_finish); returns true then. Other sources are
+ * bound as model_load binds them (false): a checkpoint is scanned as its stream is
+ * read, which costs no pass of its own. */
+bool model_load_unscanned(model *m, const char *path, const char *tokenizer_path);
 
 #endif

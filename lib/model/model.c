@@ -436,9 +436,9 @@ void model_scan_free(model_scan *s)
 
 /* ---- binding ---- */
 
-void model_bind(model *m) { model_bind_scanned(m, NULL); }
-
-void model_bind_scanned(model *m, model_scan *scan)
+/* Everything binding checks but the values (names, shapes, the tied head); then the
+ * vectors widened and the weights pointed at. */
+static void bind_unscanned(model *m)
 {
     const char *src = m->source ? m->source : "model";
     const model_config *c = &m->cfg;
@@ -493,30 +493,6 @@ void model_bind_scanned(model *m, model_scan *scan)
     }
     tensor_specs_free(specs, ns);
 
-    /* The loader's scan stands when it went through these tensors (sorted, so the
-     * same set when as many, in order and whole), each to its end; else one pass
-     * here, in name order, that checks and fingerprints together. */
-    if (scan && !(scan->whole && scan->n_tensors == m->n_tensors && scan->next == scan->numel)) {
-        model_scan_free(scan);
-        scan = NULL;
-    }
-    bool all_data = true;
-    for (k = 0; k < m->n_tensors; k++)
-        all_data &= m->tensors[k].data != NULL;
-    if (!scan) {
-        scan = model_scan_begin(c);
-        for (k = 0; k < m->n_tensors; k++)
-            if (m->tensors[k].data)
-                model_scan_values(scan, &m->tensors[k], 0, m->tensors[k].numel);
-    }
-    if (scan->bad)
-        die("%s: tensor %s has a non-finite value (%g) at index %lld", src, scan->bad, (double)scan->bad_value,
-            (long long)scan->bad_at);
-    m->fingerprint[0] = 0;
-    if (all_data)
-        scan_digest(scan, m->fingerprint);
-    model_scan_free(scan);
-
     for (k = 0; k < m->n_tensors; k++)
         if (m->tensors[k].ndim == 1)
             tensor_convert(&m->tensors[k], DTYPE_F32); /* tensor_vector reads vectors as fp32 */
@@ -534,7 +510,46 @@ void model_bind_scanned(model *m, model_scan *scan)
             m->layers[l].slot[id] = model_layer_weight_suffix(c, id) ? model_tensor(m, name) : NULL;
         }
     m->has_weights = true;
+    m->fingerprint[0] = 0;
 }
+
+void model_scan_finish(model *m, model_scan *scan)
+{
+    /* The caller's scan stands when it went through these tensors (sorted, so the
+     * same set when as many, in order and whole), each to its end; else one pass
+     * here, in name order, that checks and fingerprints together (a tensor without
+     * data, of a lazily made model, is left out, and so is the fingerprint). */
+    if (scan && !(scan->whole && scan->n_tensors == m->n_tensors && scan->next == scan->numel)) {
+        model_scan_free(scan);
+        scan = NULL;
+    }
+    bool named = true;
+    if (!scan) {
+        scan = model_scan_begin(&m->cfg);
+        for (int k = 0; k < m->n_tensors; k++)
+            if (m->tensors[k].data)
+                model_scan_values(scan, &m->tensors[k], 0, m->tensors[k].numel);
+            else
+                named = false;
+    }
+    if (scan->bad)
+        die("%s: tensor %s has a non-finite value (%g) at index %lld", m->source ? m->source : "model", scan->bad,
+            (double)scan->bad_value, (long long)scan->bad_at);
+    m->fingerprint[0] = 0;
+    if (named)
+        scan_digest(scan, m->fingerprint);
+    model_scan_free(scan);
+}
+
+void model_bind_unscanned(model *m) { bind_unscanned(m); }
+
+void model_bind_scanned(model *m, model_scan *scan)
+{
+    bind_unscanned(m);
+    model_scan_finish(m, scan);
+}
+
+void model_bind(model *m) { model_bind_scanned(m, NULL); }
 
 void model_prefetch_layer(const model *m, int l)
 {

@@ -373,6 +373,17 @@ void model_scan_free(model_scan *s);
  * for the values only when it went through exactly the tensors m holds once bound
  * (none dropped), each whole: else model_bind scans them itself. */
 void model_bind_scanned(model *m, model_scan *s);
+/* model_bind without its pass over the values: m is bound (its vectors widened),
+ * but its values are neither checked nor fingerprinted until model_scan_finish,
+ * for a caller that reads every value in a pass of its own anyway and scans them
+ * there (pare-prune, in the pass that fingerprints the pruned model). */
+void model_bind_unscanned(model *m);
+/* The rest of binding: the scan s (taken) stands as in model_bind_scanned, else
+ * (or NULL) m's values are scanned now; dies naming the first non-finite value;
+ * m->fingerprint is the scan's (none when m's values were scanned here and some
+ * tensor has no data). Also names a model a caller made: its whole scan, in name
+ * order, through the values m->values gives. */
+void model_scan_finish(model *m, model_scan *s);
 /* Start reading the weights of layer l (tensor_prefetch); l == L: the final norm
  * and the LM head; nothing for other l. A pass over the layers asks for layer
  * l + 1 (backward: l - 1) as it starts layer l. */

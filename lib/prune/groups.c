@@ -59,6 +59,18 @@ void groups_check_model(const group_set *gs, const model *m, const char *stream_
         die("%s: the stream was made for model %s, but '%s' is %s", stream_name, gs->fingerprint, m->source, fp);
 }
 
+bool groups_config_is(const group_set *gs, const model *m)
+{
+    if (!gs->weights || !gs->config)
+        return false;
+    json_t *c = config_to_json(&m->cfg), *v;
+    const char *key;
+    bool same = true;
+    json_object_foreach(c, key, v) same = same && json_equal(v, json_object_get(gs->config, key));
+    json_decref(c);
+    return same;
+}
+
 void group_free(group *g)
 {
     for (int m = 0; m < g->n_members; m++)

@@ -77,6 +77,9 @@ void groups_discover(const model *m, unsigned kinds, group_set *gs);
 
 /* Dies unless gs was found for model m (fingerprint), naming both. */
 void groups_check_model(const group_set *gs, const model *m, const char *stream_name);
+/* Whether gs was found for a model with weights and m's config: what
+ * groups_check_model can tell before m's values are read. */
+bool groups_config_is(const group_set *gs, const model *m);
 void group_set_free(group_set *gs);
 
 void group_free(group *g);

@@ -166,6 +166,14 @@ void prune_plan_print(const prune_plan *p, int T, FILE *f);
  * pruned model takes src plus one tensor of memory (model_materialize makes
  * them all). */
 void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy, model *out);
+/* The pass over src that writing a lazily pruned model (out, from prune_apply)
+ * needs before its first byte: out's fingerprint (out->fingerprint, which the
+ * checkpoint's header carries), and with scan_src, src's own check and fingerprint
+ * (src bound by model_bind_unscanned; model_scan_finish). Each tensor of src is
+ * scanned just before its slice is cut, so that a model larger than the memory is
+ * read from disk once for both. Without name_out, src's scan alone. Dies on a
+ * non-finite value of src, or of out (a compensated bias out of range). */
+void prune_scan(model *src, model *out, bool scan_src, bool name_out);
 
 /* Zero the removed units' slices of every member in place (masking): the model
  * keeps its shapes. For attn, ffn and layer groups the result computes exactly

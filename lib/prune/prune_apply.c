@@ -275,6 +275,32 @@ void prune_apply(model *src, const group_set *gs, const prune_plan *p, bool lazy
     model_bind(out);
 }
 
+void prune_scan(model *src, model *out, bool scan_src, bool name_out)
+{
+    const slicer *sl = out->values && out->values->fill == slicer_fill ? out->values->ctx : NULL;
+    model_scan *ss = scan_src ? model_scan_begin(&src->cfg) : NULL;
+    model_scan *os = name_out ? model_scan_begin(&out->cfg) : NULL;
+    int next = 0; /* src's next tensor to scan */
+    for (int i = 0; os && i < out->n_tensors; i++) {
+        const tensor *t = &out->tensors[i];
+        if (ss && sl && !t->data) {
+            slice_entry key = {t->name, 0}, *e = bsearch(&key, sl->e, (size_t)sl->n, sizeof key, cmp_entry);
+            for (; e && next <= e->from; next++)
+                model_scan_values(ss, &src->tensors[next], 0, src->tensors[next].numel);
+        }
+        tensor tmp;
+        const tensor *v = tensor_values(t, out->values, &tmp);
+        model_scan_values(os, v, 0, v->numel);
+        tensor_values_done(v, &tmp);
+    }
+    for (; ss && next < src->n_tensors; next++)
+        model_scan_values(ss, &src->tensors[next], 0, src->tensors[next].numel);
+    if (ss) /* first: a value of src is named in src */
+        model_scan_finish(src, ss);
+    if (os)
+        model_scan_finish(out, os);
+}
+
 void prune_mask(model *m, const group_set *gs, const prune_plan *p)
 {
     m->fingerprint[0] = 0; /* units zeroed: other values */

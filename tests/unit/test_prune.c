@@ -1054,6 +1054,70 @@ static void test_provenance_replay_and_checkpoint(void)
     model_free(&m);
 }
 
+/* ---- the pass before writing a pruned model ---- */
+
+static struct {
+    model *src, *out;
+} g_scan_call;
+
+static void scan_both(void *arg)
+{
+    (void)arg;
+    prune_scan(g_scan_call.src, g_scan_call.out, true, true);
+}
+
+/* prune_scan against fingerprints computed on their own: the source's (whose
+ * values it checks) and the lazily pruned model's, the same as the model pruned
+ * whole; block mode keeps the source's name order, layer mode renumbers layers
+ * (layers.10 sorts before layers.2) and so takes slices out of it. */
+static void test_prune_scan(void)
+{
+    model m;
+    prune_fixture_model(&m, &fixtures[0], 11); /* MHA, 3 layers of 4 heads, F 48 */
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    char want_src[17], want[17];
+    model_fingerprint(&m, want_src);
+    for (int mode = 0; mode < 2; mode++) {
+        prune_options o = mode ? opts(PRUNE_LAYER, 0.34) : opts(PRUNE_BLOCK, 0.5);
+        prune_plan p;
+        plan_for(&p, &m, &gs, &o);
+        model whole, lazy;
+        prune_apply(&m, &gs, &p, false, &whole);
+        prune_apply(&m, &gs, &p, true, &lazy);
+        model_fingerprint(&whole, want);
+        CHECK(lazy.fingerprint[0] == 0); /* its matrices have no values yet */
+        m.fingerprint[0] = 0;
+        prune_scan(&m, &lazy, true, true);
+        CHECK(!strcmp(lazy.fingerprint, want));
+        CHECK(!strcmp(m.fingerprint, want_src));
+        /* the source alone, for an output that carries no fingerprint */
+        m.fingerprint[0] = lazy.fingerprint[0] = 0;
+        prune_scan(&m, &lazy, true, false);
+        CHECK(!strcmp(m.fingerprint, want_src) && lazy.fingerprint[0] == 0);
+        /* the pruned model's only: the source as it was */
+        prune_scan(&m, &lazy, false, true);
+        CHECK(!strcmp(lazy.fingerprint, want));
+        /* a non-finite value of the source is refused, in the first tensor or a later one */
+        for (int k = 0; k < 2; k++) {
+            const char *name = k ? "model.layers.2.mlp.down_proj.weight" : m.tensors[0].name;
+            tensor *t = model_tensor(&m, name);
+            CHECK(t && t->dtype == DTYPE_F32);
+            float old = tensor_f32(t)[7];
+            tensor_f32(t)[7] = NAN;
+            g_scan_call.src = &m;
+            g_scan_call.out = &lazy;
+            CHECK(dies_with(scan_both, NULL, name, "has a non-finite value (nan) at index 7"));
+            tensor_f32(t)[7] = old;
+        }
+        model_free(&whole);
+        model_free(&lazy);
+        prune_plan_free(&p);
+    }
+    group_set_free(&gs);
+    model_free(&m);
+}
+
 int main(void)
 {
     TEST(test_local_count);
@@ -1066,6 +1130,7 @@ int main(void)
     TEST(test_target_params);
     TEST(test_scores_stream);
     TEST(test_provenance_replay_and_checkpoint);
+    TEST(test_prune_scan);
     TEST(test_equivalence_fixtures);
     TEST(test_equivalence_today);
     TEST(test_equivalence_stories260k);
