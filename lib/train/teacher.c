@@ -40,7 +40,7 @@ void teacher_check_vocab(const model *student, const tokenizer *stok, const mode
             "vocabulary", name, tokenizer_vocab_size(ttok), n);
     for (int id = 0; id < n; id++) {
         size_t la, lb;
-        const char *a = tokenizer_piece_raw(stok, id, &la), *b = tokenizer_piece_raw(ttok, id, &lb);
+        const char *a = tokenizer_piece(stok, id, &la), *b = tokenizer_piece(ttok, id, &lb);
         if (la != lb || memcmp(a, b, la))
             die("%s: token %d is '%.*s' in the teacher's vocabulary and '%.*s' in the model's: a teacher must "
                 "share the model's vocabulary", name, id, (int)lb, b, (int)la, a);

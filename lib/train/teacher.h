@@ -20,7 +20,8 @@ typedef struct teacher teacher;
 
 /* Die unless the teacher t (its tokenizer ttok, may be NULL) shares the
  * student's vocabulary: as many tokens and, where both have a tokenizer, the
- * same piece for every id. names: the teacher's path, for the message. */
+ * same text for every id (tokenizer_piece: a SentencePiece model and a llama2.c
+ * tok*.bin of one vocabulary agree). name: the teacher's path, for messages. */
 void teacher_check_vocab(const model *student, const tokenizer *stok, const model *t, const tokenizer *ttok,
                          const char *name);
 

@@ -288,21 +288,23 @@ static _Noreturn void not_finite(trainer *tr, const char *what, double v, int mi
 }
 
 /* A curve point at the current step: the mean training loss (and its terms
- * with a teacher) since the last point, and the validation loss if measured. */
-static void curve_point(trainer *tr, const loss_parts *val)
+ * with a teacher) since the last point, and the validation loss if measured.
+ * Returns the point's training loss (NAN: none). */
+static loss_parts curve_point(trainer *tr, const loss_parts *val)
 {
     train_state *st = &tr->st;
     bool kd = tr->job->teacher != NULL;
     json_t *p = json_object();
     json_object_set_new(p, "step", json_integer((json_int_t)st->step));
     json_object_set_new(p, "epoch", json_real((double)st->step / (double)tr->per_epoch));
+    loss_parts l = {NAN, NAN, NAN};
     if (st->log_n > 0) {
-        double kl = st->log_kl / (double)st->log_n, ce = st->log_ce / (double)st->log_n;
-        st->last_loss = tr->w * kl + (1 - tr->w) * ce;
-        json_object_set_new(p, "loss", json_real(st->last_loss));
+        l = (loss_parts){0, st->log_kl / (double)st->log_n, st->log_ce / (double)st->log_n};
+        l.loss = st->last_loss = tr->w * l.kl + (1 - tr->w) * l.ce;
+        json_object_set_new(p, "loss", json_real(l.loss));
         if (kd) {
-            json_object_set_new(p, "kl", json_real(kl));
-            json_object_set_new(p, "ce", json_real(ce));
+            json_object_set_new(p, "kl", json_real(l.kl));
+            json_object_set_new(p, "ce", json_real(l.ce));
         }
         json_object_set_new(p, "lr", json_real(st->last_lr));
     }
@@ -316,6 +318,7 @@ static void curve_point(trainer *tr, const loss_parts *val)
     json_array_append_new(st->curve, p);
     st->log_kl = st->log_ce = 0;
     st->log_n = 0;
+    return l;
 }
 
 /* Before the first step of a new run: the validation loss of the model as given. */
@@ -453,10 +456,11 @@ static void format_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
-/* A progress line: the step, the training loss (of the curve point, with its
- * terms with a teacher; else the step's own), the validation loss, the rate and
- * the time left. */
-static void progress_line(trainer *tr, bool point, double step_loss, const loss_parts *val, train_result *res)
+/* A progress line: the step, the training loss (the curve point's, with its
+ * terms with a teacher; between points the step's own), the validation loss,
+ * the rate and the time left. */
+static void progress_line(trainer *tr, const loss_parts *point, double step_loss, const loss_parts *val,
+                          train_result *res)
 {
     train_state *st = &tr->st;
     double now = now_seconds(), el = now - tr->t0, rate = el > 0 ? (double)res->tokens_run / el : 0;
@@ -466,12 +470,10 @@ static void progress_line(trainer *tr, bool point, double step_loss, const loss_
     if (val)
         snprintf(vs, sizeof vs, ", val %.4f (best %.4f at step %lld)", val->loss, st->best_val,
                  (long long)st->best_step);
-    json_t *last = json_array_get(st->curve, json_array_size(st->curve) - 1);
     if (tr->job->teacher && point)
-        snprintf(terms, sizeof terms, " (kl %.4f, ce %.4f)", json_real_value(json_object_get(last, "kl")),
-                 json_real_value(json_object_get(last, "ce")));
+        snprintf(terms, sizeof terms, " (kl %.4f, ce %.4f)", point->kl, point->ce);
     info("step %lld/%lld (epoch %.2f): loss %.4f%s, lr %.3g%s, %.*f tok/s, %s left", (long long)st->step,
-         (long long)tr->total, (double)st->step / (double)tr->per_epoch, point ? st->last_loss : step_loss, terms,
+         (long long)tr->total, (double)st->step / (double)tr->per_epoch, point ? point->loss : step_loss, terms,
          st->last_lr, vs,
          rate_decimals(rate), rate, tl);
     tr->last_line = now;
@@ -497,11 +499,12 @@ static void after_step(trainer *tr, int n_micro, double step_loss, train_result 
         }
     }
     bool point = eval || last || st->step % o->log_every == 0;
+    loss_parts p = {NAN, NAN, NAN};
     if (point)
-        curve_point(tr, eval ? &v : NULL);
+        p = curve_point(tr, eval ? &v : NULL);
     double now = now_seconds();
     if (point || g_progress_mode == 1 || (g_progress_mode < 0 && now - tr->last_line > 30))
-        progress_line(tr, point, step_loss, eval ? &v : NULL, res);
+        progress_line(tr, point ? &p : NULL, step_loss, eval ? &v : NULL, res);
     st->done = last;
     if (o->state_dir && (st->step % o->save_every == 0 || last))
         save(tr);
