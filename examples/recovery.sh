@@ -60,6 +60,9 @@ ppl() {
     pare show "$r" | jq -r 'select(.t == "metric") | .value' | paste -s -d '\t'
 }
 
+# header STREAM: its header as JSON (pare show cut short by head is no failure)
+header() { { pare show "$1" || :; } | head -1; }
+
 # run FILE CMD...: CMD (which writes FILE) unless FILE is there; at most JOBS at once
 run() {
     local f=$1
@@ -119,8 +122,8 @@ for name in $MODELS; do
                 done
                 printf '%s (w=%s)' "$bh" "$bw"
             }
-            params=$(pare show "$P" | head -1 | jq .provenance.params_after)
-            [ "$C" = auto ] && C="auto: $(pare show "$P" | head -1 |
+            params=$(header "$P" | jq .provenance.params_after)
+            [ "$C" = auto ] && C="auto: $(header "$P" |
                 jq -r '.provenance.auto | .candidates[.winner] | .criterion + " " + .selection')"
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$R" "$C" "$params" "$dense" \
                 "$(ppl -m "$P" | cut -f2)" "$(recovered "$P" ce-lora | cut -f2)" \
