@@ -179,7 +179,8 @@ int main(int argc, char **argv)
         OPT_TOKENIZER(&tok_path),
         OPT_SECTION("perplexity:"),
         OPT_FUNC(0, "ppl", "FILE", "perplexity on FILE (plain or compressed); may be repeated", list_option, &ppl),
-        OPT_FUNC(0, "ppl-format", "F", "auto (default; by the file name), wikitext, ptb or text", ppl_format_option,
+        OPT_FUNC(0, "ppl-format", "F", "auto (default; by the file name; with --ppl-protocol\n"
+                 "llama.cpp the file as it is), wikitext, ptb or text", ppl_format_option,
                  &format),
         OPT_FUNC(0, "ppl-protocol", "P",
                  "llm-pruner (the default; every token of each window scored) or\n"
@@ -271,7 +272,7 @@ int main(int argc, char **argv)
         bool whole = shard == 0;
         for (int i = 0; whole && i < n_ppl; i++) {
             ppl_dataset d;
-            ppl_dataset_load(&d, ppl_files[i], format);
+            ppl_dataset_load(&d, ppl_files[i], format, protocol);
             int *ids;
             size_t n = tokenizer_encode(tok, d.text, d.len, true, &ids);
             ppl_result res;
@@ -286,7 +287,9 @@ int main(int argc, char **argv)
                 : llamacpp             ? "first token of every window"
                                        : "once, at the start of the text",
                 "tokenization",
-                d.format == PPL_TEXT ? "the file as one text, tokenized once"
+                d.format == PPL_TEXT ? (llamacpp ? "the file as one text (less a final newline, as llama-perplexity's "
+                                                   "-f reads it), tokenized once"
+                                                 : "the file as one text, tokenized once")
                                      : "rows joined with \"\\n\\n\", tokenized once",
                 "windows", (json_int_t)res.windows, "tokens", (json_int_t)res.tokens);
             if (llamacpp)

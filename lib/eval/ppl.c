@@ -80,10 +80,13 @@ static char *join_rows(const char *src, size_t n, enum ppl_format f, size_t *out
     return out;
 }
 
-void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format)
+void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format, enum ppl_protocol protocol)
 {
     memset(d, 0, sizeof *d);
     const char *base = base_name(path);
+    /* llama-perplexity tokenizes the file as it is: its rows joined as the Hugging
+     * Face loaders yield them (CRs dropped, blank lines emptied) are another text */
+    bool as_llamacpp = format == PPL_AUTO && protocol == PPL_PROTOCOL_LLAMA_CPP;
     if (format == PPL_AUTO) {
         if (!strncmp(base, "wiki.", 5))
             format = PPL_WIKITEXT;
@@ -92,7 +95,7 @@ void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format)
         else
             format = PPL_TEXT;
     }
-    d->format = format;
+    d->format = as_llamacpp ? PPL_TEXT : format;
     if (format == PPL_WIKITEXT)
         d->task = xstrdup("wikitext2");
     else if (format == PPL_PTB)
@@ -112,7 +115,10 @@ void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format)
                                                       : strstr(base, "train") ? "train" : "");
     size_t n;
     char *raw = read_text_file(path, &n);
-    if (format == PPL_TEXT) {
+    if (d->format == PPL_TEXT) {
+        /* llama-perplexity's -f drops one final newline */
+        if (protocol == PPL_PROTOCOL_LLAMA_CPP && n && raw[n - 1] == '\n')
+            raw[--n] = 0;
         d->text = raw;
         d->len = n;
     } else {

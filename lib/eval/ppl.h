@@ -2,7 +2,8 @@
  * the rows of a data set joined with "\n\n", tokenized once with a single BOS at the
  * start, cut into non-overlapping windows of seq_len tokens (the remainder dropped),
  * PPL = exp(mean NLL of every predicted token of every window).
- * Or with llama.cpp's (tools/perplexity): the same windows, each window's first
+ * Or with llama.cpp's (tools/perplexity): the file's text as it is (no rows joined),
+ * the same windows, each window's first
  * token replaced by BOS, only positions seq_len/2 .. seq_len-2 scored (each
  * predicting the next token), PPL ± PPL * stderr(NLL). */
 #ifndef PARE_PPL_H
@@ -34,11 +35,16 @@ typedef struct {
 
 int ppl_format_from_name(const char *s);   /* "auto", "wikitext", "ptb", "text"; -1 otherwise */
 const char *ppl_format_name(enum ppl_format f);
-/* Read path (plain or compressed) and build the text of the protocol. */
-void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format);
+enum ppl_protocol { PPL_PROTOCOL_LLM_PRUNER, PPL_PROTOCOL_LLAMA_CPP };
+
+/* Read path (plain or compressed) and build the text of the protocol. With the
+ * llama.cpp protocol and format PPL_AUTO the text is the file as llama-perplexity's
+ * -f reads it (its bytes, CRs included, less one final '\n'; format PPL_TEXT), the
+ * task still named by the file name (wiki.* -> "wikitext2"); an explicit format is
+ * kept. */
+void ppl_dataset_load(ppl_dataset *d, const char *path, enum ppl_format format, enum ppl_protocol protocol);
 void ppl_dataset_free(ppl_dataset *d);
 
-enum ppl_protocol { PPL_PROTOCOL_LLM_PRUNER, PPL_PROTOCOL_LLAMA_CPP };
 int ppl_protocol_from_name(const char *s);   /* "llm-pruner", "llama.cpp"; -1 otherwise */
 const char *ppl_protocol_name(enum ppl_protocol p);
 

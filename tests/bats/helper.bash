@@ -113,15 +113,15 @@ sigterm_resumes() {
 # The GGUF is $T/m.gguf, the text $T/text.txt (the caller writes it).
 LLAMA_PPL="$DATA/../tools/llama.cpp/llama-perplexity"
 
-# "PPL ERR ARCH" of llama-perplexity on a GGUF (one thread: its pool spins). Its
-# logger runs in a thread of its own and now and then loses its last lines when the
-# program exits (status 0, no "Final estimate"), more often on a loaded machine:
+# "PPL ERR ARCH" of llama-perplexity on a GGUF and a text (default $T/text.txt; one
+# thread: its pool spins). Its logger runs in a thread of its own and now and then
+# loses its last lines when the program exits (status 0, no "Final estimate"), more often on a loaded machine:
 # such a run is repeated, five times at most.
 llama_ppl() {
     local try rc arch ppl
     for try in 1 2 3 4 5 6; do
         rc=0
-        "$LLAMA_PPL" -m "$1" -f "$T/text.txt" -c 128 -b 128 -t 1 -lv 4 > "$T/llama.log" 2>&1 || rc=$?
+        "$LLAMA_PPL" -m "$1" -f "${2:-$T/text.txt}" -c 128 -b 128 -t 1 -lv 4 > "$T/llama.log" 2>&1 || rc=$?
         [ "$rc" -eq 0 ] || { echo "llama-perplexity failed with status $rc:" >&2; tail -15 "$T/llama.log" >&2; return 1; }
         arch=$(sed -n 's/.*print_info: arch *= *\([a-z0-9]*\).*/\1/p' "$T/llama.log" | head -1)
         ppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 \2/p' "$T/llama.log")
@@ -131,9 +131,9 @@ llama_ppl() {
     return 1
 }
 
-# "PPL ERR" of pare-eval with llama.cpp's protocol
+# "PPL ERR" of pare-eval with llama.cpp's protocol on a GGUF and a text (default $T/text.txt)
 pare_ppl() {
-    pare-eval -q -m "$1" --ppl "$T/text.txt" --ppl-protocol llama.cpp --json |
+    pare-eval -q -m "$1" --ppl "${2:-$T/text.txt}" --ppl-protocol llama.cpp --json |
         jq -r '.metrics[0] | "\(.value) \(.stderr)"'
 }
 

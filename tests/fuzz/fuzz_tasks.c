@@ -21,7 +21,7 @@ static void ppl(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_file("ppl.txt", data, size);
     ppl_dataset d;
-    ppl_dataset_load(&d, path, size & 1 ? PPL_PTB : PPL_WIKITEXT);
+    ppl_dataset_load(&d, path, size & 1 ? PPL_PTB : PPL_WIKITEXT, PPL_PROTOCOL_LLM_PRUNER);
     ppl_dataset_free(&d);
 }
 
