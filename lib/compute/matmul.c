@@ -1,7 +1,8 @@
 /* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
- * OpenBLAS sgemm on the tensor's data. A half-precision weight (f16, bf16) is
- * widened a panel of rows at a time into an fp32 buffer of PANEL_BYTES, and each panel
- * is one sgemm: the weight is never held widened in full. The panel's rows are a
+ * OpenBLAS sgemm on the tensor's data. A half-precision weight (f16, bf16), or an
+ * fp32 one that is not aligned to its values (mapped from a file that put it at an
+ * odd offset), is widened a panel of rows at a time into an fp32 buffer of
+ * PANEL_BYTES, and each panel is one sgemm: the weight is never held widened in full. The panel's rows are a
  * block of W's outputs, so the forward writes a block of out's columns and the
  * input gradient adds a block of dout's columns times the panel.
  *
@@ -30,6 +31,9 @@ static void check_matrix(const tensor *w)
         die("%s: a linear map needs a matrix, not a tensor of %d dimension(s)", w->name ? w->name : "weight",
             w->ndim);
 }
+
+/* Whether sgemm takes w's data as they are: fp32, aligned. */
+static bool in_place(const tensor *w) { return w->dtype == DTYPE_F32 && tensor_aligned(w); }
 
 /* Rows per panel of w: at least 16, a multiple of 16, about PANEL_BYTES. */
 static int panel_rows(const tensor *w)
@@ -64,7 +68,7 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
     check_matrix(w);
-    if (w->dtype == DTYPE_F32) {
+    if (in_place(w)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w->data, nin, beta, out,
                     nout);
         return;
@@ -110,7 +114,7 @@ void matmul_accumulate(float *out, const float *in, const tensor *w, const tenso
 static void input_gradient(float *din, const float *dout, const tensor *w, int N)
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
-    if (w->dtype == DTYPE_F32) {
+    if (in_place(w)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, nout, 1.0f, dout, nout, w->data, nin, 1.0f,
                     din, nin);
         return;
@@ -173,7 +177,7 @@ void matmul_add_lowrank(tensor *w, float scale, const float *B, const float *A, 
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
     check_matrix(w);
-    if (w->dtype == DTYPE_F32) {
+    if (in_place(w)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nout, nin, r, scale, B, r, A, nin, 1.0f, w->data, nin);
         return;
     }

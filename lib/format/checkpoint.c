@@ -156,10 +156,10 @@ static void read_tensor_record(stream_reader *r, const msgpack_object *rec, tens
     if (offset < 0 || offset != *filled || n > t->numel - offset)
         stream_die(r, "tensor '%s': chunk at offset %lld of %lld values does not continue the tensor (%lld of %lld read)",
                    name, (long long)offset, (long long)n, (long long)*filled, (long long)t->numel);
-    /* Values are kept as stored: a whole tensor whose payload is aligned to its
-     * values is used in place in the mapped file, anything else is read. */
+    /* Values are kept as stored: a tensor whose payload is whole is used in place
+     * in the mapped file, wherever it lies (tensor_aligned); one in chunks is read. */
     uint64_t at = stream_payload_file_offset(r);
-    if (!t->data && n == t->numel && tl->map && at != UINT64_MAX && at % esize == 0) {
+    if (!t->data && n == t->numel && tl->map && at != UINT64_MAX) {
         const char *p = tensor_map_base(tl->map) + at;
         tensor_use_map(t, tl->map, p, (enum dtype)dtype);
         stream_pass_payload(r, p, (uint64_t)n * esize);

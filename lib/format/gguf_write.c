@@ -425,7 +425,7 @@ void gguf_write(const model *m, const char *path, enum dtype dtype)
             half = xrealloc(half, cap * sizeof *half);
         }
         const float *src = tensor_f32(t);
-        if (t->dtype != DTYPE_F32) { /* one tensor widened at a time */
+        if (t->dtype != DTYPE_F32 || !tensor_aligned(t)) { /* one tensor widened at a time */
             tensor_get_f32(t, 0, t->numel, wide);
             src = wide;
         }

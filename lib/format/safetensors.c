@@ -1,10 +1,11 @@
 /* safetensors.c - read and write .safetensors files.
  *
  * Reading keeps every tensor in its file's dtype: the file is mapped privately
- * (tensor_map_file) and each tensor whose payload is aligned to its values points
- * into the mapping; the data start after the 8-byte-aligned header, so every
- * tensor of a file written by the reference implementation is. A tensor that is
- * not (or a file that cannot be mapped) is read into its own buffer, as stored. */
+ * (tensor_map_file) and every tensor points into the mapping, wherever its payload
+ * lies: the reference implementation pads the header to 8 bytes, so that each is
+ * aligned to its values, but a file whose header has another length is read in
+ * place too (tensor_aligned: the products widen such a tensor a panel at a time).
+ * Only a file that cannot be mapped is read into buffers, as stored. */
 #include "format/safetensors.h"
 
 #include <errno.h>
@@ -149,11 +150,11 @@ void safetensors_read(const char *path, tensor **ts, int *n, int *cap)
         t->numel = e->numel;
         size_t bytes = (size_t)(e->end - e->begin);
         uint64_t at = data_start + e->begin;
-        if (map && at % dtype_size(e->dtype) == 0) {
+        if (map) {
             tensor_use_map(t, map, tensor_map_base(map) + at, e->dtype);
             continue;
         }
-        /* Not aligned to its values (or not mappable): read it as stored. */
+        /* Not mappable: read it as stored. */
         t->stored = t->dtype = e->dtype;
         t->data = xmalloc_aligned(bytes ? bytes : 1);
         if (fseeko(f, (off_t)at, SEEK_SET) != 0 || fread(t->data, 1, bytes, f) != bytes)

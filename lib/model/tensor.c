@@ -279,7 +279,7 @@ void tensors_free(tensor *ts, int n)
 
 void tensor_convert(tensor *t, enum dtype dtype)
 {
-    if (t->dtype == dtype)
+    if (t->dtype == dtype && tensor_aligned(t))
         return;
     tensor c = *t;
     c.dtype = dtype;
@@ -314,14 +314,38 @@ static void *value_at(const tensor *t, int64_t i)
     return (char *)t->data + (size_t)i * dtype_size(t->dtype);
 }
 
+/* Values of a tensor that is not aligned go through an aligned block of BOUNCE
+ * values, copied byte-wise in or out. */
+enum { BOUNCE = 2048 };
+
 void tensor_set_f32(tensor *t, int64_t start, int64_t n, const float *in)
 {
-    dtype_from_f32(value_at(t, start), in, (size_t)n, t->dtype);
+    if (tensor_aligned(t)) {
+        dtype_from_f32(value_at(t, start), in, (size_t)n, t->dtype);
+        return;
+    }
+    uint32_t block[BOUNCE];
+    size_t es = dtype_size(t->dtype);
+    for (int64_t s = 0; s < n; s += BOUNCE) {
+        size_t m = (size_t)(n - s < BOUNCE ? n - s : BOUNCE);
+        dtype_from_f32(block, in + s, m, t->dtype);
+        memcpy(value_at(t, start + s), block, m * es);
+    }
 }
 
 void tensor_get_f32(const tensor *t, int64_t start, int64_t n, float *out)
 {
-    dtype_to_f32(out, value_at(t, start), (size_t)n, t->dtype);
+    if (tensor_aligned(t)) {
+        dtype_to_f32(out, value_at(t, start), (size_t)n, t->dtype);
+        return;
+    }
+    uint32_t block[BOUNCE];
+    size_t es = dtype_size(t->dtype);
+    for (int64_t s = 0; s < n; s += BOUNCE) {
+        size_t m = (size_t)(n - s < BOUNCE ? n - s : BOUNCE);
+        memcpy(block, value_at(t, start + s), m * es);
+        dtype_to_f32(out + s, block, m, t->dtype);
+    }
 }
 
 void tensor_write_as(const tensor *t, int64_t start, int64_t n, enum dtype dtype,

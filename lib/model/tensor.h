@@ -58,11 +58,20 @@ void tensor_free(tensor *t);
 void tensors_free(tensor *ts, int n);
 /* Release t's values only (a consumed input), keeping its name and shape. */
 void tensor_drop_data(tensor *t);
+/* Whether t's values lie at an address aligned to their size. A tensor mapped from
+ * a file whose payload is not (a safetensors header of odd length) stays in the
+ * mapping: tensor_get_f32 and tensor_set_f32 read and write it through aligned
+ * blocks, and matmul.c widens it a panel at a time, as any half-precision weight;
+ * only direct readers of data (the fp32 fast paths) must ask. */
+static inline bool tensor_aligned(const tensor *t)
+{
+    return (uintptr_t)t->data % (t->dtype == DTYPE_F32 ? 4 : 2) == 0;
+}
 /* Bytes of t's values in memory. */
 static inline size_t tensor_bytes(const tensor *t) { return (size_t)t->numel * (t->dtype == DTYPE_F32 ? 4 : 2); }
 /* Hold t's values in dtype (rounded to nearest even when narrower), in a buffer of
- * its own; its stored dtype is kept. Vectors are made fp32 this way for
- * tensor_vector. */
+ * its own (also when t is of dtype but not aligned); its stored dtype is kept.
+ * Vectors are made fp32 this way for tensor_vector. */
 void tensor_convert(tensor *t, enum dtype dtype);
 /* Round t's values to those dtype can hold (to nearest even), in t's storage. */
 void tensor_round_to(tensor *t, enum dtype dtype);

@@ -31,8 +31,7 @@ void params_full(train_params *p, model *m)
     p->off = xmalloc((size_t)m->n_tensors * sizeof *p->off);
     for (int i = 0; i < m->n_tensors; i++) {
         tensor *t = &m->tensors[i];
-        if (t->dtype != DTYPE_F32)
-            tensor_convert(t, DTYPE_F32);
+        tensor_convert(t, DTYPE_F32); /* its own aligned fp32 buffer, unless it has one */
         p->spans[i] = (param_span){tensor_f32(t), (size_t)t->numel};
         p->off[i] = p->n;
         p->n += (size_t)t->numel;

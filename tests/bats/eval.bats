@@ -138,3 +138,27 @@ load helper
     [ ! -e "$T/out.pare" ]
     [ -z "$(ls -A "$T" | grep tmp)" ]
 }
+
+@test "eval: a safetensors file whose header has an odd length (every tensor misaligned) is the same model" {
+    need_data
+    head -c 4000 "$STORIES" > "$T/s.txt"
+    for dt in f32 bf16; do
+        pare-mkmodel --dim 64 --layers 2 --heads 4 --ffn 96 --vocab 512 --dtype "$dt" --seed 4 --tokenizer "$TOK" \
+            -o "$T/a-$dt" > /dev/null
+        # the same folder with one more space in the header: every payload at an odd offset
+        cp -r "$T/a-$dt" "$T/o-$dt"
+        $PY - "$T/a-$dt/model.safetensors" "$T/o-$dt/model.safetensors" <<'PY'
+import struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+open(sys.argv[2], "wb").write(struct.pack("<Q", n + 1) + raw[8:8 + n] + b" " + raw[8 + n:])
+PY
+        a=$(pare-eval -q -m "$T/a-$dt" --ppl "$T/s.txt" --seq-len 64 --json)
+        o=$(pare-eval -q -m "$T/o-$dt" --ppl "$T/s.txt" --seq-len 64 --json)
+        echo "$dt aligned: $(jq -c '[.model.fingerprint, .metrics[0].value]' <<<"$a") odd: $(jq -c '[.model.fingerprint, .metrics[0].value]' <<<"$o")"
+        [ "$(jq '.metrics[0].value > 1' <<<"$a")" = true ]
+        [ "$(jq '.metrics[0].value' <<<"$a")" = "$(jq '.metrics[0].value' <<<"$o")" ]
+        [ "$(jq -r '.model.fingerprint | length' <<<"$a")" -eq 16 ]
+        [ "$(jq -r '.model.fingerprint' <<<"$a")" = "$(jq -r '.model.fingerprint' <<<"$o")" ]
+    done
+}

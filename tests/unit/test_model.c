@@ -20,6 +20,7 @@
 #include "check.h"
 #include "fixture.h"
 #include "compute/lora.h"
+#include "compute/matmul.h"
 #include "format/checkpoint.h"
 #include "format/llama2c.h"
 #include "format/model_load.h"
@@ -242,6 +243,111 @@ static void test_safetensors_round_trip(void)
         free(in[i].name);
         free(in[i].data);
     }
+}
+
+/* A file whose header has an odd length puts every payload at an odd address of
+ * the mapping: each tensor still points into it (none is copied whole), reads and
+ * writes its values through aligned blocks, and the products widen it a panel at
+ * a time as they do a half-precision weight; the values and products are those
+ * of plain loops over the values written. */
+static void test_safetensors_misaligned(void)
+{
+    enum { O = 20, I = 33, N = 3 };
+    /* w: bf16 (O, I); x: f32 (O, I); v: f32 (5) */
+    size_t wb = (size_t)O * I * 2, xb = (size_t)O * I * 4, vb = 5 * 4;
+    char header[512];
+    int hl = snprintf(header, sizeof header,
+                      "{\"w\":{\"dtype\":\"BF16\",\"shape\":[%d,%d],\"data_offsets\":[0,%zu]},"
+                      "\"x\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]},"
+                      "\"v\":{\"dtype\":\"F32\",\"shape\":[5],\"data_offsets\":[%zu,%zu]}}",
+                      O, I, wb, O, I, wb, wb + xb, wb + xb, wb + xb + vb);
+    if ((8 + hl) % 2 == 0) /* an odd start: misaligned for 2- and 4-byte values */
+        header[hl++] = ' ';
+    header[hl] = 0;
+    size_t total = 8 + (size_t)hl + wb + xb + vb;
+    uint8_t *buf = xcalloc(total, 1);
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, header, (size_t)hl);
+    uint8_t *data = buf + 8 + hl;
+    float *wv = xmalloc((size_t)O * I * sizeof(float)), *xv = xmalloc((size_t)O * I * sizeof(float));
+    for (int i = 0; i < O * I; i++) {
+        wv[i] = (float)((i * 7) % 23 - 11) / 8.0f; /* exact in bf16 */
+        xv[i] = (float)((i * 5) % 19 - 9) / 3.0f;
+        uint16_t h = f32_to_bf16(wv[i]);
+        memcpy(data + 2 * (size_t)i, &h, 2);
+        memcpy(data + wb + 4 * (size_t)i, &xv[i], 4);
+    }
+    const float vv[5] = {1.5f, -2.0f, 0.25f, 3.0f, -0.5f};
+    memcpy(data + wb + xb, vv, vb);
+    char *p = tmp("odd.safetensors");
+    write_file(p, buf, total);
+    free(buf);
+
+    tensor *ts = NULL;
+    int n = 0, cap = 0;
+    safetensors_read(p, &ts, &n, &cap);
+    CHECK(n == 3);
+    tensor *w = NULL, *x = NULL, *v = NULL;
+    for (int k = 0; k < n; k++) {
+        CHECK(ts[k].map != NULL); /* in the mapping, not copied */
+        CHECK(!tensor_aligned(&ts[k]));
+        w = !strcmp(ts[k].name, "w") ? &ts[k] : w;
+        x = !strcmp(ts[k].name, "x") ? &ts[k] : x;
+        v = !strcmp(ts[k].name, "v") ? &ts[k] : v;
+    }
+    CHECK(w && x && v && w->dtype == DTYPE_BF16 && x->dtype == DTYPE_F32);
+    if (!w || !x || !v)
+        return;
+    float *got = xmalloc((size_t)O * I * sizeof(float));
+    tensor_get_f32(w, 0, O * I, got);
+    CHECK(!memcmp(got, wv, (size_t)O * I * sizeof(float)));
+    tensor_get_f32(x, 1, O * I - 1, got);
+    CHECK(!memcmp(got, xv + 1, (size_t)(O * I - 1) * sizeof(float)));
+
+    /* products: out = in @ W^T and din = dout @ W against loops in double */
+    float in[N * I], out[N * O], dout[N * O], din[N * I];
+    for (int i = 0; i < N * I; i++)
+        in[i] = (float)(i % 7 - 3) * 0.5f;
+    for (int i = 0; i < N * O; i++)
+        dout[i] = (float)(i % 5 - 2) * 0.25f;
+    double worst = 0;
+    for (int which = 0; which < 2; which++) {
+        const tensor *m = which ? x : w;
+        const float *ref = which ? xv : wv;
+        matmul_forward(out, in, m, NULL, N);
+        memset(din, 0, sizeof din);
+        matmul_backward(din, NULL, NULL, dout, in, m, N);
+        for (int r = 0; r < N; r++) {
+            for (int o = 0; o < O; o++) {
+                double s = 0;
+                for (int i = 0; i < I; i++)
+                    s += (double)in[r * I + i] * ref[o * I + i];
+                worst = fmax(worst, fabs(out[r * O + o] - s));
+            }
+            for (int i = 0; i < I; i++) {
+                double s = 0;
+                for (int o = 0; o < O; o++)
+                    s += (double)dout[r * O + o] * ref[o * I + i];
+                worst = fmax(worst, fabs(din[r * I + i] - s));
+            }
+        }
+    }
+    CHECK(worst < 1e-4);
+
+    /* written in place through aligned blocks; a vector made fp32 gets its own aligned buffer */
+    const float three = 3.0f;
+    tensor_set_f32(x, 5, 1, &three);
+    float back;
+    tensor_get_f32(x, 5, 1, &back);
+    CHECK(back == 3.0f);
+    tensor_convert(v, DTYPE_F32);
+    CHECK(v->map == NULL && tensor_aligned(v) && !memcmp(tensor_vector(v), vv, sizeof vv));
+    free(got);
+    free(wv);
+    free(xv);
+    tensors_free(ts, n);
+    free(p);
 }
 
 /* A hand-made file: header text, then nbytes of zero data. */
@@ -1177,6 +1283,7 @@ int main(void)
         die("cannot create a temporary folder");
     TEST(test_dtype_conversions);
     TEST(test_safetensors_round_trip);
+    TEST(test_safetensors_misaligned);
     TEST(test_shape_numel);
     TEST(test_safetensors_errors);
     TEST(test_config_errors);
