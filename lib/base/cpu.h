@@ -30,10 +30,11 @@ typedef struct cpu_kernels {
     /* dst (n) = src (n) bf16 / f16 values widened exactly to fp32 */
     void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
     void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
-    /* Index of the first of x (n) whose bits under mask are all ones (a non-finite
-     * value when mask is the exponent's), or n. */
-    size_t (*first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask);
-    size_t (*first_all_ones32)(const uint32_t *x, size_t n, uint32_t mask);
+    /* Index of the first of the n 16- or 32-bit values at x (at any address: a
+     * tensor mapped at an odd offset) whose bits under mask are all ones (a
+     * non-finite value when mask is the exponent's), or n. */
+    size_t (*first_all_ones16)(const void *x, size_t n, uint16_t mask);
+    size_t (*first_all_ones32)(const void *x, size_t n, uint32_t mask);
     /* sum of x[i]^2, in double */
     double (*sum_squares)(const float *x, size_t n);
     /* out (n) = w * (x * s); out may equal x */

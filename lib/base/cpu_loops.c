@@ -282,17 +282,21 @@ static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
 /* ---- the non-finite scan: a compare mask per vector, the first set bit found by counting zeros ---- */
 
 #if defined(__AVX512F__)
-#define FIRST_ALL_ONES(type, lanes, set1, cmpeq, stype)                                                       \
+#define FIRST_ALL_ONES(type, lanes, set1, cmpeq, stype)                                                        \
+    const char *at = x; /* any alignment */                                                                    \
     const __m512i m = set1((stype)mask);                                                                       \
     size_t i = 0;                                                                                              \
     for (; i + (lanes) <= n; i += (lanes)) {                                                                   \
-        uint64_t k = cmpeq(_mm512_and_si512(_mm512_loadu_si512(x + i), m), m);                                 \
+        uint64_t k = cmpeq(_mm512_and_si512(_mm512_loadu_si512(at + i * sizeof(type)), m), m);                 \
         if (k)                                                                                                 \
             return i + (size_t)__builtin_ctzll(k);                                                             \
     }                                                                                                          \
-    for (; i < n; i++)                                                                                         \
-        if ((x[i] & mask) == mask)                                                                             \
+    for (; i < n; i++) {                                                                                       \
+        type v;                                                                                                \
+        memcpy(&v, at + i * sizeof v, sizeof v);                                                               \
+        if ((v & mask) == mask)                                                                                \
             return i;                                                                                          \
+    }                                                                                                          \
     return n
 #define SCAN16 FIRST_ALL_ONES(uint16_t, 32, _mm512_set1_epi16, _mm512_cmpeq_epi16_mask, short)
 #define SCAN32 FIRST_ALL_ONES(uint32_t, 16, _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, int)
@@ -318,25 +322,29 @@ typedef __m128i vbits;
 #endif
 /* the byte mask of the lanes that compare equal: sizeof(type) bits a lane */
 #define FIRST_ALL_ONES(type, set1, eq, stype)                                                                  \
+    const char *at = x; /* any alignment */                                                                    \
     const vbits m = set1((stype)mask);                                                                         \
     const size_t lanes = sizeof(vbits) / sizeof(type);                                                         \
     size_t i = 0;                                                                                              \
     for (; i + lanes <= n; i += lanes) {                                                                       \
-        unsigned k = (unsigned)VB_MOVEMASK(eq(VB_AND(VB_LOAD(x + i), m), m));                                  \
+        unsigned k = (unsigned)VB_MOVEMASK(eq(VB_AND(VB_LOAD(at + i * sizeof(type)), m), m));                  \
         if (k)                                                                                                 \
             return i + (size_t)__builtin_ctz(k) / sizeof(type);                                                \
     }                                                                                                          \
-    for (; i < n; i++)                                                                                         \
-        if ((x[i] & mask) == mask)                                                                             \
+    for (; i < n; i++) {                                                                                       \
+        type v;                                                                                                \
+        memcpy(&v, at + i * sizeof v, sizeof v);                                                               \
+        if ((v & mask) == mask)                                                                                \
             return i;                                                                                          \
+    }                                                                                                          \
     return n
 #define SCAN16 FIRST_ALL_ONES(uint16_t, VB_SET16, VB_EQ16, short)
 #define SCAN32 FIRST_ALL_ONES(uint32_t, VB_SET32, VB_EQ32, int)
 #endif
 
-static size_t NAME(first_all_ones16)(const uint16_t *x, size_t n, uint16_t mask) { SCAN16; }
+static size_t NAME(first_all_ones16)(const void *x, size_t n, uint16_t mask) { SCAN16; }
 
-static size_t NAME(first_all_ones32)(const uint32_t *x, size_t n, uint32_t mask) { SCAN32; }
+static size_t NAME(first_all_ones32)(const void *x, size_t n, uint32_t mask) { SCAN32; }
 
 /* ---- row loops ---- */
 

@@ -55,6 +55,7 @@ static void check_scans(const cpu_kernels *k)
     enum { N = 5000 };
     uint16_t *h = calloc(N, sizeof *h);
     uint32_t *u = calloc(N, sizeof *u);
+    char *odd = malloc(N * sizeof *u + 1);
     for (int i = 0; i < N; i++)
         h[i] = 0x3c00, u[i] = 0x3f800000u;
     CHECK(k->first_all_ones16(h, N, 0x7c00) == N);
@@ -67,12 +68,18 @@ static void check_scans(const cpu_kernels *k)
         CHECK(k->first_all_ones16(h, N, 0x7c00) == at[j]);
         CHECK(k->first_all_ones32(u, N, 0x7f800000u) == at[j]);
         CHECK(k->first_all_ones16(h + 1, at[j] > 0 ? at[j] - 1 : 0, 0x7c00) == (at[j] > 0 ? at[j] - 1 : 0));
+        /* the same values one byte past an aligned address (a tensor mapped at an odd offset) */
+        memcpy(odd + 1, h, N * sizeof *h);
+        CHECK(k->first_all_ones16(odd + 1, N, 0x7c00) == at[j]);
+        memcpy(odd + 1, u, N * sizeof *u);
+        CHECK(k->first_all_ones32(odd + 1, N, 0x7f800000u) == at[j]);
         h[at[j]] = 0x3c00, u[at[j]] = 0x3f800000u;
         if (at[j] + 7 < N)
             h[at[j] + 7] = 0x3c00, u[at[j] + 7] = 0x3f800000u;
     }
     free(h);
     free(u);
+    free(odd);
 }
 
 /* The row loops against libm on random rows of every length; the same rows give
