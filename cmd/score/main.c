@@ -48,6 +48,12 @@ static size_t parse_bytes(const char *opt, const char *s)
 /* --fisher-memory B */
 static void bytes_option(const char *name, const char *arg, void *value) { *(size_t *)value = parse_bytes(name, arg); }
 
+/* --keep-memory B (0 allowed: none) */
+static void keep_option(const char *name, const char *arg, void *value)
+{
+    *(size_t *)value = strcmp(arg, "0") ? parse_bytes(name, arg) : 0;
+}
+
 /* --stats LIST */
 static void stats_option(const char *name, const char *arg, void *value)
 {
@@ -84,7 +90,7 @@ int main(int argc, char **argv)
     enum calib_format format = CALIB_AUTO;
     int samples = 10, seq_len = 64, threads = 0;
     int64_t seed = 42;
-    score_options o = {.stats = SCORE_ALL};
+    score_options o = {.stats = SCORE_ALL, .keep_memory = score_default_keep_memory()};
     ablate_options ao = {0};
     bool merge = false;
     option opts[] = {
@@ -117,6 +123,11 @@ int main(int argc, char **argv)
                  "shards; suffix K, M, G or T; default: 2/5 of the weights less the\n"
                  "backward pass's buffers, at least 16M)",
                  bytes_option, &o.fisher_memory),
+        OPT_FUNC(0, "keep-memory", "B",
+                 "bytes for the layers' internals kept from the forward pass for\n"
+                 "the backward instead of recomputed (suffix K, M, G or T; 0: none;\n"
+                 "default: a quarter of the memory available)",
+                 keep_option, &o.keep_memory),
         OPT_SECTION("sharding:"),
         OPT_FUNC(0, "shard", "I/N", "score samples I, I+N, ... and write a partial stream", shard_option, &o),
         OPT_FLAG(0, "merge", "merge the PARTIAL files of every shard into the scores stream", &merge),

@@ -5,11 +5,13 @@
  * L layers, H query heads, KV key/value heads, hd head dim, F MLP width (per
  * layer), qd = H*hd, kvd = KV*hd.
  *
- * Memory. The forward pass keeps only the residual stream at the input of every
- * layer (L+1 of (N, D)), the final norm's output and the logits (N, V). The
- * backward pass walks down the layers; for each it recomputes the layer's
- * internals (norms, q/k/v, attention probabilities, gate/up) from the saved input,
- * computes that layer's weight gradients into one buffer sized for the largest
+ * Memory. The forward pass keeps the residual stream at the input of every
+ * layer (L+1 of (N, D)), the final norm's output and the logits (N, V), and the
+ * internals (norms, q/k/v, attention probabilities, gate/up) of the layers
+ * backward_state_keep made room for. The backward pass walks down the layers; for
+ * each it takes those internals, or recomputes them from the saved input (the
+ * same computation: the results are the same either way), computes that layer's
+ * weight gradients into one buffer sized for the largest
  * layer, hands them to the sink and reuses the buffer for the next layer. The
  * logits become their own gradient in place; the LM head's weight gradient is
  * computed last, from them, then the embedding's in the same buffer (tied: the
@@ -49,6 +51,12 @@ struct backward_state {
     layer_dacts d;   /* activation gradients, the same sizes; dp (T, T) */
     layer_causal att;/* att (B, maxH, T, T) softmax probabilities, rope tables (T, hd/2) */
     float *rope_cos, *rope_sin;
+    /* the internals the forward pass keeps for layers keep_from.. L-1 (backward_state_keep) */
+    int keep_from;   /* L: none */
+    layer_acts *kept;/* (L) */
+    float **kept_att;/* (L) each (B, H of the layer, T, T) */
+    float *kept_arena;
+    size_t kept_floats;
     struct lora_set *lora; /* backward_state_set_lora */
     /* weight gradients: one layer's, or the embedding's, or the LM head's */
     float *grad;     /* (max(largest layer, V*D)) */
@@ -146,7 +154,76 @@ backward_state *backward_state_new(const model *m, int B, int T)
     t->arena = arena_alloc(bufs, sizeof bufs / sizeof bufs[0], &t->arena_floats);
     rope_tables(t->rope_cos, t->rope_sin, T, c);
     t->att = (layer_causal){B, T, t->att.att, t->rope_cos, t->rope_sin, 0, NULL, NULL};
+    t->keep_from = c->n_layers;
+    t->kept = xcalloc((size_t)c->n_layers + 1, sizeof *t->kept);
+    t->kept_att = xcalloc((size_t)c->n_layers + 1, sizeof *t->kept_att);
     return t;
+}
+
+/* The parts of layer l's internals for B x T tokens, pointing into a and *att;
+ * returns their count (at most KEPT_PARTS). */
+enum { KEPT_PARTS = 17 };
+static size_t kept_parts(const model *m, int l, int B, int T, layer_acts *a, float **att, arena_part *p)
+{
+    const model_config *c = &m->cfg;
+    size_t N = (size_t)B * T, D = (size_t)c->dim, hd = (size_t)c->head_dim, H = (size_t)c->n_heads[l],
+           KV = (size_t)c->n_kv_heads[l], F = (size_t)c->ffn_dim[l];
+    bool qk = model_archs[c->arch].qk_norm;
+    arena_part parts[KEPT_PARTS] = {
+        {&a->xn_a, N * D},
+        {&a->rstd_a, N},
+        {&a->q, N * H * hd},
+        {&a->k, N * KV * hd},
+        {&a->v, N * KV * hd},
+        {&a->q_in, qk ? N * H * hd : 0},
+        {&a->k_in, qk ? N * KV * hd : 0},
+        {&a->rstd_q, qk ? N * H : 0},
+        {&a->rstd_k, qk ? N * KV : 0},
+        {att, (size_t)B * H * T * T},
+        {&a->ctx, N * H * hd},
+        {&a->xmid, N * D},
+        {&a->xn_m, N * D},
+        {&a->rstd_m, N},
+        {&a->gate, N * F},
+        {&a->up, N * F},
+        {&a->hid, N * F},
+    };
+    memcpy(p, parts, sizeof parts);
+    return KEPT_PARTS;
+}
+
+size_t backward_layer_kept_bytes(const model *m, int l, int B, int T)
+{
+    layer_acts a;
+    float *att;
+    arena_part p[KEPT_PARTS];
+    size_t n = kept_parts(m, l, B, T, &a, &att, p), floats = 0;
+    for (size_t i = 0; i < n; i++)
+        floats += arena_round(p[i].n);
+    return floats * sizeof(float);
+}
+
+size_t backward_state_keep(backward_state *t, const model *m, size_t budget)
+{
+    int L = m->cfg.n_layers, from = L;
+    size_t used = 0;
+    while (from > 0 && used + backward_layer_kept_bytes(m, from - 1, t->maxB, t->maxT) <= budget)
+        used += backward_layer_kept_bytes(m, --from, t->maxB, t->maxT);
+    free(t->kept_arena);
+    t->kept_arena = NULL;
+    t->kept_floats = 0;
+    t->keep_from = from;
+    if (from == L)
+        return 0;
+    arena_part *parts = xmalloc((size_t)(L - from) * KEPT_PARTS * sizeof *parts);
+    size_t n = 0;
+    for (int l = from; l < L; l++) {
+        n += kept_parts(m, l, t->maxB, t->maxT, &t->kept[l], &t->kept_att[l], parts + n);
+        t->kept[l].fused = t->a.fused; /* a fused map's scratch, shared */
+    }
+    t->kept_arena = arena_alloc(parts, n, &t->kept_floats);
+    free(parts);
+    return t->kept_floats * sizeof(float);
 }
 
 /* Smaller batches use a prefix of every buffer; the rotary tables' first T rows
@@ -164,12 +241,18 @@ void backward_state_free(backward_state *t)
     if (!t)
         return;
     free(t->arena);
+    free(t->kept_arena);
+    free(t->kept);
+    free(t->kept_att);
     free(t);
 }
 
 void backward_state_set_lora(backward_state *t, struct lora_set *lora) { t->lora = lora; }
 
-size_t backward_state_bytes(const backward_state *t) { return sizeof *t + t->arena_floats * sizeof(float); }
+size_t backward_state_bytes(const backward_state *t)
+{
+    return sizeof *t + (t->arena_floats + t->kept_floats) * sizeof(float);
+}
 
 /* The sink's record of w's gradient g (n values, checked against w). */
 static weight_grad grad_of(const model *m, const tensor *w, const float *g, size_t n)
@@ -194,7 +277,14 @@ float *model_forward_kept(const model *m, backward_state *t, const int *tokens, 
     embedding_forward(t->xs, tokens, m->embed, N);
     for (int l = 0; l < L; l++) {
         model_prefetch_layer(m, l + 1);
-        layer_forward(m, l, &h, &t->a, t->xs + l * ND, t->xs + (l + 1) * ND, N, true);
+        /* a kept layer's internals stay in its own buffers (its xmid too), the others' are overwritten */
+        layer_acts shared = t->a, *a = l >= t->keep_from ? &t->kept[l] : &shared;
+        layer_causal at = t->att;
+        if (l >= t->keep_from)
+            at.att = t->kept_att[l];
+        shared.xmid = NULL;
+        h.attend_ctx = &at;
+        layer_forward(m, l, &h, a, t->xs + l * ND, t->xs + (l + 1) * ND, N, true);
     }
     const float *xL = t->xs + L * ND;
     layer_norm_forward(m, m->final_norm, m->final_norm_b, t->xnf, t->rstdf, xL, N);
@@ -237,7 +327,11 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
         size_t used = point_grads(t->grad, n, LW_COUNT, g);
         memset(t->grad, 0, used * sizeof(float));
         model_prefetch_layer(m, l - 1);
-        layer_backward(m, l, t->lora, &t->att, &t->a, &t->d, t->xs + l * ND, g);
+        bool kept = l >= t->keep_from;
+        layer_causal at = t->att;
+        if (kept)
+            at.att = t->kept_att[l];
+        layer_backward(m, l, t->lora, &at, kept ? &t->kept[l] : &t->a, &t->d, t->xs + l * ND, g, kept);
         int k = 0;
         for (int i = 0; i < LW_COUNT; i++)
             if (n[i])

@@ -45,9 +45,18 @@ typedef struct backward_state backward_state; /* saved activations and one layer
  * gradients, and one weight-gradient buffer of max(largest layer, embedding)
  * floats. The peak memory of a pass is the weights plus
  * backward_state_bytes plus what the sinks hold. Each layer's internals are
- * recomputed from its saved input during the backward pass. */
+ * recomputed from its saved input during the backward pass, unless kept
+ * (backward_state_keep). */
 backward_state *backward_state_new(const model *m, int B, int T);
 void backward_state_free(backward_state *t);
+/* Keep the internals of as many layers as fit in budget bytes (from the last layer
+ * down) from the forward pass to the backward, instead of recomputing them there:
+ * the same results, a layer's forward products (about a fifth of a pass's work)
+ * fewer for each, backward_layer_kept_bytes more memory. Returns the bytes taken
+ * (replacing what an earlier call kept). */
+size_t backward_state_keep(backward_state *t, const model *m, size_t budget);
+/* Bytes layer l's internals take for B sequences of T tokens. */
+size_t backward_layer_kept_bytes(const model *m, int l, int B, int T);
 /* Run the next passes on B sequences of T tokens, each at most what t was made
  * for: one backward_state serves the batch pass and the per-sample passes of the
  * Fisher term with one set of buffers. Dies if larger. */

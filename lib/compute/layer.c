@@ -198,6 +198,8 @@ void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, c
             scaled_residual(c, out, a->xn_a, N);
         linear(h, l, LW_O, w->wo, w->bo, out, a->ctx, N, true);
     }
+    if (full && a->xmid && a->xmid != out) /* kept for the backward (backward_state_keep) */
+        memcpy(a->xmid, out, (size_t)N * c->dim * sizeof(float));
     if (c->ffn_dim[l] > 0) {
         /* out += down(silu(gate(h)) * up(h)) or down(gelu(up(h))), h = norm(out) */
         int64_t NF = (int64_t)N * c->ffn_dim[l];
@@ -273,7 +275,7 @@ static void linear_parts_backward(const model *m, struct lora_set *lora, int l, 
 }
 
 void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,
-                    layer_dacts *d, const float *x, float *const g[LW_COUNT])
+                    layer_dacts *d, const float *x, float *const g[LW_COUNT], bool kept)
 {
     const model_config *c = &m->cfg;
     const arch_desc *A = &model_archs[c->arch];
@@ -282,7 +284,8 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
     int H = c->n_heads[l], KV = c->n_kv_heads[l], F = c->ffn_dim[l];
     int qd = H * hd, kvd = KV * hd;
     layer_hooks h = {.attend = layer_attend_causal, .attend_ctx = (void *)att, .lora = lora, .dropout = true};
-    layer_forward(m, l, &h, a, x, a->xmid, N, false);
+    if (!kept)
+        layer_forward(m, l, &h, a, x, a->xmid, N, false);
     if (F > 0) {
         /* out = xmid (or alpha * xn) + down(silu(gate) * up or gelu(up)), of xn = norm(xmid) */
         int64_t NF = (int64_t)N * F;

@@ -93,7 +93,8 @@ void layer_attend_causal(void *ctx, const model *m, int l, layer_acts *a, int N)
 /* Layer l on N rows: out (N, D) = x + attention(norm(x)), then
  * out += mlp(norm(out)) when full (with scaled residuals, alpha * norm(.)
  * replaces the residual term) (without full, out is the residual between
- * the two sub-blocks and the MLP stops before down_proj). out may equal x. A
+ * the two sub-blocks and the MLP stops before down_proj; when full and a->xmid is
+ * set, that residual is copied there too). out may equal x. A
  * sub-block the config removed (H = 0, F = 0) is skipped. */
 void layer_forward(const model *m, int l, const layer_hooks *h, layer_acts *a, const float *x, float *out, int N,
                    bool full);
@@ -118,9 +119,10 @@ typedef struct {
  * output) on entry and d loss / d (layer input x) on return; g[id] (zeroed; NULL:
  * not wanted, except the norms', q_norm's and k_norm's) receive the gradients of weight id (enum
  * layer_weight_id), the adapters' go where lora_backward puts them.
- * Recomputes the layer's internals (into a) from x first. */
+ * Recomputes the layer's internals (into a) from x first, unless kept: a and att
+ * hold what layer_forward (full, a->xmid set, the same hooks) left there. */
 void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,
-                    layer_dacts *d, const float *x, float *const g[LW_COUNT]);
+                    layer_dacts *d, const float *x, float *const g[LW_COUNT], bool kept);
 
 /* The size in floats per row of layer_acts.fused for m (0 for LLaMA). */
 int64_t layer_fused_width(const model *m);

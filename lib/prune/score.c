@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/memory.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "compute/backward.h"
@@ -203,6 +204,7 @@ typedef struct {
     bool e2_separable;        /* per-sample element2 reductions */
     bool batch;               /* a batch pass is needed */
     int chunks;
+    size_t keep_memory;       /* score_options' */
     progress pr;
     char what[96];
     int64_t done;
@@ -224,6 +226,7 @@ static void per_sample_passes(scorer *s, runner *r)
 {
     int T = r->c->seq_len;
     backward_state *tr = backward_state_new(s->m, 1, T);
+    backward_state_keep(tr, s->m, r->keep_memory);
     for (int b = 0; b < r->n; b++) {
         snprintf(r->what, sizeof r->what, "chunk %d/%d, sample %d/%d", s->chunk + 1, r->chunks, b + 1, r->n);
         run_pass(s, r, tr, r->tokens + (size_t)b * T, r->targets + (size_t)b * T, 1, false);
@@ -234,6 +237,7 @@ static void per_sample_passes(scorer *s, runner *r)
 static void batch_pass(scorer *s, runner *r)
 {
     backward_state *tr = backward_state_new(s->m, r->n, r->c->seq_len);
+    backward_state_keep(tr, s->m, r->keep_memory);
     snprintf(r->what, sizeof r->what, "chunk %d/%d, batch of %d", s->chunk + 1, r->chunks, r->n);
     s->pass = PASS_BATCH;
     run_pass(s, r, tr, r->tokens, r->targets, r->n, s->chunk == 0 && (s->stats & (1u << SCORE_ACTIVATIONS)));
@@ -244,6 +248,8 @@ static bool needs_fisher_chunks(unsigned stats, bool partial)
 {
     return (stats & SCORE_FISHER) && (partial || (stats & (1u << SCORE_MIX)));
 }
+
+size_t score_default_keep_memory(void) { return memory_available() / 4; }
 
 size_t score_default_fisher_memory(const model *m, int samples, int seq_len)
 {
@@ -266,6 +272,7 @@ static void runner_init(runner *r, scorer *s, const calib *c, const score_option
     sum->loss = NAN;
     r->sum = sum;
     r->c = c;
+    r->keep_memory = o->keep_memory;
     r->first = o->shards > 0 ? o->shard : 0;
     r->step = o->shards > 0 ? o->shards : 1;
     r->n = calib_batch(c, r->first, r->step, &r->tokens, &r->targets);

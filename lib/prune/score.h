@@ -43,6 +43,9 @@
 typedef struct {
     unsigned stats;         /* mask of 1 << enum score_stat */
     size_t fisher_memory;   /* bytes for a chunk's element-wise F; 0: the default */
+    size_t keep_memory;     /* bytes for the layers' internals kept from the forward pass
+                               for the backward (backward_state_keep); 0: none, each
+                               recomputed. The statistics are the same either way. */
     int shard, shards;      /* shards > 0: samples shard, shard + shards, ... */
 } score_options;
 
@@ -59,6 +62,9 @@ typedef struct {
  * (backward_state_bytes), at least 16 MiB; so the peak, weights + those buffers + F,
  * stays below 1.4 x the weights whenever the buffers leave room. */
 size_t score_default_fisher_memory(const model *m, int samples, int seq_len);
+
+/* The default keep_memory: a quarter of the memory available (memory_available). */
+size_t score_default_keep_memory(void);
 
 /* The statistics of o->stats for every group of gs (their stats replaced, in
  * enum order), gs->act (activations) and gs->calibration; ablation and

@@ -833,6 +833,82 @@ static void test_reuse(void)
     model_free(&m);
 }
 
+/* Whether a and b hold the same gradient for every tensor of m, bit for bit. */
+static bool same_grads(const model *m, const seen *a, const seen *b)
+{
+    bool same = true;
+    for (int i = 0; i < m->n_tensors; i++)
+        same &= a->grad[i] && b->grad[i] &&
+                !memcmp(a->grad[i], b->grad[i], (size_t)m->tensors[i].numel * sizeof(float));
+    return same;
+}
+
+/* Internals kept from the forward pass (backward_state_keep) give the loss and
+ * gradients that recomputing them gives, bit for bit: the last layer kept, every
+ * layer, a budget beyond them, none again; a smaller batch in kept buffers too. */
+static void check_keep(const char *what, const model *m, int B, int T)
+{
+    int N = B * T, L = m->cfg.n_layers;
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    fixture_batch(tokens, targets, B, T, m->cfg.vocab);
+    backward_state *t = backward_state_new(m, B, T);
+    size_t base = backward_state_bytes(t);
+    seen ref;
+    seen_init(&ref, m);
+    double l0 = model_loss_backward(m, t, tokens, targets, record_grads, NULL, &ref);
+    size_t one = backward_layer_kept_bytes(m, L - 1, B, T), all = 0;
+    for (int l = 0; l < L; l++)
+        all += backward_layer_kept_bytes(m, l, B, T);
+    const size_t budgets[] = {one, all, 2 * all, 0}, want[] = {one, all, all, 0};
+    int bad = 0;
+    for (int k = 0; k < 4; k++) {
+        size_t got = backward_state_keep(t, m, budgets[k]);
+        bad += got != want[k] || backward_state_bytes(t) != base + got;
+        seen s;
+        seen_init(&s, m);
+        bad += model_loss_backward(m, t, tokens, targets, record_grads, NULL, &s) != l0 || !same_grads(m, &ref, &s);
+        seen_free(&s);
+    }
+    /* a smaller batch in the kept buffers gives what unkept buffers of its own size give */
+    backward_state_keep(t, m, all);
+    backward_state_set_batch(t, 1, T - 1);
+    backward_state *t1 = backward_state_new(m, 1, T - 1);
+    seen c1, c2;
+    seen_init(&c1, m), seen_init(&c2, m);
+    bad += model_loss_backward(m, t, tokens + T, targets + T, record_grads, NULL, &c1) !=
+           model_loss_backward(m, t1, tokens + T, targets + T, record_grads, NULL, &c2);
+    bad += !same_grads(m, &c1, &c2);
+    fprintf(stderr, "    %-34s kept %zu + %zu bytes: %s\n", what, base, all, bad ? "DIFFERS" : "the same bits");
+    CHECK(bad == 0);
+    CHECK(all > 0);
+    seen_free(&c1), seen_free(&c2), seen_free(&ref);
+    backward_state_free(t1);
+    backward_state_free(t);
+    free(tokens), free(targets);
+}
+
+static void test_keep(void)
+{
+    static const int H[] = {4, 0, 2, 6, 0, 3}, KV[] = {2, 0, 1, 3, 0, 3}, F[] = {20, 12, 0, 7, 0, 16};
+    fixture_shape sp = {.D = 16, .L = 3, .V = 19, .hd = 4, .H = h4, .KV = kv2, .F = f24, .style = ROPE_HALF};
+    model m;
+    fixture_model(&m, &sp, 31);
+    check_keep("gqa", &m, 2, 6);
+    model_free(&m);
+    fixture_shape het = {.D = 12, .L = 6, .V = 17, .hd = 4, .H = H, .KV = KV, .F = F, .qkv_bias = true,
+                         .o_bias = true, .down_bias = true, .style = ROPE_INTERLEAVED};
+    fixture_model(&m, &het, 32);
+    check_keep("heterogeneous", &m, 2, 5);
+    model_free(&m);
+    for (int i = 0; i < FIXTURE_TODAY_COUNT; i++) {
+        json_t *j = fixture_config_json(fixture_today[i]);
+        fixture_json_model(&m, j, 80 + i);
+        json_decref(j);
+        check_keep(fixture_today[i], &m, 2, 6);
+        model_free(&m);
+    }
+}
+
 /* ---- stories260K ---- */
 
 /* The loss equals the forward pass's mean NLL; a sample of the gradient matches
@@ -900,6 +976,7 @@ int main(int argc, char **argv)
     TEST(test_model_today);
     TEST(test_full_distill);
     TEST(test_reuse);
+    TEST(test_keep);
     TEST(test_stories260k);
     TEST(test_summary);
     return check_report();

@@ -315,6 +315,22 @@ static void test_gradients(void)
         double ref_loss = ref_chatglm_loss(&m, tokens, T, 0);
         CHECK(fabs(loss - ref_loss) <= 1e-5 * fmax(1, fabs(ref_loss)));
         CHECK(G.n == m.n_tensors);
+        /* every layer's internals kept from the forward pass (fused maps too): the same bits */
+        size_t all = 0;
+        for (int l = 0; l < m.cfg.n_layers; l++)
+            all += backward_layer_kept_bytes(&m, l, 1, T);
+        CHECK(backward_state_keep(tr, &m, all) == all);
+        grads K = {0};
+        CHECK(model_loss_backward(&m, tr, tokens, targets, keep_grads, NULL, &K) == loss);
+        CHECK(K.n == G.n);
+        for (int k = 0; k < K.n && k < G.n; k++) {
+            tensor *t = model_tensor(&m, G.names[k]);
+            CHECK(!strcmp(K.names[k], G.names[k]) && !memcmp(K.grads[k], G.grads[k], (size_t)t->numel * sizeof(float)));
+            free(K.names[k]);
+            free(K.grads[k]);
+        }
+        free(K.names);
+        free(K.grads);
         double worst = 0;
         int checked = 0;
         for (int k = 0; k < G.n; k++) {

@@ -212,6 +212,18 @@ static void check_gradient(const char *what, const model *m, lora_set *s, int B,
     backward_state_set_lora(t, s);
     R.m = m, R.s = s, R.tokens = tokens, R.targets = targets, R.B = B, R.T = T, R.drop = true;
     double loss = lib_loss_backward(m, t, tokens, targets);
+    /* every layer's internals kept from the forward pass (dropout and all): the
+     * same loss and gradients, bit for bit */
+    float *g0 = xmalloc(s->n_params * sizeof(float));
+    memcpy(g0, s->grads, s->n_params * sizeof(float));
+    memset(s->grads, 0, s->n_params * sizeof(float));
+    size_t all = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        all += backward_layer_kept_bytes(m, l, B, T);
+    CHECK(backward_state_keep(t, m, all) == all);
+    CHECK(lib_loss_backward(m, t, tokens, targets) == loss);
+    CHECK(!memcmp(g0, s->grads, s->n_params * sizeof(float)));
+    free(g0);
 
     if (m->cfg.arch == ARCH_LLAMA)
         ref_model_init(&R.r, m);
