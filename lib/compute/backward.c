@@ -58,6 +58,7 @@ struct backward_state {
     float *kept_arena;
     size_t kept_floats;
     struct lora_set *lora; /* backward_state_set_lora */
+    bool no_outer;   /* backward_state_skip_outer */
     /* weight gradients: one layer's, or the embedding's, or the LM head's */
     float *grad;     /* (max(largest layer, V*D)) */
     float *dnormf;   /* (D) the final norm's */
@@ -249,6 +250,8 @@ void backward_state_free(backward_state *t)
 
 void backward_state_set_lora(backward_state *t, struct lora_set *lora) { t->lora = lora; }
 
+void backward_state_skip_outer(backward_state *t, bool skip) { t->no_outer = skip; }
+
 size_t backward_state_bytes(const backward_state *t)
 {
     return sizeof *t + (t->arena_floats + t->kept_floats) * sizeof(float);
@@ -342,7 +345,7 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
 
     /* the outer tensors through one buffer of V x D: an untied LM head alone, then
      * the embedding (a tied one with both of its uses) with the final norm */
-    if (!sink)
+    if (!sink || t->no_outer)
         return;
     size_t VD = (size_t)c->vocab * D;
     int k = 0;

@@ -25,7 +25,8 @@ typedef struct {
  * then with layer -1 for the tensors outside the layers: an untied LM head alone,
  * then the embedding (a tied one gets the sum of both of its uses) with the final
  * norm (and its bias), so that one vocabulary-sized gradient is held at a time.
- * Every tensor of the model is delivered exactly once per pass. Within a layer the
+ * Every tensor of the model is delivered exactly once per pass (those outside
+ * the layers not at all after backward_state_skip_outer). Within a layer the
  * order is the weight table's (model.h: input_layernorm, q/k/v/o_proj weights and
  * biases, q_norm, k_norm, post_attention_layernorm, gate/up/down_proj weights,
  * down_proj bias, those present). The gradient buffers are reused for the next
@@ -64,6 +65,12 @@ void backward_state_set_batch(backward_state *t, int B, int T);
 /* LoRA adapters (lora.h) the next passes add, beside the model, or NULL (the
  * default). */
 void backward_state_set_lora(backward_state *t, struct lora_set *lora);
+
+/* With skip, the next passes compute no gradient of the tensors outside the
+ * layers (the embedding, final norm and LM head: no call with layer -1), for a
+ * sink that wants none of them; an untied LM head's weight gradient is a
+ * vocabulary-sized product of its own. false (the default): every tensor's. */
+void backward_state_skip_outer(backward_state *t, bool skip);
 
 /* Forward and backward over tokens (B, T) with targets (B, T) (-1: not scored).
  * Loss = mean cross-entropy over the scored targets (the Hugging Face causal-LM

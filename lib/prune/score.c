@@ -222,11 +222,23 @@ static void run_pass(scorer *s, runner *r, backward_state *tr, const int *tokens
     progress_update(&r->pr, r->done);
 }
 
+/* A backward state for B x T tokens that keeps what the budget allows and skips
+ * the outer tensors' gradients when no group names one. */
+static backward_state *scorer_backward_state(scorer *s, runner *r, int B, int T)
+{
+    backward_state *tr = backward_state_new(s->m, B, T);
+    backward_state_keep(tr, s->m, r->keep_memory);
+    bool outer = false;
+    for (int i = 0; i < s->n_t; i++)
+        outer |= s->t[i].pos == s->L;
+    backward_state_skip_outer(tr, !outer);
+    return tr;
+}
+
 static void per_sample_passes(scorer *s, runner *r)
 {
     int T = r->c->seq_len;
-    backward_state *tr = backward_state_new(s->m, 1, T);
-    backward_state_keep(tr, s->m, r->keep_memory);
+    backward_state *tr = scorer_backward_state(s, r, 1, T);
     for (int b = 0; b < r->n; b++) {
         snprintf(r->what, sizeof r->what, "chunk %d/%d, sample %d/%d", s->chunk + 1, r->chunks, b + 1, r->n);
         run_pass(s, r, tr, r->tokens + (size_t)b * T, r->targets + (size_t)b * T, 1, false);
@@ -236,8 +248,7 @@ static void per_sample_passes(scorer *s, runner *r)
 
 static void batch_pass(scorer *s, runner *r)
 {
-    backward_state *tr = backward_state_new(s->m, r->n, r->c->seq_len);
-    backward_state_keep(tr, s->m, r->keep_memory);
+    backward_state *tr = scorer_backward_state(s, r, r->n, r->c->seq_len);
     snprintf(r->what, sizeof r->what, "chunk %d/%d, batch of %d", s->chunk + 1, r->chunks, r->n);
     s->pass = PASS_BATCH;
     run_pass(s, r, tr, r->tokens, r->targets, r->n, s->chunk == 0 && (s->stats & (1u << SCORE_ACTIVATIONS)));

@@ -845,7 +845,8 @@ static bool same_grads(const model *m, const seen *a, const seen *b)
 
 /* Internals kept from the forward pass (backward_state_keep) give the loss and
  * gradients that recomputing them gives, bit for bit: the last layer kept, every
- * layer, a budget beyond them, none again; a smaller batch in kept buffers too. */
+ * layer, a budget beyond them, none again; a smaller batch in kept buffers too.
+ * backward_state_skip_outer: the layers' gradients alone, the same. */
 static void check_keep(const char *what, const model *m, int B, int T)
 {
     int N = B * T, L = m->cfg.n_layers;
@@ -869,6 +870,21 @@ static void check_keep(const char *what, const model *m, int B, int T)
         bad += model_loss_backward(m, t, tokens, targets, record_grads, NULL, &s) != l0 || !same_grads(m, &ref, &s);
         seen_free(&s);
     }
+    /* without the outer tensors: the layers' gradients as before, none of the others */
+    backward_state_skip_outer(t, true);
+    seen o;
+    seen_init(&o, m);
+    bad += model_loss_backward(m, t, tokens, targets, record_grads, NULL, &o) != l0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const char *rest;
+        size_t bytes = (size_t)m->tensors[i].numel * sizeof(float);
+        if (model_layer_of(m->tensors[i].name, &rest) >= 0)
+            bad += !o.grad[i] || memcmp(o.grad[i], ref.grad[i], bytes);
+        else
+            bad += o.grad[i] != NULL;
+    }
+    seen_free(&o);
+    backward_state_skip_outer(t, false);
     /* a smaller batch in the kept buffers gives what unkept buffers of its own size give */
     backward_state_keep(t, m, all);
     backward_state_set_batch(t, 1, T - 1);
