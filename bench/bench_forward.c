@@ -7,7 +7,8 @@
  *   (a) stories260K (llama2.c .bin from $PARE_DATA, if present), B x T = 4 x 128;
  *   (b) one decoder layer of LLaMA-7B shape (D 4096, 32 heads of 128, F 11008,
  *       random weights) at B x T = 4 x 128, with a 256-entry vocabulary so the
- *       embedding and LM head cost next to nothing.
+ *       embedding and LM head cost next to nothing; then the same layer on one
+ *       thread, and the speed-up of all threads over one.
  * FLOPs counted: 2 per weight per token for every linear map (q, k, v, o, gate, up,
  * down, LM head), plus the causal attention products (q k^T and P v over the
  * T(T+1)/2 visible pairs, 2*hd each). Norms, RoPE, softmax and SiLU are not
@@ -87,8 +88,9 @@ static double forward_flops(const model *m, int B, int T)
 }
 
 /* Alternate rounds of one reference sgemm and forward passes for round_seconds,
- * until min_seconds have passed (after one warm-up); report the best of each. */
-static void bench_model(const char *name, const model *m, int B, int T, double min_seconds, double round_seconds,
+ * until min_seconds have passed (after one warm-up); report the best of each and
+ * return the forward's (seconds). */
+static double bench_model(const char *name, const model *m, int B, int T, double min_seconds, double round_seconds,
                         sgemm_ref *ref)
 {
     forward_state s;
@@ -116,6 +118,7 @@ static void bench_model(const char *name, const model *m, int B, int T, double m
            name, B, T, per, B * T / per, gflops, 100 * gflops / sg, sg);
     free(tokens);
     forward_state_free(&s);
+    return per;
 }
 
 /* A new tensor of m, uniform in offset + scale * [-1, 1) (rows x cols, cols 0 for a vector). */
@@ -192,7 +195,15 @@ int main(int argc, char **argv)
 
     model m;
     llama7b_layer(&m, 256);
-    bench_model("LLaMA-7B shape, 1 layer", &m, 4, 128, 8.0, 0.0, &ref);
+    int threads = blas_threads();
+    double all = bench_model("LLaMA-7B shape, 1 layer", &m, 4, 128, 8.0, 0.0, &ref);
+    if (threads > 1) { /* what the threads give: the same layer on one thread, its sgemm too */
+        blas_set_threads(1);
+        double one = bench_model("  the same, 1 thread", &m, 4, 128, 8.0, 0.0, &ref);
+        printf("%-24s %d threads run the layer %.2fx as fast as 1 (ideal %d)\n", "thread scaling", threads,
+               one / all, threads);
+        blas_set_threads(threads);
+    }
     llama7b_layer_free(&m);
     sgemm_ref_free(&ref);
     return 0;
