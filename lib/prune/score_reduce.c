@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "base/util.h"
 
 static int layer_of_name(const char *name)
@@ -118,6 +119,78 @@ void scorer_free(scorer *s)
 
 /* ------------------------------------------------------------------ reduction */
 
+/* One call's inputs, shared by the pieces parallel_for hands out. */
+typedef struct {
+    int64_t r0, r1, C;
+    const tensor *w;
+    const float *g, *f;
+    double sg, sf;
+    bool f_is_grad;
+    int act[NS], na;
+    double *ch[2][NS]; /* per axis and statistic: (R) or (C) channel values */
+} reduce_job;
+
+/* The statistics of element (r, c) into v, for columns [c0, c1) of row r (w's
+ * values widened into wbuf). */
+static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, float *wbuf, double (*v)[NS])
+{
+    const float *wr = NULL, *gr = j->g ? j->g + r * j->C : NULL, *fr = j->f ? j->f + (r - j->r0) * j->C : NULL;
+    if (j->w) {
+        tensor_get_f32(j->w, r * j->C + c0, c1 - c0, wbuf);
+        wr = wbuf - c0;
+    }
+    for (int64_t c = c0; c < c1; c++) {
+        double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
+        if (j->f_is_grad)
+            fv *= fv;
+        double a = gr ? j->sg * wv * gr[c] : 0.0, b = j->sf * wv * wv * fv;
+        double *e = v[c - c0];
+        e[SCORE_VECTOR] = a, e[SCORE_ELEMENT1] = fabs(a), e[SCORE_ELEMENT2] = b;
+        e[SCORE_MIX] = fabs(a - 0.5 * b), e[SCORE_L1] = fabs(wv), e[SCORE_L2] = wv * wv;
+    }
+}
+
+/* Rows [r0 + begin, r0 + end): each row's sum over its columns into ch[0]. */
+static void reduce_rows(void *ctx, int64_t begin, int64_t end)
+{
+    const reduce_job *j = ctx;
+    float *wbuf = xmalloc((size_t)j->C * sizeof(float));
+    double(*v)[NS] = xmalloc((size_t)j->C * sizeof *v);
+    for (int64_t r = j->r0 + begin; r < j->r0 + end; r++) {
+        row_values(j, r, 0, j->C, wbuf, v);
+        for (int k = 0; k < j->na; k++) {
+            int s = j->act[k];
+            double sum = 0;
+            for (int64_t c = 0; c < j->C; c++)
+                sum += v[c][s];
+            j->ch[0][s][r] = sum;
+        }
+    }
+    free(v);
+    free(wbuf);
+}
+
+/* Columns [begin, end): each column's sum over rows [r0, r1), in row order, into ch[1]. */
+static void reduce_cols(void *ctx, int64_t begin, int64_t end)
+{
+    const reduce_job *j = ctx;
+    int64_t n = end - begin;
+    float *wbuf = xmalloc((size_t)n * sizeof(float));
+    double(*v)[NS] = xmalloc((size_t)n * sizeof *v);
+    for (int k = 0; k < j->na; k++)
+        memset(j->ch[1][j->act[k]] + begin, 0, (size_t)n * sizeof(double));
+    for (int64_t r = j->r0; r < j->r1; r++) {
+        row_values(j, r, begin, end, wbuf, v);
+        for (int k = 0; k < j->na; k++) {
+            double *dst = j->ch[1][j->act[k]] + begin;
+            for (int64_t c = 0; c < n; c++)
+                dst[c] += v[c][j->act[k]];
+        }
+    }
+    free(v);
+    free(wbuf);
+}
+
 void scorer_reduce(scorer *s, const tref *t, int64_t r0, int64_t r1, const tensor *w, const float *g,
                           double sg, const float *f, double sf, bool f_is_grad, unsigned mask)
 {
@@ -125,53 +198,33 @@ void scorer_reduce(scorer *s, const tref *t, int64_t r0, int64_t r1, const tenso
     bool ax[2] = {false, false};
     for (int r = 0; r < t->n_refs; r++)
         ax[s->gs->g[t->refs[r].g].members[t->refs[r].k].axis] = true;
-    int act[NS], na = 0;
+    reduce_job j = {.r0 = r0, .r1 = r1, .C = C, .w = w, .g = g, .f = f, .sg = sg, .sf = sf, .f_is_grad = f_is_grad};
     for (int k = 0; k < NS; k++)
         if (mask & (1u << k))
-            act[na++] = k;
-    if (!na)
+            j.act[j.na++] = k;
+    if (!j.na)
         return;
-    double *ch[2][NS]; /* per axis and statistic: (R) or (C) channel values */
     for (int a = 0; a < 2; a++)
         for (int k = 0; k < NS; k++)
-            ch[a][k] = s->scratch + ((size_t)a * NS + (size_t)k) * (size_t)s->maxdim;
-    for (int j = 0; j < na; j++) {
-        if (ax[1])
-            memset(ch[1][act[j]], 0, (size_t)C * sizeof(double));
-        if (ax[0] && (r0 > 0 || r1 < R))
-            memset(ch[0][act[j]], 0, (size_t)R * sizeof(double));
+            j.ch[a][k] = s->scratch + ((size_t)a * NS + (size_t)k) * (size_t)s->maxdim;
+    /* Each pass cut into pieces that own their outputs (a row's sum, a column's),
+     * each sum taken in the same order however the range is cut. */
+    if (ax[0]) {
+        if (r0 > 0 || r1 < R)
+            for (int k = 0; k < j.na; k++)
+                memset(j.ch[0][j.act[k]], 0, (size_t)R * sizeof(double));
+        parallel_for(r1 - r0, 8, reduce_rows, &j);
     }
-    for (int64_t r = r0; r < r1; r++) {
-        const float *wr = NULL, *gr = g ? g + r * C : NULL, *fr = f ? f + (r - r0) * C : NULL;
-        if (w) {
-            tensor_get_f32(w, r * C, C, s->wrow);
-            wr = s->wrow;
-        }
-        double rs[NS] = {0};
-        for (int64_t c = 0; c < C; c++) {
-            double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
-            if (f_is_grad)
-                fv *= fv;
-            double a = gr ? sg * wv * gr[c] : 0.0, b = sf * wv * wv * fv;
-            double v[NS] = {a, fabs(a), b, fabs(a - 0.5 * b), fabs(wv), wv * wv};
-            for (int j = 0; j < na; j++)
-                rs[act[j]] += v[act[j]];
-            if (ax[1])
-                for (int j = 0; j < na; j++)
-                    ch[1][act[j]][c] += v[act[j]];
-        }
-        if (ax[0])
-            for (int j = 0; j < na; j++)
-                ch[0][act[j]][r] = rs[act[j]];
-    }
+    if (ax[1])
+        parallel_for(C, 256, reduce_cols, &j);
     for (int r = 0; r < t->n_refs; r++) {
         const group *gr = &s->gs->g[t->refs[r].g];
         const group_member *mb = &gr->members[t->refs[r].k];
         int64_t U = gr->units;
         double *dst = s->acc[t->refs[r].g] + (size_t)t->refs[r].k * NS * (size_t)U; /* (NS, U) */
-        for (int j = 0; j < na; j++) {
-            int k = act[j];
-            const double *v = ch[mb->axis][k];
+        for (int q = 0; q < j.na; q++) {
+            int k = j.act[q];
+            const double *v = j.ch[mb->axis][k];
             for (int64_t u = 0; u < U; u++) {
                 int64_t a = mb->start + u * mb->stride;
                 double sum = 0;
