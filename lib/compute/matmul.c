@@ -63,6 +63,37 @@ static void widen_panel(float *buf, const tensor *w, int o0, int P)
     parallel_for((int64_t)P * w->shape[1], 1 << 16, widen_part, &j);
 }
 
+/* fn(ctx, panel, o0, p) for each panel of w's rows [o0, o0 + p), widened to fp32
+ * (p rows of I values, every panel but the last of panel_rows(w)). */
+typedef void panel_fn(void *ctx, float *panel, int o0, int p);
+
+static void each_panel(const tensor *w, panel_fn *fn, void *ctx)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1], P = panel_rows(w);
+    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
+    for (int o0 = 0; o0 < nout; o0 += P) {
+        int p = nout - o0 < P ? nout - o0 : P;
+        widen_panel(buf, w, o0, p);
+        fn(ctx, buf, o0, p);
+    }
+    free(buf);
+}
+
+/* A product's operands, for the panels' callbacks. */
+typedef struct {
+    float *out;
+    const float *in;
+    int N, nin, nout;
+    float beta;
+} product_job;
+
+static void product_panel(void *ctx, float *panel, int o0, int p)
+{
+    const product_job *j = ctx;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, p, j->nin, 1.0f, j->in, j->nin, panel, j->nin, j->beta,
+                j->out + o0, j->nout);
+}
+
 /* out (N, O) = in (N, I) @ W^T + beta * out. */
 static void product(float *out, const float *in, const tensor *w, float beta, int N)
 {
@@ -73,15 +104,8 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
                     nout);
         return;
     }
-    int P = panel_rows(w);
-    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
-    for (int o0 = 0; o0 < nout; o0 += P) {
-        int p = nout - o0 < P ? nout - o0 : P;
-        widen_panel(buf, w, o0, p);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, p, nin, 1.0f, in, nin, buf, nin, beta, out + o0,
-                    nout);
-    }
-    free(buf);
+    product_job j = {out, in, N, nin, nout, beta};
+    each_panel(w, product_panel, &j);
 }
 
 void matmul_forward(float *out, const float *in, const tensor *w, const tensor *bias, int N)
@@ -109,6 +133,13 @@ void matmul_accumulate(float *out, const float *in, const tensor *w, const tenso
     }
 }
 
+static void input_gradient_panel(void *ctx, float *panel, int o0, int p)
+{
+    const product_job *j = ctx; /* out din, in dout */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->N, j->nin, p, 1.0f, j->in + o0, j->nout, panel, j->nin,
+                1.0f, j->out, j->nin);
+}
+
 /* din (N, I) += dout (N, O) @ W (O, I): for a half-precision W, the sum over
  * panels of dout's columns [o0, o0 + P) times the panel's rows. */
 static void input_gradient(float *din, const float *dout, const tensor *w, int N)
@@ -119,15 +150,8 @@ static void input_gradient(float *din, const float *dout, const tensor *w, int N
                     din, nin);
         return;
     }
-    int P = panel_rows(w);
-    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
-    for (int o0 = 0; o0 < nout; o0 += P) {
-        int p = nout - o0 < P ? nout - o0 : P;
-        widen_panel(buf, w, o0, p);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, p, 1.0f, dout + o0, nout, buf, nin, 1.0f, din,
-                    nin);
-    }
-    free(buf);
+    product_job j = {din, dout, N, nin, nout, 1.0f};
+    each_panel(w, input_gradient_panel, &j);
 }
 
 /* For out = in @ W^T + b: din (N, I) += dout (N, O) @ W (O, I), dw (O, I) +=
@@ -171,6 +195,21 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
     }
 }
 
+typedef struct {
+    tensor *w;
+    float scale;
+    const float *B, *A;
+    int r, nin;
+} lowrank_job;
+
+static void lowrank_panel(void *ctx, float *panel, int o0, int p)
+{
+    const lowrank_job *j = ctx;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, j->nin, j->r, j->scale, j->B + (size_t)o0 * j->r, j->r,
+                j->A, j->nin, 1.0f, panel, j->nin);
+    tensor_set_f32(j->w, (int64_t)o0 * j->nin, (int64_t)p * j->nin, panel);
+}
+
 /* A half-precision W: each panel widened, updated, and rounded back (to nearest
  * even) into W's storage. */
 void matmul_add_lowrank(tensor *w, float scale, const float *B, const float *A, int r)
@@ -181,14 +220,6 @@ void matmul_add_lowrank(tensor *w, float scale, const float *B, const float *A, 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nout, nin, r, scale, B, r, A, nin, 1.0f, w->data, nin);
         return;
     }
-    int P = panel_rows(w);
-    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
-    for (int o0 = 0; o0 < nout; o0 += P) {
-        int p = nout - o0 < P ? nout - o0 : P;
-        widen_panel(buf, w, o0, p);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, nin, r, scale, B + (size_t)o0 * r, r, A, nin, 1.0f,
-                    buf, nin);
-        tensor_set_f32(w, (int64_t)o0 * nin, (int64_t)p * nin, buf);
-    }
-    free(buf);
+    lowrank_job j = {w, scale, B, A, r, nin};
+    each_panel(w, lowrank_panel, &j);
 }
