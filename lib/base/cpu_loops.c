@@ -281,6 +281,16 @@ static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
 
 /* ---- the non-finite scan: a compare mask per vector, the first set bit found by counting zeros ---- */
 
+/* the values after the last whole vector, one at a time */
+#define SCAN_TAIL(type)                                                                                        \
+    for (; i < n; i++) {                                                                                       \
+        type v;                                                                                                \
+        memcpy(&v, at + i * sizeof v, sizeof v);                                                               \
+        if ((v & mask) == mask)                                                                                \
+            return i;                                                                                          \
+    }                                                                                                          \
+    return n
+
 #if defined(__AVX512F__)
 #define FIRST_ALL_ONES(type, lanes, set1, cmpeq, stype)                                                        \
     const char *at = x; /* any alignment */                                                                    \
@@ -291,13 +301,7 @@ static void NAME(f16_to_f32)(float *dst, const uint16_t *src, size_t n)
         if (k)                                                                                                 \
             return i + (size_t)__builtin_ctzll(k);                                                             \
     }                                                                                                          \
-    for (; i < n; i++) {                                                                                       \
-        type v;                                                                                                \
-        memcpy(&v, at + i * sizeof v, sizeof v);                                                               \
-        if ((v & mask) == mask)                                                                                \
-            return i;                                                                                          \
-    }                                                                                                          \
-    return n
+    SCAN_TAIL(type)
 #define SCAN16 FIRST_ALL_ONES(uint16_t, 32, _mm512_set1_epi16, _mm512_cmpeq_epi16_mask, short)
 #define SCAN32 FIRST_ALL_ONES(uint32_t, 16, _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, int)
 #else
@@ -331,13 +335,7 @@ typedef __m128i vbits;
         if (k)                                                                                                 \
             return i + (size_t)__builtin_ctz(k) / sizeof(type);                                                \
     }                                                                                                          \
-    for (; i < n; i++) {                                                                                       \
-        type v;                                                                                                \
-        memcpy(&v, at + i * sizeof v, sizeof v);                                                               \
-        if ((v & mask) == mask)                                                                                \
-            return i;                                                                                          \
-    }                                                                                                          \
-    return n
+    SCAN_TAIL(type)
 #define SCAN16 FIRST_ALL_ONES(uint16_t, VB_SET16, VB_EQ16, short)
 #define SCAN32 FIRST_ALL_ONES(uint32_t, VB_SET32, VB_EQ32, int)
 #endif
