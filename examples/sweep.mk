@@ -11,9 +11,11 @@
 # average of the paper's metrics. Every stage is a file, so an interrupted sweep
 # resumes where it stopped.
 #
-# The slot for the stage still to come: pare-lora does not exist yet, so TUNE
-# copies the pruned model; when it lands:
-#     TUNE = pare-lora -m $< --data ALPACA --merge -o $@
+# Recovery (TUNE) distils from the unpruned model mixed with the text's own
+# tokens (pare-lora --teacher, --kd-weight 0.5), LoRA merged into tuned.pare, on
+# TRAIN as raw text for EPOCHS; TUNE='cp $< $@' measures the pruned models as
+# they are, and TUNE='pare-lora -q -m $< --data ALPACA --merge -o $@' recovers
+# on Alpaca records as the paper did.
 PARE_DATA ?= ../shared/data
 MODEL     ?= $(PARE_DATA)/models/stories260K/stories260K.bin
 TOKENIZER ?= $(PARE_DATA)/models/stories260K/tok512.bin
@@ -24,7 +26,10 @@ CALIB     ?= $(PARE_DATA)/text/tinystories/tinystories_train_sample.txt
 TASKS     ?= all
 LIMIT     ?=
 SHARDS    ?= 1
-TUNE      ?= cp $< $@
+TRAIN     ?= $(CALIB)
+EPOCHS    ?= 1
+TUNE      ?= pare-lora -q -m $< --teacher $(MODEL) --tokenizer $(TOKENIZER) --kd-weight 0.5 \
+             --data $(TRAIN) --text --cutoff 128 --epochs $(EPOCHS) --merge -o $@
 # one thread per job: make -j runs the jobs side by side
 export PARE_THREADS ?= 1
 

@@ -443,13 +443,17 @@ EOF
     cmp "$T/whole.json" "$T/merged.json"
 }
 
-@test "examples: the sweep Makefile runs discover, score, prune, eval with make -j, one report per point" {
+@test "examples: the sweep Makefile runs discover, score, prune, lora, eval with make -j, one report per point" {
     need_data
+    head -c 20000 "$STORIES" > "$T/train.txt"
     make -s -j2 -C "$ROOT/examples" -f sweep.mk OUT="$T/sweep" MODEL="$MODEL" TOKENIZER="$TOK" PARE_DATA="$DATA" \
-        RATIOS="0.1 0.2" CRITERIA="element1 l2" TASKS=piqa LIMIT=4 SHARDS=2
+        RATIOS="0.1 0.2" CRITERIA="element1 l2" TASKS=piqa LIMIT=4 SHARDS=2 TRAIN="$T/train.txt"
     ls "$T/sweep"
     for r in 0.1 0.2; do for c in element1 l2; do
         pare show "$T/sweep/r$r-$c/report.pare" | grep -q '"task":"piqa"'
+        # recovered: the merged model's provenance names the training, not a copy of the pruned one
+        ! cmp -s "$T/sweep/r$r-$c/pruned.pare" "$T/sweep/r$r-$c/tuned.pare"
+        pare show "$T/sweep/r$r-$c/tuned.pare" | head -1 | grep -q '"pare-lora'
     done; done
     [ -f "$T/sweep/summary.tsv" ]
     [ "$(wc -l < "$T/sweep/summary.tsv")" -eq 5 ]
