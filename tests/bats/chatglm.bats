@@ -1,19 +1,82 @@
 #!/usr/bin/env bats
 # ChatGLM-6B and ChatGLM2 end to end on tiny random models: discover -> score (and
-# two shards merged) -> prune -> lora -> eval, the checkpoint's config keys, and GGUF refused. The
+# two shards merged) -> prune -> lora, and distillation from the unpruned model ->
+# eval, the checkpoint's config keys, and GGUF refused. The
 # pipeline's models use the tok512 tokenizer (Llama-style SentencePiece, 512
 # pieces) with a vocabulary of 512; the zero-shot tests train ChatGLM tokenizers
 # (python3-sentencepiece) for the [gMASK] <sop> prompt forms.
 load helper
 
+# a tiny random model of kind $1 in $T/$1 (tokenizer $2, default tok512); prints its fingerprint
 mk() {
     pare-mkmodel --model-type "$1" --dim 16 --layers 3 --heads 4 --kv-heads 2 --ffn 24 --vocab 512 --head-dim 4 \
-        --qkv-bias --tokenizer "$TOK" -o "$T/$1" >/dev/null
+        --qkv-bias --tokenizer "${2:-$TOK}" -o "$T/$1"
+}
+
+# distil KIND: the pruned $T/p.pare distilled from the unpruned $T/KIND (fingerprint
+# $fp, the pruned checkpoint's base): ChatGLM-6B by LoRA (the curve's KL and CE
+# apart, the KL to the teacher lower at the end), ChatGLM2 every weight with half
+# the loss the cross-entropy (KL and CE apart in the progress lines); the teacher
+# recorded by its fingerprint, the validation loss lower, pare-eval runs the result.
+# Then a teacher of another vocabulary is refused, the message naming both: for
+# ChatGLM-6B a ChatGLM2 of 600 tokens, for ChatGLM2 one of the same 512 tokens
+# but a tokenizer with two pieces swapped.
+distil() {
+    local opts=(-m "$T/p.pare" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --epochs 1 --warmup 0
+                --lr 2e-3 --eval-every 100 -t 1)
+    [ "$(pare show "$T/p.pare" | head -1 | jq -r .provenance.base_fingerprint)" = "$fp" ]
+    if [ "$1" = chatglm ]; then
+        pare-lora -q "${opts[@]}" --teacher "$T/$1" -o "$T/k.pare"
+        pare show "$T/k.pare" | head -1 > "$T/h.json"
+        jq -e '.loss_curve | (.[0] | has("val_kl") and has("val_ce")) and
+            ([.[] | select(has("loss")) | has("kl") and has("ce") and .loss == .kl] | all) and
+            .[-1].val_kl < .[0].val_kl' "$T/h.json"
+        jq '.training' "$T/h.json" > "$T/tr.json"
+        pare-eval -q -m "$T/p.pare" -a "$T/k.pare" --ppl "$T/t.txt" --limit 4 --json > "$T/r.json"
+    else
+        pare-lora "${opts[@]}" --teacher "$T/$1" --kd-weight 0.5 --full --log-every 1 -o "$T/k.pare" 2> "$T/err"
+        progress_mixes "$T/err" 0.5
+        pare show "$T/k.pare" | head -1 | jq -e '.config.model_type == "chatglm" and .config.multi_query_group_num == 1'
+        pare show "$T/k.pare" | head -1 | jq '.provenance.full.training' > "$T/tr.json"
+        pare-eval -q -m "$T/k.pare" --ppl "$T/t.txt" --limit 4 --json > "$T/r.json"
+    fi
+    jq -e --arg fp "$fp" '.loss | .name == "distillation" and .teacher.fingerprint == $fp and .teacher.from == "model"' \
+        "$T/tr.json"
+    jq -e '.best_val_loss < .first_val_loss' "$T/tr.json"
+    echo "$1 distilled: val loss $(jq -c '[.first_val_loss, .best_val_loss]' "$T/tr.json"), ppl $(jq '.metrics[0].value' "$T/r.json")"
+    jq -e '.metrics[0].value | . > 1 and . < 1e5' "$T/r.json"
+    if [ "$1" = chatglm ]; then
+        pare-mkmodel --model-type chatglm2 --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 600 --tokenizer "$TOK" \
+            -o "$T/other" >/dev/null
+        want="$T/other: the teacher's vocabulary has 600 tokens, the model's 512: a teacher must share the model's vocabulary"
+    else
+        mkdir -p "$T/swap"
+        $PY - "$TOK" "$T/swap/tok512.bin" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+o, at = 4, []   # llama2.c's tok*.bin: max piece length, then (score, length, bytes) a piece
+for i in range(512):
+    n = struct.unpack_from("<i", b, o + 4)[0]
+    at.append((o, o + 8 + n))
+    o += 8 + n
+(a0, a1), (b0, b1) = at[300], at[301]
+open(sys.argv[2], "wb").write(b[:a0] + b[b0:b1] + b[a0:a1] + b[b1:])
+PY
+        mv "$T/$1" "$T/student-teacher"
+        mk "$1" "$T/swap/tok512.bin" >/dev/null
+        mv "$T/$1" "$T/other" && mv "$T/student-teacher" "$T/$1"
+        want="$T/other: token 300 is ' S' in the teacher's vocabulary and ' ha' in the model's: a teacher must share the model's vocabulary"
+    fi
+    run pare-lora -q "${opts[@]}" --teacher "$T/other" -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [ "$output" = "pare-lora: error: $want" ] || { echo "$output"; false; }
+    [ ! -e "$T/x.pare" ]
 }
 
 pipeline() {
     need_data
-    mk "$1"
+    local fp
+    fp=$(mk "$1")
     head -c 12000 "$STORIES" > "$T/t.txt"
     pare-discover -q -m "$T/$1" -o "$T/g.pare"
     pare-score -q -m "$T/$1" --calib "$T/t.txt" -o "$T/s.pare" "$T/g.pare"
@@ -36,15 +99,16 @@ pipeline() {
     pare show "$T/p.pare" | head -1 | jq -e '.config.model_type == "chatglm"'
     pare show "$T/p.pare" | jq -r 'select(.t == "tensor") | .name' | grep -q '^transformer\.'
     pare show "$T/a.pare" | jq -r 'select(.t == "tensor") | .name' | grep -q 'dense_4h_to_h.weight.lora_A'
+    distil "$1"
 }
 
-@test "chatglm: ChatGLM-6B discover | score | prune | lora | eval on a tiny random model" {
+@test "chatglm: ChatGLM-6B discover | score | prune | lora | distil | eval on a tiny random model" {
     pipeline chatglm
     # 4 heads of 4: 2 go in each layer at 0.5 (12 of 24 MLP channels)
     pare show "$T/p.pare" | head -1 | jq -e '.config.num_attention_heads == 2 and .config.inner_hidden_size == 12'
 }
 
-@test "chatglm: ChatGLM2 discover | score | prune | lora | eval on a tiny random model" {
+@test "chatglm: ChatGLM2 discover | score | prune | lora | distil | eval on a tiny random model" {
     pipeline chatglm2
     # 2 key/value groups of 2 query heads: one group goes at 0.5
     pare show "$T/p.pare" | head -1 | jq -e '.config.multi_query_group_num == 1 and .config.num_attention_heads == 2'
@@ -128,6 +192,26 @@ PY
     run pare-eval -q -m "$T/m" --tokenizer "$T/glm2" --task-file piqa="$T/piqa.jsonl" --glm-mask prefix
     [ "$status" -eq 1 ]
     [[ "$output" == *"the prefix mask ([gMASK] <sop> prompt form) is ChatGLM-6B's; this is a chatglm2 model"* ]]
+}
+
+@test "chatglm: a teacher needs the model's tokenizer: ChatGLM2's beside ChatGLM-6B's is refused at one vocabulary size; the same serves across kinds" {
+    need_data
+    "$PY" -c 'import sentencepiece' || { echo "python3-sentencepiece missing for $PY"; return 1; }
+    make_glm "$T/glm" unigram
+    make_glm2 "$T/glm2"
+    head -c 3000 "$STORIES" > "$T/t.txt"
+    glm() { pare-mkmodel --model-type "$1" --dim 16 --layers 2 --heads 4 --kv-heads 2 --ffn 24 --vocab 700 --tokenizer "$2" -o "$3"; }
+    glm chatglm "$T/glm" "$T/m" >/dev/null
+    glm chatglm2 "$T/glm2" "$T/t2" >/dev/null
+    opts=(-q -m "$T/m" --data "$T/t.txt" --text --cutoff 32 --batch 8 --micro-batch 2 --epochs 1 -t 1)
+    run pare-lora "${opts[@]}" --teacher "$T/t2" -o "$T/x.pare"
+    [ "$status" -eq 1 ]
+    [ "$output" = "pare-lora: error: $T/t2: the teacher's tokenizer has 605 tokens, the model's 700: a teacher must share the model's vocabulary" ]
+    [ ! -e "$T/x.pare" ]
+    # a ChatGLM2 with ChatGLM-6B's tokenizer teaches the ChatGLM-6B model
+    fp=$(glm chatglm2 "$T/glm" "$T/t6")
+    pare-lora "${opts[@]}" --teacher "$T/t6" -o "$T/a.pare"
+    pare show "$T/a.pare" | head -1 | jq -e --arg fp "$fp" '.training.loss.teacher.fingerprint == $fp'
 }
 
 # pare-lora on a ChatGLM model of kind $1 with adapters on the fused maps, then

@@ -56,6 +56,15 @@ close() {
     awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; if (m < 1) m = 1; exit !(d <= tol * m) }'
 }
 
+# progress_mixes FILE W: pare-lora's progress line of step 1 in FILE (its stderr
+# with --log-every 1) gives the KL and the CE apart, the loss W * kl + (1 - W) * ce
+progress_mixes() {
+    local loss kl ce
+    read -r loss kl ce < <(sed -n 's|.* step 1/[0-9]* .*: loss \([0-9.]*\) (kl \([0-9.]*\), ce \([0-9.]*\)).*|\1 \2 \3|p' "$1") ||
+        { cat "$1"; return 1; }
+    close "$loss" "$(awk -v w="$2" -v k="$kl" -v c="$ce" 'BEGIN { print w * k + (1 - w) * c }')" 1e-3
+}
+
 # The long options a man page documents in its OPTIONS section.
 man_options() {
     sed 's/\\-/-/g' "$1" | awk '/^\.SH OPTIONS/ { on = 1; next } /^\.SH / { on = 0 } on' |
