@@ -39,9 +39,12 @@ void teacher_check_vocab(const model *student, const tokenizer *stok, const mode
         die("%s: the teacher's tokenizer has %d tokens, the model's %d: a teacher must share the model's "
             "vocabulary", name, tokenizer_vocab_size(ttok), n);
     for (int id = 0; id < n; id++) {
-        size_t la, lb;
+        size_t la, lb, ra, rb;
         const char *a = tokenizer_piece(stok, id, &la), *b = tokenizer_piece(ttok, id, &lb);
-        if (la != lb || memcmp(a, b, la))
+        if (la == lb && !memcmp(a, b, la))
+            continue;
+        const char *pa = tokenizer_piece_raw(stok, id, &ra), *pb = tokenizer_piece_raw(ttok, id, &rb);
+        if (ra != rb || memcmp(pa, pb, ra))
             die("%s: token %d is '%.*s' in the teacher's vocabulary and '%.*s' in the model's: a teacher must "
                 "share the model's vocabulary", name, id, (int)lb, b, (int)la, a);
     }

@@ -19,9 +19,12 @@
 typedef struct teacher teacher;
 
 /* Die unless the teacher t (its tokenizer ttok, may be NULL) shares the
- * student's vocabulary: as many tokens and, where both have a tokenizer, the
- * same text for every id (tokenizer_piece: a SentencePiece model and a llama2.c
- * tok*.bin of one vocabulary agree). name: the teacher's path, for messages. */
+ * student's vocabulary: as many tokens and, where both have a tokenizer, for
+ * every id the same text (tokenizer_piece: a SentencePiece model and a llama2.c
+ * tok*.bin of one vocabulary agree) or the same piece (tokenizer_piece_raw: an
+ * added token a tokenizer.json shows, which the same tokenizer read back from
+ * GGUF, where it can only be a control token, shows as nothing). name: the
+ * teacher's path, for messages. */
 void teacher_check_vocab(const model *student, const tokenizer *stok, const model *t, const tokenizer *ttok,
                          const char *name);
 

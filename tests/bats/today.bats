@@ -138,6 +138,14 @@ pipeline() {
         select(test("_norm"))] == []'
     pare show "$T/g.pare" | jq -se '[.[] | select(.t == "group" and .kind == "layer" and .layer == 0) |
         .members[].tensor] | index("model.layers.0.self_attn.k_norm.weight") != null'
+    # the unpruned model as a GGUF teaches as its folder does: Qwen's added tokens
+    # that are not special (<|fim_prefix|>, ...), which GGUF can only type control,
+    # are the same tokens
+    pare convert -m "$T/qwen3" --to gguf -o "$T/t.gguf"
+    pare-lora -q -m "$T/p.pare" --teacher "$T/t.gguf" --data "$T/text.txt" --text --cutoff 32 --batch 4 \
+        --micro-batch 2 --epochs 1 --val-size 0 -t 1 --rank 2 -o "$T/g.pare"
+    pare show "$T/g.pare" | head -1 | jq -e --arg fp "$(pare-discover -q -m "$T/t.gguf" | pare show | head -1 | jq -r .model.fingerprint)" \
+        '.training.loss.teacher.fingerprint == $fp'
     # a norm is not a linear map for LoRA
     run pare-lora -m "$T/qwen3" --data "$T/text.txt" --text --targets q_norm -o "$T/x"
     [ "$status" -eq 2 ]
