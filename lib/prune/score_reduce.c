@@ -125,7 +125,7 @@ typedef struct {
     const tensor *w;
     const float *g, *f;
     double sg, sf;
-    bool f_is_grad;
+    bool f_is_grad, cols_too; /* cols_too: reduce_rows adds into ch[1] as well */
     int act[NS], na;
     double *ch[2][NS]; /* per axis and statistic: (R) or (C) channel values */
 } reduce_job;
@@ -150,7 +150,8 @@ static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, f
     }
 }
 
-/* Rows [r0 + begin, r0 + end): each row's sum over its columns into ch[0]. */
+/* Rows [r0 + begin, r0 + end): each row's sum over its columns into ch[0]; with
+ * cols_too (one piece, all rows) each column's sum, in row order, into ch[1]. */
 static void reduce_rows(void *ctx, int64_t begin, int64_t end)
 {
     const reduce_job *j = ctx;
@@ -164,6 +165,9 @@ static void reduce_rows(void *ctx, int64_t begin, int64_t end)
             for (int64_t c = 0; c < j->C; c++)
                 sum += v[c][s];
             j->ch[0][s][r] = sum;
+            if (j->cols_too)
+                for (int64_t c = 0; c < j->C; c++)
+                    j->ch[1][s][c] += v[c][s];
         }
     }
     free(v);
@@ -207,16 +211,22 @@ void scorer_reduce(scorer *s, const tref *t, int64_t r0, int64_t r1, const tenso
     for (int a = 0; a < 2; a++)
         for (int k = 0; k < NS; k++)
             j.ch[a][k] = s->scratch + ((size_t)a * NS + (size_t)k) * (size_t)s->maxdim;
-    /* Each pass cut into pieces that own their outputs (a row's sum, a column's),
-     * each sum taken in the same order however the range is cut. */
-    if (ax[0]) {
-        if (r0 > 0 || r1 < R)
-            for (int k = 0; k < j.na; k++)
-                memset(j.ch[0][j.act[k]], 0, (size_t)R * sizeof(double));
+    /* One axis: a pass cut into pieces that own their outputs (a row's sum, a
+     * column's), each sum taken in the same order however the range is cut. Both
+     * axes: one pass on this thread, the values made once. */
+    if (ax[0] && (r0 > 0 || r1 < R))
+        for (int k = 0; k < j.na; k++)
+            memset(j.ch[0][j.act[k]], 0, (size_t)R * sizeof(double));
+    if (ax[0] && ax[1]) {
+        j.cols_too = true;
+        for (int k = 0; k < j.na; k++)
+            memset(j.ch[1][j.act[k]], 0, (size_t)C * sizeof(double));
+        reduce_rows(&j, 0, r1 - r0);
+    } else if (ax[0]) {
         parallel_for(r1 - r0, 8, reduce_rows, &j);
-    }
-    if (ax[1])
+    } else if (ax[1]) {
         parallel_for(C, 256, reduce_cols, &j);
+    }
     for (int r = 0; r < t->n_refs; r++) {
         const group *gr = &s->gs->g[t->refs[r].g];
         const group_member *mb = &gr->members[t->refs[r].k];
