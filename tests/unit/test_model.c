@@ -943,14 +943,20 @@ static void load_stdin_and_compare(void *arg)
     die("loaded %s", m.source); /* exit 1 with a message: the success signal */
 }
 
+/* The random heterogeneous model of the checkpoint tests (seed 5), and its fingerprint. */
+static void het_model(model_config *c, model *m, char fp[17])
+{
+    het_config(c, false, true);
+    model_init_random(m, c, 5);
+    model_fingerprint(m, fp);
+}
+
 static void test_checkpoint(void)
 {
     model_config c;
-    het_config(&c, false, true);
     model m, r;
-    model_init_random(&m, &c, 5);
     char fp[17], fp2[17];
-    model_fingerprint(&m, fp);
+    het_model(&c, &m, fp);
     char *p = tmp("m.pare");
     char *argv[] = {"test_model"};
     checkpoint_write(&m, p, 1, argv, NULL);
@@ -1013,11 +1019,9 @@ static void bind_scanned_global(void *arg)
 static void test_scan(void)
 {
     model_config c;
-    het_config(&c, false, true);
     model m, r;
-    model_init_random(&m, &c, 5);
     char fp[17], fp2[17];
-    model_fingerprint(&m, fp);
+    het_model(&c, &m, fp);
     /* binding took the fingerprint in its pass over the values */
     CHECK(!strcmp(m.fingerprint, fp));
 
