@@ -251,8 +251,7 @@ def glm_postprocess(text):
 
 GLM_SPECIALS = ["[MASK]", "[gMASK]", "[sMASK]", "<unused_0>", "<sop>", "<eop>", "<ENC>", "<dBLOCK>"]
 GLM2_SPECIALS = ["[MASK]", "[gMASK]", "[sMASK]", "sop", "eop"]
-GLM_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "configs",
-                          "chatglm-6b", "tokenizer_config.json")
+GLM_CONFIG = "configs/chatglm-6b/tokenizer_config.json"  # in the data folder
 
 GLM_ODD = [b" " * k for k in (1, 2, 3, 79, 80, 81, 82, 159, 160, 161, 200)] + [
     b"def f(x):\n    return x\n\n\tif x:\n\t\tpass", b"a" + b" " * 85 + b"b", b"\t \t  \t   ", b"x \n y",
@@ -260,7 +259,7 @@ GLM_ODD = [b" " * k for k in (1, 2, 3, 79, 80, 81, 82, 159, 160, 161, 200)] + [
     "列1\t列2\n  縮進".encode(), b"tail  ", b"  head", b"\n\n\n", b"\r\n  \r\n"]
 
 
-def chatglm(o, tmp, stories, texts):
+def chatglm(o, tmp, data, stories, texts):
     """ChatGLM-6B and ChatGLM2 folders: tokenizer_config.json + the model file."""
     import shutil
     records = texts[:1000] + ODD_WITH_NEWLINES + GLM_ODD + [r.replace(b"\0", b"") for r in fuzz(1000, seed=7)]
@@ -273,7 +272,7 @@ def chatglm(o, tmp, stories, texts):
                                        model_type=kind, vocab_size=900, user_defined_symbols=glm_user,
                                        pad_id=3, byte_fallback=True, remove_extra_whitespaces=False,
                                        minloglevel=2, num_threads=4)
-        shutil.copy(GLM_CONFIG, os.path.join(folder, "tokenizer_config.json"))
+        shutil.copy(os.path.join(data, GLM_CONFIG), os.path.join(folder, "tokenizer_config.json"))
         os.remove(os.path.join(folder, "ice_text.vocab"))
         sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "ice_text.model"))
         prefix = [sp.piece_to_id("[gMASK]"), sp.piece_to_id("<sop>")]
@@ -411,7 +410,7 @@ def main():
             model = prefix + ".model"
             o.suite("unigram " + name, spm.SentencePieceProcessor(model_file=model), model, texts)
         unigram_edits(o, tmp, os.path.join(tmp, "unigram nfkc+user.model"), texts)
-        chatglm(o, tmp, stories, texts)
+        chatglm(o, tmp, args.data, stories, texts)
 
     print(f"tokenizer_oracle: {o.checked} comparisons, {o.failed} differ")
     sys.exit(1 if o.failed else 0)
