@@ -437,6 +437,8 @@ size_t rank_bpe_encode_word(const rank_bpe *b, rank_bpe_pass *p, const uint8_t *
         return w->n_ids;
     }
     size_t first = *n_ids, count = merge_word(b, p, s, k, ids, n_ids, cap);
+    if (!count) /* bytes without tokens and no unknown token: nothing to keep */
+        return 0;
     GROW(p->words, p->words_cap, p->n_words + 1, 1024);
     if (p->cache_ids_n + count > p->cache_ids_cap) {
         p->cache_ids_cap = (p->cache_ids_n + count) * 2;
