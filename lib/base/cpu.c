@@ -5,13 +5,15 @@
 #include <string.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "base/util.h"
 
 const cpu_kernels *_Atomic cpu_active;
 
-static const char *const level_names[CPU_LEVELS] = {"baseline", "avx2", "avx512"};
+static const char *const level_names[CPU_LEVELS] = {"baseline", "avx2", "avx512", "amx"};
 
 const char *cpu_level_name(enum cpu_level level) { return level_names[level]; }
 
@@ -21,6 +23,25 @@ static int has_f16c(void)
 {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+/* AMX-TILE and AMX-BF16 (cpuid leaf 7), their state saved by the system (XCR0
+ * bits 17 and 18), and this process granted the tiles' data (Linux asks each
+ * process to request it: arch_prctl ARCH_REQ_XCOMP_PERM, once). */
+static int has_amx(void)
+{
+    static _Atomic int known = -1;
+    if (known >= 0)
+        return known;
+    unsigned a, b, c, d, lo, hi;
+    int yes = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) && (d & (1u << 22)) &&
+              __get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE);
+    if (yes) {
+        __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        yes = (lo >> 17 & 3) == 3 && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+    }
+    known = yes;
+    return yes;
 }
 #endif
 
@@ -38,6 +59,8 @@ int cpu_supports(enum cpu_level level)
     case CPU_AVX512:
         return cpu_supports(CPU_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    case CPU_AMX:
+        return cpu_supports(CPU_AVX512) && has_amx();
     case CPU_LEVELS:
         break;
     }
@@ -50,10 +73,12 @@ int cpu_supports(enum cpu_level level)
 const cpu_kernels *cpu_kernels_of(enum cpu_level level)
 {
     static const cpu_kernels *const tables[CPU_LEVELS] = {&cpu_kernels_baseline, &cpu_kernels_avx2,
-                                                          &cpu_kernels_avx512};
+                                                          &cpu_kernels_avx512, &cpu_kernels_amx};
+    static const char *const needs[CPU_LEVELS] = {"", "AVX2, FMA and F16C", "AVX-512 F, BW, DQ and VL",
+                                                  "AVX-512 and AMX-BF16 tiles that the system grants"};
     if (!cpu_supports(level))
         die("PARE_CPU=%s: this CPU does not have %s", level_names[level],
-            level == CPU_AVX2 ? "AVX2, FMA and F16C" : "AVX-512 F, BW, DQ and VL");
+            needs[level]);
     return tables[level];
 }
 
@@ -67,7 +92,7 @@ const cpu_kernels *cpu_select(void)
             if (!strcmp(e, level_names[l]))
                 level = (enum cpu_level)l, found = 1;
         if (!found)
-            die("PARE_CPU=%s: expected baseline, avx2 or avx512", e);
+            die("PARE_CPU=%s: expected baseline, avx2, avx512 or amx", e);
     } else {
         while (level + 1 < CPU_LEVELS && cpu_supports((enum cpu_level)(level + 1)))
             level = (enum cpu_level)(level + 1);

@@ -4,14 +4,16 @@
  * of the last fifteen years. The inner loops that matter (widening half-precision
  * weights, norms, SiLU, softmax and the vocabulary's log-sum-exp, the non-finite
  * scan) are compiled once more for each wider instruction set (cpu_loops.c, built
- * three times with its own flags), and one table of them is chosen once, from
+ * four times with its own flags), and one table of them is chosen once, from
  * cpuid, the first time any is needed:
  *
  *   baseline  x86-64-v2 (SSE4.2)
  *   avx2      AVX2, FMA, F16C (Haswell, Zen)
  *   avx512    AVX-512 F, BW, DQ, VL on top (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4)
+ *   amx       the avx512 loops, and bf16 weights' products on AMX tiles (base/amx.h)
+ *             where the system grants them (Sapphire Rapids and later)
  *
- * PARE_CPU=baseline|avx2|avx512 picks a table instead (tests run every variant
+ * PARE_CPU=baseline|avx2|avx512|amx picks a table instead (tests run every variant
  * the CPU has against the baseline); asking for one the CPU lacks is an error.
  *
  * Every variant computes the same function: widening and the scans exactly, the
@@ -20,13 +22,16 @@
 #ifndef PARE_CPU_H
 #define PARE_CPU_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum cpu_level { CPU_BASELINE, CPU_AVX2, CPU_AVX512, CPU_LEVELS };
+enum cpu_level { CPU_BASELINE, CPU_AVX2, CPU_AVX512, CPU_AMX, CPU_LEVELS };
 
 typedef struct cpu_kernels {
-    const char *name; /* "baseline", "avx2", "avx512" */
+    const char *name; /* "baseline", "avx2", "avx512", "amx" */
+    /* whether products with bf16 weights run on AMX tiles (base/amx.h) */
+    bool tiles;
     /* dst (n) = src (n) bf16 / f16 values widened exactly to fp32 */
     void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
     void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
@@ -52,8 +57,8 @@ typedef struct cpu_kernels {
     void (*scale)(float *x, float s, size_t n);
 } cpu_kernels;
 
-/* The three tables (cpu_loops.c built for each level). */
-extern const cpu_kernels cpu_kernels_baseline, cpu_kernels_avx2, cpu_kernels_avx512;
+/* The four tables (cpu_loops.c built for each level). */
+extern const cpu_kernels cpu_kernels_baseline, cpu_kernels_avx2, cpu_kernels_avx512, cpu_kernels_amx;
 
 /* The table in use: chosen on the first call (PARE_CPU, else the widest the CPU has). */
 const cpu_kernels *cpu_select(void);

@@ -1,6 +1,6 @@
 /* cpu_loops.c - pare's inner loops, written once over a vector of VW floats and
- * compiled once per instruction set (the Makefile builds this file three times,
- * with CPU_VARIANT set to baseline, avx2 or avx512 and that set's flags); each
+ * compiled once per instruction set (the Makefile builds this file four times,
+ * with CPU_VARIANT set to baseline, avx2, avx512 or amx and that set's flags); each
  * build defines its table cpu_kernels_VARIANT (cpu.h says what each loop does).
  *
  * The few operations that differ between the sets are the wrappers below; the
@@ -14,7 +14,7 @@
 #include <immintrin.h>
 
 #if !defined(CPU_VARIANT)
-#error "cpu_loops.c is compiled with -DCPU_VARIANT=baseline|avx2|avx512 (see the Makefile)"
+#error "cpu_loops.c is compiled with -DCPU_VARIANT=baseline|avx2|avx512|amx (see the Makefile)"
 #endif
 
 #if defined(__AVX512F__)
@@ -471,6 +471,9 @@ static void NAME(scale)(float *x, float s, size_t n)
 
 const cpu_kernels NAME(cpu_kernels) = {
     .name = STR(CPU_VARIANT),
+#if defined(__AMX_BF16__)
+    .tiles = true,
+#endif
     .bf16_to_f32 = NAME(bf16_to_f32),
     .f16_to_f32 = NAME(f16_to_f32),
     .first_all_ones16 = NAME(first_all_ones16),

@@ -1,5 +1,7 @@
 /* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
- * OpenBLAS sgemm on the tensor's data. A half-precision weight (f16, bf16), or an
+ * OpenBLAS sgemm on the tensor's data. A bf16 weight, where the CPU has AMX
+ * tiles, is a tile product (base/amx.h: the same fp32 product, in another
+ * summation order). A half-precision weight (f16, bf16), or an
  * fp32 one that is not aligned to its values (mapped from a file that put it at an
  * odd offset), is widened a panel of rows at a time into an fp32 buffer of
  * PANEL_BYTES, and each panel is one sgemm: the weight is never held widened in full. The panel's rows are a
@@ -15,6 +17,8 @@
 
 #include <cblas.h>
 
+#include "base/amx.h"
+#include "base/cpu.h"
 #include "base/parallel.h"
 #include "base/util.h"
 
@@ -34,6 +38,10 @@ static void check_matrix(const tensor *w)
 
 /* Whether sgemm takes w's data as they are: fp32, aligned. */
 static bool in_place(const tensor *w) { return w->dtype == DTYPE_F32 && tensor_aligned(w); }
+
+/* Whether w's products run on AMX tiles (base/amx.h): a bf16 weight, on a CPU
+ * whose table has them. */
+static bool on_tiles(const tensor *w) { return w->dtype == DTYPE_BF16 && cpu()->tiles; }
 
 /* Rows per panel of w: at least 16, a multiple of 16, about PANEL_BYTES. */
 static int panel_rows(const tensor *w)
@@ -104,6 +112,10 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
                     nout);
         return;
     }
+    if (on_tiles(w)) {
+        amx_product(out, in, w->data, N, nout, nin, beta != 0.0f);
+        return;
+    }
     product_job j = {out, in, N, nin, nout, beta};
     each_panel(w, product_panel, &j);
 }
@@ -148,6 +160,10 @@ static void input_gradient(float *din, const float *dout, const tensor *w, int N
     if (in_place(w)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, nout, 1.0f, dout, nout, w->data, nin, 1.0f,
                     din, nin);
+        return;
+    }
+    if (on_tiles(w)) {
+        amx_input_gradient(din, dout, w->data, N, nout, nin);
         return;
     }
     product_job j = {din, dout, N, nin, nout, 1.0f};

@@ -191,7 +191,7 @@ static void pick_unknown(void *arg)
 
 static void test_select_refuses(void)
 {
-    CHECK(dies_with(pick_unknown, NULL, "PARE_CPU=sse9: expected baseline, avx2 or avx512", NULL));
+    CHECK(dies_with(pick_unknown, NULL, "PARE_CPU=sse9: expected baseline, avx2, avx512 or amx", NULL));
 }
 
 int main(void)

@@ -1,0 +1,326 @@
+/* amx.c - products with bf16 weights on AMX tiles (see amx.h). Built with the
+ * AMX and AVX-512 flags (the Makefile); only the amx table of base/cpu.h leads
+ * here.
+ *
+ * A product C (N, cols) (+)= A (N, K) @ B (K, cols) runs on tiles of 16 rows of
+ * 64 bytes: A's tiles hold 16 rows x 32 bf16 values of the three parts of the
+ * activations, B's 16 pairs of k x 16 columns (the pairs of k side by side, as
+ * TDPBF16PS reads them), C's 16 x 16 fp32 sums. Both operands are packed first,
+ * tile after tile, so that each tile is 1 KB in one piece:
+ *
+ *   activations  [row block of 16][k block of 32][part][16 rows][32 values]
+ *   weights      [column block of 16][k block of 32][16 pairs of k][16 columns][2]
+ *
+ * The activations are packed once per product (at most ROWS_BYTES of them at a
+ * time), the weights a panel of PANEL_BYTES at a time, so that neither is ever
+ * held in full. Each thread takes a range of 32-column pairs of blocks and sums
+ * 2 x 2 blocks of C at a time (tiles 0-3) from two A tiles (4, 5) and two B
+ * tiles (6, 7), K_CHUNK k blocks per pass, N_CHUNK rows of A per sweep so that
+ * they stay in the core's cache while the thread's B tiles go by.
+ *
+ * Letters: N rows, K the summed width, P a panel's weight rows. */
+#include "base/amx.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/parallel.h"
+#include "base/util.h"
+
+enum {
+    TILE_ROWS = 16,
+    TILE_K = 32,                            /* bf16 values in a tile row */
+    TILE_VALUES = TILE_ROWS * TILE_K,       /* bf16 values in a tile: 1 KB */
+    PARTS = 3,                              /* hi, mid, lo */
+    K_CHUNK = 16,                           /* k blocks summed per pass over C */
+    N_CHUNK = 256,                          /* rows of A per sweep */
+};
+#define PANEL_BYTES ((size_t)4 << 20) /* packed weights at a time */
+#define ROWS_BYTES ((size_t)64 << 20) /* packed activations at a time */
+
+static int blocks(int n, int size) { return (n + size - 1) / size; }
+
+/* ---- packing ---- */
+
+/* The three bf16 parts (the top halves of fp32 values) of 16 activations: hi
+ * keeps x's top 16 bits, mid the top 16 of x - hi, lo is what is left, which
+ * has at most 8 significant bits. A non-finite x is hi alone (a NaN stays a
+ * NaN however its payload was cut). */
+static void split16(__m512 x, __m256i part[PARTS])
+{
+    const __m512i top = _mm512_set1_epi32((int)0xffff0000u), exponent = _mm512_set1_epi32(0x7f800000);
+    __m512i bits = _mm512_castps_si512(x);
+    __mmask16 finite = _mm512_cmpneq_epi32_mask(_mm512_and_si512(bits, exponent), exponent);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    __m512i hi = _mm512_mask_mov_epi32(_mm512_and_si512(bits, top), nan, _mm512_set1_epi32(0x7fc00000));
+    __m512 rest = _mm512_maskz_sub_ps(finite, x, _mm512_castsi512_ps(hi));
+    __m512i mid = _mm512_and_si512(_mm512_castps_si512(rest), top);
+    __m512i lo = _mm512_castps_si512(_mm512_sub_ps(rest, _mm512_castsi512_ps(mid)));
+    part[0] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(hi, 16));
+    part[1] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(mid, 16));
+    part[2] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(lo, 16));
+}
+
+typedef struct {
+    uint16_t *dst;
+    const float *src; /* (rows, K) */
+    int rows, K, kb;  /* kb = blocks(K, TILE_K) */
+} activations_job;
+
+static void pack_activations_part(void *ctx, int64_t b, int64_t e)
+{
+    const activations_job *j = ctx;
+    for (int64_t rb = b; rb < e; rb++)
+        for (int r = 0; r < TILE_ROWS; r++) {
+            int64_t row = rb * TILE_ROWS + r;
+            for (int k = 0; k < j->kb; k++) {
+                uint16_t *d = j->dst + ((rb * j->kb + k) * PARTS * TILE_ROWS + r) * TILE_K;
+                for (int half = 0; half < 2; half++) {
+                    int k0 = k * TILE_K + half * 16, n = row < j->rows ? j->K - k0 : 0;
+                    __mmask16 m = n >= 16 ? 0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+                    __m512 x = _mm512_maskz_loadu_ps(m, m ? j->src + row * j->K + k0 : j->src);
+                    __m256i part[PARTS];
+                    split16(x, part);
+                    for (int p = 0; p < PARTS; p++)
+                        _mm256_store_si256((__m256i *)(d + p * TILE_VALUES + half * 16), part[p]);
+                }
+            }
+        }
+}
+
+/* dst = the parts of src (rows, K), rows padded to whole pairs of row blocks and
+ * K to whole k blocks with zeros. */
+static void pack_activations(uint16_t *dst, const float *src, int rows, int K)
+{
+    activations_job j = {dst, src, rows, K, blocks(K, TILE_K)};
+    parallel_for(2 * blocks(rows, 2 * TILE_ROWS), 1, pack_activations_part, &j);
+}
+
+typedef struct {
+    uint16_t *dst;
+    const unsigned char *w; /* (O, I) bf16, at any address */
+    int O, I;
+    int r0, rows; /* the panel: W's rows [r0, r0 + rows) */
+    int kb;       /* k blocks per column block in dst */
+} weights_job;
+
+/* W's values [i0, i0 + n) of row r into v, zeros outside W (read as bytes: a
+ * tensor mapped at an odd address is not aligned to its values). */
+static void weight_run(const weights_job *j, int r, int i0, int n, uint16_t *v)
+{
+    int have = r < j->r0 + j->rows && i0 < j->I ? (j->I - i0 < n ? j->I - i0 : n) : 0;
+    if (have > 0)
+        memcpy(v, j->w + ((size_t)r * j->I + i0) * sizeof *v, (size_t)have * sizeof *v);
+    memset(v + (have > 0 ? have : 0), 0, (size_t)(n - (have > 0 ? have : 0)) * sizeof *v);
+}
+
+/* The forward's weights: columns are W's rows, k runs along a row. Column block
+ * cb, k block k, pair p, column c holds W[r0 + 16 cb + c][32 k + 2 p + {0, 1}]. */
+static void pack_rows_part(void *ctx, int64_t b, int64_t e)
+{
+    const weights_job *j = ctx;
+    uint16_t v[TILE_K];
+    for (int64_t cb = b; cb < e; cb++)
+        for (int k = 0; k < j->kb; k++) {
+            uint16_t *d = j->dst + (cb * j->kb + k) * TILE_VALUES;
+            for (int c = 0; c < TILE_ROWS; c++) {
+                weight_run(j, j->r0 + (int)cb * TILE_ROWS + c, k * TILE_K, TILE_K, v);
+                for (int p = 0; p < TILE_ROWS; p++) {
+                    d[(p * TILE_ROWS + c) * 2] = v[2 * p];
+                    d[(p * TILE_ROWS + c) * 2 + 1] = v[2 * p + 1];
+                }
+            }
+        }
+}
+
+/* The input gradient's weights: k runs down W's rows, columns along them. Column
+ * block cb, k block k, pair p, column c holds W[r0 + 32 k + 2 p + {0, 1}][16 cb + c]. */
+static void pack_columns_part(void *ctx, int64_t b, int64_t e)
+{
+    const weights_job *j = ctx;
+    uint16_t v[TILE_ROWS];
+    for (int64_t cb = b; cb < e; cb++)
+        for (int k = 0; k < j->kb; k++) {
+            uint16_t *d = j->dst + (cb * j->kb + k) * TILE_VALUES;
+            for (int p = 0; p < TILE_ROWS; p++)
+                for (int h = 0; h < 2; h++) {
+                    weight_run(j, j->r0 + k * TILE_K + 2 * p + h, (int)cb * TILE_ROWS, TILE_ROWS, v);
+                    for (int c = 0; c < TILE_ROWS; c++)
+                        d[(p * TILE_ROWS + c) * 2 + h] = v[c];
+                }
+        }
+}
+
+/* ---- the tile product ---- */
+
+typedef struct {
+    float *c;
+    int ldc, rows, cols;    /* C (rows, cols), ldc floats between rows */
+    const uint16_t *a;      /* packed activations */
+    int a_kb, a_k0;         /* a's k blocks per row block; the first one summed */
+    const uint16_t *b;      /* packed weights, kb k blocks per column block */
+    int kb;
+    bool accumulate;        /* C += A B, else C = A B */
+} tile_job;
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t bytes_per_row[16];
+    uint8_t rows[16];
+} tile_config;
+
+static void configure_tiles(void)
+{
+    tile_config t = {.palette = 1};
+    for (int i = 0; i < 8; i++) {
+        t.rows[i] = TILE_ROWS;
+        t.bytes_per_row[i] = TILE_K * sizeof(uint16_t);
+    }
+    _tile_loadconfig(&t);
+}
+
+/* The 32 x 32 block of C at (n, col): C itself where the block is inside it,
+ * else a copy in spare (zeros beyond C); *ld its row length in floats. */
+static float *c_block(const tile_job *j, int n, int col, float *spare, int *ld, bool *copied)
+{
+    float *c = j->c + (size_t)n * j->ldc + col;
+    *copied = n + 32 > j->rows || col + 32 > j->cols;
+    if (!*copied) {
+        *ld = j->ldc;
+        return c;
+    }
+    *ld = 32;
+    memset(spare, 0, 32 * 32 * sizeof(float));
+    for (int r = 0; r < 32 && n + r < j->rows; r++)
+        memcpy(spare + r * 32, c + (size_t)r * j->ldc, (size_t)(j->cols - col < 32 ? j->cols - col : 32) * sizeof(float));
+    return spare;
+}
+
+static void c_block_back(const tile_job *j, int n, int col, const float *spare)
+{
+    float *c = j->c + (size_t)n * j->ldc + col;
+    for (int r = 0; r < 32 && n + r < j->rows; r++)
+        memcpy(c + (size_t)r * j->ldc, spare + r * 32, (size_t)(j->cols - col < 32 ? j->cols - col : 32) * sizeof(float));
+}
+
+/* Column pairs [b, e) of blocks of 16: C's columns [32 b, 32 e). */
+static void tile_part(void *ctx, int64_t b, int64_t e)
+{
+    const tile_job *j = ctx;
+    int rows32 = blocks(j->rows, 32) * 32;
+    _Alignas(64) float spare[32 * 32];
+    configure_tiles();
+    for (int k0 = 0; k0 < j->kb; k0 += K_CHUNK) {
+        int k1 = k0 + K_CHUNK < j->kb ? k0 + K_CHUNK : j->kb;
+        for (int n0 = 0; n0 < rows32; n0 += N_CHUNK)
+            for (int64_t pair = b; pair < e; pair++) {
+                const uint16_t *b0 = j->b + (size_t)(2 * pair) * j->kb * TILE_VALUES;
+                const uint16_t *b1 = b0 + (size_t)j->kb * TILE_VALUES;
+                for (int n = n0; n < n0 + N_CHUNK && n < rows32; n += 32) {
+                    int ld;
+                    bool copied;
+                    float *c = c_block(j, n, (int)pair * 32, spare, &ld, &copied);
+                    size_t stride = (size_t)ld * sizeof(float);
+                    if (k0 == 0 && !j->accumulate) {
+                        _tile_zero(0);
+                        _tile_zero(1);
+                        _tile_zero(2);
+                        _tile_zero(3);
+                    } else {
+                        _tile_loadd(0, c, stride);
+                        _tile_loadd(1, c + 16, stride);
+                        _tile_loadd(2, c + 16 * ld, stride);
+                        _tile_loadd(3, c + 16 * ld + 16, stride);
+                    }
+                    const uint16_t *a0 = j->a + ((size_t)(n / 16) * j->a_kb + j->a_k0) * PARTS * TILE_VALUES;
+                    const uint16_t *a1 = a0 + (size_t)j->a_kb * PARTS * TILE_VALUES;
+                    for (int k = k0; k < k1; k++) {
+                        _tile_loadd(6, b0 + (size_t)k * TILE_VALUES, 64);
+                        _tile_loadd(7, b1 + (size_t)k * TILE_VALUES, 64);
+                        for (int p = 0; p < PARTS; p++) {
+                            _tile_loadd(4, a0 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
+                            _tile_loadd(5, a1 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
+                            _tile_dpbf16ps(0, 4, 6);
+                            _tile_dpbf16ps(1, 4, 7);
+                            _tile_dpbf16ps(2, 5, 6);
+                            _tile_dpbf16ps(3, 5, 7);
+                        }
+                    }
+                    _tile_stored(0, c, stride);
+                    _tile_stored(1, c + 16, stride);
+                    _tile_stored(2, c + 16 * ld, stride);
+                    _tile_stored(3, c + 16 * ld + 16, stride);
+                    if (copied)
+                        c_block_back(j, n, (int)pair * 32, spare);
+                }
+            }
+    }
+    _tile_release();
+}
+
+/* ---- the two products ---- */
+
+/* Rows of activations of width K packed at a time. */
+static int rows_at_once(int K)
+{
+    size_t per_row = (size_t)blocks(K, TILE_K) * TILE_K * PARTS * sizeof(uint16_t);
+    size_t r = ROWS_BYTES / per_row / 32 * 32;
+    return r < 32 ? 32 : r > (size_t)1 << 20 ? 1 << 20 : (int)r;
+}
+
+/* Weight rows per panel of rows of I values: a multiple of 32, about PANEL_BYTES. */
+static int panel_rows(int I)
+{
+    size_t r = PANEL_BYTES / ((size_t)blocks(I, TILE_K) * TILE_K * sizeof(uint16_t)) / 32 * 32;
+    return r < 32 ? 32 : r > (size_t)1 << 20 ? 1 << 20 : (int)r;
+}
+
+void amx_product(float *out, const float *in, const void *w, int N, int O, int I, bool accumulate)
+{
+    int kb = blocks(I, TILE_K), R = rows_at_once(I), P = panel_rows(I);
+    if (P > blocks(O, 32) * 32)
+        P = blocks(O, 32) * 32;
+    if (R > blocks(N, 32) * 32)
+        R = blocks(N, 32) * 32;
+    uint16_t *a = xmalloc_aligned((size_t)R * kb * TILE_K * PARTS * sizeof(uint16_t));
+    uint16_t *pw = xmalloc_aligned((size_t)P * kb * TILE_K * sizeof(uint16_t));
+    for (int n0 = 0; n0 < N; n0 += R) {
+        int rows = N - n0 < R ? N - n0 : R;
+        pack_activations(a, in + (size_t)n0 * I, rows, I);
+        for (int r0 = 0; r0 < O; r0 += P) {
+            int p = O - r0 < P ? O - r0 : P;
+            weights_job wj = {pw, w, O, I, r0, p, kb};
+            parallel_for(2 * blocks(p, 32), 1, pack_rows_part, &wj);
+            tile_job t = {out + (size_t)n0 * O + r0, O, rows, p, a, kb, 0, pw, kb, accumulate};
+            parallel_for(blocks(p, 32), 1, tile_part, &t);
+        }
+    }
+    free(a);
+    free(pw);
+}
+
+void amx_input_gradient(float *din, const float *dout, const void *w, int N, int O, int I)
+{
+    int a_kb = blocks(O, TILE_K), R = rows_at_once(O), P = panel_rows(I);
+    if (P > a_kb * TILE_K)
+        P = a_kb * TILE_K;
+    if (R > blocks(N, 32) * 32)
+        R = blocks(N, 32) * 32;
+    int cbs = 2 * blocks(I, 32);
+    uint16_t *a = xmalloc_aligned((size_t)R * a_kb * TILE_K * PARTS * sizeof(uint16_t));
+    uint16_t *pw = xmalloc_aligned((size_t)cbs * (P / TILE_K) * TILE_VALUES * sizeof(uint16_t));
+    for (int n0 = 0; n0 < N; n0 += R) {
+        int rows = N - n0 < R ? N - n0 : R;
+        pack_activations(a, dout + (size_t)n0 * O, rows, O);
+        for (int r0 = 0; r0 < O; r0 += P) {
+            int p = O - r0 < P ? O - r0 : P, kb = blocks(p, TILE_K);
+            weights_job wj = {pw, w, O, I, r0, p, kb};
+            parallel_for(cbs, 1, pack_columns_part, &wj);
+            tile_job t = {din + (size_t)n0 * I, I, rows, I, a, a_kb, r0 / TILE_K, pw, kb, true};
+            parallel_for(blocks(I, 32), 1, tile_part, &t);
+        }
+    }
+    free(a);
+    free(pw);
+}
