@@ -32,6 +32,7 @@ enum {
     TILE_ROWS = 16,
     TILE_K = 32,                            /* bf16 values in a tile row */
     TILE_VALUES = TILE_ROWS * TILE_K,       /* bf16 values in a tile: 1 KB */
+    TILE_PAIRS = TILE_VALUES / 2,
     PARTS = 3,                              /* hi, mid, lo */
     K_CHUNK = 16,                           /* k blocks summed per pass over C */
     N_CHUNK = 256,                          /* rows of A per sweep */
@@ -98,7 +99,7 @@ static void pack_activations(uint16_t *dst, const float *src, int rows, int K)
 }
 
 typedef struct {
-    uint16_t *dst;
+    uint32_t *dst;           /* packed: a pair of bf16 values each, the first in the low half */
     const unsigned char *w; /* (O, I) bf16, at any address */
     int O, I;
     int r0, rows; /* the panel: W's rows [r0, r0 + rows) */
@@ -116,39 +117,49 @@ static void weight_run(const weights_job *j, int r, int i0, int n, uint16_t *v)
 }
 
 /* The forward's weights: columns are W's rows, k runs along a row. Column block
- * cb, k block k, pair p, column c holds W[r0 + 16 cb + c][32 k + 2 p + {0, 1}]. */
+ * cb, k block k, pair p, column c holds W[r0 + 16 cb + c][32 k + 2 p + {0, 1}]:
+ * the 16 x 16 pairs of W's block, transposed. */
 static void pack_rows_part(void *ctx, int64_t b, int64_t e)
 {
     const weights_job *j = ctx;
-    uint16_t v[TILE_K];
+    _Alignas(64) uint32_t block[TILE_ROWS][TILE_ROWS]; /* [c][p], a pair each */
     for (int64_t cb = b; cb < e; cb++)
         for (int k = 0; k < j->kb; k++) {
-            uint16_t *d = j->dst + (cb * j->kb + k) * TILE_VALUES;
-            for (int c = 0; c < TILE_ROWS; c++) {
-                weight_run(j, j->r0 + (int)cb * TILE_ROWS + c, k * TILE_K, TILE_K, v);
-                for (int p = 0; p < TILE_ROWS; p++) {
-                    d[(p * TILE_ROWS + c) * 2] = v[2 * p];
-                    d[(p * TILE_ROWS + c) * 2 + 1] = v[2 * p + 1];
-                }
-            }
+            int r = j->r0 + (int)cb * TILE_ROWS, i0 = k * TILE_K;
+            bool whole = r + TILE_ROWS <= j->r0 + j->rows && i0 + TILE_K <= j->I;
+            for (int c = 0; c < TILE_ROWS; c++)
+                if (whole)
+                    memcpy(block[c], j->w + ((size_t)(r + c) * j->I + i0) * sizeof(uint16_t), sizeof block[c]);
+                else
+                    weight_run(j, r + c, i0, TILE_K, (uint16_t *)block[c]);
+            uint32_t *d = j->dst + (cb * j->kb + k) * TILE_PAIRS;
+            for (int p = 0; p < TILE_ROWS; p++)
+                for (int c = 0; c < TILE_ROWS; c++)
+                    d[p * TILE_ROWS + c] = block[c][p];
         }
 }
 
 /* The input gradient's weights: k runs down W's rows, columns along them. Column
- * block cb, k block k, pair p, column c holds W[r0 + 32 k + 2 p + {0, 1}][16 cb + c]. */
+ * block cb, k block k, pair p, column c holds W[r0 + 32 k + 2 p + {0, 1}][16 cb + c]:
+ * two rows' 16 values interleaved. */
 static void pack_columns_part(void *ctx, int64_t b, int64_t e)
 {
     const weights_job *j = ctx;
-    uint16_t v[TILE_ROWS];
+    uint16_t two[2][TILE_ROWS];
     for (int64_t cb = b; cb < e; cb++)
         for (int k = 0; k < j->kb; k++) {
-            uint16_t *d = j->dst + (cb * j->kb + k) * TILE_VALUES;
-            for (int p = 0; p < TILE_ROWS; p++)
-                for (int h = 0; h < 2; h++) {
-                    weight_run(j, j->r0 + k * TILE_K + 2 * p + h, (int)cb * TILE_ROWS, TILE_ROWS, v);
-                    for (int c = 0; c < TILE_ROWS; c++)
-                        d[(p * TILE_ROWS + c) * 2 + h] = v[c];
-                }
+            uint32_t *d = j->dst + (cb * j->kb + k) * TILE_PAIRS;
+            int r = j->r0 + k * TILE_K, i0 = (int)cb * TILE_ROWS;
+            bool whole = r + TILE_K <= j->r0 + j->rows && i0 + TILE_ROWS <= j->I;
+            for (int p = 0; p < TILE_ROWS; p++) {
+                for (int h = 0; h < 2; h++)
+                    if (whole)
+                        memcpy(two[h], j->w + ((size_t)(r + 2 * p + h) * j->I + i0) * sizeof(uint16_t), sizeof two[h]);
+                    else
+                        weight_run(j, r + 2 * p + h, i0, TILE_ROWS, two[h]);
+                for (int c = 0; c < TILE_ROWS; c++)
+                    d[p * TILE_ROWS + c] = (uint32_t)two[0][c] | (uint32_t)two[1][c] << 16;
+            }
         }
 }
 
@@ -159,7 +170,7 @@ typedef struct {
     int ldc, rows, cols;    /* C (rows, cols), ldc floats between rows */
     const uint16_t *a;      /* packed activations */
     int a_kb, a_k0;         /* a's k blocks per row block; the first one summed */
-    const uint16_t *b;      /* packed weights, kb k blocks per column block */
+    const uint32_t *b;      /* packed weights, kb k blocks per column block */
     int kb;
     bool accumulate;        /* C += A B, else C = A B */
 } tile_job;
@@ -215,8 +226,8 @@ static void tile_part(void *ctx, int64_t b, int64_t e)
         int k1 = k0 + K_CHUNK < j->kb ? k0 + K_CHUNK : j->kb;
         for (int n0 = 0; n0 < rows32; n0 += N_CHUNK)
             for (int64_t pair = b; pair < e; pair++) {
-                const uint16_t *b0 = j->b + (size_t)(2 * pair) * j->kb * TILE_VALUES;
-                const uint16_t *b1 = b0 + (size_t)j->kb * TILE_VALUES;
+                const uint32_t *b0 = j->b + (size_t)(2 * pair) * j->kb * TILE_PAIRS;
+                const uint32_t *b1 = b0 + (size_t)j->kb * TILE_PAIRS;
                 for (int n = n0; n < n0 + N_CHUNK && n < rows32; n += 32) {
                     int ld;
                     bool copied;
@@ -236,8 +247,8 @@ static void tile_part(void *ctx, int64_t b, int64_t e)
                     const uint16_t *a0 = j->a + ((size_t)(n / 16) * j->a_kb + j->a_k0) * PARTS * TILE_VALUES;
                     const uint16_t *a1 = a0 + (size_t)j->a_kb * PARTS * TILE_VALUES;
                     for (int k = k0; k < k1; k++) {
-                        _tile_loadd(6, b0 + (size_t)k * TILE_VALUES, 64);
-                        _tile_loadd(7, b1 + (size_t)k * TILE_VALUES, 64);
+                        _tile_loadd(6, b0 + (size_t)k * TILE_PAIRS, 64);
+                        _tile_loadd(7, b1 + (size_t)k * TILE_PAIRS, 64);
                         for (int p = 0; p < PARTS; p++) {
                             _tile_loadd(4, a0 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
                             _tile_loadd(5, a1 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
@@ -284,7 +295,7 @@ void amx_product(float *out, const float *in, const void *w, int N, int O, int I
     if (R > blocks(N, 32) * 32)
         R = blocks(N, 32) * 32;
     uint16_t *a = xmalloc_aligned((size_t)R * kb * TILE_K * PARTS * sizeof(uint16_t));
-    uint16_t *pw = xmalloc_aligned((size_t)P * kb * TILE_K * sizeof(uint16_t));
+    uint32_t *pw = xmalloc_aligned((size_t)P * kb * TILE_K * sizeof(uint16_t));
     for (int n0 = 0; n0 < N; n0 += R) {
         int rows = N - n0 < R ? N - n0 : R;
         pack_activations(a, in + (size_t)n0 * I, rows, I);
@@ -309,7 +320,7 @@ void amx_input_gradient(float *din, const float *dout, const void *w, int N, int
         R = blocks(N, 32) * 32;
     int cbs = 2 * blocks(I, 32);
     uint16_t *a = xmalloc_aligned((size_t)R * a_kb * TILE_K * PARTS * sizeof(uint16_t));
-    uint16_t *pw = xmalloc_aligned((size_t)cbs * (P / TILE_K) * TILE_VALUES * sizeof(uint16_t));
+    uint32_t *pw = xmalloc_aligned((size_t)cbs * (P / TILE_K) * TILE_VALUES * sizeof(uint16_t));
     for (int n0 = 0; n0 < N; n0 += R) {
         int rows = N - n0 < R ? N - n0 : R;
         pack_activations(a, dout + (size_t)n0 * O, rows, O);
