@@ -130,24 +130,54 @@ typedef struct {
     double *ch[2][NS]; /* per axis and statistic: (R) or (C) channel values */
 } reduce_job;
 
-/* The statistics of element (r, c) into v, for columns [c0, c1) of row r (w's
- * values widened into wbuf). */
-static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, float *wbuf, double (*v)[NS])
+/* Statistic s of one element: a = sg w g (the first-order term), b = sf w^2 f (the
+ * second-order one), w the weight. */
+static double element_value(int s, double w, double a, double b)
+{
+    switch (s) {
+    case SCORE_VECTOR:
+        return a;
+    case SCORE_ELEMENT1:
+        return fabs(a);
+    case SCORE_ELEMENT2:
+        return b;
+    case SCORE_MIX:
+        return fabs(a - 0.5 * b);
+    case SCORE_L1:
+        return fabs(w);
+    default:
+        return w * w;
+    }
+}
+
+/* For each active statistic s, its value at element (r, c) into v[s][c - c0], for
+ * columns [c0, c1) of row r (w's values widened into wbuf). */
+static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, float *wbuf, double *const v[NS])
 {
     const float *wr = NULL, *gr = j->g ? j->g + r * j->C : NULL, *fr = j->f ? j->f + (r - j->r0) * j->C : NULL;
     if (j->w) {
         tensor_get_f32(j->w, r * j->C + c0, c1 - c0, wbuf);
         wr = wbuf - c0;
     }
-    for (int64_t c = c0; c < c1; c++) {
-        double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
-        if (j->f_is_grad)
-            fv *= fv;
-        double a = gr ? j->sg * wv * gr[c] : 0.0, b = j->sf * wv * wv * fv;
-        double *e = v[c - c0];
-        e[SCORE_VECTOR] = a, e[SCORE_ELEMENT1] = fabs(a), e[SCORE_ELEMENT2] = b;
-        e[SCORE_MIX] = fabs(a - 0.5 * b), e[SCORE_L1] = fabs(wv), e[SCORE_L2] = wv * wv;
+    for (int k = 0; k < j->na; k++) {
+        int s = j->act[k];
+        double *out = v[s] - c0;
+        for (int64_t c = c0; c < c1; c++) {
+            double wv = wr ? wr[c] : 1.0, fv = fr ? fr[c] : 0.0;
+            if (j->f_is_grad)
+                fv *= fv;
+            out[c] = element_value(s, wv, gr ? j->sg * wv * gr[c] : 0.0, j->sf * wv * wv * fv);
+        }
     }
+}
+
+/* v[s] for each active statistic: n values each, out of one block (freed by
+ * freeing v[act[0]]). */
+static void values_alloc(const reduce_job *j, int64_t n, double *v[NS])
+{
+    double *block = xmalloc((size_t)j->na * (size_t)n * sizeof(double));
+    for (int k = 0; k < j->na; k++)
+        v[j->act[k]] = block + (size_t)k * (size_t)n;
 }
 
 /* Rows [r0 + begin, r0 + end): each row's sum over its columns into ch[0]; with
@@ -156,21 +186,22 @@ static void reduce_rows(void *ctx, int64_t begin, int64_t end)
 {
     const reduce_job *j = ctx;
     float *wbuf = xmalloc((size_t)j->C * sizeof(float));
-    double(*v)[NS] = xmalloc((size_t)j->C * sizeof *v);
+    double *v[NS];
+    values_alloc(j, j->C, v);
     for (int64_t r = j->r0 + begin; r < j->r0 + end; r++) {
         row_values(j, r, 0, j->C, wbuf, v);
         for (int k = 0; k < j->na; k++) {
             int s = j->act[k];
             double sum = 0;
             for (int64_t c = 0; c < j->C; c++)
-                sum += v[c][s];
+                sum += v[s][c];
             j->ch[0][s][r] = sum;
             if (j->cols_too)
                 for (int64_t c = 0; c < j->C; c++)
-                    j->ch[1][s][c] += v[c][s];
+                    j->ch[1][s][c] += v[s][c];
         }
     }
-    free(v);
+    free(v[j->act[0]]);
     free(wbuf);
 }
 
@@ -180,7 +211,8 @@ static void reduce_cols(void *ctx, int64_t begin, int64_t end)
     const reduce_job *j = ctx;
     int64_t n = end - begin;
     float *wbuf = xmalloc((size_t)n * sizeof(float));
-    double(*v)[NS] = xmalloc((size_t)n * sizeof *v);
+    double *v[NS];
+    values_alloc(j, n, v);
     for (int k = 0; k < j->na; k++)
         memset(j->ch[1][j->act[k]] + begin, 0, (size_t)n * sizeof(double));
     for (int64_t r = j->r0; r < j->r1; r++) {
@@ -188,10 +220,10 @@ static void reduce_cols(void *ctx, int64_t begin, int64_t end)
         for (int k = 0; k < j->na; k++) {
             double *dst = j->ch[1][j->act[k]] + begin;
             for (int64_t c = 0; c < n; c++)
-                dst[c] += v[c][j->act[k]];
+                dst[c] += v[j->act[k]][c];
         }
     }
-    free(v);
+    free(v[j->act[0]]);
     free(wbuf);
 }
 
