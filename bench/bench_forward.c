@@ -8,7 +8,8 @@
  *   (b) one decoder layer of LLaMA-7B shape (D 4096, 32 heads of 128, F 11008,
  *       random weights) at B x T = 4 x 128, with a 256-entry vocabulary so the
  *       embedding and LM head cost next to nothing; then the same layer on one
- *       thread, and the speed-up of all threads over one.
+ *       thread, and the speed-up of all threads over one; then the same layer
+ *       from bf16 weights (on AMX tiles where the CPU has them), likewise.
  * FLOPs counted: 2 per weight per token for every linear map (q, k, v, o, gate, up,
  * down, LM head), plus the causal attention products (q k^T and P v over the
  * T(T+1)/2 visible pairs, 2*hd each). Norms, RoPE, softmax and SiLU are not
@@ -22,6 +23,7 @@
 #include <cblas.h>
 
 #include "base/blas.h"
+#include "base/cpu.h"
 #include "base/util.h"
 #include "compute/forward.h"
 #include "format/model_load.h"
@@ -163,6 +165,22 @@ static void llama7b_layer(model *m, int V)
 
 static void llama7b_layer_free(model *m) { model_free(m); }
 
+/* The layer on every thread, then on one, and the speed-up (seconds per forward
+ * on every thread returned). */
+static double bench_layer(const char *name, const model *m, sgemm_ref *ref)
+{
+    int threads = blas_threads();
+    double all = bench_model(name, m, 4, 128, 8.0, 0.0, ref);
+    if (threads > 1) { /* what the threads give: the same layer on one thread, its sgemm too */
+        blas_set_threads(1);
+        double one = bench_model("  the same, 1 thread", m, 4, 128, 8.0, 0.0, ref);
+        printf("%-24s %d threads run the layer %.2fx as fast as 1 (ideal %d)\n", "thread scaling", threads,
+               one / all, threads);
+        blas_set_threads(threads);
+    }
+    return all;
+}
+
 int main(int argc, char **argv)
 {
     blas_init(argc, argv);
@@ -195,15 +213,14 @@ int main(int argc, char **argv)
 
     model m;
     llama7b_layer(&m, 256);
-    int threads = blas_threads();
-    double all = bench_model("LLaMA-7B shape, 1 layer", &m, 4, 128, 8.0, 0.0, &ref);
-    if (threads > 1) { /* what the threads give: the same layer on one thread, its sgemm too */
-        blas_set_threads(1);
-        double one = bench_model("  the same, 1 thread", &m, 4, 128, 8.0, 0.0, &ref);
-        printf("%-24s %d threads run the layer %.2fx as fast as 1 (ideal %d)\n", "thread scaling", threads,
-               one / all, threads);
-        blas_set_threads(threads);
-    }
+    double fp32 = bench_layer("LLaMA-7B shape, 1 layer", &m, &ref);
+    for (int i = 0; i < m.n_tensors; i++) /* the matrices as bf16: on AMX tiles where the CPU has them */
+        if (m.tensors[i].ndim == 2)
+            tensor_convert(&m.tensors[i], DTYPE_BF16);
+    char name[64];
+    snprintf(name, sizeof name, "  bf16 weights (%s)", cpu()->name);
+    double bf16 = bench_layer(name, &m, &ref);
+    printf("%-24s the layer from bf16 weights runs %.2fx as fast as from fp32\n", "bf16 / fp32", fp32 / bf16);
     llama7b_layer_free(&m);
     sgemm_ref_free(&ref);
     return 0;
