@@ -107,7 +107,25 @@ typedef struct {
     int O, I;
     int r0, rows; /* the panel: W's rows [r0, r0 + rows) */
     int kb;       /* k blocks per column block in dst */
+    int parts;    /* bf16 parts per weight: 1 (bf16), 2 (f16) */
 } weights_job;
+
+/* The bf16 parts of n weights v (n a multiple of 16): a bf16 weight is its own
+ * part; an f16 weight (11 significant bits) widened and split as an activation is
+ * hi, its top 8 bits, plus mid, the last 3 (its lo is 0), exactly. */
+static void weight_parts(const weights_job *j, const uint16_t *v, int n, uint16_t *hi, uint16_t *lo)
+{
+    if (j->parts == 1) {
+        memcpy(hi, v, (size_t)n * sizeof *v);
+        return;
+    }
+    for (int i = 0; i < n; i += 16) {
+        __m256i part[PARTS];
+        split16(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))), part);
+        _mm256_storeu_si256((__m256i *)(hi + i), part[0]);
+        _mm256_storeu_si256((__m256i *)(lo + i), part[1]);
+    }
+}
 
 /* W's values [i0, i0 + n) of row r into v, zeros outside W (read as bytes: a
  * tensor mapped at an odd address is not aligned to its values). */
@@ -125,20 +143,24 @@ static void weight_run(const weights_job *j, int r, int i0, int n, uint16_t *v)
 static void pack_rows_part(void *ctx, int64_t b, int64_t e)
 {
     const weights_job *j = ctx;
-    _Alignas(64) uint32_t block[TILE_ROWS][TILE_ROWS]; /* [c][p], a pair each */
+    uint16_t raw[TILE_K];
+    _Alignas(64) uint32_t block[2][TILE_ROWS][TILE_ROWS]; /* [part][c][p], a pair each */
     for (int64_t cb = b; cb < e; cb++)
         for (int k = 0; k < j->kb; k++) {
             int r = j->r0 + (int)cb * TILE_ROWS, i0 = k * TILE_K;
             bool whole = r + TILE_ROWS <= j->r0 + j->rows && i0 + TILE_K <= j->I;
-            for (int c = 0; c < TILE_ROWS; c++)
+            for (int c = 0; c < TILE_ROWS; c++) {
                 if (whole)
-                    memcpy(block[c], j->w + ((size_t)(r + c) * j->I + i0) * sizeof(uint16_t), sizeof block[c]);
+                    memcpy(raw, j->w + ((size_t)(r + c) * j->I + i0) * sizeof(uint16_t), sizeof raw);
                 else
-                    weight_run(j, r + c, i0, TILE_K, (uint16_t *)block[c]);
-            uint32_t *d = j->dst + (cb * j->kb + k) * TILE_PAIRS;
-            for (int p = 0; p < TILE_ROWS; p++)
-                for (int c = 0; c < TILE_ROWS; c++)
-                    d[p * TILE_ROWS + c] = block[c][p];
+                    weight_run(j, r + c, i0, TILE_K, raw);
+                weight_parts(j, raw, TILE_K, (uint16_t *)block[0][c], (uint16_t *)block[1][c]);
+            }
+            uint32_t *d = j->dst + (cb * j->kb + k) * j->parts * TILE_PAIRS;
+            for (int part = 0; part < j->parts; part++, d += TILE_PAIRS)
+                for (int p = 0; p < TILE_ROWS; p++)
+                    for (int c = 0; c < TILE_ROWS; c++)
+                        d[p * TILE_ROWS + c] = block[part][c][p];
         }
 }
 
@@ -148,20 +170,24 @@ static void pack_rows_part(void *ctx, int64_t b, int64_t e)
 static void pack_columns_part(void *ctx, int64_t b, int64_t e)
 {
     const weights_job *j = ctx;
-    uint16_t two[2][TILE_ROWS];
+    uint16_t raw[TILE_ROWS], two[2][2][TILE_ROWS]; /* [part][row][c] */
     for (int64_t cb = b; cb < e; cb++)
         for (int k = 0; k < j->kb; k++) {
-            uint32_t *d = j->dst + (cb * j->kb + k) * TILE_PAIRS;
+            uint32_t *d = j->dst + (cb * j->kb + k) * j->parts * TILE_PAIRS;
             int r = j->r0 + k * TILE_K, i0 = (int)cb * TILE_ROWS;
             bool whole = r + TILE_K <= j->r0 + j->rows && i0 + TILE_ROWS <= j->I;
             for (int p = 0; p < TILE_ROWS; p++) {
-                for (int h = 0; h < 2; h++)
+                for (int h = 0; h < 2; h++) {
                     if (whole)
-                        memcpy(two[h], j->w + ((size_t)(r + 2 * p + h) * j->I + i0) * sizeof(uint16_t), sizeof two[h]);
+                        memcpy(raw, j->w + ((size_t)(r + 2 * p + h) * j->I + i0) * sizeof(uint16_t), sizeof raw);
                     else
-                        weight_run(j, r + 2 * p + h, i0, TILE_ROWS, two[h]);
-                for (int c = 0; c < TILE_ROWS; c++)
-                    d[p * TILE_ROWS + c] = (uint32_t)two[0][c] | (uint32_t)two[1][c] << 16;
+                        weight_run(j, r + 2 * p + h, i0, TILE_ROWS, raw);
+                    weight_parts(j, raw, TILE_ROWS, two[0][h], two[1][h]);
+                }
+                for (int part = 0; part < j->parts; part++)
+                    for (int c = 0; c < TILE_ROWS; c++)
+                        d[part * TILE_PAIRS + p * TILE_ROWS + c] =
+                            (uint32_t)two[part][0][c] | (uint32_t)two[part][1][c] << 16;
             }
         }
 }
@@ -173,8 +199,8 @@ typedef struct {
     int ldc, rows, cols;    /* C (rows, cols), ldc floats between rows */
     const uint16_t *a;      /* packed activations */
     int a_kb, a_k0;         /* a's k blocks per row block; the first one summed */
-    const uint32_t *b;      /* packed weights, kb k blocks per column block */
-    int kb;
+    const uint32_t *b;      /* packed weights, kb k blocks of w_parts tiles per column block */
+    int kb, w_parts;
     bool accumulate;        /* C += A B, else C = A B */
 } tile_job;
 
@@ -229,8 +255,8 @@ static void tile_part(void *ctx, int64_t b, int64_t e)
         int k1 = k0 + K_CHUNK < j->kb ? k0 + K_CHUNK : j->kb;
         for (int n0 = 0; n0 < rows32; n0 += N_CHUNK)
             for (int64_t pair = b; pair < e; pair++) {
-                const uint32_t *b0 = j->b + (size_t)(2 * pair) * j->kb * TILE_PAIRS;
-                const uint32_t *b1 = b0 + (size_t)j->kb * TILE_PAIRS;
+                size_t per_block = (size_t)j->kb * j->w_parts * TILE_PAIRS;
+                const uint32_t *b0 = j->b + (size_t)(2 * pair) * per_block, *b1 = b0 + per_block;
                 for (int n = n0; n < n0 + N_CHUNK && n < rows32; n += 32) {
                     int ld;
                     bool copied;
@@ -249,18 +275,19 @@ static void tile_part(void *ctx, int64_t b, int64_t e)
                     }
                     const uint16_t *a0 = j->a + ((size_t)(n / 16) * j->a_kb + j->a_k0) * PARTS * TILE_VALUES;
                     const uint16_t *a1 = a0 + (size_t)j->a_kb * PARTS * TILE_VALUES;
-                    for (int k = k0; k < k1; k++) {
-                        _tile_loadd(6, b0 + (size_t)k * TILE_PAIRS, 64);
-                        _tile_loadd(7, b1 + (size_t)k * TILE_PAIRS, 64);
-                        for (int p = 0; p < PARTS; p++) {
-                            _tile_loadd(4, a0 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
-                            _tile_loadd(5, a1 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
-                            _tile_dpbf16ps(0, 4, 6);
-                            _tile_dpbf16ps(1, 4, 7);
-                            _tile_dpbf16ps(2, 5, 6);
-                            _tile_dpbf16ps(3, 5, 7);
+                    for (int k = k0; k < k1; k++)
+                        for (int wp = 0; wp < j->w_parts; wp++) {
+                            _tile_loadd(6, b0 + ((size_t)k * j->w_parts + wp) * TILE_PAIRS, 64);
+                            _tile_loadd(7, b1 + ((size_t)k * j->w_parts + wp) * TILE_PAIRS, 64);
+                            for (int p = 0; p < PARTS; p++) {
+                                _tile_loadd(4, a0 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
+                                _tile_loadd(5, a1 + ((size_t)k * PARTS + p) * TILE_VALUES, 64);
+                                _tile_dpbf16ps(0, 4, 6);
+                                _tile_dpbf16ps(1, 4, 7);
+                                _tile_dpbf16ps(2, 5, 6);
+                                _tile_dpbf16ps(3, 5, 7);
+                            }
                         }
-                    }
                     _tile_stored(0, c, stride);
                     _tile_stored(1, c + 16, stride);
                     _tile_stored(2, c + 16 * ld, stride);
@@ -290,23 +317,25 @@ static int panel_rows(int I)
     return r < 32 ? 32 : r > (size_t)1 << 20 ? 1 << 20 : (int)r;
 }
 
-void amx_product(float *out, const float *in, const void *w, int N, int O, int I, bool accumulate)
+void amx_product(float *out, const float *in, const void *w, enum amx_weights wt, int N, int O, int I,
+                 bool accumulate)
 {
-    int kb = blocks(I, TILE_K), R = rows_at_once(I), P = panel_rows(I);
+    int parts = wt == AMX_F16 ? 2 : 1;
+    int kb = blocks(I, TILE_K), R = rows_at_once(I), P = panel_rows(I * parts);
     if (P > blocks(O, 32) * 32)
         P = blocks(O, 32) * 32;
     if (R > blocks(N, 32) * 32)
         R = blocks(N, 32) * 32;
     uint16_t *a = xmalloc_aligned((size_t)R * kb * TILE_K * PARTS * sizeof(uint16_t));
-    uint32_t *pw = xmalloc_aligned((size_t)P * kb * TILE_K * sizeof(uint16_t));
+    uint32_t *pw = xmalloc_aligned((size_t)P * kb * TILE_K * parts * sizeof(uint16_t));
     for (int n0 = 0; n0 < N; n0 += R) {
         int rows = N - n0 < R ? N - n0 : R;
         pack_activations(a, in + (size_t)n0 * I, rows, I);
         for (int r0 = 0; r0 < O; r0 += P) {
             int p = O - r0 < P ? O - r0 : P;
-            weights_job wj = {pw, w, O, I, r0, p, kb};
+            weights_job wj = {pw, w, O, I, r0, p, kb, parts};
             parallel_for(2 * blocks(p, 32), 1, pack_rows_part, &wj);
-            tile_job t = {out + (size_t)n0 * O + r0, O, rows, p, a, kb, 0, pw, kb, accumulate};
+            tile_job t = {out + (size_t)n0 * O + r0, O, rows, p, a, kb, 0, pw, kb, parts, accumulate};
             parallel_for(blocks(p, 32), 1, tile_part, &t);
         }
     }
@@ -314,24 +343,25 @@ void amx_product(float *out, const float *in, const void *w, int N, int O, int I
     free(pw);
 }
 
-void amx_input_gradient(float *din, const float *dout, const void *w, int N, int O, int I)
+void amx_input_gradient(float *din, const float *dout, const void *w, enum amx_weights wt, int N, int O, int I)
 {
-    int a_kb = blocks(O, TILE_K), R = rows_at_once(O), P = panel_rows(I);
+    int parts = wt == AMX_F16 ? 2 : 1;
+    int a_kb = blocks(O, TILE_K), R = rows_at_once(O), P = panel_rows(I * parts);
     if (P > a_kb * TILE_K)
         P = a_kb * TILE_K;
     if (R > blocks(N, 32) * 32)
         R = blocks(N, 32) * 32;
     int cbs = 2 * blocks(I, 32);
     uint16_t *a = xmalloc_aligned((size_t)R * a_kb * TILE_K * PARTS * sizeof(uint16_t));
-    uint32_t *pw = xmalloc_aligned((size_t)cbs * (P / TILE_K) * TILE_VALUES * sizeof(uint16_t));
+    uint32_t *pw = xmalloc_aligned((size_t)cbs * (P / TILE_K) * parts * TILE_VALUES * sizeof(uint16_t));
     for (int n0 = 0; n0 < N; n0 += R) {
         int rows = N - n0 < R ? N - n0 : R;
         pack_activations(a, dout + (size_t)n0 * O, rows, O);
         for (int r0 = 0; r0 < O; r0 += P) {
             int p = O - r0 < P ? O - r0 : P, kb = blocks(p, TILE_K);
-            weights_job wj = {pw, w, O, I, r0, p, kb};
+            weights_job wj = {pw, w, O, I, r0, p, kb, parts};
             parallel_for(cbs, 1, pack_columns_part, &wj);
-            tile_job t = {din + (size_t)n0 * I, I, rows, I, a, a_kb, r0 / TILE_K, pw, kb, true};
+            tile_job t = {din + (size_t)n0 * I, I, rows, I, a, a_kb, r0 / TILE_K, pw, kb, parts, true};
             parallel_for(blocks(I, 32), 1, tile_part, &t);
         }
     }

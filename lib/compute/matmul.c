@@ -1,6 +1,6 @@
 /* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
- * OpenBLAS sgemm on the tensor's data. A bf16 weight, where the CPU has AMX
- * tiles, is a tile product (base/amx.h: the same fp32 product, in another
+ * OpenBLAS sgemm on the tensor's data. A bf16 or f16 weight, where the CPU has
+ * AMX tiles, is a tile product (base/amx.h: the same fp32 product, in another
  * summation order). A half-precision weight (f16, bf16), or an
  * fp32 one that is not aligned to its values (mapped from a file that put it at an
  * odd offset), is widened a panel of rows at a time into an fp32 buffer of
@@ -39,9 +39,14 @@ static void check_matrix(const tensor *w)
 /* Whether sgemm takes w's data as they are: fp32, aligned. */
 static bool in_place(const tensor *w) { return w->dtype == DTYPE_F32 && tensor_aligned(w); }
 
-/* Whether w's products run on AMX tiles (base/amx.h): a bf16 weight, on a CPU
- * whose table has them. */
-static bool on_tiles(const tensor *w) { return w->dtype == DTYPE_BF16 && cpu()->tiles; }
+/* Whether w's products run on AMX tiles (base/amx.h): a bf16 or f16 weight, on a
+ * CPU whose table has them. */
+static bool on_tiles(const tensor *w)
+{
+    return (w->dtype == DTYPE_BF16 || w->dtype == DTYPE_F16) && cpu()->tiles;
+}
+
+static enum amx_weights tile_weights(const tensor *w) { return w->dtype == DTYPE_F16 ? AMX_F16 : AMX_BF16; }
 
 /* Rows per panel of w: at least 16, a multiple of 16, about PANEL_BYTES. */
 static int panel_rows(const tensor *w)
@@ -113,7 +118,7 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
         return;
     }
     if (on_tiles(w)) {
-        amx_product(out, in, w->data, N, nout, nin, beta != 0.0f);
+        amx_product(out, in, w->data, tile_weights(w), N, nout, nin, beta != 0.0f);
         return;
     }
     product_job j = {out, in, N, nin, nout, beta};
@@ -163,7 +168,7 @@ static void input_gradient(float *din, const float *dout, const tensor *w, int N
         return;
     }
     if (on_tiles(w)) {
-        amx_input_gradient(din, dout, w->data, N, nout, nin);
+        amx_input_gradient(din, dout, w->data, tile_weights(w), N, nout, nin);
         return;
     }
     product_job j = {din, dout, N, nin, nout, 1.0f};

@@ -34,12 +34,19 @@ static float activation(uint64_t *rng)
     return (float)ldexp(g, (int)(rng_unit(rng) * 40) - 20);
 }
 
-/* Random bf16 weights (O, I) and their fp32 values. */
-static void weights(uint16_t *w, float *wf, size_t n, uint64_t *rng)
+/* Random weights (O, I) of kind wt and their fp32 values: bf16 in [-1, 1), f16
+ * over 2^-20 to 2^4 (its subnormals below 2^-14 included). */
+static void weights(enum amx_weights wt, uint16_t *w, float *wf, size_t n, uint64_t *rng)
 {
     for (size_t i = 0; i < n; i++) {
-        w[i] = f32_to_bf16((float)(rng_unit(rng) * 2 - 1));
-        wf[i] = bf16_to_f32(w[i]);
+        double u = rng_unit(rng) * 2 - 1;
+        if (wt == AMX_BF16) {
+            w[i] = f32_to_bf16((float)u);
+            wf[i] = bf16_to_f32(w[i]);
+        } else {
+            w[i] = f32_to_f16((float)ldexp(u, (int)(rng_unit(rng) * 24) - 20));
+            wf[i] = f16_to_f32(w[i]);
+        }
     }
 }
 
@@ -62,7 +69,7 @@ static double worst(const float *got, const float *init, const float *a, const f
     return w;
 }
 
-static void check_shape(shape s, uint64_t *rng)
+static void check_shape(enum amx_weights wt, shape s, uint64_t *rng)
 {
     size_t nw = (size_t)s.nout * s.nin;
     uint16_t *w = malloc(nw * sizeof *w);
@@ -72,71 +79,78 @@ static void check_shape(shape s, uint64_t *rng)
     float *init = malloc((size_t)s.N * s.nout * sizeof *init), *ref = malloc((size_t)s.N * s.nout * sizeof *ref);
     float *din = malloc((size_t)s.N * s.nin * sizeof *din), *dinit = malloc((size_t)s.N * s.nin * sizeof *dinit);
     float *dref = malloc((size_t)s.N * s.nin * sizeof *dref);
-    weights(w, wf, nw, rng);
+    weights(wt, w, wf, nw, rng);
     memcpy(odd + 1, w, nw * sizeof *w);
     for (size_t i = 0; i < (size_t)s.N * s.nin; i++)
         x[i] = activation(rng), dinit[i] = activation(rng);
     for (size_t i = 0; i < (size_t)s.N * s.nout; i++)
         g[i] = activation(rng), init[i] = activation(rng);
-    /* Bound: the sum of 3 I exact products in fp32, plus the start value. */
-    double bound = (3.0 * s.nin + 2) * U;
+    /* Bound: the sum of 3 I (f16: 6 I) exact products in fp32, plus the start value. */
+    int terms = wt == AMX_F16 ? 6 : 3;
+    double bound = (terms * s.nin + 2.0) * U;
 
     /* out = x W^T: tiles against double, and sgemm's error for scale */
-    amx_product(out, x, odd + 1, s.N, s.nout, s.nin, false);
+    amx_product(out, x, odd + 1, wt, s.N, s.nout, s.nin, false);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.N, s.nout, s.nin, 1.0f, x, s.nin, wf, s.nin, 0.0f, ref, s.nout);
     double e_tiles = worst(out, NULL, x, wf, true, s.N, s.nout, s.nin), e_sgemm = worst(ref, NULL, x, wf, true, s.N, s.nout, s.nin);
     CHECK(e_tiles <= bound);
     CHECK(e_tiles <= 4 * e_sgemm + 4 * U);
     /* out = init + x W^T */
     memcpy(out, init, (size_t)s.N * s.nout * sizeof *out);
-    amx_product(out, x, w, s.N, s.nout, s.nin, true);
+    amx_product(out, x, w, wt, s.N, s.nout, s.nin, true);
     double e_acc = worst(out, init, x, wf, true, s.N, s.nout, s.nin);
     CHECK(e_acc <= bound);
     /* din = dinit + g W */
     memcpy(din, dinit, (size_t)s.N * s.nin * sizeof *din);
-    amx_input_gradient(din, g, odd + 1, s.N, s.nout, s.nin);
+    amx_input_gradient(din, g, odd + 1, wt, s.N, s.nout, s.nin);
     memcpy(dref, dinit, (size_t)s.N * s.nin * sizeof *dref);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.N, s.nin, s.nout, 1.0f, g, s.nout, wf, s.nin, 1.0f, dref, s.nin);
     double e_grad = worst(din, dinit, g, wf, false, s.N, s.nin, s.nout);
     double e_grad_sgemm = worst(dref, dinit, g, wf, false, s.N, s.nin, s.nout);
-    CHECK(e_grad <= (3.0 * s.nout + 2) * U);
+    CHECK(e_grad <= (terms * s.nout + 2.0) * U);
     CHECK(e_grad <= 4 * e_grad_sgemm + 4 * U);
-    fprintf(stderr, "    %5d x %4d x %4d: error / sum|terms| forward %.2g (sgemm %.2g), accumulated %.2g, "
+    fprintf(stderr, "    %s %5d x %4d x %4d: error / sum|terms| forward %.2g (sgemm %.2g), accumulated %.2g, "
                     "input gradient %.2g (sgemm %.2g)\n",
-            s.N, s.nout, s.nin, e_tiles, e_sgemm, e_acc, e_grad, e_grad_sgemm);
+            wt == AMX_F16 ? "f16 " : "bf16", s.N, s.nout, s.nin, e_tiles, e_sgemm, e_acc, e_grad, e_grad_sgemm);
     free(w), free(odd), free(wf), free(x), free(g), free(out), free(init), free(ref), free(din), free(dinit), free(dref);
 }
 
 static void test_shapes(void)
 {
     uint64_t rng = 21;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        check_shape(shapes[i], &rng);
+    for (int wt = AMX_BF16; wt <= AMX_F16; wt++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_shape((enum amx_weights)wt, shapes[i], &rng);
 }
 
-/* One term: x w as three exact products summed in fp32, within 2 roundings of
- * it whatever x's low bits (a lost third part would be off by about 2^-16 of it,
- * 256 roundings). */
+/* One term: x w as three (f16: six) exact products summed in fp32, within 2
+ * roundings of it whatever x's low bits (a lost third part would be off by about
+ * 2^-16 of it, 256 roundings; a lost f16 lo part by 2^-11). */
 static void test_single_terms(void)
 {
     enum { N = 2000 };
     uint64_t rng = 5;
     float *x = malloc(N * sizeof *x), *out = malloc(N * sizeof *out);
-    uint16_t w = f32_to_bf16(-1.6875f);
+    /* bf16 -1.6875; f16 -1.6875 - 2^-10: its lo part is not zero */
+    uint16_t w[2] = {f32_to_bf16(-1.6875f), f32_to_f16(-1.6875f - 0x1p-10f)};
+    float wf[2] = {bf16_to_f32(w[0]), f16_to_f32(w[1])};
     for (int i = 0; i < N; i++)
         x[i] = activation(&rng);
-    amx_product(out, x, &w, N, 1, 1, false);
     double most = 0;
-    for (int i = 0; i < N; i++) {
-        double exact = (double)x[i] * bf16_to_f32(w), e = fabs(out[i] - exact) / (U * fabs(exact));
-        most = e > most ? e : most;
+    for (int wt = AMX_BF16; wt <= AMX_F16; wt++) {
+        amx_product(out, x, &w[wt], (enum amx_weights)wt, N, 1, 1, false);
+        for (int i = 0; i < N; i++) {
+            double exact = (double)x[i] * wf[wt], e = fabs(out[i] - exact) / (U * fabs(exact));
+            most = e > most ? e : most;
+        }
     }
     fprintf(stderr, "    largest error %.2f roundings\n", most);
-    CHECK(most <= 2.01); /* 2 roundings of at most 2^-24 each, and their product */
+    CHECK(most <= 5.01); /* at most 5 roundings of 2^-24 each (6 terms), and their products */
     free(x), free(out);
 }
 
-/* inf and NaN in the activations go through as sgemm's do. */
+/* inf and NaN in the activations go through as sgemm's do (with f16 weights an
+ * infinity may come out as NaN). */
 static void test_non_finite(void)
 {
     enum { N = 4, NOUT = 3, NIN = 2 };
@@ -144,15 +158,17 @@ static void test_non_finite(void)
     /* a NaN whose payload is in the low 16 bits only: top half alone would read inf */
     uint32_t quiet_low = 0x7f800001u;
     memcpy(&x[6], &quiet_low, sizeof quiet_low);
-    uint16_t w[NOUT * NIN];
+    uint16_t w[2][NOUT * NIN];
     float wf[NOUT * NIN] = {2, 1, -2, 1, 0, 1};
     for (int i = 0; i < NOUT * NIN; i++)
-        w[i] = f32_to_bf16(wf[i]);
+        w[AMX_BF16][i] = f32_to_bf16(wf[i]), w[AMX_F16][i] = f32_to_f16(wf[i]);
     float out[N * NOUT], ref[N * NOUT];
-    amx_product(out, x, w, N, NOUT, NIN, false);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, NOUT, NIN, 1.0f, x, NIN, wf, NIN, 0.0f, ref, NOUT);
-    for (int i = 0; i < N * NOUT; i++)
-        CHECK(isnan(ref[i]) ? isnan(out[i]) : out[i] == ref[i]);
+    for (int wt = AMX_BF16; wt <= AMX_F16; wt++) {
+        amx_product(out, x, w[wt], (enum amx_weights)wt, N, NOUT, NIN, false);
+        for (int i = 0; i < N * NOUT; i++) /* f16: an infinity times a lo part of 0 is NaN */
+            CHECK(isnan(ref[i]) ? isnan(out[i]) : wt == AMX_F16 && isinf(ref[i]) ? !isfinite(out[i]) : out[i] == ref[i]);
+    }
 }
 
 int main(void)
