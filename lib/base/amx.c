@@ -1,4 +1,4 @@
-/* amx.c - products with bf16 weights on AMX tiles (see amx.h). Built with the
+/* amx.c - products with bf16 and f16 weights on AMX tiles (see amx.h). Built with the
  * AMX and AVX-512 flags (the Makefile); only the amx table of base/cpu.h leads
  * here.
  *
@@ -9,13 +9,14 @@
  * tile after tile, so that each tile is 1 KB in one piece:
  *
  *   activations  [row block of 16][k block of 32][part][16 rows][32 values]
- *   weights      [column block of 16][k block of 32][16 pairs of k][16 columns][2]
+ *   weights      [column block of 16][k block of 32][part][16 pairs of k][16 columns][2]
  *
+ * (a bf16 weight is one part, an f16 weight two: hi and lo).
  * The activations are packed once per product (at most ROWS_BYTES of them at a
  * time), the weights a panel of PANEL_BYTES at a time, so that neither is ever
  * held in full. Each thread takes a range of 32-column pairs of blocks and sums
  * 2 x 2 blocks of C at a time (tiles 0-3) from two A tiles (4, 5) and two B
- * tiles (6, 7), K_CHUNK k blocks per pass, N_CHUNK rows of A per sweep so that
+ * tiles (6, 7), each part of the activations with each part of the weights, K_CHUNK k blocks per pass, N_CHUNK rows of A per sweep so that
  * they stay in the core's cache while the thread's B tiles go by.
  *
  * Letters: N rows, K the summed width, P a panel's weight rows. */
