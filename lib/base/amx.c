@@ -104,7 +104,7 @@ static void pack_activations(uint16_t *dst, const float *src, int rows, int K)
 
 typedef struct {
     uint32_t *dst;           /* packed: a pair of bf16 values each, the first in the low half */
-    const unsigned char *w; /* (O, I) bf16, at any address */
+    const unsigned char *w; /* (O, I) bf16 or f16, at any address */
     int O, I;
     int r0, rows; /* the panel: W's rows [r0, r0 + rows) */
     int kb;       /* k blocks per column block in dst */
