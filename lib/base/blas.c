@@ -185,6 +185,13 @@ int blas_threads(void)
     return g_threads > 0 ? g_threads : openblas_get_num_threads();
 }
 
+void blas_serial(bool serial)
+{
+    if (g_threads <= 0) /* never set: OpenBLAS's own count, read before it is changed */
+        g_threads = openblas_get_num_threads();
+    openblas_set_num_threads(serial ? 1 : g_threads);
+}
+
 const char *blas_core_name(void)
 {
     return openblas_get_corename();

@@ -87,6 +87,7 @@ void parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t begin,
     pool.pieces = (int)pieces;
     pool.pending = (int)pieces - 1;
     pool.job++;
+    blas_serial(true); /* a piece's products run on its own thread */
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.lock);
     int64_t b, e;
@@ -97,6 +98,7 @@ void parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t begin,
     pthread_mutex_lock(&pool.lock);
     while (pool.pending > 0)
         pthread_cond_wait(&pool.done, &pool.lock);
+    blas_serial(false);
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&busy);
 }

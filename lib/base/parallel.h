@@ -11,7 +11,8 @@
  * pieces of at least grain items, run at once, the calling thread taking the
  * first; returns when all are done. One piece (n < 2 * grain, one thread, or a
  * call from inside a piece) runs on the calling thread alone. fn must give the
- * same result however the range is cut (each item its own output). */
+ * same result however the range is cut (each item its own output). While the
+ * pieces run, OpenBLAS is held to one thread (blas_serial): a piece may call it. */
 void parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx);
 
 #endif

@@ -48,7 +48,7 @@ struct backward_state {
     layer_acts a;    /* one layer's internals, recomputed from its saved input (layer.h);
                         (N, D) norms and xmid, (N, maxH*hd) q and ctx, (N, maxKV*hd) k and
                         v, (N, maxF) gate, up (their gradients in place in the backward) and hid */
-    layer_dacts d;   /* activation gradients, the same sizes; dp (T, T) */
+    layer_dacts d;   /* activation gradients, the same sizes */
     layer_causal att;/* att (B, maxH, T, T) softmax probabilities, rope tables (T, hd/2) */
     float *rope_cos, *rope_sin;
     /* the internals the forward pass keeps for layers keep_from.. L-1 (backward_state_keep) */
@@ -146,7 +146,6 @@ backward_state *backward_state_new(const model *m, int B, int T)
         {&t->d.dk, N * maxKV * hd},
         {&t->d.dv, N * maxKV * hd},
         {&t->d.dctx, N * maxH * hd},
-        {&t->d.dp, (size_t)T * T},
         {&t->d.dhid, N * maxF},
         {&t->grad, maxgrad},
         {&t->dnormf, D},

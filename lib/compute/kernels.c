@@ -13,6 +13,7 @@
 #include <cblas.h>
 
 #include "base/cpu.h"
+#include "base/parallel.h"
 #include "base/util.h"
 
 /* ---- RMSNorm ---- */
@@ -170,73 +171,109 @@ static int last_key(int i, int prefix, int T)
     return last < T ? last : T - 1;
 }
 
+/* One call's operands, for the pieces of parallel_for. */
+typedef struct {
+    float *ctx, *att, *dq, *dk, *dv;
+    const float *q, *k, *v, *dctx, *p;
+    int B, T, H, KV, hd, prefix;
+} attn_job;
+
+/* Sequence b, query head h: scores, masked softmax into att, ctx = P v. */
+static void attend_one(const attn_job *j, int b, int h)
+{
+    int T = j->T, hd = j->hd, ldq = j->H * hd, ldkv = j->KV * hd, kvh = h / (j->H / j->KV);
+    float scale = (float)(1.0 / sqrt((double)hd));
+    const float *qb = j->q + (size_t)b * T * ldq + (size_t)h * hd;    /* (T, hd), ld ldq */
+    const float *kb = j->k + (size_t)b * T * ldkv + (size_t)kvh * hd; /* (T, hd), ld ldkv */
+    const float *vb = j->v + (size_t)b * T * ldkv + (size_t)kvh * hd; /* (T, hd), ld ldkv */
+    float *p = j->att + ((size_t)b * j->H + h) * T * T;               /* (T, T) */
+    float *cb = j->ctx + (size_t)b * T * ldq + (size_t)h * hd;        /* (T, hd), ld ldq */
+    /* scores = scale * q k^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ldq, kb, ldkv, 0.0f, p, T);
+    /* masked softmax per row; zero after the last visible key */
+    for (int i = 0; i < T; i++) {
+        float *row = p + (size_t)i * T;
+        int last = last_key(i, j->prefix, T);
+        softmax_forward(row, row, 1, last + 1);
+        for (int c = last + 1; c < T; c++)
+            row[c] = 0.0f;
+    }
+    /* ctx = P v */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, vb, ldkv, 0.0f, cb, ldq);
+}
+
+/* Items [begin, end) of (sequence, query head) pairs, b * H + h. */
+static void attend_pairs(void *ctx, int64_t begin, int64_t end)
+{
+    const attn_job *j = ctx;
+    for (int64_t i = begin; i < end; i++)
+        attend_one(j, (int)(i / j->H), (int)(i % j->H));
+}
+
 void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v, int B, int T, int H,
                        int KV, int hd, int prefix)
 {
-    int group = H / KV;                 /* query heads per key/value head */
-    int ldq = H * hd, ldkv = KV * hd;   /* row strides of q/ctx and k/v */
+    attn_job j = {.ctx = ctx, .att = att, .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .KV = KV, .hd = hd,
+                  .prefix = prefix};
+    parallel_for((int64_t)B * H, 1, attend_pairs, &j);
+}
+
+/* Sequence b, query head h, with dp (T, T) scratch; adds into dk and dv of its
+ * key/value head, so the heads of one key/value head run in order, on one thread. */
+static void attend_one_backward(const attn_job *j, int b, int h, float *dp)
+{
+    int T = j->T, hd = j->hd, ldq = j->H * hd, ldkv = j->KV * hd, kvh = h / (j->H / j->KV);
     float scale = (float)(1.0 / sqrt((double)hd));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            int kvh = h / group;
-            const float *qb = q + (size_t)b * T * ldq + (size_t)h * hd;    /* (T, hd), ld ldq */
-            const float *kb = k + (size_t)b * T * ldkv + (size_t)kvh * hd; /* (T, hd), ld ldkv */
-            const float *vb = v + (size_t)b * T * ldkv + (size_t)kvh * hd; /* (T, hd), ld ldkv */
-            float *p = att + ((size_t)b * H + h) * T * T;                  /* (T, T) */
-            float *cb = ctx + (size_t)b * T * ldq + (size_t)h * hd;        /* (T, hd), ld ldq */
-            /* scores = scale * q k^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ldq, kb, ldkv, 0.0f, p, T);
-            /* masked softmax per row; zero after the last visible key */
-            for (int i = 0; i < T; i++) {
-                float *row = p + (size_t)i * T;
-                int last = last_key(i, prefix, T);
-                softmax_forward(row, row, 1, last + 1);
-                for (int j = last + 1; j < T; j++)
-                    row[j] = 0.0f;
-            }
-            /* ctx = P v */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, vb, ldkv, 0.0f, cb, ldq);
-        }
+    size_t qo = (size_t)b * T * ldq + (size_t)h * hd, kvo = (size_t)b * T * ldkv + (size_t)kvh * hd;
+    const float *p = j->p + ((size_t)b * j->H + h) * T * T; /* (T, T) */
+    const float *dc = j->dctx + qo;                         /* (T, hd), ld ldq */
+    /* dP = dctx v^T, then dS in place */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dc, ldq, j->v + kvo, ldkv, 0.0f, dp, T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dc, ldq, 1.0f, j->dv + kvo, ldkv);
+    for (int i = 0; i < T; i++) {
+        const float *pr = p + (size_t)i * T;
+        float *dr = dp + (size_t)i * T;
+        int last = last_key(i, j->prefix, T);
+        double dot = 0;
+        for (int c = 0; c <= last; c++)
+            dot += (double)pr[c] * dr[c];
+        float s = (float)dot;
+        for (int c = 0; c <= last; c++)
+            dr[c] = pr[c] * (dr[c] - s);
+        for (int c = last + 1; c < T; c++)
+            dr[c] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, j->k + kvo, ldkv, 1.0f,
+                j->dq + qo, ldq);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, j->q + qo, ldq, 1.0f,
+                j->dk + kvo, ldkv);
+}
+
+/* Items [begin, end) of (sequence, key/value head) pairs, b * KV + kvh: each
+ * with its query heads in order and a dP scratch of its own. */
+static void attend_groups_backward(void *ctx, int64_t begin, int64_t end)
+{
+    const attn_job *j = ctx;
+    int group = j->H / j->KV;
+    float *dp = xmalloc((size_t)j->T * j->T * sizeof(float));
+    for (int64_t i = begin; i < end; i++) {
+        int b = (int)(i / j->KV), kvh = (int)(i % j->KV);
+        for (int h = kvh * group; h < (kvh + 1) * group; h++)
+            attend_one_backward(j, b, h, dp);
+    }
+    free(dp);
 }
 
 /* Per (sequence, head), with P the saved probabilities and S the scaled scores:
  *   dP = dctx v^T,  dv += P^T dctx,  dS = P * (dP - rowsum(P * dP)),
  *   dq += scale * dS k,  dk += scale * dS^T q.
- * P is zero above the diagonal, so dS is too. dp is (T, T) scratch. */
-void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
-                        const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd,
-                        int prefix)
+ * P is zero above the diagonal, so dS is too. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dctx, const float *att, const float *q,
+                        const float *k, const float *v, int B, int T, int H, int KV, int hd, int prefix)
 {
-    int group = H / KV;
-    int ldq = H * hd, ldkv = KV * hd;
-    float scale = (float)(1.0 / sqrt((double)hd));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            int kvh = h / group;
-            size_t qo = (size_t)b * T * ldq + (size_t)h * hd, kvo = (size_t)b * T * ldkv + (size_t)kvh * hd;
-            const float *p = att + ((size_t)b * H + h) * T * T; /* (T, T) */
-            const float *dc = dctx + qo;                         /* (T, hd), ld ldq */
-            /* dP = dctx v^T, then dS in place */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dc, ldq, v + kvo, ldkv, 0.0f, dp, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dc, ldq, 1.0f, dv + kvo, ldkv);
-            for (int i = 0; i < T; i++) {
-                const float *pr = p + (size_t)i * T;
-                float *dr = dp + (size_t)i * T;
-                int last = last_key(i, prefix, T);
-                double dot = 0;
-                for (int j = 0; j <= last; j++)
-                    dot += (double)pr[j] * dr[j];
-                float s = (float)dot;
-                for (int j = 0; j <= last; j++)
-                    dr[j] = pr[j] * (dr[j] - s);
-                for (int j = last + 1; j < T; j++)
-                    dr[j] = 0.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k + kvo, ldkv, 1.0f,
-                        dq + qo, ldq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q + qo, ldq, 1.0f,
-                        dk + kvo, ldkv);
-        }
+    attn_job j = {.dq = dq, .dk = dk, .dv = dv, .dctx = dctx, .p = att, .q = q, .k = k, .v = v, .B = B, .T = T,
+                  .H = H, .KV = KV, .hd = hd, .prefix = prefix};
+    parallel_for((int64_t)B * KV, 1, attend_groups_backward, &j);
 }
 
 /* ---- SwiGLU ---- */

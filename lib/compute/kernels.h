@@ -68,9 +68,9 @@ void attention_forward(float *ctx, float *att, const float *q, const float *k, c
                        int KV, int hd, int prefix);
 /* dq (N, H*hd), dk and dv (N, KV*hd) += the gradients of q, k, v given dctx
  * (N, H*hd) and the forward's att, q, k, v; a key/value head sums the gradients
- * of the query heads that read it. dp (T, T) is scratch. Four sgemms per
- * (sequence, head). */
-void attention_backward(float *dq, float *dk, float *dv, float *dp, const float *dctx, const float *att,
+ * of the query heads that read it. Four sgemms per (sequence, head), the pairs
+ * of (sequence, key/value head) spread over parallel_for's threads. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dctx, const float *att,
                         const float *q, const float *k, const float *v, int B, int T, int H, int KV, int hd,
                         int prefix);
 

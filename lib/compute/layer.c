@@ -316,7 +316,7 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
         memset(d->dq, 0, (size_t)N * qd * sizeof(float));
         memset(d->dk, 0, (size_t)N * kvd * sizeof(float));
         memset(d->dv, 0, (size_t)N * kvd * sizeof(float));
-        attention_backward(d->dq, d->dk, d->dv, d->dp, d->dctx, att->att, a->q, a->k, a->v, B, T, H, KV, hd,
+        attention_backward(d->dq, d->dk, d->dv, d->dctx, att->att, a->q, a->k, a->v, B, T, H, KV, hd,
                            att->prefix);
         rope_apply(m, att, d->dq, H, false);
         rope_apply(m, att, d->dk, KV, false);

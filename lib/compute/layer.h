@@ -110,7 +110,6 @@ typedef struct {
     float *dq;            /* (N, H*hd) */
     float *dk, *dv;       /* (N, KV*hd) */
     float *dctx;          /* (N, H*hd) */
-    float *dp;            /* (T, T) attention scratch */
     float *dhid;          /* (N, F) */
 } layer_dacts;
 

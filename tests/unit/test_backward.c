@@ -326,9 +326,9 @@ static void check_attention(int B, int T, int H, int KV, int hd)
     K.dout = rand_pair(N * qd, 1, 0, &dctx);
     float *ctx = xmalloc(N * qd * sizeof(float)), *att = xmalloc((size_t)B * H * T * T * sizeof(float));
     float *dq = xcalloc(N * qd, sizeof(float)), *dk = xcalloc(N * kvd, sizeof(float));
-    float *dv = xcalloc(N * kvd, sizeof(float)), *dp = xmalloc(T * T * sizeof(float));
+    float *dv = xcalloc(N * kvd, sizeof(float));
     attention_forward(ctx, att, q, k, v, B, T, H, KV, hd, 0);
-    attention_backward(dq, dk, dv, dp, dctx, att, q, k, v, B, T, H, KV, hd, 0);
+    attention_backward(dq, dk, dv, dctx, att, q, k, v, B, T, H, KV, hd, 0);
     char what[64];
     snprintf(what, sizeof what, "attention H %d KV %d d q", H, KV);
     note_kernel(fd_check(what, ref_attention, K.a, N * qd, dq));
@@ -337,7 +337,7 @@ static void check_attention(int B, int T, int H, int KV, int hd)
     snprintf(what, sizeof what, "attention H %d KV %d d v", H, KV);
     note_kernel(fd_check(what, ref_attention, K.c, N * kvd, dv));
     free(K.a), free(K.b), free(K.c), free(K.dout), free(q), free(k), free(v), free(dctx);
-    free(ctx), free(att), free(dq), free(dk), free(dv), free(dp);
+    free(ctx), free(att), free(dq), free(dk), free(dv);
 }
 
 static void test_attention_backward(void)
