@@ -221,28 +221,32 @@ static void configure_tiles(void)
     _tile_loadconfig(&t);
 }
 
+/* The part of the 32 x 32 block of C at (n, col) that lies inside C, copied
+ * between C and a 32 x 32 copy (to_copy: from C into it). */
+static void copy_block(const tile_job *j, int n, int col, float *copy, bool to_copy)
+{
+    float *c = j->c + (size_t)n * j->ldc + col;
+    size_t bytes = (size_t)(j->cols - col < 32 ? j->cols - col : 32) * sizeof(float);
+    for (int r = 0; r < 32 && n + r < j->rows; r++)
+        if (to_copy)
+            memcpy(copy + r * 32, c + (size_t)r * j->ldc, bytes);
+        else
+            memcpy(c + (size_t)r * j->ldc, copy + r * 32, bytes);
+}
+
 /* The 32 x 32 block of C at (n, col): C itself where the block is inside it,
  * else a copy in spare (zeros beyond C); *ld its row length in floats. */
 static float *c_block(const tile_job *j, int n, int col, float *spare, int *ld, bool *copied)
 {
-    float *c = j->c + (size_t)n * j->ldc + col;
     *copied = n + 32 > j->rows || col + 32 > j->cols;
     if (!*copied) {
         *ld = j->ldc;
-        return c;
+        return j->c + (size_t)n * j->ldc + col;
     }
     *ld = 32;
     memset(spare, 0, 32 * 32 * sizeof(float));
-    for (int r = 0; r < 32 && n + r < j->rows; r++)
-        memcpy(spare + r * 32, c + (size_t)r * j->ldc, (size_t)(j->cols - col < 32 ? j->cols - col : 32) * sizeof(float));
+    copy_block(j, n, col, spare, true);
     return spare;
-}
-
-static void c_block_back(const tile_job *j, int n, int col, const float *spare)
-{
-    float *c = j->c + (size_t)n * j->ldc + col;
-    for (int r = 0; r < 32 && n + r < j->rows; r++)
-        memcpy(c + (size_t)r * j->ldc, spare + r * 32, (size_t)(j->cols - col < 32 ? j->cols - col : 32) * sizeof(float));
 }
 
 /* Column pairs [b, e) of blocks of 16: C's columns [32 b, 32 e). */
@@ -294,7 +298,7 @@ static void tile_part(void *ctx, int64_t b, int64_t e)
                     _tile_stored(2, c + 16 * ld, stride);
                     _tile_stored(3, c + 16 * ld + 16, stride);
                     if (copied)
-                        c_block_back(j, n, (int)pair * 32, spare);
+                        copy_block(j, n, (int)pair * 32, spare, false);
                 }
             }
     }
@@ -303,30 +307,24 @@ static void tile_part(void *ctx, int64_t b, int64_t e)
 
 /* ---- the two products ---- */
 
-/* Rows of activations of width K packed at a time. */
-static int rows_at_once(int K)
+/* Rows of row_bytes each to take at a time within budget: a multiple of 32, at
+ * least 32, at most n rounded up to one. */
+static int rows_within(size_t budget, size_t row_bytes, int n)
 {
-    size_t per_row = (size_t)blocks(K, TILE_K) * TILE_K * PARTS * sizeof(uint16_t);
-    size_t r = ROWS_BYTES / per_row / 32 * 32;
-    return r < 32 ? 32 : r > (size_t)1 << 20 ? 1 << 20 : (int)r;
+    size_t most = (size_t)blocks(n, 32) * 32, r = budget / row_bytes / 32 * 32;
+    return (int)(r < 32 ? 32 : r > most ? most : r);
 }
 
-/* Weight rows per panel of rows of I values: a multiple of 32, about PANEL_BYTES. */
-static int panel_rows(int I)
-{
-    size_t r = PANEL_BYTES / ((size_t)blocks(I, TILE_K) * TILE_K * sizeof(uint16_t)) / 32 * 32;
-    return r < 32 ? 32 : r > (size_t)1 << 20 ? 1 << 20 : (int)r;
-}
+/* Bytes of a row of K activations packed, and of a row of K weights of parts parts. */
+static size_t activation_row_bytes(int K) { return (size_t)blocks(K, TILE_K) * TILE_K * PARTS * sizeof(uint16_t); }
+static size_t weight_row_bytes(int K, int parts) { return (size_t)blocks(K * parts, TILE_K) * TILE_K * sizeof(uint16_t); }
 
 void amx_product(float *out, const float *in, const void *w, enum amx_weights wt, int N, int O, int I,
                  bool accumulate)
 {
     int parts = wt == AMX_F16 ? 2 : 1;
-    int kb = blocks(I, TILE_K), R = rows_at_once(I), P = panel_rows(I * parts);
-    if (P > blocks(O, 32) * 32)
-        P = blocks(O, 32) * 32;
-    if (R > blocks(N, 32) * 32)
-        R = blocks(N, 32) * 32;
+    int kb = blocks(I, TILE_K), R = rows_within(ROWS_BYTES, activation_row_bytes(I), N);
+    int P = rows_within(PANEL_BYTES, weight_row_bytes(I, parts), O);
     uint16_t *a = xmalloc_aligned((size_t)R * kb * TILE_K * PARTS * sizeof(uint16_t));
     uint32_t *pw = xmalloc_aligned((size_t)P * kb * TILE_K * parts * sizeof(uint16_t));
     for (int n0 = 0; n0 < N; n0 += R) {
@@ -347,11 +345,8 @@ void amx_product(float *out, const float *in, const void *w, enum amx_weights wt
 void amx_input_gradient(float *din, const float *dout, const void *w, enum amx_weights wt, int N, int O, int I)
 {
     int parts = wt == AMX_F16 ? 2 : 1;
-    int a_kb = blocks(O, TILE_K), R = rows_at_once(O), P = panel_rows(I * parts);
-    if (P > a_kb * TILE_K)
-        P = a_kb * TILE_K;
-    if (R > blocks(N, 32) * 32)
-        R = blocks(N, 32) * 32;
+    int a_kb = blocks(O, TILE_K), R = rows_within(ROWS_BYTES, activation_row_bytes(O), N);
+    int P = rows_within(PANEL_BYTES, weight_row_bytes(I, parts), O);
     int cbs = 2 * blocks(I, 32);
     uint16_t *a = xmalloc_aligned((size_t)R * a_kb * TILE_K * PARTS * sizeof(uint16_t));
     uint32_t *pw = xmalloc_aligned((size_t)cbs * (P / TILE_K) * parts * TILE_VALUES * sizeof(uint16_t));
