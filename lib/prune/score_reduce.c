@@ -171,13 +171,14 @@ static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, f
     }
 }
 
-/* v[s] for each active statistic: n values each, out of one block (freed by
- * freeing v[act[0]]). */
-static void values_alloc(const reduce_job *j, int64_t n, double *v[NS])
+/* v[s] for each active statistic: n values each, out of one block (returned,
+ * for free). */
+static double *values_alloc(const reduce_job *j, int64_t n, double *v[NS])
 {
     double *block = xmalloc((size_t)j->na * (size_t)n * sizeof(double));
     for (int k = 0; k < j->na; k++)
         v[j->act[k]] = block + (size_t)k * (size_t)n;
+    return block;
 }
 
 /* Rows [r0 + begin, r0 + end): each row's sum over its columns into ch[0]; with
@@ -187,7 +188,7 @@ static void reduce_rows(void *ctx, int64_t begin, int64_t end)
     const reduce_job *j = ctx;
     float *wbuf = xmalloc((size_t)j->C * sizeof(float));
     double *v[NS];
-    values_alloc(j, j->C, v);
+    double *block = values_alloc(j, j->C, v);
     for (int64_t r = j->r0 + begin; r < j->r0 + end; r++) {
         row_values(j, r, 0, j->C, wbuf, v);
         for (int k = 0; k < j->na; k++) {
@@ -201,7 +202,7 @@ static void reduce_rows(void *ctx, int64_t begin, int64_t end)
                     j->ch[1][s][c] += v[s][c];
         }
     }
-    free(v[j->act[0]]);
+    free(block);
     free(wbuf);
 }
 
@@ -212,7 +213,7 @@ static void reduce_cols(void *ctx, int64_t begin, int64_t end)
     int64_t n = end - begin;
     float *wbuf = xmalloc((size_t)n * sizeof(float));
     double *v[NS];
-    values_alloc(j, n, v);
+    double *block = values_alloc(j, n, v);
     for (int k = 0; k < j->na; k++)
         memset(j->ch[1][j->act[k]] + begin, 0, (size_t)n * sizeof(double));
     for (int64_t r = j->r0; r < j->r1; r++) {
@@ -223,7 +224,7 @@ static void reduce_cols(void *ctx, int64_t begin, int64_t end)
                 dst[c] += v[j->act[k]][c];
         }
     }
-    free(v[j->act[0]]);
+    free(block);
     free(wbuf);
 }
 
