@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "base/blas.h"
 
@@ -24,6 +25,19 @@ static struct {
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER; /* one job at a time, whoever calls */
 static _Thread_local bool inside;                          /* this thread is running a piece */
+
+/* A child of fork() has the forking thread alone: no workers (a test's
+ * check_dies_with, for one, forks and then loads a model), and locks another
+ * thread may have held. Its pool starts empty. */
+static void forked_child(void)
+{
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.work, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pthread_mutex_init(&busy, NULL);
+    pool.started = 0;
+    pool.pending = 0;
+}
 
 static void piece(int p, int pieces, int64_t n, int64_t *b, int64_t *e)
 {
@@ -69,6 +83,9 @@ void parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t begin,
     }
     pthread_mutex_lock(&busy);
     pthread_mutex_lock(&pool.lock);
+    static bool child_handled; /* a child inherits the handler with the flag */
+    if (!child_handled)
+        child_handled = pthread_atfork(NULL, NULL, forked_child) == 0;
     while (pool.started < (int)pieces - 1) {
         pthread_t t;
         if (pthread_create(&t, NULL, worker, (void *)(intptr_t)(pool.started + 1)) != 0)
@@ -102,3 +119,7 @@ void parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t begin,
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&busy);
 }
+
+static void zero_part(void *ctx, int64_t b, int64_t e) { memset((char *)ctx + b, 0, (size_t)(e - b)); }
+
+void parallel_zero(void *p, size_t bytes) { parallel_for((int64_t)bytes, 1 << 20, zero_part, p); }

@@ -5,6 +5,7 @@
 #ifndef PARE_PARALLEL_H
 #define PARE_PARALLEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* fn(ctx, begin, end) over [0, n) cut into at most blas_threads() consecutive
@@ -14,5 +15,9 @@
  * same result however the range is cut (each item its own output). While the
  * pieces run, OpenBLAS is held to one thread (blas_serial): a piece may call it. */
 void parallel_for(int64_t n, int64_t grain, void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx);
+
+/* memset(p, 0, bytes) on every thread: a large buffer's first touch is the
+ * kernel's work of mapping and clearing its pages, which then splits too. */
+void parallel_zero(void *p, size_t bytes);
 
 #endif

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "base/parallel.h"
 #include "base/util.h"
 #include "compute/forward.h"
 #include "compute/kernels.h"
@@ -307,9 +308,9 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
 
     /* LM head (its weight gradient comes last, with the embedding's) and final norm */
     float *dx = t->d.dx, *dxn = t->d.dxn;
-    memset(dxn, 0, ND * sizeof(float));
+    parallel_zero(dxn, ND * sizeof(float));
     matmul_backward(dxn, NULL, NULL, dlogits, t->xnf, head, N);
-    memset(dx, 0, ND * sizeof(float));
+    parallel_zero(dx, ND * sizeof(float));
     memset(t->dnormf, 0, (size_t)D * sizeof(float));
     memset(t->dnormf_b, 0, (size_t)D * sizeof(float));
     layer_norm_backward(m, m->final_norm, dx, t->dnormf, t->dnormf_b, dxn, xL, t->rstdf, N);
@@ -327,7 +328,7 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
             if (!layer_weight_is_norm(i))
                 n[i] = 0;
         size_t used = point_grads(t->grad, n, LW_COUNT, g);
-        memset(t->grad, 0, used * sizeof(float));
+        parallel_zero(t->grad, used * sizeof(float));
         model_prefetch_layer(m, l - 1);
         bool kept = l >= t->keep_from;
         layer_causal at = t->att;
@@ -349,13 +350,13 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
     size_t VD = (size_t)c->vocab * D;
     int k = 0;
     if (!c->tied) {
-        memset(t->grad, 0, VD * sizeof(float));
+        parallel_zero(t->grad, VD * sizeof(float));
         matmul_backward(NULL, t->grad, NULL, dlogits, t->xnf, head, N);
         wg[k++] = grad_of(m, head, t->grad, VD);
         sink(ctx, -1, wg, k);
         k = 0;
     }
-    memset(t->grad, 0, VD * sizeof(float));
+    parallel_zero(t->grad, VD * sizeof(float));
     if (c->tied)
         matmul_backward(NULL, t->grad, NULL, dlogits, t->xnf, head, N);
     embedding_backward(t->grad, dx, tokens, N, D);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "base/util.h"
 #include "compute/kernels.h"
 #include "compute/lora.h"
@@ -127,7 +128,7 @@ static void head_norm_backward(const model_config *c, const tensor *w, float *dw
 {
     int64_t rows = (int64_t)N * nh;
     size_t n = (size_t)rows * c->head_dim;
-    memset(scratch, 0, n * sizeof(float));
+    parallel_zero(scratch, n * sizeof(float));
     rmsnorm_backward(scratch, dw, dx, x_in, tensor_vector(w), rstd, (int)rows, c->head_dim);
     memcpy(dx, scratch, n * sizeof(float));
 }
@@ -289,9 +290,9 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
     if (F > 0) {
         /* out = xmid (or alpha * xn) + down(silu(gate) * up or gelu(up)), of xn = norm(xmid) */
         int64_t NF = (int64_t)N * F;
-        memset(d->dhid, 0, (size_t)NF * sizeof(float));
+        parallel_zero(d->dhid, (size_t)NF * sizeof(float));
         linear_backward(lora, l, LW_DOWN, LW_BDOWN, w->w_down, g, d->dhid, d->dx, a->hid, N);
-        memset(d->dxn, 0, (size_t)N * D * sizeof(float));
+        parallel_zero(d->dxn, (size_t)N * D * sizeof(float));
         if (A->scaled_residual)
             scaled_residual_backward(c, d, N);
         if (A->mlp == MLP_GELU) {
@@ -311,11 +312,11 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
     }
     if (H > 0) {
         /* xmid = x (or alpha * xn) + o(attention(rope(q), rope(k), v)), q/k/v of xn = norm(x) */
-        memset(d->dctx, 0, (size_t)N * qd * sizeof(float));
+        parallel_zero(d->dctx, (size_t)N * qd * sizeof(float));
         linear_backward(lora, l, LW_O, LW_BO, w->wo, g, d->dctx, d->dx, a->ctx, N);
-        memset(d->dq, 0, (size_t)N * qd * sizeof(float));
-        memset(d->dk, 0, (size_t)N * kvd * sizeof(float));
-        memset(d->dv, 0, (size_t)N * kvd * sizeof(float));
+        parallel_zero(d->dq, (size_t)N * qd * sizeof(float));
+        parallel_zero(d->dk, (size_t)N * kvd * sizeof(float));
+        parallel_zero(d->dv, (size_t)N * kvd * sizeof(float));
         attention_backward(d->dq, d->dk, d->dv, d->dctx, att->att, a->q, a->k, a->v, B, T, H, KV, hd,
                            att->prefix);
         rope_apply(m, att, d->dq, H, false);
@@ -324,7 +325,7 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
             head_norm_backward(c, w->q_norm, g[LW_Q_NORM], d->dq, d->dctx, a->q_in, a->rstd_q, N, H);
             head_norm_backward(c, w->k_norm, g[LW_K_NORM], d->dk, d->dctx, a->k_in, a->rstd_k, N, KV);
         }
-        memset(d->dxn, 0, (size_t)N * D * sizeof(float));
+        parallel_zero(d->dxn, (size_t)N * D * sizeof(float));
         if (A->scaled_residual)
             scaled_residual_backward(c, d, N);
         if (A->qkv == FUSED_NONE) {

@@ -23,6 +23,7 @@
 
 #include <xxhash.h>
 
+#include "base/parallel.h"
 #include "base/util.h"
 
 /* ---- tensor specs ---- */
@@ -347,10 +348,14 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf, n, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
 }
 
-/* ---- the scan: values checked and fingerprinted in one pass ---- */
+/* ---- the scan: values checked and fingerprinted in one pass, the hashing of
+ * one block beside the widening of the next ---- */
+
+enum { SCAN_BLOCK = 1 << 20 }; /* values widened at a time */
 
 struct model_scan {
     XXH64_state_t *h;
+    float *buf[2];  /* two blocks of SCAN_BLOCK values: one hashed while the other fills */
     bool check;     /* values checked (model_bind), or only hashed (model_fingerprint) */
     int n_tensors;  /* tensors begun */
     int64_t next;   /* the next value expected of the last one */
@@ -361,6 +366,35 @@ struct model_scan {
     int64_t bad_at;
     float bad_value;
 };
+
+/* A block of one tensor's values [start, start + n), widened into buf; bad is the
+ * index in the tensor of its first non-finite value, or -1. */
+typedef struct {
+    float *buf;
+    int64_t start, n, bad;
+} scan_block;
+
+/* One step of the scan's pipeline: the block before is hashed (in order, on one
+ * thread) while the next is widened and checked (on another). */
+typedef struct {
+    const tensor *t;
+    scan_block *hash, *fill; /* NULL: none */
+    XXH64_state_t *h;
+    bool check;
+} scan_step;
+
+static void scan_part(void *ctx, int64_t b, int64_t e)
+{
+    const scan_step *s = ctx;
+    for (int64_t i = b; i < e; i++)
+        if (i == 0 && s->hash) {
+            XXH64_update(s->h, s->hash->buf, (size_t)s->hash->n * sizeof(float));
+        } else if (i == 1 && s->fill) {
+            scan_block *f = s->fill;
+            f->bad = s->check ? tensor_first_non_finite(s->t, f->start, f->n) : -1;
+            tensor_get_f32(s->t, f->start, f->n, f->buf);
+        }
+}
 
 static void hash_i64(XXH64_state_t *h, int64_t v)
 {
@@ -382,6 +416,8 @@ static model_scan *scan_begin(const model_config *c, bool check)
     free(cfg);
     s->check = check;
     s->whole = true;
+    s->buf[0] = xmalloc_aligned(SCAN_BLOCK * sizeof(float));
+    s->buf[1] = xmalloc_aligned(SCAN_BLOCK * sizeof(float));
     return s;
 }
 
@@ -405,17 +441,29 @@ void model_scan_values(model_scan *s, const tensor *t, int64_t start, int64_t n)
         s->whole = false;
     }
     s->next = start + n;
-    float buf[4096];
-    for (int64_t b = start; b < start + n; b += 4096) {
-        int64_t k = start + n - b < 4096 ? start + n - b : 4096;
-        int64_t at = s->check && !s->bad ? tensor_first_non_finite(t, b, k) : -1;
-        tensor_get_f32(t, b, k, buf);
-        if (at >= 0) {
-            s->bad = xstrdup(t->name);
-            s->bad_at = at;
-            s->bad_value = buf[at - b];
+    scan_block blocks[2] = {{.buf = s->buf[0]}, {.buf = s->buf[1]}};
+    scan_step step = {t, NULL, NULL, s->h, s->check};
+    for (int64_t b = start, i = 0;; b += SCAN_BLOCK, i++) {
+        step.hash = step.fill;
+        step.fill = NULL;
+        if (b < start + n) {
+            step.fill = &blocks[i % 2];
+            step.fill->start = b;
+            step.fill->n = start + n - b < SCAN_BLOCK ? start + n - b : SCAN_BLOCK;
         }
-        XXH64_update(s->h, buf, (size_t)k * sizeof(float));
+        if (!step.hash && !step.fill)
+            break;
+        step.check = s->check && !s->bad;
+        int64_t work = (step.hash ? step.hash->n : 0) + (step.fill ? step.fill->n : 0);
+        if (work < SCAN_BLOCK / 16) /* too little to wake a thread for */
+            scan_part(&step, 0, 2);
+        else
+            parallel_for(2, 1, scan_part, &step);
+        if (step.fill && step.fill->bad >= 0 && !s->bad) {
+            s->bad = xstrdup(t->name);
+            s->bad_at = step.fill->bad;
+            s->bad_value = step.fill->buf[step.fill->bad - step.fill->start];
+        }
     }
 }
 
@@ -429,6 +477,8 @@ void model_scan_free(model_scan *s)
     if (!s)
         return;
     XXH64_freeState(s->h);
+    free(s->buf[0]);
+    free(s->buf[1]);
     free(s->last);
     free(s->bad);
     free(s);

@@ -23,6 +23,7 @@
 
 #include "base/memory.h"
 #include "base/progress.h"
+#include "base/parallel.h"
 #include "base/util.h"
 #include "compute/backward.h"
 #include "format/stream.h"
@@ -339,7 +340,7 @@ static void run_all(scorer *s, runner *r)
                 p->f = arena + off;
                 off += (size_t)((p->r1 - p->r0) * s->t[p->t].cols);
             }
-            memset(arena, 0, off * sizeof(float));
+            parallel_zero(arena, off * sizeof(float));
             s->pass = PASS_FISHER;
             per_sample_passes(s, r);
         } else if (r->e2_separable) {

@@ -22,6 +22,7 @@
 
 #include "base/progress.h"
 #include "base/rng.h"
+#include "base/parallel.h"
 #include "base/util.h"
 #include "compute/backward.h"
 #include "compute/distill.h"
@@ -274,7 +275,7 @@ static _Noreturn void not_finite(trainer *tr, const char *what, double v, int mi
     train_state *st = &tr->st;
     int64_t step = st->step;
     if (tr->o->state_dir) {
-        memset(tr->p.grads, 0, tr->p.n * sizeof(float));
+        parallel_zero(tr->p.grads, tr->p.n * sizeof(float));
         st->micro = 0;
         st->step_kl = st->step_ce = 0;
         st->tokens -= st->step_tokens;
@@ -433,7 +434,7 @@ static double optimizer_step(trainer *tr, int n_micro, train_result *res)
     st->last_lr = train_lr(o->lr, o->warmup, tr->total, st->step);
     adamw_options ao = {o->beta1, o->beta2, o->eps, o->weight_decay};
     adamw_step(&tr->p, st->m1, st->m2, st->last_lr, st->step + 1, &ao);
-    memset(g, 0, P * sizeof(float));
+    parallel_zero(g, P * sizeof(float));
     double kl = st->step_kl / n_micro, ce = st->step_ce / n_micro;
     st->log_kl += kl;
     st->log_ce += ce;

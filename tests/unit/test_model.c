@@ -15,6 +15,7 @@
 
 #include <xxhash.h>
 
+#include "base/blas.h"
 #include "base/rng.h"
 #include "base/util.h"
 #include "check.h"
@@ -1104,6 +1105,64 @@ static void test_scan(void)
     config_free(&c);
 }
 
+/* The fingerprint by its definition (pare-stream(5)), in one plain pass here:
+ * the canonical config, then for each tensor in name order its name and "f32",
+ * each with its NUL, its ndim and shape as 8-byte little-endian integers, and
+ * its values as float32 (an fp32 model's, as stored). */
+static void fingerprint_by_hand(const model *m, char out[17])
+{
+    XXH64_state_t *h = XXH64_createState();
+    XXH64_reset(h, 0);
+    char *cfg = config_canonical(&m->cfg);
+    XXH64_update(h, cfg, strlen(cfg));
+    free(cfg);
+    for (int k = 0; k < m->n_tensors; k++) {
+        const tensor *t = &m->tensors[k];
+        XXH64_update(h, t->name, strlen(t->name) + 1);
+        XXH64_update(h, "f32", 4);
+        int64_t dims[3] = {t->ndim, t->shape[0], t->shape[1]};
+        for (int d = 0; d <= t->ndim; d++) {
+            uint8_t b[8];
+            for (int i = 0; i < 8; i++)
+                b[i] = (uint8_t)((uint64_t)dims[d] >> (8 * i));
+            XXH64_update(h, b, 8);
+        }
+        XXH64_update(h, t->data, (size_t)t->numel * sizeof(float));
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)XXH64_digest(h));
+    XXH64_freeState(h);
+}
+
+/* Tensors of millions of values, which the scan widens and hashes a block at a
+ * time on two threads: the same fingerprint as the plain pass, whether binding
+ * took it or model_fingerprint; the first of two non-finite values, in the third
+ * block, named at its index. */
+static void test_scan_blocks(void)
+{
+    fixture_shape sh = {256, 1, 10000, 64, (const int[]){4}, (const int[]){2}, (const int[]){1536},
+                        false, false, false, false, ROPE_HALF};
+    model_config c;
+    fixture_config(&c, &sh);
+    blas_set_threads(2);
+    model m;
+    model_init_random(&m, &c, 9);
+    CHECK(m.embed->numel == 2560000);
+    char want[17], fp[17];
+    fingerprint_by_hand(&m, want);
+    CHECK(!strcmp(m.fingerprint, want));
+    model_fingerprint(&m, fp);
+    CHECK(!strcmp(fp, want));
+    model_free(&m);
+
+    model_init_random(&g_model, &c, 9);
+    tensor_f32(g_model.embed)[2100000] = NAN;
+    tensor_f32(g_model.embed)[2400000] = INFINITY;
+    CHECK(dies_with(bind_global, NULL, "embed_tokens.weight has a non-finite value (nan) at index 2100000"));
+    model_free(&g_model);
+    config_free(&c);
+    blas_set_threads(0);
+}
+
 /* ---- stories260K ---- */
 
 /* floats of the .bin at float offset off (after the 28-byte header) */
@@ -1299,6 +1358,7 @@ int main(void)
     TEST(test_folders);
     TEST(test_checkpoint);
     TEST(test_scan);
+    TEST(test_scan_blocks);
     TEST(test_llama2c);
     TEST(test_stories_hf);
     rm_rf(tmpdir);

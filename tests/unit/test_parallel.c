@@ -1,9 +1,15 @@
 /* test_parallel.c - parallel_for: every item done exactly once, in pieces that
  * cover the range in order, on more than one thread when there are threads;
  * one piece below the grain, with one thread, and inside a piece; thousands of
- * jobs in a row (a lost wake-up would hang, a double run would count twice). */
+ * jobs in a row (a lost wake-up would hang, a double run would count twice); in
+ * a child of fork(), which has no workers. parallel_zero: the bytes asked for
+ * and no others. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/blas.h"
 #include "base/parallel.h"
@@ -71,8 +77,53 @@ static void test_parallel_for(void)
     blas_set_threads(0);
 }
 
+/* A child forked after the workers started runs jobs of its own (on threads it
+ * starts anew), within an alarm's time: the pool it inherits would wait forever
+ * for workers that are not there. */
+static void test_fork(void)
+{
+    enum { N = 10000 };
+    static _Atomic int hits[N];
+    job j;
+    blas_set_threads(2);
+    CHECK(run(N, 100, 0, &j, hits) == 0 && j.others == 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        int bad = run(N, 100, 0, &j, hits) + (j.pieces != 2) + run(N, 100, 0, &j, hits);
+        _exit(bad ? 1 : 0);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(run(N, 100, 0, &j, hits) == 0 && j.others == 1); /* the parent's pool goes on */
+    blas_set_threads(0);
+}
+
+static void test_zero(void)
+{
+    enum { BYTES = 5 << 20 };
+    unsigned char *p = malloc(BYTES);
+    blas_set_threads(2);
+    for (size_t off = 0; off < 3; off++) {
+        size_t n = BYTES - 7 - off * 1234567;
+        memset(p, 0xab, BYTES);
+        parallel_zero(p + off, n);
+        size_t wrong = 0;
+        for (size_t i = 0; i < BYTES; i++)
+            wrong += p[i] != (i >= off && i < off + n ? 0 : 0xab);
+        CHECK(wrong == 0);
+    }
+    parallel_zero(p, 0);
+    CHECK(p[0] == 0xab);
+    free(p);
+    blas_set_threads(0);
+}
+
 int main(void)
 {
     TEST(test_parallel_for);
+    TEST(test_fork);
+    TEST(test_zero);
     return check_report();
 }
