@@ -16,18 +16,39 @@
 #include "base/parallel.h"
 #include "base/util.h"
 
+/* Rows or values per piece of parallel_for, for items of width values each: a
+ * thread is woken for no fewer than PIECE_VALUES values. Each row or value is
+ * computed alone, so the result is the same however the range is cut. */
+enum { PIECE_VALUES = 1 << 15 };
+static int64_t grain(int64_t width) { return width >= PIECE_VALUES ? 1 : PIECE_VALUES / (width > 0 ? width : 1); }
+
 /* ---- RMSNorm ---- */
+
+typedef struct {
+    float *out, *rstd;
+    const float *x, *w, *b;
+    int D;
+    float eps;
+} norm_job;
+
+static void rmsnorm_rows(void *ctx, int64_t begin, int64_t end)
+{
+    const norm_job *j = ctx;
+    int D = j->D;
+    for (int64_t n = begin; n < end; n++) {
+        const float *xr = j->x + (size_t)n * D;
+        double ss = cpu()->sum_squares(xr, (size_t)D);
+        float r = (float)(1.0 / sqrt(ss / D + (double)j->eps));
+        if (j->rstd)
+            j->rstd[n] = r;
+        cpu()->scale_mul(j->out + (size_t)n * D, xr, j->w, r, (size_t)D);
+    }
+}
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps)
 {
-    for (int n = 0; n < N; n++) {
-        const float *xr = x + (size_t)n * D;
-        double ss = cpu()->sum_squares(xr, (size_t)D);
-        float r = (float)(1.0 / sqrt(ss / D + (double)eps));
-        if (rstd)
-            rstd[n] = r;
-        cpu()->scale_mul(out + (size_t)n * D, xr, w, r, (size_t)D);
-    }
+    norm_job j = {out, rstd, x, w, NULL, D, eps};
+    parallel_for(N, grain(D), rmsnorm_rows, &j);
 }
 
 /* With y = w * x * r, r = rstd: dw += sum_n dy * x * r and
@@ -52,24 +73,33 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 
 /* y = (x - mean) * r * w + b, r = rsqrt(var + eps): with xh = (x - mean) * r and
  * g = dy * w, dx += r * (g - mean(g) - xh * mean(g * xh)), dw += dy * xh, db += dy. */
-void layernorm_forward(float *out, float *rstd, const float *x, const float *w, const float *b, int N, int D,
-                       float eps)
+static void layernorm_rows(void *ctx, int64_t begin, int64_t end)
 {
-    for (int n = 0; n < N; n++) {
-        const float *xr = x + (size_t)n * D;
-        float *o = out + (size_t)n * D;
+    const norm_job *j = ctx;
+    int D = j->D;
+    const float *w = j->w, *b = j->b;
+    for (int64_t n = begin; n < end; n++) {
+        const float *xr = j->x + (size_t)n * D;
+        float *o = j->out + (size_t)n * D;
         double s = 0, ss = 0;
         for (int i = 0; i < D; i++)
             s += xr[i];
         float mean = (float)(s / D);
         for (int i = 0; i < D; i++)
             ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
-        float r = (float)(1.0 / sqrt(ss / D + (double)eps));
-        if (rstd)
-            rstd[n] = r;
+        float r = (float)(1.0 / sqrt(ss / D + (double)j->eps));
+        if (j->rstd)
+            j->rstd[n] = r;
         for (int i = 0; i < D; i++)
             o[i] = w[i] * ((xr[i] - mean) * r) + b[i];
     }
+}
+
+void layernorm_forward(float *out, float *rstd, const float *x, const float *w, const float *b, int N, int D,
+                       float eps)
+{
+    norm_job j = {out, rstd, x, w, b, D, eps};
+    parallel_for(N, grain(D), layernorm_rows, &j);
 }
 
 void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
@@ -112,29 +142,45 @@ void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const float *
 
 /* One rotation of every pair of channels [off, off + rd) of each head by +angle
  * (sign 1) or -angle (sign -1), token t at position pos[t] (t without pos). */
+typedef struct {
+    float *x;
+    const float *cos_t, *sin_t;
+    const int *pos;
+    int T, nh, hd, rd, off, ld;
+    enum rope_style style;
+    float sign;
+} rope_job;
+
+/* Rows [begin, end) of the B*T. */
+static void rope_rows(void *ctx, int64_t begin, int64_t end)
+{
+    const rope_job *j = ctx;
+    int half = j->rd / 2;
+    /* element pair i of the rotated channels: (i, i + rd/2) or (2i, 2i + 1) */
+    int step = j->style == ROPE_HALF ? 1 : 2;
+    int other = j->style == ROPE_HALF ? half : 1;
+    for (int64_t r = begin; r < end; r++) {
+        int t = (int)(r % j->T), at = j->pos ? j->pos[t] : t;
+        const float *c = j->cos_t + (size_t)at * half, *s = j->sin_t + (size_t)at * half;
+        float *row = j->x + (size_t)r * j->ld;
+        for (int h = 0; h < j->nh; h++) {
+            float *v = row + (size_t)h * j->hd + j->off;
+            for (int i = 0; i < half; i++) {
+                float *p0 = v + i * step, *p1 = p0 + other;
+                float x0 = *p0, x1 = *p1;
+                float si = j->sign * s[i];
+                *p0 = x0 * c[i] - x1 * si;
+                *p1 = x1 * c[i] + x0 * si;
+            }
+        }
+    }
+}
+
 static void rope_rotate(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int rd,
                         int off, const int *pos, int ld, enum rope_style style, float sign)
 {
-    int half = rd / 2;
-    /* element pair i of the rotated channels: (i, i + rd/2) or (2i, 2i + 1) */
-    int step = style == ROPE_HALF ? 1 : 2;
-    int other = style == ROPE_HALF ? half : 1;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            int at = pos ? pos[t] : t;
-            const float *c = cos_t + (size_t)at * half, *s = sin_t + (size_t)at * half;
-            float *row = x + ((size_t)b * T + t) * ld;
-            for (int h = 0; h < nh; h++) {
-                float *v = row + (size_t)h * hd + off;
-                for (int i = 0; i < half; i++) {
-                    float *p0 = v + i * step, *p1 = p0 + other;
-                    float x0 = *p0, x1 = *p1;
-                    float si = sign * s[i];
-                    *p0 = x0 * c[i] - x1 * si;
-                    *p1 = x1 * c[i] + x0 * si;
-                }
-            }
-        }
+    rope_job j = {x, cos_t, sin_t, pos, T, nh, hd, rd, off, ld, style, sign};
+    parallel_for((int64_t)B * T, grain((int64_t)nh * rd), rope_rows, &j);
 }
 
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int ld,
@@ -278,41 +324,77 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dctx, cons
 
 /* ---- SwiGLU ---- */
 
+/* The element-wise activations' operands: out0 (and out1) of in0 (in1, in2), for
+ * the pieces of parallel_for. */
+typedef struct {
+    float *out0, *out1;
+    const float *in0, *in1, *in2;
+} elementwise_job;
+
+static void elementwise(int64_t n, void (*fn)(void *, int64_t, int64_t), elementwise_job j)
+{
+    parallel_for(n, PIECE_VALUES, fn, &j);
+}
+
+static void swiglu_part(void *ctx, int64_t b, int64_t e)
+{
+    const elementwise_job *j = ctx;
+    cpu()->swiglu(j->out0 + b, j->in0 + b, j->in1 + b, (size_t)(e - b));
+}
+
 void swiglu_forward(float *hid, const float *gate, const float *up, int64_t n)
 {
-    cpu()->swiglu(hid, gate, up, (size_t)n);
+    elementwise(n, swiglu_part, (elementwise_job){hid, NULL, gate, up, NULL});
 }
 
 /* hid = silu(g) * u: dg = dh * u * s * (1 + g * (1 - s)), s = sigmoid(g);
  * du = dh * silu(g). Element-wise, so dgate may equal gate and dup may equal up. */
+static void swiglu_backward_part(void *ctx, int64_t b, int64_t e)
+{
+    const elementwise_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        float dh = j->in0[i], g = j->in1[i], u = j->in2[i];
+        float s = 1.0f / (1.0f + expf(-g));
+        j->out0[i] = dh * u * s * (1.0f + g * (1.0f - s));
+        j->out1[i] = dh * g * s;
+    }
+}
+
 void swiglu_backward(float *dgate, float *dup, const float *dhid, const float *gate, const float *up, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i], u = up[i], dh = dhid[i];
-        float s = 1.0f / (1.0f + expf(-g));
-        dgate[i] = dh * u * s * (1.0f + g * (1.0f - s));
-        dup[i] = dh * g * s;
-    }
+    elementwise(n, swiglu_backward_part, (elementwise_job){dgate, dup, dhid, gate, up});
 }
 
 /* gelu(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi) (ChatGLM's
  * gelu_impl); d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2). */
 #define GELU_C 0.7978845608028654f
+static void gelu_part(void *ctx, int64_t b, int64_t e)
+{
+    const elementwise_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        float v = j->in0[i];
+        j->out0[i] = 0.5f * v * (1.0f + tanhf(GELU_C * v * (1.0f + 0.044715f * v * v)));
+    }
+}
+
 void gelu_forward(float *out, const float *x, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        out[i] = 0.5f * v * (1.0f + tanhf(GELU_C * v * (1.0f + 0.044715f * v * v)));
+    elementwise(n, gelu_part, (elementwise_job){out, NULL, x, NULL, NULL});
+}
+
+static void gelu_backward_part(void *ctx, int64_t b, int64_t e)
+{
+    const elementwise_job *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        float v = j->in1[i];
+        float t = tanhf(GELU_C * v * (1.0f + 0.044715f * v * v));
+        j->out0[i] = j->in0[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
     }
 }
 
 void gelu_backward(float *dx, const float *dout, const float *x, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float t = tanhf(GELU_C * v * (1.0f + 0.044715f * v * v));
-        dx[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
-    }
+    elementwise(n, gelu_backward_part, (elementwise_job){dx, NULL, dout, x, NULL});
 }
 
 /* ---- softmax and cross-entropy ---- */
@@ -342,17 +424,33 @@ double crossentropy_row(const float *logits, int V, int target)
 
 /* dlogits = (softmax(logits) - onehot(target)) * dloss per row; rows with a
  * negative target are zero. */
-void crossentropy_softmax_backward(float *dlogits, const float *logits, const int *targets, int n, int V,
-                                   float dloss)
+typedef struct {
+    float *dlogits;
+    const float *logits;
+    const int *targets;
+    int V;
+    float dloss;
+} crossentropy_job;
+
+static void crossentropy_rows(void *ctx, int64_t begin, int64_t end)
 {
-    for (int r = 0; r < n; r++) {
-        float *d = dlogits + (size_t)r * V;
-        if (targets[r] < 0) {
+    const crossentropy_job *j = ctx;
+    int V = j->V;
+    for (int64_t r = begin; r < end; r++) {
+        float *d = j->dlogits + (size_t)r * V;
+        if (j->targets[r] < 0) {
             memset(d, 0, (size_t)V * sizeof(float));
             continue;
         }
-        softmax_forward(d, logits + (size_t)r * V, 1, V);
-        d[targets[r]] -= 1.0f;
-        cpu()->scale(d, dloss, (size_t)V);
+        softmax_forward(d, j->logits + (size_t)r * V, 1, V);
+        d[j->targets[r]] -= 1.0f;
+        cpu()->scale(d, j->dloss, (size_t)V);
     }
+}
+
+void crossentropy_softmax_backward(float *dlogits, const float *logits, const int *targets, int n, int V,
+                                   float dloss)
+{
+    crossentropy_job j = {dlogits, logits, targets, V, dloss};
+    parallel_for(n, grain(V), crossentropy_rows, &j);
 }

@@ -5,6 +5,7 @@
  *
  * Letters: B sequences, T tokens, N = B*T, D hidden, V vocab, H query heads,
  * KV key/value heads, hd head dim, F MLP width. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -533,6 +534,66 @@ static void test_small_kernels(void)
     CHECK_CLOSE(sum, 2 * (log(z) - 2) + log(exp(-10.0) + exp(-5.0) + 1) + 5, 1e-9);
 }
 
+/* Every kernel that splits its rows or values among threads: the same bits on
+ * two threads as on one (each row and value is computed alone), on sizes that
+ * cut into pieces at odd places (the values cover 5 binades and both signs). */
+enum { KR = 301, KD = 517, KV_ = 2 * KD }; /* rows; a norm's width; a row of rope's heads or of logits */
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = ((float)(seed >> 40) / (float)(1 << 24) - 0.5f) * 32.0f * (float)(1 + i % 3);
+    }
+}
+
+/* The kernels' outputs at the current thread count, one after another in out
+ * (KERNEL_OUT floats). */
+enum { KERNEL_OUT = 3 * KR * KD + KR + 7 * KR * KV_ };
+static void kernels_once(float *out)
+{
+    size_t n = (size_t)KR * KV_;
+    float *a = xmalloc(n * sizeof(float)), *b = xmalloc(n * sizeof(float)), *c = xmalloc(n * sizeof(float));
+    float *w = xmalloc(KD * sizeof(float)), *bias = xmalloc(KD * sizeof(float));
+    float *cs = xmalloc((size_t)KR * 64 * sizeof(float)), *sn = xmalloc((size_t)KR * 64 * sizeof(float));
+    int *targets = xmalloc(KR * sizeof(int)), *pos = xmalloc(KR * sizeof(int));
+    fill(a, n, 1), fill(b, n, 2), fill(c, n, 3), fill(w, KD, 4), fill(bias, KD, 5);
+    for (int i = 0; i < KR; i++)
+        targets[i] = i % 7 == 3 ? -1 : (i * 37) % KV_, pos[i] = (i * 5) % KR;
+    for (int i = 0; i < KR * 64; i++)
+        cs[i] = cosf(0.01f * (float)i), sn[i] = sinf(0.01f * (float)i);
+    float *o = out;
+    rmsnorm_forward(o, o + KR * KD, a, w, KR, KD, 1e-5f), o += KR * KD + KR;
+    layernorm_forward(o, NULL, a, w, bias, KR, KD, 1e-5f), o += KR * KD;
+    memcpy(o, a, (size_t)KR * KD * sizeof(float));
+    rmsnorm_forward(o, NULL, o, w, KR, KD, 1e-5f), o += KR * KD; /* in place */
+    swiglu_forward(o, a, b, (int64_t)n), o += n;
+    memcpy(o, a, n * sizeof(float));
+    memcpy(o + n, b, n * sizeof(float));
+    swiglu_backward(o, o + n, c, o, o + n, (int64_t)n), o += 2 * n; /* in place, as layer.c calls it */
+    gelu_forward(o, a, (int64_t)n), o += n;
+    gelu_backward(o, b, a, (int64_t)n), o += n;
+    memcpy(o, a, n * sizeof(float));
+    /* 8 heads of 128 (rotated: 64 channels at 32 of each) in rows of KV_, 7 sequences of 43 */
+    rope_part_forward(o, cs, sn, 7, 43, 8, 128, 64, 32, pos, KV_, ROPE_INTERLEAVED);
+    rope_part_backward(o, cs, sn, 7, 43, 8, 128, 64, 0, NULL, KV_, ROPE_HALF), o += n;
+    crossentropy_softmax_backward(o, a, targets, KR, KV_, 0.25f), o += n;
+    CHECK(o == out + KERNEL_OUT);
+    free(a), free(b), free(c), free(w), free(bias), free(cs), free(sn), free(targets), free(pos);
+}
+
+static void test_kernels_threads(void)
+{
+    float *one = xmalloc(KERNEL_OUT * sizeof(float)), *two = xmalloc(KERNEL_OUT * sizeof(float));
+    blas_set_threads(1);
+    kernels_once(one);
+    blas_set_threads(2);
+    kernels_once(two);
+    blas_set_threads(0);
+    CHECK(!memcmp(one, two, KERNEL_OUT * sizeof(float)));
+    free(one), free(two);
+}
+
 /* ---- golden: stories260K against llama2.c run.c ---- */
 
 /* Logits at the last position for each sequence of the golden file, within 1e-4
@@ -612,6 +673,7 @@ int main(int argc, char **argv)
     TEST(test_rope_formula);
     TEST(test_matmul_bias);
     TEST(test_small_kernels);
+    TEST(test_kernels_threads);
     TEST(test_mha_tied);
     TEST(test_gqa2_untied);
     TEST(test_gqa4_bias);
