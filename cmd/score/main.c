@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/blas.h"
+#include "base/memory.h"
 #include "base/options.h"
 #include "base/progress.h"
 #include "base/util.h"
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     blas_init(argc, argv);
+    memory_keep_freed();
     const char *model_path = NULL, *tok_path = NULL, *calib_path = NULL, *out = NULL, *input = "-";
     enum calib_format format = CALIB_AUTO;
     int samples = 10, seq_len = 64, threads = 0;

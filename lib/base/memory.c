@@ -1,6 +1,7 @@
 /* memory.c - memory_available (memory.h). */
 #include "base/memory.h"
 
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,4 +102,10 @@ size_t memory_available(void)
     if (cg >= 0 && (size_t)cg < a)
         a = (size_t)cg;
     return a;
+}
+
+void memory_keep_freed(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
