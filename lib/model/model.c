@@ -355,7 +355,8 @@ enum { SCAN_BLOCK = 1 << 20 }; /* values widened at a time */
 
 struct model_scan {
     XXH64_state_t *h;
-    float *buf[2];  /* two blocks of SCAN_BLOCK values: one hashed while the other fills */
+    float *buf[2];  /* two blocks of cap values: one hashed while the other fills */
+    int64_t cap;    /* grown to the largest block asked for, SCAN_BLOCK at most */
     bool check;     /* values checked (model_bind), or only hashed (model_fingerprint) */
     int n_tensors;  /* tensors begun */
     int64_t next;   /* the next value expected of the last one */
@@ -416,8 +417,6 @@ static model_scan *scan_begin(const model_config *c, bool check)
     free(cfg);
     s->check = check;
     s->whole = true;
-    s->buf[0] = xmalloc_aligned(SCAN_BLOCK * sizeof(float));
-    s->buf[1] = xmalloc_aligned(SCAN_BLOCK * sizeof(float));
     return s;
 }
 
@@ -441,6 +440,14 @@ void model_scan_values(model_scan *s, const tensor *t, int64_t start, int64_t n)
         s->whole = false;
     }
     s->next = start + n;
+    int64_t need = n < SCAN_BLOCK ? n : SCAN_BLOCK;
+    if (need > s->cap) { /* small models, and a reader that dies midway (a fuzzer's), hold little */
+        for (int i = 0; i < 2; i++) {
+            free(s->buf[i]);
+            s->buf[i] = xmalloc_aligned((size_t)need * sizeof(float));
+        }
+        s->cap = need;
+    }
     scan_block blocks[2] = {{.buf = s->buf[0]}, {.buf = s->buf[1]}};
     scan_step step = {t, NULL, NULL, s->h, s->check};
     for (int64_t b = start, i = 0;; b += SCAN_BLOCK, i++) {
@@ -582,9 +589,12 @@ void model_scan_finish(model *m, model_scan *scan)
             else
                 named = false;
     }
-    if (scan->bad)
-        die("%s: tensor %s has a non-finite value (%g) at index %lld", m->source ? m->source : "model", scan->bad,
-            (double)scan->bad_value, (long long)scan->bad_at);
+    if (scan->bad) {
+        char *msg = xasprintf("%s: tensor %s has a non-finite value (%g) at index %lld", m->source ? m->source : "model",
+                              scan->bad, (double)scan->bad_value, (long long)scan->bad_at);
+        model_scan_free(scan); /* a fuzzer's die hook goes on with this process */
+        die("%s", msg);
+    }
     m->fingerprint[0] = 0;
     if (named)
         scan_digest(scan, m->fingerprint);
