@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "base/blas.h"
-#include "base/memory.h"
 #include "base/options.h"
 #include "base/progress.h"
 #include "base/util.h"
@@ -64,7 +63,6 @@ int main(int argc, char **argv)
 {
     set_progname(argv[0]);
     blas_init(argc, argv);
-    memory_keep_freed();
     const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *out = NULL, *teacher_path = NULL,
                *logits_path = NULL;
     bool text = false, train_on_inputs = false, merge = false, full = false, dump = false;
