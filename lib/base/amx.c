@@ -16,8 +16,9 @@
  * time), the weights a panel of PANEL_BYTES at a time, so that neither is ever
  * held in full. Each thread takes a range of 32-column pairs of blocks and sums
  * 2 x 2 blocks of C at a time (tiles 0-3) from two A tiles (4, 5) and two B
- * tiles (6, 7), each part of the activations with each part of the weights, K_CHUNK k blocks per pass, N_CHUNK rows of A per sweep so that
- * they stay in the core's cache while the thread's B tiles go by.
+ * tiles (6, 7), each part of the activations with each part of the weights,
+ * K_CHUNK k blocks per pass, N_CHUNK rows of A per sweep so that they stay in
+ * the core's cache while the thread's B tiles go by.
  *
  * Letters: N rows, K the summed width, P a panel's weight rows. */
 #include "base/amx.h"
@@ -111,15 +112,11 @@ typedef struct {
     int parts;    /* bf16 parts per weight: 1 (bf16), 2 (f16) */
 } weights_job;
 
-/* The bf16 parts of n weights v (n a multiple of 16): a bf16 weight is its own
- * part; an f16 weight (11 significant bits) widened and split as an activation is
- * hi, its top 8 bits, plus mid, the last 3 (its lo is 0), exactly. */
-static void weight_parts(const weights_job *j, const uint16_t *v, int n, uint16_t *hi, uint16_t *lo)
+/* The two bf16 parts of n f16 weights v (n a multiple of 16): an f16 weight (11
+ * significant bits) widened and split as an activation is hi, its top 8 bits,
+ * plus mid, the last 3 (its lo is 0), exactly. (A bf16 weight is its own part.) */
+static void f16_parts(const uint16_t *v, int n, uint16_t *hi, uint16_t *lo)
 {
-    if (j->parts == 1) {
-        memcpy(hi, v, (size_t)n * sizeof *v);
-        return;
-    }
     for (int i = 0; i < n; i += 16) {
         __m256i part[PARTS];
         split16(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))), part);
@@ -151,11 +148,13 @@ static void pack_rows_part(void *ctx, int64_t b, int64_t e)
             int r = j->r0 + (int)cb * TILE_ROWS, i0 = k * TILE_K;
             bool whole = r + TILE_ROWS <= j->r0 + j->rows && i0 + TILE_K <= j->I;
             for (int c = 0; c < TILE_ROWS; c++) {
+                uint16_t *v = j->parts == 1 ? (uint16_t *)block[0][c] : raw; /* bf16: straight in */
                 if (whole)
-                    memcpy(raw, j->w + ((size_t)(r + c) * j->I + i0) * sizeof(uint16_t), sizeof raw);
+                    memcpy(v, j->w + ((size_t)(r + c) * j->I + i0) * sizeof(uint16_t), sizeof raw);
                 else
-                    weight_run(j, r + c, i0, TILE_K, raw);
-                weight_parts(j, raw, TILE_K, (uint16_t *)block[0][c], (uint16_t *)block[1][c]);
+                    weight_run(j, r + c, i0, TILE_K, v);
+                if (j->parts == 2)
+                    f16_parts(raw, TILE_K, (uint16_t *)block[0][c], (uint16_t *)block[1][c]);
             }
             uint32_t *d = j->dst + (cb * j->kb + k) * j->parts * TILE_PAIRS;
             for (int part = 0; part < j->parts; part++, d += TILE_PAIRS)
@@ -179,11 +178,13 @@ static void pack_columns_part(void *ctx, int64_t b, int64_t e)
             bool whole = r + TILE_K <= j->r0 + j->rows && i0 + TILE_ROWS <= j->I;
             for (int p = 0; p < TILE_ROWS; p++) {
                 for (int h = 0; h < 2; h++) {
+                    uint16_t *v = j->parts == 1 ? two[0][h] : raw; /* bf16: straight in */
                     if (whole)
-                        memcpy(raw, j->w + ((size_t)(r + 2 * p + h) * j->I + i0) * sizeof(uint16_t), sizeof raw);
+                        memcpy(v, j->w + ((size_t)(r + 2 * p + h) * j->I + i0) * sizeof(uint16_t), sizeof raw);
                     else
-                        weight_run(j, r + 2 * p + h, i0, TILE_ROWS, raw);
-                    weight_parts(j, raw, TILE_ROWS, two[0][h], two[1][h]);
+                        weight_run(j, r + 2 * p + h, i0, TILE_ROWS, v);
+                    if (j->parts == 2)
+                        f16_parts(raw, TILE_ROWS, two[0][h], two[1][h]);
                 }
                 for (int part = 0; part < j->parts; part++)
                     for (int c = 0; c < TILE_ROWS; c++)
@@ -316,8 +317,14 @@ static int rows_within(size_t budget, size_t row_bytes, int n)
 }
 
 /* Bytes of a row of K activations packed, and of a row of K weights of parts parts. */
-static size_t activation_row_bytes(int K) { return (size_t)blocks(K, TILE_K) * TILE_K * PARTS * sizeof(uint16_t); }
-static size_t weight_row_bytes(int K, int parts) { return (size_t)blocks(K * parts, TILE_K) * TILE_K * sizeof(uint16_t); }
+static size_t activation_row_bytes(int K)
+{
+    return (size_t)blocks(K, TILE_K) * TILE_K * PARTS * sizeof(uint16_t);
+}
+static size_t weight_row_bytes(int K, int parts)
+{
+    return (size_t)blocks(K * parts, TILE_K) * TILE_K * sizeof(uint16_t);
+}
 
 void amx_product(float *out, const float *in, const void *w, enum amx_weights wt, int N, int O, int I,
                  bool accumulate)

@@ -1,17 +1,18 @@
-/* amx.h - products with bf16 weights on Intel's AMX tiles (Sapphire Rapids and
- * later), as exact as fp32's sgemm.
+/* amx.h - products with bf16 and f16 weights on Intel's AMX tiles (Sapphire
+ * Rapids and later), as exact as fp32's sgemm.
  *
  * A tile product multiplies bf16 values and adds in fp32. The weights are bf16
- * already, or f16 cut exactly into two bf16 parts; each fp32 activation x is cut into three bf16 parts, x = hi + mid + lo
- * exactly (hi its top 8 significant bits, mid the next 8, lo the last 8), and
- * each part's product with a weight is exact in fp32. The product of the three
- * parts with the weights' parts, summed in fp32, is therefore the fp32 product in
- * another summation order, as sgemm's is: the tests hold it to sgemm's result
- * within a few units in the last place of the sum of |terms|. (Inputs below
- * 2^-110, whose lo part is a bf16 subnormal, lose that part: the tiles read
- * subnormals as zero. A non-finite input goes through as hi alone; with f16
- * weights, an infinite one may give NaN where sgemm gives an infinity: it meets
- * the lo part, often 0, of every weight.)
+ * already, or f16 cut exactly into two bf16 parts; each fp32 activation x is cut
+ * into three bf16 parts, x = hi + mid + lo exactly (hi its top 8 significant
+ * bits, mid the next 8, lo the last 8), and each part's product with a weight's
+ * part is exact in fp32. The product of the three parts with the weights' parts,
+ * summed in fp32, is therefore the fp32 product in another summation order, as
+ * sgemm's is: the tests hold it to sgemm's result within a few units in the last
+ * place of the sum of |terms|. (Inputs below 2^-110, whose lo part is a bf16
+ * subnormal, lose that part: the tiles read subnormals as zero. A non-finite
+ * input goes through as hi alone; with f16 weights, an infinite one may give NaN
+ * where sgemm gives an infinity: it meets the lo part, often 0, of every
+ * weight.)
  *
  * Only the amx table of base/cpu.h reaches these (cpu()->tiles): the code uses
  * AMX and AVX-512 instructions. The weights W (O, I) are bf16 or f16 in the Hugging

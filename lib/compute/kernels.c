@@ -388,7 +388,8 @@ static void gelu_backward_part(void *ctx, int64_t b, int64_t e)
     for (int64_t i = b; i < e; i++) {
         float v = j->in1[i];
         float t = tanhf(GELU_C * v * (1.0f + 0.044715f * v * v));
-        j->out0[i] = j->in0[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
+        j->out0[i] = j->in0[i] * (0.5f * (1.0f + t) +
+                                  0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v));
     }
 }
 

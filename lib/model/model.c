@@ -449,7 +449,7 @@ void model_scan_values(model_scan *s, const tensor *t, int64_t start, int64_t n)
         s->cap = need;
     }
     scan_block blocks[2] = {{.buf = s->buf[0]}, {.buf = s->buf[1]}};
-    scan_step step = {t, NULL, NULL, s->h, s->check};
+    scan_step step = {.t = t, .h = s->h};
     for (int64_t b = start, i = 0;; b += SCAN_BLOCK, i++) {
         step.hash = step.fill;
         step.fill = NULL;
@@ -590,8 +590,9 @@ void model_scan_finish(model *m, model_scan *scan)
                 named = false;
     }
     if (scan->bad) {
-        char *msg = xasprintf("%s: tensor %s has a non-finite value (%g) at index %lld", m->source ? m->source : "model",
-                              scan->bad, (double)scan->bad_value, (long long)scan->bad_at);
+        char *msg = xasprintf("%s: tensor %s has a non-finite value (%g) at index %lld",
+                              m->source ? m->source : "model", scan->bad, (double)scan->bad_value,
+                              (long long)scan->bad_at);
         model_scan_free(scan); /* a fuzzer's die hook goes on with this process */
         die("%s", msg);
     }
