@@ -11,11 +11,14 @@
  * backward_state_keep made room for. The backward pass walks down the layers; for
  * each it takes those internals, or recomputes them from the saved input (the
  * same computation: the results are the same either way), computes that layer's
- * weight gradients into one buffer sized for the largest
- * layer, hands them to the sink and reuses the buffer for the next layer. The
- * logits become their own gradient in place; the LM head's weight gradient is
- * computed last, from them, then the embedding's in the same buffer (tied: the
- * embedding gets both of its uses there). So the peak is
+ * weight gradients into one buffer sized for the largest layer, hands them to
+ * the sink and reuses the buffer for the next layer. With a rows sink the
+ * linear maps' gradients are made a panel of rows at a time instead and handed
+ * over as they are made; the buffer holds the rest (norms, biases) and its
+ * pages for the maps are never touched. The logits become their own gradient in
+ * place; the LM head's weight gradient is computed last, from them, then the
+ * embedding's in the same buffer (tied: the embedding gets both of its uses
+ * there). So the peak is
  *     weights + (L+1) N D + N V + one layer's internals
  *     + max(largest layer, embedding)
  * and nothing the size of the whole model's gradient is ever held.
@@ -60,6 +63,7 @@ struct backward_state {
     size_t kept_floats;
     struct lora_set *lora; /* backward_state_set_lora */
     bool no_outer;   /* backward_state_skip_outer */
+    weight_rows_fn *rows_fn; /* backward_state_set_rows_sink */
     /* weight gradients: one layer's, or the embedding's, or the LM head's */
     float *grad;     /* (max(largest layer, V*D)) */
     float *dnormf;   /* (D) the final norm's */
@@ -252,6 +256,8 @@ void backward_state_set_lora(backward_state *t, struct lora_set *lora) { t->lora
 
 void backward_state_skip_outer(backward_state *t, bool skip) { t->no_outer = skip; }
 
+void backward_state_set_rows_sink(backward_state *t, weight_rows_fn *fn) { t->rows_fn = fn; }
+
 size_t backward_state_bytes(const backward_state *t)
 {
     return sizeof *t + (t->arena_floats + t->kept_floats) * sizeof(float);
@@ -318,15 +324,19 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
     /* layers, last to first; without a sink no weight gradient is wanted (a frozen
      * base under LoRA): the maps' dW and db products are skipped, only the norms'
      * (D values each, hd for q_norm and k_norm) are still computed, rmsnorm_backward needing
-     * somewhere to put them */
+     * somewhere to put them; with a rows sink the maps' weights need no buffer */
     weight_grad wg[LW_COUNT];
+    weight_rows_sink rows = {t->rows_fn, ctx};
+    bool by_rows = sink && t->rows_fn;
     for (int l = L - 1; l >= 0; l--) {
         size_t n[LW_COUNT];
         float *g[LW_COUNT];
         layer_sizes(c, l, n);
-        for (int i = 0; !sink && i < LW_COUNT; i++)
-            if (!layer_weight_is_norm(i))
+        for (int i = 0; i < LW_COUNT; i++) {
+            int64_t shape[2];
+            if ((!sink && !layer_weight_is_norm(i)) || (by_rows && layer_weight_shape(c, l, i, shape) == 2))
                 n[i] = 0;
+        }
         size_t used = point_grads(t->grad, n, LW_COUNT, g);
         parallel_zero(t->grad, used * sizeof(float));
         model_prefetch_layer(m, l - 1);
@@ -334,7 +344,8 @@ void model_backward_from_logits(const model *m, backward_state *t, const int *to
         layer_causal at = t->att;
         if (kept)
             at.att = t->kept_att[l];
-        layer_backward(m, l, t->lora, &at, kept ? &t->kept[l] : &t->a, &t->d, t->xs + l * ND, g, kept);
+        layer_backward(m, l, t->lora, &at, kept ? &t->kept[l] : &t->a, &t->d, t->xs + l * ND, g,
+                       by_rows ? &rows : NULL, kept);
         int k = 0;
         for (int i = 0; i < LW_COUNT; i++)
             if (n[i])

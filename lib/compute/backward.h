@@ -66,6 +66,15 @@ void backward_state_set_batch(backward_state *t, int B, int T);
  * default). */
 void backward_state_set_lora(backward_state *t, struct lora_set *lora);
 
+/* With fn set, the next passes hand the gradients of the layers' linear maps'
+ * weights to fn (with the sink's ctx) a panel of rows at a time, as they are
+ * made, in the order the backward makes them (matmul.h: weight_rows_fn), and the
+ * sink's call for each layer has the layer's other tensors alone (norms,
+ * biases): no gradient buffer the size of a layer is held or cleared, and a
+ * half-precision weight is widened once for its input gradient and fn. Only
+ * with a sink. NULL (the default): every gradient to the sink, whole. */
+void backward_state_set_rows_sink(backward_state *t, weight_rows_fn *fn);
+
 /* With skip, the next passes compute no gradient of the tensors outside the
  * layers (the embedding, final norm and LM head: no call with layer -1), for a
  * sink that wants none of them; an untied LM head's weight gradient is a

@@ -236,12 +236,16 @@ void layers_forward(const model *m, const layer_hooks *h, layer_acts *a, const i
     }
 }
 
-/* The backward of linear(): din += dout @ W, g[id] and g[bias] the weight's and
- * bias's gradients, then the adapter's. */
+/* The backward of linear(): din += dout @ W, the weight's gradient into g[id]
+ * or to rows (when not NULL), the bias's into g[bias], then the adapter's. */
 static void linear_backward(struct lora_set *lora, int l, int id, int bias, const tensor *w, float *const g[LW_COUNT],
-                            float *din, const float *dout, const float *in, int N)
+                            const weight_rows_sink *rows, float *din, const float *dout, const float *in, int N)
 {
-    matmul_backward(din, g[id], bias >= 0 ? g[bias] : NULL, dout, in, w, N);
+    float *db = bias >= 0 ? g[bias] : NULL;
+    if (rows)
+        matmul_backward_rows(din, db, dout, in, w, N, rows);
+    else
+        matmul_backward(din, g[id], db, dout, in, w, N);
     if (lora)
         lora_backward(lora, l, lora_target_of(id), din, dout, in, N);
 }
@@ -261,7 +265,8 @@ static void scaled_residual_backward(const model_config *c, layer_dacts *d, int 
  * forward's, now scratch) when the weight is fused; din += d @ W, the weight's
  * and bias's gradients into g, then the adapter's. */
 static void linear_parts_backward(const model *m, struct lora_set *lora, int l, int id, int bias, float *fused,
-                                  float *const *dparts, float *const g[LW_COUNT], float *din, const float *in, int N)
+                                  float *const *dparts, float *const g[LW_COUNT], const weight_rows_sink *rows,
+                                  float *din, const float *in, int N)
 {
     const model_config *c = &m->cfg;
     const tensor *w = m->layers[l].slot[id];
@@ -272,11 +277,11 @@ static void linear_parts_backward(const model *m, struct lora_set *lora, int l, 
         fused_copy(fused, dparts[p], w->shape[0], &parts[p], N, true);
     if (n)
         dout = fused;
-    linear_backward(lora, l, id, bias, w, g, din, dout, in, N);
+    linear_backward(lora, l, id, bias, w, g, rows, din, dout, in, N);
 }
 
 void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,
-                    layer_dacts *d, const float *x, float *const g[LW_COUNT], bool kept)
+                    layer_dacts *d, const float *x, float *const g[LW_COUNT], const weight_rows_sink *rows, bool kept)
 {
     const model_config *c = &m->cfg;
     const arch_desc *A = &model_archs[c->arch];
@@ -291,21 +296,21 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
         /* out = xmid (or alpha * xn) + down(silu(gate) * up or gelu(up)), of xn = norm(xmid) */
         int64_t NF = (int64_t)N * F;
         parallel_zero(d->dhid, (size_t)NF * sizeof(float));
-        linear_backward(lora, l, LW_DOWN, LW_BDOWN, w->w_down, g, d->dhid, d->dx, a->hid, N);
+        linear_backward(lora, l, LW_DOWN, LW_BDOWN, w->w_down, g, rows, d->dhid, d->dx, a->hid, N);
         parallel_zero(d->dxn, (size_t)N * D * sizeof(float));
         if (A->scaled_residual)
             scaled_residual_backward(c, d, N);
         if (A->mlp == MLP_GELU) {
             gelu_backward(d->dhid, d->dhid, a->up, NF); /* now dup */
-            linear_parts_backward(m, lora, l, LW_UP, LW_BUP, NULL, &d->dhid, g, d->dxn, a->xn_m, N);
+            linear_parts_backward(m, lora, l, LW_UP, LW_BUP, NULL, &d->dhid, g, rows, d->dxn, a->xn_m, N);
         } else {
             swiglu_backward(a->gate, a->up, d->dhid, a->gate, a->up, NF); /* now dgate, dup */
             if (A->fused_gate_up) {
                 float *const dgu[2] = {a->gate, a->up};
-                linear_parts_backward(m, lora, l, LW_GATE_UP, -1, a->fused, dgu, g, d->dxn, a->xn_m, N);
+                linear_parts_backward(m, lora, l, LW_GATE_UP, -1, a->fused, dgu, g, rows, d->dxn, a->xn_m, N);
             } else {
-                linear_parts_backward(m, lora, l, LW_GATE, -1, NULL, &a->gate, g, d->dxn, a->xn_m, N);
-                linear_parts_backward(m, lora, l, LW_UP, -1, NULL, &a->up, g, d->dxn, a->xn_m, N);
+                linear_parts_backward(m, lora, l, LW_GATE, -1, NULL, &a->gate, g, rows, d->dxn, a->xn_m, N);
+                linear_parts_backward(m, lora, l, LW_UP, -1, NULL, &a->up, g, rows, d->dxn, a->xn_m, N);
             }
         }
         layer_norm_backward(m, w->ffn_norm, d->dx, g[LW_FFN_NORM], g[LW_FFN_NORM_B], d->dxn, a->xmid, a->rstd_m, N);
@@ -313,7 +318,7 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
     if (H > 0) {
         /* xmid = x (or alpha * xn) + o(attention(rope(q), rope(k), v)), q/k/v of xn = norm(x) */
         parallel_zero(d->dctx, (size_t)N * qd * sizeof(float));
-        linear_backward(lora, l, LW_O, LW_BO, w->wo, g, d->dctx, d->dx, a->ctx, N);
+        linear_backward(lora, l, LW_O, LW_BO, w->wo, g, rows, d->dctx, d->dx, a->ctx, N);
         parallel_zero(d->dq, (size_t)N * qd * sizeof(float));
         parallel_zero(d->dk, (size_t)N * kvd * sizeof(float));
         parallel_zero(d->dv, (size_t)N * kvd * sizeof(float));
@@ -329,12 +334,12 @@ void layer_backward(const model *m, int l, struct lora_set *lora, const layer_ca
         if (A->scaled_residual)
             scaled_residual_backward(c, d, N);
         if (A->qkv == FUSED_NONE) {
-            linear_parts_backward(m, lora, l, LW_Q, LW_BQ, NULL, &d->dq, g, d->dxn, a->xn_a, N);
-            linear_parts_backward(m, lora, l, LW_K, LW_BK, NULL, &d->dk, g, d->dxn, a->xn_a, N);
-            linear_parts_backward(m, lora, l, LW_V, LW_BV, NULL, &d->dv, g, d->dxn, a->xn_a, N);
+            linear_parts_backward(m, lora, l, LW_Q, LW_BQ, NULL, &d->dq, g, rows, d->dxn, a->xn_a, N);
+            linear_parts_backward(m, lora, l, LW_K, LW_BK, NULL, &d->dk, g, rows, d->dxn, a->xn_a, N);
+            linear_parts_backward(m, lora, l, LW_V, LW_BV, NULL, &d->dv, g, rows, d->dxn, a->xn_a, N);
         } else {
             float *const dqkv[3] = {d->dq, d->dk, d->dv};
-            linear_parts_backward(m, lora, l, LW_QKV, LW_BQKV, a->fused, dqkv, g, d->dxn, a->xn_a, N);
+            linear_parts_backward(m, lora, l, LW_QKV, LW_BQKV, a->fused, dqkv, g, rows, d->dxn, a->xn_a, N);
         }
         layer_norm_backward(m, w->attn_norm, d->dx, g[LW_ATTN_NORM], g[LW_ATTN_NORM_B], d->dxn, x, a->rstd_a, N);
     }

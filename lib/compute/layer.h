@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 
+#include "compute/matmul.h"
 #include "model/model.h"
 
 struct lora_set;
@@ -116,12 +117,14 @@ typedef struct {
 /* Layer l's backward, for the training pass (causal attention over att, the
  * adapters lora, or NULL, with their dropout): d->dx holds d loss / d (layer
  * output) on entry and d loss / d (layer input x) on return; g[id] (zeroed; NULL:
- * not wanted, except the norms', q_norm's and k_norm's) receive the gradients of weight id (enum
- * layer_weight_id), the adapters' go where lora_backward puts them.
+ * not wanted, except the norms', q_norm's and k_norm's) receive the gradients of
+ * weight id (enum layer_weight_id), those of the linear maps' weights go to rows
+ * instead, a panel of rows at a time, when rows is not NULL (matmul.h); the
+ * adapters' go where lora_backward puts them.
  * Recomputes the layer's internals (into a) from x first, unless kept: a and att
  * hold what layer_forward (full, a->xmid set, the same hooks) left there. */
 void layer_backward(const model *m, int l, struct lora_set *lora, const layer_causal *att, layer_acts *a,
-                    layer_dacts *d, const float *x, float *const g[LW_COUNT], bool kept);
+                    layer_dacts *d, const float *x, float *const g[LW_COUNT], const weight_rows_sink *rows, bool kept);
 
 /* The size in floats per row of layer_acts.fused for m (0 for LLaMA). */
 int64_t layer_fused_width(const model *m);

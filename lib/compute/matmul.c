@@ -1,12 +1,14 @@
 /* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
  * OpenBLAS sgemm on the tensor's data. A bf16 or f16 weight, where the CPU has
  * AMX tiles, is a tile product (base/amx.h: the same fp32 product, in another
- * summation order). A half-precision weight (f16, bf16), or an
- * fp32 one that is not aligned to its values (mapped from a file that put it at an
- * odd offset), is widened a panel of rows at a time into an fp32 buffer of
- * PANEL_BYTES, and each panel is one sgemm: the weight is never held widened in full. The panel's rows are a
- * block of W's outputs, so the forward writes a block of out's columns and the
- * input gradient adds a block of dout's columns times the panel.
+ * summation order). A half-precision weight (f16, bf16), or an fp32 one that is
+ * not aligned to its values (mapped from a file that put it at an odd offset),
+ * is widened a panel of rows at a time into an fp32 buffer of PANEL_BYTES, and
+ * each panel is one sgemm: the weight is never held widened in full. The
+ * panel's rows are a block of W's outputs, so the forward writes a block of
+ * out's columns and the input gradient adds a block of dout's columns times the
+ * panel. The weight's gradient by rows (matmul_backward_rows) is made for the
+ * same panels, each widened once for both.
  *
  * Letters: N rows, I/O a map's input/output width (nin/nout in code), P a panel's
  * rows, r rank. */
@@ -48,8 +50,8 @@ static bool on_tiles(const tensor *w)
 
 static enum amx_weights tile_weights(const tensor *w) { return w->dtype == DTYPE_F16 ? AMX_F16 : AMX_BF16; }
 
-/* Rows per panel of w: at least 16, a multiple of 16, about PANEL_BYTES. */
-static int panel_rows(const tensor *w)
+/* At least 16, a multiple of 16, about PANEL_BYTES in fp32. */
+int matmul_panel_rows(const tensor *w)
 {
     int64_t p = (int64_t)(PANEL_BYTES / sizeof(float)) / (w->shape[1] ? w->shape[1] : 1);
     p = p < 16 ? 16 : p / 16 * 16;
@@ -76,18 +78,22 @@ static void widen_panel(float *buf, const tensor *w, int o0, int P)
     parallel_for((int64_t)P * w->shape[1], 1 << 16, widen_part, &j);
 }
 
-/* fn(ctx, panel, o0, p) for each panel of w's rows [o0, o0 + p), widened to fp32
- * (p rows of I values, every panel but the last of panel_rows(w)). */
+/* fn(ctx, panel, o0, p) for each panel of w's rows [o0, o0 + p) (every panel
+ * but the last of matmul_panel_rows(w)): p rows of I values in fp32, w's own
+ * where it is fp32 in place, else widened (NULL without widen: not wanted). */
 typedef void panel_fn(void *ctx, float *panel, int o0, int p);
 
-static void each_panel(const tensor *w, panel_fn *fn, void *ctx)
+static void each_panel(const tensor *w, bool widen, panel_fn *fn, void *ctx)
 {
-    int nout = (int)w->shape[0], nin = (int)w->shape[1], P = panel_rows(w);
-    float *buf = xmalloc_aligned((size_t)P * nin * sizeof(float));
+    int nout = (int)w->shape[0], nin = (int)w->shape[1], P = matmul_panel_rows(w);
+    widen = widen && !in_place(w);
+    float *buf = widen ? xmalloc_aligned((size_t)P * nin * sizeof(float)) : NULL;
     for (int o0 = 0; o0 < nout; o0 += P) {
         int p = nout - o0 < P ? nout - o0 : P;
-        widen_panel(buf, w, o0, p);
-        fn(ctx, buf, o0, p);
+        float *panel = in_place(w) ? tensor_f32(w) + (size_t)o0 * nin : buf;
+        if (widen)
+            widen_panel(buf, w, o0, p);
+        fn(ctx, panel, o0, p);
     }
     free(buf);
 }
@@ -122,7 +128,7 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
         return;
     }
     product_job j = {out, in, N, nin, nout, beta};
-    each_panel(w, product_panel, &j);
+    each_panel(w, true, product_panel, &j);
 }
 
 void matmul_forward(float *out, const float *in, const tensor *w, const tensor *bias, int N)
@@ -172,7 +178,17 @@ static void input_gradient(float *din, const float *dout, const tensor *w, int N
         return;
     }
     product_job j = {din, dout, N, nin, nout, 1.0f};
-    each_panel(w, input_gradient_panel, &j);
+    each_panel(w, true, input_gradient_panel, &j);
+}
+
+/* db (O) += the column sums of dout (N, O). */
+static void bias_gradient(float *db, const float *dout, int N, int nout)
+{
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * nout;
+        for (int o = 0; o < nout; o++)
+            db[o] += d[o];
+    }
 }
 
 /* For out = in @ W^T + b: din (N, I) += dout (N, O) @ W (O, I), dw (O, I) +=
@@ -186,11 +202,49 @@ void matmul_backward(float *din, float *dw, float *db, const float *dout, const 
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, N, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
     if (db)
-        for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * nout;
-            for (int o = 0; o < nout; o++)
-                db[o] += d[o];
-        }
+        bias_gradient(db, dout, N, nout);
+}
+
+/* matmul_backward_rows's operands, for the panels' callback. */
+typedef struct {
+    product_job dx;        /* din += dout @ W, panel by panel (din NULL: done, or not wanted) */
+    float *grad;           /* (panel rows, I) */
+    const float *dout, *in;
+    const tensor *w;
+    const weight_rows_sink *rows;
+} rows_job;
+
+/* The panel's share of din, then its rows of dw = dout[:, o0 : o0 + p]^T @ in, to the sink. */
+static void rows_panel(void *ctx, float *panel, int o0, int p)
+{
+    rows_job *j = ctx;
+    int N = j->dx.N, nin = j->dx.nin, nout = j->dx.nout;
+    if (j->dx.out)
+        input_gradient_panel(&j->dx, panel, o0, p);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p, nin, N, 1.0f, j->dout + o0, nout, j->in, nin, 0.0f,
+                j->grad, nin);
+    j->rows->fn(j->rows->ctx, j->w, o0, o0 + p, panel, j->grad);
+}
+
+/* A half-precision W off the tiles is widened a panel at a time, and each panel
+ * serves din's share, its rows of dw and the sink; an fp32 W, or one on the
+ * tiles, gives din in one product first, then its rows as they are (or none). */
+void matmul_backward_rows(float *din, float *db, const float *dout, const float *in, const tensor *w, int N,
+                          const weight_rows_sink *rows)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    check_matrix(w);
+    bool widen = !in_place(w) && !on_tiles(w);
+    if (din && !widen) {
+        input_gradient(din, dout, w, N);
+        din = NULL;
+    }
+    rows_job j = {{din, dout, N, nin, nout, 1.0f}, NULL, dout, in, w, rows};
+    j.grad = xmalloc_aligned((size_t)matmul_panel_rows(w) * nin * sizeof(float));
+    each_panel(w, widen, rows_panel, &j);
+    free(j.grad);
+    if (db)
+        bias_gradient(db, dout, N, nout);
 }
 
 void embedding_forward(float *out, const int *tokens, const tensor *emb, int N)
@@ -242,5 +296,5 @@ void matmul_add_lowrank(tensor *w, float scale, const float *B, const float *A, 
         return;
     }
     lowrank_job j = {w, scale, B, A, r, nin};
-    each_panel(w, lowrank_panel, &j);
+    each_panel(w, true, lowrank_panel, &j);
 }

@@ -23,6 +23,31 @@ void matmul_accumulate(float *out, const float *in, const tensor *w, const tenso
  * wanted). */
 void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const tensor *w, int N);
 
+/* Where a weight's gradient goes a panel of rows at a time: fn(ctx, w, r0, r1,
+ * w_rows, grad_rows) with rows [r0, r1) of dw ((r1 - r0, I), fp32) and of w as
+ * fp32 (the same shape), or w_rows NULL where the product did not widen them
+ * (AMX tiles); both valid only during the call. The panels come in row order. */
+typedef void weight_rows_fn(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows,
+                            const float *grad_rows);
+typedef struct {
+    weight_rows_fn *fn;
+    void *ctx;
+} weight_rows_sink;
+
+/* matmul_backward with dw's rows handed to rows panel by panel instead of added
+ * into a whole (O, I) buffer: no gradient the size of W is held, and a
+ * half-precision W is widened once for both din and the sink. dw's rows are
+ * those matmul_backward adds into a zeroed dw, as sgemm makes them for a block
+ * of rows (OpenBLAS's Haswell kernels round about 3% of them by one unit in the
+ * last place differently than for the whole product; its SkylakeX kernels give
+ * the same bits). */
+void matmul_backward_rows(float *din, float *db, const float *dout, const float *in, const tensor *w, int N,
+                          const weight_rows_sink *rows);
+
+/* The rows of w in a panel of its products (the last panel may have fewer):
+ * about 8 MB of fp32 values, at least 16 rows. */
+int matmul_panel_rows(const tensor *w);
+
 /* out (N, D) = rows tokens (N) of emb (V, D). Dies on a token outside [0, V). */
 void embedding_forward(float *out, const int *tokens, const tensor *emb, int N);
 /* demb (V, D, fp32) += dout (N, D) rows at rows tokens (N) (checked by the forward). */

@@ -7,7 +7,9 @@
  * map's input width.
  *
  * The backward pass calls the sink once per layer, from the last to the first,
- * then once with layer -1 (embedding, final norm, LM head). A "position" orders
+ * then once with layer -1 (embedding, final norm, LM head); the linear maps'
+ * gradients come before their layer's call, a panel of rows at a time, except
+ * in a shard's batch pass, whose sums take whole tensors. A "position" orders
  * those calls: layer l is at L-1-l, the outer tensors at L. Every tensor named by
  * a group member is a "tref"; within a position the trefs go in name order, which
  * is also the order of a partial stream's sum records. When F is held
@@ -35,7 +37,7 @@ static void reduce_magnitudes(scorer *s)
     if (!mask)
         return;
     for (int i = 0; i < s->n_t; i++)
-        scorer_reduce(s, &s->t[i], 0, s->t[i].rows, s->t[i].w, NULL, 0, NULL, 0, false, mask);
+        scorer_reduce(s, &s->t[i], s->t[i].w, mask, &(score_rows){.r0 = 0, .r1 = s->t[i].rows});
 }
 
 static void act_sink(void *ctx, const char *tensor, const float *x, int N, int nin)
@@ -90,6 +92,67 @@ static void write_sum(scorer *s, const tref *t, const char *quantity, const floa
 
 /* ------------------------------------------------------------------ sinks */
 
+/* Whether this pass writes a shard's sums, which take whole tensors. */
+static bool writes_sums(const scorer *s) { return s->pw && s->pass == PASS_BATCH; }
+
+/* Rows [r0, r1) of tref t's gradient g ((r1 - r0, C)), with the weight's rows w
+ * in fp32 or NULL, into what this pass makes of them: element-wise F, or the
+ * reductions of the whole tensor (separable element2, or the first-order
+ * statistics once, in the first batch pass) and of this chunk's pieces (F's
+ * statistics), or a shard's sums. The rows of a tensor come in row order, whole
+ * or a panel at a time, so a reduction begins at its first row and ends at its
+ * last. */
+static void feed_rows(scorer *s, const tref *t, int64_t r0, int64_t r1, const float *w, const float *g)
+{
+    double inv_s = 1.0 / s->n_samples;
+    int64_t C = t->cols;
+    unsigned first = s->stats & ((1u << SCORE_VECTOR) | (1u << SCORE_ELEMENT1));
+    score_rows whole = {.r0 = r0, .r1 = r1, .w = w};
+    unsigned mask = 0;
+    if (s->pass == PASS_E2) {
+        whole.f = g, whole.sf = inv_s, whole.f_is_grad = true;
+        mask = 1u << SCORE_ELEMENT2;
+    } else if (s->pass == PASS_BATCH && !s->pw && s->chunk == 0) {
+        whole.g = g, whole.sg = 1.0;
+        mask = first;
+    }
+    if (mask) {
+        if (r0 == 0)
+            scorer_reduce_begin(s, RED_WHOLE, t, t->w, mask);
+        scorer_reduce_rows(s, RED_WHOLE, &whole);
+        if (r1 == t->rows)
+            scorer_reduce_end(s, RED_WHOLE);
+    }
+    if (s->pass == PASS_E2 || !s->n_pieces)
+        return;
+    /* the pieces of this chunk: F, or the Fisher statistics, or a shard's sums */
+    for (int k = s->chunk ? s->chunk_end[s->chunk - 1] : 0; k < s->chunk_end[s->chunk]; k++) {
+        piece *p = &s->pieces[k];
+        int64_t a = p->r0 > r0 ? p->r0 : r0, b = p->r1 < r1 ? p->r1 : r1; /* the rows of both */
+        if (&s->t[p->t] != t || a >= b)
+            continue;
+        const float *ga = g + (a - r0) * C;    /* (b - a, C) */
+        float *fa = p->f + (a - p->r0) * C;
+        if (s->pass == PASS_FISHER) {
+            size_t numel = (size_t)((b - a) * C);
+            for (size_t e = 0; e < numel; e++)
+                fa[e] += ga[e] * ga[e];
+        } else if (s->pw) { /* whole tensors */
+            if (s->stats & GRAD_STATS)
+                write_sum(s, t, "wg", g, s->targets);
+            if (s->stats & SCORE_FISHER)
+                write_sum(s, t, "wfw", p->f, 1.0);
+        } else {
+            if (a == p->r0)
+                scorer_reduce_begin(s, RED_PIECE, t, t->w, s->stats & SCORE_FISHER);
+            scorer_reduce_rows(s, RED_PIECE, &(score_rows){.r0 = a, .r1 = b, .w = w ? w + (a - r0) * C : NULL,
+                                                          .g = ga, .sg = 1.0, .f = fa, .sf = inv_s});
+            if (b == p->r1)
+                scorer_reduce_end(s, RED_PIECE);
+        }
+    }
+}
+
 /* The gradient of tensor name in this call, or NULL (the outer tensors come in
  * more than one call: backward.h). */
 static const float *grad_named(const weight_grad *grads, int n, const char *name)
@@ -100,48 +163,26 @@ static const float *grad_named(const weight_grad *grads, int n, const char *name
     return NULL;
 }
 
+/* A layer's gradients (or the outer tensors'), whole: those the groups name, in
+ * name order (a shard's sum records'). */
 static void grad_sink(void *ctx, int layer, const weight_grad *grads, int n)
 {
     scorer *s = ctx;
     int pos = scorer_position(s, layer);
-    double inv_s = 1.0 / s->n_samples;
-    unsigned first = s->stats & ((1u << SCORE_VECTOR) | (1u << SCORE_ELEMENT1));
-    /* whole tensors: separable element2; first-order statistics once, in the first batch pass */
-    for (int i = 0; i < s->n_t && (s->pass == PASS_E2 || (s->pass == PASS_BATCH && !s->pw && s->chunk == 0));
-         i++) {
-        tref *t = &s->t[i];
-        const float *g = t->pos == pos ? grad_named(grads, n, t->name) : NULL;
-        if (!g)
-            continue;
-        if (s->pass == PASS_E2)
-            scorer_reduce(s, t, 0, t->rows, t->w, NULL, 0, g, inv_s, true, 1u << SCORE_ELEMENT2);
-        else
-            scorer_reduce(s, t, 0, t->rows, t->w, g, 1.0, NULL, 0, false, first);
+    for (int i = 0; i < s->n_t; i++) {
+        const float *g = s->t[i].pos == pos ? grad_named(grads, n, s->t[i].name) : NULL;
+        if (g)
+            feed_rows(s, &s->t[i], 0, s->t[i].rows, NULL, g);
     }
-    if (s->pass == PASS_E2 || !s->n_pieces)
-        return;
-    /* the pieces of this chunk: F, or the Fisher statistics, or a shard's sums */
-    for (int k = s->chunk ? s->chunk_end[s->chunk - 1] : 0; k < s->chunk_end[s->chunk]; k++) {
-        piece *p = &s->pieces[k];
-        tref *t = &s->t[p->t];
-        const float *g = t->pos == pos ? grad_named(grads, n, t->name) : NULL;
-        if (!g)
-            continue;
-        int64_t C = t->cols;
-        if (s->pass == PASS_FISHER) {
-            const float *gp = g + p->r0 * C; /* (r1 - r0, C) */
-            size_t numel = (size_t)((p->r1 - p->r0) * C);
-            for (size_t e = 0; e < numel; e++)
-                p->f[e] += gp[e] * gp[e];
-        } else if (s->pw) { /* whole tensors */
-            if (s->stats & GRAD_STATS)
-                write_sum(s, t, "wg", g, s->targets);
-            if (s->stats & SCORE_FISHER)
-                write_sum(s, t, "wfw", p->f, 1.0);
-        } else {
-            scorer_reduce(s, t, p->r0, p->r1, t->w, g, 1.0, p->f, inv_s, false, s->stats & SCORE_FISHER);
-        }
-    }
+}
+
+/* A linear map's gradient a panel of rows at a time (backward.h). */
+static void grad_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows, const float *grad)
+{
+    scorer *s = ctx;
+    const tref *t = scorer_find_tref(s, w->name);
+    if (t)
+        feed_rows(s, t, r0, r1, w_rows, grad);
 }
 
 /* ------------------------------------------------------------------ passes */
@@ -214,6 +255,7 @@ typedef struct {
 
 static void run_pass(scorer *s, runner *r, backward_state *tr, const int *tokens, const int *targets, int B, bool act)
 {
+    backward_state_set_rows_sink(tr, writes_sums(s) ? NULL : grad_rows);
     double loss = model_loss_backward(s->m, tr, tokens, targets, grad_sink, act ? act_sink : NULL, s);
     if (s->pass == PASS_BATCH)
         r->sum->loss = loss;

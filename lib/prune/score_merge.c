@@ -250,8 +250,9 @@ static void merge_sum(merger *mg)
         stream_die(&in[0].r, "unknown quantity '%s'", q);
     }
     if (mg->pending == t && (!mg->fisher || !strcmp(q, "wfw"))) {
-        scorer_reduce(&mg->s, t, 0, t->rows, NULL, mg->gsum, 1.0 / (double)mg->targets,
-                      mg->fisher ? mg->fsum : NULL, 1.0 / (double)mg->samples, false, mg->grad_mask);
+        scorer_reduce(&mg->s, t, NULL, mg->grad_mask,
+                      &(score_rows){.r0 = 0, .r1 = t->rows, .g = mg->gsum, .sg = 1.0 / (double)mg->targets,
+                                    .f = mg->fisher ? mg->fsum : NULL, .sf = 1.0 / (double)mg->samples});
         t->done = true;
         mg->pending = NULL;
     }

@@ -89,9 +89,7 @@ void scorer_check_shape(scorer *s, const tref *t)
     if (d > s->maxdim) {
         s->maxdim = d;
         free(s->scratch);
-        s->scratch = xmalloc(2 * NS * (size_t)d * sizeof(double));
-        free(s->wrow);
-        s->wrow = xmalloc((size_t)d * sizeof(float));
+        s->scratch = xmalloc(RED_COUNT * 2 * NS * (size_t)d * sizeof(double));
     }
 }
 
@@ -106,7 +104,6 @@ void scorer_free(scorer *s)
         free(s->acc[gi]);
     free(s->acc);
     free(s->scratch);
-    free(s->wrow);
     for (int i = 0; i < s->n_a; i++) {
         free(s->a[i].tensor);
         free(s->a[i].sum);
@@ -121,13 +118,10 @@ void scorer_free(scorer *s)
 
 /* One call's inputs, shared by the pieces parallel_for hands out. */
 typedef struct {
-    int64_t r0, r1, C;
-    const tensor *w;
-    const float *g, *f;
-    double sg, sf;
-    bool f_is_grad, cols_too; /* cols_too: reduce_rows adds into ch[1] as well */
-    int act[NS], na;
-    double *ch[2][NS]; /* per axis and statistic: (R) or (C) channel values */
+    const reduction *red;
+    score_rows in;
+    int64_t C;
+    bool cols_too; /* reduce_rows adds into ch[1] as well */
 } reduce_job;
 
 /* The second-order term of n elements, b = sf w^2 f, into out (f squared first
@@ -146,22 +140,26 @@ static void second_order(double *out, const float *w, const float *f, double sf,
  * columns [c0, c1) of row r: of the first-order term a = sg w g and the
  * second-order one b (second_order), w the weight (1 without one), g and f 0
  * where there are none. wbuf holds 2 (c1 - c0) floats, the second half zeros:
- * w is widened into the first. Each statistic has a loop of its own, without
- * branches, so that it vectorizes. */
+ * w is widened into the first when it comes as a tensor. Each statistic has a
+ * loop of its own, without branches, so that it vectorizes. */
 static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, float *wbuf, double *const v[NS])
 {
-    int64_t n = c1 - c0;
+    const reduction *red = j->red;
+    const score_rows *in = &j->in;
+    int64_t n = c1 - c0, at = (r - in->r0) * j->C + c0;
     const float *w = wbuf, *zero = wbuf + n;
-    const float *g = j->g ? j->g + r * j->C + c0 : zero, *f = j->f ? j->f + (r - j->r0) * j->C + c0 : zero;
-    double sg = j->sg;
-    if (j->w)
-        tensor_get_f32(j->w, r * j->C + c0, n, wbuf);
+    const float *g = in->g ? in->g + at : zero, *f = in->f ? in->f + at : zero;
+    double sg = in->sg;
+    if (in->w)
+        w = in->w + at;
+    else if (red->w)
+        tensor_get_f32(red->w, r * j->C + c0, n, wbuf);
     else
         for (int64_t c = 0; c < n; c++)
             wbuf[c] = 1.0f;
-    for (int k = 0; k < j->na; k++) {
-        double *out = v[j->act[k]];
-        switch (j->act[k]) {
+    for (int k = 0; k < red->na; k++) {
+        double *out = v[red->act[k]];
+        switch (red->act[k]) {
         case SCORE_VECTOR:
             for (int64_t c = 0; c < n; c++)
                 out[c] = sg * w[c] * g[c];
@@ -171,10 +169,10 @@ static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, f
                 out[c] = fabs(sg * w[c] * g[c]);
             break;
         case SCORE_ELEMENT2:
-            second_order(out, w, f, j->sf, j->f_is_grad, n);
+            second_order(out, w, f, in->sf, in->f_is_grad, n);
             break;
         case SCORE_MIX:
-            second_order(out, w, f, j->sf, j->f_is_grad, n);
+            second_order(out, w, f, in->sf, in->f_is_grad, n);
             for (int64_t c = 0; c < n; c++)
                 out[c] = fabs(sg * w[c] * g[c] - 0.5 * out[c]);
             break;
@@ -191,11 +189,11 @@ static void row_values(const reduce_job *j, int64_t r, int64_t c0, int64_t c1, f
 
 /* v[s] for each active statistic: n values each, out of one block (returned,
  * for free). */
-static double *values_alloc(const reduce_job *j, int64_t n, double *v[NS])
+static double *values_alloc(const reduction *red, int64_t n, double *v[NS])
 {
-    double *block = xmalloc((size_t)j->na * (size_t)n * sizeof(double));
-    for (int k = 0; k < j->na; k++)
-        v[j->act[k]] = block + (size_t)k * (size_t)n;
+    double *block = xmalloc((size_t)red->na * (size_t)n * sizeof(double));
+    for (int k = 0; k < red->na; k++)
+        v[red->act[k]] = block + (size_t)k * (size_t)n;
     return block;
 }
 
@@ -222,17 +220,18 @@ static void sum_rows(double sum[ROW_BLOCK], double *const v[ROW_BLOCK], int64_t 
 static void reduce_rows(void *ctx, int64_t begin, int64_t end)
 {
     const reduce_job *j = ctx;
-    int64_t C = j->C;
+    const reduction *red = j->red;
+    int64_t C = j->C, r0 = j->in.r0;
     float *wbuf = xcalloc(2 * (size_t)C, sizeof(float));
     double *v[ROW_BLOCK][NS], *block[ROW_BLOCK];
     for (int b = 0; b < ROW_BLOCK; b++)
-        block[b] = values_alloc(j, C, v[b]);
-    for (int64_t r = j->r0 + begin; r < j->r0 + end; r += ROW_BLOCK) {
-        int rows = j->r0 + end - r < ROW_BLOCK ? (int)(j->r0 + end - r) : ROW_BLOCK;
+        block[b] = values_alloc(red, C, v[b]);
+    for (int64_t r = r0 + begin; r < r0 + end; r += ROW_BLOCK) {
+        int rows = r0 + end - r < ROW_BLOCK ? (int)(r0 + end - r) : ROW_BLOCK;
         for (int b = 0; b < rows; b++)
             row_values(j, r + b, 0, C, wbuf, v[b]);
-        for (int k = 0; k < j->na; k++) {
-            int s = j->act[k];
+        for (int k = 0; k < red->na; k++) {
+            int s = red->act[k];
             double sum[ROW_BLOCK] = {0};
             if (rows == ROW_BLOCK) {
                 sum_rows(sum, (double *const[ROW_BLOCK]){v[0][s], v[1][s], v[2][s], v[3][s]}, C);
@@ -242,10 +241,10 @@ static void reduce_rows(void *ctx, int64_t begin, int64_t end)
                         sum[b] += v[b][s][c];
             }
             for (int b = 0; b < rows; b++) {
-                j->ch[0][s][r + b] = sum[b];
+                red->ch[0][s][r + b] = sum[b];
                 if (j->cols_too)
                     for (int64_t c = 0; c < C; c++)
-                        j->ch[1][s][c] += v[b][s][c];
+                        red->ch[1][s][c] += v[b][s][c];
             }
         }
     }
@@ -254,77 +253,94 @@ static void reduce_rows(void *ctx, int64_t begin, int64_t end)
     free(wbuf);
 }
 
-/* Columns [begin, end): each column's sum over rows [r0, r1), in row order, into ch[1]. */
+/* Columns [begin, end): each column's sum over the rows, in row order, added into ch[1]. */
 static void reduce_cols(void *ctx, int64_t begin, int64_t end)
 {
     const reduce_job *j = ctx;
+    const reduction *red = j->red;
     int64_t n = end - begin;
     float *wbuf = xcalloc(2 * (size_t)n, sizeof(float));
     double *v[NS];
-    double *block = values_alloc(j, n, v);
-    for (int k = 0; k < j->na; k++)
-        memset(j->ch[1][j->act[k]] + begin, 0, (size_t)n * sizeof(double));
-    for (int64_t r = j->r0; r < j->r1; r++) {
+    double *block = values_alloc(red, n, v);
+    for (int64_t r = j->in.r0; r < j->in.r1; r++) {
         row_values(j, r, begin, end, wbuf, v);
-        for (int k = 0; k < j->na; k++) {
-            double *dst = j->ch[1][j->act[k]] + begin;
+        for (int k = 0; k < red->na; k++) {
+            double *dst = red->ch[1][red->act[k]] + begin;
             for (int64_t c = 0; c < n; c++)
-                dst[c] += v[j->act[k]][c];
+                dst[c] += v[red->act[k]][c];
         }
     }
     free(block);
     free(wbuf);
 }
 
-void scorer_reduce(scorer *s, const tref *t, int64_t r0, int64_t r1, const tensor *w, const float *g,
-                          double sg, const float *f, double sf, bool f_is_grad, unsigned mask)
+void scorer_reduce_begin(scorer *s, int k, const tref *t, const tensor *w, unsigned mask)
 {
-    int64_t R = t->rows, C = t->cols;
-    bool ax[2] = {false, false};
+    reduction *red = &s->red[k];
+    *red = (reduction){.t = t, .w = w};
+    for (int q = 0; q < NS; q++)
+        if (mask & (1u << q))
+            red->act[red->na++] = q;
     for (int r = 0; r < t->n_refs; r++)
-        ax[s->gs->g[t->refs[r].g].members[t->refs[r].k].axis] = true;
-    reduce_job j = {.r0 = r0, .r1 = r1, .C = C, .w = w, .g = g, .f = f, .sg = sg, .sf = sf, .f_is_grad = f_is_grad};
-    for (int k = 0; k < NS; k++)
-        if (mask & (1u << k))
-            j.act[j.na++] = k;
-    if (!j.na)
-        return;
+        red->ax[s->gs->g[t->refs[r].g].members[t->refs[r].k].axis] = true;
     for (int a = 0; a < 2; a++)
-        for (int k = 0; k < NS; k++)
-            j.ch[a][k] = s->scratch + ((size_t)a * NS + (size_t)k) * (size_t)s->maxdim;
-    /* One axis: a pass cut into pieces that own their outputs (a row's sum, a
-     * column's), each sum taken in the same order however the range is cut. Both
-     * axes: one pass on this thread, the values made once. */
-    if (ax[0] && (r0 > 0 || r1 < R))
-        for (int k = 0; k < j.na; k++)
-            memset(j.ch[0][j.act[k]], 0, (size_t)R * sizeof(double));
-    if (ax[0] && ax[1]) {
-        j.cols_too = true;
-        for (int k = 0; k < j.na; k++)
-            memset(j.ch[1][j.act[k]], 0, (size_t)C * sizeof(double));
-        reduce_rows(&j, 0, r1 - r0);
-    } else if (ax[0]) {
-        parallel_for(r1 - r0, 8, reduce_rows, &j);
-    } else if (ax[1]) {
-        parallel_for(C, 256, reduce_cols, &j);
+        for (int q = 0; q < NS; q++)
+            red->ch[a][q] = s->scratch + (((size_t)k * 2 + (size_t)a) * NS + (size_t)q) * (size_t)s->maxdim;
+    /* zeros where no row comes; the columns' sums are added into over the calls */
+    for (int q = 0; q < red->na; q++) {
+        if (red->ax[0])
+            memset(red->ch[0][red->act[q]], 0, (size_t)t->rows * sizeof(double));
+        if (red->ax[1])
+            memset(red->ch[1][red->act[q]], 0, (size_t)t->cols * sizeof(double));
     }
+}
+
+/* One axis: a pass cut into pieces that own their outputs (a row's sum, a
+ * column's), each sum taken in the same order however the range is cut. Both
+ * axes: one pass on this thread, the values made once. */
+void scorer_reduce_rows(scorer *s, int k, const score_rows *rows)
+{
+    const reduction *red = &s->red[k];
+    if (!red->na)
+        return;
+    reduce_job j = {red, *rows, red->t->cols, red->ax[0] && red->ax[1]};
+    int64_t n = rows->r1 - rows->r0;
+    if (red->ax[0] && red->ax[1])
+        reduce_rows(&j, 0, n);
+    else if (red->ax[0])
+        parallel_for(n, 8, reduce_rows, &j);
+    else if (red->ax[1])
+        parallel_for(j.C, 256, reduce_cols, &j);
+}
+
+void scorer_reduce_end(scorer *s, int k)
+{
+    const reduction *red = &s->red[k];
+    const tref *t = red->t;
     for (int r = 0; r < t->n_refs; r++) {
         const group *gr = &s->gs->g[t->refs[r].g];
         const group_member *mb = &gr->members[t->refs[r].k];
         int64_t U = gr->units;
         double *dst = s->acc[t->refs[r].g] + (size_t)t->refs[r].k * NS * (size_t)U; /* (NS, U) */
-        for (int q = 0; q < j.na; q++) {
-            int k = j.act[q];
-            const double *v = j.ch[mb->axis][k];
+        for (int q = 0; q < red->na; q++) {
+            int st = red->act[q];
+            const double *v = red->ch[mb->axis][st];
             for (int64_t u = 0; u < U; u++) {
                 int64_t a = mb->start + u * mb->stride;
                 double sum = 0;
                 for (int64_t c = a; c < a + mb->width; c++)
-                    sum += k == SCORE_VECTOR ? fabs(v[c]) : v[c];
-                dst[(size_t)k * U + u] += sum;
+                    sum += st == SCORE_VECTOR ? fabs(v[c]) : v[c];
+                dst[(size_t)st * U + u] += sum;
             }
         }
     }
+}
+
+void scorer_reduce(scorer *s, const tref *t, const tensor *w, unsigned mask, const score_rows *rows)
+{
+    scorer_reduce_begin(s, RED_WHOLE, t, w, mask);
+    scorer_reduce_rows(s, RED_WHOLE, rows);
+    scorer_reduce_end(s, RED_WHOLE);
 }
 
 void scorer_finalize_stats(scorer *s, unsigned mask, bool keep)

@@ -54,6 +54,32 @@ typedef struct {
 
 enum pass_kind { PASS_FISHER, PASS_E2, PASS_BATCH };
 
+/* Rows [r0, r1) of a tref's values, fed to a reduction: each array holds those
+ * rows ((r1 - r0, C)) or is NULL. Per element (r, c): a = sg * w * g (W.G) and
+ * b = sf * w^2 * f (W.F.W; with f_is_grad, f is one sample's gradient and is
+ * squared first); w is the weight in fp32, or NULL: widened from the
+ * reduction's tensor, or 1 where it has none (a merge: g already holds W.G, f
+ * W.F.W); g and f NULL: 0. */
+typedef struct {
+    int64_t r0, r1;
+    const float *w, *g, *f;
+    double sg, sf;
+    bool f_is_grad;
+} score_rows;
+
+/* A tref's reduction in progress: begun, fed rows in row order, ended. */
+typedef struct {
+    const tref *t;
+    const tensor *w;        /* widened for rows that come without w (NULL: 1) */
+    int act[NS], na;        /* the statistics */
+    bool ax[2];             /* the axes t's members use */
+    double *ch[2][NS];      /* per axis and statistic: (R) row or (C) column values */
+} reduction;
+
+/* The scorer's reductions that may be in progress at once: a whole tensor's
+ * statistics and a piece's (score.c). */
+enum { RED_WHOLE, RED_PIECE, RED_COUNT };
+
 typedef struct {
     const model *m;          /* NULL in a merge */
     group_set *gs;
@@ -62,9 +88,9 @@ typedef struct {
     int n_t;
     tref *t;                 /* sorted by name */
     double **acc;            /* per group: (M, NS, U) */
-    double *scratch;         /* (2, NS, maxdim) per-channel values */
-    float *wrow;             /* (maxdim) one row of a weight */
+    double *scratch;         /* (RED_COUNT, 2, NS, maxdim) the reductions' channel values */
     int64_t maxdim;
+    reduction red[RED_COUNT];
     int n_a;
     act_acc *a;
     /* the chunks of element-wise F: pieces in sink order, chunk c is pieces
@@ -94,16 +120,17 @@ int scorer_position(const scorer *s, int layer);
 tref *scorer_find_tref(const scorer *s, const char *name);
 /* Check t's shape against its members and size the scratch for it. */
 void scorer_check_shape(scorer *s, const tref *t);
-/* Over rows [r0, r1) of t, per element (r, c): a = sg * w * g (W.G; with w NULL,
- * g already holds W.G) and b = sf * w^2 * f (W.F.W; with f_is_grad, f is one
- * sample's gradient and is squared first); w and g are whole tensors (R, C), f
- * holds the rows from r0 on ((r1 - r0, C)). Each statistic of mask is reduced
- * over the other axis of every axis t's members use, summed over each unit's
- * channels, and added into the unit's accumulator. Rows of one tensor may come in
- * several calls (every statistic but vector adds up over rows; vector must see
- * whole columns). */
-void scorer_reduce(scorer *s, const tref *t, int64_t r0, int64_t r1, const tensor *w, const float *g, double sg,
-                   const float *f, double sf, bool f_is_grad, unsigned mask);
+/* Reductions of t's values (score_rows) for the statistics of mask, each
+ * reduced over the other axis of every axis t's members use, summed over each
+ * unit's channels and added into the unit's accumulator. Begin reduction k (of
+ * RED_COUNT) on t, with w its weight (NULL: none), feed it rows in row order
+ * (any cut gives the same sums, except that vector must see whole columns),
+ * then end it. */
+void scorer_reduce_begin(scorer *s, int k, const tref *t, const tensor *w, unsigned mask);
+void scorer_reduce_rows(scorer *s, int k, const score_rows *rows);
+void scorer_reduce_end(scorer *s, int k);
+/* All three at once, on RED_WHOLE. */
+void scorer_reduce(scorer *s, const tref *t, const tensor *w, unsigned mask, const score_rows *rows);
 /* gs's stats from the accumulators, for the member statistics of mask (in enum
  * order); the statistics a group already has and mask does not name are kept
  * when keep is set (a merge's l1/l2). */

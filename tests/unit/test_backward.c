@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/cpu.h"
 #include "base/util.h"
 #include "check.h"
 #include "compute/backward.h"
@@ -226,6 +227,110 @@ static void test_matmul_backward(void)
     CHECK(e < 1e-5);
     free(K.a), free(K.b), free(K.c), free(K.dout), free(in), free(w), free(b), free(dout);
     free(din), free(dw), free(db), free(dw2), free(din1);
+}
+
+/* What matmul_backward_rows handed out: the panels in row order, covering the
+ * weight once, with its rows in fp32 (bit for bit) or none. */
+typedef struct {
+    float *dw;      /* (O, I) the rows put together */
+    int64_t next;   /* the row the next panel must start at */
+    int panels, widened;
+    bool bad;
+} rows_got;
+
+static void collect_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows, const float *g)
+{
+    rows_got *s = ctx;
+    int64_t I = w->shape[1], n = (r1 - r0) * I;
+    if (r0 != s->next || r1 <= r0 || r1 > w->shape[0]) {
+        s->bad = true;
+        return;
+    }
+    memcpy(s->dw + r0 * I, g, (size_t)n * sizeof(float));
+    if (w_rows) {
+        float *want = xmalloc((size_t)n * sizeof(float));
+        tensor_get_f32(w, r0 * I, n, want);
+        s->bad |= memcmp(want, w_rows, (size_t)n * sizeof(float)) != 0;
+        free(want);
+        s->widened++;
+    }
+    s->next = r1;
+    s->panels++;
+}
+
+/* matmul_backward_rows for fp32, bf16 and f16 weights of one and a half panels
+ * of rows of 4096, on every instruction set the CPU has (AMX tiles among them):
+ * din (added onto what it held), db and dw's rows as double-precision sums give
+ * them, the rows widened where the product widened them (not on the tiles). */
+static void test_matmul_backward_rows(void)
+{
+    enum { N = 3, NI = 4096 };
+    tensor shape = tensor_wrap(NULL, 1 << 20, NI); /* more rows than a panel */
+    const int NO = matmul_panel_rows(&shape) * 3 / 2;
+    float *in = xmalloc(N * NI * sizeof(float)), *dout = xmalloc((size_t)N * NO * sizeof(float));
+    float *wv = xmalloc((size_t)NO * NI * sizeof(float));
+    for (int i = 0; i < N * NI; i++)
+        in[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    for (int i = 0; i < N * NO; i++)
+        dout[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    for (int i = 0; i < NO * NI; i++)
+        wv[i] = (float)(rand() / (double)RAND_MAX - 0.5);
+    double *rdw = xmalloc((size_t)NO * NI * sizeof(double)), *rdb = xmalloc((size_t)NO * sizeof(double));
+    double *rdin = xcalloc(N * NI, sizeof(double));
+    for (int o = 0; o < NO; o++) {
+        rdb[o] = 0;
+        for (int n = 0; n < N; n++)
+            rdb[o] += dout[n * NO + o];
+        for (int i = 0; i < NI; i++) {
+            double g = 0;
+            for (int n = 0; n < N; n++)
+                g += (double)dout[n * NO + o] * in[n * NI + i];
+            rdw[(size_t)o * NI + i] = g;
+        }
+    }
+    const cpu_kernels *was = cpu();
+    const enum dtype dtypes[] = {DTYPE_F32, DTYPE_BF16, DTYPE_F16};
+    for (int level = 0; level < CPU_LEVELS; level++) {
+        if (!cpu_supports((enum cpu_level)level))
+            continue;
+        cpu_active = cpu_kernels_of((enum cpu_level)level);
+        for (int d = 0; d < 3; d++) {
+            tensor w;
+            tensor_init_as(&w, "w", 2, (int64_t[2]){NO, NI}, dtypes[d]);
+            tensor_set_f32(&w, 0, (int64_t)NO * NI, wv);
+            float *wf = xmalloc((size_t)NO * NI * sizeof(float)); /* the values w holds */
+            tensor_get_f32(&w, 0, (int64_t)NO * NI, wf);
+            for (int i = 0; i < N * NI; i++) {
+                rdin[i] = 1.0;
+                for (int o = 0; o < NO; o++)
+                    rdin[i] += (double)dout[(i / NI) * NO + o] * wf[(size_t)o * NI + i % NI];
+            }
+            float *din = xmalloc(N * NI * sizeof(float)), *db = xcalloc((size_t)NO, sizeof(float));
+            for (int i = 0; i < N * NI; i++)
+                din[i] = 1.0f;
+            rows_got got = {.dw = xcalloc((size_t)NO * NI, sizeof(float))};
+            weight_rows_sink sink = {collect_rows, &got};
+            matmul_backward_rows(din, db, dout, in, &w, N, &sink);
+            double e = 0;
+            for (int i = 0; i < NO * NI; i++)
+                e = fmax(e, fabs(got.dw[i] - rdw[i]));
+            for (int i = 0; i < N * NI; i++)
+                e = fmax(e, fabs(din[i] - rdin[i]) / 8); /* sums of hundreds of terms */
+            for (int o = 0; o < NO; o++)
+                e = fmax(e, fabs(db[o] - rdb[o]));
+            bool tiles = dtypes[d] != DTYPE_F32 && cpu()->tiles;
+            fprintf(stderr, "    %-8s %-4s %d panels, %d widened: worst error %.2e\n", cpu_level_name(level),
+                    dtypes[d] == DTYPE_F32 ? "f32" : dtypes[d] == DTYPE_BF16 ? "bf16" : "f16", got.panels,
+                    got.widened, e);
+            CHECK(!got.bad && got.next == NO && got.panels == 2);
+            CHECK(got.widened == (tiles ? 0 : 2));
+            CHECK(e < 1e-5);
+            free(din), free(db), free(got.dw), free(wf);
+            tensor_free(&w);
+        }
+    }
+    cpu_active = was;
+    free(in), free(dout), free(wv), free(rdw), free(rdb), free(rdin);
 }
 
 /* x (B, T, nh, hd) with row stride ld rotated with the tables (as doubles) */
@@ -445,6 +550,7 @@ typedef struct {
     bool bad_act;
     const float *want_logits; /* if not NULL: (N, V) the LM head's input must give these */
     double head_err;
+    int64_t *row_next; /* [n_tensors] the row a map's next panel must start at (record_rows) */
 } seen;
 
 static void seen_init(seen *s, const model *m)
@@ -454,13 +560,14 @@ static void seen_init(seen *s, const model *m)
     s->grad = xcalloc((size_t)m->n_tensors, sizeof(float *));
     s->delivered = xcalloc((size_t)m->n_tensors, sizeof(int));
     s->act_calls = xcalloc((size_t)m->n_tensors, sizeof(int));
+    s->row_next = xcalloc((size_t)m->n_tensors, sizeof(int64_t));
 }
 
 static void seen_free(seen *s)
 {
     for (int i = 0; i < s->m->n_tensors; i++)
         free(s->grad[i]);
-    free(s->grad), free(s->delivered), free(s->act_calls);
+    free(s->grad), free(s->delivered), free(s->act_calls), free(s->row_next);
 }
 
 static void record_grads(void *ctx, int layer, const weight_grad *g, int n)
@@ -489,6 +596,37 @@ static void record_grads(void *ctx, int layer, const weight_grad *g, int n)
     }
 }
 
+/* A rows sink (backward_state_set_rows_sink): the panels of a map of the layer
+ * whose sink call comes next, in row order, with the weight's rows or none. */
+static void record_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows, const float *g)
+{
+    seen *s = ctx;
+    const model *m = s->m;
+    int L = m->cfg.n_layers;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "model.layers.%d.", L - 1 - s->n_calls);
+    int k = (int)(w - m->tensors);
+    if (w < m->tensors || w >= m->tensors + m->n_tensors || w->ndim != 2 || strncmp(w->name, prefix, strlen(prefix)) ||
+        r0 != s->row_next[k] || r1 <= r0 || r1 > w->shape[0]) {
+        s->bad_record = true;
+        return;
+    }
+    int64_t I = w->shape[1];
+    if (r0 == 0) {
+        s->delivered[k]++;
+        free(s->grad[k]);
+        s->grad[k] = xmalloc((size_t)w->numel * sizeof(float));
+    }
+    memcpy(s->grad[k] + r0 * I, g, (size_t)((r1 - r0) * I) * sizeof(float));
+    if (w_rows) {
+        float *want = xmalloc((size_t)((r1 - r0) * I) * sizeof(float));
+        tensor_get_f32(w, r0 * I, (r1 - r0) * I, want);
+        s->bad_record |= memcmp(want, w_rows, (size_t)((r1 - r0) * I) * sizeof(float)) != 0;
+        free(want);
+    }
+    s->row_next[k] = r1 == w->shape[0] ? 0 : r1;
+}
+
 static void record_act(void *ctx, const char *name, const float *x, int N, int I)
 {
     seen *s = ctx;
@@ -514,22 +652,33 @@ static void record_act(void *ctx, const char *name, const float *x, int N, int I
 
 /* The sinks' contract: layers L-1 .. 0 then -1, every tensor delivered exactly
  * once, the act sink once per linear map (q/k/v, o, gate/up, down, LM head). */
+/* The sink calls of a pass: one per layer, then one for the outer tensors (two
+ * with an untied LM head, which comes alone, before the embedding). */
+static int sink_calls(const model *m) { return m->cfg.n_layers + (m->cfg.tied ? 1 : 2); }
+
+/* How many tensors were not delivered exactly once. */
+static int delivered_not_once(const seen *s)
+{
+    int wrong = 0;
+    for (int i = 0; i < s->m->n_tensors; i++)
+        wrong += s->delivered[i] != 1;
+    return wrong;
+}
+
 static void check_seen(const seen *s)
 {
     const model *m = s->m;
     int L = m->cfg.n_layers;
-    int outer = m->cfg.tied ? 1 : 2; /* an untied LM head comes alone, before the embedding */
-    CHECK(s->n_calls == L + outer);
-    bool order = s->n_calls == L + outer;
+    CHECK(s->n_calls == sink_calls(m));
+    bool order = s->n_calls == sink_calls(m);
     for (int i = 0; order && i < s->n_calls; i++)
         order = s->layers[i] == (i < L ? L - 1 - i : -1);
     CHECK(order);
     CHECK(!s->bad_record);
     CHECK(!s->bad_act);
-    int wrong = 0, acts_wrong = 0;
+    int wrong = delivered_not_once(s), acts_wrong = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const char *name = m->tensors[i].name;
-        wrong += s->delivered[i] != 1;
         bool linear = m->tensors[i].ndim == 2 &&
                       (strcmp(name, "model.embed_tokens.weight") != 0 || m->cfg.tied);
         acts_wrong += s->act_calls[i] != (linear ? 1 : 0);
@@ -846,7 +995,8 @@ static bool same_grads(const model *m, const seen *a, const seen *b)
 /* Internals kept from the forward pass (backward_state_keep) give the loss and
  * gradients that recomputing them gives, bit for bit: the last layer kept, every
  * layer, a budget beyond them, none again; a smaller batch in kept buffers too.
- * backward_state_skip_outer: the layers' gradients alone, the same. */
+ * backward_state_skip_outer: the layers' gradients alone, the same. The maps'
+ * gradients by rows (backward_state_set_rows_sink): the same. */
 static void check_keep(const char *what, const model *m, int B, int T)
 {
     int N = B * T, L = m->cfg.n_layers;
@@ -885,6 +1035,14 @@ static void check_keep(const char *what, const model *m, int B, int T)
     }
     seen_free(&o);
     backward_state_skip_outer(t, false);
+    /* the maps' gradients by rows: the same bits (a fixture's maps are one panel), every tensor once */
+    seen r;
+    seen_init(&r, m);
+    backward_state_set_rows_sink(t, record_rows);
+    bad += model_loss_backward(m, t, tokens, targets, record_grads, NULL, &r) != l0 || !same_grads(m, &ref, &r);
+    backward_state_set_rows_sink(t, NULL);
+    bad += r.bad_record || r.n_calls != sink_calls(m) || delivered_not_once(&r);
+    seen_free(&r);
     /* a smaller batch in the kept buffers gives what unkept buffers of its own size give */
     backward_state_keep(t, m, all);
     backward_state_set_batch(t, 1, T - 1);
@@ -981,6 +1139,7 @@ int main(int argc, char **argv)
     TEST(test_embedding_backward);
     TEST(test_rmsnorm_backward);
     TEST(test_matmul_backward);
+    TEST(test_matmul_backward_rows);
     TEST(test_rope_backward);
     TEST(test_attention_backward);
     TEST(test_swiglu_backward);

@@ -22,6 +22,7 @@
 #include "prune/groups_stream.h"
 #include "prune/prune.h"
 #include "prune/score.h"
+#include "prune/score_reduce.h"
 #include "ref_llama.h"
 #include "text/calib.h"
 #include "text/tokenizer.h"
@@ -642,6 +643,66 @@ static void test_gqa_query_rows(void)
     model_free(&m);
 }
 
+/* A tensor's rows fed to a reduction in several calls (backward's panels),
+ * with the weight's rows in fp32 or widened from the tensor, and two reductions
+ * in progress at once, sum what one call over all rows sums, bit for bit: every
+ * member statistic, over members of either axis and of both. */
+static void test_reduce_any_cut(void)
+{
+    model m;
+    fixture_model(&m, &fixtures[1].shape, 21);
+    group_set gs;
+    groups_discover(&m, GROUP_KIND_ALL, &gs);
+    unsigned first = (1u << SCORE_VECTOR) | (1u << SCORE_ELEMENT1), rest = ((1u << NS) - 1) & ~first;
+    scorer one, cut;
+    scorer_init(&one, &m, &gs, first | rest, m.cfg.n_layers);
+    scorer_init(&cut, &m, &gs, first | rest, m.cfg.n_layers);
+    int both_axes = 0;
+    for (int i = 0; i < one.n_t; i++) {
+        const tref *t = &one.t[i];
+        scorer_check_shape(&one, t);
+        scorer_check_shape(&cut, &cut.t[i]);
+        int64_t R = t->rows, C = t->cols, n = R * C;
+        float *g = xmalloc((size_t)n * sizeof(float)), *f = xmalloc((size_t)n * sizeof(float));
+        float *w = xmalloc((size_t)n * sizeof(float));
+        for (int64_t e = 0; e < n; e++) {
+            g[e] = (float)((double)next_u64() / 18446744073709551616.0 - 0.5);
+            f[e] = (float)((double)next_u64() / 18446744073709551616.0);
+        }
+        tensor_get_f32(t->w, 0, n, w);
+        score_rows all = {.r0 = 0, .r1 = R, .g = g, .sg = 0.75, .f = f, .sf = 0.3};
+        scorer_reduce(&one, t, t->w, first, &all);
+        scorer_reduce(&one, t, t->w, rest, &all);
+        scorer_reduce_begin(&cut, RED_WHOLE, &cut.t[i], t->w, first);
+        scorer_reduce_begin(&cut, RED_PIECE, &cut.t[i], t->w, rest);
+        int64_t bounds[] = {0, R > 1, R / 3 > 1 ? R / 3 : R > 1, R - (R > 2), R};
+        for (int k = 0; k < 4; k++) {
+            int64_t r0 = bounds[k], r1 = bounds[k + 1];
+            if (r1 <= r0)
+                continue;
+            score_rows part = {.r0 = r0, .r1 = r1, .w = k % 2 ? w + r0 * C : NULL, .g = g + r0 * C, .sg = 0.75,
+                               .f = f + r0 * C, .sf = 0.3};
+            scorer_reduce_rows(&cut, RED_WHOLE, &part);
+            scorer_reduce_rows(&cut, RED_PIECE, &part);
+        }
+        scorer_reduce_end(&cut, RED_WHOLE);
+        scorer_reduce_end(&cut, RED_PIECE);
+        both_axes += one.red[RED_WHOLE].ax[0] && one.red[RED_WHOLE].ax[1];
+        free(g), free(f), free(w);
+    }
+    int differ = 0;
+    for (int gi = 0; gi < gs.n; gi++)
+        differ += memcmp(one.acc[gi], cut.acc[gi], (size_t)gs.g[gi].n_members * NS * (size_t)gs.g[gi].units *
+                                                       sizeof(double)) != 0;
+    fprintf(stderr, "  %d trefs (%d on both axes) cut in four: %d of %d groups differ\n", one.n_t, both_axes,
+            differ, gs.n);
+    CHECK(differ == 0);
+    CHECK(both_axes > 0);
+    scorer_free(&one), scorer_free(&cut);
+    group_set_free(&gs);
+    model_free(&m);
+}
+
 static void score_with(const model *m, const calib *c, unsigned stats, size_t fisher_memory, group_set *gs,
                        score_summary *sum)
 {
@@ -1075,6 +1136,7 @@ int main(void)
     TEST(test_stories_reference);
     TEST(test_fixtures_reference);
     TEST(test_gqa_query_rows);
+    TEST(test_reduce_any_cut);
     TEST(test_chunks_and_separable);
     TEST(test_shards_merge);
     TEST(test_shards_merge_chatglm);
