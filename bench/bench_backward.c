@@ -17,6 +17,10 @@
  * is one dense sgemm. Norms, RoPE, softmax and SiLU are not counted, though their
  * time is.
  *
+ * Then the same pass again, alternating the gradients whole with the linear maps'
+ * gradients by panels of rows (backward_state_set_rows_sink, pare-score's way),
+ * two of each: the best times and their ratio.
+ *
  * PARE_BENCH_LAYERS overrides the layer count (weights shrink by 205 MB a layer).
  * Exits 1 when the peak reaches 1.5 x weights, so `make bench` stops on a memory
  * regression. About a minute on two cores, a third of it building the model.
@@ -56,6 +60,20 @@ static void read_grads(void *ctx, int layer, const weight_grad *g, int n)
         r->values += g[i].w->numel;
     }
     r->calls++;
+}
+
+/* The rows sink (backward_state_set_rows_sink): reads each panel of the linear
+ * maps' gradients as it is made, as pare-score's statistics take them. */
+static void read_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows, const float *g)
+{
+    (void)w_rows;
+    reader *r = ctx;
+    int64_t n = (r1 - r0) * w->shape[1];
+    double s = 0;
+    for (int64_t j = 0; j < n; j++)
+        s += (double)g[j] * g[j];
+    r->sumsq += s;
+    r->values += n;
 }
 
 /* FLOPs executed by one forward + backward, as counted above. */
@@ -126,6 +144,27 @@ int main(int argc, char **argv)
     printf("forward + backward       B x T = %d x %d %7.2f s %8.1f tokens/s %6.1f GFLOP/s = %5.1f%% of sgemm "
            "(%.1f GFLOP/s, %d x %d x %d)\n",
            B, T, dt, N / dt, gf, 100 * gf / sg, sg, N, F, D);
+    /* the same pass with the maps' gradients by rows, alternating with whole ones
+     * (the first pass above paid for the buffers' first touch): the best of two each */
+    double best_whole = 1e30, best_rows = 1e30;
+    reader rw = {0, 0, 0}, rr = {0, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        bool rows = k % 2;
+        reader *rd = rows ? &rr : &rw;
+        *rd = (reader){0, 0, 0};
+        backward_state_set_rows_sink(t, rows ? read_rows : NULL);
+        double s0 = now_seconds();
+        model_loss_backward(&m, t, tokens, targets, read_grads, NULL, rd);
+        double s = now_seconds() - s0;
+        if (rows)
+            best_rows = s < best_rows ? s : best_rows;
+        else
+            best_whole = s < best_whole ? s : best_whole;
+    }
+    printf("gradients whole          %7.2f s (best of 2), %lld values, |grad| %.6g\n", best_whole,
+           (long long)rw.values, sqrt(rw.sumsq));
+    printf("gradients by rows        %7.2f s (best of 2), %lld values, |grad| %.6g: %.2fx the whole pass's speed\n",
+           best_rows, (long long)rr.values, sqrt(rr.sumsq), best_whole / best_rows);
     free(a), free(cc);
     backward_state_free(t);
     free(tokens), free(targets);
