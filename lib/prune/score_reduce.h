@@ -124,8 +124,9 @@ void scorer_check_shape(scorer *s, const tref *t);
  * reduced over the other axis of every axis t's members use, summed over each
  * unit's channels and added into the unit's accumulator. Begin reduction k (of
  * RED_COUNT) on t, with w its weight (NULL: none), feed it rows in row order
- * (any cut gives the same sums, except that vector must see whole columns),
- * then end it. */
+ * (any cut of them gives the same bits), then end it. Separate reductions of
+ * parts of t's rows add up for every statistic but vector, which must see
+ * whole columns. */
 void scorer_reduce_begin(scorer *s, int k, const tref *t, const tensor *w, unsigned mask);
 void scorer_reduce_rows(scorer *s, int k, const score_rows *rows);
 void scorer_reduce_end(scorer *s, int k);
