@@ -95,13 +95,24 @@ static void write_sum(scorer *s, const tref *t, const char *quantity, const floa
 /* Whether this pass writes a shard's sums, which take whole tensors. */
 static bool writes_sums(const scorer *s) { return s->pw && s->pass == PASS_BATCH; }
 
+/* Rows fed to reduction k of t, which spans t's rows [first, last): begun at its
+ * first row, ended after its last. */
+static void reduce_span(scorer *s, int k, const tref *t, unsigned mask, int64_t first, int64_t last,
+                        const score_rows *rows)
+{
+    if (rows->r0 == first)
+        scorer_reduce_begin(s, k, t, t->w, mask);
+    scorer_reduce_rows(s, k, rows);
+    if (rows->r1 == last)
+        scorer_reduce_end(s, k);
+}
+
 /* Rows [r0, r1) of tref t's gradient g ((r1 - r0, C)), with the weight's rows w
  * in fp32 or NULL, into what this pass makes of them: element-wise F, or the
  * reductions of the whole tensor (separable element2, or the first-order
  * statistics once, in the first batch pass) and of this chunk's pieces (F's
  * statistics), or a shard's sums. The rows of a tensor come in row order, whole
- * or a panel at a time, so a reduction begins at its first row and ends at its
- * last. */
+ * or a panel at a time. */
 static void feed_rows(scorer *s, const tref *t, int64_t r0, int64_t r1, const float *w, const float *g)
 {
     double inv_s = 1.0 / s->n_samples;
@@ -116,13 +127,8 @@ static void feed_rows(scorer *s, const tref *t, int64_t r0, int64_t r1, const fl
         whole.g = g, whole.sg = 1.0;
         mask = first;
     }
-    if (mask) {
-        if (r0 == 0)
-            scorer_reduce_begin(s, RED_WHOLE, t, t->w, mask);
-        scorer_reduce_rows(s, RED_WHOLE, &whole);
-        if (r1 == t->rows)
-            scorer_reduce_end(s, RED_WHOLE);
-    }
+    if (mask)
+        reduce_span(s, RED_WHOLE, t, mask, 0, t->rows, &whole);
     if (s->pass == PASS_E2 || !s->n_pieces)
         return;
     /* the pieces of this chunk: F, or the Fisher statistics, or a shard's sums */
@@ -143,12 +149,9 @@ static void feed_rows(scorer *s, const tref *t, int64_t r0, int64_t r1, const fl
             if (s->stats & SCORE_FISHER)
                 write_sum(s, t, "wfw", p->f, 1.0);
         } else {
-            if (a == p->r0)
-                scorer_reduce_begin(s, RED_PIECE, t, t->w, s->stats & SCORE_FISHER);
-            scorer_reduce_rows(s, RED_PIECE, &(score_rows){.r0 = a, .r1 = b, .w = w ? w + (a - r0) * C : NULL,
-                                                          .g = ga, .sg = 1.0, .f = fa, .sf = inv_s});
-            if (b == p->r1)
-                scorer_reduce_end(s, RED_PIECE);
+            score_rows rows = {.r0 = a, .r1 = b, .w = w ? w + (a - r0) * C : NULL, .g = ga, .sg = 1.0, .f = fa,
+                               .sf = inv_s};
+            reduce_span(s, RED_PIECE, t, s->stats & SCORE_FISHER, p->r0, p->r1, &rows);
         }
     }
 }

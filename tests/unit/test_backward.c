@@ -238,6 +238,17 @@ typedef struct {
     bool bad;
 } rows_got;
 
+/* Whether w_rows holds rows [r0, r1) of w in fp32, bit for bit. */
+static bool rows_of(const tensor *w, int64_t r0, int64_t r1, const float *w_rows)
+{
+    int64_t n = (r1 - r0) * w->shape[1];
+    float *want = xmalloc((size_t)n * sizeof(float));
+    tensor_get_f32(w, r0 * w->shape[1], n, want);
+    bool same = memcmp(want, w_rows, (size_t)n * sizeof(float)) == 0;
+    free(want);
+    return same;
+}
+
 static void collect_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows, const float *g)
 {
     rows_got *s = ctx;
@@ -248,10 +259,7 @@ static void collect_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, con
     }
     memcpy(s->dw + r0 * I, g, (size_t)n * sizeof(float));
     if (w_rows) {
-        float *want = xmalloc((size_t)n * sizeof(float));
-        tensor_get_f32(w, r0 * I, n, want);
-        s->bad |= memcmp(want, w_rows, (size_t)n * sizeof(float)) != 0;
-        free(want);
+        s->bad |= !rows_of(w, r0, r1, w_rows);
         s->widened++;
     }
     s->next = r1;
@@ -618,12 +626,8 @@ static void record_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, cons
         s->grad[k] = xmalloc((size_t)w->numel * sizeof(float));
     }
     memcpy(s->grad[k] + r0 * I, g, (size_t)((r1 - r0) * I) * sizeof(float));
-    if (w_rows) {
-        float *want = xmalloc((size_t)((r1 - r0) * I) * sizeof(float));
-        tensor_get_f32(w, r0 * I, (r1 - r0) * I, want);
-        s->bad_record |= memcmp(want, w_rows, (size_t)((r1 - r0) * I) * sizeof(float)) != 0;
-        free(want);
-    }
+    if (w_rows)
+        s->bad_record |= !rows_of(w, r0, r1, w_rows);
     s->row_next[k] = r1 == w->shape[0] ? 0 : r1;
 }
 
