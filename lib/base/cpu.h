@@ -13,6 +13,10 @@
  *   amx       the avx512 loops, and bf16 weights' products on AMX tiles (base/amx.h)
  *             where the system grants them (Sapphire Rapids and later)
  *
+ * The avx2 table also has the products with weights run by pare's own FMA product
+ * (base/gemm.h), which beats OpenBLAS's Haswell kernels there; from avx512 up,
+ * OpenBLAS's wider kernels (or the tiles) are faster.
+ *
  * PARE_CPU=baseline|avx2|avx512|amx picks a table instead (tests run every variant
  * the CPU has against the baseline); asking for one the CPU lacks is an error.
  *
@@ -32,6 +36,8 @@ typedef struct cpu_kernels {
     const char *name; /* "baseline", "avx2", "avx512", "amx" */
     /* whether products with bf16 weights run on AMX tiles (base/amx.h) */
     bool tiles;
+    /* whether products with weights run on pare's own FMA product (base/gemm.h) */
+    bool fma_gemm;
     /* dst (n) = src (n) bf16 / f16 values widened exactly to fp32 */
     void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
     void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);

@@ -474,6 +474,9 @@ const cpu_kernels NAME(cpu_kernels) = {
 #if defined(__AMX_BF16__)
     .tiles = true,
 #endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    .fma_gemm = true,
+#endif
     .bf16_to_f32 = NAME(bf16_to_f32),
     .f16_to_f32 = NAME(f16_to_f32),
     .first_all_ones16 = NAME(first_all_ones16),

@@ -1,7 +1,11 @@
 /* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
  * OpenBLAS sgemm on the tensor's data. A bf16 or f16 weight, where the CPU has
  * AMX tiles, is a tile product (base/amx.h: the same fp32 product, in another
- * summation order). A half-precision weight (f16, bf16), or an fp32 one that is
+ * summation order). Where the CPU's widest set is AVX2 (the avx2 table), every
+ * product with an aligned weight of any dtype, and the weight's gradient, is
+ * pare's own FMA product (base/gemm.h), which widens half-precision weights as
+ * it packs them; a few rows (a token at a time) stay with OpenBLAS. Elsewhere a
+ * half-precision weight (f16, bf16), or an fp32 one that is
  * not aligned to its values (mapped from a file that put it at an odd offset),
  * is widened a panel of rows at a time into an fp32 buffer of PANEL_BYTES, and
  * each panel is one sgemm: the weight is never held widened in full. The
@@ -21,6 +25,7 @@
 
 #include "base/amx.h"
 #include "base/cpu.h"
+#include "base/gemm.h"
 #include "base/parallel.h"
 #include "base/util.h"
 
@@ -49,6 +54,27 @@ static bool on_tiles(const tensor *w)
 }
 
 static enum amx_weights tile_weights(const tensor *w) { return w->dtype == DTYPE_F16 ? AMX_F16 : AMX_BF16; }
+
+/* Products of fewer rows stay with OpenBLAS (its matrix-vector kernels for one):
+ * pare's product computes rows six at a time. */
+#define FMA_MIN_ROWS 16
+
+/* Whether products of N rows with w run on pare's own FMA product (base/gemm.h):
+ * a CPU whose table has it, and w aligned to its values. */
+static bool on_fma(const tensor *w, int N) { return cpu()->fma_gemm && tensor_aligned(w) && N >= FMA_MIN_ROWS; }
+
+/* w (O, I) as gemm's operand: W^T (I, O) when transposed, else W. */
+static gemm_operand weight_operand(const tensor *w, bool transposed)
+{
+    enum gemm_dtype dt = w->dtype == DTYPE_BF16 ? GEMM_BF16 : w->dtype == DTYPE_F16 ? GEMM_F16 : GEMM_F32;
+    return (gemm_operand){w->data, w->shape[1], dt, transposed};
+}
+
+/* fp32 values x with rows ld apart as gemm's operand, read transposed or not. */
+static gemm_operand f32_operand(const float *x, int64_t ld, bool transposed)
+{
+    return (gemm_operand){x, ld, GEMM_F32, transposed};
+}
 
 /* At least 16, a multiple of 16, about PANEL_BYTES in fp32. */
 int matmul_panel_rows(const tensor *w)
@@ -118,6 +144,11 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
     check_matrix(w);
+    if (on_fma(w, N)) {
+        gemm_operand a = f32_operand(in, nin, false), b = weight_operand(w, true);
+        gemm_fma(out, nout, &a, &b, N, nout, nin, beta != 0.0f);
+        return;
+    }
     if (in_place(w)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nout, nin, 1.0f, in, nin, w->data, nin, beta, out,
                     nout);
@@ -168,6 +199,11 @@ static void input_gradient_panel(void *ctx, float *panel, int o0, int p)
 static void input_gradient(float *din, const float *dout, const tensor *w, int N)
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    if (on_fma(w, N)) {
+        gemm_operand a = f32_operand(dout, nout, false), b = weight_operand(w, false);
+        gemm_fma(din, nin, &a, &b, N, nin, nout, true);
+        return;
+    }
     if (in_place(w)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nin, nout, 1.0f, dout, nout, w->data, nin, 1.0f,
                     din, nin);
@@ -191,16 +227,31 @@ static void bias_gradient(float *db, const float *dout, int N, int nout)
     }
 }
 
+/* dw (P, I) = dout^T @ in, or += when accumulate: the gradient of P rows of a
+ * weight w (O, I) from dout's columns (N, P, rows O apart) and in (N, I). */
+static void weight_gradient(float *dw, const float *dout, const float *in, const tensor *w, int P, int N,
+                            bool accumulate)
+{
+    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    if (cpu()->fma_gemm && N >= FMA_MIN_ROWS) {
+        gemm_operand a = f32_operand(dout, nout, true), b = f32_operand(in, nin, false);
+        gemm_fma(dw, nin, &a, &b, P, nin, N, accumulate);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, nin, N, 1.0f, dout, nout, in, nin, accumulate ? 1.0f : 0.0f,
+                dw, nin);
+}
+
 /* For out = in @ W^T + b: din (N, I) += dout (N, O) @ W (O, I), dw (O, I) +=
  * dout^T @ in, db (O) += column sums of dout. Any of din, dw, db may be NULL. */
 void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in, const tensor *w, int N)
 {
-    int nout = (int)w->shape[0], nin = (int)w->shape[1];
+    int nout = (int)w->shape[0];
     check_matrix(w);
     if (din)
         input_gradient(din, dout, w, N);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, N, 1.0f, dout, nout, in, nin, 1.0f, dw, nin);
+        weight_gradient(dw, dout, in, w, nout, N, true);
     if (db)
         bias_gradient(db, dout, N, nout);
 }
@@ -218,23 +269,22 @@ typedef struct {
 static void rows_panel(void *ctx, float *panel, int o0, int p)
 {
     rows_job *j = ctx;
-    int N = j->dx.N, nin = j->dx.nin, nout = j->dx.nout;
     if (j->dx.out)
         input_gradient_panel(&j->dx, panel, o0, p);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p, nin, N, 1.0f, j->dout + o0, nout, j->in, nin, 0.0f,
-                j->grad, nin);
+    weight_gradient(j->grad, j->dout + o0, j->in, j->w, p, j->dx.N, false);
     j->rows->fn(j->rows->ctx, j->w, o0, o0 + p, panel, j->grad);
 }
 
-/* A half-precision W off the tiles is widened a panel at a time, and each panel
- * serves din's share, its rows of dw and the sink; an fp32 W, or one on the
- * tiles, gives din in one product first, then its rows as they are (or none). */
+/* A half-precision W off the tiles and off pare's FMA product is widened a panel
+ * at a time, and each panel serves din's share, its rows of dw and the sink; an
+ * fp32 W, or one on the tiles or the FMA product (which widen as they pack),
+ * gives din in one product first, then its rows as they are (or none). */
 void matmul_backward_rows(float *din, float *db, const float *dout, const float *in, const tensor *w, int N,
                           const weight_rows_sink *rows)
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
     check_matrix(w);
-    bool widen = !in_place(w) && !on_tiles(w);
+    bool widen = !in_place(w) && !on_tiles(w) && !on_fma(w, N);
     if (din && !widen) {
         input_gradient(din, dout, w, N);
         din = NULL;

@@ -26,7 +26,8 @@ void matmul_backward(float *din, float *dw, float *db, const float *dout, const 
 /* Where a weight's gradient goes a panel of rows at a time: fn(ctx, w, r0, r1,
  * w_rows, grad_rows) with rows [r0, r1) of dw ((r1 - r0, I), fp32) and of w as
  * fp32 (the same shape), or w_rows NULL where the product did not widen them
- * (AMX tiles); both valid only during the call. The panels come in row order. */
+ * (AMX tiles, pare's own AVX2 product: base/gemm.h); both valid only during the
+ * call. The panels come in row order. */
 typedef void weight_rows_fn(void *ctx, const tensor *w, int64_t r0, int64_t r1, const float *w_rows,
                             const float *grad_rows);
 typedef struct {
@@ -36,11 +37,12 @@ typedef struct {
 
 /* matmul_backward with dw's rows handed to rows panel by panel instead of added
  * into a whole (O, I) buffer: no gradient the size of W is held, and a
- * half-precision W is widened once for both din and the sink. dw's rows are
- * those matmul_backward adds into a zeroed dw, as sgemm makes them for a block
- * of rows (OpenBLAS's Haswell kernels round about 3% of them by one unit in the
- * last place differently than for the whole product; its SkylakeX kernels give
- * the same bits). */
+ * half-precision W that sgemm multiplies is widened once for both din and the
+ * sink. dw's rows are those matmul_backward adds into a zeroed dw, as the
+ * product makes them for a block of rows (pare's own AVX2 product and
+ * OpenBLAS's SkylakeX kernels give the same bits as for the whole product;
+ * OpenBLAS's Haswell kernels round about 3% of them by one unit in the last
+ * place differently). */
 void matmul_backward_rows(float *din, float *db, const float *dout, const float *in, const tensor *w, int N,
                           const weight_rows_sink *rows);
 

@@ -267,12 +267,13 @@ static void collect_rows(void *ctx, const tensor *w, int64_t r0, int64_t r1, con
 }
 
 /* matmul_backward_rows for fp32, bf16 and f16 weights of one and a half panels
- * of rows of 4096, on every instruction set the CPU has (AMX tiles among them):
- * din (added onto what it held), db and dw's rows as double-precision sums give
- * them, the rows widened where the product widened them (not on the tiles). */
-static void test_matmul_backward_rows(void)
+ * of rows of 4096, on every instruction set the CPU has (AMX tiles and pare's
+ * FMA product among them), with N rows of activations: din (added onto what it
+ * held), db and dw's rows as double-precision sums give them, the rows widened
+ * where the product widened them (not on the tiles, nor in the FMA product). */
+static void check_backward_rows(int N)
 {
-    enum { N = 3, NI = 4096 };
+    enum { NI = 4096 };
     tensor shape = tensor_wrap(NULL, 1 << 20, NI); /* more rows than a panel */
     const int NO = matmul_panel_rows(&shape) * 3 / 2;
     float *in = xmalloc(N * NI * sizeof(float)), *dout = xmalloc((size_t)N * NO * sizeof(float));
@@ -326,12 +327,12 @@ static void test_matmul_backward_rows(void)
                 e = fmax(e, fabs(din[i] - rdin[i]) / 8); /* sums of hundreds of terms */
             for (int o = 0; o < NO; o++)
                 e = fmax(e, fabs(db[o] - rdb[o]));
-            bool tiles = dtypes[d] != DTYPE_F32 && cpu()->tiles;
-            fprintf(stderr, "    %-8s %-4s %d panels, %d widened: worst error %.2e\n", cpu_level_name(level),
+            bool packs = dtypes[d] != DTYPE_F32 && (cpu()->tiles || (cpu()->fma_gemm && N >= 16));
+            fprintf(stderr, "    N %2d %-8s %-4s %d panels, %d widened: worst error %.2e\n", N, cpu_level_name(level),
                     dtypes[d] == DTYPE_F32 ? "f32" : dtypes[d] == DTYPE_BF16 ? "bf16" : "f16", got.panels,
                     got.widened, e);
             CHECK(!got.bad && got.next == NO && got.panels == 2);
-            CHECK(got.widened == (tiles ? 0 : 2));
+            CHECK(got.widened == (packs ? 0 : 2));
             CHECK(e < 1e-5);
             free(din), free(db), free(got.dw), free(wf);
             tensor_free(&w);
@@ -339,6 +340,13 @@ static void test_matmul_backward_rows(void)
     }
     cpu_active = was;
     free(in), free(dout), free(wv), free(rdw), free(rdb), free(rdin);
+}
+
+/* A token's rows, and enough for pare's FMA product (16 and up). */
+static void test_matmul_backward_rows(void)
+{
+    check_backward_rows(3);
+    check_backward_rows(40);
 }
 
 /* x (B, T, nh, hd) with row stride ld rotated with the tables (as doubles) */
