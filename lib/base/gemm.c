@@ -4,10 +4,10 @@
  * The loops block the product for a core's caches, as GotoBLAS and BLIS do, with
  * the roles set for a model's layers, where A is some hundreds of rows of
  * activations and B a weight of millions of values. Each thread takes a range
- * of C's columns, in slivers of NR, and:
+ * of C's columns, in slivers of NR, and for each chunk of up to MC rows of A:
  *
- *   for each block of KB of the summed width:
- *     packs A's block (M x KB) in strips of MR rows       (L2: 1.3 MB for 642 rows)
+ *   for each block of the summed width (at most KB, the blocks as even as can be):
+ *     packs A's block (rows x KB) in strips of MR rows    (1.3 MB for 640 rows)
  *     for each group of GROUP slivers of its range:
  *       packs (and widens) B's slivers (KB x NR each)     (L2: 512 KB)
  *       for each strip of A:                              (L1: 12 KB)
@@ -17,9 +17,13 @@
  * along its rows, where the hardware's prefetcher follows them. Measured held to
  * AVX2 on a Sapphire Rapids (2 threads, 642 x 11008 x 4096 with bf16 weights, a
  * slice's gate_proj, its FMA peak 249 GFLOP/s): 204-221 GFLOP/s against OpenBLAS
- * 0.3.21's Haswell sgemm's 186-205 on the same weights already widened. Visiting
- * the tiles down C's columns instead (each on pages of its own) cost 10%; KB of
- * 256, 384 or 768 were slower; a prefetch of each tile before its sums gained 4%.
+ * 0.3.21's Haswell sgemm's 186-205 on the same weights already widened
+ * (bench_gemm has every product of a layer). Visiting the tiles down C's columns
+ * instead (each on pages of its own) cost 10%; KB of 256, 384 or 768 were slower;
+ * a prefetch of each tile before its sums gained 4%; reading B a row of the
+ * group at a time (not a sliver at a time) took the weight gradient of down_proj
+ * from 0.82 to 0.93 of sgemm's speed. A prefetch of B's rows ahead of the packing
+ * gained nothing that could be measured.
  *
  * Letters: M, N, K as in gemm.h; kc the width of a block, m0 and n0 a tile's
  * first row and column. */

@@ -59,9 +59,10 @@ static enum amx_weights tile_weights(const tensor *w) { return w->dtype == DTYPE
  * pare's product computes rows six at a time. */
 #define FMA_MIN_ROWS 16
 
-/* Whether products of N rows with w run on pare's own FMA product (base/gemm.h):
- * a CPU whose table has it, and w aligned to its values. */
-static bool on_fma(const tensor *w, int N) { return cpu()->fma_gemm && tensor_aligned(w) && N >= FMA_MIN_ROWS; }
+/* Whether products of N rows run on pare's own FMA product (base/gemm.h): a CPU
+ * whose table has it; with a weight w, w aligned to its values too. */
+static bool fma_rows(int N) { return cpu()->fma_gemm && N >= FMA_MIN_ROWS; }
+static bool on_fma(const tensor *w, int N) { return fma_rows(N) && tensor_aligned(w); }
 
 /* w (O, I) as gemm's operand: W^T (I, O) when transposed, else W. */
 static gemm_operand weight_operand(const tensor *w, bool transposed)
@@ -233,7 +234,7 @@ static void weight_gradient(float *dw, const float *dout, const float *in, const
                             bool accumulate)
 {
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
-    if (cpu()->fma_gemm && N >= FMA_MIN_ROWS) {
+    if (fma_rows(N)) {
         gemm_operand a = f32_operand(dout, nout, true), b = f32_operand(in, nin, false);
         gemm_fma(dw, nin, &a, &b, P, nin, N, accumulate);
         return;
