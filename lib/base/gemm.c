@@ -212,25 +212,21 @@ static void tile(int kc, const float *strip, const float *sliver, float *c, int6
            c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int k = 0; k < kc; k++) {
         const float *a = strip + (size_t)k * MR;
-        __m256 b0 = _mm256_load_ps(sliver + (size_t)k * NR), b1 = _mm256_load_ps(sliver + (size_t)k * NR + 8), x;
-        x = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
+        __m256 b0 = _mm256_load_ps(sliver + (size_t)k * NR), b1 = _mm256_load_ps(sliver + (size_t)k * NR + 8);
+        /* row r's two accumulators += a[r] * the sliver's row k (named, so that they stay in registers) */
+#define TILE_ROW(r, lo, hi)                          \
+    do {                                             \
+        __m256 x_ = _mm256_broadcast_ss(a + (r));    \
+        lo = _mm256_fmadd_ps(x_, b0, lo);            \
+        hi = _mm256_fmadd_ps(x_, b1, hi);            \
+    } while (0)
+        TILE_ROW(0, c00, c01);
+        TILE_ROW(1, c10, c11);
+        TILE_ROW(2, c20, c21);
+        TILE_ROW(3, c30, c31);
+        TILE_ROW(4, c40, c41);
+        TILE_ROW(5, c50, c51);
+#undef TILE_ROW
     }
     __m256 sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     if (cols == NR) {
