@@ -134,8 +134,9 @@ static void transpose8(__m256 out[8], const __m256 in[8])
 }
 
 /* B's columns [n0, n0 + NR) by rows [k0, k0 + kc) into a sliver (kc, NR), as
- * fp32 (columns past N as 0). A transposed B (a weight W read as W^T) is read 8
- * of its rows' values at a time and turned by 8 x 8 blocks. */
+ * fp32, for a transposed B (a weight W read as W^T: read 8 of its rows' values at
+ * a time and turned by 8 x 8 blocks) or a sliver part filled (value by value,
+ * columns past N as 0); pack_group packs the full slivers of a B not transposed. */
 static void pack_sliver(float *sliver, const gemm_operand *B, int N, int n0, int k0, int kc)
 {
     int cols = N - n0 < NR ? N - n0 : NR;
@@ -148,14 +149,6 @@ static void pack_sliver(float *sliver, const gemm_operand *B, int N, int n0, int
     const void *data = B->data;
     enum gemm_dtype dt = B->dtype;
     int64_t ld = B->ld;
-    if (!B->transposed) {
-        for (int k = 0; k < kc; k++) {
-            int64_t i = (k0 + k) * ld + n0;
-            _mm256_store_ps(sliver + (size_t)k * NR, load8(data, dt, i));
-            _mm256_store_ps(sliver + (size_t)k * NR + 8, load8(data, dt, i + 8));
-        }
-        return;
-    }
     int k = 0;
     for (; k + 8 <= kc; k += 8)
         for (int jb = 0; jb < NR; jb += 8) {

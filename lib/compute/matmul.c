@@ -259,9 +259,9 @@ void matmul_backward(float *din, float *dw, float *db, const float *dout, const 
 
 /* matmul_backward_rows's operands, for the panels' callback. */
 typedef struct {
-    product_job dx;        /* din += dout @ W, panel by panel (din NULL: done, or not wanted) */
+    product_job dx;        /* out din += in dout @ W, panel by panel (din NULL: done, or not wanted) */
     float *grad;           /* (panel rows, I) */
-    const float *dout, *in;
+    const float *in;       /* the map's input (N, I) */
     const tensor *w;
     const weight_rows_sink *rows;
 } rows_job;
@@ -272,7 +272,7 @@ static void rows_panel(void *ctx, float *panel, int o0, int p)
     rows_job *j = ctx;
     if (j->dx.out)
         input_gradient_panel(&j->dx, panel, o0, p);
-    weight_gradient(j->grad, j->dout + o0, j->in, j->w, p, j->dx.N, false);
+    weight_gradient(j->grad, j->dx.in + o0, j->in, j->w, p, j->dx.N, false);
     j->rows->fn(j->rows->ctx, j->w, o0, o0 + p, panel, j->grad);
 }
 
@@ -290,7 +290,7 @@ void matmul_backward_rows(float *din, float *db, const float *dout, const float 
         input_gradient(din, dout, w, N);
         din = NULL;
     }
-    rows_job j = {{din, dout, N, nin, nout, 1.0f}, NULL, dout, in, w, rows};
+    rows_job j = {{din, dout, N, nin, nout, 1.0f}, NULL, in, w, rows};
     j.grad = xmalloc_aligned((size_t)matmul_panel_rows(w) * nin * sizeof(float));
     each_panel(w, widen, rows_panel, &j);
     free(j.grad);
