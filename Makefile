@@ -19,9 +19,10 @@ CPU_FLAGS_avx2   = -mavx2 -mfma -mf16c
 CPU_FLAGS_avx512 = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq -mavx512vl
 CPU_FLAGS_amx    = $(CPU_FLAGS_avx512) -mamx-tile -mamx-bf16
 # lib/base/amx.c: the tile products, reached only through the amx table;
-# lib/base/gemm.c: pare's own FMA product, only through the avx2 table
+# lib/base/gemm.c: pare's own FMA product, built for avx2 and avx512, through those tables
+GEMM_VARIANTS = avx2 avx512
 LIB_OBJ  = $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(CPU_VARIANTS:%=$(BUILD)/lib/base/cpu_loops-%.o) \
-           $(BUILD)/lib/base/amx.o $(BUILD)/lib/base/gemm.o
+           $(BUILD)/lib/base/amx.o $(GEMM_VARIANTS:%=$(BUILD)/lib/base/gemm-%.o)
 CMDS     = $(sort $(notdir $(wildcard cmd/*)))
 PROGS    = $(CMDS:%=$(BUILD)/bin/pare-%)
 FRONT    = $(BUILD)/bin/pare
@@ -48,9 +49,9 @@ $(BUILD)/lib/base/amx.o: lib/base/amx.c lib/*/*.h
 	$(CC) $(CFLAGS) $(CPU_FLAGS_amx) -c -o $@ $<
 
 # unrolled: 2-8% faster than -O2 alone on a 7B layer's products
-$(BUILD)/lib/base/gemm.o: lib/base/gemm.c lib/*/*.h
+$(BUILD)/lib/base/gemm-%.o: lib/base/gemm.c lib/*/*.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CPU_FLAGS_avx2) -O3 -funroll-loops -c -o $@ $<
+	$(CC) $(CFLAGS) $(CPU_FLAGS_$*) -DCPU_VARIANT=$* -O3 -funroll-loops -c -o $@ $<
 
 # Made anew, so that the object of a source file that is gone leaves with it.
 $(BUILD)/libpare.a: $(LIB_OBJ)

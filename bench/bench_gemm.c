@@ -5,8 +5,9 @@
  * rows (fp32 activations, matmul_panel_rows's panels). sgemm multiplies weights
  * already widened, and its time leaves the widening out. GFLOP/s, best of
  * ROUNDS (default 3) alternating rounds, and the ratio. pare runs its product
- * where the CPU's widest set is AVX2: on a CPU with more, and PARE_CPU unset,
- * the benchmark runs itself again with PARE_CPU=avx2 OPENBLAS_CORETYPE=Haswell. */
+ * where the CPU's widest set is AVX2, or AVX-512 on AMD's (cpu()->gemm): on a CPU
+ * whose table has none (Intel's with AVX-512), and PARE_CPU unset, the benchmark
+ * runs itself again with PARE_CPU=avx2 OPENBLAS_CORETYPE=Haswell. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,12 @@ static double run(int p, bool own, const map_shape *m, const uint16_t *w, const 
     double t0 = now_seconds();
     if (p == 0 && own) {
         gemm_operand a = {x, D, GEMM_F32, false}, b = {w, D, GEMM_BF16, true};
-        gemm_fma(out, O, &a, &b, N, O, D, false);
+        cpu()->gemm(out, O, &a, &b, N, O, D, false);
     } else if (p == 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, D, 1.0f, x, D, wf, D, 0.0f, out, O);
     } else if (p == 1 && own) {
         gemm_operand a = {dout, O, GEMM_F32, false}, b = {w, D, GEMM_BF16, false};
-        gemm_fma(out, D, &a, &b, N, D, O, true);
+        cpu()->gemm(out, D, &a, &b, N, D, O, true);
     } else if (p == 1) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, O, 1.0f, dout, O, wf, D, 1.0f, out, D);
     } else {
@@ -63,7 +64,7 @@ static double run(int p, bool own, const map_shape *m, const uint16_t *w, const 
             int rows = O - o0 < P ? O - o0 : P;
             if (own) {
                 gemm_operand a = {dout + o0, O, GEMM_F32, true}, b = {x, D, GEMM_F32, false};
-                gemm_fma(out, D, &a, &b, rows, D, N, false);
+                cpu()->gemm(out, D, &a, &b, rows, D, N, false);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, D, N, 1.0f, dout + o0, O, x, D, 0.0f, out,
                             D);
@@ -75,12 +76,12 @@ static double run(int p, bool own, const map_shape *m, const uint16_t *w, const 
 
 int main(int argc, char **argv)
 {
-    if (!cpu_supports(CPU_AVX2)) {
-        printf("bench_gemm: this CPU has no AVX2, FMA and F16C: nothing to compare\n");
+    if (!cpu_supports(CPU_AVX2) || (getenv("PARE_CPU") && !cpu()->gemm)) {
+        printf("bench_gemm: the %s table has no product of pare's own: nothing to compare\n", cpu()->name);
         return 0;
     }
-    /* pare runs its product at the avx2 level only: on a wider CPU, both held to AVX2 */
-    if (!getenv("PARE_CPU") && !cpu()->fma_gemm) {
+    /* where the table has no product of pare's own: both held to AVX2 */
+    if (!getenv("PARE_CPU") && !cpu()->gemm) {
         setenv("PARE_CPU", "avx2", 1);
         setenv("OPENBLAS_CORETYPE", "Haswell", 1);
         execv("/proc/self/exe", argv);

@@ -45,6 +45,17 @@ static int has_amx(void)
 }
 #endif
 
+/* Whether the CPU is AMD's (whose Zen 4 runs a 512-bit operation as two halves). */
+static int is_amd(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+#else
+    return 0;
+#endif
+}
+
 /* The builtins check the instruction sets and that the system saves their
  * registers (XCR0). */
 int cpu_supports(enum cpu_level level)
@@ -97,7 +108,13 @@ const cpu_kernels *cpu_select(void)
         while (level + 1 < CPU_LEVELS && cpu_supports((enum cpu_level)(level + 1)))
             level = (enum cpu_level)(level + 1);
     }
-    const cpu_kernels *k = cpu_kernels_of(level);
-    cpu_active = k;
-    return k;
+    /* The table, less pare's own product at avx512 on a CPU not AMD's (see cpu.h).
+     * A copy per level: a second call (the same choice, or another PARE_CPU in a
+     * test) writes the same values or another copy, never the one in use. */
+    static cpu_kernels chosen[CPU_LEVELS];
+    chosen[level] = *cpu_kernels_of(level);
+    if (level == CPU_AVX512 && !is_amd())
+        chosen[level].gemm = NULL;
+    cpu_active = &chosen[level];
+    return &chosen[level];
 }

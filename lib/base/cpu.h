@@ -13,9 +13,13 @@
  *   amx       the avx512 loops, and bf16 weights' products on AMX tiles (base/amx.h)
  *             where the system grants them (Sapphire Rapids and later)
  *
- * The avx2 table also has the products with weights run by pare's own FMA product
- * (base/gemm.h), which beats OpenBLAS's Haswell kernels there; from avx512 up,
- * OpenBLAS's wider kernels (or the tiles) are faster.
+ * The avx2 and avx512 tables also have the products with weights run by pare's
+ * own FMA product (base/gemm.h), which beats OpenBLAS's Haswell kernels at AVX2
+ * and its 512-bit kernels on AMD's Zen 4 (which runs a 512-bit operation as two
+ * halves, so that OpenBLAS's wider kernels gain nothing there, while pare's
+ * widens half-precision weights as it packs them). On Intel's AVX-512 CPUs,
+ * whose 512-bit units are full width, cpu_select leaves the products to
+ * OpenBLAS's kernels (or to the tiles: the amx table has no own product).
  *
  * PARE_CPU=baseline|avx2|avx512|amx picks a table instead (tests run every variant
  * the CPU has against the baseline); asking for one the CPU lacks is an error.
@@ -30,14 +34,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/gemm.h"
+
 enum cpu_level { CPU_BASELINE, CPU_AVX2, CPU_AVX512, CPU_AMX, CPU_LEVELS };
 
 typedef struct cpu_kernels {
     const char *name; /* "baseline", "avx2", "avx512", "amx" */
     /* whether products with bf16 weights run on AMX tiles (base/amx.h) */
     bool tiles;
-    /* whether products with weights run on pare's own FMA product (base/gemm.h) */
-    bool fma_gemm;
+    /* pare's own product (base/gemm.h) for products with weights, or NULL:
+     * OpenBLAS's sgemm (or the tiles) */
+    gemm_fn *gemm;
     /* dst (n) = src (n) bf16 / f16 values widened exactly to fp32 */
     void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
     void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);

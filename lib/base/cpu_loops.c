@@ -474,8 +474,12 @@ const cpu_kernels NAME(cpu_kernels) = {
 #if defined(__AMX_BF16__)
     .tiles = true,
 #endif
-#if defined(__AVX2__) && !defined(__AVX512F__)
-    .fma_gemm = true,
+#if defined(__AMX_BF16__)
+    .gemm = NULL,
+#elif defined(__AVX512F__)
+    .gemm = gemm_fma_avx512,
+#elif defined(__AVX2__)
+    .gemm = gemm_fma_avx2,
 #endif
     .bf16_to_f32 = NAME(bf16_to_f32),
     .f16_to_f32 = NAME(f16_to_f32),

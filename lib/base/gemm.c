@@ -1,5 +1,6 @@
-/* gemm.c - pare's own product for AVX2 and FMA (see gemm.h). Built with the AVX2
- * flags (the Makefile); only the avx2 table of base/cpu.h leads here.
+/* gemm.c - pare's own product for AVX2 and FMA (see gemm.h). Built twice (the
+ * Makefile): with the AVX2 flags (gemm_fma_avx2, tiles of 8-float vectors) and
+ * with AVX-512's (gemm_fma_avx512, of 16); the tables of base/cpu.h lead here.
  *
  * The loops block the product for a core's caches, as GotoBLAS and BLIS do, with
  * the roles set for a model's layers, where A is some hundreds of rows of
@@ -36,12 +37,41 @@
 #include "base/parallel.h"
 #include "base/util.h"
 
+#if !defined(CPU_VARIANT)
+#error "gemm.c is compiled with -DCPU_VARIANT=avx2|avx512 (see the Makefile)"
+#endif
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+/* The tile's vectors: 8 floats (AVX2) or 16 (AVX-512). */
+#if defined(__AVX512F__)
+enum { VW = 16 };
+typedef __m512 vf;
+#define vload _mm512_load_ps
+#define vloadu _mm512_loadu_ps
+#define vstoreu _mm512_storeu_ps
+#define vadd _mm512_add_ps
+#define vfma _mm512_fmadd_ps
+#define vzero _mm512_setzero_ps
+#define vbroadcast(p) _mm512_set1_ps(*(p))
+#else
+enum { VW = 8 };
+typedef __m256 vf;
+#define vload _mm256_load_ps
+#define vloadu _mm256_loadu_ps
+#define vstoreu _mm256_storeu_ps
+#define vadd _mm256_add_ps
+#define vfma _mm256_fmadd_ps
+#define vzero _mm256_setzero_ps
+#define vbroadcast(p) _mm256_broadcast_ss(p)
+#endif
+
 enum {
-    MR = 6,     /* rows of a tile: 12 accumulators of 8 */
-    NR = 16,    /* columns of a tile, of a sliver */
-    KB = 512,   /* summed width of a block */
-    GROUP = 16, /* slivers packed at a time */
-    MC = 2040,  /* rows of A packed at a time, a multiple of MR (4 MB; a weight's gradient has thousands) */
+    MR = 6,           /* rows of a tile: 12 accumulators */
+    NR = 2 * VW,      /* columns of a tile, of a sliver: two vectors */
+    KB = 512,         /* summed width of a block */
+    GROUP = 256 / NR, /* slivers packed at a time (kc x 256 values: 512 KB) */
+    MC = 2040,        /* rows of A packed at a time, a multiple of MR (4 MB; a weight's gradient has thousands) */
 };
 
 typedef struct {
@@ -179,8 +209,8 @@ static void pack_group(float *slivers, const gemm_operand *B, int N, int n0, int
             int64_t i = (k0 + k) * ld + n0;
             for (int g = 0; g < full; g++) {
                 float *row = slivers + (size_t)g * NR * kc + (size_t)k * NR;
-                _mm256_store_ps(row, load8(data, dt, i + g * NR));
-                _mm256_store_ps(row + 8, load8(data, dt, i + g * NR + 8));
+                for (int j = 0; j < NR; j += 8)
+                    _mm256_store_ps(row + j, load8(data, dt, i + g * NR + j));
             }
         }
     else
@@ -201,17 +231,17 @@ static void tile(int kc, const float *strip, const float *sliver, float *c, int6
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
     }
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    vf c00 = vzero(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00,
+       c41 = c00, c50 = c00, c51 = c00;
     for (int k = 0; k < kc; k++) {
         const float *a = strip + (size_t)k * MR;
-        __m256 b0 = _mm256_load_ps(sliver + (size_t)k * NR), b1 = _mm256_load_ps(sliver + (size_t)k * NR + 8);
+        vf b0 = vload(sliver + (size_t)k * NR), b1 = vload(sliver + (size_t)k * NR + VW);
         /* row r's two accumulators += a[r] * the sliver's row k (named, so that they stay in registers) */
-#define TILE_ROW(r, lo, hi)                          \
-    do {                                             \
-        __m256 x_ = _mm256_broadcast_ss(a + (r));    \
-        lo = _mm256_fmadd_ps(x_, b0, lo);            \
-        hi = _mm256_fmadd_ps(x_, b1, hi);            \
+#define TILE_ROW(r, lo, hi)              \
+    do {                                 \
+        vf x_ = vbroadcast(a + (r));     \
+        lo = vfma(x_, b0, lo);           \
+        hi = vfma(x_, b1, hi);           \
     } while (0)
         TILE_ROW(0, c00, c01);
         TILE_ROW(1, c10, c11);
@@ -221,13 +251,13 @@ static void tile(int kc, const float *strip, const float *sliver, float *c, int6
         TILE_ROW(5, c50, c51);
 #undef TILE_ROW
     }
-    __m256 sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    vf sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     if (cols == NR) {
         for (int r = 0; r < rows; r++) {
             float *row = c + r * ldc;
             for (int h = 0; h < 2; h++) {
-                __m256 s = add ? _mm256_add_ps(_mm256_loadu_ps(row + 8 * h), sums[r][h]) : sums[r][h];
-                _mm256_storeu_ps(row + 8 * h, s);
+                vf s = add ? vadd(vloadu(row + VW * h), sums[r][h]) : sums[r][h];
+                vstoreu(row + VW * h, s);
             }
         }
         return;
@@ -249,14 +279,34 @@ static int block_width(int K)
     return (w + 7) / 8 * 8;
 }
 
+/* A thread's packing buffer, kept from one product to the next and grown when
+ * too small (at most MC rows of KB for A: 4 MB): allocated anew for each product,
+ * its fresh pages, which the system clears, took 4% of pare-score's time. */
+typedef struct {
+    float *data;
+    size_t cap;
+} pack_buffer;
+
+static float *pack_buffer_get(pack_buffer *b, size_t n)
+{
+    if (n > b->cap) {
+        free(b->data);
+        b->data = xmalloc_aligned(n * sizeof(float));
+        b->cap = n;
+    }
+    return b->data;
+}
+
+static _Thread_local pack_buffer strips_of_A, slivers_of_B;
+
 /* Slivers [s0, s1) of C: every block of the summed width in turn, so each value's
  * sum has the same order whichever thread makes it. */
 static void gemm_part(void *ctx, int64_t s0, int64_t s1)
 {
     const gemm_job *j = ctx;
     int kb = block_width(j->K), mc = j->M < MC ? j->M : MC, strips = (mc + MR - 1) / MR;
-    float *A = xmalloc_aligned((size_t)strips * MR * kb * sizeof(float));
-    float *B = xmalloc_aligned((size_t)GROUP * NR * kb * sizeof(float));
+    float *A = pack_buffer_get(&strips_of_A, (size_t)strips * MR * kb);
+    float *B = pack_buffer_get(&slivers_of_B, (size_t)GROUP * NR * kb);
     for (int mc0 = 0; mc0 < j->M; mc0 += MC) {
         int M = j->M - mc0 < MC ? j->M - mc0 : MC;
         for (int k0 = 0; k0 < j->K; k0 += kb) {
@@ -278,11 +328,9 @@ static void gemm_part(void *ctx, int64_t s0, int64_t s1)
             }
         }
     }
-    free(A);
-    free(B);
 }
 
-void gemm_fma(float *C, int64_t ldc, const gemm_operand *A, const gemm_operand *B, int M, int N, int K,
+void CAT(gemm_fma_, CPU_VARIANT)(float *C, int64_t ldc, const gemm_operand *A, const gemm_operand *B, int M, int N, int K,
               bool accumulate)
 {
     if (M <= 0 || N <= 0)

@@ -79,6 +79,9 @@ void forward_state_free(forward_state *s)
 
 void model_forward(const model *m, forward_state *s, const int *tokens)
 {
+    int from = s->logits_from;
+    if (from < 0 || from >= s->T)
+        die("model_forward: logits from position %d of %d", from, s->T);
     const model_config *c = &m->cfg;
     int N = s->B * s->T;
     layer_causal att = {s->B, s->T, s->att, s->rope_cos, s->rope_sin, s->prefix, NULL, NULL};
@@ -94,6 +97,12 @@ void model_forward(const model *m, forward_state *s, const int *tokens)
     layer_acts a = {.xn_a = s->xn, .q = s->q, .k = s->k, .v = s->v, .ctx = s->ctx, .xn_m = s->xn,
                     .gate = s->gate, .up = s->up, .hid = s->hid, .fused = s->fused};
     layers_forward(m, &h, &a, tokens, s->x, N);
+    if (from > 0) { /* the rows that get logits, moved up to one block (each moves up or stays) */
+        int D = c->dim, kept = s->T - from;
+        for (int b = 0; b < s->B; b++)
+            memmove(s->x + (size_t)b * kept * D, s->x + ((size_t)b * s->T + from) * D, (size_t)kept * D * sizeof(float));
+        N = s->B * kept;
+    }
     layer_norm_forward(m, m->final_norm, m->final_norm_b, s->xn, NULL, s->x, N);
     matmul_forward(s->logits, s->xn, m->lm_head, NULL, N);
 }

@@ -25,7 +25,7 @@ typedef struct {
     float *ctx;      /* (N, maxH*hd) attention output before o_proj */
     float *gate, *up;/* (N, maxF) */
     float *hid;      /* (N, maxF) silu(gate) * up */
-    float *logits;   /* (N, V) */
+    float *logits;   /* (N, V), or (B*(T - logits_from), V) */
     float *rope_cos, *rope_sin; /* (T, rd/2), rd = config_rope_dim */
     float *fused;    /* (N, layer_fused_width) a fused map's output (ChatGLM) */
     int prefix;      /* 0: causal attention; P > 0: the first P tokens of each
@@ -35,6 +35,11 @@ typedef struct {
     int *pos, *block_pos;       /* (maxT) the positions of that prefix */
     struct lora_set *lora;      /* adapters every pass adds (lora.h), or NULL: set by
                                    the caller, beside the model */
+    int logits_from; /* 0: the logits of every position; F in (0, T): of positions
+                        F .. T-1 of each sequence only, their rows one after the
+                        other (sequence b's position t at row b*(T-F) + t-F) - the
+                        LM head's product for the others skipped (s->x then
+                        holds those rows' residual streams, so). Set by the caller */
 } forward_state;
 
 void forward_state_init(forward_state *s, const model *m, int B, int T);
@@ -43,7 +48,7 @@ void forward_state_free(forward_state *s);
  * for (prefixes of the same buffers). Dies if larger. */
 void forward_state_set_batch(forward_state *s, int B, int T);
 
-/* tokens (B, T) -> s->logits (B*T, V). With adapters (s->lora), each adapted map
+/* tokens (B, T) -> s->logits (B*T, V), or the rows of s->logits_from on. With adapters (s->lora), each adapted map
  * adds its LoRA term (lora.h), without dropout. */
 void model_forward(const model *m, forward_state *s, const int *tokens);
 

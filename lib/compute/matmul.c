@@ -1,10 +1,11 @@
 /* matmul.c - products with weight tensors (see matmul.h). An fp32 weight is one
  * OpenBLAS sgemm on the tensor's data. A bf16 or f16 weight, where the CPU has
  * AMX tiles, is a tile product (base/amx.h: the same fp32 product, in another
- * summation order). Where the CPU's widest set is AVX2 (the avx2 table), every
- * product with an aligned weight of any dtype, and the weight's gradient, is
- * pare's own FMA product (base/gemm.h), which widens half-precision weights as
- * it packs them; a few rows (a token at a time) stay with OpenBLAS. Elsewhere a
+ * summation order). Where the CPU's table has pare's own FMA product (base/gemm.h:
+ * AVX2 CPUs, and AMD's with AVX-512), every product with an aligned weight of
+ * any dtype, and the weight's gradient, is that product, which widens
+ * half-precision weights as it packs them; a few rows (a token at a time) stay
+ * with OpenBLAS. Elsewhere a
  * half-precision weight (f16, bf16), or an fp32 one that is
  * not aligned to its values (mapped from a file that put it at an odd offset),
  * is widened a panel of rows at a time into an fp32 buffer of PANEL_BYTES, and
@@ -61,7 +62,7 @@ static enum amx_weights tile_weights(const tensor *w) { return w->dtype == DTYPE
 
 /* Whether products of N rows run on pare's own FMA product (base/gemm.h): a CPU
  * whose table has it; with a weight w, w aligned to its values too. */
-static bool fma_rows(int N) { return cpu()->fma_gemm && N >= FMA_MIN_ROWS; }
+static bool fma_rows(int N) { return cpu()->gemm && N >= FMA_MIN_ROWS; }
 static bool on_fma(const tensor *w, int N) { return fma_rows(N) && tensor_aligned(w); }
 
 /* w (O, I) as gemm's operand: W^T (I, O) when transposed, else W. */
@@ -147,7 +148,7 @@ static void product(float *out, const float *in, const tensor *w, float beta, in
     check_matrix(w);
     if (on_fma(w, N)) {
         gemm_operand a = f32_operand(in, nin, false), b = weight_operand(w, true);
-        gemm_fma(out, nout, &a, &b, N, nout, nin, beta != 0.0f);
+        cpu()->gemm(out, nout, &a, &b, N, nout, nin, beta != 0.0f);
         return;
     }
     if (in_place(w)) {
@@ -202,7 +203,7 @@ static void input_gradient(float *din, const float *dout, const tensor *w, int N
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
     if (on_fma(w, N)) {
         gemm_operand a = f32_operand(dout, nout, false), b = weight_operand(w, false);
-        gemm_fma(din, nin, &a, &b, N, nin, nout, true);
+        cpu()->gemm(din, nin, &a, &b, N, nin, nout, true);
         return;
     }
     if (in_place(w)) {
@@ -236,7 +237,7 @@ static void weight_gradient(float *dw, const float *dout, const float *in, const
     int nout = (int)w->shape[0], nin = (int)w->shape[1];
     if (fma_rows(N)) {
         gemm_operand a = f32_operand(dout, nout, true), b = f32_operand(in, nin, false);
-        gemm_fma(dw, nin, &a, &b, P, nin, N, accumulate);
+        cpu()->gemm(dw, nin, &a, &b, P, nin, N, accumulate);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, nin, N, 1.0f, dout, nout, in, nin, accumulate ? 1.0f : 0.0f,

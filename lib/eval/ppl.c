@@ -170,6 +170,7 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
     forward_state s;
     forward_state_init(&s, m, batch, seq_len);
     s.lora = lora;
+    s.logits_from = first; /* the LM head only for the scored positions (and the last) */
     int *tok = xmalloc((size_t)batch * seq_len * sizeof *tok);
     int *target = xmalloc((size_t)batch * seq_len * sizeof *target);
     progress p;
@@ -185,11 +186,11 @@ void ppl_evaluate(const model *m, struct lora_set *lora, const int *ids, size_t 
             memcpy(tok + (size_t)i * seq_len, src, (size_t)seq_len * sizeof *tok);
             if (llamacpp && o->bos >= 0)
                 tok[(size_t)i * seq_len] = o->bos;
-            for (int t = 0; t < seq_len; t++)
-                target[i * seq_len + t] = (i < b && t >= first && t + 1 < seq_len) ? src[t + 1] : -1;
+            for (int t = first; t < seq_len; t++) /* the rows of s.logits */
+                target[i * (seq_len - first) + t - first] = (i < b && t + 1 < seq_len) ? src[t + 1] : -1;
         }
         model_forward(m, &s, tok);
-        for (int r = 0; r < batch * seq_len; r++) {
+        for (int r = 0; r < batch * (seq_len - first); r++) {
             if (target[r] < 0)
                 continue;
             double nll = 0;

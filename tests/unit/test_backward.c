@@ -327,7 +327,7 @@ static void check_backward_rows(int N)
                 e = fmax(e, fabs(din[i] - rdin[i]) / 8); /* sums of hundreds of terms */
             for (int o = 0; o < NO; o++)
                 e = fmax(e, fabs(db[o] - rdb[o]));
-            bool packs = dtypes[d] != DTYPE_F32 && (cpu()->tiles || (cpu()->fma_gemm && N >= 16));
+            bool packs = dtypes[d] != DTYPE_F32 && (cpu()->tiles || (cpu()->gemm && N >= 16));
             fprintf(stderr, "    N %2d %-8s %-4s %d panels, %d widened: worst error %.2e\n", N, cpu_level_name(level),
                     dtypes[d] == DTYPE_F32 ? "f32" : dtypes[d] == DTYPE_BF16 ? "bf16" : "f16", got.panels,
                     got.widened, e);

@@ -355,6 +355,44 @@ static void test_batch_independence(void)
     tiny_free(&m);
 }
 
+/* With logits_from F, a pass gives the rows of positions F.. of each sequence,
+ * one after the other, as the whole pass gives them; F outside (0, T) dies. */
+static void logits_from_out_of_range(void *arg)
+{
+    forward_state *s = arg;
+    s->logits_from = s->T;
+    model_forward(NULL, s, NULL);
+}
+
+static void test_logits_from(void)
+{
+    static const int H[] = {4, 4}, KV[] = {2, 2}, F[] = {32, 32};
+    tiny_spec sp = {.D = 16, .L = 2, .V = 29, .hd = 4, .H = H, .KV = KV, .F = F,
+                    .tied = false, .style = ROPE_HALF, .theta = 10000.0f};
+    model m;
+    tiny_model(&m, &sp, 10);
+    int B = 5, T = 12, V = sp.V, from = 7;
+    int *tokens = rand_tokens(B * T, V);
+    forward_state s, s1;
+    forward_state_init(&s, &m, B, T);
+    forward_state_init(&s1, &m, B, T);
+    model_forward(&m, &s, tokens);
+    s1.logits_from = from;
+    model_forward(&m, &s1, tokens);
+    double e = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = from; t < T; t++)
+            for (int v = 0; v < V; v++)
+                e = fmax(e, fabs(s1.logits[((size_t)b * (T - from) + t - from) * V + v] -
+                                 s.logits[((size_t)b * T + t) * V + v]));
+    CHECK(e <= 1e-6);
+    CHECK(dies_with(logits_from_out_of_range, &s1, "model_forward: logits from position 12 of 12", NULL));
+    free(tokens);
+    forward_state_free(&s);
+    forward_state_free(&s1);
+    tiny_free(&m);
+}
+
 /* Grouped-query attention equals multi-head attention whose key/value weights
  * repeat each kv head for the query heads that share it (h -> h / (H/KV)). */
 static void test_gqa_equals_repeated_mha(void)
@@ -681,6 +719,7 @@ int main(int argc, char **argv)
     TEST(test_rope_scaling);
     TEST(test_today_models);
     TEST(test_batch_independence);
+    TEST(test_logits_from);
     TEST(test_gqa_equals_repeated_mha);
     TEST(test_golden_stories260k);
     TEST(test_golden_stories260k_hf);

@@ -2,8 +2,9 @@
  * way an operand is read (either transposed or not, B in fp32, bf16 or f16 at an
  * address that is not a vector's), shapes that leave a tile, a sliver, a group of
  * slivers and a block of the summed width partly filled, C inside a wider matrix,
- * accumulation, the same bits on one thread as on two, infinities and NaNs.
- * Skipped (and said so) where the CPU has no AVX2, FMA and F16C. */
+ * accumulation, the same bits on one thread as on two, infinities and NaNs; for
+ * each build of it the CPU can run (AVX2; AVX-512), and the two builds' bits the
+ * same. Skipped (and said so) where the CPU has no AVX2, FMA and F16C. */
 #include <stdint.h>
 
 #include "base/blas.h"
@@ -19,11 +20,15 @@ typedef struct {
     int M, N, K;
 } shape;
 
-/* tiles of 6 x 16, groups of 16 slivers, blocks of up to 512 of K, 2040 rows of A at a time */
+/* tiles of 6 x 16 (6 x 32), groups of 16 (8) slivers, blocks of up to 512 of K, 2040 rows of A at a time */
 static const shape shapes[] = {
     {1, 1, 1},    {5, 15, 7},    {6, 16, 8},     {7, 17, 9},      {13, 33, 511},
     {12, 32, 512}, {40, 300, 513}, {100, 257, 64}, {19, 1000, 1100}, {64, 520, 40}, {2100, 20, 70},
+    {6, 31, 8},   {7, 33, 9},
 };
+
+/* the build under test */
+static gemm_fn *gemm;
 
 /* A matrix of rows x cols stored with rows ld apart, read as (cols, rows) when
  * transposed: an operand of gemm and the fp32 values it holds (ref[r][c], the
@@ -98,7 +103,7 @@ static void check_shape(shape s, enum gemm_dtype bt, bool a_t, bool b_t, uint64_
     double bound = (s.K + 2.0) * U;
 
     memcpy(C, C0, (size_t)nc * sizeof *C);
-    gemm_fma(C, ldc, &A.op, &B.op, s.M, s.N, s.K, false);
+    gemm(C, ldc, &A.op, &B.op, s.M, s.N, s.K, false);
     double e_set = worst(C, ldc, NULL, A.ref, B.ref, s);
     CHECK(e_set <= bound);
     bool kept = true;
@@ -107,14 +112,14 @@ static void check_shape(shape s, enum gemm_dtype bt, bool a_t, bool b_t, uint64_
     CHECK(kept);
 
     memcpy(C, C0, (size_t)nc * sizeof *C);
-    gemm_fma(C, ldc, &A.op, &B.op, s.M, s.N, s.K, true);
+    gemm(C, ldc, &A.op, &B.op, s.M, s.N, s.K, true);
     double e_add = worst(C, ldc, C0, A.ref, B.ref, s);
     CHECK(e_add <= bound);
 
     /* one thread: the same bits */
     blas_set_threads(1);
     memcpy(C1, C0, (size_t)nc * sizeof *C1);
-    gemm_fma(C1, ldc, &A.op, &B.op, s.M, s.N, s.K, true);
+    gemm(C1, ldc, &A.op, &B.op, s.M, s.N, s.K, true);
     blas_set_threads(2);
     CHECK(memcmp(C, C1, (size_t)nc * sizeof *C) == 0);
 
@@ -142,7 +147,7 @@ static void test_layer_shape(void)
     uint64_t rng = 17;
     matrix A = make(M, K, GEMM_F32, false, &rng), B = make(K, N, GEMM_BF16, true, &rng);
     float *C = malloc((size_t)M * N * sizeof *C);
-    gemm_fma(C, N, &A.op, &B.op, M, N, K, false);
+    gemm(C, N, &A.op, &B.op, M, N, K, false);
     double w = 0;
     for (int i = 0; i < 2000; i++) {
         int m = (int)(rng_unit(&rng) * M), n = (int)(rng_unit(&rng) * N);
@@ -169,11 +174,29 @@ static void test_non_finite(void)
     float b[K * N] = {2, -2, 0, 1, 1, 1};
     float c[M * N];
     gemm_operand A = {a, K, GEMM_F32, false}, B = {b, N, GEMM_F32, false};
-    gemm_fma(c, N, &A, &B, M, N, K, false);
+    gemm(c, N, &A, &B, M, N, K, false);
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             float want = a[m * K] * b[n] + a[m * K + 1] * b[N + n];
             CHECK(isnan(want) ? isnan(c[m * N + n]) : c[m * N + n] == want);
+        }
+}
+
+/* The AVX-512 build sums the same terms in the same order as the AVX2 build:
+ * the same bits, for every kind of operand. */
+static void test_builds_agree(void)
+{
+    uint64_t rng = 19;
+    const shape s = {40, 300, 600};
+    for (int bt = GEMM_F32; bt <= GEMM_F16; bt++)
+        for (int t = 0; t < 4; t++) {
+            matrix A = make(s.M, s.K, GEMM_F32, t & 1, &rng), B = make(s.K, s.N, (enum gemm_dtype)bt, t & 2, &rng);
+            float *C2 = malloc((size_t)s.M * s.N * sizeof *C2), *C5 = malloc((size_t)s.M * s.N * sizeof *C5);
+            gemm_fma_avx2(C2, s.N, &A.op, &B.op, s.M, s.N, s.K, false);
+            gemm_fma_avx512(C5, s.N, &A.op, &B.op, s.M, s.N, s.K, false);
+            CHECK(memcmp(C2, C5, (size_t)s.M * s.N * sizeof *C2) == 0);
+            drop(&A), drop(&B);
+            free(C2), free(C5);
         }
 }
 
@@ -184,8 +207,19 @@ int main(void)
         return check_report();
     }
     blas_set_threads(2);
-    TEST(test_shapes);
-    TEST(test_layer_shape);
-    TEST(test_non_finite);
+    gemm_fn *const builds[] = {gemm_fma_avx2, gemm_fma_avx512};
+    for (int b = 0; b < 2; b++) {
+        if (b == 1 && !cpu_supports(CPU_AVX512)) {
+            fprintf(stderr, "  gemm, AVX-512 build: skipped, this CPU has no AVX-512\n");
+            break;
+        }
+        fprintf(stderr, "  the %s build\n", b ? "AVX-512" : "AVX2");
+        gemm = builds[b];
+        TEST(test_shapes);
+        TEST(test_layer_shape);
+        TEST(test_non_finite);
+        if (b == 1)
+            TEST(test_builds_agree);
+    }
     return check_report();
 }
