@@ -335,8 +335,8 @@ static void gemm_part(void *ctx, int64_t s0, int64_t s1)
     }
 }
 
-void CAT(gemm_fma_, CPU_VARIANT)(float *C, int64_t ldc, const gemm_operand *A, const gemm_operand *B, int M, int N, int K,
-              bool accumulate)
+void CAT(gemm_fma_, CPU_VARIANT)(float *C, int64_t ldc, const gemm_operand *A, const gemm_operand *B, int M, int N,
+                                 int K, bool accumulate)
 {
     if (M <= 0 || N <= 0)
         return;

@@ -100,7 +100,8 @@ void model_forward(const model *m, forward_state *s, const int *tokens)
     if (from > 0) { /* the rows that get logits, moved up to one block (each moves up or stays) */
         int D = c->dim, kept = s->T - from;
         for (int b = 0; b < s->B; b++)
-            memmove(s->x + (size_t)b * kept * D, s->x + ((size_t)b * s->T + from) * D, (size_t)kept * D * sizeof(float));
+            memmove(s->x + (size_t)b * kept * D, s->x + ((size_t)b * s->T + from) * D,
+                    (size_t)kept * D * sizeof(float));
         N = s->B * kept;
     }
     layer_norm_forward(m, m->final_norm, m->final_norm_b, s->xn, NULL, s->x, N);

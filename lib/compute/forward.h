@@ -48,8 +48,9 @@ void forward_state_free(forward_state *s);
  * for (prefixes of the same buffers). Dies if larger. */
 void forward_state_set_batch(forward_state *s, int B, int T);
 
-/* tokens (B, T) -> s->logits (B*T, V), or the rows of s->logits_from on. With adapters (s->lora), each adapted map
- * adds its LoRA term (lora.h), without dropout. */
+/* tokens (B, T) -> s->logits (B*T, V), or the rows of positions s->logits_from
+ * on. With adapters (s->lora), each adapted map adds its LoRA term (lora.h),
+ * without dropout. */
 void model_forward(const model *m, forward_state *s, const int *tokens);
 
 /* Mean negative log-likelihood helpers: for logits (N, V) and targets (N) (a

@@ -182,6 +182,29 @@ static void test_select(void)
     CHECK(cpu() == cpu_select());
 }
 
+/* pare's own product: at avx2, and at avx512 on AMD's CPUs only (cpu.h); each
+ * level the CPU has picked in turn through PARE_CPU. */
+static void test_select_product(void)
+{
+    char *was = getenv("PARE_CPU") ? strdup(getenv("PARE_CPU")) : NULL;
+    __builtin_cpu_init();
+    for (int l = 0; l < CPU_LEVELS; l++) {
+        if (!cpu_supports((enum cpu_level)l))
+            continue;
+        setenv("PARE_CPU", cpu_level_name((enum cpu_level)l), 1);
+        const cpu_kernels *k = cpu_select();
+        bool own = l == CPU_AVX2 || (l == CPU_AVX512 && __builtin_cpu_is("amd"));
+        CHECK(k == cpu() && (k->gemm != NULL) == own);
+        CHECK(!own || k->gemm == (l == CPU_AVX2 ? gemm_fma_avx2 : gemm_fma_avx512));
+    }
+    if (was)
+        setenv("PARE_CPU", was, 1);
+    else
+        unsetenv("PARE_CPU");
+    free(was);
+    cpu_select();
+}
+
 static void pick_unknown(void *arg)
 {
     (void)arg;
@@ -198,6 +221,7 @@ int main(void)
 {
     TEST(test_variants);
     TEST(test_select);
+    TEST(test_select_product);
     TEST(test_select_refuses);
     return check_report();
 }
