@@ -284,25 +284,12 @@ static int block_width(int K)
     return (w + 7) / 8 * 8;
 }
 
-/* A thread's packing buffer, kept from one product to the next and grown when
- * too small (at most MC rows of KB for A: 4 MB): allocated anew for each product,
- * its fresh pages, which the system clears, took 4% of pare-score's time. */
-typedef struct {
-    float *data;
-    size_t cap;
-} pack_buffer;
-
-static float *pack_buffer_get(pack_buffer *b, size_t n)
-{
-    if (n > b->cap) {
-        free(b->data);
-        b->data = xmalloc_aligned(n * sizeof(float));
-        b->cap = n;
-    }
-    return b->data;
-}
-
-static _Thread_local pack_buffer strips_of_A, slivers_of_B;
+/* A thread's packing buffers, kept from one product to the next (base/util.h:
+ * scratch_floats; at most MC rows of KB for A, 4 MB): allocated anew for each
+ * product, their fresh pages, which the system clears, took 4% of pare-score's
+ * time. */
+static _Thread_local float *strips_of_A, *slivers_of_B;
+static _Thread_local size_t strips_cap, slivers_cap;
 
 /* Slivers [s0, s1) of C: every block of the summed width in turn, so each value's
  * sum has the same order whichever thread makes it. */
@@ -310,8 +297,8 @@ static void gemm_part(void *ctx, int64_t s0, int64_t s1)
 {
     const gemm_job *j = ctx;
     int kb = block_width(j->K), mc = j->M < MC ? j->M : MC, strips = (mc + MR - 1) / MR;
-    float *A = pack_buffer_get(&strips_of_A, (size_t)strips * MR * kb);
-    float *B = pack_buffer_get(&slivers_of_B, (size_t)GROUP * NR * kb);
+    float *A = scratch_floats(&strips_of_A, &strips_cap, (size_t)strips * MR * kb);
+    float *B = scratch_floats(&slivers_of_B, &slivers_cap, (size_t)GROUP * NR * kb);
     for (int mc0 = 0; mc0 < j->M; mc0 += MC) {
         int M = j->M - mc0 < MC ? j->M - mc0 : MC;
         for (int k0 = 0; k0 < j->K; k0 += kb) {

@@ -137,6 +137,16 @@ void *xmalloc_aligned(size_t n)
     return p;
 }
 
+float *scratch_floats(float **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        free(*buf);
+        *buf = xmalloc_aligned(n * sizeof(float));
+        *cap = n;
+    }
+    return *buf;
+}
+
 void bytes_put(bytes *b, const void *p, size_t n)
 {
     if (n == 0)

@@ -34,6 +34,10 @@ char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned allocation (for tensors), freed with free(). */
 void *xmalloc_aligned(size_t n);
+/* *buf as scratch room for n floats, 64-byte aligned, kept from one use to the
+ * next: when *cap (floats) is less, *buf is freed and allocated anew with n (its
+ * values not kept). Returns *buf. */
+float *scratch_floats(float **buf, size_t *cap, size_t n);
 
 /* Room for n elements in the array p of capacity cap (elements): when n > cap,
  * cap doubles (from first) until n fits and p is reallocated. p and cap are

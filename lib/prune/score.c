@@ -57,15 +57,7 @@ static void act_sink(void *ctx, const char *tensor, const float *x, int N, int n
 
 /* ------------------------------------------------------------------ partial records */
 
-static float *tmp_buf(scorer *s, size_t n)
-{
-    if (n > s->tmp_n) {
-        free(s->tmp);
-        s->tmp = xmalloc(n * sizeof(float));
-        s->tmp_n = n;
-    }
-    return s->tmp;
-}
+static float *tmp_buf(scorer *s, size_t n) { return scratch_floats(&s->tmp, &s->tmp_n, n); }
 
 /* {"t": "sum", "tensor", "quantity", "shape", "data": bin float32 (R, C)} of
  * w * w^wpow... : quantity "wg" = w * x * scale, "wfw" = w * w * x. */
