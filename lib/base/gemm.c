@@ -39,36 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu_vector.h"
 #include "base/parallel.h"
 #include "base/util.h"
 
 #if !defined(CPU_VARIANT)
 #error "gemm.c is compiled with -DCPU_VARIANT=avx2|avx512 (see the Makefile)"
-#endif
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-
-/* The tile's vectors: 8 floats (AVX2) or 16 (AVX-512). */
-#if defined(__AVX512F__)
-enum { VW = 16 };
-typedef __m512 vf;
-#define vload _mm512_load_ps
-#define vloadu _mm512_loadu_ps
-#define vstoreu _mm512_storeu_ps
-#define vadd _mm512_add_ps
-#define vfma _mm512_fmadd_ps
-#define vzero _mm512_setzero_ps
-#define vbroadcast(p) _mm512_set1_ps(*(p))
-#else
-enum { VW = 8 };
-typedef __m256 vf;
-#define vload _mm256_load_ps
-#define vloadu _mm256_loadu_ps
-#define vstoreu _mm256_storeu_ps
-#define vadd _mm256_add_ps
-#define vfma _mm256_fmadd_ps
-#define vzero _mm256_setzero_ps
-#define vbroadcast(p) _mm256_broadcast_ss(p)
 #endif
 
 enum {
@@ -236,7 +212,7 @@ static void tile(int kc, const float *strip, const float *sliver, float *c, int6
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
     }
-    vf c00 = vzero(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00,
+    vf c00 = vset1(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00,
        c41 = c00, c50 = c00, c51 = c00;
     for (int k = 0; k < kc; k++) {
         const float *a = strip + (size_t)k * MR;
@@ -244,7 +220,7 @@ static void tile(int kc, const float *strip, const float *sliver, float *c, int6
         /* row r's two accumulators += a[r] * the sliver's row k (named, so that they stay in registers) */
 #define TILE_ROW(r, lo, hi)              \
     do {                                 \
-        vf x_ = vbroadcast(a + (r));     \
+        vf x_ = vset1(a[r]);             \
         lo = vfma(x_, b0, lo);           \
         hi = vfma(x_, b1, hi);           \
     } while (0)
@@ -261,8 +237,8 @@ static void tile(int kc, const float *strip, const float *sliver, float *c, int6
         for (int r = 0; r < rows; r++) {
             float *row = c + r * ldc;
             for (int h = 0; h < 2; h++) {
-                vf s = add ? vadd(vloadu(row + VW * h), sums[r][h]) : sums[r][h];
-                vstoreu(row + VW * h, s);
+                vf s = add ? vadd(vload(row + VW * h), sums[r][h]) : sums[r][h];
+                vstore(row + VW * h, s);
             }
         }
         return;
@@ -322,7 +298,7 @@ static void gemm_part(void *ctx, int64_t s0, int64_t s1)
     }
 }
 
-void CAT(gemm_fma_, CPU_VARIANT)(float *C, int64_t ldc, const gemm_operand *A, const gemm_operand *B, int M, int N,
+void NAME(gemm_fma)(float *C, int64_t ldc, const gemm_operand *A, const gemm_operand *B, int M, int N,
                                  int K, bool accumulate)
 {
     if (M <= 0 || N <= 0)
